@@ -1,0 +1,231 @@
+//! Audit records: decoding kernel events into JSON lines, and the log they are appended to.
+
+use std::{
+    fs::{File, OpenOptions},
+    io::Write,
+    path::{Path, PathBuf},
+    time::{Duration, SystemTime},
+};
+
+use sandbox_common::{AuditEvent, ACTION_AUDIT, ACTION_DENY, HOOK_FILE_OPEN, RULE_ID_FAIL_CLOSED};
+use serde::{Deserialize, Serialize};
+
+/// One audit record as written to the log (one JSON object per line).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub time: String,
+    pub action: String,
+    pub hook: String,
+    pub pid: u32,
+    pub tgid: u32,
+    pub uid: u32,
+    pub comm: String,
+    pub cgroup_id: u64,
+    pub cgroup: Option<String>,
+    pub policy: Option<String>,
+    pub rule: Option<String>,
+    pub target: Target,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    /// `major:minor` of the filesystem.
+    pub dev: String,
+    pub ino: u64,
+    /// The path of the rule that matched (the kernel-side path of the target is a later step).
+    pub rule_path: Option<String>,
+}
+
+/// What the daemon knows about a policy id, to enrich a raw event.
+pub struct Context<'a> {
+    pub cgroup: Option<&'a str>,
+    pub policy: Option<&'a str>,
+    /// (rule text, resolved path) for the event's rule id.
+    pub rule: Option<(String, String)>,
+}
+
+/// Converts the kernel's boot-time clock to wall-clock time.
+#[derive(Clone, Copy)]
+pub struct Clock {
+    boot_epoch: SystemTime,
+}
+
+impl Clock {
+    pub fn now() -> Self {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: ts is a valid out-pointer.
+        unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+        let since_boot = Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+        Self {
+            boot_epoch: SystemTime::now() - since_boot,
+        }
+    }
+
+    pub fn wall(&self, boot_ns: u64) -> SystemTime {
+        self.boot_epoch + Duration::from_nanos(boot_ns)
+    }
+}
+
+pub fn decode(event: &AuditEvent, clock: &Clock, ctx: &Context) -> AuditRecord {
+    let comm_len = event.comm.iter().position(|&b| b == 0).unwrap_or(event.comm.len());
+    let rule = if event.rule_id == RULE_ID_FAIL_CLOSED {
+        Some("fail-closed (kernel data unreadable or path too deep)".to_string())
+    } else {
+        ctx.rule.as_ref().map(|(r, _)| r.clone())
+    };
+    AuditRecord {
+        time: humantime::format_rfc3339_millis(clock.wall(event.time_ns)).to_string(),
+        action: match event.action {
+            ACTION_DENY => "deny",
+            ACTION_AUDIT => "audit",
+            _ => "unknown",
+        }
+        .into(),
+        hook: match event.hook {
+            HOOK_FILE_OPEN => "file_open",
+            _ => "unknown",
+        }
+        .into(),
+        pid: event.pid,
+        tgid: event.tgid,
+        uid: event.uid,
+        comm: String::from_utf8_lossy(&event.comm[..comm_len]).into_owned(),
+        cgroup_id: event.cgroup_id,
+        cgroup: ctx.cgroup.map(str::to_string),
+        policy: ctx.policy.map(str::to_string),
+        rule,
+        target: Target {
+            dev: format!("{}:{}", event.dev >> 20, event.dev & 0xfffff),
+            ino: event.ino,
+            rule_path: ctx.rule.as_ref().map(|(_, p)| p.clone()),
+        },
+    }
+}
+
+/// A readable one-line view of a record.
+pub fn format_line(r: &AuditRecord) -> String {
+    format!(
+        "{} {} {} pid={} comm={} policy={} rule={} target={}:{}{}",
+        r.time,
+        r.action.to_uppercase(),
+        r.hook,
+        r.tgid,
+        r.comm,
+        r.policy.as_deref().unwrap_or("?"),
+        r.rule.as_deref().unwrap_or("?"),
+        r.target.dev,
+        r.target.ino,
+        r.target
+            .rule_path
+            .as_deref()
+            .map(|p| format!(" ({p})"))
+            .unwrap_or_default(),
+    )
+}
+
+/// Append-only JSON-lines audit log. Each record is written with a single `write` of a whole
+/// line, so a crash never leaves half a record behind a complete one.
+pub struct AuditLog {
+    path: PathBuf,
+    file: File,
+}
+
+impl AuditLog {
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn append(&mut self, record: &AuditRecord) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(record)?;
+        line.push(b'\n');
+        self.file.write_all(&line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event() -> AuditEvent {
+        let mut comm = [0u8; 16];
+        comm[..3].copy_from_slice(b"cat");
+        AuditEvent {
+            time_ns: 1_000_000_000,
+            cgroup_id: 42,
+            ino: 1234,
+            dev: (8 << 20) | 1,
+            pid: 10,
+            tgid: 10,
+            uid: 0,
+            policy_id: 3,
+            rule_id: 0,
+            hook: HOOK_FILE_OPEN,
+            action: ACTION_DENY,
+            comm,
+        }
+    }
+
+    #[test]
+    fn decodes_an_event_with_context() {
+        let ctx = Context {
+            cgroup: Some("/sys/fs/cgroup/agent"),
+            policy: Some("default"),
+            rule: Some(("deny_read ~/.ssh".into(), "/root/.ssh".into())),
+        };
+        let r = decode(&event(), &Clock::now(), &ctx);
+        assert_eq!(r.action, "deny");
+        assert_eq!(r.hook, "file_open");
+        assert_eq!(r.comm, "cat");
+        assert_eq!(r.target.dev, "8:1");
+        assert_eq!(r.policy.as_deref(), Some("default"));
+        let line = format_line(&r);
+        assert!(line.contains("DENY file_open pid=10 comm=cat policy=default"), "{line}");
+        assert!(line.ends_with("target=8:1:1234 (/root/.ssh)"), "{line}");
+    }
+
+    #[test]
+    fn fail_closed_denials_say_so() {
+        let mut e = event();
+        e.rule_id = RULE_ID_FAIL_CLOSED;
+        let ctx = Context {
+            cgroup: None,
+            policy: None,
+            rule: None,
+        };
+        let r = decode(&e, &Clock::now(), &ctx);
+        assert!(r.rule.unwrap().starts_with("fail-closed"));
+    }
+
+    #[test]
+    fn log_lines_are_whole_json_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/audit.log");
+        let mut log = AuditLog::open(&path).unwrap();
+        let ctx = Context {
+            cgroup: None,
+            policy: None,
+            rule: None,
+        };
+        let r = decode(&event(), &Clock::now(), &ctx);
+        log.append(&r).unwrap();
+        log.append(&r).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(serde_json::from_str::<AuditRecord>(lines[1]).unwrap(), r);
+    }
+}

@@ -1,0 +1,110 @@
+//! Loads the embedded programs with the running kernel's offsets, attaches them, and pins
+//! maps and links in bpffs so enforcement outlives the daemon process.
+
+use std::path::{Path, PathBuf};
+
+use aya::{
+    programs::{links::FdLink, links::PinnedLink, Lsm},
+    Btf, Ebpf, EbpfLoader,
+};
+use sandbox_common::GLOBAL_OFFSETS;
+
+use super::{support::SupportError, EBPF_OBJECT, PROGRAMS};
+
+/// bpffs layout: `<dir>/maps/<MAP>` and `<dir>/links/<hook>`.
+#[derive(Clone, Debug)]
+pub struct PinLayout {
+    pub root: PathBuf,
+}
+
+impl PinLayout {
+    pub fn new(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+        }
+    }
+    pub fn maps(&self) -> PathBuf {
+        self.root.join("maps")
+    }
+    pub fn links(&self) -> PathBuf {
+        self.root.join("links")
+    }
+}
+
+/// Parses the object and loads every program into the kernel, without attaching. Maps are
+/// created (or reused, when already pinned) under `maps_dir`.
+pub fn load(maps_dir: &Path) -> Result<Ebpf, SupportError> {
+    super::support::static_checks()?;
+    let offsets = crate::kernel_offsets::from_running_kernel()?;
+    std::fs::create_dir_all(maps_dir).map_err(|e| {
+        SupportError::Other(format!(
+            "cannot create {} (is bpffs mounted at /sys/fs/bpf?): {e}",
+            maps_dir.display()
+        ))
+    })?;
+    let mut ebpf = EbpfLoader::new()
+        .override_global(GLOBAL_OFFSETS, &offsets, true)
+        .default_map_pin_directory(maps_dir)
+        .load(EBPF_OBJECT)
+        .map_err(|e| SupportError::Other(format!("cannot load the eBPF object: {e}")))?;
+    let btf = Btf::from_sys_fs()
+        .map_err(|e| SupportError::Other(format!("cannot read kernel BTF: {e}")))?;
+    for (hook, name) in PROGRAMS {
+        let program: &mut Lsm = ebpf
+            .program_mut(name)
+            .ok_or_else(|| SupportError::Other(format!("program {name} missing from the object")))?
+            .try_into()
+            .map_err(|e| SupportError::Other(format!("program {name}: {e}")))?;
+        program
+            .load(hook, &btf)
+            .map_err(|e| SupportError::ProgramRefused {
+                program: name.to_string(),
+                detail: error_chain(&e),
+            })?;
+    }
+    Ok(ebpf)
+}
+
+/// Attaches every program and pins its link, replacing (after the new one is attached, so there
+/// is no gap) a link pinned by an earlier daemon.
+pub fn attach_and_pin(ebpf: &mut Ebpf, links_dir: &Path) -> Result<(), SupportError> {
+    std::fs::create_dir_all(links_dir)
+        .map_err(|e| SupportError::Other(format!("cannot create {}: {e}", links_dir.display())))?;
+    for (hook, name) in PROGRAMS {
+        let program: &mut Lsm = ebpf
+            .program_mut(name)
+            .ok_or_else(|| SupportError::Other(format!("program {name} missing")))?
+            .try_into()
+            .map_err(|e| SupportError::Other(format!("program {name}: {e}")))?;
+        let id = program.attach().map_err(|e| SupportError::ProgramRefused {
+            program: name.to_string(),
+            detail: error_chain(&e),
+        })?;
+        let link: FdLink = program
+            .take_link(id)
+            .map_err(|e| SupportError::Other(format!("link of {name}: {e}")))?
+            .into();
+        let pin = links_dir.join(hook);
+        let old = PinnedLink::from_pin(&pin).ok();
+        if let Some(old) = old {
+            // Both links are attached now; dropping the old one detaches it.
+            let _ = old.unpin();
+        }
+        // The pin keeps the link (and so the program) attached after this process exits.
+        link.pin(&pin)
+            .map_err(|e| SupportError::Other(format!("cannot pin {}: {e}", pin.display())))?;
+    }
+    Ok(())
+}
+
+/// Full error text, including causes (aya's top-level messages omit the errno).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}

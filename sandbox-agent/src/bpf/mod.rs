@@ -1,0 +1,13 @@
+//! The kernel side as the daemon sees it: loading the embedded programs (`loader`), the policy
+//! maps (`policy_maps`), and the kernel support checks shared by `doctor` and `daemon`
+//! (`support`).
+
+pub mod loader;
+pub mod policy_maps;
+pub mod support;
+
+/// The eBPF object built by build.rs from the sandbox-ebpf crate.
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sandbox-ebpf"));
+
+/// LSM hooks and the program names implementing them.
+pub const PROGRAMS: &[(&str, &str)] = &[("file_open", "file_open")];

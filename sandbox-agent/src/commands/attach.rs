@@ -1,0 +1,85 @@
+//! `attach` and `detach`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+
+use crate::{
+    client,
+    policy::Policy,
+    protocol::{AttachInfo, Op, Reply},
+};
+
+/// Reads and validates the policy locally (for early, precise errors), then asks the daemon,
+/// which validates again and resolves the paths itself.
+pub fn attach(socket: &Path, cgroup: &Path, policy: &Path, home: &Path) -> anyhow::Result<AttachInfo> {
+    let text = std::fs::read_to_string(policy)
+        .with_context(|| format!("cannot read policy {}", policy.display()))?;
+    Policy::from_file(policy)?;
+    let cgroup = absolute(cgroup)?;
+    let reply = client::call(
+        socket,
+        Op::Attach {
+            cgroup,
+            policy_file: policy.display().to_string(),
+            policy_yaml: text,
+            home: home.to_path_buf(),
+        },
+    )?;
+    match reply {
+        Reply::Attached(info) => Ok(info),
+        other => bail!("unexpected answer from the daemon: {other:?}"),
+    }
+}
+
+pub fn print_attached(info: &AttachInfo) {
+    for w in &info.warnings {
+        eprintln!("sandbox-agent: warning: {w}");
+    }
+    println!(
+        "{} policy {:?} ({} mode, {} rules, {} map entries) to {}",
+        if info.replaced { "switched to" } else { "attached" },
+        info.policy,
+        info.mode,
+        info.rules,
+        info.map_entries,
+        info.cgroup.display()
+    );
+}
+
+pub fn detach(socket: &Path, cgroup: &Path) -> anyhow::Result<()> {
+    client::call(
+        socket,
+        Op::Detach {
+            cgroup: absolute(cgroup)?,
+        },
+    )?;
+    Ok(())
+}
+
+/// The daemon resolves paths from its own working directory: send absolute ones.
+fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
+    Ok(std::path::absolute(p).with_context(|| format!("invalid path {}", p.display()))?)
+}
+
+/// What `~` means when the user gave no `--home`: the invoking user's home (the sudo caller's
+/// when run through sudo).
+pub fn default_home() -> anyhow::Result<PathBuf> {
+    if let Ok(user) = std::env::var("SUDO_USER") {
+        if let Some(home) = home_of(&user) {
+            return Ok(home);
+        }
+    }
+    match std::env::var_os("HOME") {
+        Some(h) if !h.is_empty() => Ok(PathBuf::from(h)),
+        _ => bail!("cannot tell what ~ means: HOME is not set; pass --home DIR"),
+    }
+}
+
+fn home_of(user: &str) -> Option<PathBuf> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() >= 6 && f[0] == user).then(|| PathBuf::from(f[5]))
+    })
+}

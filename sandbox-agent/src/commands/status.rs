@@ -1,0 +1,45 @@
+//! `status`.
+
+use std::path::Path;
+
+use anyhow::bail;
+
+use crate::{
+    client,
+    protocol::{Op, Reply, StatusInfo},
+};
+
+pub fn fetch(socket: &Path) -> anyhow::Result<StatusInfo> {
+    match client::call(socket, Op::Status)? {
+        Reply::Status(s) => Ok(s),
+        other => bail!("unexpected answer from the daemon: {other:?}"),
+    }
+}
+
+pub fn print(s: &StatusInfo) {
+    println!(
+        "daemon pid {} on kernel {}, pins in {}, audit log {}",
+        s.daemon_pid,
+        s.kernel,
+        s.bpffs.display(),
+        s.audit_log.display()
+    );
+    println!(
+        "events: {} logged, {} dropped",
+        s.events_logged, s.events_dropped
+    );
+    if s.attachments.is_empty() {
+        println!("no cgroup is confined");
+    }
+    for a in &s.attachments {
+        println!(
+            "  {} (id {}): policy {:?} generation {} ({}, {} rules)",
+            a.cgroup.display(),
+            a.cgroup_id,
+            a.policy,
+            a.policy_id,
+            a.mode,
+            a.rules
+        );
+    }
+}

@@ -1,0 +1,67 @@
+//! `sandbox-agent daemon`: loads and pins the programs, serves the control socket, and writes
+//! audit events to the log.
+
+mod audit_reader;
+mod server;
+mod state;
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
+
+use anyhow::Context as _;
+use sandbox_common::{MAP_EVENTS, MAP_EVENT_DROPS};
+
+use crate::{
+    audit::AuditLog,
+    bpf::{loader, policy_maps::PolicyMaps},
+};
+
+pub use state::DaemonState;
+
+pub struct DaemonOptions {
+    pub socket: PathBuf,
+    pub bpffs: PathBuf,
+    pub audit_log: PathBuf,
+}
+
+pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
+    let pins = loader::PinLayout::new(&opts.bpffs);
+    // Refuse to start (and so to accept any attach) unless the kernel really enforces.
+    let mut ebpf = loader::load(&pins.maps())?;
+    let maps = PolicyMaps::new(&mut ebpf)?;
+    loader::attach_and_pin(&mut ebpf, &pins.links())?;
+    let events = ebpf
+        .take_map(MAP_EVENTS)
+        .context("map EVENTS missing from the eBPF object")?;
+    let drops = ebpf
+        .take_map(MAP_EVENT_DROPS)
+        .context("map EVENT_DROPS missing from the eBPF object")?;
+    let log = AuditLog::open(&opts.audit_log)
+        .with_context(|| format!("cannot open audit log {}", opts.audit_log.display()))?;
+
+    let state = Arc::new(Mutex::new(DaemonState::new(maps, &opts)));
+    let listener = server::bind(&opts.socket)?;
+    tracing::info!(
+        socket = %opts.socket.display(),
+        bpffs = %opts.bpffs.display(),
+        audit_log = %opts.audit_log.display(),
+        "enforcing: BPF LSM programs attached and pinned"
+    );
+    let audit = tokio::spawn(audit_reader::run(events, drops, log, state.clone()));
+    let serve = tokio::spawn(server::serve(listener, state.clone()));
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+        r = audit => r.context("audit reader stopped")??,
+        r = serve => r.context("control server stopped")??,
+    }
+    let _ = std::fs::remove_file(&opts.socket);
+    // `ebpf` is dropped here; the pinned links keep enforcement in place.
+    tracing::info!("daemon stopping; pinned programs keep enforcing attached policies");
+    drop(ebpf);
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! What the daemon knows: the policy maps and, per attached cgroup, the compiled policy.
+
+use std::{collections::BTreeMap, path::PathBuf};
+
+use crate::{
+    bpf::policy_maps::PolicyMaps,
+    cgroup,
+    policy::{self, CompiledPolicy, Mode},
+    protocol::{AttachInfo, Op, Reply, StatusInfo},
+};
+
+use super::DaemonOptions;
+
+struct Attachment {
+    info: AttachInfo,
+    compiled: CompiledPolicy,
+}
+
+pub struct DaemonState {
+    maps: PolicyMaps,
+    attachments: BTreeMap<u64, Attachment>,
+    bpffs: PathBuf,
+    audit_log: PathBuf,
+    pub events_logged: u64,
+    pub events_dropped: u64,
+}
+
+impl DaemonState {
+    pub fn new(maps: PolicyMaps, opts: &DaemonOptions) -> Self {
+        let state = Self {
+            maps,
+            attachments: BTreeMap::new(),
+            bpffs: opts.bpffs.clone(),
+            audit_log: opts.audit_log.clone(),
+            events_logged: 0,
+            events_dropped: 0,
+        };
+        for (cgroup_id, p) in state.maps.attached() {
+            tracing::warn!(
+                cgroup_id,
+                policy_id = p.policy_id,
+                "adopted an attachment pinned by an earlier daemon; it stays enforced"
+            );
+        }
+        state
+    }
+
+    /// Handles one request from a peer whose uid is `uid`.
+    pub fn handle(&mut self, op: Op, uid: u32) -> Reply {
+        let mutating = !matches!(op, Op::Status);
+        if mutating && uid != 0 {
+            return Reply::Error {
+                message: format!(
+                    "permission denied: only root may change policy (you are uid {uid})"
+                ),
+            };
+        }
+        let result = match op {
+            Op::Status => Ok(Reply::Status(self.status())),
+            Op::Attach {
+                cgroup,
+                policy_file,
+                policy_yaml,
+                home,
+            } => self.attach(cgroup, &policy_file, &policy_yaml, home),
+            Op::Detach { cgroup } => self.detach(cgroup),
+        };
+        result.unwrap_or_else(|message| Reply::Error { message })
+    }
+
+    fn attach(
+        &mut self,
+        cgroup: PathBuf,
+        policy_file: &str,
+        policy_yaml: &str,
+        home: PathBuf,
+    ) -> Result<Reply, String> {
+        let cgroup_id = cgroup::cgroup_id(&cgroup).map_err(|e| e.to_string())?;
+        let parsed = policy::parse(policy_file, policy_yaml).map_err(|e| e.to_string())?;
+        if !home.is_absolute() {
+            return Err(format!("home {} is not an absolute path", home.display()));
+        }
+        let compiled = policy::compile(&parsed, &home)
+            .map_err(|e| format!("{policy_file}: {e}; nothing was attached"))?;
+        let (policy_id, map_entries) = self
+            .maps
+            .attach(cgroup_id, &compiled)
+            .map_err(|e| format!("{e}; the previous state is unchanged"))?;
+        let replaced = self.attachments.contains_key(&cgroup_id);
+        let info = AttachInfo {
+            cgroup: cgroup.clone(),
+            cgroup_id,
+            policy: compiled.name.clone(),
+            policy_id,
+            mode: match compiled.mode {
+                Mode::Enforce => "enforce",
+                Mode::Audit => "audit",
+            }
+            .into(),
+            rules: compiled.rules.len(),
+            map_entries,
+            warnings: compiled.warnings.clone(),
+            replaced,
+        };
+        tracing::info!(
+            cgroup = %cgroup.display(),
+            policy = %info.policy,
+            policy_id,
+            rules = info.rules,
+            "attached"
+        );
+        self.attachments.insert(
+            cgroup_id,
+            Attachment {
+                info: info.clone(),
+                compiled,
+            },
+        );
+        Ok(Reply::Attached(info))
+    }
+
+    fn detach(&mut self, cgroup: PathBuf) -> Result<Reply, String> {
+        let cgroup_id = cgroup::cgroup_id(&cgroup).map_err(|e| e.to_string())?;
+        if !self.maps.detach(cgroup_id).map_err(|e| e.to_string())? {
+            return Err(format!("cgroup {} has no policy attached", cgroup.display()));
+        }
+        self.attachments.remove(&cgroup_id);
+        tracing::info!(cgroup = %cgroup.display(), "detached");
+        Ok(Reply::Detached { cgroup })
+    }
+
+    fn status(&self) -> StatusInfo {
+        StatusInfo {
+            daemon_pid: std::process::id(),
+            kernel: kernel_release(),
+            bpffs: self.bpffs.clone(),
+            audit_log: self.audit_log.clone(),
+            attachments: self.attachments.values().map(|a| a.info.clone()).collect(),
+            events_logged: self.events_logged,
+            events_dropped: self.events_dropped,
+        }
+    }
+
+    /// (cgroup path, policy name, (rule, resolved path)) for an event's policy and rule ids.
+    pub fn describe(&self, policy_id: u32, rule_id: u32) -> Option<(String, String, Option<(String, String)>)> {
+        let a = self
+            .attachments
+            .values()
+            .find(|a| a.info.policy_id == policy_id)?;
+        let rule = a.compiled.rule(rule_id).map(|r| {
+            (
+                format!("{} {}", r.kind, r.path),
+                r.resolved.display().to_string(),
+            )
+        });
+        Some((
+            a.info.cgroup.display().to_string(),
+            a.info.policy.clone(),
+            rule,
+        ))
+    }
+}
+
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}

@@ -1,0 +1,173 @@
+//! Resolves the struct field offsets the BPF programs need from the running kernel's BTF, so
+//! one binary enforces on every kernel (there is no CO-RE relocation for Rust eBPF).
+
+use std::path::Path;
+
+use btf_rs::{Btf, BtfType, Type};
+use sandbox_common::KernelOffsets;
+
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+#[derive(Debug, thiserror::Error)]
+pub enum OffsetError {
+    #[error("cannot read kernel BTF {path}: {source} (the kernel needs CONFIG_DEBUG_INFO_BTF=y)")]
+    Read {
+        path: String,
+        #[source]
+        source: btf_rs::Error,
+    },
+    #[error("kernel BTF has no struct {0}")]
+    NoStruct(String),
+    #[error("kernel BTF: struct {strukt} has no field {field}")]
+    NoField { strukt: String, field: String },
+    #[error("kernel BTF: field {strukt}.{field} is not a struct, cannot descend into it")]
+    NotAStruct { strukt: String, field: String },
+    #[error("kernel BTF: field {strukt}.{field} is a bitfield")]
+    Bitfield { strukt: String, field: String },
+    #[error("kernel BTF: {0}")]
+    Btf(#[from] btf_rs::Error),
+}
+
+/// Reads the offsets from `/sys/kernel/btf/vmlinux`.
+pub fn from_running_kernel() -> Result<KernelOffsets, OffsetError> {
+    from_btf_file(Path::new(VMLINUX_BTF))
+}
+
+pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
+    let btf = Btf::from_file(path).map_err(|source| OffsetError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let off = |strukt: &str, fields: &[&str]| field_offset(&btf, strukt, fields);
+    Ok(KernelOffsets {
+        file_dentry: off("file", &["f_path", "dentry"])?,
+        file_inode: off("file", &["f_inode"])?,
+        inode_ino: off("inode", &["i_ino"])?,
+        inode_sb: off("inode", &["i_sb"])?,
+        sb_dev: off("super_block", &["s_dev"])?,
+        dentry_parent: off("dentry", &["d_parent"])?,
+        dentry_inode: off("dentry", &["d_inode"])?,
+        dentry_name_len: off("dentry", &["d_name", "len"])?,
+        dentry_name_ptr: off("dentry", &["d_name", "name"])?,
+        valid: 1,
+    })
+}
+
+/// Byte offset of `fields` (a path through nested structs) from the start of `struct strukt`.
+/// Members of anonymous structs and unions are found as if they were direct members, the way C
+/// sees them.
+pub fn field_offset(btf: &Btf, strukt: &str, fields: &[&str]) -> Result<u32, OffsetError> {
+    let mut current = find_struct(btf, strukt)?;
+    let mut current_name = strukt.to_string();
+    let mut bits = 0u32;
+    for (i, field) in fields.iter().enumerate() {
+        let (member_bits, type_id) = find_member(btf, &current, field)?.ok_or_else(|| {
+            OffsetError::NoField {
+                strukt: current_name.clone(),
+                field: field.to_string(),
+            }
+        })?;
+        bits += member_bits;
+        if i + 1 < fields.len() {
+            current = match resolve_through_modifiers(btf, type_id)? {
+                Type::Struct(s) | Type::Union(s) => s,
+                _ => {
+                    return Err(OffsetError::NotAStruct {
+                        strukt: current_name,
+                        field: field.to_string(),
+                    })
+                }
+            };
+            current_name = format!("{current_name}.{field}");
+        }
+    }
+    if bits % 8 != 0 {
+        return Err(OffsetError::Bitfield {
+            strukt: strukt.to_string(),
+            field: fields.join("."),
+        });
+    }
+    Ok(bits / 8)
+}
+
+fn find_struct(btf: &Btf, name: &str) -> Result<btf_rs::Struct, OffsetError> {
+    btf.resolve_types_by_name(name)
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(|t| match t {
+            Type::Struct(s) => Some(s),
+            _ => None,
+        })
+        .ok_or_else(|| OffsetError::NoStruct(name.to_string()))
+}
+
+/// (bit offset, type id) of a member, searching anonymous members recursively.
+fn find_member(
+    btf: &Btf,
+    strukt: &btf_rs::Struct,
+    name: &str,
+) -> Result<Option<(u32, u32)>, OffsetError> {
+    for member in &strukt.members {
+        let member_name = btf.resolve_name(member).unwrap_or_default();
+        let Some(type_id) = member.get_type_id() else {
+            continue;
+        };
+        if member_name == name {
+            return Ok(Some((member.bit_offset(), type_id)));
+        }
+        if member_name.is_empty() {
+            if let Type::Struct(inner) | Type::Union(inner) = resolve_through_modifiers(btf, type_id)?
+            {
+                if let Some((bits, id)) = find_member(btf, &inner, name)? {
+                    return Ok(Some((member.bit_offset() + bits, id)));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Follows typedef/const/volatile/restrict/type-tag links to the underlying type.
+fn resolve_through_modifiers(btf: &Btf, mut id: u32) -> Result<Type, OffsetError> {
+    for _ in 0..32 {
+        let t = btf.resolve_type_by_id(id)?;
+        let next = match &t {
+            Type::Typedef(x) => x.get_type_id(),
+            Type::Const(x) | Type::Volatile(x) | Type::Restrict(x) => x.get_type_id(),
+            Type::TypeTag(x) => x.get_type_id(),
+            _ => return Ok(t),
+        };
+        match next {
+            Some(n) => id = n,
+            None => return Ok(t),
+        }
+    }
+    Ok(btf.resolve_type_by_id(id)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whatever kernel runs the unit tests has BTF (the test machines do): the offsets must be
+    /// found and plausible.
+    #[test]
+    fn resolves_offsets_on_the_running_kernel() {
+        if !Path::new(VMLINUX_BTF).exists() {
+            panic!("{VMLINUX_BTF} missing: unit tests need a kernel with BTF");
+        }
+        let off = from_running_kernel().unwrap();
+        assert_eq!(off.valid, 1);
+        // struct qstr { union { struct { u32 hash; u32 len; }; u64 hash_len; }; const char *name; }
+        assert_eq!(off.dentry_name_ptr, off.dentry_name_len + 4);
+        assert_ne!(off.file_inode, off.file_dentry);
+        assert!(off.sb_dev < 4096 && off.inode_sb < 4096);
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let btf = Btf::from_file(VMLINUX_BTF).unwrap();
+        let err = field_offset(&btf, "dentry", &["no_such_field"]).unwrap_err();
+        assert!(err.to_string().contains("dentry has no field no_such_field"), "{err}");
+    }
+}

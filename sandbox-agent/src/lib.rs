@@ -1,0 +1,12 @@
+//! sandbox-agent userspace: the daemon, the CLI verbs, and what they share.
+
+pub mod audit;
+pub mod bpf;
+pub mod cgroup;
+pub mod client;
+pub mod commands;
+pub mod daemon;
+pub mod identity;
+pub mod kernel_offsets;
+pub mod policy;
+pub mod protocol;

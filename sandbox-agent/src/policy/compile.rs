@@ -1,0 +1,289 @@
+//! Compiles a policy into map entries keyed by canonical inode identity.
+//!
+//! For every denied path the daemon writes:
+//! - an inode rule on the file or directory it resolves to (any alias reaches that inode), and
+//! - a name rule on (parent directory inode, hash of the last component), so the path stays
+//!   denied when the file is created later or replaced by a rename.
+//!
+//! When more than the last component is missing, the name rule is placed on the deepest existing
+//! directory for the first missing component: its whole subtree is denied (fail closed).
+
+use std::{
+    collections::BTreeMap,
+    ffi::OsStr,
+    os::unix::ffi::OsStrExt,
+    path::{Component, Path, PathBuf},
+};
+
+use sandbox_common::{name_hash, RuleValue, RULE_DENY_READ, RULE_NAMED_CHILDREN};
+use serde::Serialize;
+
+use super::schema::{expand_home, Mode, Policy};
+use crate::identity::{file_id, FileId};
+
+/// (parent directory identity, hash of the child's name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NameRuleKey {
+    pub parent_dev: u32,
+    pub parent_ino: u64,
+    pub name_hash: u64,
+}
+
+/// What a rule id means, for status and audit output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RuleInfo {
+    pub id: u32,
+    pub kind: &'static str,
+    /// As written in the policy.
+    pub path: String,
+    /// After `~` expansion and symlink resolution of the existing part.
+    pub resolved: PathBuf,
+    /// Whether the path existed when the policy was compiled.
+    pub exists: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct CompiledPolicy {
+    pub name: String,
+    pub mode: Mode,
+    pub inode_rules: BTreeMap<(u32, u64), RuleValue>,
+    pub name_rules: BTreeMap<NameRuleKey, RuleValue>,
+    pub rules: Vec<RuleInfo>,
+    pub warnings: Vec<String>,
+}
+
+impl CompiledPolicy {
+    fn add_inode(&mut self, id: FileId, flags: u32, rule_id: u32) {
+        let v = self.inode_rules.entry((id.dev, id.ino)).or_default();
+        // Keep the first real rule id that denies; the named-children bit carries no id.
+        if v.flags & !RULE_NAMED_CHILDREN == 0 && flags & !RULE_NAMED_CHILDREN != 0 {
+            v.rule_id = rule_id;
+        }
+        v.flags |= flags;
+    }
+
+    fn add_name(&mut self, parent: FileId, name: &OsStr, flags: u32, rule_id: u32) {
+        self.add_inode(parent, RULE_NAMED_CHILDREN, rule_id);
+        let key = NameRuleKey {
+            parent_dev: parent.dev,
+            parent_ino: parent.ino,
+            name_hash: name_hash(name.as_bytes()),
+        };
+        let v = self.name_rules.entry(key).or_insert(RuleValue { flags: 0, rule_id });
+        v.flags |= flags;
+    }
+
+    /// The rule behind a rule id, if any.
+    pub fn rule(&self, id: u32) -> Option<&RuleInfo> {
+        self.rules.get(id as usize)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error("deny_read {path:?}: {message}")]
+    Path { path: String, message: String },
+}
+
+/// Resolves every rule of `policy` against the filesystem as seen by this process, with `~`
+/// meaning `home`.
+pub fn compile(policy: &Policy, home: &Path) -> Result<CompiledPolicy, CompileError> {
+    let mut out = CompiledPolicy {
+        name: policy.name.clone(),
+        mode: policy.mode,
+        ..Default::default()
+    };
+    for entry in &policy.deny_read {
+        let id = out.rules.len() as u32;
+        let path = expand_home(entry, home);
+        let info = add_path_rule(&mut out, &path, RULE_DENY_READ, id).map_err(|message| {
+            CompileError::Path {
+                path: entry.clone(),
+                message,
+            }
+        })?;
+        out.rules.push(RuleInfo {
+            id,
+            kind: "deny_read",
+            path: entry.clone(),
+            resolved: info.0,
+            exists: info.1,
+        });
+    }
+    Ok(out)
+}
+
+/// Adds the inode and name rules for one path; returns (resolved path, exists).
+fn add_path_rule(
+    out: &mut CompiledPolicy,
+    path: &Path,
+    flags: u32,
+    rule_id: u32,
+) -> Result<(PathBuf, bool), String> {
+    let lexical = normalize(path)?;
+    // The deepest ancestor (or the path itself) that exists, and what is missing below it.
+    let mut existing = lexical.clone();
+    let mut missing: Vec<std::ffi::OsString> = Vec::new();
+    let canonical = loop {
+        match std::fs::canonicalize(&existing) {
+            Ok(c) => break c,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let Some(name) = existing.file_name() else {
+                    return Err(format!("no part of {} exists", lexical.display()));
+                };
+                missing.push(name.to_os_string());
+                existing.pop();
+            }
+            Err(e) => return Err(format!("cannot resolve {}: {e}", existing.display())),
+        }
+    };
+    let stat = |p: &Path| file_id(p).map_err(|e| format!("cannot stat {}: {e}", p.display()));
+    if missing.is_empty() {
+        out.add_inode(stat(&canonical)?, flags, rule_id);
+        if let (Some(parent), Some(name)) = (canonical.parent(), canonical.file_name()) {
+            let parent_id = stat(parent)?;
+            // Only meaningful when parent and child are on one filesystem (not a mount point).
+            if parent_id.dev == stat(&canonical)?.dev {
+                out.add_name(parent_id, name, flags, rule_id);
+            }
+        }
+        return Ok((canonical, true));
+    }
+    let first_missing = missing.last().cloned().unwrap_or_default();
+    out.add_name(stat(&canonical)?, &first_missing, flags, rule_id);
+    let mut resolved = canonical.clone();
+    for part in missing.iter().rev() {
+        resolved.push(part);
+    }
+    let denied_root = canonical.join(&first_missing);
+    if missing.len() > 1 {
+        out.warnings.push(format!(
+            "{} does not exist: all of {} is denied until the policy is attached again",
+            resolved.display(),
+            denied_root.display()
+        ));
+    } else {
+        out.warnings.push(format!(
+            "{} does not exist yet: it is denied once created",
+            resolved.display()
+        ));
+    }
+    Ok((resolved, false))
+}
+
+/// Lexically resolves `.` and `..` of an absolute path (before any symlink resolution the
+/// kernel would also apply `..` lexically after following earlier components, but the paths in
+/// policies are written by people, and `a/../b` in a policy means `b`).
+fn normalize(path: &Path) -> Result<PathBuf, String> {
+    if !path.is_absolute() {
+        return Err(format!("{} is not absolute", path.display()));
+    }
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(p) => out.push(p),
+            Component::Prefix(_) => return Err(format!("{} is not a Unix path", path.display())),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::parse;
+
+    fn policy(deny_read: &[&str]) -> Policy {
+        let list = deny_read
+            .iter()
+            .map(|p| format!("  - {p:?}\n"))
+            .collect::<String>();
+        parse("t.yaml", &format!("name: t\ndeny_read:\n{list}")).unwrap()
+    }
+
+    fn name_key(parent: &Path, name: &str) -> NameRuleKey {
+        let id = file_id(parent).unwrap();
+        NameRuleKey {
+            parent_dev: id.dev,
+            parent_ino: id.ino,
+            name_hash: name_hash(name.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn existing_file_gets_an_inode_rule_and_a_name_rule() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir(home.path().join(".ssh")).unwrap();
+        std::fs::write(home.path().join(".ssh/id_rsa"), "k").unwrap();
+        let c = compile(&policy(&["~/.ssh/id_rsa"]), home.path()).unwrap();
+        let id = file_id(&home.path().join(".ssh/id_rsa")).unwrap();
+        assert_eq!(c.inode_rules[&(id.dev, id.ino)].flags, RULE_DENY_READ);
+        let key = name_key(&home.path().join(".ssh"), "id_rsa");
+        assert_eq!(c.name_rules[&key].flags, RULE_DENY_READ);
+        let parent = file_id(&home.path().join(".ssh")).unwrap();
+        assert_eq!(
+            c.inode_rules[&(parent.dev, parent.ino)].flags,
+            RULE_NAMED_CHILDREN
+        );
+        assert!(c.warnings.is_empty());
+        assert!(c.rules[0].exists);
+    }
+
+    #[test]
+    fn missing_last_component_is_a_name_rule_with_a_warning() {
+        let home = tempfile::tempdir().unwrap();
+        let c = compile(&policy(&["~/.aws"]), home.path()).unwrap();
+        let key = name_key(home.path(), ".aws");
+        assert_eq!(c.name_rules[&key].flags, RULE_DENY_READ);
+        assert_eq!(c.rules[0].resolved, home.path().canonicalize().unwrap().join(".aws"));
+        assert!(!c.rules[0].exists);
+        assert!(c.warnings[0].contains("denied once created"), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn deeper_missing_path_denies_the_first_missing_directory() {
+        let home = tempfile::tempdir().unwrap();
+        let c = compile(&policy(&["~/.config/gcloud/credentials.db"]), home.path()).unwrap();
+        assert!(c.name_rules.contains_key(&name_key(home.path(), ".config")));
+        assert!(c.warnings[0].contains("all of"), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn a_symlinked_rule_path_protects_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("real"), "s").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("real"), dir.path().join("link")).unwrap();
+        let p = dir.path().join("link");
+        let c = compile(&policy(&[p.to_str().unwrap()]), Path::new("/")).unwrap();
+        let id = file_id(&dir.path().join("real")).unwrap();
+        assert!(c.inode_rules.contains_key(&(id.dev, id.ino)));
+        assert!(c.name_rules.contains_key(&name_key(dir.path(), "real")));
+    }
+
+    #[test]
+    fn dot_dot_in_a_rule_is_resolved() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        std::fs::write(dir.path().join("secret"), "s").unwrap();
+        let p = format!("{}/a/../secret", dir.path().display());
+        let c = compile(&policy(&[&p]), Path::new("/")).unwrap();
+        let id = file_id(&dir.path().join("secret")).unwrap();
+        assert!(c.inode_rules.contains_key(&(id.dev, id.ino)));
+    }
+
+    #[test]
+    fn two_rules_on_one_directory_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = format!("{}/a", dir.path().display());
+        let b = format!("{}/b", dir.path().display());
+        let c = compile(&policy(&[&a, &b]), Path::new("/")).unwrap();
+        assert_eq!(c.name_rules.len(), 2);
+        let parent = file_id(dir.path()).unwrap();
+        assert_eq!(c.inode_rules[&(parent.dev, parent.ino)].flags, RULE_NAMED_CHILDREN);
+        assert_eq!(c.rules.len(), 2);
+    }
+}

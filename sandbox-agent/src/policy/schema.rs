@@ -1,0 +1,264 @@
+//! The policy file format and its validation. Every error names the file, the line and the
+//! field, and a policy that does not validate is never attached.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Deny and record.
+    #[default]
+    Enforce,
+    /// Allow, but record what would have been denied.
+    Audit,
+}
+
+/// A validated policy. Paths are as written (`~` not yet expanded): the daemon expands them
+/// against the target user's home when it attaches the policy.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    pub name: String,
+    #[serde(default)]
+    pub mode: Mode,
+    /// Files and directories (whole subtrees) no confined process may open.
+    #[serde(default)]
+    pub deny_read: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{file}:{line}: {field}: {message}")]
+pub struct PolicyError {
+    pub file: String,
+    /// 1-based; 0 when the position is unknown.
+    pub line: usize,
+    pub field: String,
+    pub message: String,
+}
+
+/// Parses and validates policy text. `file` names the source in errors.
+pub fn parse(file: &str, text: &str) -> Result<Policy, PolicyError> {
+    let policy: Policy = serde_yaml::from_str(text).map_err(|e| yaml_error(file, text, &e))?;
+    validate(file, text, &policy)?;
+    Ok(policy)
+}
+
+impl Policy {
+    /// Reads and parses a policy file.
+    pub fn from_file(path: &Path) -> Result<Policy, PolicyError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| PolicyError {
+            file: file.clone(),
+            line: 0,
+            field: "(file)".into(),
+            message: format!("cannot read policy: {e}"),
+        })?;
+        parse(&file, &text)
+    }
+}
+
+fn yaml_error(file: &str, text: &str, e: &serde_yaml::Error) -> PolicyError {
+    let message = e.to_string();
+    // serde_yaml appends " at line L column C"; keep the message without it.
+    let bare = message
+        .split(" at line ")
+        .next()
+        .unwrap_or(&message)
+        .to_string();
+    let field = field_in_message(&bare).unwrap_or_else(|| "(document)".into());
+    let line = e
+        .location()
+        .map(|l| l.line())
+        .or_else(|| field_line(text, &field))
+        .unwrap_or(0);
+    PolicyError {
+        file: file.to_string(),
+        line,
+        field,
+        message: bare,
+    }
+}
+
+/// serde names the offending field in backquotes: "unknown field `deny_exec`, expected ...".
+fn field_in_message(message: &str) -> Option<String> {
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        return rest.split('`').next().map(str::to_string);
+    }
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    let field = &message[start..start + len];
+    if message.starts_with("unknown field") {
+        return Some(field.to_string());
+    }
+    // "mode: unknown variant `x`": serde_yaml puts the path before a colon.
+    message
+        .split_once(':')
+        .map(|(path, _)| path.trim().to_string())
+        .filter(|p| !p.contains(' '))
+}
+
+/// Line (1-based) where a top-level key is written.
+fn field_line(text: &str, field: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| l.trim_start().starts_with(&format!("{field}:")))
+        .map(|i| i + 1)
+}
+
+/// Line of the `index`-th item of a top-level sequence `field` (best effort: serde_yaml keeps no
+/// positions for values).
+fn item_line(text: &str, field: &str, item: &str) -> usize {
+    let start = field_line(text, field).unwrap_or(1);
+    text.lines()
+        .enumerate()
+        .skip(start.saturating_sub(1))
+        .find(|(_, l)| l.contains(item.trim()))
+        .map(|(i, _)| i + 1)
+        .unwrap_or(start)
+}
+
+fn validate(file: &str, text: &str, policy: &Policy) -> Result<(), PolicyError> {
+    let err = |line: usize, field: &str, message: String| PolicyError {
+        file: file.to_string(),
+        line,
+        field: field.to_string(),
+        message,
+    };
+    let name_ok = !policy.name.is_empty()
+        && policy.name.len() <= 64
+        && policy
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if !name_ok {
+        return Err(err(
+            field_line(text, "name").unwrap_or(0),
+            "name",
+            format!(
+                "{:?} is not a valid policy name (1-64 characters of A-Z a-z 0-9 . _ -)",
+                policy.name
+            ),
+        ));
+    }
+    for (i, entry) in policy.deny_read.iter().enumerate() {
+        let field = format!("deny_read[{i}]");
+        let line = item_line(text, "deny_read", entry);
+        check_path(entry).map_err(|m| err(line, &field, m))?;
+        if policy.deny_read[..i].contains(entry) {
+            return Err(err(line, &field, format!("{entry:?} is listed twice")));
+        }
+    }
+    Ok(())
+}
+
+/// A rule path must be absolute or start with `~/` (or be `~`), with no empty or NUL parts.
+fn check_path(entry: &str) -> Result<(), String> {
+    if entry.is_empty() {
+        return Err("empty path".into());
+    }
+    if entry.contains('\0') {
+        return Err("path contains a NUL byte".into());
+    }
+    if entry.starts_with('~') && entry != "~" && !entry.starts_with("~/") {
+        return Err(format!(
+            "{entry:?}: only ~ and ~/... are supported (the home is given by --home or the target user)"
+        ));
+    }
+    if !entry.starts_with('/') && !entry.starts_with('~') {
+        return Err(format!(
+            "{entry:?} is relative: write an absolute path or one starting with ~/"
+        ));
+    }
+    Ok(())
+}
+
+/// Expands `~` against `home`.
+pub fn expand_home(entry: &str, home: &Path) -> PathBuf {
+    if entry == "~" {
+        home.to_path_buf()
+    } else if let Some(rest) = entry.strip_prefix("~/") {
+        home.join(rest)
+    } else {
+        PathBuf::from(entry)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_minimal_policy() {
+        let p = parse("p.yaml", "name: agent\ndeny_read:\n  - ~/.ssh\n  - /etc/shadow\n").unwrap();
+        assert_eq!(p.name, "agent");
+        assert_eq!(p.mode, Mode::Enforce);
+        assert_eq!(p.deny_read, vec!["~/.ssh", "/etc/shadow"]);
+    }
+
+    #[test]
+    fn audit_mode_is_accepted() {
+        let p = parse("p.yaml", "name: a\nmode: audit\n").unwrap();
+        assert_eq!(p.mode, Mode::Audit);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_field() {
+        let e = parse("p.yaml", "name: a\ndeny_read: []\ndeny_reed:\n  - /x\n").unwrap_err();
+        assert_eq!((e.file.as_str(), e.line, e.field.as_str()), ("p.yaml", 3, "deny_reed"));
+        assert!(e.to_string().starts_with("p.yaml:3: deny_reed: unknown field"), "{e}");
+    }
+
+    #[test]
+    fn bad_mode_names_the_field() {
+        let e = parse("p.yaml", "name: a\nmode: block\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (2, "mode"), "{e}");
+        assert!(e.message.contains("unknown variant"), "{e}");
+    }
+
+    #[test]
+    fn missing_name_is_reported() {
+        let e = parse("p.yaml", "deny_read: [/x]\n").unwrap_err();
+        assert_eq!(e.field, "name", "{e}");
+    }
+
+    #[test]
+    fn malformed_yaml_reports_its_line() {
+        let e = parse("p.yaml", "name: a\ndeny_read:\n  - /x\n - : [\n").unwrap_err();
+        assert_eq!(e.file, "p.yaml");
+        assert!(e.line >= 3, "{e}");
+    }
+
+    #[test]
+    fn relative_path_is_rejected_with_its_line() {
+        let e = parse("p.yaml", "name: a\ndeny_read:\n  - /ok\n  - secrets.txt\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (4, "deny_read[1]"), "{e}");
+        assert!(e.message.contains("relative"), "{e}");
+    }
+
+    #[test]
+    fn other_users_home_is_rejected() {
+        let e = parse("p.yaml", "name: a\ndeny_read: [~bob/.ssh]\n").unwrap_err();
+        assert_eq!(e.field, "deny_read[0]");
+    }
+
+    #[test]
+    fn duplicates_are_rejected() {
+        let e = parse("p.yaml", "name: a\ndeny_read: [/x, /y, /x]\n").unwrap_err();
+        assert_eq!(e.field, "deny_read[2]");
+    }
+
+    #[test]
+    fn bad_name_is_rejected() {
+        let e = parse("p.yaml", "name: 'my policy'\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (1, "name"));
+    }
+
+    #[test]
+    fn home_expansion() {
+        let h = Path::new("/home/u");
+        assert_eq!(expand_home("~", h), PathBuf::from("/home/u"));
+        assert_eq!(expand_home("~/.ssh", h), PathBuf::from("/home/u/.ssh"));
+        assert_eq!(expand_home("/etc", h), PathBuf::from("/etc"));
+    }
+}

@@ -1,0 +1,18 @@
+//! Types shared by the kernel programs and the userspace daemon.
+//!
+//! Every type here is `#[repr(C)]` without implicit padding (explicit `_pad` fields), so the byte
+//! layout the verifier sees and the one the daemon writes are the same.
+#![no_std]
+
+pub mod event;
+pub mod maps;
+pub mod name_hash;
+pub mod offsets;
+
+pub use event::*;
+pub use maps::*;
+pub use name_hash::*;
+pub use offsets::*;
+
+/// The one errno every denial returns.
+pub const EPERM: i32 = 1;

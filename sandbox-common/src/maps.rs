@@ -1,0 +1,81 @@
+//! Keys and values of the policy maps.
+
+/// Policy attached to a cgroup: value of `CGROUP_POLICY`, keyed by the cgroup id (the cgroup
+/// directory's inode number on cgroup v2).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct CgroupPolicy {
+    /// Generation-unique id of the compiled policy; rules are keyed by it, so an update writes a
+    /// new id's rules first and then flips this value in one map update.
+    pub policy_id: u32,
+    /// `MODE_ENFORCE` or `MODE_AUDIT`.
+    pub mode: u32,
+}
+
+pub const MODE_ENFORCE: u32 = 0;
+pub const MODE_AUDIT: u32 = 1;
+
+/// Rule keyed on a canonical inode identity: kernel `dev_t` of `i_sb->s_dev` and inode number.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct InodeKey {
+    pub policy_id: u32,
+    pub dev: u32,
+    pub ino: u64,
+}
+
+/// Rule keyed on a directory entry name: (parent directory inode, hash of the last component).
+/// It keeps a path denied when the file does not exist yet or is replaced by a rename.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NameKey {
+    pub policy_id: u32,
+    pub dev: u32,
+    pub parent_ino: u64,
+    pub name_hash: u64,
+}
+
+/// Value of both rule maps.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct RuleValue {
+    /// `RULE_*` bits.
+    pub flags: u32,
+    /// Index of the rule in the compiled policy, reported in audit events.
+    pub rule_id: u32,
+}
+
+/// Deny opening this inode, or anything below it when it is a directory.
+pub const RULE_DENY_READ: u32 = 1 << 0;
+/// This directory has `NameKey` rules for some of its children: the walk must hash the name of
+/// the child it came from and look it up.
+pub const RULE_NAMED_CHILDREN: u32 = 1 << 31;
+
+/// Sentinel rule id for denials that are not caused by one rule (fail-closed cases).
+pub const RULE_ID_FAIL_CLOSED: u32 = u32::MAX;
+
+/// Deepest cgroup nesting the policy lookup examines.
+pub const MAX_CGROUP_DEPTH: i32 = 32;
+/// Most `d_parent` steps the inode walk takes. A walk that does not reach the filesystem root
+/// within it denies (fail closed) for confined tasks.
+pub const MAX_WALK_DEPTH: u32 = 48;
+
+/// Map names, shared so the daemon and the programs cannot disagree.
+pub const MAP_CGROUP_POLICY: &str = "CGROUP_POLICY";
+pub const MAP_INODE_RULES: &str = "INODE_RULES";
+pub const MAP_NAME_RULES: &str = "NAME_RULES";
+pub const MAP_EVENTS: &str = "EVENTS";
+pub const MAP_EVENT_DROPS: &str = "EVENT_DROPS";
+
+pub const MAX_CGROUPS: u32 = 4096;
+pub const MAX_INODE_RULES: u32 = 65536;
+pub const MAX_NAME_RULES: u32 = 65536;
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: all of these are repr(C), Copy, and have no padding bytes.
+    unsafe impl aya::Pod for super::CgroupPolicy {}
+    unsafe impl aya::Pod for super::InodeKey {}
+    unsafe impl aya::Pod for super::NameKey {}
+    unsafe impl aya::Pod for super::RuleValue {}
+}

@@ -1,0 +1,36 @@
+//! Byte offsets of the kernel struct fields the programs read. There is no CO-RE for Rust eBPF:
+//! the daemon resolves these from the running kernel's BTF and hands them to the programs as a
+//! read-only global, so one binary works on every kernel.
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelOffsets {
+    /// `struct file` -> `f_path.dentry`.
+    pub file_dentry: u32,
+    /// `struct file` -> `f_inode`.
+    pub file_inode: u32,
+    /// `struct inode` -> `i_ino`.
+    pub inode_ino: u32,
+    /// `struct inode` -> `i_sb`.
+    pub inode_sb: u32,
+    /// `struct super_block` -> `s_dev`.
+    pub sb_dev: u32,
+    /// `struct dentry` -> `d_parent`.
+    pub dentry_parent: u32,
+    /// `struct dentry` -> `d_inode`.
+    pub dentry_inode: u32,
+    /// `struct dentry` -> `d_name.len` (a u32 inside `struct qstr`).
+    pub dentry_name_len: u32,
+    /// `struct dentry` -> `d_name.name`.
+    pub dentry_name_ptr: u32,
+    /// Non-zero once the daemon filled the struct; the programs deny everything for confined
+    /// tasks while it is zero (fail closed).
+    pub valid: u32,
+}
+
+/// Name of the global in the eBPF object.
+pub const GLOBAL_OFFSETS: &str = "OFFSETS";
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), Copy, only u32 fields: no padding.
+unsafe impl aya::Pod for KernelOffsets {}

@@ -1,0 +1,46 @@
+//! Reads of kernel structs at offsets the daemon resolved from the running kernel's BTF.
+
+use aya_ebpf::helpers::bpf_probe_read_kernel;
+use sandbox_common::KernelOffsets;
+
+/// Filled by the daemon with `EbpfLoader::set_global` before load; all zero (and `valid == 0`)
+/// otherwise, which makes every confined access fail closed.
+#[no_mangle]
+static OFFSETS: KernelOffsets = KernelOffsets {
+    file_dentry: 0,
+    file_inode: 0,
+    inode_ino: 0,
+    inode_sb: 0,
+    sb_dev: 0,
+    dentry_parent: 0,
+    dentry_inode: 0,
+    dentry_name_len: 0,
+    dentry_name_ptr: 0,
+    valid: 0,
+};
+
+#[inline(always)]
+pub fn offsets() -> KernelOffsets {
+    // SAFETY: OFFSETS is a plain static; the volatile read stops the compiler from folding the
+    // zero initializer, since the loader rewrites the value in .rodata.
+    unsafe { core::ptr::read_volatile(&OFFSETS) }
+}
+
+/// Reads a `T` at `base + off` in kernel memory.
+#[inline(always)]
+pub fn read_at<T>(base: *const u8, off: u32) -> Result<T, i32> {
+    // SAFETY: bpf_probe_read_kernel copies through the kernel's fault-tolerant accessor: a bad
+    // address returns an error instead of faulting, and the result is a plain copy.
+    unsafe { bpf_probe_read_kernel(base.wrapping_add(off as usize) as *const T) }
+}
+
+/// Reads a kernel pointer at `base + off`, treating NULL as an error.
+#[inline(always)]
+pub fn read_ptr(base: *const u8, off: u32) -> Result<*const u8, i32> {
+    let p: *const u8 = read_at(base, off)?;
+    if p.is_null() {
+        Err(-1)
+    } else {
+        Ok(p)
+    }
+}

@@ -1,0 +1,44 @@
+//! The maps the daemon fills (policy) and reads (events, counters).
+//!
+//! Policy maps are pinned by name so enforcement outlives the daemon process.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{HashMap, PerCpuArray, RingBuf},
+};
+use sandbox_common::{
+    AuditEvent, CgroupPolicy, InodeKey, NameKey, RuleValue, MAX_CGROUPS, MAX_INODE_RULES,
+    MAX_NAME_LEN, MAX_NAME_RULES,
+};
+
+#[map(name = "CGROUP_POLICY")]
+pub static CGROUP_POLICY: HashMap<u64, CgroupPolicy> = HashMap::pinned(MAX_CGROUPS, 0);
+
+#[map(name = "INODE_RULES")]
+pub static INODE_RULES: HashMap<InodeKey, RuleValue> = HashMap::pinned(MAX_INODE_RULES, 0);
+
+#[map(name = "NAME_RULES")]
+pub static NAME_RULES: HashMap<NameKey, RuleValue> = HashMap::pinned(MAX_NAME_RULES, 0);
+
+/// Room for ~20k events; the daemon drains it continuously.
+#[map(name = "EVENTS")]
+pub static EVENTS: RingBuf = RingBuf::pinned(
+    (1 << 20) as u32,
+    0,
+);
+
+/// Events lost because the ring buffer was full, per CPU.
+#[map(name = "EVENT_DROPS")]
+pub static EVENT_DROPS: PerCpuArray<u64> = PerCpuArray::pinned(1, 0);
+
+/// Scratch space for one path component (too big for the 512-byte BPF stack alongside the rest).
+#[repr(C)]
+pub struct NameBuf {
+    pub bytes: [u8; MAX_NAME_LEN + 1],
+}
+
+#[map(name = "NAME_BUF")]
+pub static NAME_BUF: PerCpuArray<NameBuf> = PerCpuArray::with_max_entries(1, 0);
+
+// Keep the event layout visible to the compiler so size mismatches show at build time.
+const _: () = assert!(core::mem::size_of::<AuditEvent>() == 72);

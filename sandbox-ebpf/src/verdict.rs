@@ -1,0 +1,18 @@
+//! What a hook decided, and how that becomes the hook's return value.
+
+use sandbox_common::{CgroupPolicy, ACTION_AUDIT, ACTION_DENY, EPERM, MODE_AUDIT};
+
+pub enum Decision {
+    Allow,
+    Deny { rule_id: u32 },
+}
+
+/// The hook's return value for a decision under `policy`, and the audit action to record.
+#[inline(always)]
+pub fn apply(policy: &CgroupPolicy, decision: &Decision) -> (i32, Option<u32>) {
+    match decision {
+        Decision::Allow => (0, None),
+        Decision::Deny { .. } if policy.mode == MODE_AUDIT => (0, Some(ACTION_AUDIT)),
+        Decision::Deny { .. } => (-EPERM, Some(ACTION_DENY)),
+    }
+}

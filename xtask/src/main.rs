@@ -1,0 +1,96 @@
+//! `cargo xtask`: toolchain bootstrap, test kernels, VM harness, test runner and demo.
+//!
+//! Every command runs the part of `setup` it needs first, so a fresh machine needs no manual step.
+
+mod apt;
+mod cmd;
+mod demo;
+mod elf;
+mod initramfs;
+mod kernels;
+mod marker;
+mod modules;
+mod paths;
+mod project;
+mod setup;
+mod test;
+mod vm;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::kernels::KernelVersion;
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    about = "Build, VM and test orchestration for sandbox-agent"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what is missing: apt packages, rust-src, bpf-linker and both test kernels.
+    Setup,
+    /// Build sandbox-agent and boot a test kernel with the daemon running; run CMD or a shell.
+    Vm {
+        /// Which test kernel to boot.
+        #[arg(long, value_enum, default_value = "6.12")]
+        kernel: KernelVersion,
+        /// Kill the VM and fail after this many seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 1800)]
+        timeout: u64,
+        /// Command to run in the guest (in /tmp); without it, an interactive shell.
+        #[arg(last = true, value_name = "CMD")]
+        command: Vec<OsString>,
+    },
+    /// Run the unit tests, then the enforcement suite inside a VM on each test kernel.
+    Test {
+        /// Run the enforcement suite on this kernel only.
+        #[arg(long, value_enum)]
+        kernel: Option<KernelVersion>,
+        /// Kill a VM and fail after this many seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 1800)]
+        timeout: u64,
+        /// Extra arguments for the enforcement test binary (e.g. a name filter).
+        #[arg(last = true, value_name = "ARGS")]
+        args: Vec<OsString>,
+    },
+    /// Show enforcement on fake secrets: natively if the host kernel can, else in a VM.
+    Demo {
+        /// Kill the VM and fail after this many seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 1800)]
+        timeout: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Setup => setup::run_all().map(|()| 0),
+        Command::Vm {
+            kernel,
+            timeout,
+            command,
+        } => vm::command(kernel, Duration::from_secs(timeout), command),
+        Command::Test {
+            kernel,
+            timeout,
+            args,
+        } => test::command(kernel, Duration::from_secs(timeout), args),
+        Command::Demo { timeout } => demo::command(Duration::from_secs(timeout)),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

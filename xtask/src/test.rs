@@ -1,0 +1,204 @@
+//! `cargo xtask test`: unit tests on the host, then the enforcement suite in a VM per kernel.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::kernels::KernelVersion;
+use crate::setup::Setup;
+use crate::vm::Guest;
+use crate::{paths, project};
+
+/// libtest's counts, summed over every `test result:` line.
+#[derive(Debug, Default, PartialEq)]
+struct Counts {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+enum KernelResult {
+    Ran {
+        counts: Counts,
+        problem: Option<String>,
+    },
+    CouldNotRun(String),
+}
+
+pub fn command(only: Option<KernelVersion>, timeout: Duration, args: Vec<OsString>) -> Result<u8> {
+    let repo = paths::repo_root()?;
+    let mut setup = Setup::new()?;
+    setup.host_tools()?;
+    setup.rust_toolchain()?;
+    project::unit_tests(&repo)?;
+    project::build_agent(&repo)?;
+    let test_bin = project::build_enforcement_tests(&repo)?;
+    paths::check_visible_in_guest(&test_bin, "the enforcement test binary")?;
+
+    let mut command = vec![test_bin.into_os_string(), "--test-threads=1".into()];
+    command.extend(args);
+    let kernels = only.map_or(KernelVersion::ALL.to_vec(), |k| vec![k]);
+    let mut results = Vec::new();
+    for v in kernels {
+        eprintln!("[test] enforcement suite on linux-{}", v.short());
+        let result = match run_on(&mut setup, v, &command, timeout) {
+            Ok(r) => r,
+            Err(e) => KernelResult::CouldNotRun(format!("{e:#}")),
+        };
+        results.push((v, result));
+    }
+
+    let mut total = Counts::default();
+    let mut ok = true;
+    eprintln!();
+    for (v, result) in &results {
+        match result {
+            KernelResult::Ran { counts, problem } => {
+                println!(
+                    "linux-{}: {} passed, {} failed",
+                    v.short(),
+                    counts.passed,
+                    counts.failed
+                );
+                if counts.ignored > 0 {
+                    eprintln!(
+                        "linux-{}: note: {} tests ignored",
+                        v.short(),
+                        counts.ignored
+                    );
+                }
+                if let Some(p) = problem {
+                    eprintln!("linux-{}: {p}", v.short());
+                    ok = false;
+                }
+                ok &= counts.failed == 0;
+                total.passed += counts.passed;
+                total.failed += counts.failed;
+            }
+            KernelResult::CouldNotRun(why) => {
+                println!("linux-{}: could not run: {why}", v.short());
+                ok = false;
+            }
+        }
+    }
+    println!("total: {} passed, {} failed", total.passed, total.failed);
+    Ok(if ok { 0 } else { 1 })
+}
+
+fn run_on(
+    setup: &mut Setup,
+    v: KernelVersion,
+    command: &[OsString],
+    timeout: Duration,
+) -> Result<KernelResult> {
+    let guest = Guest::prepare(setup, v)?;
+    let outcome = guest.run(Some(command), true, timeout, true)?;
+    if outcome.timed_out {
+        return Ok(KernelResult::CouldNotRun(format!(
+            "timed out after {} s",
+            timeout.as_secs()
+        )));
+    }
+    let text = String::from_utf8_lossy(&outcome.output);
+    let Some(counts) = parse_results(&text) else {
+        let why = match outcome.status {
+            None => "the guest exited without reporting a status and no `test result:` line \
+                     was printed (see the console output above)"
+                .to_owned(),
+            Some(s) => {
+                format!("the test binary exited with status {s} without a `test result:` line")
+            }
+        };
+        return Ok(KernelResult::CouldNotRun(why));
+    };
+    let problem = match outcome.status {
+        None => Some("the guest exited without reporting the test binary's exit status".to_owned()),
+        Some(0) => None,
+        Some(s) if counts.failed == 0 => Some(format!("the test binary exited with status {s}")),
+        Some(_) => None,
+    };
+    Ok(KernelResult::Ran { counts, problem })
+}
+
+/// Sums libtest's `test result: ok. N passed; M failed; K ignored; ...` lines.
+fn parse_results(output: &str) -> Option<Counts> {
+    let mut found = None;
+    for line in output.lines() {
+        let line = strip_ansi(line);
+        let Some(rest) = line.split_once("test result: ").map(|(_, r)| r) else {
+            continue;
+        };
+        let Some((_, fields)) = rest.split_once(". ") else {
+            continue;
+        };
+        let total: &mut Counts = found.get_or_insert_with(Counts::default);
+        for field in fields.split(';') {
+            let mut words = field.split_whitespace();
+            let (Some(n), Some(what)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(n) = n.parse::<u64>() else {
+                continue;
+            };
+            match what {
+                "passed" => total.passed += n,
+                "failed" => total.failed += n,
+                "ignored" => total.ignored += n,
+                _ => {}
+            }
+        }
+    }
+    found
+}
+
+/// Removes terminal colour sequences (`ESC [ ... letter`).
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_libtest_summary() {
+        let out = "running 3 tests\ntest a ... ok\n\ntest result: FAILED. 2 passed; 1 failed; \
+                   0 ignored; 0 measured; 0 filtered out; finished in 1.02s\n";
+        assert_eq!(
+            parse_results(out),
+            Some(Counts {
+                passed: 2,
+                failed: 1,
+                ignored: 0
+            })
+        );
+    }
+
+    #[test]
+    fn parses_coloured_summary_and_absence() {
+        let out = "test result: \x1b[32mok\x1b[0m. 5 passed; 0 failed; 1 ignored; 0 measured";
+        assert_eq!(
+            parse_results(out),
+            Some(Counts {
+                passed: 5,
+                failed: 0,
+                ignored: 1
+            })
+        );
+        assert_eq!(parse_results("error: could not boot\n"), None);
+    }
+}

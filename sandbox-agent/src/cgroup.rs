@@ -1,9 +1,11 @@
 //! cgroup v2 paths: validation, ids, and transient cgroups for `run`.
 
 use std::{
+    fs::OpenOptions,
     io,
-    os::unix::fs::MetadataExt,
+    os::{fd::AsRawFd, unix::fs::MetadataExt, unix::process::CommandExt},
     path::{Path, PathBuf},
+    process::{Child, Command},
 };
 
 /// Where cgroup v2 is mounted on every host we support.
@@ -73,21 +75,35 @@ impl TransientCgroup {
         &self.path
     }
 
-    /// Kills every process left in the cgroup and removes it.
-    pub fn remove(&self) -> io::Result<()> {
-        for _ in 0..100 {
-            match std::fs::remove_dir(&self.path) {
-                Ok(()) => return Ok(()),
+    /// Ends every process still in the cgroup (descendants that outlived the command), so that
+    /// nothing confined keeps running once the policy is detached.
+    pub fn kill_all(&self) -> io::Result<()> {
+        for _ in 0..250 {
+            let procs = match std::fs::read_to_string(self.path.join("cgroup.procs")) {
+                Ok(p) => p,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                    // Descendants outlived the command: cgroup.kill (5.14+) ends them all.
-                    let _ = std::fs::write(self.path.join("cgroup.kill"), "1");
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
                 Err(e) => return Err(e),
+            };
+            if procs.trim().is_empty() {
+                return Ok(());
             }
+            // cgroup.kill (5.14+) sends SIGKILL to the whole subtree at once.
+            std::fs::write(self.path.join("cgroup.kill"), "1")?;
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        std::fs::remove_dir(&self.path)
+        Err(io::Error::other(format!(
+            "processes in {} survived SIGKILL",
+            self.path.display()
+        )))
+    }
+
+    /// Removes the (empty) cgroup.
+    pub fn remove(&self) -> io::Result<()> {
+        self.kill_all()?;
+        match std::fs::remove_dir(&self.path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
     }
 }
 
@@ -97,4 +113,31 @@ impl Drop for TransientCgroup {
             tracing::warn!("could not remove cgroup {}: {e}", self.path.display());
         }
     }
+}
+
+/// Starts `command` inside `cgroup`: the child moves itself into the cgroup between fork and
+/// exec, so the program runs confined from its first instruction, and if the move fails the
+/// program is never executed.
+pub fn spawn_in_cgroup(command: &mut Command, cgroup: &Path) -> io::Result<Child> {
+    let procs = OpenOptions::new()
+        .write(true)
+        .open(cgroup.join("cgroup.procs"))?;
+    let procs_fd = procs.as_raw_fd();
+    // SAFETY: the closure runs in the forked child before exec and only makes async-signal-safe
+    // calls (write, signal) on a descriptor opened before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            // "0" moves the writing process itself.
+            if libc::write(procs_fd, b"0".as_ptr().cast(), 1) != 1 {
+                return Err(io::Error::last_os_error());
+            }
+            // Undo the parent's SIG_IGN (inherited across exec) so Ctrl-C reaches the program.
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGQUIT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let child = command.spawn();
+    drop(procs);
+    child
 }

@@ -1,0 +1,209 @@
+//! Fixtures for the scenarios: a tmpfs-backed directory, a cgroup with a policy attached, and
+//! ways to try an access from inside the cgroup.
+
+use std::{
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use sandbox_agent::cgroup::spawn_in_cgroup;
+
+pub const EPERM: i32 = libc::EPERM;
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+
+/// The sandbox-agent binary next to the test binary's target dir (or on PATH in the VM).
+pub fn agent() -> Command {
+    Command::new("sandbox-agent")
+}
+
+/// A fresh directory on a guest-local tmpfs (never the read-only 9p share).
+pub fn fixture_dir(name: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = PathBuf::from(format!(
+        "/tmp/enforcement/{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    assert_eq!(fs_magic(&dir), TMPFS_MAGIC, "{} must be on tmpfs", dir.display());
+    dir
+}
+
+pub fn fs_magic(p: &Path) -> i64 {
+    let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statfs(c.as_ptr(), &mut st) }, 0);
+    st.f_type as i64
+}
+
+pub fn write(path: &Path, content: &str) {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::write(path, content).unwrap();
+}
+
+pub fn ino(path: &Path) -> u64 {
+    std::fs::metadata(path).unwrap().ino()
+}
+
+/// A cgroup under /sys/fs/cgroup, removed on drop.
+pub struct Cgroup {
+    pub path: PathBuf,
+}
+
+impl Cgroup {
+    pub fn new(name: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = PathBuf::from(format!(
+            "/sys/fs/cgroup/enf-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir(&path).unwrap();
+        Self { path }
+    }
+
+    pub fn child(&self, name: &str) -> Cgroup {
+        let path = self.path.join(name);
+        std::fs::create_dir(&path).unwrap();
+        Cgroup { path }
+    }
+
+    /// Runs `argv` inside this cgroup and waits for it.
+    pub fn run(&self, argv: &[&str]) -> Output {
+        let mut cmd = Command::new(argv[0]);
+        cmd.args(&argv[1..]);
+        spawn_in_cgroup(&mut cmd, &self.path)
+            .unwrap_or_else(|e| panic!("cannot start {argv:?} in {}: {e}", self.path.display()))
+            .wait_with_output()
+            .unwrap()
+    }
+
+    /// Opens `path` for reading from inside the cgroup (python3's open, i.e. openat(2)) and
+    /// returns Ok(content) or Err(errno).
+    pub fn open(&self, path: &Path) -> Result<String, i32> {
+        try_open(Some(self), path)
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.path.join("cgroup.kill"), "1");
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.path).is_ok() || !self.path.exists() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// The same open, from a process outside any confined cgroup.
+pub fn open_unconfined(path: &Path) -> Result<String, i32> {
+    try_open(None, path)
+}
+
+const OPEN_SCRIPT: &str = r#"
+import sys
+try:
+    with open(sys.argv[1]) as f:
+        print("OK:" + f.read(), end="")
+except OSError as e:
+    print("ERR:%d" % e.errno, end="")
+"#;
+
+fn try_open(cgroup: Option<&Cgroup>, path: &Path) -> Result<String, i32> {
+    let argv = ["python3", "-c", OPEN_SCRIPT, path.to_str().unwrap()];
+    let out = match cgroup {
+        Some(cg) => cg.run(&argv),
+        None => Command::new(argv[0]).args(&argv[1..]).output().unwrap(),
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if let Some(content) = stdout.strip_prefix("OK:") {
+        Ok(content.to_string())
+    } else if let Some(errno) = stdout.strip_prefix("ERR:") {
+        Err(errno.parse().unwrap())
+    } else {
+        panic!(
+            "python3 open of {} did not report: stdout={stdout:?} stderr={:?}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+}
+
+/// A policy file written into `dir`.
+pub fn policy_file(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, format!("name: {name}\n{body}")).unwrap();
+    path
+}
+
+pub fn deny_read_policy(dir: &Path, paths: &[&Path]) -> PathBuf {
+    let list: String = paths
+        .iter()
+        .map(|p| format!("  - {:?}\n", p.display().to_string()))
+        .collect();
+    policy_file(dir, "test-policy", &format!("deny_read:\n{list}"))
+}
+
+/// `sandbox-agent attach`, asserting success.
+pub fn attach(cgroup: &Cgroup, policy: &Path, home: &Path) -> Output {
+    let out = agent()
+        .args(["attach", "--cgroup"])
+        .arg(&cgroup.path)
+        .arg("--policy")
+        .arg(policy)
+        .arg("--home")
+        .arg(home)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "attach failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn detach(cgroup: &Cgroup) {
+    let out = agent()
+        .args(["detach", "--cgroup"])
+        .arg(&cgroup.path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "detach failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A cgroup confined by a deny_read policy on `denied`, with the fixture dir as home.
+pub fn confined(name: &str, home: &Path, denied: &[&Path]) -> Cgroup {
+    let cg = Cgroup::new(name);
+    let policy = deny_read_policy(home, denied);
+    attach(&cg, &policy, home);
+    cg
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Asserts a command failed because an open returned EPERM.
+pub fn assert_eperm(out: &Output, what: &str) {
+    assert!(!out.status.success(), "{what}: succeeded, stdout={:?}", stdout(out));
+    assert!(
+        stderr(out).contains("Operation not permitted"),
+        "{what}: failed but not with EPERM: {:?}",
+        stderr(out)
+    );
+}

@@ -1,0 +1,13 @@
+//! Enforcement suite: loads the real BPF programs (through the running daemon) on a real kernel
+//! and tries each attack from a confined process. Runs inside the VM (`cargo xtask test`) where
+//! the daemon is already running; it fails, never skips, when it cannot enforce.
+
+mod harness;
+
+mod aliases;
+mod audit_events;
+mod bad_input;
+mod deny_read;
+mod lifecycle;
+mod run_command;
+mod scope;

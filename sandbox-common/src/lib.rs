@@ -6,12 +6,13 @@
 
 pub mod event;
 pub mod maps;
-pub mod name_hash;
 pub mod offsets;
+
+/// Longest name a path component can have (NAME_MAX).
+pub const MAX_NAME_LEN: usize = 255;
 
 pub use event::*;
 pub use maps::*;
-pub use name_hash::*;
 pub use offsets::*;
 
 /// The one errno every denial returns.

@@ -24,15 +24,42 @@ pub struct InodeKey {
     pub ino: u64,
 }
 
-/// Rule keyed on a directory entry name: (parent directory inode, hash of the last component).
-/// It keeps a path denied when the file does not exist yet or is replaced by a rename.
+/// Rule keyed on a directory entry: (parent directory inode, name of the child). It keeps a path
+/// denied when the file does not exist yet or is replaced by a rename.
+///
+/// The name is stored inline (zero padded, cut at `NAME_KEY_LEN` bytes) together with its full
+/// length, so the kernel side builds the key with one bounded copy and no loop. Two names that
+/// share their first `NAME_KEY_LEN` bytes and their length share a rule: that can only deny
+/// more, never less.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct NameKey {
     pub policy_id: u32,
     pub dev: u32,
     pub parent_ino: u64,
-    pub name_hash: u64,
+    pub name_len: u32,
+    pub _pad: u32,
+    pub name: [u8; NAME_KEY_LEN],
+}
+
+/// Bytes of a name kept in a `NameKey`.
+pub const NAME_KEY_LEN: usize = 48;
+
+impl NameKey {
+    /// The key for `name` under a parent directory.
+    pub fn new(policy_id: u32, dev: u32, parent_ino: u64, name: &[u8]) -> Self {
+        let mut key = NameKey {
+            policy_id,
+            dev,
+            parent_ino,
+            name_len: name.len() as u32,
+            _pad: 0,
+            name: [0; NAME_KEY_LEN],
+        };
+        let n = name.len().min(NAME_KEY_LEN);
+        key.name[..n].copy_from_slice(&name[..n]);
+        key
+    }
 }
 
 /// Value of both rule maps.

@@ -8,7 +8,7 @@ use aya_ebpf::{
 };
 use sandbox_common::{
     AuditEvent, CgroupPolicy, InodeKey, NameKey, RuleValue, MAX_CGROUPS, MAX_INODE_RULES,
-    MAX_NAME_LEN, MAX_NAME_RULES,
+    MAX_NAME_RULES,
 };
 
 #[map(name = "CGROUP_POLICY")]
@@ -30,15 +30,6 @@ pub static EVENTS: RingBuf = RingBuf::pinned(
 /// Events lost because the ring buffer was full, per CPU.
 #[map(name = "EVENT_DROPS")]
 pub static EVENT_DROPS: PerCpuArray<u64> = PerCpuArray::pinned(1, 0);
-
-/// Scratch space for one path component (too big for the 512-byte BPF stack alongside the rest).
-#[repr(C)]
-pub struct NameBuf {
-    pub bytes: [u8; MAX_NAME_LEN + 1],
-}
-
-#[map(name = "NAME_BUF")]
-pub static NAME_BUF: PerCpuArray<NameBuf> = PerCpuArray::with_max_entries(1, 0);
 
 // Keep the event layout visible to the compiler so size mismatches show at build time.
 const _: () = assert!(core::mem::size_of::<AuditEvent>() == 72);

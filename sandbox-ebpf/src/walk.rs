@@ -4,13 +4,13 @@
 
 use aya_ebpf::{cty::c_void, helpers::generated::bpf_probe_read_kernel};
 use sandbox_common::{
-    fnv1a_step, InodeKey, KernelOffsets, NameKey, RuleValue, FNV_OFFSET, MAX_NAME_LEN,
-    MAX_WALK_DEPTH, RULE_ID_FAIL_CLOSED, RULE_NAMED_CHILDREN,
+    InodeKey, KernelOffsets, NameKey, RuleValue, MAX_NAME_LEN, MAX_WALK_DEPTH, NAME_KEY_LEN,
+    RULE_ID_FAIL_CLOSED, RULE_NAMED_CHILDREN,
 };
 
 use crate::{
     kernel::{read_at, read_ptr},
-    maps::{INODE_RULES, NAME_BUF, NAME_RULES},
+    maps::{INODE_RULES, NAME_RULES},
     verdict::Decision,
 };
 
@@ -56,14 +56,8 @@ pub fn check_dentry(
                 };
             }
             if rule.flags & RULE_NAMED_CHILDREN != 0 && !child.is_null() {
-                let Ok(name_hash) = dentry_name_hash(off, child) else {
+                let Ok(key) = dentry_name_key(off, policy_id, dev, ino, child) else {
                     return FAIL_CLOSED;
-                };
-                let key = NameKey {
-                    policy_id,
-                    dev,
-                    parent_ino: ino,
-                    name_hash,
                 };
                 if let Some(rule) = lookup_name(&key) {
                     if rule.flags & want != 0 {
@@ -100,37 +94,45 @@ fn lookup_name(key: &NameKey) -> Option<RuleValue> {
     unsafe { NAME_RULES.get(key).copied() }
 }
 
-/// FNV-1a of the dentry's name, the same function the daemon uses for `NameKey`s.
+/// The `NameKey` for `dentry` under its parent `parent_ino`: its name copied inline, cut at
+/// `NAME_KEY_LEN` bytes (a single bounded copy: no loop for the verifier to unroll).
 #[inline(always)]
-fn dentry_name_hash(off: &KernelOffsets, dentry: *const u8) -> Result<u64, i32> {
+fn dentry_name_key(
+    off: &KernelOffsets,
+    policy_id: u32,
+    dev: u32,
+    parent_ino: u64,
+    dentry: *const u8,
+) -> Result<NameKey, i32> {
     let len: u32 = read_at(dentry, off.dentry_name_len)?;
     let name = read_ptr(dentry, off.dentry_name_ptr)?;
     if len as usize > MAX_NAME_LEN {
         return Err(-1);
     }
-    // Mask again so the verifier sees the bound on the register it checks.
-    let len = (len as usize) & MAX_NAME_LEN;
-    let buf = NAME_BUF.get_ptr_mut(0).ok_or(-1)?;
-    // SAFETY: buf points at this CPU's NAME_BUF slot (MAX_NAME_LEN + 1 bytes, more than len);
-    // the helper copies len bytes from kernel memory into it, faulting into an error.
+    let mut key = NameKey {
+        policy_id,
+        dev,
+        parent_ino,
+        name_len: len,
+        _pad: 0,
+        name: [0; NAME_KEY_LEN],
+    };
+    let n = if (len as usize) < NAME_KEY_LEN {
+        len
+    } else {
+        NAME_KEY_LEN as u32
+    };
+    // SAFETY: key.name has NAME_KEY_LEN bytes and n <= NAME_KEY_LEN; the helper copies through
+    // the kernel's fault-tolerant accessor and reports a bad source address as an error.
     let ret = unsafe {
         bpf_probe_read_kernel(
-            buf as *mut c_void,
-            len as u32,
+            key.name.as_mut_ptr() as *mut c_void,
+            n,
             name as *const c_void,
         )
     };
     if ret < 0 {
         return Err(ret as i32);
     }
-    // SAFETY: the slot is this CPU's alone for the duration of the program.
-    let bytes = unsafe { &(*buf).bytes };
-    let mut hash = FNV_OFFSET;
-    for (i, b) in bytes.iter().enumerate().take(MAX_NAME_LEN) {
-        if i >= len {
-            break;
-        }
-        hash = fnv1a_step(hash, *b);
-    }
-    Ok(hash)
+    Ok(key)
 }

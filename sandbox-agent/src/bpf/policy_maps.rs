@@ -129,12 +129,7 @@ impl PolicyMaps {
                 })?;
         }
         for (k, value) in &policy.name_rules {
-            let key = NameKey {
-                policy_id,
-                dev: k.parent_dev,
-                parent_ino: k.parent_ino,
-                name_hash: k.name_hash,
-            };
+            let key = NameKey::new(policy_id, k.parent_dev, k.parent_ino, &k.name);
             self.names
                 .insert(key, *value, 0)
                 .map_err(|e| MapsError::Map {

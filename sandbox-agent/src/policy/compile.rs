@@ -15,18 +15,18 @@ use std::{
     path::{Component, Path, PathBuf},
 };
 
-use sandbox_common::{name_hash, RuleValue, RULE_DENY_READ, RULE_NAMED_CHILDREN};
+use sandbox_common::{RuleValue, RULE_DENY_READ, RULE_NAMED_CHILDREN};
 use serde::Serialize;
 
 use super::schema::{expand_home, Mode, Policy};
 use crate::identity::{file_id, FileId};
 
-/// (parent directory identity, hash of the child's name).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// (parent directory identity, name of the child).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NameRuleKey {
     pub parent_dev: u32,
     pub parent_ino: u64,
-    pub name_hash: u64,
+    pub name: Vec<u8>,
 }
 
 /// What a rule id means, for status and audit output.
@@ -67,7 +67,7 @@ impl CompiledPolicy {
         let key = NameRuleKey {
             parent_dev: parent.dev,
             parent_ino: parent.ino,
-            name_hash: name_hash(name.as_bytes()),
+            name: name.as_bytes().to_vec(),
         };
         let v = self.name_rules.entry(key).or_insert(RuleValue { flags: 0, rule_id });
         v.flags |= flags;
@@ -210,7 +210,7 @@ mod tests {
         NameRuleKey {
             parent_dev: id.dev,
             parent_ino: id.ino,
-            name_hash: name_hash(name.as_bytes()),
+            name: name.as_bytes().to_vec(),
         }
     }
 

@@ -4,7 +4,7 @@
 use std::{
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
-    process::{Command, Output},
+    process::{Command, Output, Stdio},
     sync::atomic::{AtomicU32, Ordering},
 };
 
@@ -75,7 +75,10 @@ impl Cgroup {
     /// Runs `argv` inside this cgroup and waits for it.
     pub fn run(&self, argv: &[&str]) -> Output {
         let mut cmd = Command::new(argv[0]);
-        cmd.args(&argv[1..]);
+        cmd.args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         spawn_in_cgroup(&mut cmd, &self.path)
             .unwrap_or_else(|e| panic!("cannot start {argv:?} in {}: {e}", self.path.display()))
             .wait_with_output()

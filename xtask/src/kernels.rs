@@ -134,13 +134,16 @@ fn extract(deb: &Path, dir: &Path, release: &str) -> Result<()> {
     cmd::run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&partial))?;
     std::fs::rename(&partial, &target)
         .with_context(|| format!("renaming {} to {}", partial.display(), target.display()))?;
-    let k = Kernel::at(&target, KernelVersion::V6_1, release);
-    if !k.is_complete() {
+    let (vmlinuz, modules) = (
+        target.join(format!("boot/vmlinuz-{release}")),
+        target.join(format!("lib/modules/{release}")),
+    );
+    if !vmlinuz.is_file() || !modules.is_dir() {
         bail!(
             "{} does not contain {} and {}",
             deb.display(),
-            k.vmlinuz.display(),
-            k.modules.display()
+            vmlinuz.display(),
+            modules.display()
         );
     }
     Ok(())

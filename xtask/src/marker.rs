@@ -21,6 +21,8 @@ pub struct ConsoleFilter<W: Write> {
     at_line_start: bool,
     status: Option<i32>,
     capture: Option<Vec<u8>>,
+    /// Set once writing to `out` failed (e.g. a closed pipe): keep parsing, stop writing.
+    out_broken: bool,
 }
 
 impl<W: Write> ConsoleFilter<W> {
@@ -36,6 +38,7 @@ impl<W: Write> ConsoleFilter<W> {
             at_line_start: true,
             status: None,
             capture: capture.then(Vec::new),
+            out_broken: false,
         }
     }
 
@@ -47,7 +50,8 @@ impl<W: Write> ConsoleFilter<W> {
             }
             self.byte(b)?;
         }
-        self.out.flush()
+        self.flush();
+        Ok(())
     }
 
     /// Flushes what is held back; returns the reported status and the captured output.
@@ -63,7 +67,7 @@ impl<W: Write> ConsoleFilter<W> {
         if !self.at_line_start {
             self.emit(b"\n")?;
         }
-        self.out.flush()?;
+        self.flush();
         Ok((self.status, self.capture.unwrap_or_default()))
     }
 
@@ -138,7 +142,16 @@ impl<W: Write> ConsoleFilter<W> {
         if let Some(c) = self.capture.as_mut() {
             c.push(b);
         }
-        self.out.write_all(&[b])
+        if !self.out_broken && self.out.write_all(&[b]).is_err() {
+            self.out_broken = true;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) {
+        if !self.out_broken && self.out.flush().is_err() {
+            self.out_broken = true;
+        }
     }
 }
 
@@ -195,6 +208,26 @@ mod tests {
         let (out, st) = run(false, &[b"ok\nSANDBOX_AGENT_VM_EX"]);
         assert_eq!(out, "ok\nSANDBOX_AGENT_VM_EX\n");
         assert_eq!(st, None);
+    }
+
+    struct Closed;
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    #[test]
+    fn closed_output_still_yields_status() {
+        let mut f = ConsoleFilter::new(Closed, "n0nce", false, true);
+        f.feed(b"test result: ok.\nSANDBOX_AGENT_VM_EXIT=0 n0nce\n")
+            .unwrap();
+        let (status, captured) = f.finish().unwrap();
+        assert_eq!(status, Some(0));
+        assert_eq!(captured, b"test result: ok.\n");
     }
 
     #[test]

@@ -16,6 +16,9 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 pub struct Setup {
     pub cache: PathBuf,
     pub apt: Apt,
+    /// Steps already checked in this run (commands call them more than once).
+    tools_checked: bool,
+    rust_checked: bool,
 }
 
 /// Runs every setup step (both kernels included).
@@ -35,11 +38,21 @@ impl Setup {
         Ok(Self {
             cache: paths::cache_dir()?,
             apt: Apt::default(),
+            tools_checked: false,
+            rust_checked: false,
         })
     }
 
     /// qemu, a static busybox, cpio and xz, from Debian packages.
     pub fn host_tools(&mut self) -> Result<()> {
+        if !self.tools_checked {
+            self.check_host_tools()?;
+            self.tools_checked = true;
+        }
+        Ok(())
+    }
+
+    fn check_host_tools(&mut self) -> Result<()> {
         for tool in ["apt-get", "apt-cache", "dpkg-deb"] {
             if cmd::which(tool).is_none() {
                 bail!("`{tool}` not found: the harness needs a Debian (bookworm) host");
@@ -76,6 +89,14 @@ impl Setup {
 
     /// Nightly's rust-src and a bpf-linker built against nightly's LLVM.
     pub fn rust_toolchain(&mut self) -> Result<()> {
+        if !self.rust_checked {
+            self.check_rust_toolchain()?;
+            self.rust_checked = true;
+        }
+        Ok(())
+    }
+
+    fn check_rust_toolchain(&mut self) -> Result<()> {
         let sysroot = nightly_sysroot()?;
         if sysroot.join("lib/rustlib/src/rust/library").is_dir() {
             eprintln!("[setup] nightly rust-src present");
@@ -96,8 +117,8 @@ impl Setup {
         self.build_bpf_linker(&sysroot)?;
         if !bpf_linker_works() {
             bail!(
-                "bpf-linker was installed but `bpf-linker --version` still fails; \
-                 is {} on PATH?",
+                "bpf-linker was built but `bpf-linker --version` still fails; \
+                 run it by hand to see why (it was installed into {})",
                 cargo_bin_dir()?.display()
             );
         }
@@ -125,6 +146,8 @@ impl Setup {
             Command::new("cargo")
                 .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION])
                 .args(["--no-default-features", "--features", "llvm-22"])
+                // We only get here when the installed one (if any) does not run.
+                .arg("--force")
                 .env("LLVM_PREFIX", &prefix)
                 .env_remove("LD_LIBRARY_PATH")
                 .env("PATH", path_with_cargo_bin()?),

@@ -80,7 +80,10 @@ impl Guest {
         c.args([
             "-accel", "tcg", "-machine", "q35", "-cpu", "max", "-m", "2048",
         ])
-        .args(["-smp", "2", "-nographic", "-no-reboot"])
+        .args(["-smp", "2", "-no-reboot", "-nic", "none", "-vga", "none"])
+        // Not -nographic: that also turns on SeaBIOS's serial console, whose banner and
+        // terminal-reset sequences would reach the user's terminal.
+        .args(["-display", "none", "-serial", "mon:stdio"])
         .arg("-kernel")
         .arg(&self.kernel.vmlinuz)
         .arg("-initrd")
@@ -202,6 +205,7 @@ impl Guest {
                 b"INTERACTIVE" => if command.is_none() { b"1" } else { b"0" }.to_vec(),
                 b"DAEMON" => if daemon { b"1" } else { b"0" }.to_vec(),
                 b"STTY" => stty.as_bytes().to_vec(),
+                b"ENV" => forwarded_env(),
                 b"COMMAND" => command_line.clone(),
                 other => bail!(
                     "unknown placeholder @{}@ in the run script template",
@@ -214,6 +218,21 @@ impl Guest {
         out.extend_from_slice(rest);
         Ok(out)
     }
+}
+
+/// Host variables passed on to the guest's command (diagnostics settings only).
+const FORWARDED_ENV: &[&str] = &["RUST_BACKTRACE", "RUST_LOG"];
+
+fn forwarded_env() -> Vec<u8> {
+    let mut out = Vec::new();
+    for name in FORWARDED_ENV {
+        if let Some(value) = std::env::var_os(name) {
+            out.extend_from_slice(format!("export {name}=").as_bytes());
+            out.extend_from_slice(&cmd::sh_quote(value.as_bytes()));
+            out.push(b'\n');
+        }
+    }
+    out
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

@@ -4,6 +4,7 @@ export HOME=/root
 export SANDBOX_AGENT_REPO=@REPO@
 export TERM=@TERM@
 export LANG=C.UTF-8
+@ENV@
 nonce=@NONCE@
 interactive=@INTERACTIVE@
 start_daemon=@DAEMON@
@@ -19,7 +20,7 @@ if [ "$start_daemon" = 1 ]; then
     sandbox-agent daemon --audit-log /run/sandbox-agent/audit.log \
         </dev/null >/run/sandbox-agent/daemon.log 2>&1 &
     daemon_pid=$!
-    waited=0
+    deadline=$(($(date +%s) + 60))
     until sandbox-agent status >/dev/null 2>&1; do
         if ! kill -0 "$daemon_pid" 2>/dev/null; then
             wait "$daemon_pid"
@@ -27,13 +28,12 @@ if [ "$start_daemon" = 1 ]; then
             cat /run/sandbox-agent/daemon.log
             exit 1
         fi
-        if [ "$waited" -ge 120 ]; then
+        if [ "$(date +%s)" -ge "$deadline" ]; then
             say "FATAL: sandbox-agent daemon did not become ready within 60 s; its log:"
             cat /run/sandbox-agent/daemon.log
             exit 1
         fi
         sleep 0.5
-        waited=$((waited + 1))
     done
 fi
 cd /tmp || exit 1

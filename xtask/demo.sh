@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# sandbox-agent demo: an agent's shell under the default policy cannot read secrets, not even
+# through a symlink or another program, while ordinary project files stay readable.
+#
+# Run by `cargo xtask demo` (natively, or inside the test VM) with the daemon already running and
+# sandbox-agent on PATH. It writes FAKE secrets under $HOME and a project under
+# ${SANDBOX_AGENT_DEMO_TMP:-/tmp}; never run it by hand with your real HOME.
+# Exits non-zero if a secret can be read under confinement (or the confined run fails).
+set -u
+
+repo=${SANDBOX_AGENT_REPO:?SANDBOX_AGENT_REPO must name the repository}
+policy=$repo/policies/default.yaml
+work=${SANDBOX_AGENT_DEMO_TMP:-/tmp}
+project=$work/project
+audit_log=/run/sandbox-agent/audit.log
+
+heading() { printf '\n=== %s ===\n' "$*"; }
+
+heading "Setting the scene: fake secrets (HOME=$HOME)"
+mkdir -p "$HOME/.ssh" "$HOME/.aws" "$project" || exit 1
+chmod 700 "$HOME/.ssh"
+printf -- '-----BEGIN OPENSSH PRIVATE KEY-----\nFAKE-DEMO-KEY-NOT-A-REAL-SECRET\n-----END OPENSSH PRIVATE KEY-----\n' \
+    >"$HOME/.ssh/id_ed25519" || exit 1
+chmod 600 "$HOME/.ssh/id_ed25519"
+printf '[default]\naws_access_key_id = AKIAFAKEDEMOKEY\naws_secret_access_key = fake/demo/secret\n' \
+    >"$HOME/.aws/credentials" || exit 1
+printf 'DATABASE_URL=postgres://demo:fake-password@localhost/demo\n' >"$project/.env" || exit 1
+printf '# Demo project\nNothing secret in here.\n' >"$project/README" || exit 1
+echo "created ~/.ssh/id_ed25519, ~/.aws/credentials, $project/.env, $project/README"
+
+heading "Without sandbox-agent: cat ~/.ssh/id_ed25519"
+if ! cat "$HOME/.ssh/id_ed25519"; then
+    echo "demo: cannot even read the fake key unconfined; something is wrong with the setup"
+    exit 1
+fi
+
+# The confined shell's script. $1 = project dir, $2 = scratch dir. Exit 0 = all as expected.
+read -r -d '' confined <<'SCRIPT'
+project=$1 work=$2 fail=0
+secret() { # secret SHOWN-COMMAND CMD [ARG...]: a read that must be denied
+    echo "\$ $1"
+    shift
+    "$@"
+    st=$?
+    if [ "$st" -eq 0 ]; then
+        echo "  -> READ SUCCEEDED: this secret should have been denied"
+        fail=1
+    else
+        echo "  -> denied (exit $st)"
+    fi
+}
+secret "cat ~/.ssh/id_ed25519" cat "$HOME/.ssh/id_ed25519"
+secret "cat ~/.aws/credentials" cat "$HOME/.aws/credentials"
+echo "\$ ln -s ~/.ssh/id_ed25519 $work/innocent"
+rm -f "$work/innocent"
+ln -s "$HOME/.ssh/id_ed25519" "$work/innocent" || echo "  -> could not create the symlink (exit $?)"
+secret "cat $work/innocent" cat "$work/innocent"
+if command -v python3 >/dev/null 2>&1; then
+    secret "python3 -c \"open('$HOME/.aws/credentials').read()\"" python3 -c '
+import sys
+try:
+    open(sys.argv[1]).read()
+except OSError as e:
+    sys.exit(f"python3: {e}")' "$HOME/.aws/credentials"
+else
+    echo "(python3 is not installed: skipping the python3 read)"
+fi
+echo "\$ cat $project/README"
+if cat "$project/README"; then
+    echo "  -> allowed (an ordinary project file)"
+else
+    echo "  -> DENIED (exit $?): an ordinary project file should stay readable"
+    fail=1
+fi
+exit "$fail"
+SCRIPT
+
+heading "With sandbox-agent: sandbox-agent run --policy policies/default.yaml -- sh -c '...'"
+sandbox-agent run --policy "$policy" --home "$HOME" -- sh -c "$confined" sh "$project" "$work"
+rc=$?
+
+heading "sandbox-agent status"
+sandbox-agent status
+
+heading "Audit log (latest events)"
+if events=$(timeout 20 sandbox-agent audit 2>&1); then
+    printf '%s\n' "$events" | tail -n 15
+else
+    echo "(sandbox-agent audit failed; showing $audit_log)"
+    tail -n 15 "$audit_log"
+fi
+
+echo
+if [ "$rc" -eq 0 ]; then
+    echo "demo: OK: every secret read was denied, the project file was readable"
+else
+    echo "demo: FAILED: the confined run exited $rc (a secret was readable, the project file was not, or sandbox-agent run failed)"
+fi
+exit "$rc"

@@ -37,9 +37,10 @@ pub struct Target {
 }
 
 /// What the daemon knows about a policy id, to enrich a raw event.
-pub struct Context<'a> {
-    pub cgroup: Option<&'a str>,
-    pub policy: Option<&'a str>,
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    pub cgroup: Option<String>,
+    pub policy: Option<String>,
     /// (rule text, resolved path) for the event's rule id.
     pub rule: Option<(String, String)>,
 }
@@ -70,7 +71,11 @@ impl Clock {
 }
 
 pub fn decode(event: &AuditEvent, clock: &Clock, ctx: &Context) -> AuditRecord {
-    let comm_len = event.comm.iter().position(|&b| b == 0).unwrap_or(event.comm.len());
+    let comm_len = event
+        .comm
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(event.comm.len());
     let rule = if event.rule_id == RULE_ID_FAIL_CLOSED {
         Some("fail-closed (kernel data unreadable or path too deep)".to_string())
     } else {
@@ -94,8 +99,8 @@ pub fn decode(event: &AuditEvent, clock: &Clock, ctx: &Context) -> AuditRecord {
         uid: event.uid,
         comm: String::from_utf8_lossy(&event.comm[..comm_len]).into_owned(),
         cgroup_id: event.cgroup_id,
-        cgroup: ctx.cgroup.map(str::to_string),
-        policy: ctx.policy.map(str::to_string),
+        cgroup: ctx.cgroup.clone(),
+        policy: ctx.policy.clone(),
         rule,
         target: Target {
             dev: format!("{}:{}", event.dev >> 20, event.dev & 0xfffff),
@@ -182,8 +187,8 @@ mod tests {
     #[test]
     fn decodes_an_event_with_context() {
         let ctx = Context {
-            cgroup: Some("/sys/fs/cgroup/agent"),
-            policy: Some("default"),
+            cgroup: Some("/sys/fs/cgroup/agent".into()),
+            policy: Some("default".into()),
             rule: Some(("deny_read ~/.ssh".into(), "/root/.ssh".into())),
         };
         let r = decode(&event(), &Clock::now(), &ctx);
@@ -193,7 +198,10 @@ mod tests {
         assert_eq!(r.target.dev, "8:1");
         assert_eq!(r.policy.as_deref(), Some("default"));
         let line = format_line(&r);
-        assert!(line.contains("DENY file_open pid=10 comm=cat policy=default"), "{line}");
+        assert!(
+            line.contains("DENY file_open pid=10 comm=cat policy=default"),
+            "{line}"
+        );
         assert!(line.ends_with("target=8:1:1234 (/root/.ssh)"), "{line}");
     }
 
@@ -201,11 +209,7 @@ mod tests {
     fn fail_closed_denials_say_so() {
         let mut e = event();
         e.rule_id = RULE_ID_FAIL_CLOSED;
-        let ctx = Context {
-            cgroup: None,
-            policy: None,
-            rule: None,
-        };
+        let ctx = Context::default();
         let r = decode(&e, &Clock::now(), &ctx);
         assert!(r.rule.unwrap().starts_with("fail-closed"));
     }
@@ -215,11 +219,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/audit.log");
         let mut log = AuditLog::open(&path).unwrap();
-        let ctx = Context {
-            cgroup: None,
-            policy: None,
-            rule: None,
-        };
+        let ctx = Context::default();
         let r = decode(&event(), &Clock::now(), &ctx);
         log.append(&r).unwrap();
         log.append(&r).unwrap();

@@ -20,7 +20,9 @@ pub fn call(socket: &Path, op: Op) -> anyhow::Result<Reply> {
     })?;
     let mut line = serde_json::to_vec(&Request::new(op))?;
     line.push(b'\n');
-    stream.write_all(&line).context("sending request to the daemon")?;
+    stream
+        .write_all(&line)
+        .context("sending request to the daemon")?;
     let mut reader = BufReader::new(stream);
     let mut answer = String::new();
     reader

@@ -61,12 +61,11 @@ pub fn field_offset(btf: &Btf, strukt: &str, fields: &[&str]) -> Result<u32, Off
     let mut current_name = strukt.to_string();
     let mut bits = 0u32;
     for (i, field) in fields.iter().enumerate() {
-        let (member_bits, type_id) = find_member(btf, &current, field)?.ok_or_else(|| {
-            OffsetError::NoField {
+        let (member_bits, type_id) =
+            find_member(btf, &current, field)?.ok_or_else(|| OffsetError::NoField {
                 strukt: current_name.clone(),
                 field: field.to_string(),
-            }
-        })?;
+            })?;
         bits += member_bits;
         if i + 1 < fields.len() {
             current = match resolve_through_modifiers(btf, type_id)? {
@@ -81,7 +80,7 @@ pub fn field_offset(btf: &Btf, strukt: &str, fields: &[&str]) -> Result<u32, Off
             current_name = format!("{current_name}.{field}");
         }
     }
-    if bits % 8 != 0 {
+    if !bits.is_multiple_of(8) {
         return Err(OffsetError::Bitfield {
             strukt: strukt.to_string(),
             field: fields.join("."),
@@ -116,7 +115,8 @@ fn find_member(
             return Ok(Some((member.bit_offset(), type_id)));
         }
         if member_name.is_empty() {
-            if let Type::Struct(inner) | Type::Union(inner) = resolve_through_modifiers(btf, type_id)?
+            if let Type::Struct(inner) | Type::Union(inner) =
+                resolve_through_modifiers(btf, type_id)?
             {
                 if let Some((bits, id)) = find_member(btf, &inner, name)? {
                     return Ok(Some((member.bit_offset() + bits, id)));
@@ -168,6 +168,10 @@ mod tests {
     fn unknown_field_is_named() {
         let btf = Btf::from_file(VMLINUX_BTF).unwrap();
         let err = field_offset(&btf, "dentry", &["no_such_field"]).unwrap_err();
-        assert!(err.to_string().contains("dentry has no field no_such_field"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("dentry has no field no_such_field"),
+            "{err}"
+        );
     }
 }

@@ -140,7 +140,8 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<i32> {
             home,
             socket,
         } => {
-            let info = commands::attach::attach(&socket, &cgroup, &policy, &home_or_default(home)?)?;
+            let info =
+                commands::attach::attach(&socket, &cgroup, &policy, &home_or_default(home)?)?;
             commands::attach::print_attached(&info);
             Ok(0)
         }
@@ -179,6 +180,10 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<i32> {
             commands::policy_check::check(&file)?;
             Ok(0)
         }
-        Cmd::Doctor { bpffs_root } => Ok(if commands::doctor::run(&bpffs_root)? { 0 } else { 1 }),
+        Cmd::Doctor { bpffs_root } => Ok(if commands::doctor::run(&bpffs_root)? {
+            0
+        } else {
+            1
+        }),
     }
 }

@@ -110,7 +110,10 @@ mod tests {
             cgroup: "/sys/fs/cgroup/a".into(),
         });
         let line = serde_json::to_string(&r).unwrap();
-        assert_eq!(line, r#"{"version":1,"op":"detach","cgroup":"/sys/fs/cgroup/a"}"#);
+        assert_eq!(
+            line,
+            r#"{"version":1,"op":"detach","cgroup":"/sys/fs/cgroup/a"}"#
+        );
         assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), r);
     }
 

@@ -22,10 +22,7 @@ pub static NAME_RULES: HashMap<NameKey, RuleValue> = HashMap::pinned(MAX_NAME_RU
 
 /// Room for ~20k events; the daemon drains it continuously.
 #[map(name = "EVENTS")]
-pub static EVENTS: RingBuf = RingBuf::pinned(
-    (1 << 20) as u32,
-    0,
-);
+pub static EVENTS: RingBuf = RingBuf::pinned((1 << 20) as u32, 0);
 
 /// Events lost because the ring buffer was full, per CPU.
 #[map(name = "EVENT_DROPS")]

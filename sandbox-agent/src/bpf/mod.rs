@@ -7,7 +7,8 @@ pub mod policy_maps;
 pub mod support;
 
 /// The eBPF object built by build.rs from the sandbox-ebpf crate.
-pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sandbox-ebpf"));
+pub static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sandbox-ebpf"));
 
 /// LSM hooks and the program names implementing them.
 pub const PROGRAMS: &[(&str, &str)] = &[("file_open", "file_open")];

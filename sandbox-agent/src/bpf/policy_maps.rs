@@ -5,8 +5,8 @@
 
 use aya::maps::{HashMap, Map, MapData};
 use sandbox_common::{
-    CgroupPolicy, InodeKey, NameKey, RuleValue, MAP_CGROUP_POLICY, MAP_INODE_RULES,
-    MAP_NAME_RULES, MODE_AUDIT, MODE_ENFORCE,
+    CgroupPolicy, InodeKey, NameKey, RuleValue, MAP_CGROUP_POLICY, MAP_INODE_RULES, MAP_NAME_RULES,
+    MODE_AUDIT, MODE_ENFORCE,
 };
 
 use crate::policy::{CompiledPolicy, Mode};
@@ -51,8 +51,18 @@ impl PolicyMaps {
             .iter()
             .filter_map(Result::ok)
             .map(|(_, v)| v.policy_id)
-            .chain(maps.inodes.keys().filter_map(Result::ok).map(|k| k.policy_id))
-            .chain(maps.names.keys().filter_map(Result::ok).map(|k| k.policy_id))
+            .chain(
+                maps.inodes
+                    .keys()
+                    .filter_map(Result::ok)
+                    .map(|k| k.policy_id),
+            )
+            .chain(
+                maps.names
+                    .keys()
+                    .filter_map(Result::ok)
+                    .map(|k| k.policy_id),
+            )
             .max()
             .unwrap_or(0);
         maps.next_policy_id = max_seen.wrapping_add(1).max(1);
@@ -95,7 +105,10 @@ impl PolicyMaps {
         if let Some(previous) = previous {
             self.remove_rules(previous.policy_id);
         }
-        Ok((policy_id, policy.inode_rules.len() + policy.name_rules.len()))
+        Ok((
+            policy_id,
+            policy.inode_rules.len() + policy.name_rules.len(),
+        ))
     }
 
     /// Stops confining `cgroup_id`. Returns false when it was not attached.
@@ -125,7 +138,10 @@ impl PolicyMaps {
                 .insert(key, *value, 0)
                 .map_err(|e| MapsError::Map {
                     map: MAP_INODE_RULES,
-                    message: format!("{e} (map full? it holds {} rules)", sandbox_common::MAX_INODE_RULES),
+                    message: format!(
+                        "{e} (map full? it holds {} rules)",
+                        sandbox_common::MAX_INODE_RULES
+                    ),
                 })?;
         }
         for (k, value) in &policy.name_rules {
@@ -134,7 +150,10 @@ impl PolicyMaps {
                 .insert(key, *value, 0)
                 .map_err(|e| MapsError::Map {
                     map: MAP_NAME_RULES,
-                    message: format!("{e} (map full? it holds {} rules)", sandbox_common::MAX_NAME_RULES),
+                    message: format!(
+                        "{e} (map full? it holds {} rules)",
+                        sandbox_common::MAX_NAME_RULES
+                    ),
                 })?;
         }
         Ok(())

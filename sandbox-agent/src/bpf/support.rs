@@ -72,8 +72,8 @@ fn mount_if_missing(fstype: &str, target: &str, magic: i64) {
     };
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: valid C string and out-pointer.
-    let mounted = unsafe { libc::statfs(c_target.as_ptr(), &mut st) } == 0
-        && st.f_type as i64 == magic;
+    let mounted =
+        unsafe { libc::statfs(c_target.as_ptr(), &mut st) } == 0 && st.f_type as i64 == magic;
     if mounted {
         return;
     }

@@ -12,7 +12,12 @@ use crate::{
 
 /// Reads and validates the policy locally (for early, precise errors), then asks the daemon,
 /// which validates again and resolves the paths itself.
-pub fn attach(socket: &Path, cgroup: &Path, policy: &Path, home: &Path) -> anyhow::Result<AttachInfo> {
+pub fn attach(
+    socket: &Path,
+    cgroup: &Path,
+    policy: &Path,
+    home: &Path,
+) -> anyhow::Result<AttachInfo> {
     let text = std::fs::read_to_string(policy)
         .with_context(|| format!("cannot read policy {}", policy.display()))?;
     Policy::from_file(policy)?;
@@ -38,7 +43,11 @@ pub fn print_attached(info: &AttachInfo) {
     }
     println!(
         "{} policy {:?} ({} mode, {} rules, {} map entries) to {}",
-        if info.replaced { "switched to" } else { "attached" },
+        if info.replaced {
+            "switched to"
+        } else {
+            "attached"
+        },
         info.policy,
         info.mode,
         info.rules,
@@ -59,7 +68,7 @@ pub fn detach(socket: &Path, cgroup: &Path) -> anyhow::Result<()> {
 
 /// The daemon resolves paths from its own working directory: send absolute ones.
 fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
-    Ok(std::path::absolute(p).with_context(|| format!("invalid path {}", p.display()))?)
+    std::path::absolute(p).with_context(|| format!("invalid path {}", p.display()))
 }
 
 /// What `~` means when the user gave no `--home`: the invoking user's home (the sudo caller's

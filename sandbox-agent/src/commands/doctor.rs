@@ -35,7 +35,12 @@ pub fn run(bpffs_root: &Path) -> anyhow::Result<bool> {
     report(
         "kernel BTF offsets",
         crate::kernel_offsets::from_running_kernel()
-            .map(|o| format!("resolved (file.f_inode at {}, dentry.d_parent at {})", o.file_inode, o.dentry_parent))
+            .map(|o| {
+                format!(
+                    "resolved (file.f_inode at {}, dentry.d_parent at {})",
+                    o.file_inode, o.dentry_parent
+                )
+            })
             .map_err(|e| e.to_string()),
     );
     // Load into a private pin directory so the probe never touches a running daemon's maps.

@@ -8,7 +8,7 @@ use sandbox_common::AuditEvent;
 use tokio::io::unix::AsyncFd;
 
 use super::DaemonState;
-use crate::audit::{self, AuditLog, Clock, Context};
+use crate::audit::{self, AuditLog, Clock};
 
 pub async fn run(
     events: Map,
@@ -36,13 +36,10 @@ pub async fn run(
             // copes with the ring buffer's 8-byte alignment.
             let event: AuditEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
             let record = {
-                let mut s = state.lock().map_err(|_| anyhow::anyhow!("state poisoned"))?;
-                let described = s.describe(event.policy_id, event.rule_id);
-                let ctx = Context {
-                    cgroup: described.as_ref().map(|d| d.0.as_str()),
-                    policy: described.as_ref().map(|d| d.1.as_str()),
-                    rule: described.as_ref().and_then(|d| d.2.clone()),
-                };
+                let mut s = state
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("state poisoned"))?;
+                let ctx = s.describe(event.policy_id, event.rule_id);
                 s.events_logged += 1;
                 audit::decode(&event, &clock, &ctx)
             };
@@ -52,10 +49,7 @@ pub async fn run(
             }
         }
         guard.clear_ready();
-        let dropped: u64 = drops
-            .get(&0, 0)
-            .map(|v| v.iter().sum())
-            .unwrap_or_default();
+        let dropped: u64 = drops.get(&0, 0).map(|v| v.iter().sum()).unwrap_or_default();
         if let Ok(mut s) = state.lock() {
             s.events_dropped = dropped;
         }

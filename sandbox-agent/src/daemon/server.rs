@@ -26,8 +26,7 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     // A socket file without a listener is left over from a crash.
     let _ = std::fs::remove_file(path);
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let listener =
         UnixListener::bind(path).with_context(|| format!("cannot bind {}", path.display()))?;
@@ -39,7 +38,10 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
 
 pub async fn serve(listener: UnixListener, state: Arc<Mutex<DaemonState>>) -> anyhow::Result<()> {
     loop {
-        let (stream, _) = listener.accept().await.context("accept on control socket")?;
+        let (stream, _) = listener
+            .accept()
+            .await
+            .context("accept on control socket")?;
         let state = state.clone();
         tokio::spawn(async move {
             if let Err(e) = handle_connection(stream, state).await {
@@ -49,7 +51,10 @@ pub async fn serve(listener: UnixListener, state: Arc<Mutex<DaemonState>>) -> an
     }
 }
 
-async fn handle_connection(stream: UnixStream, state: Arc<Mutex<DaemonState>>) -> anyhow::Result<()> {
+async fn handle_connection(
+    stream: UnixStream,
+    state: Arc<Mutex<DaemonState>>,
+) -> anyhow::Result<()> {
     let uid = stream.peer_cred().context("SO_PEERCRED")?.uid();
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read.take(MAX_REQUEST_BYTES as u64 + 1));

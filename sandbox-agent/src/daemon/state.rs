@@ -3,6 +3,7 @@
 use std::{collections::BTreeMap, path::PathBuf};
 
 use crate::{
+    audit,
     bpf::policy_maps::PolicyMaps,
     cgroup,
     policy::{self, CompiledPolicy, Mode},
@@ -122,7 +123,10 @@ impl DaemonState {
     fn detach(&mut self, cgroup: PathBuf) -> Result<Reply, String> {
         let cgroup_id = cgroup::cgroup_id(&cgroup).map_err(|e| e.to_string())?;
         if !self.maps.detach(cgroup_id).map_err(|e| e.to_string())? {
-            return Err(format!("cgroup {} has no policy attached", cgroup.display()));
+            return Err(format!(
+                "cgroup {} has no policy attached",
+                cgroup.display()
+            ));
         }
         self.attachments.remove(&cgroup_id);
         tracing::info!(cgroup = %cgroup.display(), "detached");
@@ -141,23 +145,26 @@ impl DaemonState {
         }
     }
 
-    /// (cgroup path, policy name, (rule, resolved path)) for an event's policy and rule ids.
-    pub fn describe(&self, policy_id: u32, rule_id: u32) -> Option<(String, String, Option<(String, String)>)> {
-        let a = self
+    /// What is known about an event's policy and rule ids (nothing for ids no attachment of
+    /// this daemon owns, e.g. a generation just replaced).
+    pub fn describe(&self, policy_id: u32, rule_id: u32) -> audit::Context {
+        let Some(a) = self
             .attachments
             .values()
-            .find(|a| a.info.policy_id == policy_id)?;
-        let rule = a.compiled.rule(rule_id).map(|r| {
-            (
-                format!("{} {}", r.kind, r.path),
-                r.resolved.display().to_string(),
-            )
-        });
-        Some((
-            a.info.cgroup.display().to_string(),
-            a.info.policy.clone(),
-            rule,
-        ))
+            .find(|a| a.info.policy_id == policy_id)
+        else {
+            return audit::Context::default();
+        };
+        audit::Context {
+            cgroup: Some(a.info.cgroup.display().to_string()),
+            policy: Some(a.info.policy.clone()),
+            rule: a.compiled.rule(rule_id).map(|r| {
+                (
+                    format!("{} {}", r.kind, r.path),
+                    r.resolved.display().to_string(),
+                )
+            }),
+        }
     }
 }
 

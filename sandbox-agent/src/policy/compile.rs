@@ -69,7 +69,10 @@ impl CompiledPolicy {
             parent_ino: parent.ino,
             name: name.as_bytes().to_vec(),
         };
-        let v = self.name_rules.entry(key).or_insert(RuleValue { flags: 0, rule_id });
+        let v = self
+            .name_rules
+            .entry(key)
+            .or_insert(RuleValue { flags: 0, rule_id });
         v.flags |= flags;
     }
 
@@ -239,9 +242,16 @@ mod tests {
         let c = compile(&policy(&["~/.aws"]), home.path()).unwrap();
         let key = name_key(home.path(), ".aws");
         assert_eq!(c.name_rules[&key].flags, RULE_DENY_READ);
-        assert_eq!(c.rules[0].resolved, home.path().canonicalize().unwrap().join(".aws"));
+        assert_eq!(
+            c.rules[0].resolved,
+            home.path().canonicalize().unwrap().join(".aws")
+        );
         assert!(!c.rules[0].exists);
-        assert!(c.warnings[0].contains("denied once created"), "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].contains("denied once created"),
+            "{:?}",
+            c.warnings
+        );
     }
 
     #[test]
@@ -283,7 +293,10 @@ mod tests {
         let c = compile(&policy(&[&a, &b]), Path::new("/")).unwrap();
         assert_eq!(c.name_rules.len(), 2);
         let parent = file_id(dir.path()).unwrap();
-        assert_eq!(c.inode_rules[&(parent.dev, parent.ino)].flags, RULE_NAMED_CHILDREN);
+        assert_eq!(
+            c.inode_rules[&(parent.dev, parent.ino)].flags,
+            RULE_NAMED_CHILDREN
+        );
         assert_eq!(c.rules.len(), 2);
     }
 }

@@ -190,7 +190,11 @@ mod tests {
 
     #[test]
     fn parses_a_minimal_policy() {
-        let p = parse("p.yaml", "name: agent\ndeny_read:\n  - ~/.ssh\n  - /etc/shadow\n").unwrap();
+        let p = parse(
+            "p.yaml",
+            "name: agent\ndeny_read:\n  - ~/.ssh\n  - /etc/shadow\n",
+        )
+        .unwrap();
         assert_eq!(p.name, "agent");
         assert_eq!(p.mode, Mode::Enforce);
         assert_eq!(p.deny_read, vec!["~/.ssh", "/etc/shadow"]);
@@ -205,8 +209,15 @@ mod tests {
     #[test]
     fn unknown_key_names_file_line_and_field() {
         let e = parse("p.yaml", "name: a\ndeny_read: []\ndeny_reed:\n  - /x\n").unwrap_err();
-        assert_eq!((e.file.as_str(), e.line, e.field.as_str()), ("p.yaml", 3, "deny_reed"));
-        assert!(e.to_string().starts_with("p.yaml:3: deny_reed: unknown field"), "{e}");
+        assert_eq!(
+            (e.file.as_str(), e.line, e.field.as_str()),
+            ("p.yaml", 3, "deny_reed")
+        );
+        assert!(
+            e.to_string()
+                .starts_with("p.yaml:3: deny_reed: unknown field"),
+            "{e}"
+        );
     }
 
     #[test]

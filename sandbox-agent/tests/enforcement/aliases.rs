@@ -27,7 +27,12 @@ fn symlink_created_by_the_confined_process_is_denied() {
     let out = cg.run(&[
         "sh",
         "-c",
-        &format!("ln -s {} {} && cat {}", secret.display(), link.display(), link.display()),
+        &format!(
+            "ln -s {} {} && cat {}",
+            secret.display(),
+            link.display(),
+            link.display()
+        ),
     ]);
     assert_eperm(&out, "cat through own symlink");
 }

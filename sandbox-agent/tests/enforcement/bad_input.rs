@@ -7,7 +7,12 @@ fn attach_to_a_missing_cgroup_is_a_clear_error() {
     let home = fixture_dir("nocg");
     let policy = deny_read_policy(&home, &[&home.join("x")]);
     let out = agent()
-        .args(["attach", "--cgroup", "/sys/fs/cgroup/no-such-group", "--policy"])
+        .args([
+            "attach",
+            "--cgroup",
+            "/sys/fs/cgroup/no-such-group",
+            "--policy",
+        ])
         .arg(&policy)
         .output()
         .unwrap();
@@ -33,7 +38,11 @@ fn attach_to_a_directory_that_is_not_a_cgroup_is_refused() {
         .unwrap();
 
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("is not a cgroup v2 directory"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not a cgroup v2 directory"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -43,7 +52,11 @@ fn a_malformed_policy_leaves_the_previous_policy_in_force() {
     write(&secret, "s");
     let cg = confined("malformed", &home, &[&secret]);
 
-    let bad = policy_file(&home, "broken", "mode: enforce\ndeny_read:\n  - relative/path\n");
+    let bad = policy_file(
+        &home,
+        "broken",
+        "mode: enforce\ndeny_read:\n  - relative/path\n",
+    );
     let out = agent()
         .args(["attach", "--cgroup"])
         .arg(&cg.path)
@@ -58,14 +71,19 @@ fn a_malformed_policy_leaves_the_previous_policy_in_force() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(cg.open(&secret), Err(EPERM), "the previous policy must stay attached");
+    assert_eq!(
+        cg.open(&secret),
+        Err(EPERM),
+        "the previous policy must stay attached"
+    );
 }
 
 #[test]
 fn garbage_on_the_control_socket_gets_an_error_and_the_daemon_lives_on() {
     use std::io::{Read, Write};
     let mut s = std::os::unix::net::UnixStream::connect("/run/sandbox-agent.sock").unwrap();
-    s.write_all(b"{\"version\":1,\"op\":\"rm -rf /\"}\n").unwrap();
+    s.write_all(b"{\"version\":1,\"op\":\"rm -rf /\"}\n")
+        .unwrap();
     let mut answer = String::new();
     s.read_to_string(&mut answer).unwrap();
     assert!(answer.contains("\"status\":\"error\""), "{answer}");

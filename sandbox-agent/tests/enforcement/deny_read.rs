@@ -38,7 +38,10 @@ fn sibling_files_stay_readable() {
     let home = fixture_dir("siblings");
     write(&home.join(".ssh/id_ed25519"), "key");
     write(&home.join("notes.txt"), "hello");
-    write(&home.join(".sshx/other"), "not denied: only the name differs");
+    write(
+        &home.join(".sshx/other"),
+        "not denied: only the name differs",
+    );
     let cg = confined("siblings", &home, &[&home.join(".ssh")]);
 
     assert_eq!(cg.open(&home.join("notes.txt")), Ok("hello".into()));

@@ -27,7 +27,12 @@ pub fn fixture_dir(name: &str) -> PathBuf {
         N.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    assert_eq!(fs_magic(&dir), TMPFS_MAGIC, "{} must be on tmpfs", dir.display());
+    assert_eq!(
+        fs_magic(&dir),
+        TMPFS_MAGIC,
+        "{} must be on tmpfs",
+        dir.display()
+    );
     dir
 }
 
@@ -203,7 +208,11 @@ pub fn stdout(out: &Output) -> String {
 
 /// Asserts a command failed because an open returned EPERM.
 pub fn assert_eperm(out: &Output, what: &str) {
-    assert!(!out.status.success(), "{what}: succeeded, stdout={:?}", stdout(out));
+    assert!(
+        !out.status.success(),
+        "{what}: succeeded, stdout={:?}",
+        stdout(out)
+    );
     assert!(
         stderr(out).contains("Operation not permitted"),
         "{what}: failed but not with EPERM: {:?}",

@@ -35,7 +35,11 @@ fn denied_file_replaced_by_rename_is_still_denied() {
     let staged = home.join("staged");
     write(&staged, "new");
     std::fs::rename(&staged, &secret).unwrap();
-    assert_ne!(ino(&secret), old_ino, "rename must have put a new inode in place");
+    assert_ne!(
+        ino(&secret),
+        old_ino,
+        "rename must have put a new inode in place"
+    );
 
     assert_eq!(cg.open(&secret), Err(EPERM));
 }

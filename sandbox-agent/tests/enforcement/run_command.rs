@@ -28,14 +28,29 @@ fn run_confines_the_command_and_returns_its_exit_status() {
     assert_eq!(out.status.code(), Some(7), "stderr: {}", stderr(&out));
     assert!(stdout(&out).contains("readme"), "{}", stdout(&out));
     assert!(stdout(&out).contains("secret-exit=1"), "{}", stdout(&out));
-    assert!(stderr(&out).contains("Operation not permitted"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Operation not permitted"),
+        "{}",
+        stderr(&out)
+    );
     // The transient cgroup is removed and nothing stays attached.
     let leftovers: Vec<_> = std::fs::read_dir("/sys/fs/cgroup/sandbox-agent")
-        .map(|d| d.filter_map(Result::ok).filter(|e| e.path().is_dir()).collect())
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().is_dir())
+                .collect()
+        })
         .unwrap_or_default();
-    assert!(leftovers.is_empty(), "transient cgroups left: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "transient cgroups left: {leftovers:?}"
+    );
     let status = agent().args(["status", "--json"]).output().unwrap();
-    assert!(!stdout(&status).contains("/sys/fs/cgroup/sandbox-agent/run-"), "{}", stdout(&status));
+    assert!(
+        !stdout(&status).contains("/sys/fs/cgroup/sandbox-agent/run-"),
+        "{}",
+        stdout(&status)
+    );
 }
 
 #[test]
@@ -53,8 +68,15 @@ fn run_with_an_invalid_policy_never_starts_the_command() {
         .unwrap();
 
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("bad.yaml:2: deny_reed: unknown field"), "{}", stderr(&out));
-    assert!(!marker.exists(), "the command ran although the policy was invalid");
+    assert!(
+        stderr(&out).contains("bad.yaml:2: deny_reed: unknown field"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !marker.exists(),
+        "the command ran although the policy was invalid"
+    );
 }
 
 #[test]
@@ -72,6 +94,10 @@ fn run_without_a_daemon_never_starts_the_command() {
         .unwrap();
 
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("cannot reach the sandbox-agent daemon"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot reach the sandbox-agent daemon"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!marker.exists(), "the command ran unconfined");
 }

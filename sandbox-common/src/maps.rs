@@ -70,13 +70,26 @@ pub struct RuleValue {
     pub flags: u32,
     /// Index of the rule in the compiled policy, reported in audit events.
     pub rule_id: u32,
+    /// With `RULE_PREFIX`: the chain node whose `NameKey`s (dev `CHAIN_DEV`, parent_ino = node)
+    /// name the next component of a denied path that does not exist yet.
+    pub next_node: u32,
+    pub _pad: u32,
 }
 
 /// Deny opening this inode, or anything below it when it is a directory.
 pub const RULE_DENY_READ: u32 = 1 << 0;
-/// This directory has `NameKey` rules for some of its children: the walk must hash the name of
-/// the child it came from and look it up.
+/// This name is a missing directory on the way to denied paths (`~/.config` for a rule on
+/// `~/.config/gcloud` written before `~/.config` existed): follow `next_node` for the next name.
+pub const RULE_PREFIX: u32 = 1 << 30;
+/// This directory has `NameKey` rules for some of its children: the walk must look up the names
+/// of the children it came from.
 pub const RULE_NAMED_CHILDREN: u32 = 1 << 31;
+
+/// Device of the virtual parents (chain nodes) of `RULE_PREFIX` chains; no real device has it.
+pub const CHAIN_DEV: u32 = u32::MAX;
+/// Most missing path components one rule can name below its deepest existing directory; a deeper
+/// missing path denies the subtree at this depth (fail closed).
+pub const MAX_CHAIN: usize = 4;
 
 /// Sentinel rule id for denials that are not caused by one rule (fail-closed cases).
 pub const RULE_ID_FAIL_CLOSED: u32 = u32::MAX;

@@ -4,8 +4,8 @@
 
 use aya_ebpf::{cty::c_void, helpers::generated::bpf_probe_read_kernel};
 use sandbox_common::{
-    InodeKey, KernelOffsets, NameKey, RuleValue, MAX_NAME_LEN, MAX_WALK_DEPTH, NAME_KEY_LEN,
-    RULE_ID_FAIL_CLOSED, RULE_NAMED_CHILDREN,
+    InodeKey, KernelOffsets, NameKey, RuleValue, CHAIN_DEV, MAX_CHAIN, MAX_NAME_LEN,
+    MAX_WALK_DEPTH, NAME_KEY_LEN, RULE_ID_FAIL_CLOSED, RULE_NAMED_CHILDREN, RULE_PREFIX,
 };
 
 use crate::{
@@ -36,7 +36,8 @@ pub fn check_dentry(
     want: u32,
 ) -> Decision {
     let mut dentry = start;
-    let mut child: *const u8 = core::ptr::null();
+    // The dentries walked so far, nearest first: below[0] is the child of `dentry` on the path.
+    let mut below: [*const u8; MAX_CHAIN] = [core::ptr::null(); MAX_CHAIN];
     for _ in 0..MAX_WALK_DEPTH {
         let Ok(inode) = read_ptr(dentry, off.dentry_inode) else {
             return FAIL_CLOSED;
@@ -55,16 +56,11 @@ pub fn check_dentry(
                     rule_id: rule.rule_id,
                 };
             }
-            if rule.flags & RULE_NAMED_CHILDREN != 0 && !child.is_null() {
-                let Ok(key) = dentry_name_key(off, policy_id, dev, ino, child) else {
-                    return FAIL_CLOSED;
-                };
-                if let Some(rule) = lookup_name(&key) {
-                    if rule.flags & want != 0 {
-                        return Decision::Deny {
-                            rule_id: rule.rule_id,
-                        };
-                    }
+            if rule.flags & RULE_NAMED_CHILDREN != 0 {
+                match check_names(off, policy_id, dev, ino, &below, want) {
+                    Ok(Some(rule_id)) => return Decision::Deny { rule_id },
+                    Ok(None) => {}
+                    Err(_) => return FAIL_CLOSED,
                 }
             }
         }
@@ -75,11 +71,45 @@ pub fn check_dentry(
             // The filesystem root is its own parent: the walk is complete.
             return Decision::Allow;
         }
-        child = dentry;
+        below = [dentry, below[0], below[1], below[2]];
         dentry = parent;
     }
     // Deeper than we can walk: a denied ancestor could be out of sight.
     FAIL_CLOSED
+}
+
+/// Name rules below the directory `parent_ino`: the name of the child on the path, then, while
+/// the match is a `RULE_PREFIX` of a path that did not exist at attach time, the names further
+/// down. Returns the id of a rule that denies `want`.
+#[inline(always)]
+fn check_names(
+    off: &KernelOffsets,
+    policy_id: u32,
+    dev: u32,
+    parent_ino: u64,
+    below: &[*const u8; MAX_CHAIN],
+    want: u32,
+) -> Result<Option<u32>, i32> {
+    let mut key_dev = dev;
+    let mut key_parent = parent_ino;
+    for child in below {
+        if child.is_null() {
+            return Ok(None);
+        }
+        let key = dentry_name_key(off, policy_id, key_dev, key_parent, *child)?;
+        let Some(rule) = lookup_name(&key) else {
+            return Ok(None);
+        };
+        if rule.flags & want != 0 {
+            return Ok(Some(rule.rule_id));
+        }
+        if rule.flags & RULE_PREFIX == 0 {
+            return Ok(None);
+        }
+        key_dev = CHAIN_DEV;
+        key_parent = rule.next_node as u64;
+    }
+    Ok(None)
 }
 
 #[inline(always)]

@@ -5,8 +5,10 @@
 //! - a name rule on (parent directory inode, hash of the last component), so the path stays
 //!   denied when the file is created later or replaced by a rename.
 //!
-//! When more than the last component is missing, the name rule is placed on the deepest existing
-//! directory for the first missing component: its whole subtree is denied (fail closed).
+//! When more than the last component is missing (`~/.config/gcloud` before `~/.config` exists),
+//! the names below the deepest existing directory form a chain: `.config` is a prefix entry
+//! pointing at a virtual node, under which `gcloud` is denied. Only the exact path is denied.
+//! Chains longer than `MAX_CHAIN` deny the subtree at that depth (fail closed, with a warning).
 
 use std::{
     collections::BTreeMap,
@@ -15,7 +17,9 @@ use std::{
     path::{Component, Path, PathBuf},
 };
 
-use sandbox_common::{RuleValue, RULE_DENY_READ, RULE_NAMED_CHILDREN};
+use sandbox_common::{
+    RuleValue, CHAIN_DEV, MAX_CHAIN, RULE_DENY_READ, RULE_NAMED_CHILDREN, RULE_PREFIX,
+};
 use serde::Serialize;
 
 use super::schema::{expand_home, Mode, Policy};
@@ -50,6 +54,8 @@ pub struct CompiledPolicy {
     pub name_rules: BTreeMap<NameRuleKey, RuleValue>,
     pub rules: Vec<RuleInfo>,
     pub warnings: Vec<String>,
+    /// Chain node of each prefix name rule, shared by rules with a common missing prefix.
+    chain_nodes: BTreeMap<NameRuleKey, u32>,
 }
 
 impl CompiledPolicy {
@@ -62,6 +68,7 @@ impl CompiledPolicy {
         v.flags |= flags;
     }
 
+    /// A name rule denying `flags` for `name` under the real directory `parent`.
     fn add_name(&mut self, parent: FileId, name: &OsStr, flags: u32, rule_id: u32) {
         self.add_inode(parent, RULE_NAMED_CHILDREN, rule_id);
         let key = NameRuleKey {
@@ -69,11 +76,42 @@ impl CompiledPolicy {
             parent_ino: parent.ino,
             name: name.as_bytes().to_vec(),
         };
-        let v = self
-            .name_rules
-            .entry(key)
-            .or_insert(RuleValue { flags: 0, rule_id });
+        self.add_name_value(key, flags, rule_id);
+    }
+
+    fn add_name_value(&mut self, key: NameRuleKey, flags: u32, rule_id: u32) {
+        let v = self.name_rules.entry(key).or_insert(RuleValue {
+            rule_id,
+            ..Default::default()
+        });
+        if v.flags & !RULE_PREFIX == 0 && flags & !RULE_PREFIX != 0 {
+            v.rule_id = rule_id;
+        }
         v.flags |= flags;
+    }
+
+    /// Denies the missing path `names` (first name first) below the existing directory `dir`.
+    fn add_chain(&mut self, dir: FileId, names: &[std::ffi::OsString], flags: u32, rule_id: u32) {
+        self.add_inode(dir, RULE_NAMED_CHILDREN, rule_id);
+        let (mut parent_dev, mut parent_ino) = (dir.dev, dir.ino);
+        for (i, name) in names.iter().enumerate() {
+            let key = NameRuleKey {
+                parent_dev,
+                parent_ino,
+                name: name.as_bytes().to_vec(),
+            };
+            if i + 1 == names.len() {
+                self.add_name_value(key, flags, rule_id);
+                return;
+            }
+            let next = self.chain_nodes.len() as u32 + 1;
+            let node = *self.chain_nodes.entry(key.clone()).or_insert(next);
+            self.add_name_value(key.clone(), RULE_PREFIX, rule_id);
+            if let Some(v) = self.name_rules.get_mut(&key) {
+                v.next_node = node;
+            }
+            (parent_dev, parent_ino) = (CHAIN_DEV, node as u64);
+        }
     }
 
     /// The rule behind a rule id, if any.
@@ -152,14 +190,16 @@ fn add_path_rule(
         }
         return Ok((canonical, true));
     }
-    let first_missing = missing.last().cloned().unwrap_or_default();
-    out.add_name(stat(&canonical)?, &first_missing, flags, rule_id);
+    // `missing` was collected deepest first.
+    missing.reverse();
     let mut resolved = canonical.clone();
-    for part in missing.iter().rev() {
-        resolved.push(part);
-    }
-    let denied_root = canonical.join(&first_missing);
-    if missing.len() > 1 {
+    resolved.extend(&missing);
+    if missing.len() > MAX_CHAIN {
+        missing.truncate(MAX_CHAIN);
+        let denied_root: PathBuf = canonical
+            .iter()
+            .chain(missing.iter().map(|m| m.as_os_str()))
+            .collect();
         out.warnings.push(format!(
             "{} does not exist: all of {} is denied until the policy is attached again",
             resolved.display(),
@@ -171,6 +211,7 @@ fn add_path_rule(
             resolved.display()
         ));
     }
+    out.add_chain(stat(&canonical)?, &missing, flags, rule_id);
     Ok((resolved, false))
 }
 
@@ -255,11 +296,38 @@ mod tests {
     }
 
     #[test]
-    fn deeper_missing_path_denies_the_first_missing_directory() {
+    fn deeper_missing_path_is_a_chain_that_denies_only_that_path() {
         let home = tempfile::tempdir().unwrap();
-        let c = compile(&policy(&["~/.config/gcloud/credentials.db"]), home.path()).unwrap();
-        assert!(c.name_rules.contains_key(&name_key(home.path(), ".config")));
+        let p = policy(&["~/.config/gcloud", "~/.config/gh"]);
+        let c = compile(&p, home.path()).unwrap();
+        let config = &c.name_rules[&name_key(home.path(), ".config")];
+        assert_eq!(config.flags, RULE_PREFIX, "~/.config itself stays readable");
+        let under = |name: &str| NameRuleKey {
+            parent_dev: CHAIN_DEV,
+            parent_ino: config.next_node as u64,
+            name: name.as_bytes().to_vec(),
+        };
+        assert_eq!(c.name_rules[&under("gcloud")].flags, RULE_DENY_READ);
+        assert_eq!(c.name_rules[&under("gh")].flags, RULE_DENY_READ);
+        assert_eq!(c.name_rules[&under("gh")].rule_id, 1);
+        assert!(
+            c.warnings[0].contains("denied once created"),
+            "{:?}",
+            c.warnings
+        );
+    }
+
+    #[test]
+    fn a_chain_longer_than_the_kernel_follows_denies_a_subtree() {
+        let home = tempfile::tempdir().unwrap();
+        let c = compile(&policy(&["~/a/b/c/d/e/f"]), home.path()).unwrap();
+        assert_eq!(c.name_rules.len(), MAX_CHAIN);
         assert!(c.warnings[0].contains("all of"), "{:?}", c.warnings);
+        assert!(
+            c.warnings[0].ends_with("a/b/c/d is denied until the policy is attached again"),
+            "{:?}",
+            c.warnings
+        );
     }
 
     #[test]

@@ -55,3 +55,43 @@ fn file_deleted_and_recreated_is_still_denied() {
 
     assert_eq!(cg.open(&secret), Err(EPERM));
 }
+
+#[test]
+fn denied_path_below_missing_directories_is_denied_once_created_and_its_siblings_are_not() {
+    let home = fixture_dir("chain");
+    let cg = Cgroup::new("chain");
+    let policy = policy_file(&home, "chain", "deny_read:\n  - ~/.config/gcloud\n");
+    attach(&cg, &policy, &home);
+    write(&home.join(".config/gcloud/credentials.db"), "gcloud");
+    write(&home.join(".config/git/config"), "[user]");
+
+    assert_eq!(
+        cg.open(&home.join(".config/gcloud/credentials.db")),
+        Err(EPERM)
+    );
+    assert_eq!(
+        cg.open(&home.join(".config/git/config")),
+        Ok("[user]".into())
+    );
+    let ls = cg.run(&["ls", home.join(".config").to_str().unwrap()]);
+    assert!(
+        ls.status.success(),
+        "~/.config itself must stay readable: {}",
+        stderr(&ls)
+    );
+}
+
+#[test]
+fn a_path_deeper_than_the_walk_limit_fails_closed() {
+    let home = fixture_dir("deep");
+    let mut deep = home.clone();
+    for i in 0..sandbox_common::MAX_WALK_DEPTH {
+        deep.push(format!("d{i}"));
+    }
+    let file = deep.join("file");
+    write(&file, "deep");
+    let cg = confined("deep", &home, &[&home.join("unrelated")]);
+
+    assert_eq!(cg.open(&file), Err(EPERM));
+    assert_eq!(open_unconfined(&file), Ok("deep".into()));
+}

@@ -41,6 +41,16 @@ pub fn cgroup_id(path: &Path) -> Result<u64, CgroupError> {
     Ok(md.ino())
 }
 
+/// The cgroup v2 directory a process belongs to, from `/proc/<pid>/cgroup` (`0::/path`).
+pub fn cgroup_of_pid(pid: i32) -> io::Result<PathBuf> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))?;
+    let rel = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .ok_or_else(|| io::Error::other("no cgroup v2 entry in /proc/<pid>/cgroup"))?;
+    Ok(Path::new(CGROUP_ROOT).join(rel.trim_start_matches('/')))
+}
+
 fn is_cgroup2(path: &Path) -> Result<bool, CgroupError> {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| CgroupError::NotCgroup2(path.to_path_buf()))?;

@@ -13,7 +13,7 @@ use tokio::{
     net::{UnixListener, UnixStream},
 };
 
-use super::DaemonState;
+use super::{state::Peer, DaemonState};
 use crate::protocol::{Request, Response, MAX_REQUEST_BYTES, PROTOCOL_VERSION};
 
 pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
@@ -55,19 +55,23 @@ async fn handle_connection(
     stream: UnixStream,
     state: Arc<Mutex<DaemonState>>,
 ) -> anyhow::Result<()> {
-    let uid = stream.peer_cred().context("SO_PEERCRED")?.uid();
+    let cred = stream.peer_cred().context("SO_PEERCRED")?;
+    let peer = Peer {
+        uid: cred.uid(),
+        pid: cred.pid(),
+    };
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read.take(MAX_REQUEST_BYTES as u64 + 1));
     let mut line = Vec::new();
     reader.read_until(b'\n', &mut line).await?;
-    let response = respond(&line, uid, &state);
+    let response = respond(&line, &peer, &state);
     let mut out = serde_json::to_vec(&response)?;
     out.push(b'\n');
     write.write_all(&out).await?;
     Ok(())
 }
 
-fn respond(line: &[u8], uid: u32, state: &Mutex<DaemonState>) -> Response {
+fn respond(line: &[u8], peer: &Peer, state: &Mutex<DaemonState>) -> Response {
     if line.len() > MAX_REQUEST_BYTES {
         return Response::error(format!("request larger than {MAX_REQUEST_BYTES} bytes"));
     }
@@ -82,7 +86,7 @@ fn respond(line: &[u8], uid: u32, state: &Mutex<DaemonState>) -> Response {
         ));
     }
     match state.lock() {
-        Ok(mut s) => Response::new(s.handle(request.op, uid)),
+        Ok(mut s) => Response::new(s.handle(request.op, peer)),
         Err(_) => Response::error("daemon state is poisoned; restart the daemon"),
     }
 }

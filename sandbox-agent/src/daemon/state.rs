@@ -1,6 +1,9 @@
 //! What the daemon knows: the policy maps and, per attached cgroup, the compiled policy.
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
 
 use crate::{
     audit,
@@ -11,6 +14,12 @@ use crate::{
 };
 
 use super::DaemonOptions;
+
+/// Who sent a request (SO_PEERCRED).
+pub struct Peer {
+    pub uid: u32,
+    pub pid: Option<i32>,
+}
 
 struct Attachment {
     info: AttachInfo,
@@ -46,15 +55,13 @@ impl DaemonState {
         state
     }
 
-    /// Handles one request from a peer whose uid is `uid`.
-    pub fn handle(&mut self, op: Op, uid: u32) -> Reply {
+    /// Handles one request from `peer`.
+    pub fn handle(&mut self, op: Op, peer: &Peer) -> Reply {
         let mutating = !matches!(op, Op::Status);
-        if mutating && uid != 0 {
-            return Reply::Error {
-                message: format!(
-                    "permission denied: only root may change policy (you are uid {uid})"
-                ),
-            };
+        if mutating {
+            if let Err(message) = self.may_change_policy(peer) {
+                return Reply::Error { message };
+            }
         }
         let result = match op {
             Op::Status => Ok(Reply::Status(self.status())),
@@ -69,6 +76,61 @@ impl DaemonState {
         result.unwrap_or_else(|message| Reply::Error { message })
     }
 
+    /// Only root may change policy, and never from inside a confined cgroup: a confined process,
+    /// even root, must not loosen or remove its own confinement.
+    fn may_change_policy(&self, peer: &Peer) -> Result<(), String> {
+        if peer.uid != 0 {
+            return Err(format!(
+                "permission denied: only root may change policy (you are uid {})",
+                peer.uid
+            ));
+        }
+        let Some(pid) = peer.pid else {
+            return Err("permission denied: the kernel did not report the caller's pid".into());
+        };
+        let own = cgroup::cgroup_of_pid(pid).map_err(|e| {
+            format!("permission denied: cannot tell the caller's cgroup (pid {pid}): {e}")
+        })?;
+        if let Some(a) = self
+            .attachments
+            .values()
+            .find(|a| own.starts_with(&a.info.cgroup))
+        {
+            return Err(format!(
+                "permission denied: the caller runs confined by policy {:?} ({}); policy cannot be changed from inside a sandbox",
+                a.info.policy,
+                a.info.cgroup.display()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Nested attachments are refused: which policy confines a task is never ambiguous.
+    fn check_nesting(&self, cgroup: &Path, cgroup_id: u64) -> Result<(), String> {
+        for (id, a) in &self.attachments {
+            if *id == cgroup_id {
+                continue;
+            }
+            if cgroup.starts_with(&a.info.cgroup) {
+                return Err(format!(
+                    "{} is inside {}, already confined by policy {:?}; attach to a cgroup outside it, or detach that one first",
+                    cgroup.display(),
+                    a.info.cgroup.display(),
+                    a.info.policy
+                ));
+            }
+            if a.info.cgroup.starts_with(cgroup) {
+                return Err(format!(
+                    "{} contains {}, already confined by policy {:?}; detach that one first",
+                    cgroup.display(),
+                    a.info.cgroup.display(),
+                    a.info.policy
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn attach(
         &mut self,
         cgroup: PathBuf,
@@ -77,6 +139,9 @@ impl DaemonState {
         home: PathBuf,
     ) -> Result<Reply, String> {
         let cgroup_id = cgroup::cgroup_id(&cgroup).map_err(|e| e.to_string())?;
+        let cgroup = std::fs::canonicalize(&cgroup)
+            .map_err(|e| format!("cgroup {}: {e}", cgroup.display()))?;
+        self.check_nesting(&cgroup, cgroup_id)?;
         let parsed = policy::parse(policy_file, policy_yaml).map_err(|e| e.to_string())?;
         if !home.is_absolute() {
             return Err(format!("home {} is not an absolute path", home.display()));

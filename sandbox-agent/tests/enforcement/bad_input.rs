@@ -89,3 +89,38 @@ fn garbage_on_the_control_socket_gets_an_error_and_the_daemon_lives_on() {
     assert!(answer.contains("\"status\":\"error\""), "{answer}");
     assert!(agent().arg("status").output().unwrap().status.success());
 }
+
+#[test]
+fn nested_attachments_are_refused_both_ways() {
+    let home = fixture_dir("nested");
+    let policy = deny_read_policy(&home, &[&home.join("x")]);
+    let outer = Cgroup::new("nested");
+    let inner = outer.child("inner");
+    attach(&inner, &policy, &home);
+
+    let out = agent()
+        .args(["attach", "--cgroup"])
+        .arg(&outer.path)
+        .arg("--policy")
+        .arg(&policy)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("already confined by policy"),
+        "{}",
+        stderr(&out)
+    );
+
+    detach(&inner);
+    attach(&outer, &policy, &home);
+    let out = agent()
+        .args(["attach", "--cgroup"])
+        .arg(&inner.path)
+        .arg("--policy")
+        .arg(&policy)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("is inside"), "{}", stderr(&out));
+}

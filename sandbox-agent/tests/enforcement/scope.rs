@@ -68,3 +68,35 @@ fn attaching_again_switches_to_the_new_policy() {
     assert_eq!(cg.open(&a), Ok("a".into()));
     assert_eq!(cg.open(&b), Err(EPERM));
 }
+
+#[test]
+fn a_confined_root_process_cannot_detach_or_replace_its_own_policy() {
+    let home = fixture_dir("selfdetach");
+    let secret = home.join("secret");
+    write(&secret, "s");
+    let cg = confined("selfdetach", &home, &[&secret]);
+    let empty = policy_file(&home, "empty", "deny_read: []\n");
+
+    let detach = cg.run(&[
+        "sandbox-agent",
+        "detach",
+        "--cgroup",
+        cg.path.to_str().unwrap(),
+    ]);
+    assert!(!detach.status.success());
+    assert!(
+        stderr(&detach).contains("cannot be changed from inside a sandbox"),
+        "{}",
+        stderr(&detach)
+    );
+    let replace = cg.run(&[
+        "sandbox-agent",
+        "attach",
+        "--cgroup",
+        cg.path.to_str().unwrap(),
+        "--policy",
+        empty.to_str().unwrap(),
+    ]);
+    assert!(!replace.status.success(), "{}", stdout(&replace));
+    assert_eq!(cg.open(&secret), Err(EPERM));
+}

@@ -50,12 +50,7 @@ pub fn load(maps_dir: &Path) -> Result<Ebpf, SupportError> {
     let btf = Btf::from_sys_fs()
         .map_err(|e| SupportError::Other(format!("cannot read kernel BTF: {e}")))?;
     for (hook, name) in PROGRAMS {
-        let program: &mut Lsm = ebpf
-            .program_mut(name)
-            .ok_or_else(|| SupportError::Other(format!("program {name} missing from the object")))?
-            .try_into()
-            .map_err(|e| SupportError::Other(format!("program {name}: {e}")))?;
-        program
+        lsm_program(&mut ebpf, name)?
             .load(hook, &btf)
             .map_err(|e| SupportError::ProgramRefused {
                 program: name.to_string(),
@@ -71,11 +66,7 @@ pub fn attach_and_pin(ebpf: &mut Ebpf, links_dir: &Path) -> Result<(), SupportEr
     std::fs::create_dir_all(links_dir)
         .map_err(|e| SupportError::Other(format!("cannot create {}: {e}", links_dir.display())))?;
     for (hook, name) in PROGRAMS {
-        let program: &mut Lsm = ebpf
-            .program_mut(name)
-            .ok_or_else(|| SupportError::Other(format!("program {name} missing")))?
-            .try_into()
-            .map_err(|e| SupportError::Other(format!("program {name}: {e}")))?;
+        let program = lsm_program(ebpf, name)?;
         let id = program.attach().map_err(|e| SupportError::ProgramRefused {
             program: name.to_string(),
             detail: error_chain(&e),
@@ -95,6 +86,13 @@ pub fn attach_and_pin(ebpf: &mut Ebpf, links_dir: &Path) -> Result<(), SupportEr
             .map_err(|e| SupportError::Other(format!("cannot pin {}: {e}", pin.display())))?;
     }
     Ok(())
+}
+
+fn lsm_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Lsm, SupportError> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| SupportError::Other(format!("program {name} missing from the object")))?
+        .try_into()
+        .map_err(|e| SupportError::Other(format!("program {name}: {e}")))
 }
 
 /// Full error text, including causes (aya's top-level messages omit the errno).

@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use crate::kernels::KernelVersion;
 use crate::setup::Setup;
-use crate::vm::Guest;
+use crate::vm::{Guest, LSM_WITHOUT_BPF, LSM_WITH_BPF};
 use crate::{paths, project};
 
 /// libtest's counts, summed over every `test result:` line.
@@ -36,17 +36,38 @@ pub fn command(only: Option<KernelVersion>, timeout: Duration, args: Vec<OsStrin
     let test_bin = project::build_enforcement_tests(&repo)?;
     paths::check_visible_in_guest(&test_bin, "the enforcement test binary")?;
 
-    let mut command = vec![test_bin.into_os_string(), "--test-threads=1".into()];
+    let full_run = args.is_empty();
+    let mut command = vec![test_bin.clone().into_os_string(), "--test-threads=1".into()];
     command.extend(args);
     let kernels = only.map_or(KernelVersion::ALL.to_vec(), |k| vec![k]);
     let mut results = Vec::new();
     for v in kernels {
         eprintln!("[test] enforcement suite on linux-{}", v.short());
-        let result = match run_on(&mut setup, v, &command, timeout) {
+        let result = match run_on(&mut setup, v, LSM_WITH_BPF, &command, timeout) {
             Ok(r) => r,
             Err(e) => KernelResult::CouldNotRun(format!("{e:#}")),
         };
-        results.push((v, result));
+        results.push((v.short().to_string(), result));
+    }
+    if full_run {
+        // The same binary on a kernel booted without the BPF LSM: everything must refuse to run
+        // unconfined. These tests are #[ignore]d in the runs above and run only here.
+        let v = only.unwrap_or(KernelVersion::ALL[KernelVersion::ALL.len() - 1]);
+        eprintln!(
+            "[test] fail-closed checks on linux-{} without the BPF LSM",
+            v.short()
+        );
+        let command = vec![
+            test_bin.into_os_string(),
+            "--test-threads=1".into(),
+            "--ignored".into(),
+            "no_bpf_lsm::".into(),
+        ];
+        let result = match run_on(&mut setup, v, LSM_WITHOUT_BPF, &command, timeout) {
+            Ok(r) => r,
+            Err(e) => KernelResult::CouldNotRun(format!("{e:#}")),
+        };
+        results.push((format!("{}-no-bpf-lsm", v.short()), result));
     }
 
     let mut total = Counts::default();
@@ -57,19 +78,13 @@ pub fn command(only: Option<KernelVersion>, timeout: Duration, args: Vec<OsStrin
             KernelResult::Ran { counts, problem } => {
                 println!(
                     "linux-{}: {} passed, {} failed",
-                    v.short(),
-                    counts.passed,
-                    counts.failed
+                    v, counts.passed, counts.failed
                 );
                 if counts.ignored > 0 {
-                    eprintln!(
-                        "linux-{}: note: {} tests ignored",
-                        v.short(),
-                        counts.ignored
-                    );
+                    eprintln!("linux-{}: note: {} tests ignored", v, counts.ignored);
                 }
                 if let Some(p) = problem {
-                    eprintln!("linux-{}: {p}", v.short());
+                    eprintln!("linux-{}: {p}", v);
                     ok = false;
                 }
                 ok &= counts.failed == 0;
@@ -77,7 +92,7 @@ pub fn command(only: Option<KernelVersion>, timeout: Duration, args: Vec<OsStrin
                 total.failed += counts.failed;
             }
             KernelResult::CouldNotRun(why) => {
-                println!("linux-{}: could not run: {why}", v.short());
+                println!("linux-{}: could not run: {why}", v);
                 ok = false;
             }
         }
@@ -89,11 +104,14 @@ pub fn command(only: Option<KernelVersion>, timeout: Duration, args: Vec<OsStrin
 fn run_on(
     setup: &mut Setup,
     v: KernelVersion,
+    lsm: &'static str,
     command: &[OsString],
     timeout: Duration,
 ) -> Result<KernelResult> {
-    let guest = Guest::prepare(setup, v)?;
-    let outcome = guest.run(Some(command), true, timeout, true)?;
+    let mut guest = Guest::prepare(setup, v)?;
+    guest.lsm = lsm;
+    // Without the BPF LSM the daemon cannot start: that is what those tests check.
+    let outcome = guest.run(Some(command), lsm == LSM_WITH_BPF, timeout, true)?;
     if outcome.timed_out {
         return Ok(KernelResult::CouldNotRun(format!(
             "timed out after {} s",

@@ -18,7 +18,11 @@ use crate::{cmd, initramfs, paths, project};
 const RUN_TEMPLATE: &str = include_str!("guest/run.sh");
 /// Set to 1 to boot without starting the daemon (for tests of daemon start-up failures).
 pub const NO_DAEMON_ENV: &str = "SANDBOX_AGENT_VM_NO_DAEMON";
-const APPEND: &str = "console=ttyS0 quiet panic=-1 lsm=lockdown,capability,landlock,bpf";
+const APPEND: &str = "console=ttyS0 quiet panic=-1";
+/// The LSMs the guest boots with: BPF LSM enabled, as on a host set up for sandbox-agent.
+pub const LSM_WITH_BPF: &str = "lockdown,capability,landlock,bpf";
+/// The same without `bpf`: a kernel that cannot enforce, for the fail-closed checks.
+pub const LSM_WITHOUT_BPF: &str = "lockdown,capability,landlock";
 
 /// Everything a VM run needs from the host side.
 pub struct Guest {
@@ -26,6 +30,8 @@ pub struct Guest {
     pub initrd: PathBuf,
     pub repo: PathBuf,
     pub target: PathBuf,
+    /// The kernel's `lsm=` list.
+    pub lsm: &'static str,
 }
 
 pub struct Outcome {
@@ -54,6 +60,7 @@ impl Guest {
             initrd,
             repo,
             target,
+            lsm: LSM_WITH_BPF,
         })
     }
 
@@ -72,6 +79,8 @@ impl Guest {
         let script = RunScript::create(&dir, &self.script(command, daemon, &nonce)?)?;
 
         let mut append = OsString::from(APPEND);
+        append.push(" lsm=");
+        append.push(self.lsm);
         append.push(" sandbox_agent.run=");
         append.push(&script.0);
         let mut virtfs = OsString::from("local,path=/,mount_tag=hostroot,");

@@ -9,5 +9,6 @@ mod audit_events;
 mod bad_input;
 mod deny_read;
 mod lifecycle;
+mod no_bpf_lsm;
 mod run_command;
 mod scope;

@@ -25,7 +25,7 @@ fn doctor_names_the_missing_bpf_lsm_and_fails() {
         stdout(&out)
     );
     assert!(
-        stdout(&out).contains("lsm=lockdown,capability,landlock,bpf"),
+        stdout(&out).contains("add `bpf` to the kernel's lsm= boot parameter"),
         "{}",
         stdout(&out)
     );

@@ -29,7 +29,10 @@ pub struct DaemonOptions {
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let pins = loader::PinLayout::new(&opts.bpffs);
     // Refuse to start (and so to accept any attach) unless the kernel really enforces.
+    tracing::info!("loading the BPF LSM programs (the kernel verifies them; slow in emulated VMs)");
+    let started = std::time::Instant::now();
     let mut ebpf = loader::load(&pins.maps())?;
+    tracing::info!("programs verified and loaded in {:.1?}", started.elapsed());
     let maps = PolicyMaps::new(&mut ebpf)?;
     loader::attach_and_pin(&mut ebpf, &pins.links())?;
     let events = ebpf

@@ -20,7 +20,7 @@ if [ "$start_daemon" = 1 ]; then
     sandbox-agent daemon --audit-log /run/sandbox-agent/audit.log \
         </dev/null >/run/sandbox-agent/daemon.log 2>&1 &
     daemon_pid=$!
-    deadline=$(($(date +%s) + 60))
+    deadline=$(($(date +%s) + 300))
     until sandbox-agent status >/dev/null 2>&1; do
         if ! kill -0 "$daemon_pid" 2>/dev/null; then
             wait "$daemon_pid"
@@ -29,7 +29,7 @@ if [ "$start_daemon" = 1 ]; then
             exit 1
         fi
         if [ "$(date +%s)" -ge "$deadline" ]; then
-            say "FATAL: sandbox-agent daemon did not become ready within 60 s; its log:"
+            say "FATAL: sandbox-agent daemon did not become ready within 300 s; its log:"
             cat /run/sandbox-agent/daemon.log
             exit 1
         fi

@@ -7,7 +7,9 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use sandbox_common::{AuditEvent, ACTION_AUDIT, ACTION_DENY, HOOK_FILE_OPEN, RULE_ID_FAIL_CLOSED};
+use sandbox_common::{
+    AuditEvent, ACTION_AUDIT, ACTION_DENY, HOOK_BPRM_CHECK, HOOK_FILE_OPEN, RULE_ID_FAIL_CLOSED,
+};
 use serde::{Deserialize, Serialize};
 
 /// One audit record as written to the log (one JSON object per line).
@@ -91,6 +93,7 @@ pub fn decode(event: &AuditEvent, clock: &Clock, ctx: &Context) -> AuditRecord {
         .into(),
         hook: match event.hook {
             HOOK_FILE_OPEN => "file_open",
+            HOOK_BPRM_CHECK => "bprm_check_security",
             _ => "unknown",
         }
         .into(),

@@ -49,6 +49,7 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
         dentry_inode: off("dentry", &["d_inode"])?,
         dentry_name_len: off("dentry", &["d_name", "len"])?,
         dentry_name_ptr: off("dentry", &["d_name", "name"])?,
+        bprm_file: off("linux_binprm", &["file"])?,
         valid: 1,
     })
 }

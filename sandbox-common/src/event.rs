@@ -3,6 +3,7 @@
 pub const TASK_COMM_LEN: usize = 16;
 
 pub const HOOK_FILE_OPEN: u32 = 1;
+pub const HOOK_BPRM_CHECK: u32 = 2;
 
 pub const ACTION_DENY: u32 = 1;
 /// Audit mode: the access was allowed but would have been denied.

@@ -78,6 +78,8 @@ pub struct RuleValue {
 
 /// Deny opening this inode, or anything below it when it is a directory.
 pub const RULE_DENY_READ: u32 = 1 << 0;
+/// Deny executing this file, or any file below it when it is a directory.
+pub const RULE_DENY_EXEC: u32 = 1 << 1;
 /// This name is a missing directory on the way to denied paths (`~/.config` for a rule on
 /// `~/.config/gcloud` written before `~/.config` existed): follow `next_node` for the next name.
 pub const RULE_PREFIX: u32 = 1 << 30;

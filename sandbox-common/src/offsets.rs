@@ -23,6 +23,8 @@ pub struct KernelOffsets {
     pub dentry_name_len: u32,
     /// `struct dentry` -> `d_name.name`.
     pub dentry_name_ptr: u32,
+    /// `struct linux_binprm` -> `file`.
+    pub bprm_file: u32,
     /// Non-zero once the daemon filled the struct; the programs deny everything for confined
     /// tasks while it is zero (fail closed).
     pub valid: u32,

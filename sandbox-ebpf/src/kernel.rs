@@ -16,6 +16,7 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     dentry_inode: 0,
     dentry_name_len: 0,
     dentry_name_ptr: 0,
+    bprm_file: 0,
     valid: 0,
 };
 

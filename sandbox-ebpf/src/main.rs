@@ -3,7 +3,9 @@
 #![no_main]
 
 mod audit;
+mod exec;
 mod file;
+mod file_check;
 mod kernel;
 mod maps;
 mod policy;

@@ -11,4 +11,7 @@ pub static EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sandbox-ebpf"));
 
 /// LSM hooks and the program names implementing them.
-pub const PROGRAMS: &[(&str, &str)] = &[("file_open", "file_open")];
+pub const PROGRAMS: &[(&str, &str)] = &[
+    ("file_open", "file_open"),
+    ("bprm_check_security", "bprm_check_security"),
+];

@@ -35,18 +35,13 @@ pub fn run(bpffs_root: &Path) -> anyhow::Result<bool> {
     report(
         "kernel BTF offsets",
         crate::kernel_offsets::from_running_kernel()
-            .map(|o| {
-                format!(
-                    "resolved (file.f_inode at {}, dentry.d_parent at {})",
-                    o.file_inode, o.dentry_parent
-                )
-            })
+            .map(|o| format!("resolved {o:?}"))
             .map_err(|e| e.to_string()),
     );
     // Load into a private pin directory so the probe never touches a running daemon's maps.
     let probe_dir = bpffs_root.join(format!("doctor-{}", std::process::id()));
     let probe = loader::load(&probe_dir.join("maps"))
-        .map(|_| "the file_open LSM program loads".to_string())
+        .map(|_| "the LSM programs load".to_string())
         .map_err(|e| e.to_string());
     let _ = std::fs::remove_dir_all(&probe_dir);
     report("BPF LSM program load", probe);

@@ -18,7 +18,8 @@ use std::{
 };
 
 use sandbox_common::{
-    RuleValue, CHAIN_DEV, MAX_CHAIN, RULE_DENY_READ, RULE_NAMED_CHILDREN, RULE_PREFIX,
+    RuleValue, CHAIN_DEV, MAX_CHAIN, RULE_DENY_EXEC, RULE_DENY_READ, RULE_NAMED_CHILDREN,
+    RULE_PREFIX,
 };
 use serde::Serialize;
 
@@ -122,8 +123,12 @@ impl CompiledPolicy {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
-    #[error("deny_read {path:?}: {message}")]
-    Path { path: String, message: String },
+    #[error("{key} {path:?}: {message}")]
+    Path {
+        key: &'static str,
+        path: String,
+        message: String,
+    },
 }
 
 /// Resolves every rule of `policy` against the filesystem as seen by this process, with `~`
@@ -134,22 +139,30 @@ pub fn compile(policy: &Policy, home: &Path) -> Result<CompiledPolicy, CompileEr
         mode: policy.mode,
         ..Default::default()
     };
-    for entry in &policy.deny_read {
-        let id = out.rules.len() as u32;
-        let path = expand_home(entry, home);
-        let info = add_path_rule(&mut out, &path, RULE_DENY_READ, id).map_err(|message| {
-            CompileError::Path {
+    for (key, list) in policy.path_lists() {
+        let flags = match key {
+            "deny_exec" => RULE_DENY_EXEC,
+            _ => RULE_DENY_READ,
+        };
+        for entry in list {
+            let id = out.rules.len() as u32;
+            let path = expand_home(entry, home);
+            let (resolved, exists) =
+                add_path_rule(&mut out, &path, flags, id).map_err(|message| {
+                    CompileError::Path {
+                        key,
+                        path: entry.clone(),
+                        message,
+                    }
+                })?;
+            out.rules.push(RuleInfo {
+                id,
+                kind: key,
                 path: entry.clone(),
-                message,
-            }
-        })?;
-        out.rules.push(RuleInfo {
-            id,
-            kind: "deny_read",
-            path: entry.clone(),
-            resolved: info.0,
-            exists: info.1,
-        });
+                resolved,
+                exists,
+            });
+        }
     }
     Ok(out)
 }
@@ -351,6 +364,21 @@ mod tests {
         let c = compile(&policy(&[&p]), Path::new("/")).unwrap();
         let id = file_id(&dir.path().join("secret")).unwrap();
         assert!(c.inode_rules.contains_key(&(id.dev, id.ino)));
+    }
+
+    #[test]
+    fn read_and_exec_rules_on_one_file_merge_their_bits() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tool"), "#!/bin/sh").unwrap();
+        let p = dir.path().join("tool").display().to_string();
+        let text = format!("name: t\ndeny_read: [{p:?}]\ndeny_exec: [{p:?}]\n");
+        let c = compile(&parse("t.yaml", &text).unwrap(), Path::new("/")).unwrap();
+        let id = file_id(&dir.path().join("tool")).unwrap();
+        assert_eq!(
+            c.inode_rules[&(id.dev, id.ino)].flags,
+            RULE_DENY_READ | RULE_DENY_EXEC
+        );
+        assert_eq!(c.rules[1].kind, "deny_exec");
     }
 
     #[test]

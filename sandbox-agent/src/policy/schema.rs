@@ -26,6 +26,19 @@ pub struct Policy {
     /// Files and directories (whole subtrees) no confined process may open.
     #[serde(default)]
     pub deny_read: Vec<String>,
+    /// Files and directories (whole subtrees) no confined process may execute.
+    #[serde(default)]
+    pub deny_exec: Vec<String>,
+}
+
+impl Policy {
+    /// Every path list with its key, in file order of the keys' meaning.
+    pub fn path_lists(&self) -> [(&'static str, &[String]); 2] {
+        [
+            ("deny_read", &self.deny_read),
+            ("deny_exec", &self.deny_exec),
+        ]
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -141,12 +154,14 @@ fn validate(file: &str, text: &str, policy: &Policy) -> Result<(), PolicyError> 
             ),
         ));
     }
-    for (i, entry) in policy.deny_read.iter().enumerate() {
-        let field = format!("deny_read[{i}]");
-        let line = item_line(text, "deny_read", entry);
-        check_path(entry).map_err(|m| err(line, &field, m))?;
-        if policy.deny_read[..i].contains(entry) {
-            return Err(err(line, &field, format!("{entry:?} is listed twice")));
+    for (key, list) in policy.path_lists() {
+        for (i, entry) in list.iter().enumerate() {
+            let field = format!("{key}[{i}]");
+            let line = item_line(text, key, entry);
+            check_path(entry).map_err(|m| err(line, &field, m))?;
+            if list[..i].contains(entry) {
+                return Err(err(line, &field, format!("{entry:?} is listed twice")));
+            }
         }
     }
     Ok(())
@@ -257,6 +272,14 @@ mod tests {
     fn duplicates_are_rejected() {
         let e = parse("p.yaml", "name: a\ndeny_read: [/x, /y, /x]\n").unwrap_err();
         assert_eq!(e.field, "deny_read[2]");
+    }
+
+    #[test]
+    fn deny_exec_entries_are_validated_like_deny_read() {
+        let p = parse("p.yaml", "name: a\ndeny_exec: [/usr/bin/curl]\n").unwrap();
+        assert_eq!(p.deny_exec, vec!["/usr/bin/curl"]);
+        let e = parse("p.yaml", "name: a\ndeny_exec:\n  - curl\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (3, "deny_exec[0]"), "{e}");
     }
 
     #[test]

@@ -109,6 +109,45 @@ impl Drop for Cgroup {
     }
 }
 
+impl Cgroup {
+    /// Executes `path` (no arguments) from inside the cgroup and returns Ok(exit code) or
+    /// Err(errno of execve).
+    pub fn exec(&self, path: &Path) -> Result<i32, i32> {
+        let out = self.run(&["python3", "-c", EXEC_SCRIPT, path.to_str().unwrap()]);
+        parse_exec(&out, path)
+    }
+}
+
+const EXEC_SCRIPT: &str = r#"
+import subprocess, sys
+try:
+    print("RAN:%d" % subprocess.run([sys.argv[1]]).returncode, end="")
+except OSError as e:
+    print("ERR:%d" % e.errno, end="")
+"#;
+
+fn parse_exec(out: &Output, path: &Path) -> Result<i32, i32> {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if let Some(code) = stdout.strip_prefix("RAN:") {
+        Ok(code.parse().unwrap())
+    } else if let Some(errno) = stdout.strip_prefix("ERR:") {
+        Err(errno.parse().unwrap())
+    } else {
+        panic!(
+            "exec of {} did not report: stdout={stdout:?} stderr={:?}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+}
+
+/// A small executable on the fixture's tmpfs: a copy of /bin/true.
+pub fn tool(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::copy("/bin/true", &path).unwrap();
+    path
+}
+
 /// The same open, from a process outside any confined cgroup.
 pub fn open_unconfined(path: &Path) -> Result<String, i32> {
     try_open(None, path)

@@ -7,6 +7,7 @@ mod harness;
 mod aliases;
 mod audit_events;
 mod bad_input;
+mod deny_exec;
 mod deny_read;
 mod lifecycle;
 mod no_bpf_lsm;

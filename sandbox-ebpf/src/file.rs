@@ -3,10 +3,13 @@
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{HOOK_FILE_OPEN, RULE_DENY_READ};
 
-use crate::file_check::verdict_on_file;
+use crate::{file_check::verdict_on_file, hook::earlier_denial};
 
 #[lsm(hook = "file_open")]
 pub fn file_open(ctx: LsmContext) -> i32 {
-    // LSM_HOOK(int, 0, file_open, struct file *file), then the previous LSMs' verdict.
-    verdict_on_file(ctx.arg(1), ctx.arg(0), RULE_DENY_READ, HOOK_FILE_OPEN)
+    // LSM_HOOK(int, 0, file_open, struct file *file)
+    if let Some(denied) = earlier_denial(&ctx, 1) {
+        return denied;
+    }
+    verdict_on_file(ctx.arg(0), RULE_DENY_READ, HOOK_FILE_OPEN)
 }

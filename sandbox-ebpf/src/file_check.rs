@@ -11,13 +11,9 @@ use crate::{
     walk::{check_dentry, Target},
 };
 
-/// Verdict of `hook` on an access to `file` that the rule bits `want` can deny. `previous` is the
-/// verdict of the LSMs before us: a denial there stands.
+/// Verdict of `hook` on an access to `file` that the rule bits `want` can deny.
 #[inline(always)]
-pub fn verdict_on_file(previous: i32, file: *const u8, want: u32, hook: u32) -> i32 {
-    if previous != 0 {
-        return previous;
-    }
+pub fn verdict_on_file(file: *const u8, want: u32, hook: u32) -> i32 {
     let Some(policy) = current_policy() else {
         return 0;
     };

@@ -156,8 +156,8 @@ pub fn open_unconfined(path: &Path) -> Result<String, i32> {
 const OPEN_SCRIPT: &str = r#"
 import sys
 try:
-    with open(sys.argv[1]) as f:
-        print("OK:" + f.read(), end="")
+    with open(sys.argv[1], "rb") as f:
+        print("OK:" + f.read().decode(errors="replace"), end="")
 except OSError as e:
     print("ERR:%d" % e.errno, end="")
 "#;

@@ -8,7 +8,8 @@ use std::{
 };
 
 use sandbox_common::{
-    AuditEvent, ACTION_AUDIT, ACTION_DENY, HOOK_BPRM_CHECK, HOOK_FILE_OPEN, RULE_ID_FAIL_CLOSED,
+    AuditEvent, ACTION_AUDIT, ACTION_DENY, HOOK_BPRM_CHECK, HOOK_FILE_MPROTECT, HOOK_FILE_OPEN,
+    HOOK_MMAP_FILE, RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS, RULE_ID_NOT_ALLOWED,
 };
 use serde::{Deserialize, Serialize};
 
@@ -78,10 +79,13 @@ pub fn decode(event: &AuditEvent, clock: &Clock, ctx: &Context) -> AuditRecord {
         .iter()
         .position(|&b| b == 0)
         .unwrap_or(event.comm.len());
-    let rule = if event.rule_id == RULE_ID_FAIL_CLOSED {
-        Some("fail-closed (kernel data unreadable or path too deep)".to_string())
-    } else {
-        ctx.rule.as_ref().map(|(r, _)| r.clone())
+    let rule = match event.rule_id {
+        RULE_ID_FAIL_CLOSED => {
+            Some("fail-closed (kernel data unreadable or path too deep)".to_string())
+        }
+        RULE_ID_NOT_ALLOWED => Some("allow_exec (not under any listed path)".to_string()),
+        RULE_ID_FILELESS => Some("deny_fileless_exec (the file has no link)".to_string()),
+        _ => ctx.rule.as_ref().map(|(r, _)| r.clone()),
     };
     AuditRecord {
         time: humantime::format_rfc3339_millis(clock.wall(event.time_ns)).to_string(),
@@ -94,6 +98,8 @@ pub fn decode(event: &AuditEvent, clock: &Clock, ctx: &Context) -> AuditRecord {
         hook: match event.hook {
             HOOK_FILE_OPEN => "file_open",
             HOOK_BPRM_CHECK => "bprm_check_security",
+            HOOK_MMAP_FILE => "mmap_file",
+            HOOK_FILE_MPROTECT => "file_mprotect",
             _ => "unknown",
         }
         .into(),
@@ -215,6 +221,19 @@ mod tests {
         let ctx = Context::default();
         let r = decode(&e, &Clock::now(), &ctx);
         assert!(r.rule.unwrap().starts_with("fail-closed"));
+    }
+
+    #[test]
+    fn exec_denials_without_a_rule_say_which_setting_denied() {
+        let mut e = event();
+        e.hook = HOOK_MMAP_FILE;
+        e.rule_id = RULE_ID_NOT_ALLOWED;
+        let r = decode(&e, &Clock::now(), &Context::default());
+        assert_eq!(r.hook, "mmap_file");
+        assert!(r.rule.unwrap().starts_with("allow_exec"));
+        e.rule_id = RULE_ID_FILELESS;
+        let r = decode(&e, &Clock::now(), &Context::default());
+        assert!(r.rule.unwrap().starts_with("deny_fileless_exec"));
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
         dentry_name_len: off("dentry", &["d_name", "len"])?,
         dentry_name_ptr: off("dentry", &["d_name", "name"])?,
         bprm_file: off("linux_binprm", &["file"])?,
+        inode_nlink: off("inode", &["i_nlink"])?,
+        vma_file: off("vm_area_struct", &["vm_file"])?,
         valid: 1,
     })
 }

@@ -4,6 +4,8 @@ pub const TASK_COMM_LEN: usize = 16;
 
 pub const HOOK_FILE_OPEN: u32 = 1;
 pub const HOOK_BPRM_CHECK: u32 = 2;
+pub const HOOK_MMAP_FILE: u32 = 3;
+pub const HOOK_FILE_MPROTECT: u32 = 4;
 
 pub const ACTION_DENY: u32 = 1;
 /// Audit mode: the access was allowed but would have been denied.

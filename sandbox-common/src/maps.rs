@@ -10,7 +10,16 @@ pub struct CgroupPolicy {
     pub policy_id: u32,
     /// `MODE_ENFORCE` or `MODE_AUDIT`.
     pub mode: u32,
+    /// `POLICY_*` bits.
+    pub flags: u32,
 }
+
+/// `allow_exec` is present: only files under `RULE_ALLOW_EXEC` rules may be executed or mapped
+/// executable.
+pub const POLICY_EXEC_ALLOWLIST: u32 = 1 << 0;
+/// Executing (or mapping executable) a file that has no link left is denied: memfd, O_TMPFILE,
+/// deleted binaries.
+pub const POLICY_DENY_FILELESS_EXEC: u32 = 1 << 1;
 
 pub const MODE_ENFORCE: u32 = 0;
 pub const MODE_AUDIT: u32 = 1;
@@ -27,10 +36,10 @@ pub struct InodeKey {
 /// Rule keyed on a directory entry: (parent directory inode, name of the child). It keeps a path
 /// denied when the file does not exist yet or is replaced by a rename.
 ///
-/// The name is stored inline (zero padded, cut at `NAME_KEY_LEN` bytes) together with its full
-/// length, so the kernel side builds the key with one bounded copy and no loop. Two names that
-/// share their first `NAME_KEY_LEN` bytes and their length share a rule: that can only deny
-/// more, never less.
+/// The name is stored inline (its first `NAME_KEY_PREFIX` bytes, zero padded, so the last byte is
+/// always zero) together with its full length: the kernel side builds the key with one
+/// fixed-size string copy and no loop. Two names that share their first `NAME_KEY_PREFIX` bytes
+/// and their length share a rule: that can only deny more, never less.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct NameKey {
@@ -44,6 +53,9 @@ pub struct NameKey {
 
 /// Bytes of a name kept in a `NameKey`.
 pub const NAME_KEY_LEN: usize = 48;
+/// Bytes of a name that a `NameKey` compares: a NUL-terminated string copy into `NAME_KEY_LEN`
+/// bytes keeps one byte fewer.
+pub const NAME_KEY_PREFIX: usize = NAME_KEY_LEN - 1;
 
 impl NameKey {
     /// The key for `name` under a parent directory.
@@ -56,7 +68,7 @@ impl NameKey {
             _pad: 0,
             name: [0; NAME_KEY_LEN],
         };
-        let n = name.len().min(NAME_KEY_LEN);
+        let n = name.len().min(NAME_KEY_PREFIX);
         key.name[..n].copy_from_slice(&name[..n]);
         key
     }
@@ -80,6 +92,8 @@ pub struct RuleValue {
 pub const RULE_DENY_READ: u32 = 1 << 0;
 /// Deny executing this file, or any file below it when it is a directory.
 pub const RULE_DENY_EXEC: u32 = 1 << 1;
+/// With an `allow_exec` policy: executing this file, or any file below it, is allowed.
+pub const RULE_ALLOW_EXEC: u32 = 1 << 2;
 /// This name is a missing directory on the way to denied paths (`~/.config` for a rule on
 /// `~/.config/gcloud` written before `~/.config` existed): follow `next_node` for the next name.
 pub const RULE_PREFIX: u32 = 1 << 30;
@@ -95,6 +109,10 @@ pub const MAX_CHAIN: usize = 4;
 
 /// Sentinel rule id for denials that are not caused by one rule (fail-closed cases).
 pub const RULE_ID_FAIL_CLOSED: u32 = u32::MAX;
+/// Sentinel rule id: an `allow_exec` policy lists nothing above the executed file.
+pub const RULE_ID_NOT_ALLOWED: u32 = u32::MAX - 1;
+/// Sentinel rule id: `deny_fileless_exec` and the executed file has no link.
+pub const RULE_ID_FILELESS: u32 = u32::MAX - 2;
 
 /// Deepest cgroup nesting the policy lookup examines.
 pub const MAX_CGROUP_DEPTH: i32 = 32;

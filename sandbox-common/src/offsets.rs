@@ -25,6 +25,10 @@ pub struct KernelOffsets {
     pub dentry_name_ptr: u32,
     /// `struct linux_binprm` -> `file`.
     pub bprm_file: u32,
+    /// `struct inode` -> `i_nlink`.
+    pub inode_nlink: u32,
+    /// `struct vm_area_struct` -> `vm_file`.
+    pub vma_file: u32,
     /// Non-zero once the daemon filled the struct; the programs deny everything for confined
     /// tasks while it is zero (fail closed).
     pub valid: u32,

@@ -1,9 +1,12 @@
 //! `file_open`: deny_read by canonical inode identity.
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
-use sandbox_common::{HOOK_FILE_OPEN, RULE_DENY_READ};
+use sandbox_common::HOOK_FILE_OPEN;
 
-use crate::{file_check::verdict_on_file, hook::earlier_denial};
+use crate::{
+    file_check::{verdict_on_file, Access},
+    hook::earlier_denial,
+};
 
 #[lsm(hook = "file_open")]
 pub fn file_open(ctx: LsmContext) -> i32 {
@@ -11,5 +14,5 @@ pub fn file_open(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 1) {
         return denied;
     }
-    verdict_on_file(ctx.arg(0), RULE_DENY_READ, HOOK_FILE_OPEN)
+    verdict_on_file(ctx.arg(0), Access::Open, HOOK_FILE_OPEN)
 }

@@ -1,7 +1,10 @@
 //! The decision every file-based hook shares: find the confining policy, decide on the file by
-//! inode identity for the hook's rule bit, record the denial, and return the hook's verdict.
+//! inode identity for the kind of access, record the denial, and return the hook's verdict.
 
-use sandbox_common::{KernelOffsets, RULE_ID_FAIL_CLOSED};
+use sandbox_common::{
+    CgroupPolicy, KernelOffsets, POLICY_DENY_FILELESS_EXEC, POLICY_EXEC_ALLOWLIST, RULE_ALLOW_EXEC,
+    RULE_DENY_EXEC, RULE_DENY_READ, RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS,
+};
 
 use crate::{
     audit,
@@ -11,13 +14,22 @@ use crate::{
     walk::{check_dentry, Target},
 };
 
-/// Verdict of `hook` on an access to `file` that the rule bits `want` can deny.
+/// What the task is about to do with the file.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Open it (deny_read).
+    Open,
+    /// Execute it or map it executable (deny_exec, allow_exec, deny_fileless_exec).
+    Exec,
+}
+
+/// Verdict of `hook` on `access` to `file` by the current task.
 #[inline(always)]
-pub fn verdict_on_file(file: *const u8, want: u32, hook: u32) -> i32 {
+pub fn verdict_on_file(file: *const u8, access: Access, hook: u32) -> i32 {
     let Some(policy) = current_policy() else {
         return 0;
     };
-    let (decision, target) = decide(policy.policy_id, file, want);
+    let (decision, target) = decide(&policy, file, access);
     let (ret, action) = apply(&policy, &decision);
     if let (Some(action), Decision::Deny { rule_id }) = (action, &decision) {
         audit::emit(&policy, hook, action, *rule_id, &target);
@@ -26,7 +38,7 @@ pub fn verdict_on_file(file: *const u8, want: u32, hook: u32) -> i32 {
 }
 
 #[inline(always)]
-fn decide(policy_id: u32, file: *const u8, want: u32) -> (Decision, Target) {
+fn decide(policy: &CgroupPolicy, file: *const u8, access: Access) -> (Decision, Target) {
     let fail_closed = Decision::Deny {
         rule_id: RULE_ID_FAIL_CLOSED,
     };
@@ -34,25 +46,43 @@ fn decide(policy_id: u32, file: *const u8, want: u32) -> (Decision, Target) {
     if off.valid == 0 || file.is_null() {
         return (fail_closed, Target::default());
     }
-    let Ok(target) = file_target(&off, file) else {
+    let Ok((target, nlink)) = file_target(&off, file) else {
         return (fail_closed, Target::default());
+    };
+    let (want, allow) = match access {
+        Access::Open => (RULE_DENY_READ, 0),
+        Access::Exec => {
+            if policy.flags & POLICY_DENY_FILELESS_EXEC != 0 && nlink == 0 {
+                let fileless = Decision::Deny {
+                    rule_id: RULE_ID_FILELESS,
+                };
+                return (fileless, target);
+            }
+            let allow = if policy.flags & POLICY_EXEC_ALLOWLIST != 0 {
+                RULE_ALLOW_EXEC
+            } else {
+                0
+            };
+            (RULE_DENY_EXEC, allow)
+        }
     };
     let Ok(dentry) = read_ptr(file, off.file_dentry) else {
         return (fail_closed, target);
     };
     (
-        check_dentry(&off, policy_id, target.dev, dentry, want),
+        check_dentry(&off, policy.policy_id, target.dev, dentry, want, allow),
         target,
     )
 }
 
-/// (kernel dev_t, inode number) of an open file.
+/// (kernel dev_t, inode number) of an open file, and its link count.
 #[inline(always)]
-fn file_target(off: &KernelOffsets, file: *const u8) -> Result<Target, i32> {
+fn file_target(off: &KernelOffsets, file: *const u8) -> Result<(Target, u32), i32> {
     let inode = read_ptr(file, off.file_inode)?;
     let sb = read_ptr(inode, off.inode_sb)?;
-    Ok(Target {
+    let target = Target {
         dev: read_at(sb, off.sb_dev)?,
         ino: read_at(inode, off.inode_ino)?,
-    })
+    };
+    Ok((target, read_at(inode, off.inode_nlink)?))
 }

@@ -17,6 +17,8 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     dentry_name_len: 0,
     dentry_name_ptr: 0,
     bprm_file: 0,
+    inode_nlink: 0,
+    vma_file: 0,
     valid: 0,
 };
 

@@ -4,11 +4,11 @@
 
 use aya_ebpf::{
     cty::c_void,
-    helpers::generated::{bpf_loop, bpf_probe_read_kernel},
+    helpers::generated::{bpf_loop, bpf_probe_read_kernel, bpf_probe_read_kernel_str},
 };
 use sandbox_common::{
     InodeKey, KernelOffsets, NameKey, CHAIN_DEV, MAX_CHAIN, MAX_NAME_LEN, MAX_WALK_DEPTH,
-    NAME_KEY_LEN, RULE_ID_FAIL_CLOSED, RULE_NAMED_CHILDREN, RULE_PREFIX,
+    NAME_KEY_LEN, RULE_ID_FAIL_CLOSED, RULE_ID_NOT_ALLOWED, RULE_NAMED_CHILDREN, RULE_PREFIX,
 };
 
 use crate::{
@@ -40,7 +40,12 @@ struct Walk {
     below: [*const u8; MAX_CHAIN],
     inode_key: InodeKey,
     name_key: NameKey,
+    /// Rule bits that deny: the first rule with one of them decides.
     want: u32,
+    /// Rule bits that list the file (`allow_exec`); 0 when the policy has no allowlist.
+    allow: u32,
+    /// Set once a rule with an `allow` bit was passed.
+    listed: u32,
     outcome: u32,
     rule_id: u32,
 }
@@ -50,7 +55,8 @@ const ALLOWED: u32 = 1;
 const DENIED: u32 = 2;
 
 /// Decides an access to `dentry` (on the filesystem whose kernel dev_t is `dev`) under the
-/// policy `policy_id`, for the rule bits in `want`.
+/// policy `policy_id`: denied by the nearest rule with a bit in `want`; with `allow` non-zero,
+/// also denied unless some rule on the way up has a bit in `allow` (a deny always wins).
 ///
 /// The walk runs in `bpf_loop`, so the verifier checks one level once instead of every level of
 /// an unrolled loop: each hook that shares it costs a fraction of a second to load, not tens.
@@ -61,6 +67,7 @@ pub fn check_dentry(
     dev: u32,
     start: *const u8,
     want: u32,
+    allow: u32,
 ) -> Decision {
     let mut walk = Walk {
         off: *off,
@@ -80,10 +87,13 @@ pub fn check_dentry(
             name: [0; NAME_KEY_LEN],
         },
         want,
+        allow,
+        listed: 0,
         outcome: WALKING,
         rule_id: 0,
     };
     hide_from_verifier(&mut walk.below);
+    hide_from_verifier(&mut walk.listed);
     // SAFETY: the callback is a BPF subprogram taking (index, ctx), and ctx points at `walk`,
     // which lives on this stack frame for the whole call.
     unsafe {
@@ -95,6 +105,9 @@ pub fn check_dentry(
         )
     };
     match walk.outcome {
+        ALLOWED if walk.allow != 0 && walk.listed == 0 => Decision::Deny {
+            rule_id: RULE_ID_NOT_ALLOWED,
+        },
         ALLOWED => Decision::Allow,
         DENIED => Decision::Deny {
             rule_id: walk.rule_id,
@@ -151,6 +164,9 @@ fn check_level(walk: &mut Walk) -> Result<Option<Decision>, i32> {
                 rule_id: rule.rule_id,
             }));
         }
+        if rule.flags & walk.allow != 0 {
+            walk.listed = 1;
+        }
         if rule.flags & RULE_NAMED_CHILDREN != 0 {
             if let Some(rule_id) = check_names(walk, ino)? {
                 return Ok(Some(Decision::Deny { rule_id }));
@@ -187,6 +203,9 @@ fn check_names(walk: &mut Walk, parent_ino: u64) -> Result<Option<u32>, i32> {
         if rule.flags & walk.want != 0 {
             return Ok(Some(rule.rule_id));
         }
+        if rule.flags & walk.allow != 0 {
+            walk.listed = 1;
+        }
         if rule.flags & RULE_PREFIX == 0 {
             return Ok(None);
         }
@@ -196,8 +215,8 @@ fn check_names(walk: &mut Walk, parent_ino: u64) -> Result<Option<u32>, i32> {
     Ok(None)
 }
 
-/// Puts the name of `dentry` into `key`: copied inline, cut at `NAME_KEY_LEN` bytes and zero
-/// padded (a single bounded copy: no loop for the verifier to unroll).
+/// Puts the name of `dentry` into `key`: its first `NAME_KEY_PREFIX` bytes, zero padded, copied
+/// with one fixed-size string read (no loop, and no variable length for the verifier to bound).
 #[inline(always)]
 fn fill_name(off: &KernelOffsets, key: &mut NameKey, dentry: *const u8) -> Result<(), i32> {
     let len: u32 = read_at(dentry, off.dentry_name_len)?;
@@ -206,18 +225,19 @@ fn fill_name(off: &KernelOffsets, key: &mut NameKey, dentry: *const u8) -> Resul
         return Err(-1);
     }
     key.name_len = len;
-    key.name = [0; NAME_KEY_LEN];
-    let n = if (len as usize) < NAME_KEY_LEN {
-        len
-    } else {
-        NAME_KEY_LEN as u32
-    };
-    // SAFETY: key.name has NAME_KEY_LEN bytes and n <= NAME_KEY_LEN; the helper copies through
-    // the kernel's fault-tolerant accessor and reports a bad source address as an error.
+    let words = key.name.as_mut_ptr() as *mut u64;
+    for i in 0..NAME_KEY_LEN / 8 {
+        // SAFETY: NAME_KEY_LEN is a multiple of 8, so every word is inside key.name; volatile
+        // keeps these six stores from becoming a memset loop the verifier walks byte by byte.
+        unsafe { words.add(i).write_volatile(0) };
+    }
+    // SAFETY: the helper writes at most NAME_KEY_LEN bytes into key.name (NUL included) through
+    // the kernel's fault-tolerant accessor. Dentry names are NUL-terminated, so a name shorter
+    // than NAME_KEY_PREFIX is copied whole and the zeroed rest stays zero.
     let ret = unsafe {
-        bpf_probe_read_kernel(
+        bpf_probe_read_kernel_str(
             key.name.as_mut_ptr() as *mut c_void,
-            n,
+            NAME_KEY_LEN as u32,
             name as *const c_void,
         )
     };

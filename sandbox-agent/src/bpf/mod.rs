@@ -14,4 +14,6 @@ pub static EBPF_OBJECT: &[u8] =
 pub const PROGRAMS: &[(&str, &str)] = &[
     ("file_open", "file_open"),
     ("bprm_check_security", "bprm_check_security"),
+    ("mmap_file", "mmap_file"),
+    ("file_mprotect", "file_mprotect"),
 ];

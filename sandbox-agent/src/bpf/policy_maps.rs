@@ -94,6 +94,7 @@ impl PolicyMaps {
                 Mode::Enforce => MODE_ENFORCE,
                 Mode::Audit => MODE_AUDIT,
             },
+            flags: policy.flags,
         };
         if let Err(e) = self.cgroups.insert(cgroup_id, value, 0) {
             self.remove_rules(policy_id);

@@ -5,13 +5,17 @@ use std::{os::unix::process::ExitStatusExt, path::Path, process::Command};
 
 use anyhow::Context as _;
 
-use crate::cgroup::{spawn_in_cgroup, TransientCgroup, CGROUP_ROOT};
+use crate::{
+    cgroup::{spawn_in_cgroup, TransientCgroup, CGROUP_ROOT},
+    policy::{check_program, compile, Policy},
+};
 
 /// Parent of the transient cgroups.
 pub const RUN_CGROUP_PARENT: &str = "sandbox-agent";
 
 pub fn run(socket: &Path, policy: &Path, home: &Path, cmd: &[String]) -> anyhow::Result<i32> {
     let (program, args) = cmd.split_first().context("no command given after --")?;
+    refuse_unexecutable(policy, home, program)?;
     let parent = Path::new(CGROUP_ROOT).join(RUN_CGROUP_PARENT);
     if !parent.exists() {
         std::fs::create_dir(&parent)
@@ -47,4 +51,23 @@ pub fn run(socket: &Path, policy: &Path, home: &Path, cmd: &[String]) -> anyhow:
     Ok(status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// Fails when the policy would stop `program` (or the interpreter it needs) from executing, so
+/// `run` says why up front instead of starting a process whose exec fails. The daemon's compile
+/// at attach time stays the authority; this is the same decision made early.
+fn refuse_unexecutable(policy: &Path, home: &Path, program: &str) -> anyhow::Result<()> {
+    let parsed = Policy::from_file(policy)?;
+    if parsed.deny_exec.is_empty() && parsed.allow_exec.is_none() {
+        return Ok(());
+    }
+    let compiled = compile(&parsed, home)?;
+    let path = which::which(program)
+        .with_context(|| format!("cannot find the command {program:?} (searched PATH)"))?;
+    check_program(&compiled, &path).with_context(|| {
+        format!(
+            "policy {:?} would not let {program:?} execute; nothing was started",
+            parsed.name
+        )
+    })
 }

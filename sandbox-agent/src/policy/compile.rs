@@ -18,8 +18,8 @@ use std::{
 };
 
 use sandbox_common::{
-    RuleValue, CHAIN_DEV, MAX_CHAIN, RULE_DENY_EXEC, RULE_DENY_READ, RULE_NAMED_CHILDREN,
-    RULE_PREFIX,
+    RuleValue, CHAIN_DEV, MAX_CHAIN, POLICY_DENY_FILELESS_EXEC, POLICY_EXEC_ALLOWLIST,
+    RULE_ALLOW_EXEC, RULE_DENY_EXEC, RULE_DENY_READ, RULE_NAMED_CHILDREN, RULE_PREFIX,
 };
 use serde::Serialize;
 
@@ -51,6 +51,8 @@ pub struct RuleInfo {
 pub struct CompiledPolicy {
     pub name: String,
     pub mode: Mode,
+    /// `POLICY_*` bits for the kernel.
+    pub flags: u32,
     pub inode_rules: BTreeMap<(u32, u64), RuleValue>,
     pub name_rules: BTreeMap<NameRuleKey, RuleValue>,
     pub rules: Vec<RuleInfo>,
@@ -62,8 +64,7 @@ pub struct CompiledPolicy {
 impl CompiledPolicy {
     fn add_inode(&mut self, id: FileId, flags: u32, rule_id: u32) {
         let v = self.inode_rules.entry((id.dev, id.ino)).or_default();
-        // Keep the first real rule id that denies; the named-children bit carries no id.
-        if v.flags & !RULE_NAMED_CHILDREN == 0 && flags & !RULE_NAMED_CHILDREN != 0 {
+        if takes_rule_id(v.flags, flags, RULE_NAMED_CHILDREN) {
             v.rule_id = rule_id;
         }
         v.flags |= flags;
@@ -85,7 +86,7 @@ impl CompiledPolicy {
             rule_id,
             ..Default::default()
         });
-        if v.flags & !RULE_PREFIX == 0 && flags & !RULE_PREFIX != 0 {
+        if takes_rule_id(v.flags, flags, RULE_PREFIX) {
             v.rule_id = rule_id;
         }
         v.flags |= flags;
@@ -115,10 +116,24 @@ impl CompiledPolicy {
         }
     }
 
+    /// Whether only `allow_exec` paths may be executed.
+    pub fn exec_allowlist(&self) -> bool {
+        self.flags & POLICY_EXEC_ALLOWLIST != 0
+    }
+
     /// The rule behind a rule id, if any.
     pub fn rule(&self, id: u32) -> Option<&RuleInfo> {
         self.rules.get(id as usize)
     }
+}
+
+/// Whether a rule adding `flags` to an entry that has `existing` names the entry in audit
+/// records: the first rule that denies does, else the first rule with any meaning (`allow_exec`);
+/// `structural` (a chain or named-children marker) carries no rule of its own.
+fn takes_rule_id(existing: u32, flags: u32, structural: u32) -> bool {
+    const DENY: u32 = RULE_DENY_READ | RULE_DENY_EXEC;
+    let meaningful = |f: u32| f & !structural != 0;
+    (existing & DENY == 0 && flags & DENY != 0) || (!meaningful(existing) && meaningful(flags))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,11 +152,13 @@ pub fn compile(policy: &Policy, home: &Path) -> Result<CompiledPolicy, CompileEr
     let mut out = CompiledPolicy {
         name: policy.name.clone(),
         mode: policy.mode,
+        flags: policy_flags(policy),
         ..Default::default()
     };
     for (key, list) in policy.path_lists() {
         let flags = match key {
             "deny_exec" => RULE_DENY_EXEC,
+            "allow_exec" => RULE_ALLOW_EXEC,
             _ => RULE_DENY_READ,
         };
         for entry in list {
@@ -165,6 +182,17 @@ pub fn compile(policy: &Policy, home: &Path) -> Result<CompiledPolicy, CompileEr
         }
     }
     Ok(out)
+}
+
+fn policy_flags(policy: &Policy) -> u32 {
+    let mut flags = 0;
+    if policy.allow_exec.is_some() {
+        flags |= POLICY_EXEC_ALLOWLIST;
+    }
+    if policy.deny_fileless_exec {
+        flags |= POLICY_DENY_FILELESS_EXEC;
+    }
+    flags
 }
 
 /// Adds the inode and name rules for one path; returns (resolved path, exists).
@@ -207,7 +235,23 @@ fn add_path_rule(
     missing.reverse();
     let mut resolved = canonical.clone();
     resolved.extend(&missing);
-    if missing.len() > MAX_CHAIN {
+    let allows = flags & RULE_ALLOW_EXEC != 0;
+    if allows && missing.len() > MAX_CHAIN {
+        // Cutting the chain short would allow a wider subtree than written: allow nothing.
+        out.warnings.push(format!(
+            "{} does not exist and is too deep below {} to follow: nothing there is allowed \
+             until the policy is attached again",
+            resolved.display(),
+            canonical.display()
+        ));
+        return Ok((resolved, false));
+    }
+    if allows {
+        out.warnings.push(format!(
+            "{} does not exist yet: executing it is allowed once created",
+            resolved.display()
+        ));
+    } else if missing.len() > MAX_CHAIN {
         missing.truncate(MAX_CHAIN);
         let denied_root: PathBuf = canonical
             .iter()
@@ -394,5 +438,39 @@ mod tests {
             RULE_NAMED_CHILDREN
         );
         assert_eq!(c.rules.len(), 2);
+    }
+
+    #[test]
+    fn a_too_deep_missing_allow_path_allows_nothing_rather_than_more() {
+        let home = tempfile::tempdir().unwrap();
+        let policy =
+            crate::policy::parse("p.yaml", "name: a\nallow_exec: [~/a/b/c/d/e/f]\n").unwrap();
+        let c = compile(&policy, home.path()).unwrap();
+        assert!(c.name_rules.is_empty() && c.inode_rules.is_empty());
+        assert!(
+            c.warnings[0].contains("nothing there is allowed"),
+            "{:?}",
+            c.warnings
+        );
+        assert!(c.exec_allowlist());
+    }
+
+    #[test]
+    fn a_deny_names_the_inode_even_when_an_allow_rule_came_first() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::write(home.path().join("tool"), "x").unwrap();
+        let policy = crate::policy::parse(
+            "p.yaml",
+            "name: a\ndeny_exec: [~/tool]\nallow_exec: [~/tool]\n",
+        )
+        .unwrap();
+        let c = compile(&policy, home.path()).unwrap();
+        let id = file_id(&home.path().join("tool")).unwrap();
+        let rule = c.inode_rules[&(id.dev, id.ino)];
+        assert_eq!(
+            rule.flags & (RULE_DENY_EXEC | RULE_ALLOW_EXEC),
+            RULE_DENY_EXEC | RULE_ALLOW_EXEC
+        );
+        assert_eq!(c.rule(rule.rule_id).unwrap().kind, "deny_exec");
     }
 }

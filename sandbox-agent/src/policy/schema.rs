@@ -26,17 +26,25 @@ pub struct Policy {
     /// Files and directories (whole subtrees) no confined process may open.
     #[serde(default)]
     pub deny_read: Vec<String>,
-    /// Files and directories (whole subtrees) no confined process may execute.
+    /// Files and directories (whole subtrees) no confined process may execute or map executable.
     #[serde(default)]
     pub deny_exec: Vec<String>,
+    /// When present, the only files (or subtrees) a confined process may execute or map
+    /// executable; deny_exec still wins inside them.
+    #[serde(default)]
+    pub allow_exec: Option<Vec<String>>,
+    /// Deny executing files that have no link: memfd, O_TMPFILE, deleted binaries.
+    #[serde(default)]
+    pub deny_fileless_exec: bool,
 }
 
 impl Policy {
     /// Every path list with its key, in file order of the keys' meaning.
-    pub fn path_lists(&self) -> [(&'static str, &[String]); 2] {
+    pub fn path_lists(&self) -> [(&'static str, &[String]); 3] {
         [
             ("deny_read", &self.deny_read),
             ("deny_exec", &self.deny_exec),
+            ("allow_exec", self.allow_exec.as_deref().unwrap_or_default()),
         ]
     }
 }
@@ -99,13 +107,13 @@ fn field_in_message(message: &str) -> Option<String> {
     if let Some(rest) = message.strip_prefix("missing field `") {
         return rest.split('`').next().map(str::to_string);
     }
-    let start = message.find('`')? + 1;
-    let len = message[start..].find('`')?;
-    let field = &message[start..start + len];
     if message.starts_with("unknown field") {
-        return Some(field.to_string());
+        let start = message.find('`')? + 1;
+        let len = message[start..].find('`')?;
+        return Some(message[start..start + len].to_string());
     }
-    // "mode: unknown variant `x`": serde_yaml puts the path before a colon.
+    // "mode: unknown variant `x`", "deny_fileless_exec: invalid type: ...": serde_yaml puts the
+    // path before a colon.
     message
         .split_once(':')
         .map(|(path, _)| path.trim().to_string())
@@ -213,6 +221,8 @@ mod tests {
         assert_eq!(p.name, "agent");
         assert_eq!(p.mode, Mode::Enforce);
         assert_eq!(p.deny_read, vec!["~/.ssh", "/etc/shadow"]);
+        assert_eq!(p.allow_exec, None, "no allow_exec key: no allowlist");
+        assert!(!p.deny_fileless_exec);
     }
 
     #[test]
@@ -294,5 +304,24 @@ mod tests {
         assert_eq!(expand_home("~", h), PathBuf::from("/home/u"));
         assert_eq!(expand_home("~/.ssh", h), PathBuf::from("/home/u/.ssh"));
         assert_eq!(expand_home("/etc", h), PathBuf::from("/etc"));
+    }
+
+    #[test]
+    fn an_empty_allow_exec_is_an_allowlist_of_nothing() {
+        let p = parse(
+            "p.yaml",
+            "name: a\nallow_exec: []\ndeny_fileless_exec: true\n",
+        )
+        .unwrap();
+        assert_eq!(p.allow_exec, Some(vec![]));
+        assert!(p.deny_fileless_exec);
+    }
+
+    #[test]
+    fn allow_exec_entries_are_validated_like_the_others() {
+        let e = parse("p.yaml", "name: a\nallow_exec:\n  - /usr\n  - bin\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (4, "allow_exec[1]"));
+        let e = parse("p.yaml", "name: a\ndeny_fileless_exec: yes please\n").unwrap_err();
+        assert_eq!(e.field, "deny_fileless_exec");
     }
 }

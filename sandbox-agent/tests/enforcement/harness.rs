@@ -93,7 +93,7 @@ impl Cgroup {
     /// Opens `path` for reading from inside the cgroup (python3's open, i.e. openat(2)) and
     /// returns Ok(content) or Err(errno).
     pub fn open(&self, path: &Path) -> Result<String, i32> {
-        try_open(Some(self), path)
+        self.probe(OPEN_SCRIPT, &[path.to_str().unwrap()])
     }
 }
 
@@ -113,29 +113,45 @@ impl Cgroup {
     /// Executes `path` (no arguments) from inside the cgroup and returns Ok(exit code) or
     /// Err(errno of execve).
     pub fn exec(&self, path: &Path) -> Result<i32, i32> {
-        let out = self.run(&["python3", "-c", EXEC_SCRIPT, path.to_str().unwrap()]);
-        parse_exec(&out, path)
+        exec_code(self.probe(EXEC_SCRIPT, &[path.to_str().unwrap()]))
+    }
+
+    /// Runs a python3 `script` that prints `OK:<text>` or `ERR:<errno>` inside the cgroup.
+    pub fn probe(&self, script: &str, args: &[&str]) -> Result<String, i32> {
+        probe(Some(self), script, args)
     }
 }
 
 const EXEC_SCRIPT: &str = r#"
 import subprocess, sys
 try:
-    print("RAN:%d" % subprocess.run([sys.argv[1]]).returncode, end="")
+    print("OK:%d" % subprocess.run([sys.argv[1]]).returncode, end="")
 except OSError as e:
     print("ERR:%d" % e.errno, end="")
 "#;
 
-fn parse_exec(out: &Output, path: &Path) -> Result<i32, i32> {
+/// A probe's `OK:<exit code>` as the code.
+pub fn exec_code(probed: Result<String, i32>) -> Result<i32, i32> {
+    probed.map(|code| code.parse().unwrap())
+}
+
+/// Runs a python3 `script` that prints `OK:<text>` or `ERR:<errno>`, inside `cgroup` or, with
+/// None, outside any confined cgroup.
+pub fn probe(cgroup: Option<&Cgroup>, script: &str, args: &[&str]) -> Result<String, i32> {
+    let mut argv = vec!["python3", "-c", script];
+    argv.extend_from_slice(args);
+    let out = match cgroup {
+        Some(cg) => cg.run(&argv),
+        None => Command::new(argv[0]).args(&argv[1..]).output().unwrap(),
+    };
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if let Some(code) = stdout.strip_prefix("RAN:") {
-        Ok(code.parse().unwrap())
+    if let Some(content) = stdout.strip_prefix("OK:") {
+        Ok(content.to_string())
     } else if let Some(errno) = stdout.strip_prefix("ERR:") {
         Err(errno.parse().unwrap())
     } else {
         panic!(
-            "exec of {} did not report: stdout={stdout:?} stderr={:?}",
-            path.display(),
+            "python3 probe {args:?} did not report: stdout={stdout:?} stderr={:?}",
             String::from_utf8_lossy(&out.stderr)
         )
     }
@@ -150,7 +166,7 @@ pub fn tool(dir: &Path, name: &str) -> PathBuf {
 
 /// The same open, from a process outside any confined cgroup.
 pub fn open_unconfined(path: &Path) -> Result<String, i32> {
-    try_open(None, path)
+    probe(None, OPEN_SCRIPT, &[path.to_str().unwrap()])
 }
 
 const OPEN_SCRIPT: &str = r#"
@@ -161,26 +177,6 @@ try:
 except OSError as e:
     print("ERR:%d" % e.errno, end="")
 "#;
-
-fn try_open(cgroup: Option<&Cgroup>, path: &Path) -> Result<String, i32> {
-    let argv = ["python3", "-c", OPEN_SCRIPT, path.to_str().unwrap()];
-    let out = match cgroup {
-        Some(cg) => cg.run(&argv),
-        None => Command::new(argv[0]).args(&argv[1..]).output().unwrap(),
-    };
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    if let Some(content) = stdout.strip_prefix("OK:") {
-        Ok(content.to_string())
-    } else if let Some(errno) = stdout.strip_prefix("ERR:") {
-        Err(errno.parse().unwrap())
-    } else {
-        panic!(
-            "python3 open of {} did not report: stdout={stdout:?} stderr={:?}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    }
-}
 
 /// A policy file written into `dir`.
 pub fn policy_file(dir: &Path, name: &str, body: &str) -> PathBuf {
@@ -257,4 +253,17 @@ pub fn assert_eperm(out: &Output, what: &str) {
         "{what}: failed but not with EPERM: {:?}",
         stderr(out)
     );
+}
+
+/// `sandbox-agent run --policy POLICY --home HOME -- CMD...`, waited for.
+pub fn agent_run(policy: &Path, home: &Path, cmd: &[&str]) -> Output {
+    agent()
+        .args(["run", "--policy"])
+        .arg(policy)
+        .arg("--home")
+        .arg(home)
+        .arg("--")
+        .args(cmd)
+        .output()
+        .unwrap()
 }

@@ -5,10 +5,12 @@
 mod harness;
 
 mod aliases;
+mod allow_exec;
 mod audit_events;
 mod bad_input;
 mod deny_exec;
 mod deny_read;
+mod exec_loaders;
 mod lifecycle;
 mod no_bpf_lsm;
 mod run_command;

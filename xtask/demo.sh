@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # sandbox-agent demo: an agent's shell under the default policy cannot read secrets, not even
-# through a symlink or another program, while ordinary project files stay readable.
+# through a symlink or another program, nor run a program that exists only in memory, while
+# ordinary project files stay readable.
 #
 # Run by `cargo xtask demo` (natively, or inside the test VM) with the daemon already running and
 # sandbox-agent on PATH. It writes FAKE secrets under $HOME and a project under
@@ -37,13 +38,13 @@ fi
 # The confined shell's script. $1 = project dir, $2 = scratch dir. Exit 0 = all as expected.
 read -r -d '' confined <<'SCRIPT'
 project=$1 work=$2 fail=0
-secret() { # secret SHOWN-COMMAND CMD [ARG...]: a read that must be denied
+secret() { # secret SHOWN-COMMAND CMD [ARG...]: an access that must be denied
     echo "\$ $1"
     shift
     "$@"
     st=$?
     if [ "$st" -eq 0 ]; then
-        echo "  -> READ SUCCEEDED: this secret should have been denied"
+        echo "  -> SUCCEEDED: this should have been denied"
         fail=1
     else
         echo "  -> denied (exit $st)"
@@ -62,8 +63,18 @@ try:
     open(sys.argv[1]).read()
 except OSError as e:
     sys.exit(f"python3: {e}")' "$HOME/.aws/credentials"
+    secret "python3: memfd_create, then exec the in-memory copy of a program" python3 -c '
+import os, sys
+fd = os.memfd_create("payload", 0)
+os.write(fd, open("/bin/true", "rb").read())
+ro = os.open("/proc/self/fd/%d" % fd, os.O_RDONLY)
+os.close(fd)
+try:
+    os.execv("/proc/self/fd/%d" % ro, ["payload"])
+except OSError as e:
+    sys.exit(f"python3: exec of the memfd: {e}")'
 else
-    echo "(python3 is not installed: skipping the python3 read)"
+    echo "(python3 is not installed: skipping the python3 read and the fileless exec)"
 fi
 echo "\$ cat $project/README"
 if cat "$project/README"; then

@@ -28,6 +28,14 @@ pub struct AuditRecord {
     pub policy: Option<String>,
     pub rule: Option<String>,
     pub target: Target,
+    /// The program that acted, by identity: `major:minor` and inode of its executable.
+    pub exe: Option<Exe>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Exe {
+    pub dev: String,
+    pub ino: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -111,12 +119,21 @@ pub fn decode(event: &AuditEvent, clock: &Clock, ctx: &Context) -> AuditRecord {
         cgroup: ctx.cgroup.clone(),
         policy: ctx.policy.clone(),
         rule,
+        exe: (event.exe_ino != 0).then(|| Exe {
+            dev: dev_string(event.exe_dev),
+            ino: event.exe_ino,
+        }),
         target: Target {
-            dev: format!("{}:{}", event.dev >> 20, event.dev & 0xfffff),
+            dev: dev_string(event.dev),
             ino: event.ino,
             rule_path: ctx.rule.as_ref().map(|(_, p)| p.clone()),
         },
     }
+}
+
+/// The kernel's `dev_t` as `major:minor`.
+fn dev_string(dev: u32) -> String {
+    format!("{}:{}", dev >> 20, dev & 0xfffff)
 }
 
 /// A readable one-line view of a record.
@@ -181,7 +198,9 @@ mod tests {
             time_ns: 1_000_000_000,
             cgroup_id: 42,
             ino: 1234,
+            exe_ino: 77,
             dev: (8 << 20) | 1,
+            exe_dev: (254 << 20) | 3,
             pid: 10,
             tgid: 10,
             uid: 0,
@@ -191,6 +210,24 @@ mod tests {
             action: ACTION_DENY,
             comm,
         }
+    }
+
+    #[test]
+    fn the_acting_program_is_named_by_identity() {
+        let r = decode(&event(), &Clock::now(), &Context::default());
+        assert_eq!(
+            r.exe,
+            Some(Exe {
+                dev: "254:3".into(),
+                ino: 77
+            })
+        );
+        let mut kernel_thread = event();
+        kernel_thread.exe_ino = 0;
+        assert_eq!(
+            decode(&kernel_thread, &Clock::now(), &Context::default()).exe,
+            None
+        );
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
         bprm_file: off("linux_binprm", &["file"])?,
         inode_nlink: off("inode", &["i_nlink"])?,
         vma_file: off("vm_area_struct", &["vm_file"])?,
+        task_mm: off("task_struct", &["mm"])?,
+        mm_exe_file: off("mm_struct", &["exe_file"])?,
         valid: 1,
     })
 }

@@ -17,7 +17,11 @@ pub struct AuditEvent {
     pub time_ns: u64,
     pub cgroup_id: u64,
     pub ino: u64,
+    /// Inode of the current task's executable (`mm->exe_file`); 0 for kernel threads or when
+    /// it could not be read.
+    pub exe_ino: u64,
     pub dev: u32,
+    pub exe_dev: u32,
     pub pid: u32,
     pub tgid: u32,
     pub uid: u32,
@@ -29,5 +33,6 @@ pub struct AuditEvent {
 }
 
 #[cfg(feature = "user")]
-// SAFETY: repr(C), Copy, no padding (8-byte fields first, then 4-byte fields, then bytes).
+// SAFETY: repr(C), Copy, no padding (8-byte fields first, then an even number of 4-byte fields,
+// then bytes).
 unsafe impl aya::Pod for AuditEvent {}

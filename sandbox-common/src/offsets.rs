@@ -29,6 +29,10 @@ pub struct KernelOffsets {
     pub inode_nlink: u32,
     /// `struct vm_area_struct` -> `vm_file`.
     pub vma_file: u32,
+    /// `struct task_struct` -> `mm`.
+    pub task_mm: u32,
+    /// `struct mm_struct` -> `exe_file`.
+    pub mm_exe_file: u32,
     /// Non-zero once the daemon filled the struct; the programs deny everything for confined
     /// tasks while it is zero (fail closed).
     pub valid: u32,

@@ -8,6 +8,7 @@ use sandbox_common::{AuditEvent, CgroupPolicy};
 
 use crate::{
     maps::{EVENTS, EVENT_DROPS},
+    task::current_exe,
     walk::Target,
 };
 
@@ -17,6 +18,7 @@ pub fn emit(policy: &CgroupPolicy, hook: u32, action: u32, rule_id: u32, target:
         count_drop();
         return;
     };
+    let exe = current_exe().unwrap_or_default();
     let pid_tgid = bpf_get_current_pid_tgid();
     // SAFETY: plain helper calls without pointer arguments.
     let (time_ns, cgroup_id) = unsafe { (bpf_ktime_get_boot_ns(), bpf_get_current_cgroup_id()) };
@@ -24,7 +26,9 @@ pub fn emit(policy: &CgroupPolicy, hook: u32, action: u32, rule_id: u32, target:
         time_ns,
         cgroup_id,
         ino: target.ino,
+        exe_ino: exe.ino,
         dev: target.dev,
+        exe_dev: exe.dev,
         pid: pid_tgid as u32,
         tgid: (pid_tgid >> 32) as u32,
         uid: bpf_get_current_uid_gid() as u32,

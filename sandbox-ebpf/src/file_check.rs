@@ -79,10 +79,23 @@ fn decide(policy: &CgroupPolicy, file: *const u8, access: Access) -> (Decision, 
 #[inline(always)]
 fn file_target(off: &KernelOffsets, file: *const u8) -> Result<(Target, u32), i32> {
     let inode = read_ptr(file, off.file_inode)?;
+    Ok((
+        inode_identity(off, inode)?,
+        read_at(inode, off.inode_nlink)?,
+    ))
+}
+
+/// (kernel dev_t, inode number) of an open file.
+#[inline(always)]
+pub fn file_identity(off: &KernelOffsets, file: *const u8) -> Result<Target, i32> {
+    inode_identity(off, read_ptr(file, off.file_inode)?)
+}
+
+#[inline(always)]
+fn inode_identity(off: &KernelOffsets, inode: *const u8) -> Result<Target, i32> {
     let sb = read_ptr(inode, off.inode_sb)?;
-    let target = Target {
+    Ok(Target {
         dev: read_at(sb, off.sb_dev)?,
         ino: read_at(inode, off.inode_ino)?,
-    };
-    Ok((target, read_at(inode, off.inode_nlink)?))
+    })
 }

@@ -19,6 +19,8 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     bprm_file: 0,
     inode_nlink: 0,
     vma_file: 0,
+    task_mm: 0,
+    mm_exe_file: 0,
     valid: 0,
 };
 

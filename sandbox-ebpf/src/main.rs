@@ -10,6 +10,7 @@ mod hook;
 mod kernel;
 mod maps;
 mod policy;
+mod task;
 mod verdict;
 mod walk;
 

@@ -29,4 +29,4 @@ pub static EVENTS: RingBuf = RingBuf::pinned((1 << 20) as u32, 0);
 pub static EVENT_DROPS: PerCpuArray<u64> = PerCpuArray::pinned(1, 0);
 
 // Keep the event layout visible to the compiler so size mismatches show at build time.
-const _: () = assert!(core::mem::size_of::<AuditEvent>() == 72);
+const _: () = assert!(core::mem::size_of::<AuditEvent>() == 88);

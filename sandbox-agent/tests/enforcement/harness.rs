@@ -6,6 +6,7 @@ use std::{
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
     sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
 };
 
 use sandbox_agent::cgroup::spawn_in_cgroup;
@@ -104,7 +105,7 @@ impl Drop for Cgroup {
             if std::fs::remove_dir(&self.path).is_ok() || !self.path.exists() {
                 return;
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
@@ -266,4 +267,29 @@ pub fn agent_run(policy: &Path, home: &Path, cmd: &[&str]) -> Output {
         .args(cmd)
         .output()
         .unwrap()
+}
+
+/// Every record `sandbox-agent audit --json` prints.
+pub fn audit_lines() -> Vec<serde_json::Value> {
+    let out = agent().args(["audit", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Audit records about inode `ino`, waiting briefly for the daemon to drain the ring buffer.
+pub fn records_for(ino: u64, want: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found: Vec<_> = audit_lines()
+            .into_iter()
+            .filter(|r| r["target"]["ino"] == ino)
+            .collect();
+        if found.len() >= want || Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

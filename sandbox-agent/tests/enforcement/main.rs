@@ -10,5 +10,6 @@ mod bad_input;
 mod deny_read;
 mod lifecycle;
 mod no_bpf_lsm;
+mod persistence;
 mod run_command;
 mod scope;

@@ -6,7 +6,6 @@ use anyhow::{bail, Context as _};
 
 use crate::{
     client,
-    policy::Policy,
     protocol::{AttachInfo, Op, Reply},
 };
 
@@ -20,13 +19,14 @@ pub fn attach(
 ) -> anyhow::Result<AttachInfo> {
     let text = std::fs::read_to_string(policy)
         .with_context(|| format!("cannot read policy {}", policy.display()))?;
-    Policy::from_file(policy)?;
+    let policy_file = policy.display().to_string();
+    crate::policy::parse(&policy_file, &text)?;
     let cgroup = absolute(cgroup)?;
     let reply = client::call(
         socket,
         Op::Attach {
             cgroup,
-            policy_file: policy.display().to_string(),
+            policy_file,
             policy_yaml: text,
             home: home.to_path_buf(),
         },

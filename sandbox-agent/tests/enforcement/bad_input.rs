@@ -1,48 +1,25 @@
 //! Bad input gets a clear error naming what is wrong, and the system keeps its last good state.
 
+use std::path::Path;
+
 use crate::harness::*;
 
 #[test]
 fn attach_to_a_missing_cgroup_is_a_clear_error() {
     let home = fixture_dir("nocg");
     let policy = deny_read_policy(&home, &[&home.join("x")]);
-    let out = agent()
-        .args([
-            "attach",
-            "--cgroup",
-            "/sys/fs/cgroup/no-such-group",
-            "--policy",
-        ])
-        .arg(&policy)
-        .output()
-        .unwrap();
+    let out = try_attach(Path::new("/sys/fs/cgroup/no-such-group"), &policy, None);
 
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("cgroup /sys/fs/cgroup/no-such-group does not exist"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, "cgroup /sys/fs/cgroup/no-such-group does not exist");
 }
 
 #[test]
 fn attach_to_a_directory_that_is_not_a_cgroup_is_refused() {
     let home = fixture_dir("notcg");
     let policy = deny_read_policy(&home, &[&home.join("x")]);
-    let out = agent()
-        .args(["attach", "--cgroup"])
-        .arg(&home)
-        .arg("--policy")
-        .arg(&policy)
-        .output()
-        .unwrap();
+    let out = try_attach(&home, &policy, None);
 
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("is not a cgroup v2 directory"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, "is not a cgroup v2 directory");
 }
 
 #[test]
@@ -57,20 +34,9 @@ fn a_malformed_policy_leaves_the_previous_policy_in_force() {
         "broken",
         "mode: enforce\ndeny_read:\n  - relative/path\n",
     );
-    let out = agent()
-        .args(["attach", "--cgroup"])
-        .arg(&cg.path)
-        .arg("--policy")
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = try_attach(&cg.path, &bad, None);
 
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("broken.yaml:4: deny_read[0]"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, "broken.yaml:4: deny_read[0]");
     assert_eq!(
         cg.open(&secret),
         Err(EPERM),
@@ -98,29 +64,12 @@ fn nested_attachments_are_refused_both_ways() {
     let inner = outer.child("inner");
     attach(&inner, &policy, &home);
 
-    let out = agent()
-        .args(["attach", "--cgroup"])
-        .arg(&outer.path)
-        .arg("--policy")
-        .arg(&policy)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("already confined by policy"),
-        "{}",
-        stderr(&out)
+    assert_refused(
+        &try_attach(&outer.path, &policy, None),
+        "already confined by policy",
     );
 
     detach(&inner);
     attach(&outer, &policy, &home);
-    let out = agent()
-        .args(["attach", "--cgroup"])
-        .arg(&inner.path)
-        .arg("--policy")
-        .arg(&policy)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("is inside"), "{}", stderr(&out));
+    assert_refused(&try_attach(&inner.path, &policy, None), "is inside");
 }

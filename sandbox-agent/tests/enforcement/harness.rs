@@ -194,23 +194,50 @@ pub fn deny_read_policy(dir: &Path, paths: &[&Path]) -> PathBuf {
     policy_file(dir, "test-policy", &format!("deny_read:\n{list}"))
 }
 
+/// `sandbox-agent attach`, whatever its outcome.
+pub fn try_attach(cgroup: &Path, policy: &Path, home: Option<&Path>) -> Output {
+    let mut cmd = agent();
+    cmd.arg("attach")
+        .arg("--cgroup")
+        .arg(cgroup)
+        .arg("--policy")
+        .arg(policy);
+    if let Some(home) = home {
+        cmd.arg("--home").arg(home);
+    }
+    cmd.output().unwrap()
+}
+
 /// `sandbox-agent attach`, asserting success.
 pub fn attach(cgroup: &Cgroup, policy: &Path, home: &Path) -> Output {
-    let out = agent()
-        .args(["attach", "--cgroup"])
-        .arg(&cgroup.path)
-        .arg("--policy")
-        .arg(policy)
-        .arg("--home")
-        .arg(home)
-        .output()
-        .unwrap();
+    let out = try_attach(&cgroup.path, policy, Some(home));
     assert!(
         out.status.success(),
         "attach failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// `sandbox-agent [socket_args] run --policy P --home H -- argv`.
+pub fn agent_run(socket_args: &[&str], policy: &Path, home: &Path, argv: &[&str]) -> Output {
+    agent()
+        .arg("run")
+        .args(socket_args)
+        .arg("--policy")
+        .arg(policy)
+        .arg("--home")
+        .arg(home)
+        .arg("--")
+        .args(argv)
+        .output()
+        .unwrap()
+}
+
+/// Asserts a CLI call failed with an error containing `needle`.
+pub fn assert_refused(out: &Output, needle: &str) {
+    assert!(!out.status.success(), "succeeded: {}", stdout(out));
+    assert!(stderr(out).contains(needle), "{}", stderr(out));
 }
 
 pub fn detach(cgroup: &Cgroup) {

@@ -13,5 +13,6 @@ mod deny_read;
 mod exec_loaders;
 mod lifecycle;
 mod no_bpf_lsm;
+mod persistence;
 mod run_command;
 mod scope;

@@ -66,14 +66,7 @@ fn run_never_starts_the_command() {
     let home = fixture_dir("no-bpf-run");
     let marker = home.join("started");
     let policy = policy_file(&home, "p", "deny_read:\n  - ~/.ssh\n");
-    let out = agent()
-        .args(["run", "--policy"])
-        .arg(&policy)
-        .arg("--home")
-        .arg(&home)
-        .args(["--", "touch", marker.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = agent_run(&[], &policy, &home, &["touch", marker.to_str().unwrap()]);
 
     assert!(!out.status.success());
     assert!(!marker.exists(), "the command ran unconfined");

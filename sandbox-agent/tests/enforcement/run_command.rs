@@ -16,14 +16,7 @@ fn run_confines_the_command_and_returns_its_exit_status() {
         readme = home.join("README").display(),
         secret = secret.display()
     );
-    let out = agent()
-        .args(["run", "--policy"])
-        .arg(&policy)
-        .arg("--home")
-        .arg(&home)
-        .args(["--", "sh", "-c", &script])
-        .output()
-        .unwrap();
+    let out = agent_run(&[], &policy, &home, &["sh", "-c", &script]);
 
     assert_eq!(out.status.code(), Some(7), "stderr: {}", stderr(&out));
     assert!(stdout(&out).contains("readme"), "{}", stdout(&out));
@@ -58,21 +51,9 @@ fn run_with_an_invalid_policy_never_starts_the_command() {
     let home = fixture_dir("run-bad");
     let marker = home.join("started");
     let policy = policy_file(&home, "bad", "deny_reed:\n  - ~/.ssh\n");
-    let out = agent()
-        .args(["run", "--policy"])
-        .arg(&policy)
-        .arg("--home")
-        .arg(&home)
-        .args(["--", "touch", marker.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = agent_run(&[], &policy, &home, &["touch", marker.to_str().unwrap()]);
 
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("bad.yaml:2: deny_reed: unknown field"),
-        "{}",
-        stderr(&out)
-    );
+    assert_refused(&out, "bad.yaml:2: deny_reed: unknown field");
     assert!(
         !marker.exists(),
         "the command ran although the policy was invalid"
@@ -84,20 +65,13 @@ fn run_without_a_daemon_never_starts_the_command() {
     let home = fixture_dir("run-nodaemon");
     let marker = home.join("started");
     let policy = policy_file(&home, "ok", "deny_read:\n  - ~/.ssh\n");
-    let out = agent()
-        .args(["run", "--socket", "/run/no-such-daemon.sock", "--policy"])
-        .arg(&policy)
-        .arg("--home")
-        .arg(&home)
-        .args(["--", "touch", marker.to_str().unwrap()])
-        .output()
-        .unwrap();
-
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("cannot reach the sandbox-agent daemon"),
-        "{}",
-        stderr(&out)
+    let out = agent_run(
+        &["--socket", "/run/no-such-daemon.sock"],
+        &policy,
+        &home,
+        &["touch", marker.to_str().unwrap()],
     );
+
+    assert_refused(&out, "cannot reach the sandbox-agent daemon");
     assert!(!marker.exists(), "the command ran unconfined");
 }

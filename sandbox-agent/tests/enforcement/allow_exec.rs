@@ -48,7 +48,7 @@ fn run_refuses_a_command_the_allowlist_would_stop() {
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let policy = policy_file(&home, "allow-run", "allow_exec:\n  - /usr\n");
 
-    let out = agent_run(&policy, &home, &[script.to_str().unwrap()]);
+    let out = agent_run(&[], &policy, &home, &[script.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("not under any allow_exec path")
@@ -58,6 +58,6 @@ fn run_refuses_a_command_the_allowlist_would_stop() {
     );
     assert!(!marker.exists(), "the command must not have started");
 
-    let allowed = agent_run(&policy, &home, &["/bin/sh", "-c", "exit 7"]);
+    let allowed = agent_run(&[], &policy, &home, &["/bin/sh", "-c", "exit 7"]);
     assert_eq!(allowed.status.code(), Some(7), "{}", stderr(&allowed));
 }

@@ -283,19 +283,6 @@ pub fn assert_eperm(out: &Output, what: &str) {
     );
 }
 
-/// `sandbox-agent run --policy POLICY --home HOME -- CMD...`, waited for.
-pub fn agent_run(policy: &Path, home: &Path, cmd: &[&str]) -> Output {
-    agent()
-        .args(["run", "--policy"])
-        .arg(policy)
-        .arg("--home")
-        .arg(home)
-        .arg("--")
-        .args(cmd)
-        .output()
-        .unwrap()
-}
-
 /// Every record `sandbox-agent audit --json` prints.
 pub fn audit_lines() -> Vec<serde_json::Value> {
     let out = agent().args(["audit", "--json"]).output().unwrap();

@@ -52,6 +52,7 @@ secret() { # secret SHOWN-COMMAND CMD [ARG...]: an access that must be denied
 }
 secret "cat ~/.ssh/id_ed25519" cat "$HOME/.ssh/id_ed25519"
 secret "cat ~/.aws/credentials" cat "$HOME/.aws/credentials"
+secret "cat $project/.env (the workspace's own secrets)" cat "$project/.env"
 echo "\$ ln -s ~/.ssh/id_ed25519 $work/innocent"
 rm -f "$work/innocent"
 ln -s "$HOME/.ssh/id_ed25519" "$work/innocent" || echo "  -> could not create the symlink (exit $?)"
@@ -86,8 +87,8 @@ fi
 exit "$fail"
 SCRIPT
 
-heading "With sandbox-agent: sandbox-agent run --policy policies/default.yaml -- sh -c '...'"
-sandbox-agent run --policy "$policy" --home "$HOME" -- sh -c "$confined" sh "$project" "$work"
+heading "With sandbox-agent: sandbox-agent run --policy policies/default.yaml -- sh -c '...' (in $project)"
+(cd "$project" && sandbox-agent run --policy "$policy" --home "$HOME" -- sh -c "$confined" sh "$project" "$work")
 rc=$?
 
 heading "sandbox-agent status"

@@ -51,6 +51,32 @@ pub fn cgroup_of_pid(pid: i32) -> io::Result<PathBuf> {
     Ok(Path::new(CGROUP_ROOT).join(rel.trim_start_matches('/')))
 }
 
+/// The cgroup directory whose id is `id`, searched below `root` (depth-first, bounded).
+pub fn find_by_id(root: &Path, id: u64) -> Option<PathBuf> {
+    let mut stack = vec![(root.to_path_buf(), 0usize)];
+    while let Some((dir, depth)) = stack.pop() {
+        // A cgroup removed during the search is simply not the one.
+        let Ok(md) = std::fs::metadata(&dir) else {
+            continue;
+        };
+        if md.ino() == id {
+            return Some(dir);
+        }
+        if depth >= 64 {
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.filter_map(Result::ok) {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push((e.path(), depth + 1));
+            }
+        }
+    }
+    None
+}
+
 fn is_cgroup2(path: &Path) -> Result<bool, CgroupError> {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| CgroupError::NotCgroup2(path.to_path_buf()))?;

@@ -1,15 +1,16 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use sandbox_agent::{commands, daemon, protocol::DEFAULT_SOCKET};
-
-const DEFAULT_BPFFS: &str = "/sys/fs/bpf/sandbox-agent";
-const DEFAULT_AUDIT_LOG: &str = "/var/log/sandbox-agent/audit.log";
+use sandbox_agent::{commands, config::Config, daemon, policy::Anchors};
 
 /// Confines AI coding agents with BPF LSM policies keyed on inode identity.
 #[derive(Parser)]
 #[command(name = "sandbox-agent", version)]
 struct Cli {
+    /// Host configuration [default: /etc/sandbox-agent/config.yaml when it exists]. Flags
+    /// override it.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -18,12 +19,22 @@ struct Cli {
 enum Cmd {
     /// Load and pin the BPF programs, serve the control socket, log audit events.
     Daemon {
-        #[arg(long, default_value = DEFAULT_SOCKET)]
-        socket: PathBuf,
-        #[arg(long, default_value = DEFAULT_BPFFS)]
-        bpffs: PathBuf,
-        #[arg(long, default_value = DEFAULT_AUDIT_LOG)]
-        audit_log: PathBuf,
+        /// Control socket [default: /run/sandbox-agent.sock]
+        #[arg(long)]
+        socket: Option<PathBuf>,
+        /// Where programs, links and maps are pinned [default: /sys/fs/bpf/sandbox-agent]
+        #[arg(long)]
+        bpffs: Option<PathBuf>,
+        /// [default: /var/log/sandbox-agent/audit.log]
+        #[arg(long)]
+        audit_log: Option<PathBuf>,
+        /// The attachment table a restarted daemon reads [default: /run/sandbox-agent/state.json]
+        #[arg(long)]
+        state_file: Option<PathBuf>,
+        /// Instead of serving: remove every attachment, pin and the attachment table, which
+        /// stops all enforcement. Refused while a daemon is running.
+        #[arg(long)]
+        cleanup: bool,
     },
     /// Confine a cgroup (and its descendants) with a policy.
     Attach {
@@ -34,15 +45,20 @@ enum Cmd {
         /// What `~` means in the policy (default: the invoking user's home).
         #[arg(long)]
         home: Option<PathBuf>,
-        #[arg(long, default_value = DEFAULT_SOCKET)]
-        socket: PathBuf,
+        /// What `$WORKSPACE` means in the policy (needed only when the policy uses it).
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+        /// Control socket [default: /run/sandbox-agent.sock]
+        #[arg(long)]
+        socket: Option<PathBuf>,
     },
     /// Stop confining a cgroup.
     Detach {
         #[arg(long)]
         cgroup: PathBuf,
-        #[arg(long, default_value = DEFAULT_SOCKET)]
-        socket: PathBuf,
+        /// Control socket [default: /run/sandbox-agent.sock]
+        #[arg(long)]
+        socket: Option<PathBuf>,
     },
     /// Run a command confined by a policy, in a transient cgroup; exits with its status.
     Run {
@@ -50,8 +66,12 @@ enum Cmd {
         policy: PathBuf,
         #[arg(long)]
         home: Option<PathBuf>,
-        #[arg(long, default_value = DEFAULT_SOCKET)]
-        socket: PathBuf,
+        /// What `$WORKSPACE` means in the policy [default: the current directory]
+        #[arg(long)]
+        workspace: Option<PathBuf>,
+        /// Control socket [default: /run/sandbox-agent.sock]
+        #[arg(long)]
+        socket: Option<PathBuf>,
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
@@ -59,8 +79,9 @@ enum Cmd {
     Status {
         #[arg(long)]
         json: bool,
-        #[arg(long, default_value = DEFAULT_SOCKET)]
-        socket: PathBuf,
+        /// Control socket [default: /run/sandbox-agent.sock]
+        #[arg(long)]
+        socket: Option<PathBuf>,
     },
     /// Print audit events.
     Audit {
@@ -70,8 +91,9 @@ enum Cmd {
         cgroup: Option<PathBuf>,
         #[arg(long)]
         json: bool,
-        #[arg(long, default_value = DEFAULT_SOCKET)]
-        socket: PathBuf,
+        /// Control socket [default: /run/sandbox-agent.sock]
+        #[arg(long)]
+        socket: Option<PathBuf>,
     },
     /// Policy file tools.
     Policy {
@@ -99,7 +121,11 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let code = match dispatch(Cli::parse().command) {
+    let cli = Cli::parse();
+    let code = match Config::load(cli.config.as_deref())
+        .map_err(anyhow::Error::from)
+        .and_then(|config| dispatch(cli.command, &config))
+    {
         Ok(code) => code,
         Err(e) => {
             eprintln!("sandbox-agent: error: {e:#}");
@@ -109,55 +135,84 @@ fn main() {
     std::process::exit(code);
 }
 
-fn home_or_default(home: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    match home {
-        Some(h) => Ok(std::path::absolute(h)?),
-        None => commands::attach::default_home(),
-    }
+fn anchors(home: Option<PathBuf>, workspace: Option<PathBuf>) -> anyhow::Result<Anchors> {
+    Ok(Anchors {
+        home: match home {
+            Some(h) => std::path::absolute(h)?,
+            None => commands::attach::default_home()?,
+        },
+        workspace: workspace.map(std::path::absolute).transpose()?,
+    })
 }
 
-fn dispatch(cmd: Cmd) -> anyhow::Result<i32> {
+fn dispatch(cmd: Cmd, config: &Config) -> anyhow::Result<i32> {
     match cmd {
         Cmd::Daemon {
             socket,
             bpffs,
             audit_log,
+            state_file,
+            cleanup,
         } => {
+            let opts = daemon::DaemonOptions {
+                socket: config.socket(socket),
+                bpffs: config.bpffs(bpffs),
+                audit_log: config.audit_log(audit_log),
+                state_file: config.state_file(state_file),
+                control_gid: config
+                    .control_group
+                    .as_ref()
+                    .map(|g| g.gid())
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?,
+            };
+            if cleanup {
+                daemon::cleanup(&opts)?;
+                return Ok(0);
+            }
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
                 .build()?;
-            rt.block_on(daemon::run(daemon::DaemonOptions {
-                socket,
-                bpffs,
-                audit_log,
-            }))?;
+            rt.block_on(daemon::run(opts))?;
             Ok(0)
         }
         Cmd::Attach {
             cgroup,
             policy,
             home,
+            workspace,
             socket,
         } => {
+            let socket = config.socket(socket);
             let info =
-                commands::attach::attach(&socket, &cgroup, &policy, &home_or_default(home)?)?;
+                commands::attach::attach(&socket, &cgroup, &policy, &anchors(home, workspace)?)?;
             commands::attach::print_attached(&info);
             Ok(0)
         }
         Cmd::Detach { cgroup, socket } => {
-            commands::attach::detach(&socket, &cgroup)?;
+            commands::attach::detach(&config.socket(socket), &cgroup)?;
             println!("detached {}", cgroup.display());
             Ok(0)
         }
         Cmd::Run {
             policy,
             home,
+            workspace,
             socket,
             command,
-        } => commands::run::run(&socket, &policy, &home_or_default(home)?, &command),
+        } => commands::run::run(
+            &config.socket(socket),
+            &policy,
+            // A run's workspace is where it is started, unless told otherwise.
+            &anchors(
+                home,
+                Some(workspace.map_or_else(std::env::current_dir, Ok)?),
+            )?,
+            &command,
+        ),
         Cmd::Status { json, socket } => {
-            let s = commands::status::fetch(&socket)?;
+            let s = commands::status::fetch(&config.socket(socket))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {
@@ -171,15 +226,16 @@ fn dispatch(cmd: Cmd) -> anyhow::Result<i32> {
             json,
             socket,
         } => {
-            commands::audit::show(&socket, follow, cgroup.as_deref(), json)?;
+            commands::audit::show(&config.socket(socket), follow, cgroup.as_deref(), json)?;
             Ok(0)
         }
         Cmd::Policy {
             command: PolicyCmd::Check { file },
-        } => {
-            commands::policy_check::check(&file)?;
-            Ok(0)
-        }
+        } => Ok(if commands::policy_check::check(&file)? {
+            0
+        } else {
+            1
+        }),
         Cmd::Doctor { bpffs_root } => Ok(if commands::doctor::run(&bpffs_root)? {
             0
         } else {

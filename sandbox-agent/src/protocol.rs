@@ -29,6 +29,9 @@ pub enum Op {
         policy_yaml: String,
         /// What `~` means in the policy.
         home: PathBuf,
+        /// What `$WORKSPACE` means in the policy, if anything.
+        #[serde(default)]
+        workspace: Option<PathBuf>,
     },
     Detach {
         cgroup: PathBuf,
@@ -63,6 +66,9 @@ pub struct AttachInfo {
     pub warnings: Vec<String>,
     /// True when this replaced a policy already attached to the cgroup.
     pub replaced: bool,
+    /// True when an earlier daemon made this attachment and this one took it over.
+    #[serde(default)]
+    pub adopted: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

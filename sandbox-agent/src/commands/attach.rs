@@ -6,6 +6,7 @@ use anyhow::{bail, Context as _};
 
 use crate::{
     client,
+    policy::Anchors,
     protocol::{AttachInfo, Op, Reply},
 };
 
@@ -15,12 +16,15 @@ pub fn attach(
     socket: &Path,
     cgroup: &Path,
     policy: &Path,
-    home: &Path,
+    anchors: &Anchors,
 ) -> anyhow::Result<AttachInfo> {
     let text = std::fs::read_to_string(policy)
         .with_context(|| format!("cannot read policy {}", policy.display()))?;
     let policy_file = policy.display().to_string();
-    crate::policy::parse(&policy_file, &text)?;
+    let parsed = crate::policy::parse(&policy_file, &text)?;
+    for lint in crate::policy::lint(&policy_file, &text, &parsed) {
+        eprintln!("sandbox-agent: {lint}");
+    }
     let cgroup = absolute(cgroup)?;
     let reply = client::call(
         socket,
@@ -28,7 +32,8 @@ pub fn attach(
             cgroup,
             policy_file,
             policy_yaml: text,
-            home: home.to_path_buf(),
+            home: anchors.home.clone(),
+            workspace: anchors.workspace.clone(),
         },
     )?;
     match reply {

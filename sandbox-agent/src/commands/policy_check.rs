@@ -4,8 +4,14 @@ use std::path::Path;
 
 use crate::policy::Policy;
 
-pub fn check(file: &Path) -> anyhow::Result<()> {
+/// Validates `file` and prints its lints; Ok(false) when there are lints.
+pub fn check(file: &Path) -> anyhow::Result<bool> {
     let p = Policy::from_file(file)?;
+    let text = std::fs::read_to_string(file)?;
+    let lints = crate::policy::lint(&file.display().to_string(), &text, &p);
+    for l in &lints {
+        println!("{l}");
+    }
     let allow = match &p.allow_exec {
         Some(list) => format!(", exec allowlist of {}", list.len()),
         None => String::new(),
@@ -23,5 +29,5 @@ pub fn check(file: &Path) -> anyhow::Result<()> {
             ""
         }
     );
-    Ok(())
+    Ok(lints.is_empty())
 }

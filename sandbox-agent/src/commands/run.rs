@@ -7,15 +7,16 @@ use anyhow::Context as _;
 
 use crate::{
     cgroup::{spawn_in_cgroup, TransientCgroup, CGROUP_ROOT},
-    policy::{check_program, compile, Policy},
+    policy::{check_program, compile_with, Anchors, Policy},
 };
 
 /// Parent of the transient cgroups.
 pub const RUN_CGROUP_PARENT: &str = "sandbox-agent";
 
-pub fn run(socket: &Path, policy: &Path, home: &Path, cmd: &[String]) -> anyhow::Result<i32> {
+pub fn run(socket: &Path, policy: &Path, anchors: &Anchors, cmd: &[String]) -> anyhow::Result<i32> {
     let (program, args) = cmd.split_first().context("no command given after --")?;
-    refuse_unexecutable(policy, home, program)?;
+    refuse_unexecutable(policy, anchors, program)?;
+    let signals = crate::signals::hold().context("cannot set up signal forwarding")?;
     let parent = Path::new(CGROUP_ROOT).join(RUN_CGROUP_PARENT);
     if !parent.exists() {
         std::fs::create_dir(&parent)
@@ -23,21 +24,18 @@ pub fn run(socket: &Path, policy: &Path, home: &Path, cmd: &[String]) -> anyhow:
             .with_context(|| format!("cannot create cgroup {}", parent.display()))?;
     }
     let cgroup = TransientCgroup::create(&parent, &format!("run-{}", std::process::id()))?;
-    let info = super::attach::attach(socket, cgroup.path(), policy, home)?;
+    let info = super::attach::attach(socket, cgroup.path(), policy, anchors)?;
     for w in &info.warnings {
         eprintln!("sandbox-agent: warning: {w}");
     }
     let mut command = Command::new(program);
     command.args(args);
-    // The terminal's Ctrl-C reaches the child; this process stays to clean up.
-    // SAFETY: setting dispositions to SIG_IGN has no preconditions.
-    unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_IGN);
-        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
-    }
     let status = spawn_in_cgroup(&mut command, cgroup.path())
         .with_context(|| format!("cannot start {program} in the confined cgroup"))
-        .and_then(|mut child| child.wait().context("waiting for the command"));
+        .and_then(|mut child| {
+            signals.forward_to(child.id());
+            child.wait().context("waiting for the command")
+        });
     // Leftover descendants die before the policy goes away: nothing confined runs unconfined.
     let killed = cgroup.kill_all();
     let detached = killed
@@ -56,12 +54,12 @@ pub fn run(socket: &Path, policy: &Path, home: &Path, cmd: &[String]) -> anyhow:
 /// Fails when the policy would stop `program` (or the interpreter it needs) from executing, so
 /// `run` says why up front instead of starting a process whose exec fails. The daemon's compile
 /// at attach time stays the authority; this is the same decision made early.
-fn refuse_unexecutable(policy: &Path, home: &Path, program: &str) -> anyhow::Result<()> {
+fn refuse_unexecutable(policy: &Path, anchors: &Anchors, program: &str) -> anyhow::Result<()> {
     let parsed = Policy::from_file(policy)?;
     if parsed.deny_exec.is_empty() && parsed.allow_exec.is_none() {
         return Ok(());
     }
-    let compiled = compile(&parsed, home)?;
+    let compiled = compile_with(&parsed, anchors)?;
     let path = which::which(program)
         .with_context(|| format!("cannot find the command {program:?} (searched PATH)"))?;
     check_program(&compiled, &path).with_context(|| {

@@ -2,6 +2,7 @@
 //! audit events to the log.
 
 mod audit_reader;
+mod persist;
 mod server;
 mod state;
 
@@ -24,6 +25,37 @@ pub struct DaemonOptions {
     pub socket: PathBuf,
     pub bpffs: PathBuf,
     pub audit_log: PathBuf,
+    /// The attachment table, for a restarted daemon.
+    pub state_file: PathBuf,
+    /// Members of this group may change policy like root.
+    pub control_gid: Option<u32>,
+}
+
+/// `daemon --cleanup`: removes every pin (links, so the programs detach, and maps, so every
+/// attachment goes) and the attachment table. Enforcement stops: this is the deliberate off
+/// switch, refused while a daemon is serving.
+pub fn cleanup(opts: &DaemonOptions) -> anyhow::Result<()> {
+    if std::os::unix::net::UnixStream::connect(&opts.socket).is_ok() {
+        anyhow::bail!(
+            "a daemon is serving {}; stop it before --cleanup",
+            opts.socket.display()
+        );
+    }
+    match std::fs::remove_dir_all(&opts.bpffs) {
+        Ok(()) => println!(
+            "removed {}: programs detached, all attachments gone",
+            opts.bpffs.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            println!("nothing pinned at {}", opts.bpffs.display())
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot remove {}", opts.bpffs.display())),
+    }
+    persist::StateFile::new(&opts.state_file)
+        .remove()
+        .with_context(|| format!("cannot remove {}", opts.state_file.display()))?;
+    let _ = std::fs::remove_file(&opts.socket);
+    Ok(())
 }
 
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {

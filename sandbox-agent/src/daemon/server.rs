@@ -58,6 +58,7 @@ async fn handle_connection(
     let cred = stream.peer_cred().context("SO_PEERCRED")?;
     let peer = Peer {
         uid: cred.uid(),
+        gid: cred.gid(),
         pid: cred.pid(),
     };
     let (read, mut write) = stream.into_split();

@@ -13,22 +13,52 @@ use crate::{
     protocol::{AttachInfo, Op, Reply, StatusInfo},
 };
 
-use super::DaemonOptions;
+use sandbox_common::{CgroupPolicy, MODE_AUDIT};
+
+use super::{
+    persist::{SavedAttachment, StateFile},
+    DaemonOptions,
+};
 
 /// Who sent a request (SO_PEERCRED).
 pub struct Peer {
     pub uid: u32,
+    pub gid: u32,
     pub pid: Option<i32>,
+}
+
+impl Peer {
+    /// Whether the peer is in group `gid`, as its primary or a supplementary group.
+    fn in_group(&self, gid: u32) -> bool {
+        if self.gid == gid {
+            return true;
+        }
+        let Some(pid) = self.pid else {
+            return false;
+        };
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Groups:"))
+                    .map(|g| g.split_whitespace().any(|x| x.parse() == Ok(gid)))
+            })
+            .unwrap_or(false)
+    }
 }
 
 struct Attachment {
     info: AttachInfo,
     compiled: CompiledPolicy,
+    /// How to describe it again after a restart; None for an attachment found only in the maps.
+    saved: Option<SavedAttachment>,
 }
 
 pub struct DaemonState {
     maps: PolicyMaps,
     attachments: BTreeMap<u64, Attachment>,
+    state_file: StateFile,
+    control_gid: Option<u32>,
     bpffs: PathBuf,
     audit_log: PathBuf,
     pub events_logged: u64,
@@ -37,22 +67,71 @@ pub struct DaemonState {
 
 impl DaemonState {
     pub fn new(maps: PolicyMaps, opts: &DaemonOptions) -> Self {
-        let state = Self {
+        let mut state = Self {
             maps,
             attachments: BTreeMap::new(),
+            state_file: StateFile::new(&opts.state_file),
+            control_gid: opts.control_gid,
             bpffs: opts.bpffs.clone(),
             audit_log: opts.audit_log.clone(),
             events_logged: 0,
             events_dropped: 0,
         };
-        for (cgroup_id, p) in state.maps.attached() {
+        state.adopt();
+        state
+    }
+
+    /// Takes over what the pinned maps enforce: every attached cgroup becomes an attachment of
+    /// this daemon (so status shows it, and nesting and self-service checks see it), described
+    /// from the state file when it has the entry. Entries of cgroups that no longer exist are
+    /// removed.
+    fn adopt(&mut self) {
+        let saved = self.state_file.load().unwrap_or_else(|e| {
+            tracing::error!("{e}; attachments are adopted from the kernel maps alone");
+            Vec::new()
+        });
+        for (cgroup_id, in_kernel) in self.maps.attached() {
+            let record = saved
+                .iter()
+                .find(|s| s.cgroup_id == cgroup_id && s.policy_id == in_kernel.policy_id);
+            let path = record
+                .map(|s| s.cgroup.clone())
+                .filter(|p| cgroup::cgroup_id(p).is_ok_and(|id| id == cgroup_id))
+                .or_else(|| cgroup::find_by_id(Path::new(cgroup::CGROUP_ROOT), cgroup_id));
+            let Some(path) = path else {
+                // The cgroup is gone, and a cgroup id is never reused: nothing to enforce.
+                match self.maps.detach(cgroup_id) {
+                    Ok(_) => tracing::info!(cgroup_id, "removed the policy of a deleted cgroup"),
+                    Err(e) => tracing::error!(cgroup_id, "cannot remove a stale policy: {e}"),
+                }
+                continue;
+            };
+            let attachment = adopted(path, cgroup_id, in_kernel, record.cloned());
             tracing::warn!(
-                cgroup_id,
-                policy_id = p.policy_id,
+                cgroup = %attachment.info.cgroup.display(),
+                policy = %attachment.info.policy,
+                policy_id = in_kernel.policy_id,
                 "adopted an attachment pinned by an earlier daemon; it stays enforced"
             );
+            self.attachments.insert(cgroup_id, attachment);
         }
-        state
+        if let Some(w) = self.persist() {
+            tracing::error!("{w}");
+        }
+    }
+
+    /// Writes the attachment table; returns a warning when it could not.
+    fn persist(&self) -> Option<String> {
+        let saved: Vec<SavedAttachment> = self
+            .attachments
+            .values()
+            .filter_map(|a| a.saved.clone())
+            .collect();
+        self.state_file.save(&saved).err().map(|e| {
+            format!(
+                "{e}: enforcement is in place, but a restarted daemon will describe it less well"
+            )
+        })
     }
 
     /// Handles one request from `peer`.
@@ -70,18 +149,30 @@ impl DaemonState {
                 policy_file,
                 policy_yaml,
                 home,
-            } => self.attach(cgroup, &policy_file, &policy_yaml, home),
+                workspace,
+            } => self.attach(
+                cgroup,
+                &policy_file,
+                &policy_yaml,
+                policy::Anchors { home, workspace },
+            ),
             Op::Detach { cgroup } => self.detach(cgroup),
         };
         result.unwrap_or_else(|message| Reply::Error { message })
     }
 
-    /// Only root may change policy, and never from inside a confined cgroup: a confined process,
-    /// even root, must not loosen or remove its own confinement.
+    /// Only root (or the configured control group) may change policy, and never from inside a
+    /// confined cgroup: a confined process, even root, must not loosen or remove its own
+    /// confinement.
     fn may_change_policy(&self, peer: &Peer) -> Result<(), String> {
-        if peer.uid != 0 {
+        let member = self.control_gid.is_some_and(|g| peer.in_group(g));
+        if peer.uid != 0 && !member {
+            let who = match self.control_gid {
+                Some(g) => format!("root or members of group {g}"),
+                None => "root".to_string(),
+            };
             return Err(format!(
-                "permission denied: only root may change policy (you are uid {})",
+                "permission denied: only {who} may change policy (you are uid {})",
                 peer.uid
             ));
         }
@@ -136,24 +227,29 @@ impl DaemonState {
         cgroup: PathBuf,
         policy_file: &str,
         policy_yaml: &str,
-        home: PathBuf,
+        anchors: policy::Anchors,
     ) -> Result<Reply, String> {
         let cgroup_id = cgroup::cgroup_id(&cgroup).map_err(|e| e.to_string())?;
         let cgroup = std::fs::canonicalize(&cgroup)
             .map_err(|e| format!("cgroup {}: {e}", cgroup.display()))?;
         self.check_nesting(&cgroup, cgroup_id)?;
         let parsed = policy::parse(policy_file, policy_yaml).map_err(|e| e.to_string())?;
-        if !home.is_absolute() {
-            return Err(format!("home {} is not an absolute path", home.display()));
+        for (what, dir) in [
+            ("home", Some(&anchors.home)),
+            ("workspace", anchors.workspace.as_ref()),
+        ] {
+            if let Some(dir) = dir.filter(|d| !d.is_absolute()) {
+                return Err(format!("{what} {} is not an absolute path", dir.display()));
+            }
         }
-        let compiled = policy::compile(&parsed, &home)
+        let compiled = policy::compile_with(&parsed, &anchors)
             .map_err(|e| format!("{policy_file}: {e}; nothing was attached"))?;
         let (policy_id, map_entries) = self
             .maps
             .attach(cgroup_id, &compiled)
             .map_err(|e| format!("{e}; the previous state is unchanged"))?;
         let replaced = self.attachments.contains_key(&cgroup_id);
-        let info = AttachInfo {
+        let mut info = AttachInfo {
             cgroup: cgroup.clone(),
             cgroup_id,
             policy: compiled.name.clone(),
@@ -167,6 +263,7 @@ impl DaemonState {
             map_entries,
             warnings: compiled.warnings.clone(),
             replaced,
+            adopted: false,
         };
         tracing::info!(
             cgroup = %cgroup.display(),
@@ -175,13 +272,24 @@ impl DaemonState {
             rules = info.rules,
             "attached"
         );
+        let saved = SavedAttachment {
+            cgroup: cgroup.clone(),
+            cgroup_id,
+            policy_id,
+            policy_file: policy_file.to_string(),
+            policy_yaml: policy_yaml.to_string(),
+            home: anchors.home,
+            workspace: anchors.workspace,
+        };
         self.attachments.insert(
             cgroup_id,
             Attachment {
                 info: info.clone(),
                 compiled,
+                saved: Some(saved),
             },
         );
+        info.warnings.extend(self.persist());
         Ok(Reply::Attached(info))
     }
 
@@ -194,6 +302,9 @@ impl DaemonState {
             ));
         }
         self.attachments.remove(&cgroup_id);
+        if let Some(w) = self.persist() {
+            tracing::error!("{w}");
+        }
         tracing::info!(cgroup = %cgroup.display(), "detached");
         Ok(Reply::Detached { cgroup })
     }
@@ -230,6 +341,49 @@ impl DaemonState {
                 )
             }),
         }
+    }
+}
+
+/// An attachment an earlier daemon made, described from its saved record when there is one.
+fn adopted(
+    cgroup: PathBuf,
+    cgroup_id: u64,
+    in_kernel: CgroupPolicy,
+    record: Option<SavedAttachment>,
+) -> Attachment {
+    let compiled = record.as_ref().and_then(|r| {
+        let parsed = policy::parse(&r.policy_file, &r.policy_yaml).ok()?;
+        // Rule ids follow the policy's text, so recompiling names them as the kernel knows them.
+        let anchors = policy::Anchors {
+            home: r.home.clone(),
+            workspace: r.workspace.clone(),
+        };
+        policy::compile_with(&parsed, &anchors).ok()
+    });
+    let (policy, rules) = match &compiled {
+        Some(c) => (c.name.clone(), c.rules.len()),
+        None => ("(unknown: adopted from the kernel maps)".to_string(), 0),
+    };
+    let mode = if in_kernel.mode == MODE_AUDIT {
+        "audit"
+    } else {
+        "enforce"
+    };
+    Attachment {
+        info: AttachInfo {
+            cgroup,
+            cgroup_id,
+            policy,
+            policy_id: in_kernel.policy_id,
+            mode: mode.into(),
+            rules,
+            map_entries: 0,
+            warnings: Vec::new(),
+            replaced: false,
+            adopted: true,
+        },
+        compiled: compiled.unwrap_or_default(),
+        saved: record,
     }
 }
 

@@ -23,7 +23,7 @@ use sandbox_common::{
 };
 use serde::Serialize;
 
-use super::schema::{expand_home, Mode, Policy};
+use super::schema::{Anchors, Mode, Policy};
 use crate::identity::{file_id, FileId};
 
 /// (parent directory identity, name of the child).
@@ -149,6 +149,11 @@ pub enum CompileError {
 /// Resolves every rule of `policy` against the filesystem as seen by this process, with `~`
 /// meaning `home`.
 pub fn compile(policy: &Policy, home: &Path) -> Result<CompiledPolicy, CompileError> {
+    compile_with(policy, &Anchors::home(home))
+}
+
+/// Like `compile`, with `$WORKSPACE` too.
+pub fn compile_with(policy: &Policy, anchors: &Anchors) -> Result<CompiledPolicy, CompileError> {
     let mut out = CompiledPolicy {
         name: policy.name.clone(),
         mode: policy.mode,
@@ -163,15 +168,14 @@ pub fn compile(policy: &Policy, home: &Path) -> Result<CompiledPolicy, CompileEr
         };
         for entry in list {
             let id = out.rules.len() as u32;
-            let path = expand_home(entry, home);
+            let path_error = |message| CompileError::Path {
+                key,
+                path: entry.clone(),
+                message,
+            };
+            let path = anchors.expand(entry).map_err(path_error)?;
             let (resolved, exists) =
-                add_path_rule(&mut out, &path, flags, id).map_err(|message| {
-                    CompileError::Path {
-                        key,
-                        path: entry.clone(),
-                        message,
-                    }
-                })?;
+                add_path_rule(&mut out, &path, flags, id).map_err(path_error)?;
             out.rules.push(RuleInfo {
                 id,
                 kind: key,

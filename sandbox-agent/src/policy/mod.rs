@@ -3,8 +3,10 @@
 
 mod compile;
 mod exec_check;
+mod lint;
 mod schema;
 
-pub use compile::{compile, CompiledPolicy, NameRuleKey, RuleInfo};
+pub use compile::{compile, compile_with, CompiledPolicy, NameRuleKey, RuleInfo};
 pub use exec_check::{check_program, ExecRefusal};
-pub use schema::{parse, Mode, Policy, PolicyError};
+pub use lint::lint;
+pub use schema::{parse, Anchors, Mode, Policy, PolicyError, WORKSPACE};

@@ -121,7 +121,7 @@ fn field_in_message(message: &str) -> Option<String> {
 }
 
 /// Line (1-based) where a top-level key is written.
-fn field_line(text: &str, field: &str) -> Option<usize> {
+pub(super) fn field_line(text: &str, field: &str) -> Option<usize> {
     text.lines()
         .position(|l| l.trim_start().starts_with(&format!("{field}:")))
         .map(|i| i + 1)
@@ -129,12 +129,20 @@ fn field_line(text: &str, field: &str) -> Option<usize> {
 
 /// Line of the `index`-th item of a top-level sequence `field` (best effort: serde_yaml keeps no
 /// positions for values).
-fn item_line(text: &str, field: &str, item: &str) -> usize {
+pub(super) fn item_line(text: &str, field: &str, item: &str) -> usize {
     let start = field_line(text, field).unwrap_or(1);
-    text.lines()
-        .enumerate()
-        .skip(start.saturating_sub(1))
-        .find(|(_, l)| l.contains(item.trim()))
+    let lines = || text.lines().enumerate().skip(start.saturating_sub(1));
+    let item = item.trim();
+    // A block item written exactly (`- ~`), else any line mentioning it (flow lists).
+    let exact = |l: &str| {
+        l.trim()
+            .strip_prefix('-')
+            .map(|v| v.trim().trim_matches(|c| c == '"' || c == '\'') == item)
+            .unwrap_or(false)
+    };
+    lines()
+        .find(|(_, l)| exact(l))
+        .or_else(|| lines().find(|(_, l)| l.contains(item)))
         .map(|(i, _)| i + 1)
         .unwrap_or(start)
 }
@@ -175,13 +183,23 @@ fn validate(file: &str, text: &str, policy: &Policy) -> Result<(), PolicyError> 
     Ok(())
 }
 
-/// A rule path must be absolute or start with `~/` (or be `~`), with no empty or NUL parts.
+/// Written at the start of a rule path, it means the confined command's workspace.
+pub const WORKSPACE: &str = "$WORKSPACE";
+
+/// A rule path must be absolute or start with `~/` or `$WORKSPACE/` (or be `~` or
+/// `$WORKSPACE`), with no empty or NUL parts.
 fn check_path(entry: &str) -> Result<(), String> {
     if entry.is_empty() {
         return Err("empty path".into());
     }
     if entry.contains('\0') {
         return Err("path contains a NUL byte".into());
+    }
+    if let Some(rest) = entry.strip_prefix(WORKSPACE) {
+        if rest.is_empty() || rest.starts_with('/') {
+            return Ok(());
+        }
+        return Err(format!("{entry:?}: write {WORKSPACE} or {WORKSPACE}/..."));
     }
     if entry.starts_with('~') && entry != "~" && !entry.starts_with("~/") {
         return Err(format!(
@@ -190,10 +208,41 @@ fn check_path(entry: &str) -> Result<(), String> {
     }
     if !entry.starts_with('/') && !entry.starts_with('~') {
         return Err(format!(
-            "{entry:?} is relative: write an absolute path or one starting with ~/"
+            "{entry:?} is relative: write an absolute path or one starting with ~/ or {WORKSPACE}/"
         ));
     }
     Ok(())
+}
+
+/// What the relative anchors of rule paths mean for one attachment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Anchors {
+    /// `~`
+    pub home: PathBuf,
+    /// `$WORKSPACE`: the directory the confined command works in, when there is one.
+    pub workspace: Option<PathBuf>,
+}
+
+impl Anchors {
+    pub fn home(home: &Path) -> Self {
+        Self {
+            home: home.to_path_buf(),
+            workspace: None,
+        }
+    }
+
+    /// The absolute path `entry` names.
+    pub fn expand(&self, entry: &str) -> Result<PathBuf, String> {
+        let Some(rest) = entry.strip_prefix(WORKSPACE) else {
+            return Ok(expand_home(entry, &self.home));
+        };
+        let workspace = self.workspace.as_ref().ok_or_else(|| {
+            format!(
+                "uses {WORKSPACE} but no workspace was given (attach --workspace DIR; run uses its current directory)"
+            )
+        })?;
+        Ok(workspace.join(rest.trim_start_matches('/')))
+    }
 }
 
 /// Expands `~` against `home`.
@@ -304,6 +353,21 @@ mod tests {
         assert_eq!(expand_home("~", h), PathBuf::from("/home/u"));
         assert_eq!(expand_home("~/.ssh", h), PathBuf::from("/home/u/.ssh"));
         assert_eq!(expand_home("/etc", h), PathBuf::from("/etc"));
+        let a = Anchors {
+            home: h.to_path_buf(),
+            workspace: Some(PathBuf::from("/src/app")),
+        };
+        assert_eq!(
+            a.expand("$WORKSPACE/.env"),
+            Ok(PathBuf::from("/src/app/.env"))
+        );
+        assert_eq!(a.expand("$WORKSPACE"), Ok(PathBuf::from("/src/app")));
+        assert!(Anchors::home(h)
+            .expand("$WORKSPACE/.env")
+            .unwrap_err()
+            .contains("no workspace"));
+        assert!(parse("p.yaml", "name: a\ndeny_read: [$WORKSPACE/.env]\n").is_ok());
+        assert!(parse("p.yaml", "name: a\ndeny_read: [$WORKSPACEX]\n").is_err());
     }
 
     #[test]

@@ -78,6 +78,29 @@ impl Cgroup {
         Cgroup { path }
     }
 
+    /// Starts `argv` inside this cgroup, stdout piped, without waiting.
+    pub fn spawn(&self, argv: &[&str]) -> std::process::Child {
+        let mut cmd = Command::new(argv[0]);
+        cmd.args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        spawn_in_cgroup(&mut cmd, &self.path)
+            .unwrap_or_else(|e| panic!("cannot start {argv:?} in {}: {e}", self.path.display()))
+    }
+
+    /// A confined loop that tries to read `path` until `stop` exists, then prints
+    /// `leaked=<successful reads>`; finish it with `stop_reader`.
+    pub fn start_reader(&self, path: &Path, stop: &Path) -> std::process::Child {
+        let script = format!(
+            "n=0; tries=0; while [ ! -e {stop} ]; do tries=$((tries+1)); \
+             if cat {path} >/dev/null 2>&1; then n=$((n+1)); fi; done; echo leaked=$n tries=$tries",
+            stop = stop.display(),
+            path = path.display()
+        );
+        self.spawn(&["sh", "-c", &script])
+    }
+
     /// Runs `argv` inside this cgroup and waits for it.
     pub fn run(&self, argv: &[&str]) -> Output {
         let mut cmd = Command::new(argv[0]);
@@ -306,4 +329,18 @@ pub fn records_for(ino: u64, want: usize) -> Vec<serde_json::Value> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Stops a reader started by `Cgroup::start_reader`; returns (successful reads, tries).
+pub fn stop_reader(reader: std::process::Child, stop: &Path) -> (u64, u64) {
+    write(stop, "");
+    let out = reader.wait_with_output().unwrap();
+    let text = stdout(&out);
+    let field = |name: &str| -> u64 {
+        text.split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("reader printed {text:?}"))
+    };
+    (field("leaked="), field("tries="))
 }

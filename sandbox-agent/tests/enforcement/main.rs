@@ -8,6 +8,7 @@ mod aliases;
 mod allow_exec;
 mod audit_events;
 mod bad_input;
+mod control;
 mod deny_exec;
 mod deny_read;
 mod exec_loaders;

@@ -1,8 +1,10 @@
 //! Enforcement lives in pinned kernel objects, not in the daemon process: killing the daemon
-//! (even with SIGKILL) leaves every attached policy enforced, and a restarted daemon takes over.
+//! (even with SIGKILL) leaves every attached policy enforced, and a restarted daemon takes over
+//! every attachment, including the self-service protection of confined processes.
 
 use std::{
     fs::OpenOptions,
+    os::unix::process::CommandExt,
     process::Stdio,
     time::{Duration, Instant},
 };
@@ -27,13 +29,14 @@ fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
 /// Starts a daemon the way the VM harness does; it outlives this test (never waited for, on
 /// purpose: the remaining tests use it).
 #[allow(clippy::zombie_processes)]
-fn start_daemon() {
+fn start_daemon(extra: &[&str]) {
     let log = OpenOptions::new()
         .create(true)
         .append(true)
         .open("/run/sandbox-agent/daemon.log")
         .unwrap();
     agent()
+        .args(extra)
         .args(["daemon", "--audit-log", "/run/sandbox-agent/audit.log"])
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
@@ -48,12 +51,35 @@ fn start_daemon() {
     );
 }
 
+/// `sandbox-agent attach` run as `uid`:`gid` (std drops supplementary groups when root sets a uid).
+fn attach_as(
+    uid: u32,
+    gid: u32,
+    cg: &Cgroup,
+    policy: &std::path::Path,
+    home: &std::path::Path,
+) -> std::process::Output {
+    agent()
+        .args(["attach", "--cgroup"])
+        .arg(&cg.path)
+        .arg("--policy")
+        .arg(policy)
+        .arg("--home")
+        .arg(home)
+        .uid(uid)
+        .gid(gid)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn enforcement_survives_kill_9_of_the_daemon_and_a_restarted_daemon_takes_over() {
     let home = fixture_dir("kill9");
     let secret = home.join("secret");
     write(&secret, "s");
     let cg = confined("kill9", &home, &[&secret]);
+    let stop = home.join("stop");
+    let reader = cg.start_reader(&secret, &stop);
     let pid = daemon_pid();
 
     // SAFETY: kill(2) on a pid we just read; the worst case is ESRCH.
@@ -64,14 +90,62 @@ fn enforcement_survives_kill_9_of_the_daemon_and_a_restarted_daemon_takes_over()
     assert_eq!(cg.open(&secret), Err(EPERM), "no daemon: still enforced");
     assert_eq!(open_unconfined(&secret), Ok("s".into()));
 
-    start_daemon();
+    // The restarted daemon reads a host config that lets group 4242 steer it.
+    let config = home.join("config.yaml");
+    write(&config, "control_group: 4242\n");
+    start_daemon(&["--config", config.to_str().unwrap()]);
     assert_ne!(daemon_pid(), pid);
     assert_eq!(
         cg.open(&secret),
         Err(EPERM),
         "restarted daemon: still enforced"
     );
+    let (leaked, tries) = stop_reader(reader, &stop);
+    assert_eq!(
+        leaked, 0,
+        "a read succeeded while the daemon was down or restarting"
+    );
+    assert!(tries > 0);
+
+    // It knows the attachment it adopted, by cgroup and policy name.
+    let status = agent().args(["status", "--json"]).output().unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let adopted = status["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["cgroup"] == cg.path.display().to_string())
+        .unwrap_or_else(|| panic!("attachment missing from {status}"));
+    assert_eq!(adopted["policy"], "test-policy");
+    assert_eq!(adopted["adopted"], true);
+
+    // A confined root process still cannot release itself through the new daemon.
+    let agent_bin = which_agent();
+    let out = cg.run(&[&agent_bin, "detach", "--cgroup", cg.path.to_str().unwrap()]);
+    assert_refused(&out, "policy cannot be changed from inside a sandbox");
+    assert_eq!(cg.open(&secret), Err(EPERM));
+
+    // The control group from the config may attach; other users may not.
+    let other = Cgroup::new("kill9-member");
+    let policy = deny_read_policy(&home, &[&secret]);
+    assert_refused(
+        &attach_as(1000, 1000, &other, &policy, &home),
+        "only root or members of group 4242 may change policy",
+    );
+    let member = attach_as(1000, 4242, &other, &policy, &home);
+    assert!(member.status.success(), "{}", stderr(&member));
+    assert_eq!(other.open(&secret), Err(EPERM));
+    detach(&other);
+
     // The new daemon can release what the old one attached.
     detach(&cg);
     assert_eq!(cg.open(&secret), Ok("s".into()));
+}
+
+fn which_agent() -> String {
+    let out = std::process::Command::new("sh")
+        .args(["-c", "command -v sandbox-agent"])
+        .output()
+        .unwrap();
+    stdout(&out).trim().to_string()
 }

@@ -75,3 +75,81 @@ fn run_without_a_daemon_never_starts_the_command() {
     assert_refused(&out, "cannot reach the sandbox-agent daemon");
     assert!(!marker.exists(), "the command ran unconfined");
 }
+
+#[test]
+fn run_forwards_sigterm_to_the_command_and_returns_its_exit_status() {
+    use std::io::{BufRead, BufReader};
+    let home = fixture_dir("run-term");
+    let policy = policy_file(&home, "run-term", "deny_read:\n  - ~/.ssh\n");
+    let mut run = agent()
+        .args(["run", "--policy"])
+        .arg(&policy)
+        .arg("--home")
+        .arg(&home)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.1; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(run.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(run.id() as i32, libc::SIGTERM) }, 0);
+    let status = run.wait().unwrap();
+
+    assert_eq!(lines.next().unwrap().unwrap(), "got-term");
+    assert_eq!(status.code(), Some(42), "the command's own exit status");
+    let leftovers = std::fs::read_dir("/sys/fs/cgroup/sandbox-agent")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .ends_with(&format!("-{}", run.id()))
+        })
+        .count();
+    assert_eq!(leftovers, 0, "the transient cgroup is removed");
+}
+
+#[test]
+fn a_command_killed_by_a_signal_reports_128_plus_the_signal() {
+    let home = fixture_dir("run-kill");
+    let policy = policy_file(&home, "run-kill", "deny_read:\n  - ~/.ssh\n");
+    let out = agent_run(&[], &policy, &home, &["sh", "-c", "kill -KILL $$"]);
+    assert_eq!(out.status.code(), Some(137), "{}", stderr(&out));
+}
+
+#[test]
+fn workspace_rules_follow_the_directory_run_starts_in() {
+    let home = fixture_dir("run-ws-home");
+    let workspace = fixture_dir("run-ws");
+    write(&workspace.join(".env"), "API_KEY=x");
+    write(&workspace.join("README"), "readme");
+    let policy = policy_file(&home, "run-ws", "deny_read:\n  - $WORKSPACE/.env\n");
+
+    let out = agent()
+        .current_dir(&workspace)
+        .args(["run", "--policy"])
+        .arg(&policy)
+        .arg("--home")
+        .arg(&home)
+        .args(["--", "sh", "-c", "cat README; cat .env; echo env-exit=$?"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("readme"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("env-exit=1"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("API_KEY"), "{}", stdout(&out));
+
+    // attach has no current directory to assume: it asks for --workspace.
+    let cg = Cgroup::new("run-ws");
+    assert_refused(
+        &try_attach(&cg.path, &policy, Some(&home)),
+        "uses $WORKSPACE but no workspace was given",
+    );
+}

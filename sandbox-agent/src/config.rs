@@ -1,0 +1,196 @@
+//! The host configuration (`/etc/sandbox-agent/config.yaml`): where the daemon keeps its
+//! socket, pins, audit log and attachment table, and which group besides root may steer it.
+//! Command-line flags override it; a missing default file means the built-in defaults.
+
+use std::{
+    ffi::CString,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+
+pub const DEFAULT_CONFIG: &str = "/etc/sandbox-agent/config.yaml";
+pub const DEFAULT_SOCKET: &str = crate::protocol::DEFAULT_SOCKET;
+pub const DEFAULT_BPFFS: &str = "/sys/fs/bpf/sandbox-agent";
+pub const DEFAULT_AUDIT_LOG: &str = "/var/log/sandbox-agent/audit.log";
+pub const DEFAULT_STATE_FILE: &str = "/run/sandbox-agent/state.json";
+
+#[derive(Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub socket: Option<PathBuf>,
+    pub bpffs: Option<PathBuf>,
+    pub audit_log: Option<PathBuf>,
+    pub state_file: Option<PathBuf>,
+    /// Members of this group (a name or a numeric gid) may attach and detach like root.
+    pub control_group: Option<Group>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Group {
+    Gid(u32),
+    Name(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Reads `explicit`, or the default file when it exists.
+    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        let path = explicit.unwrap_or(Path::new(DEFAULT_CONFIG));
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(path, &text),
+            Err(e) if explicit.is_none() && e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(Config::default())
+            }
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        // An empty file is an empty mapping.
+        let config: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_yaml::from_str(text).map_err(|e| invalid(e.to_string()))?
+        };
+        for (field, value) in [
+            ("socket", &config.socket),
+            ("bpffs", &config.bpffs),
+            ("audit_log", &config.audit_log),
+            ("state_file", &config.state_file),
+        ] {
+            if value.as_ref().is_some_and(|p| !p.is_absolute()) {
+                return Err(invalid(format!("{field}: must be an absolute path")));
+            }
+        }
+        if let Some(g) = &config.control_group {
+            g.gid()
+                .map_err(|m| invalid(format!("control_group: {m}")))?;
+        }
+        Ok(config)
+    }
+
+    pub fn socket(&self, flag: Option<PathBuf>) -> PathBuf {
+        pick(flag, &self.socket, DEFAULT_SOCKET)
+    }
+    pub fn bpffs(&self, flag: Option<PathBuf>) -> PathBuf {
+        pick(flag, &self.bpffs, DEFAULT_BPFFS)
+    }
+    pub fn audit_log(&self, flag: Option<PathBuf>) -> PathBuf {
+        pick(flag, &self.audit_log, DEFAULT_AUDIT_LOG)
+    }
+    pub fn state_file(&self, flag: Option<PathBuf>) -> PathBuf {
+        pick(flag, &self.state_file, DEFAULT_STATE_FILE)
+    }
+}
+
+fn pick(flag: Option<PathBuf>, configured: &Option<PathBuf>, default: &str) -> PathBuf {
+    flag.or_else(|| configured.clone())
+        .unwrap_or_else(|| PathBuf::from(default))
+}
+
+impl Group {
+    /// The numeric gid; a name must exist in the group database.
+    pub fn gid(&self) -> Result<u32, String> {
+        match self {
+            Group::Gid(g) => Ok(*g),
+            Group::Name(name) => lookup_group(name),
+        }
+    }
+}
+
+fn lookup_group(name: &str) -> Result<u32, String> {
+    let c = CString::new(name).map_err(|_| format!("{name:?} contains a NUL byte"))?;
+    let mut group: libc::group = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut result: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call and buf's length is passed with it.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            c.as_ptr(),
+            &mut group,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 {
+        return Err(format!(
+            "cannot look up group {name:?}: {}",
+            std::io::Error::from_raw_os_error(rc)
+        ));
+    }
+    if result.is_null() {
+        return Err(format!("no group named {name:?} on this host"));
+    }
+    Ok(group.gr_gid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let c = Config::parse(
+            Path::new("c.yaml"),
+            "socket: /run/x.sock\ncontrol_group: 4242\n",
+        )
+        .unwrap();
+        assert_eq!(c.socket(None), PathBuf::from("/run/x.sock"));
+        assert_eq!(c.socket(Some("/s".into())), PathBuf::from("/s"));
+        assert_eq!(c.bpffs(None), PathBuf::from(DEFAULT_BPFFS));
+        assert_eq!(c.control_group.unwrap().gid(), Ok(4242));
+    }
+
+    #[test]
+    fn mistakes_name_the_file_and_the_field() {
+        let e = Config::parse(Path::new("c.yaml"), "sokcet: /x\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("config c.yaml: unknown field `sokcet`"),
+            "{e}"
+        );
+        let e = Config::parse(Path::new("c.yaml"), "audit_log: log.txt\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "config c.yaml: audit_log: must be an absolute path"
+        );
+        let e =
+            Config::parse(Path::new("c.yaml"), "control_group: no-such-group-xyz\n").unwrap_err();
+        assert!(e.to_string().contains("no group named"), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_example_config_is_valid() {
+        let text = include_str!("../packaging/config.yaml");
+        let c = Config::parse(Path::new("packaging/config.yaml"), text).unwrap();
+        assert_eq!(c.state_file(None), PathBuf::from(DEFAULT_STATE_FILE));
+        assert_eq!(c.socket(None), PathBuf::from(DEFAULT_SOCKET));
+    }
+
+    #[test]
+    fn group_names_resolve_and_a_missing_default_file_is_no_config() {
+        assert_eq!(Group::Name("root".into()).gid(), Ok(0));
+        assert!(Config::load(None).is_ok() || Path::new(DEFAULT_CONFIG).exists());
+        assert!(Config::load(Some(Path::new("/nonexistent/c.yaml"))).is_err());
+    }
+}

@@ -1,13 +1,20 @@
 //! Loads the embedded programs with the running kernel's offsets, attaches them, and pins
 //! maps and links in bpffs so enforcement outlives the daemon process.
 
-use std::path::{Path, PathBuf};
+use std::{
+    mem::size_of,
+    path::{Path, PathBuf},
+};
 
 use aya::{
+    maps::MapInfo,
     programs::{links::FdLink, links::PinnedLink, Lsm},
     Btf, Ebpf, EbpfLoader,
 };
-use sandbox_common::GLOBAL_OFFSETS;
+use sandbox_common::{
+    CgroupPolicy, InodeKey, NameKey, RuleValue, GLOBAL_OFFSETS, MAP_CGROUP_POLICY, MAP_INODE_RULES,
+    MAP_NAME_RULES,
+};
 
 use super::{support::SupportError, EBPF_OBJECT, PROGRAMS};
 
@@ -42,6 +49,7 @@ pub fn load(maps_dir: &Path) -> Result<Ebpf, SupportError> {
             maps_dir.display()
         ))
     })?;
+    check_pinned_layout(maps_dir)?;
     let mut ebpf = EbpfLoader::new()
         .override_global(GLOBAL_OFFSETS, &offsets, true)
         .default_map_pin_directory(maps_dir)
@@ -58,6 +66,45 @@ pub fn load(maps_dir: &Path) -> Result<Ebpf, SupportError> {
             })?;
     }
     Ok(ebpf)
+}
+
+/// (map, key size, value size) this build's programs use.
+const POLICY_MAP_LAYOUT: [(&str, usize, usize); 3] = [
+    (
+        MAP_CGROUP_POLICY,
+        size_of::<u64>(),
+        size_of::<CgroupPolicy>(),
+    ),
+    (
+        MAP_INODE_RULES,
+        size_of::<InodeKey>(),
+        size_of::<RuleValue>(),
+    ),
+    (MAP_NAME_RULES, size_of::<NameKey>(), size_of::<RuleValue>()),
+];
+
+/// Refuses policy maps pinned by a build with another layout: reusing them would misread every
+/// entry. The pinned programs of that build keep enforcing meanwhile.
+fn check_pinned_layout(maps_dir: &Path) -> Result<(), SupportError> {
+    for (name, key, value) in POLICY_MAP_LAYOUT {
+        let pin = maps_dir.join(name);
+        if !pin.exists() {
+            continue;
+        }
+        let info = MapInfo::from_pin(&pin)
+            .map_err(|e| SupportError::Other(format!("cannot inspect {}: {e}", pin.display())))?;
+        let (k, v) = (info.key_size() as usize, info.value_size() as usize);
+        if (k, v) != (key, value) {
+            return Err(SupportError::Other(format!(
+                "{} was pinned by a different sandbox-agent version (key/value {k}/{v} bytes, this \
+                 build uses {key}/{value}); its programs are still enforcing. To switch versions, \
+                 stop the old daemon and run `sandbox-agent daemon --cleanup` (which ends \
+                 enforcement), then start this one and attach the policies again",
+                pin.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Attaches every program and pins its link, replacing (after the new one is attached, so there

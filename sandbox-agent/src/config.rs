@@ -24,7 +24,28 @@ pub struct Config {
     pub state_file: Option<PathBuf>,
     /// Members of this group (a name or a numeric gid) may attach and detach like root.
     pub control_group: Option<Group>,
+    /// Audit events per second and burst, per attached policy; beyond it events are counted
+    /// as suppressed. `per_second: 0` turns the limit off.
+    pub audit_rate_limit: Option<RateLimit>,
+    /// Rotate the audit log when it would grow past this many bytes.
+    pub audit_log_max_bytes: Option<u64>,
+    /// Rotated audit logs kept (`audit.log.1` ... `audit.log.N`).
+    pub audit_log_keep: Option<u32>,
 }
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+pub const DEFAULT_AUDIT_RATE: RateLimit = RateLimit {
+    per_second: 1000,
+    burst: 5000,
+};
+pub const DEFAULT_AUDIT_LOG_MAX_BYTES: u64 = 64 << 20;
+pub const DEFAULT_AUDIT_LOG_KEEP: u32 = 4;
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(untagged)]
@@ -81,6 +102,22 @@ impl Config {
                 return Err(invalid(format!("{field}: must be an absolute path")));
             }
         }
+        if let Some(r) = config.audit_rate_limit {
+            if r.per_second > sandbox_common::MAX_AUDIT_RATE {
+                return Err(invalid(format!(
+                    "audit_rate_limit.per_second: at most {}",
+                    sandbox_common::MAX_AUDIT_RATE
+                )));
+            }
+            if r.per_second > 0 && r.burst == 0 {
+                return Err(invalid(
+                    "audit_rate_limit.burst: must be at least 1 when per_second is set".into(),
+                ));
+            }
+        }
+        if config.audit_log_max_bytes.is_some_and(|b| b < 4096) {
+            return Err(invalid("audit_log_max_bytes: at least 4096".into()));
+        }
         if let Some(g) = &config.control_group {
             g.gid()
                 .map_err(|m| invalid(format!("control_group: {m}")))?;
@@ -99,6 +136,20 @@ impl Config {
     }
     pub fn state_file(&self, flag: Option<PathBuf>) -> PathBuf {
         pick(flag, &self.state_file, DEFAULT_STATE_FILE)
+    }
+    pub fn audit_rate(&self) -> sandbox_common::AuditRateLimit {
+        let r = self.audit_rate_limit.unwrap_or(DEFAULT_AUDIT_RATE);
+        sandbox_common::AuditRateLimit {
+            per_second: r.per_second,
+            burst: r.burst,
+        }
+    }
+    pub fn audit_log_max_bytes(&self) -> u64 {
+        self.audit_log_max_bytes
+            .unwrap_or(DEFAULT_AUDIT_LOG_MAX_BYTES)
+    }
+    pub fn audit_log_keep(&self) -> u32 {
+        self.audit_log_keep.unwrap_or(DEFAULT_AUDIT_LOG_KEEP)
     }
 }
 
@@ -174,6 +225,12 @@ mod tests {
             e.to_string(),
             "config c.yaml: audit_log: must be an absolute path"
         );
+        let e = Config::parse(
+            Path::new("c.yaml"),
+            "audit_rate_limit: {per_second: 5000000, burst: 1}\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("at most 1000000"), "{e}");
         let e =
             Config::parse(Path::new("c.yaml"), "control_group: no-such-group-xyz\n").unwrap_err();
         assert!(e.to_string().contains("no group named"), "{e}");

@@ -165,6 +165,9 @@ fn dispatch(cmd: Cmd, config: &Config) -> anyhow::Result<i32> {
                     .map(|g| g.gid())
                     .transpose()
                     .map_err(anyhow::Error::msg)?,
+                audit_rate: config.audit_rate(),
+                audit_log_max_bytes: config.audit_log_max_bytes(),
+                audit_log_keep: config.audit_log_keep(),
             };
             if cleanup {
                 daemon::cleanup(&opts)?;

@@ -69,6 +69,9 @@ pub struct AttachInfo {
     /// True when an earlier daemon made this attachment and this one took it over.
     #[serde(default)]
     pub adopted: bool,
+    /// Audit records logged for this generation since the daemon started (status only).
+    #[serde(default)]
+    pub events_logged: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -79,6 +82,8 @@ pub struct StatusInfo {
     pub audit_log: PathBuf,
     pub attachments: Vec<AttachInfo>,
     pub events_logged: u64,
+    #[serde(default)]
+    pub events_suppressed: u64,
     pub events_dropped: u64,
 }
 

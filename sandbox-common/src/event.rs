@@ -36,3 +36,40 @@ pub struct AuditEvent {
 // SAFETY: repr(C), Copy, no padding (8-byte fields first, then an even number of 4-byte fields,
 // then bytes).
 unsafe impl aya::Pod for AuditEvent {}
+
+/// The audit rate limit, per policy generation: a token bucket refilled at `per_second` up to
+/// `burst` events. Set by the daemon at load; `per_second == 0` means no limit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuditRateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+/// Name of the rate-limit global in the eBPF object.
+pub const GLOBAL_AUDIT_RATE_LIMIT: &str = "AUDIT_RATE_LIMIT";
+/// Highest `per_second` the token arithmetic allows without overflow.
+pub const MAX_AUDIT_RATE: u32 = 1_000_000;
+/// One event's worth of tokens: tokens are counted in billionths, so refilling needs no division.
+pub const TOKEN: u64 = 1_000_000_000;
+
+/// Value of `AUDIT_RATE`, keyed by policy id: the token bucket.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuditRate {
+    pub tokens: u64,
+    pub last_ns: u64,
+}
+
+pub const MAP_AUDIT_RATE: &str = "AUDIT_RATE";
+/// Per-CPU count of the events each policy's bucket suppressed, keyed by policy id: exact
+/// without atomics (the BPF target has none in Rust), summed by the daemon, which reports them
+/// as "N events suppressed" records.
+pub const MAP_AUDIT_SUPPRESSED: &str = "AUDIT_SUPPRESSED";
+
+#[cfg(feature = "user")]
+// SAFETY: repr(C), Copy, only u32 (an even number) or only u64 fields: no padding.
+unsafe impl aya::Pod for AuditRateLimit {}
+#[cfg(feature = "user")]
+// SAFETY: as above.
+unsafe impl aya::Pod for AuditRate {}

@@ -1,29 +1,45 @@
-//! Audit events: one ring buffer, and an exact per-CPU count of what could not be sent.
+//! Audit events: one ring buffer, a per-policy token bucket that turns floods into an exact count
+//! of suppressed events, and an exact per-CPU count of what could not be sent.
 
 use aya_ebpf::helpers::{
     bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
     generated::{bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns},
 };
-use sandbox_common::{AuditEvent, CgroupPolicy};
+use sandbox_common::{AuditEvent, AuditRate, AuditRateLimit, CgroupPolicy, TOKEN};
 
 use crate::{
-    maps::{EVENTS, EVENT_DROPS},
+    maps::{AUDIT_RATE, AUDIT_SUPPRESSED, EVENTS, EVENT_DROPS},
     task::current_exe,
     walk::Target,
 };
 
+/// Filled by the daemon with `EbpfLoader::override_global` before load; zero means no limit.
+#[no_mangle]
+static AUDIT_RATE_LIMIT: AuditRateLimit = AuditRateLimit {
+    per_second: 0,
+    burst: 0,
+};
+
+/// Longest idle time credited to a bucket: keeps `elapsed * per_second` far from overflow.
+const MAX_CREDIT_NS: u64 = 1_000_000_000_000;
+
 #[inline(always)]
 pub fn emit(policy: &CgroupPolicy, hook: u32, action: u32, rule_id: u32, target: &Target) {
+    // SAFETY: a plain helper call.
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    if !take_token(policy.policy_id, now) {
+        return;
+    }
     let Some(mut entry) = EVENTS.reserve::<AuditEvent>(0) else {
         count_drop();
         return;
     };
     let exe = current_exe().unwrap_or_default();
     let pid_tgid = bpf_get_current_pid_tgid();
-    // SAFETY: plain helper calls without pointer arguments.
-    let (time_ns, cgroup_id) = unsafe { (bpf_ktime_get_boot_ns(), bpf_get_current_cgroup_id()) };
+    // SAFETY: a plain helper call.
+    let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
     entry.write(AuditEvent {
-        time_ns,
+        time_ns: now,
         cgroup_id,
         ino: target.ino,
         exe_ino: exe.ino,
@@ -46,5 +62,64 @@ fn count_drop() {
     if let Some(n) = EVENT_DROPS.get_ptr_mut(0) {
         // SAFETY: per-CPU slot, and BPF programs do not migrate CPUs while running.
         unsafe { *n += 1 };
+    }
+}
+
+/// Takes one event's token from the policy's bucket; when there is none, counts the event as
+/// suppressed (atomically: the count is exact even when CPUs race on the bucket itself).
+#[inline(always)]
+fn take_token(policy_id: u32, now: u64) -> bool {
+    // SAFETY: AUDIT_RATE_LIMIT is a plain static the loader rewrites in .rodata; the volatile
+    // read keeps the compiler from folding the zero initializer.
+    let limit = unsafe { core::ptr::read_volatile(&AUDIT_RATE_LIMIT) };
+    if limit.per_second == 0 {
+        return true;
+    }
+    let full = limit.burst as u64 * TOKEN;
+    let bucket = match AUDIT_RATE.get_ptr_mut(&policy_id) {
+        Some(b) => b,
+        None => {
+            let fresh = AuditRate {
+                tokens: full,
+                last_ns: now,
+            };
+            // BPF_NOEXIST: a CPU racing to create it wins; a full map means no limit.
+            let _ = AUDIT_RATE.insert(&policy_id, &fresh, 1);
+            match AUDIT_RATE.get_ptr_mut(&policy_id) {
+                Some(b) => b,
+                None => return true,
+            }
+        }
+    };
+    // SAFETY: a valid pointer into the map value, which lives until the entry is deleted; the
+    // daemon deletes only entries of detached generations. Racing updates of tokens and last_ns
+    // can only make the limit a little looser.
+    let b = unsafe { &mut *bucket };
+    let elapsed = now.saturating_sub(b.last_ns).min(MAX_CREDIT_NS);
+    let tokens = (b.tokens + elapsed * limit.per_second as u64).min(full);
+    b.last_ns = now;
+    if tokens >= TOKEN {
+        b.tokens = tokens - TOKEN;
+        return true;
+    }
+    b.tokens = tokens;
+    count_suppressed(policy_id);
+    false
+}
+
+#[inline(always)]
+fn count_suppressed(policy_id: u32) {
+    if let Some(n) = AUDIT_SUPPRESSED.get_ptr_mut(&policy_id) {
+        // SAFETY: this CPU's slot; BPF programs do not migrate CPUs while running.
+        unsafe { *n += 1 };
+        return;
+    }
+    // First suppression of this policy on any CPU: create the entry with this CPU's count (the
+    // other CPUs' slots start at zero). A CPU racing to create it may win; count again then.
+    if AUDIT_SUPPRESSED.insert(&policy_id, &1, 1).is_err() {
+        if let Some(n) = AUDIT_SUPPRESSED.get_ptr_mut(&policy_id) {
+            // SAFETY: as above.
+            unsafe { *n += 1 };
+        }
     }
 }

@@ -4,11 +4,11 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use sandbox_common::{
-    AuditEvent, CgroupPolicy, InodeKey, NameKey, RuleValue, MAX_CGROUPS, MAX_INODE_RULES,
-    MAX_NAME_RULES,
+    AuditEvent, AuditRate, CgroupPolicy, InodeKey, NameKey, RuleValue, MAX_CGROUPS,
+    MAX_INODE_RULES, MAX_NAME_RULES,
 };
 
 #[map(name = "CGROUP_POLICY")]
@@ -23,6 +23,15 @@ pub static NAME_RULES: HashMap<NameKey, RuleValue> = HashMap::pinned(MAX_NAME_RU
 /// Room for ~20k events; the daemon drains it continuously.
 #[map(name = "EVENTS")]
 pub static EVENTS: RingBuf = RingBuf::pinned((1 << 20) as u32, 0);
+
+/// Audit token buckets by policy id (created by the programs on a policy's first event; the
+/// daemon removes those of detached generations).
+#[map(name = "AUDIT_RATE")]
+pub static AUDIT_RATE: HashMap<u32, AuditRate> = HashMap::pinned(MAX_CGROUPS * 4, 0);
+
+/// Events each policy's bucket suppressed, per CPU.
+#[map(name = "AUDIT_SUPPRESSED")]
+pub static AUDIT_SUPPRESSED: PerCpuHashMap<u32, u64> = PerCpuHashMap::pinned(MAX_CGROUPS * 4, 0);
 
 /// Events lost because the ring buffer was full, per CPU.
 #[map(name = "EVENT_DROPS")]

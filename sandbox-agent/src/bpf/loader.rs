@@ -12,7 +12,8 @@ use aya::{
     Btf, Ebpf, EbpfLoader,
 };
 use sandbox_common::{
-    CgroupPolicy, InodeKey, NameKey, RuleValue, GLOBAL_OFFSETS, MAP_CGROUP_POLICY, MAP_INODE_RULES,
+    AuditRate, AuditRateLimit, CgroupPolicy, InodeKey, NameKey, RuleValue, GLOBAL_AUDIT_RATE_LIMIT,
+    GLOBAL_OFFSETS, MAP_AUDIT_RATE, MAP_AUDIT_SUPPRESSED, MAP_CGROUP_POLICY, MAP_INODE_RULES,
     MAP_NAME_RULES,
 };
 
@@ -40,7 +41,7 @@ impl PinLayout {
 
 /// Parses the object and loads every program into the kernel, without attaching. Maps are
 /// created (or reused, when already pinned) under `maps_dir`.
-pub fn load(maps_dir: &Path) -> Result<Ebpf, SupportError> {
+pub fn load(maps_dir: &Path, audit_rate: &AuditRateLimit) -> Result<Ebpf, SupportError> {
     super::support::static_checks()?;
     let offsets = crate::kernel_offsets::from_running_kernel()?;
     std::fs::create_dir_all(maps_dir).map_err(|e| {
@@ -52,6 +53,7 @@ pub fn load(maps_dir: &Path) -> Result<Ebpf, SupportError> {
     check_pinned_layout(maps_dir)?;
     let mut ebpf = EbpfLoader::new()
         .override_global(GLOBAL_OFFSETS, &offsets, true)
+        .override_global(GLOBAL_AUDIT_RATE_LIMIT, audit_rate, true)
         .default_map_pin_directory(maps_dir)
         .load(EBPF_OBJECT)
         .map_err(|e| SupportError::Other(format!("cannot load the eBPF object: {e}")))?;
@@ -69,7 +71,9 @@ pub fn load(maps_dir: &Path) -> Result<Ebpf, SupportError> {
 }
 
 /// (map, key size, value size) this build's programs use.
-const POLICY_MAP_LAYOUT: [(&str, usize, usize); 3] = [
+const POLICY_MAP_LAYOUT: [(&str, usize, usize); 5] = [
+    (MAP_AUDIT_RATE, size_of::<u32>(), size_of::<AuditRate>()),
+    (MAP_AUDIT_SUPPRESSED, size_of::<u32>(), size_of::<u64>()),
     (
         MAP_CGROUP_POLICY,
         size_of::<u64>(),

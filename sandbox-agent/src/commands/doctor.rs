@@ -40,7 +40,7 @@ pub fn run(bpffs_root: &Path) -> anyhow::Result<bool> {
     );
     // Load into a private pin directory so the probe never touches a running daemon's maps.
     let probe_dir = bpffs_root.join(format!("doctor-{}", std::process::id()));
-    let probe = loader::load(&probe_dir.join("maps"))
+    let probe = loader::load(&probe_dir.join("maps"), &Default::default())
         .map(|_| "the LSM programs load".to_string())
         .map_err(|e| e.to_string());
     let _ = std::fs::remove_dir_all(&probe_dir);

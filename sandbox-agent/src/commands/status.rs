@@ -25,21 +25,23 @@ pub fn print(s: &StatusInfo) {
         s.audit_log.display()
     );
     println!(
-        "events: {} logged, {} dropped",
-        s.events_logged, s.events_dropped
+        "events: {} logged, {} suppressed by the rate limit, {} dropped (ring buffer full)",
+        s.events_logged, s.events_suppressed, s.events_dropped
     );
     if s.attachments.is_empty() {
         println!("no cgroup is confined");
     }
     for a in &s.attachments {
         println!(
-            "  {} (id {}): policy {:?} generation {} ({}, {} rules)",
+            "  {} (id {}): policy {:?} generation {} ({}, {} rules, {} events logged){}",
             a.cgroup.display(),
             a.cgroup_id,
             a.policy,
             a.policy_id,
             a.mode,
-            a.rules
+            a.rules,
+            a.events_logged,
+            if a.adopted { ", adopted" } else { "" }
         );
     }
 }

@@ -1,57 +1,151 @@
-//! Drains the kernel's audit ring buffer into the audit log.
+//! Drains the kernel's audit ring buffer into the audit log, and turns the kernel's exact
+//! suppression counts into "N events suppressed" records once a second.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
 
 use anyhow::Context as _;
-use aya::maps::{Map, MapData, PerCpuArray, RingBuf};
-use sandbox_common::AuditEvent;
+use aya::maps::{HashMap, Map, MapData, PerCpuArray, PerCpuHashMap, RingBuf};
+use sandbox_common::{AuditEvent, AuditRate};
 use tokio::io::unix::AsyncFd;
 
 use super::DaemonState;
 use crate::audit::{self, AuditLog, Clock};
 
+pub struct AuditMaps {
+    pub events: Map,
+    pub drops: Map,
+    pub rates: Map,
+    pub suppressed: Map,
+}
+
+/// The per-CPU suppression counts, summed per policy id.
+fn suppressed_totals(map: &PerCpuHashMap<MapData, u32, u64>) -> BTreeMap<u32, u64> {
+    map.iter()
+        .filter_map(Result::ok)
+        .map(|(id, per_cpu)| (id, per_cpu.iter().sum()))
+        .collect()
+}
+
 pub async fn run(
-    events: Map,
-    drops: Map,
+    maps: AuditMaps,
     mut log: AuditLog,
     state: Arc<Mutex<DaemonState>>,
 ) -> anyhow::Result<()> {
-    let ring = RingBuf::try_from(events).context("EVENTS is not a ring buffer")?;
+    let ring = RingBuf::try_from(maps.events).context("EVENTS is not a ring buffer")?;
     let drops: PerCpuArray<MapData, u64> =
-        PerCpuArray::try_from(drops).context("EVENT_DROPS is not a per-CPU array")?;
+        PerCpuArray::try_from(maps.drops).context("EVENT_DROPS is not a per-CPU array")?;
+    let mut buckets = Buckets {
+        rates: HashMap::try_from(maps.rates).context("AUDIT_RATE is not a hash map")?,
+        suppressed: PerCpuHashMap::try_from(maps.suppressed)
+            .context("AUDIT_SUPPRESSED is not a per-CPU hash map")?,
+        reported: BTreeMap::new(),
+    };
+    // Suppressions already written to the log. Starts at the kernel's counts: a restarted
+    // daemon does not report again what its predecessor reported.
+    buckets.reported = suppressed_totals(&buckets.suppressed);
     let clock = Clock::now();
     // SAFETY: the ring buffer owns its descriptor and is moved into the AsyncFd, so the fd stays
     // open and is not reused for as long as it is registered.
     let mut fd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
         .map_err(|e| anyhow::anyhow!("poll ring buffer: {e}"))?;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
-        let mut guard = fd.readable_mut().await?;
-        let ring = guard.get_inner_mut();
-        while let Some(item) = ring.next() {
-            if item.len() < std::mem::size_of::<AuditEvent>() {
-                tracing::warn!("short audit event ({} bytes) ignored", item.len());
-                continue;
+        tokio::select! {
+            guard = fd.readable_mut() => {
+                let mut guard = guard?;
+                drain(guard.get_inner_mut(), &clock, &mut log, &state)?;
+                guard.clear_ready();
             }
-            // SAFETY: the kernel wrote a whole AuditEvent (length checked above); read_unaligned
-            // copes with the ring buffer's 8-byte alignment.
-            let event: AuditEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
-            let record = {
+            _ = tick.tick() => {
+                // Events sent before a count was taken are in the ring: drain them first, so
+                // the log's order matches the kernel's.
+                drain(fd.get_mut(), &clock, &mut log, &state)?;
+                buckets.report(&mut log, &state)?;
+                let dropped: u64 = drops.get(&0, 0).map(|v| v.iter().sum()).unwrap_or_default();
+                if let Ok(mut s) = state.lock() {
+                    s.counters.dropped = dropped;
+                }
+            }
+        }
+    }
+}
+
+fn drain(
+    ring: &mut RingBuf<MapData>,
+    clock: &Clock,
+    log: &mut AuditLog,
+    state: &Mutex<DaemonState>,
+) -> anyhow::Result<()> {
+    while let Some(item) = ring.next() {
+        if item.len() < std::mem::size_of::<AuditEvent>() {
+            tracing::warn!("short audit event ({} bytes) ignored", item.len());
+            continue;
+        }
+        // SAFETY: the kernel wrote a whole AuditEvent (length checked above); read_unaligned
+        // copes with the ring buffer's 8-byte alignment.
+        let event: AuditEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+        let record = {
+            let mut s = state
+                .lock()
+                .map_err(|_| anyhow::anyhow!("state poisoned"))?;
+            let ctx = s.describe(event.policy_id, event.rule_id);
+            s.counters.logged += 1;
+            *s.counters.per_policy.entry(event.policy_id).or_default() += 1;
+            audit::decode(&event, clock, &ctx)
+        };
+        tracing::debug!("{}", audit::format_line(&record));
+        if let Err(e) = log.append(&record) {
+            tracing::error!("cannot append to {}: {e}", log.path().display());
+        }
+    }
+    Ok(())
+}
+
+struct Buckets {
+    rates: HashMap<MapData, u32, AuditRate>,
+    suppressed: PerCpuHashMap<MapData, u32, u64>,
+    /// Suppressions already in the log, per policy id.
+    reported: BTreeMap<u32, u64>,
+}
+
+impl Buckets {
+    /// Writes one record per policy whose suppression count grew, and removes the buckets and
+    /// counts of generations no longer attached once their last count is in the log.
+    fn report(&mut self, log: &mut AuditLog, state: &Mutex<DaemonState>) -> anyhow::Result<()> {
+        let totals = suppressed_totals(&self.suppressed);
+        let mut ids: Vec<u32> = totals.keys().copied().collect();
+        ids.extend(self.rates.keys().filter_map(Result::ok));
+        ids.sort_unstable();
+        ids.dedup();
+        for policy_id in ids {
+            let total = totals.get(&policy_id).copied().unwrap_or(0);
+            let already = self.reported.get(&policy_id).copied().unwrap_or(0);
+            let (ctx, attached) = {
                 let mut s = state
                     .lock()
                     .map_err(|_| anyhow::anyhow!("state poisoned"))?;
-                let ctx = s.describe(event.policy_id, event.rule_id);
-                s.events_logged += 1;
-                audit::decode(&event, &clock, &ctx)
+                if total > already {
+                    s.counters.suppressed += total - already;
+                }
+                (s.describe(policy_id, u32::MAX), s.is_attached(policy_id))
             };
-            tracing::info!("{}", audit::format_line(&record));
-            if let Err(e) = log.append(&record) {
-                tracing::error!("cannot append to {}: {e}", log.path().display());
+            if total > already {
+                let record = audit::suppressed_record(SystemTime::now(), &ctx, total - already);
+                if let Err(e) = log.append(&record) {
+                    tracing::error!("cannot append to {}: {e}", log.path().display());
+                }
+                self.reported.insert(policy_id, total);
+            }
+            if !attached {
+                let _ = self.rates.remove(&policy_id);
+                let _ = self.suppressed.remove(&policy_id);
+                self.reported.remove(&policy_id);
             }
         }
-        guard.clear_ready();
-        let dropped: u64 = drops.get(&0, 0).map(|v| v.iter().sum()).unwrap_or_default();
-        if let Ok(mut s) = state.lock() {
-            s.events_dropped = dropped;
-        }
+        Ok(())
     }
 }

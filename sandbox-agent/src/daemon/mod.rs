@@ -12,7 +12,9 @@ use std::{
 };
 
 use anyhow::Context as _;
-use sandbox_common::{MAP_EVENTS, MAP_EVENT_DROPS};
+use sandbox_common::{
+    AuditRateLimit, MAP_AUDIT_RATE, MAP_AUDIT_SUPPRESSED, MAP_EVENTS, MAP_EVENT_DROPS,
+};
 
 use crate::{
     audit::AuditLog,
@@ -29,6 +31,11 @@ pub struct DaemonOptions {
     pub state_file: PathBuf,
     /// Members of this group may change policy like root.
     pub control_gid: Option<u32>,
+    /// Audit events per policy: a token bucket in the kernel.
+    pub audit_rate: AuditRateLimit,
+    /// Rotate the audit log past this size, keeping this many old files.
+    pub audit_log_max_bytes: u64,
+    pub audit_log_keep: u32,
 }
 
 /// `daemon --cleanup`: removes every pin (links, so the programs detach, and maps, so every
@@ -63,18 +70,26 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     // Refuse to start (and so to accept any attach) unless the kernel really enforces.
     tracing::info!("loading the BPF LSM programs (the kernel verifies them; slow in emulated VMs)");
     let started = std::time::Instant::now();
-    let mut ebpf = loader::load(&pins.maps())?;
+    let mut ebpf = loader::load(&pins.maps(), &opts.audit_rate)?;
     tracing::info!("programs verified and loaded in {:.1?}", started.elapsed());
     let maps = PolicyMaps::new(&mut ebpf)?;
     loader::attach_and_pin(&mut ebpf, &pins.links())?;
-    let events = ebpf
-        .take_map(MAP_EVENTS)
-        .context("map EVENTS missing from the eBPF object")?;
-    let drops = ebpf
-        .take_map(MAP_EVENT_DROPS)
-        .context("map EVENT_DROPS missing from the eBPF object")?;
-    let log = AuditLog::open(&opts.audit_log)
-        .with_context(|| format!("cannot open audit log {}", opts.audit_log.display()))?;
+    let mut take = |name: &str| {
+        ebpf.take_map(name)
+            .with_context(|| format!("map {name} missing from the eBPF object"))
+    };
+    let audit_maps = audit_reader::AuditMaps {
+        events: take(MAP_EVENTS)?,
+        drops: take(MAP_EVENT_DROPS)?,
+        rates: take(MAP_AUDIT_RATE)?,
+        suppressed: take(MAP_AUDIT_SUPPRESSED)?,
+    };
+    let log = AuditLog::open(
+        &opts.audit_log,
+        opts.audit_log_max_bytes,
+        opts.audit_log_keep,
+    )
+    .with_context(|| format!("cannot open audit log {}", opts.audit_log.display()))?;
 
     let state = Arc::new(Mutex::new(DaemonState::new(maps, &opts)));
     let listener = server::bind(&opts.socket)?;
@@ -84,7 +99,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         audit_log = %opts.audit_log.display(),
         "enforcing: BPF LSM programs attached and pinned"
     );
-    let audit = tokio::spawn(audit_reader::run(events, drops, log, state.clone()));
+    let audit = tokio::spawn(audit_reader::run(audit_maps, log, state.clone()));
     let serve = tokio::spawn(server::serve(listener, state.clone()));
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -54,6 +54,19 @@ struct Attachment {
     saved: Option<SavedAttachment>,
 }
 
+/// Audit accounting since this daemon started.
+#[derive(Default)]
+pub struct Counters {
+    /// Records written to the log.
+    pub logged: u64,
+    /// Events the kernel's rate limit counted instead of sending.
+    pub suppressed: u64,
+    /// Events lost because the ring buffer was full (the kernel's total).
+    pub dropped: u64,
+    /// Records logged per policy id.
+    pub per_policy: BTreeMap<u32, u64>,
+}
+
 pub struct DaemonState {
     maps: PolicyMaps,
     attachments: BTreeMap<u64, Attachment>,
@@ -61,8 +74,7 @@ pub struct DaemonState {
     control_gid: Option<u32>,
     bpffs: PathBuf,
     audit_log: PathBuf,
-    pub events_logged: u64,
-    pub events_dropped: u64,
+    pub counters: Counters,
 }
 
 impl DaemonState {
@@ -74,8 +86,7 @@ impl DaemonState {
             control_gid: opts.control_gid,
             bpffs: opts.bpffs.clone(),
             audit_log: opts.audit_log.clone(),
-            events_logged: 0,
-            events_dropped: 0,
+            counters: Counters::default(),
         };
         state.adopt();
         state
@@ -264,6 +275,7 @@ impl DaemonState {
             warnings: compiled.warnings.clone(),
             replaced,
             adopted: false,
+            events_logged: 0,
         };
         tracing::info!(
             cgroup = %cgroup.display(),
@@ -315,14 +327,34 @@ impl DaemonState {
             kernel: kernel_release(),
             bpffs: self.bpffs.clone(),
             audit_log: self.audit_log.clone(),
-            attachments: self.attachments.values().map(|a| a.info.clone()).collect(),
-            events_logged: self.events_logged,
-            events_dropped: self.events_dropped,
+            attachments: self
+                .attachments
+                .values()
+                .map(|a| AttachInfo {
+                    events_logged: self
+                        .counters
+                        .per_policy
+                        .get(&a.info.policy_id)
+                        .copied()
+                        .unwrap_or(0),
+                    ..a.info.clone()
+                })
+                .collect(),
+            events_logged: self.counters.logged,
+            events_suppressed: self.counters.suppressed,
+            events_dropped: self.counters.dropped,
         }
     }
 
     /// What is known about an event's policy and rule ids (nothing for ids no attachment of
     /// this daemon owns, e.g. a generation just replaced).
+    /// Whether `policy_id` is the generation some cgroup is attached to now.
+    pub fn is_attached(&self, policy_id: u32) -> bool {
+        self.attachments
+            .values()
+            .any(|a| a.info.policy_id == policy_id)
+    }
+
     pub fn describe(&self, policy_id: u32, rule_id: u32) -> audit::Context {
         let Some(a) = self
             .attachments
@@ -381,6 +413,7 @@ fn adopted(
             warnings: Vec::new(),
             replaced: false,
             adopted: true,
+            events_logged: 0,
         },
         compiled: compiled.unwrap_or_default(),
         saved: record,

@@ -90,9 +90,13 @@ fn enforcement_survives_kill_9_of_the_daemon_and_a_restarted_daemon_takes_over()
     assert_eq!(cg.open(&secret), Err(EPERM), "no daemon: still enforced");
     assert_eq!(open_unconfined(&secret), Ok("s".into()));
 
-    // The restarted daemon reads a host config that lets group 4242 steer it.
+    // The restarted daemon reads a host config that lets group 4242 steer it and rotates the
+    // audit log every 64 KiB.
     let config = home.join("config.yaml");
-    write(&config, "control_group: 4242\n");
+    write(
+        &config,
+        "control_group: 4242\naudit_log_max_bytes: 65536\naudit_log_keep: 3\n",
+    );
     start_daemon(&["--config", config.to_str().unwrap()]);
     assert_ne!(daemon_pid(), pid);
     assert_eq!(
@@ -136,6 +140,21 @@ fn enforcement_survives_kill_9_of_the_daemon_and_a_restarted_daemon_takes_over()
     assert!(member.status.success(), "{}", stderr(&member));
     assert_eq!(other.open(&secret), Err(EPERM));
     detach(&other);
+
+    // The reader's denials filled several rotated logs: every line of every file is whole.
+    let log = std::path::Path::new("/run/sandbox-agent/audit.log");
+    let rotated = std::path::PathBuf::from("/run/sandbox-agent/audit.log.1");
+    assert!(rotated.exists(), "the audit log was never rotated");
+    for file in [log.to_path_buf(), rotated] {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.ends_with('\n'), "{} ends mid-line", file.display());
+        for line in text.lines() {
+            serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| {
+                panic!("{}: split or garbled line {line:?}: {e}", file.display())
+            });
+        }
+        assert!(std::fs::metadata(&file).unwrap().len() <= 65536);
+    }
 
     // The new daemon can release what the old one attached.
     detach(&cg);

@@ -8,8 +8,10 @@ use std::{
 };
 
 use sandbox_common::{
-    AuditEvent, ACTION_AUDIT, ACTION_DENY, HOOK_BPRM_CHECK, HOOK_FILE_MPROTECT, HOOK_FILE_OPEN,
-    HOOK_MMAP_FILE, RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS, RULE_ID_NOT_ALLOWED,
+    AuditEvent, ACTION_AUDIT, ACTION_DENY, HOOK_BPF, HOOK_BPRM_CHECK, HOOK_FILE_MPROTECT,
+    HOOK_FILE_OPEN, HOOK_FILE_RECEIVE, HOOK_INODE_PERMISSION, HOOK_MMAP_FILE, HOOK_MOVE_MOUNT,
+    HOOK_PTRACE, HOOK_SB_MOUNT, HOOK_TASK_KILL, RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS,
+    RULE_ID_NOT_ALLOWED, RULE_ID_SELF_PROTECTION,
 };
 use serde::{Deserialize, Serialize};
 
@@ -121,6 +123,10 @@ pub fn decode(event: &AuditEvent, clock: &Clock, ctx: &Context) -> AuditRecord {
         }
         RULE_ID_NOT_ALLOWED => Some("allow_exec (not under any listed path)".to_string()),
         RULE_ID_FILELESS => Some("deny_fileless_exec (the file has no link)".to_string()),
+        RULE_ID_SELF_PROTECTION => Some(
+            "self-protection (no bpf(), cgroup moves, mounts, or signals/ptrace outside the sandbox)"
+                .to_string(),
+        ),
         _ => ctx.rule.as_ref().map(|(r, _)| r.clone()),
     };
     AuditRecord {
@@ -136,6 +142,13 @@ pub fn decode(event: &AuditEvent, clock: &Clock, ctx: &Context) -> AuditRecord {
             HOOK_BPRM_CHECK => "bprm_check_security",
             HOOK_MMAP_FILE => "mmap_file",
             HOOK_FILE_MPROTECT => "file_mprotect",
+            HOOK_FILE_RECEIVE => "file_receive",
+            HOOK_BPF => "bpf",
+            HOOK_INODE_PERMISSION => "inode_permission",
+            HOOK_TASK_KILL => "task_kill",
+            HOOK_PTRACE => "ptrace_access_check",
+            HOOK_SB_MOUNT => "sb_mount",
+            HOOK_MOVE_MOUNT => "move_mount",
             _ => "unknown",
         }
         .into(),

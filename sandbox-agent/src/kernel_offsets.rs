@@ -54,6 +54,13 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
         vma_file: off("vm_area_struct", &["vm_file"])?,
         task_mm: off("task_struct", &["mm"])?,
         mm_exe_file: off("mm_struct", &["exe_file"])?,
+        task_tgid: off("task_struct", &["tgid"])?,
+        task_cgroups: off("task_struct", &["cgroups"])?,
+        css_set_dfl_cgrp: off("css_set", &["dfl_cgrp"])?,
+        cgroup_kn: off("cgroup", &["kn"])?,
+        kernfs_node_id: off("kernfs_node", &["id"])?,
+        sb_magic: off("super_block", &["s_magic"])?,
+        dentry_flags: off("dentry", &["d_flags"])?,
         valid: 1,
     })
 }

@@ -6,6 +6,13 @@ pub const HOOK_FILE_OPEN: u32 = 1;
 pub const HOOK_BPRM_CHECK: u32 = 2;
 pub const HOOK_MMAP_FILE: u32 = 3;
 pub const HOOK_FILE_MPROTECT: u32 = 4;
+pub const HOOK_BPF: u32 = 5;
+pub const HOOK_INODE_PERMISSION: u32 = 6;
+pub const HOOK_TASK_KILL: u32 = 7;
+pub const HOOK_PTRACE: u32 = 8;
+pub const HOOK_SB_MOUNT: u32 = 9;
+pub const HOOK_MOVE_MOUNT: u32 = 10;
+pub const HOOK_FILE_RECEIVE: u32 = 11;
 
 pub const ACTION_DENY: u32 = 1;
 /// Audit mode: the access was allowed but would have been denied.

@@ -113,6 +113,9 @@ pub const RULE_ID_FAIL_CLOSED: u32 = u32::MAX;
 pub const RULE_ID_NOT_ALLOWED: u32 = u32::MAX - 1;
 /// Sentinel rule id: `deny_fileless_exec` and the executed file has no link.
 pub const RULE_ID_FILELESS: u32 = u32::MAX - 2;
+/// Sentinel rule id: self-protection (bpf(), cgroup moves, signals or ptrace outside the
+/// sandbox, mounts), which every policy enforces.
+pub const RULE_ID_SELF_PROTECTION: u32 = u32::MAX - 3;
 
 /// Deepest cgroup nesting the policy lookup examines.
 pub const MAX_CGROUP_DEPTH: i32 = 32;

@@ -33,6 +33,20 @@ pub struct KernelOffsets {
     pub task_mm: u32,
     /// `struct mm_struct` -> `exe_file`.
     pub mm_exe_file: u32,
+    /// `struct task_struct` -> `tgid`.
+    pub task_tgid: u32,
+    /// `struct task_struct` -> `cgroups` (the css_set).
+    pub task_cgroups: u32,
+    /// `struct css_set` -> `dfl_cgrp`.
+    pub css_set_dfl_cgrp: u32,
+    /// `struct cgroup` -> `kn`.
+    pub cgroup_kn: u32,
+    /// `struct kernfs_node` -> `id` (the cgroup id on cgroup v2).
+    pub kernfs_node_id: u32,
+    /// `struct super_block` -> `s_magic`.
+    pub sb_magic: u32,
+    /// `struct dentry` -> `d_flags`.
+    pub dentry_flags: u32,
     /// Non-zero once the daemon filled the struct; the programs deny everything for confined
     /// tasks while it is zero (fail closed).
     pub valid: u32,

@@ -21,6 +21,13 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     vma_file: 0,
     task_mm: 0,
     mm_exe_file: 0,
+    task_tgid: 0,
+    task_cgroups: 0,
+    css_set_dfl_cgrp: 0,
+    cgroup_kn: 0,
+    kernfs_node_id: 0,
+    sb_magic: 0,
+    dentry_flags: 0,
     valid: 0,
 };
 

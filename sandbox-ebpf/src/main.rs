@@ -6,6 +6,7 @@ mod audit;
 mod exec;
 mod file;
 mod file_check;
+mod guard;
 mod hook;
 mod kernel;
 mod maps;

@@ -50,6 +50,9 @@ struct Walk {
     rule_id: u32,
 }
 
+/// DCACHE_DISCONNECTED from <linux/dcache.h> (the same bit on 6.1 and 6.12).
+const DCACHE_DISCONNECTED: u32 = 0x20;
+
 const WALKING: u32 = 0;
 const ALLOWED: u32 = 1;
 const DENIED: u32 = 2;
@@ -175,7 +178,13 @@ fn check_level(walk: &mut Walk) -> Result<Option<Decision>, i32> {
     }
     let parent = read_ptr(dentry, walk.off.dentry_parent)?;
     if parent == dentry {
-        // The filesystem root is its own parent: the walk is complete.
+        // Its own parent: the filesystem root, and the walk is complete, unless the dentry is
+        // disconnected (reached by a file handle, open_by_handle_at): then the directories above
+        // it are unknown, and one of them could be denied.
+        let flags: u32 = read_at(dentry, walk.off.dentry_flags)?;
+        if flags & DCACHE_DISCONNECTED != 0 {
+            return Err(-1);
+        }
         return Ok(Some(Decision::Allow));
     }
     walk.below = [dentry, walk.below[0], walk.below[1], walk.below[2]];

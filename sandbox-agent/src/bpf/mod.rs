@@ -16,4 +16,11 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("bprm_check_security", "bprm_check_security"),
     ("mmap_file", "mmap_file"),
     ("file_mprotect", "file_mprotect"),
+    ("file_receive", "file_receive"),
+    ("bpf", "bpf"),
+    ("inode_permission", "inode_permission"),
+    ("task_kill", "task_kill"),
+    ("ptrace_access_check", "ptrace_access_check"),
+    ("sb_mount", "sb_mount"),
+    ("move_mount", "move_mount"),
 ];

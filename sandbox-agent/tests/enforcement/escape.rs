@@ -1,0 +1,161 @@
+//! A confined process, even root inside its cgroup, cannot leave its confinement or reach past
+//! it: no moving out of the cgroup, no bpf(), no signals or ptrace to tasks outside, no mounts,
+//! and no denied file handed in over a Unix socket.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+};
+
+use crate::harness::*;
+
+fn confined_secret(name: &str) -> (Cgroup, std::path::PathBuf, std::path::PathBuf) {
+    let home = fixture_dir(name);
+    let secret = home.join("secret");
+    write(&secret, "s");
+    let cg = confined(name, &home, &[&secret]);
+    (cg, home, secret)
+}
+
+fn daemon_pid() -> u32 {
+    let out = agent().args(["status", "--json"]).output().unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    status["daemon_pid"].as_u64().unwrap() as u32
+}
+
+#[test]
+fn moving_to_the_root_cgroup_is_denied_and_the_secret_stays_denied() {
+    let (cg, _home, secret) = confined_secret("escape-move");
+    let script = format!(
+        "echo $$ > /sys/fs/cgroup/cgroup.procs; echo moved=$?; cat {}; echo read=$?",
+        secret.display()
+    );
+    let out = cg.run(&["sh", "-c", &script]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("moved=1") || text.contains("moved=2"),
+        "{text}"
+    );
+    assert!(text.contains("read=1"), "{text}");
+    assert!(
+        !text.contains("\ns\n") && !text.starts_with("s\n"),
+        "{text}"
+    );
+    assert!(
+        stderr(&out).contains("Operation not permitted"),
+        "{}",
+        stderr(&out)
+    );
+    // Making a sub-cgroup elsewhere is a cgroupfs write too.
+    let out = cg.run(&["mkdir", "/sys/fs/cgroup/escape-made-by-confined"]);
+    assert!(!out.status.success());
+}
+
+/// bpf(BPF_PROG_GET_NEXT_ID): prints OK:<ret> or ERR:<errno>.
+const BPF_SYSCALL: &str = r#"
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+attr = ctypes.create_string_buffer(128)
+ret = libc.syscall(321, 11, attr, 128)
+print("OK:%d" % ret if ret >= 0 else "ERR:%d" % ctypes.get_errno(), end="")
+"#;
+
+#[test]
+fn the_bpf_syscall_is_denied_inside_and_works_outside() {
+    let (cg, _home, _secret) = confined_secret("escape-bpf");
+    assert_eq!(cg.probe(BPF_SYSCALL, &[]), Err(EPERM));
+    assert!(
+        probe(None, BPF_SYSCALL, &[]) != Err(EPERM),
+        "outside the sandbox bpf() is the kernel's business"
+    );
+}
+
+#[test]
+fn signals_and_ptrace_reach_only_the_sandbox_itself() {
+    let (cg, _home, _secret) = confined_secret("escape-signal");
+    let daemon = daemon_pid();
+    let script = format!(
+        "kill -0 {daemon}; echo daemon=$?; sleep 30 & kill $!; echo child=$?; \
+         cat /proc/{daemon}/environ >/dev/null; echo environ=$?"
+    );
+    let out = cg.run(&["sh", "-c", &script]);
+    let text = stdout(&out);
+    assert!(text.contains("daemon=1"), "{text}");
+    assert!(text.contains("child=0"), "its own child: {text}");
+    assert!(text.contains("environ=1"), "{text}");
+
+    const PTRACE: &str = r#"
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+ret = libc.ptrace(16, int(sys.argv[1]), None, None)
+print("OK:%d" % ret if ret >= 0 else "ERR:%d" % ctypes.get_errno(), end="")
+"#;
+    assert_eq!(cg.probe(PTRACE, &[&daemon.to_string()]), Err(EPERM));
+}
+
+#[test]
+fn mounts_cannot_hide_or_replace_a_secret() {
+    let (cg, home, secret) = confined_secret("escape-mount");
+    let decoy = home.join("decoy");
+    write(&decoy, "d");
+    let script = format!(
+        "unshare --propagation unchanged -m sh -c 'mount --bind {} {} && cat {}'; echo mount=$?",
+        secret.display(),
+        decoy.display(),
+        decoy.display()
+    );
+    let out = cg.run(&["sh", "-c", &script]);
+    assert!(!stdout(&out).contains("mount=0"), "{}", stdout(&out));
+    assert!(!stdout(&out).starts_with('s'), "{}", stdout(&out));
+    assert_eq!(cg.open(&secret), Err(EPERM));
+}
+
+/// Binds a Unix datagram socket at argv[1], says READY, then receives one message with up to
+/// one descriptor and prints OK:<descriptors received>.
+const RECEIVE_FD: &str = r#"
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+print("READY", flush=True)
+msg, fds, flags, addr = socket.recv_fds(s, 16, 1)
+print("OK:%d" % len(fds), end="")
+"#;
+
+#[test]
+fn a_denied_file_passed_over_a_unix_socket_does_not_arrive() {
+    let (cg, home, secret) = confined_secret("escape-fd");
+    let sock = home.join("fd.sock");
+    let mut receiver = cg.spawn(&["python3", "-c", RECEIVE_FD, sock.to_str().unwrap()]);
+    let mut lines = BufReader::new(receiver.stdout.take().unwrap());
+    let mut ready = String::new();
+    lines.read_line(&mut ready).unwrap();
+    assert_eq!(ready.trim(), "READY");
+
+    const SEND_FD: &str = r#"
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+fd = os.open(sys.argv[2], os.O_RDONLY)
+socket.send_fds(s, [b"x"], [fd], 0, sys.argv[1])
+"#;
+    let sent = Command::new("python3")
+        .args([
+            "-c",
+            SEND_FD,
+            sock.to_str().unwrap(),
+            secret.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        sent.success(),
+        "the unconfined sender opened and sent the secret"
+    );
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut lines, &mut rest).unwrap();
+    receiver.wait().unwrap();
+    assert_eq!(
+        rest, "OK:0",
+        "the descriptor of the denied file was delivered"
+    );
+}

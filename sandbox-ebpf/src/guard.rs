@@ -1,0 +1,151 @@
+//! Self-protection, enforced for every confined task whatever its policy says: no bpf(), no
+//! writes into cgroupfs (so no moving out of the confined cgroup, by cgroup.procs or by
+//! clone3(CLONE_INTO_CGROUP)), no signals or ptrace to tasks outside its own cgroup (the daemon
+//! among them), and no mounts that could hide or replace files.
+
+use aya_ebpf::{helpers::generated::bpf_get_current_cgroup_id, macros::lsm, programs::LsmContext};
+use sandbox_common::{
+    HOOK_BPF, HOOK_INODE_PERMISSION, HOOK_MOVE_MOUNT, HOOK_PTRACE, HOOK_SB_MOUNT, HOOK_TASK_KILL,
+    RULE_ID_SELF_PROTECTION,
+};
+
+use crate::{
+    audit,
+    hook::earlier_denial,
+    kernel::{offsets, read_at, read_ptr},
+    policy::current_policy,
+    verdict::{apply, Decision},
+    walk::Target,
+};
+
+/// MAY_WRITE from <linux/fs.h>.
+const MAY_WRITE: i32 = 0x2;
+const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
+const CGROUP_SUPER_MAGIC: u64 = 0x0027_e0eb;
+
+/// Denies for a confined task (recording `target`), allows for everyone else.
+#[inline(always)]
+fn deny_confined(hook: u32, target: Target) -> i32 {
+    let Some(policy) = current_policy() else {
+        return 0;
+    };
+    let decision = Decision::Deny {
+        rule_id: RULE_ID_SELF_PROTECTION,
+    };
+    let (ret, action) = apply(&policy, &decision);
+    if let Some(action) = action {
+        audit::emit(&policy, hook, action, RULE_ID_SELF_PROTECTION, &target);
+    }
+    ret
+}
+
+#[lsm(hook = "bpf")]
+pub fn bpf(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, bpf, int cmd, union bpf_attr *attr, unsigned int size)
+    if let Some(denied) = earlier_denial(&ctx, 3) {
+        return denied;
+    }
+    // Loading, reading or changing any BPF object (our pinned maps included) is off limits.
+    let cmd: i32 = ctx.arg(0);
+    deny_confined(
+        HOOK_BPF,
+        Target {
+            dev: 0,
+            ino: cmd as u64,
+        },
+    )
+}
+
+#[lsm(hook = "inode_permission")]
+pub fn inode_permission(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, inode_permission, struct inode *inode, int mask)
+    if let Some(denied) = earlier_denial(&ctx, 2) {
+        return denied;
+    }
+    // Runs on every path lookup: leave at once unless this is a write.
+    let mask: i32 = ctx.arg(1);
+    if mask & MAY_WRITE == 0 {
+        return 0;
+    }
+    let off = offsets();
+    let inode: *const u8 = ctx.arg(0);
+    let Ok(sb) = read_ptr(inode, off.inode_sb) else {
+        return deny_confined(HOOK_INODE_PERMISSION, Target::default());
+    };
+    let magic: u64 = read_at(sb, off.sb_magic).unwrap_or(0);
+    if magic != CGROUP2_SUPER_MAGIC && magic != CGROUP_SUPER_MAGIC {
+        return 0;
+    }
+    let target = Target {
+        dev: read_at(sb, off.sb_dev).unwrap_or(0),
+        ino: read_at(inode, off.inode_ino).unwrap_or(0),
+    };
+    deny_confined(HOOK_INODE_PERMISSION, target)
+}
+
+/// (cgroup v2 id, tgid) of `task`; None when unreadable.
+#[inline(always)]
+fn task_cgroup(task: *const u8) -> Option<(u64, u32)> {
+    let off = offsets();
+    let css_set = read_ptr(task, off.task_cgroups).ok()?;
+    let cgroup = read_ptr(css_set, off.css_set_dfl_cgrp).ok()?;
+    let kn = read_ptr(cgroup, off.cgroup_kn).ok()?;
+    let id: u64 = read_at(kn, off.kernfs_node_id).ok()?;
+    Some((id, read_at(task, off.task_tgid).ok()?))
+}
+
+/// Denies a confined task acting on `task` unless `task` is in the same cgroup.
+#[inline(always)]
+fn only_own_cgroup(hook: u32, task: *const u8) -> i32 {
+    // SAFETY: a plain helper call.
+    let own = unsafe { bpf_get_current_cgroup_id() };
+    match task_cgroup(task) {
+        Some((id, _)) if id == own => 0,
+        Some((_, tgid)) => deny_confined(
+            hook,
+            Target {
+                dev: 0,
+                ino: tgid as u64,
+            },
+        ),
+        None => deny_confined(hook, Target::default()),
+    }
+}
+
+#[lsm(hook = "task_kill")]
+pub fn task_kill(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, task_kill, struct task_struct *p, struct kernel_siginfo *info, int sig,
+    //          const struct cred *cred)
+    if let Some(denied) = earlier_denial(&ctx, 4) {
+        return denied;
+    }
+    only_own_cgroup(HOOK_TASK_KILL, ctx.arg(0))
+}
+
+#[lsm(hook = "ptrace_access_check")]
+pub fn ptrace_access_check(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, ptrace_access_check, struct task_struct *child, unsigned int mode)
+    if let Some(denied) = earlier_denial(&ctx, 2) {
+        return denied;
+    }
+    only_own_cgroup(HOOK_PTRACE, ctx.arg(0))
+}
+
+#[lsm(hook = "sb_mount")]
+pub fn sb_mount(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, sb_mount, const char *dev_name, const struct path *path,
+    //          const char *type, unsigned long flags, void *data)
+    if let Some(denied) = earlier_denial(&ctx, 5) {
+        return denied;
+    }
+    deny_confined(HOOK_SB_MOUNT, Target::default())
+}
+
+#[lsm(hook = "move_mount")]
+pub fn move_mount(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, move_mount, const struct path *from_path, const struct path *to_path)
+    if let Some(denied) = earlier_denial(&ctx, 2) {
+        return denied;
+    }
+    deny_confined(HOOK_MOVE_MOUNT, Target::default())
+}

@@ -31,6 +31,9 @@ pub struct Config {
     pub audit_log_max_bytes: Option<u64>,
     /// Rotated audit logs kept (`audit.log.1` ... `audit.log.N`).
     pub audit_log_keep: Option<u32>,
+    /// The file this was read from, if any.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -70,7 +73,10 @@ impl Config {
     pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
         let path = explicit.unwrap_or(Path::new(DEFAULT_CONFIG));
         match std::fs::read_to_string(path) {
-            Ok(text) => Self::parse(path, &text),
+            Ok(text) => Ok(Config {
+                source: Some(path.to_path_buf()),
+                ..Self::parse(path, &text)?
+            }),
             Err(e) if explicit.is_none() && e.kind() == std::io::ErrorKind::NotFound => {
                 Ok(Config::default())
             }

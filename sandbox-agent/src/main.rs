@@ -154,11 +154,23 @@ fn dispatch(cmd: Cmd, config: &Config) -> anyhow::Result<i32> {
             state_file,
             cleanup,
         } => {
+            let (audit_log, state_file) =
+                (config.audit_log(audit_log), config.state_file(state_file));
+            let protected = [
+                audit_log.parent(),
+                state_file.parent(),
+                config.source.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(std::path::Path::to_path_buf)
+            .collect();
             let opts = daemon::DaemonOptions {
                 socket: config.socket(socket),
                 bpffs: config.bpffs(bpffs),
-                audit_log: config.audit_log(audit_log),
-                state_file: config.state_file(state_file),
+                audit_log,
+                state_file,
+                protected,
                 control_gid: config
                     .control_group
                     .as_ref()

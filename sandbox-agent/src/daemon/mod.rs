@@ -31,6 +31,9 @@ pub struct DaemonOptions {
     pub state_file: PathBuf,
     /// Members of this group may change policy like root.
     pub control_gid: Option<u32>,
+    /// The daemon's own files and directories (config, audit log, state): every policy denies
+    /// opening them, so a confined process cannot read the config or tamper with the log.
+    pub protected: Vec<PathBuf>,
     /// Audit events per policy: a token bucket in the kernel.
     pub audit_rate: AuditRateLimit,
     /// Rotate the audit log past this size, keeping this many old files.

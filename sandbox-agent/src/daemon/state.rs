@@ -72,6 +72,7 @@ pub struct DaemonState {
     attachments: BTreeMap<u64, Attachment>,
     state_file: StateFile,
     control_gid: Option<u32>,
+    protected: Vec<PathBuf>,
     bpffs: PathBuf,
     audit_log: PathBuf,
     pub counters: Counters,
@@ -84,6 +85,7 @@ impl DaemonState {
             attachments: BTreeMap::new(),
             state_file: StateFile::new(&opts.state_file),
             control_gid: opts.control_gid,
+            protected: opts.protected.clone(),
             bpffs: opts.bpffs.clone(),
             audit_log: opts.audit_log.clone(),
             counters: Counters::default(),
@@ -117,7 +119,7 @@ impl DaemonState {
                 }
                 continue;
             };
-            let attachment = adopted(path, cgroup_id, in_kernel, record.cloned());
+            let attachment = adopted(path, cgroup_id, in_kernel, record.cloned(), &self.protected);
             tracing::warn!(
                 cgroup = %attachment.info.cgroup.display(),
                 policy = %attachment.info.policy,
@@ -245,6 +247,7 @@ impl DaemonState {
             .map_err(|e| format!("cgroup {}: {e}", cgroup.display()))?;
         self.check_nesting(&cgroup, cgroup_id)?;
         let parsed = policy::parse(policy_file, policy_yaml).map_err(|e| e.to_string())?;
+        let parsed = protect(parsed, &self.protected);
         for (what, dir) in [
             ("home", Some(&anchors.home)),
             ("workspace", anchors.workspace.as_ref()),
@@ -382,9 +385,13 @@ fn adopted(
     cgroup_id: u64,
     in_kernel: CgroupPolicy,
     record: Option<SavedAttachment>,
+    protected: &[PathBuf],
 ) -> Attachment {
     let compiled = record.as_ref().and_then(|r| {
-        let parsed = policy::parse(&r.policy_file, &r.policy_yaml).ok()?;
+        let parsed = protect(
+            policy::parse(&r.policy_file, &r.policy_yaml).ok()?,
+            protected,
+        );
         // Rule ids follow the policy's text, so recompiling names them as the kernel knows them.
         let anchors = policy::Anchors {
             home: r.home.clone(),
@@ -418,6 +425,18 @@ fn adopted(
         compiled: compiled.unwrap_or_default(),
         saved: record,
     }
+}
+
+/// `policy` with the daemon's own paths added to deny_read. Every compile of a policy (attach,
+/// and adoption after a restart) adds the same, so rule ids stay consistent.
+fn protect(mut policy: policy::Policy, protected: &[PathBuf]) -> policy::Policy {
+    for path in protected {
+        let entry = path.display().to_string();
+        if !policy.deny_read.contains(&entry) {
+            policy.deny_read.push(entry);
+        }
+    }
+    policy
 }
 
 fn kernel_release() -> String {

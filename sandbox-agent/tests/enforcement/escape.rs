@@ -1,6 +1,6 @@
 //! A confined process, even root inside its cgroup, cannot leave its confinement or reach past
 //! it: no moving out of the cgroup, no bpf(), no signals or ptrace to tasks outside, no mounts,
-//! and no denied file handed in over a Unix socket.
+//! no denied file handed in over a Unix socket, and no access to the daemon's own files.
 
 use std::{
     io::{BufRead, BufReader},
@@ -157,5 +157,22 @@ socket.send_fds(s, [b"x"], [fd], 0, sys.argv[1])
     assert_eq!(
         rest, "OK:0",
         "the descriptor of the denied file was delivered"
+    );
+}
+
+#[test]
+fn the_daemons_own_files_are_out_of_reach() {
+    let (cg, _home, _secret) = confined_secret("escape-files");
+    // The VM's daemon keeps its audit log and attachment table in /run/sandbox-agent.
+    for file in [
+        "/run/sandbox-agent/audit.log",
+        "/run/sandbox-agent/state.json",
+    ] {
+        assert_eq!(cg.open(std::path::Path::new(file)), Err(EPERM), "{file}");
+    }
+    let out = cg.run(&["sh", "-c", "echo forged >> /run/sandbox-agent/audit.log"]);
+    assert!(
+        !out.status.success(),
+        "a confined process appended to the audit log"
     );
 }

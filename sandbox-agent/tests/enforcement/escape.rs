@@ -131,11 +131,13 @@ fn a_denied_file_passed_over_a_unix_socket_does_not_arrive() {
     lines.read_line(&mut ready).unwrap();
     assert_eq!(ready.trim(), "READY");
 
+    // socket.send_fds of Python 3.11 ignores its address argument: sendmsg directly.
     const SEND_FD: &str = r#"
-import os, socket, sys
+import array, os, socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 fd = os.open(sys.argv[2], os.O_RDONLY)
-socket.send_fds(s, [b"x"], [fd], 0, sys.argv[1])
+rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))]
+s.sendmsg([b"x"], rights, 0, sys.argv[1])
 "#;
     let sent = Command::new("python3")
         .args([

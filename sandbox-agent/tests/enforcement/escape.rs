@@ -121,10 +121,9 @@ msg, fds, flags, addr = socket.recv_fds(s, 16, 1)
 print("OK:%d" % len(fds), end="")
 "#;
 
-#[test]
-fn a_denied_file_passed_over_a_unix_socket_does_not_arrive() {
-    let (cg, home, secret) = confined_secret("escape-fd");
-    let sock = home.join("fd.sock");
+/// Sends an open descriptor of `file`, from outside the sandbox, to a receiver in `cg`; returns
+/// what the receiver printed.
+fn pass_fd(cg: &Cgroup, sock: &std::path::Path, file: &std::path::Path) -> String {
     let mut receiver = cg.spawn(&["python3", "-c", RECEIVE_FD, sock.to_str().unwrap()]);
     let mut lines = BufReader::new(receiver.stdout.take().unwrap());
     let mut ready = String::new();
@@ -144,21 +143,39 @@ s.sendmsg([b"x"], rights, 0, sys.argv[1])
             "-c",
             SEND_FD,
             sock.to_str().unwrap(),
-            secret.to_str().unwrap(),
+            file.to_str().unwrap(),
         ])
         .stdout(Stdio::null())
         .status()
         .unwrap();
     assert!(
         sent.success(),
-        "the unconfined sender opened and sent the secret"
+        "the unconfined sender opened and sent {}",
+        file.display()
     );
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut lines, &mut rest).unwrap();
     receiver.wait().unwrap();
+    let _ = std::fs::remove_file(sock);
+    rest
+}
+
+#[test]
+fn a_denied_file_passed_over_a_unix_socket_does_not_arrive() {
+    let (cg, home, secret) = confined_secret("escape-fd");
+    let readme = home.join("README");
+    write(&readme, "r");
+    let sock = home.join("fd.sock");
+
     assert_eq!(
-        rest, "OK:0",
-        "the descriptor of the denied file was delivered"
+        pass_fd(&cg, &sock, &readme),
+        "OK:1",
+        "an allowed file arrives"
+    );
+    assert_eq!(
+        pass_fd(&cg, &sock, &secret),
+        "OK:0",
+        "the denied file must not"
     );
 }
 

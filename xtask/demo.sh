@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # sandbox-agent demo: an agent's shell under the default policy cannot read secrets, not even
-# through a symlink or another program, nor run a program that exists only in memory, while
-# ordinary project files stay readable.
+# through a symlink or another program, nor run a program that exists only in memory, nor reach
+# the cloud metadata service, while ordinary project files stay readable.
 #
 # Run by `cargo xtask demo` (natively, or inside the test VM) with the daemon already running and
 # sandbox-agent on PATH. It writes FAKE secrets under $HOME and a project under
@@ -74,8 +74,18 @@ try:
     os.execv("/proc/self/fd/%d" % ro, ["payload"])
 except OSError as e:
     sys.exit(f"python3: exec of the memfd: {e}")'
+    # Only EPERM counts as a denial: "network unreachable" would be the network, not the policy.
+    secret "python3: connect to the cloud metadata service 169.254.169.254:80" python3 -c '
+import errno, socket, sys
+try:
+    socket.create_connection(("169.254.169.254", 80), timeout=3)
+except OSError as e:
+    if e.errno != errno.EPERM:
+        print(f"python3: connect failed, but not by the policy: {e}")
+        sys.exit(0)
+    sys.exit(f"python3: connect: {e}")'
 else
-    echo "(python3 is not installed: skipping the python3 read and the fileless exec)"
+    echo "(python3 is not installed: skipping the python3 read, the fileless exec and the connect)"
 fi
 echo "\$ cat $project/README"
 if cat "$project/README"; then

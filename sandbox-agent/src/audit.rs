@@ -10,8 +10,10 @@ use std::{
 use sandbox_common::{
     AuditEvent, ACTION_AUDIT, ACTION_DENY, HOOK_BPF, HOOK_BPRM_CHECK, HOOK_FILE_MPROTECT,
     HOOK_FILE_OPEN, HOOK_FILE_RECEIVE, HOOK_INODE_PERMISSION, HOOK_MMAP_FILE, HOOK_MOVE_MOUNT,
-    HOOK_PTRACE, HOOK_SB_MOUNT, HOOK_TASK_KILL, RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS,
-    RULE_ID_NOT_ALLOWED, RULE_ID_SELF_PROTECTION,
+    HOOK_PTRACE, HOOK_SB_MOUNT, HOOK_SOCKET_CONNECT, HOOK_SOCKET_SENDMSG, HOOK_TASK_KILL,
+    HOOK_UNIX_MAY_SEND, HOOK_UNIX_STREAM_CONNECT, NET_FAMILY_V4, NET_FAMILY_V6,
+    RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS, RULE_ID_NET_DEFAULT, RULE_ID_NOT_ALLOWED,
+    RULE_ID_SELF_PROTECTION,
 };
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +58,7 @@ pub fn suppressed_record(time: SystemTime, ctx: &Context, count: u64) -> AuditRe
             dev: String::new(),
             ino: 0,
             rule_path: None,
+            address: None,
         },
         exe: None,
         suppressed: Some(count),
@@ -75,6 +78,9 @@ pub struct Target {
     pub ino: u64,
     /// The path of the rule that matched (the kernel-side path of the target is a later step).
     pub rule_path: Option<String>,
+    /// For connects and sends: where to, `address:port` (`[v6]:port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
 }
 
 /// What the daemon knows about a policy id, to enrich a raw event.
@@ -123,6 +129,7 @@ pub fn decode(event: &AuditEvent, clock: &Clock, ctx: &Context) -> AuditRecord {
         }
         RULE_ID_NOT_ALLOWED => Some("allow_exec (not under any listed path)".to_string()),
         RULE_ID_FILELESS => Some("deny_fileless_exec (the file has no link)".to_string()),
+        RULE_ID_NET_DEFAULT => Some("network.default: deny (no rule allows it)".to_string()),
         RULE_ID_SELF_PROTECTION => Some(
             "self-protection (no bpf(), cgroup moves, mounts, or signals/ptrace outside the sandbox)"
                 .to_string(),
@@ -149,6 +156,10 @@ pub fn decode(event: &AuditEvent, clock: &Clock, ctx: &Context) -> AuditRecord {
             HOOK_PTRACE => "ptrace_access_check",
             HOOK_SB_MOUNT => "sb_mount",
             HOOK_MOVE_MOUNT => "move_mount",
+            HOOK_SOCKET_CONNECT => "socket_connect",
+            HOOK_SOCKET_SENDMSG => "socket_sendmsg",
+            HOOK_UNIX_STREAM_CONNECT => "unix_stream_connect",
+            HOOK_UNIX_MAY_SEND => "unix_may_send",
             _ => "unknown",
         }
         .into(),
@@ -169,8 +180,23 @@ pub fn decode(event: &AuditEvent, clock: &Clock, ctx: &Context) -> AuditRecord {
             dev: dev_string(event.dev),
             ino: event.ino,
             rule_path: ctx.rule.as_ref().map(|(_, p)| p.clone()),
+            address: net_address(&event.net),
         },
     }
+}
+
+/// `a.b.c.d:port` or `[v6]:port` of a network event; None for other events.
+fn net_address(net: &sandbox_common::NetDest) -> Option<String> {
+    let ip: std::net::IpAddr = match net.family as u32 {
+        NET_FAMILY_V4 => {
+            let mut a = [0; 4];
+            a.copy_from_slice(&net.addr[..4]);
+            std::net::Ipv4Addr::from(a).into()
+        }
+        NET_FAMILY_V6 => std::net::Ipv6Addr::from(net.addr).into(),
+        _ => return None,
+    };
+    Some(std::net::SocketAddr::new(ip, net.port).to_string())
 }
 
 /// The kernel's `dev_t` as `major:minor`.
@@ -188,8 +214,12 @@ pub fn format_line(r: &AuditRecord) -> String {
             r.cgroup.as_deref().unwrap_or("?"),
         );
     }
+    let target = match &r.target.address {
+        Some(address) => address.clone(),
+        None => format!("{}:{}", r.target.dev, r.target.ino),
+    };
     format!(
-        "{} {} {} pid={} comm={} policy={} rule={} target={}:{}{}",
+        "{} {} {} pid={} comm={} policy={} rule={} target={}{}",
         r.time,
         r.action.to_uppercase(),
         r.hook,
@@ -197,8 +227,7 @@ pub fn format_line(r: &AuditRecord) -> String {
         r.comm,
         r.policy.as_deref().unwrap_or("?"),
         r.rule.as_deref().unwrap_or("?"),
-        r.target.dev,
-        r.target.ino,
+        target,
         r.target
             .rule_path
             .as_deref()
@@ -300,7 +329,34 @@ mod tests {
             hook: HOOK_FILE_OPEN,
             action: ACTION_DENY,
             comm,
+            net: Default::default(),
+            _pad: 0,
         }
+    }
+
+    #[test]
+    fn a_connect_event_names_its_destination() {
+        let mut e = event();
+        e.hook = HOOK_SOCKET_CONNECT;
+        e.rule_id = RULE_ID_NET_DEFAULT;
+        e.net.family = NET_FAMILY_V4 as u16;
+        e.net.addr[..4].copy_from_slice(&[169, 254, 169, 254]);
+        e.net.port = 80;
+        let r = decode(&e, &Clock::now(), &Context::default());
+        assert_eq!(r.target.address.as_deref(), Some("169.254.169.254:80"));
+        assert_eq!(r.hook, "socket_connect");
+        assert!(r.rule.unwrap().starts_with("network.default: deny"));
+        e.net.family = NET_FAMILY_V6 as u16;
+        e.net.addr = std::net::Ipv6Addr::LOCALHOST.octets();
+        let r = decode(&e, &Clock::now(), &Context::default());
+        assert!(
+            format_line(&r).contains("target=[::1]:80"),
+            "{}",
+            format_line(&r)
+        );
+        let file = decode(&event(), &Clock::now(), &Context::default());
+        assert_eq!(file.target.address, None, "file events carry no address");
+        assert!(!serde_json::to_string(&file).unwrap().contains("address"));
     }
 
     #[test]

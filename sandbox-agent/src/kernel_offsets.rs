@@ -61,6 +61,10 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
         kernfs_node_id: off("kernfs_node", &["id"])?,
         sb_magic: off("super_block", &["s_magic"])?,
         dentry_flags: off("dentry", &["d_flags"])?,
+        msghdr_name: off("msghdr", &["msg_name"])?,
+        msghdr_namelen: off("msghdr", &["msg_namelen"])?,
+        socket_sk: off("socket", &["sk"])?,
+        unix_sock_dentry: off("unix_sock", &["path", "dentry"])?,
         valid: 1,
     })
 }

@@ -200,8 +200,9 @@ fn dispatch(cmd: Cmd, config: &Config) -> anyhow::Result<i32> {
             socket,
         } => {
             let socket = config.socket(socket);
+            let source = commands::attach::read_policy(&policy)?;
             let info =
-                commands::attach::attach(&socket, &cgroup, &policy, &anchors(home, workspace)?)?;
+                commands::attach::attach(&socket, &cgroup, &source, &anchors(home, workspace)?)?;
             commands::attach::print_attached(&info);
             Ok(0)
         }

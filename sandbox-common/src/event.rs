@@ -13,6 +13,10 @@ pub const HOOK_PTRACE: u32 = 8;
 pub const HOOK_SB_MOUNT: u32 = 9;
 pub const HOOK_MOVE_MOUNT: u32 = 10;
 pub const HOOK_FILE_RECEIVE: u32 = 11;
+pub const HOOK_SOCKET_CONNECT: u32 = 12;
+pub const HOOK_SOCKET_SENDMSG: u32 = 13;
+pub const HOOK_UNIX_STREAM_CONNECT: u32 = 14;
+pub const HOOK_UNIX_MAY_SEND: u32 = 15;
 
 pub const ACTION_DENY: u32 = 1;
 /// Audit mode: the access was allowed but would have been denied.
@@ -37,11 +41,15 @@ pub struct AuditEvent {
     pub hook: u32,
     pub action: u32,
     pub comm: [u8; TASK_COMM_LEN],
+    /// The destination of a connect or send (family 0 for every other event).
+    pub net: crate::NetDest,
+    pub _pad: u32,
 }
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), Copy, no padding (8-byte fields first, then an even number of 4-byte fields,
-// then bytes).
+// then bytes, then
+// the 20-byte NetDest and a u32 that end the struct on an 8-byte boundary).
 unsafe impl aya::Pod for AuditEvent {}
 
 /// The audit rate limit, per policy generation: a token bucket refilled at `per_second` up to

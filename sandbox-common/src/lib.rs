@@ -6,6 +6,7 @@
 
 pub mod event;
 pub mod maps;
+pub mod net;
 pub mod offsets;
 
 /// Longest name a path component can have (NAME_MAX).
@@ -13,6 +14,7 @@ pub const MAX_NAME_LEN: usize = 255;
 
 pub use event::*;
 pub use maps::*;
+pub use net::*;
 pub use offsets::*;
 
 /// The one errno every denial returns.

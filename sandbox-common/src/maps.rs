@@ -20,6 +20,16 @@ pub const POLICY_EXEC_ALLOWLIST: u32 = 1 << 0;
 /// Executing (or mapping executable) a file that has no link left is denied: memfd, O_TMPFILE,
 /// deleted binaries.
 pub const POLICY_DENY_FILELESS_EXEC: u32 = 1 << 1;
+/// `network.default: deny`: a connect or send to an address no rule allows is denied.
+pub const POLICY_NET_DEFAULT_DENY: u32 = 1 << 2;
+/// The policy has `NET_RULES` entries.
+pub const POLICY_NET_RULES: u32 = 1 << 3;
+/// The policy has per-binary network rules keyed by executable inode (`NET_BINARIES`).
+pub const POLICY_NET_BINARIES: u32 = 1 << 4;
+/// ... or by name, for binaries created after attach (`NET_BINARY_NAMES`).
+pub const POLICY_NET_BINARY_NAMES: u32 = 1 << 5;
+/// The policy has `unix_deny` rules (`RULE_DENY_UNIX`).
+pub const POLICY_UNIX_RULES: u32 = 1 << 6;
 
 pub const MODE_ENFORCE: u32 = 0;
 pub const MODE_AUDIT: u32 = 1;
@@ -94,6 +104,8 @@ pub const RULE_DENY_READ: u32 = 1 << 0;
 pub const RULE_DENY_EXEC: u32 = 1 << 1;
 /// With an `allow_exec` policy: executing this file, or any file below it, is allowed.
 pub const RULE_ALLOW_EXEC: u32 = 1 << 2;
+/// Deny connecting or sending to this Unix socket, or to any socket below this directory.
+pub const RULE_DENY_UNIX: u32 = 1 << 3;
 /// This name is a missing directory on the way to denied paths (`~/.config` for a rule on
 /// `~/.config/gcloud` written before `~/.config` existed): follow `next_node` for the next name.
 pub const RULE_PREFIX: u32 = 1 << 30;
@@ -116,6 +128,8 @@ pub const RULE_ID_FILELESS: u32 = u32::MAX - 2;
 /// Sentinel rule id: self-protection (bpf(), cgroup moves, signals or ptrace outside the
 /// sandbox, mounts), which every policy enforces.
 pub const RULE_ID_SELF_PROTECTION: u32 = u32::MAX - 3;
+/// Sentinel rule id: `network.default: deny` and no rule allows the destination.
+pub const RULE_ID_NET_DEFAULT: u32 = u32::MAX - 4;
 
 /// Deepest cgroup nesting the policy lookup examines.
 pub const MAX_CGROUP_DEPTH: i32 = 32;

@@ -47,6 +47,14 @@ pub struct KernelOffsets {
     pub sb_magic: u32,
     /// `struct dentry` -> `d_flags`.
     pub dentry_flags: u32,
+    /// `struct msghdr` -> `msg_name` (a kernel copy of the address in `socket_sendmsg`).
+    pub msghdr_name: u32,
+    /// `struct msghdr` -> `msg_namelen`.
+    pub msghdr_namelen: u32,
+    /// `struct socket` -> `sk`.
+    pub socket_sk: u32,
+    /// `struct unix_sock` -> `path.dentry` (the socket file a bound Unix socket lives at).
+    pub unix_sock_dentry: u32,
     /// Non-zero once the daemon filled the struct; the programs deny everything for confined
     /// tasks while it is zero (fail closed).
     pub valid: u32,

@@ -5,7 +5,7 @@ use aya_ebpf::helpers::{
     bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
     generated::{bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns},
 };
-use sandbox_common::{AuditEvent, AuditRate, AuditRateLimit, CgroupPolicy, TOKEN};
+use sandbox_common::{AuditEvent, AuditRate, AuditRateLimit, CgroupPolicy, NetDest, TOKEN};
 
 use crate::{
     maps::{AUDIT_RATE, AUDIT_SUPPRESSED, EVENTS, EVENT_DROPS},
@@ -23,8 +23,27 @@ static AUDIT_RATE_LIMIT: AuditRateLimit = AuditRateLimit {
 /// Longest idle time credited to a bucket: keeps `elapsed * per_second` far from overflow.
 const MAX_CREDIT_NS: u64 = 1_000_000_000_000;
 
+/// Records a decision on a file (or on a task, a BPF command...: `target`).
 #[inline(always)]
 pub fn emit(policy: &CgroupPolicy, hook: u32, action: u32, rule_id: u32, target: &Target) {
+    send(policy, hook, action, rule_id, target, &NetDest::default());
+}
+
+/// Records a decision on a connect or send to `dest`.
+#[inline(always)]
+pub fn emit_net(policy: &CgroupPolicy, hook: u32, action: u32, rule_id: u32, dest: &NetDest) {
+    send(policy, hook, action, rule_id, &Target::default(), dest);
+}
+
+#[inline(always)]
+fn send(
+    policy: &CgroupPolicy,
+    hook: u32,
+    action: u32,
+    rule_id: u32,
+    target: &Target,
+    net: &NetDest,
+) {
     // SAFETY: a plain helper call.
     let now = unsafe { bpf_ktime_get_boot_ns() };
     if !take_token(policy.policy_id, now) {
@@ -53,6 +72,8 @@ pub fn emit(policy: &CgroupPolicy, hook: u32, action: u32, rule_id: u32, target:
         hook,
         action,
         comm: bpf_get_current_comm().unwrap_or_default(),
+        net: *net,
+        _pad: 0,
     });
     entry.submit(0);
 }

@@ -46,17 +46,26 @@ fn decide(policy: &CgroupPolicy, file: *const u8, access: Access) -> (Decision, 
     if off.valid == 0 || file.is_null() {
         return (fail_closed, Target::default());
     }
-    let Ok((target, nlink)) = file_target(&off, file) else {
+    let Ok(inode) = read_ptr(file, off.file_inode) else {
+        return (fail_closed, Target::default());
+    };
+    let Ok(target) = inode_identity(&off, inode) else {
         return (fail_closed, Target::default());
     };
     let (want, allow) = match access {
         Access::Open => (RULE_DENY_READ, 0),
         Access::Exec => {
-            if policy.flags & POLICY_DENY_FILELESS_EXEC != 0 && nlink == 0 {
-                let fileless = Decision::Deny {
-                    rule_id: RULE_ID_FILELESS,
+            if policy.flags & POLICY_DENY_FILELESS_EXEC != 0 {
+                // Only exec decisions need the link count: opens skip this read.
+                let Ok(nlink) = read_at::<u32>(inode, off.inode_nlink) else {
+                    return (fail_closed, target);
                 };
-                return (fileless, target);
+                if nlink == 0 {
+                    let fileless = Decision::Deny {
+                        rule_id: RULE_ID_FILELESS,
+                    };
+                    return (fileless, target);
+                }
             }
             let allow = if policy.flags & POLICY_EXEC_ALLOWLIST != 0 {
                 RULE_ALLOW_EXEC
@@ -75,16 +84,6 @@ fn decide(policy: &CgroupPolicy, file: *const u8, access: Access) -> (Decision, 
     )
 }
 
-/// (kernel dev_t, inode number) of an open file, and its link count.
-#[inline(always)]
-fn file_target(off: &KernelOffsets, file: *const u8) -> Result<(Target, u32), i32> {
-    let inode = read_ptr(file, off.file_inode)?;
-    Ok((
-        inode_identity(off, inode)?,
-        read_at(inode, off.inode_nlink)?,
-    ))
-}
-
 /// (kernel dev_t, inode number) of an open file.
 #[inline(always)]
 pub fn file_identity(off: &KernelOffsets, file: *const u8) -> Result<Target, i32> {
@@ -92,7 +91,7 @@ pub fn file_identity(off: &KernelOffsets, file: *const u8) -> Result<Target, i32
 }
 
 #[inline(always)]
-fn inode_identity(off: &KernelOffsets, inode: *const u8) -> Result<Target, i32> {
+pub fn inode_identity(off: &KernelOffsets, inode: *const u8) -> Result<Target, i32> {
     let sb = read_ptr(inode, off.inode_sb)?;
     Ok(Target {
         dev: read_at(sb, off.sb_dev)?,

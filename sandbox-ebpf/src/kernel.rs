@@ -28,6 +28,10 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     kernfs_node_id: 0,
     sb_magic: 0,
     dentry_flags: 0,
+    msghdr_name: 0,
+    msghdr_namelen: 0,
+    socket_sk: 0,
+    unix_sock_dentry: 0,
     valid: 0,
 };
 

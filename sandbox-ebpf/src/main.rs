@@ -1,4 +1,5 @@
-//! Kernel side of sandbox-agent: BPF LSM programs that decide file opens of confined tasks.
+//! Kernel side of sandbox-agent: BPF LSM programs that decide what confined tasks may open,
+//! execute and connect to.
 #![no_std]
 #![no_main]
 
@@ -10,6 +11,8 @@ mod guard;
 mod hook;
 mod kernel;
 mod maps;
+mod net;
+mod net_rules;
 mod policy;
 mod task;
 mod verdict;

@@ -4,11 +4,11 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{HashMap, LpmTrie, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use sandbox_common::{
-    AuditEvent, AuditRate, CgroupPolicy, InodeKey, NameKey, RuleValue, MAX_CGROUPS,
-    MAX_INODE_RULES, MAX_NAME_RULES,
+    AuditEvent, AuditRate, CgroupPolicy, InodeKey, NameKey, NetKey, NetRules, RuleValue,
+    MAX_CGROUPS, MAX_INODE_RULES, MAX_NAME_RULES, MAX_NET_BINARIES, MAX_NET_RULES,
 };
 
 #[map(name = "CGROUP_POLICY")]
@@ -20,7 +20,19 @@ pub static INODE_RULES: HashMap<InodeKey, RuleValue> = HashMap::pinned(MAX_INODE
 #[map(name = "NAME_RULES")]
 pub static NAME_RULES: HashMap<NameKey, RuleValue> = HashMap::pinned(MAX_NAME_RULES, 0);
 
-/// Room for ~20k events; the daemon drains it continuously.
+/// Network rules by (policy, scope, family, address prefix).
+#[map(name = "NET_RULES")]
+pub static NET_RULES: LpmTrie<NetKey, NetRules> = LpmTrie::pinned(MAX_NET_RULES, 0);
+
+/// Scope of the per-binary network rules of an executable, by its identity.
+#[map(name = "NET_BINARIES")]
+pub static NET_BINARIES: HashMap<InodeKey, u32> = HashMap::pinned(MAX_NET_BINARIES, 0);
+
+/// Scope of the per-binary network rules of an executable created after attach, by its name.
+#[map(name = "NET_BINARY_NAMES")]
+pub static NET_BINARY_NAMES: HashMap<NameKey, u32> = HashMap::pinned(MAX_NET_BINARIES, 0);
+
+/// Room for ~9k events; the daemon drains it continuously.
 #[map(name = "EVENTS")]
 pub static EVENTS: RingBuf = RingBuf::pinned((1 << 20) as u32, 0);
 
@@ -38,4 +50,4 @@ pub static AUDIT_SUPPRESSED: PerCpuHashMap<u32, u64> = PerCpuHashMap::pinned(MAX
 pub static EVENT_DROPS: PerCpuArray<u64> = PerCpuArray::pinned(1, 0);
 
 // Keep the event layout visible to the compiler so size mismatches show at build time.
-const _: () = assert!(core::mem::size_of::<AuditEvent>() == 88);
+const _: () = assert!(core::mem::size_of::<AuditEvent>() == 112);

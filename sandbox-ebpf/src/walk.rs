@@ -227,7 +227,7 @@ fn check_names(walk: &mut Walk, parent_ino: u64) -> Result<Option<u32>, i32> {
 /// Puts the name of `dentry` into `key`: its first `NAME_KEY_PREFIX` bytes, zero padded, copied
 /// with one fixed-size string read (no loop, and no variable length for the verifier to bound).
 #[inline(always)]
-fn fill_name(off: &KernelOffsets, key: &mut NameKey, dentry: *const u8) -> Result<(), i32> {
+pub fn fill_name(off: &KernelOffsets, key: &mut NameKey, dentry: *const u8) -> Result<(), i32> {
     let len: u32 = read_at(dentry, off.dentry_name_len)?;
     let name = read_ptr(dentry, off.dentry_name_ptr)?;
     if len as usize > MAX_NAME_LEN {

@@ -12,9 +12,10 @@ use aya::{
     Btf, Ebpf, EbpfLoader,
 };
 use sandbox_common::{
-    AuditRate, AuditRateLimit, CgroupPolicy, InodeKey, NameKey, RuleValue, GLOBAL_AUDIT_RATE_LIMIT,
-    GLOBAL_OFFSETS, MAP_AUDIT_RATE, MAP_AUDIT_SUPPRESSED, MAP_CGROUP_POLICY, MAP_INODE_RULES,
-    MAP_NAME_RULES,
+    AuditRate, AuditRateLimit, CgroupPolicy, InodeKey, NameKey, NetKey, NetRules, RuleValue,
+    GLOBAL_AUDIT_RATE_LIMIT, GLOBAL_OFFSETS, MAP_AUDIT_RATE, MAP_AUDIT_SUPPRESSED,
+    MAP_CGROUP_POLICY, MAP_INODE_RULES, MAP_NAME_RULES, MAP_NET_BINARIES, MAP_NET_BINARY_NAMES,
+    MAP_NET_RULES,
 };
 
 use super::{support::SupportError, EBPF_OBJECT, PROGRAMS};
@@ -71,7 +72,7 @@ pub fn load(maps_dir: &Path, audit_rate: &AuditRateLimit) -> Result<Ebpf, Suppor
 }
 
 /// (map, key size, value size) this build's programs use.
-const POLICY_MAP_LAYOUT: [(&str, usize, usize); 5] = [
+const POLICY_MAP_LAYOUT: [(&str, usize, usize); 8] = [
     (MAP_AUDIT_RATE, size_of::<u32>(), size_of::<AuditRate>()),
     (MAP_AUDIT_SUPPRESSED, size_of::<u32>(), size_of::<u64>()),
     (
@@ -85,6 +86,14 @@ const POLICY_MAP_LAYOUT: [(&str, usize, usize); 5] = [
         size_of::<RuleValue>(),
     ),
     (MAP_NAME_RULES, size_of::<NameKey>(), size_of::<RuleValue>()),
+    // An LPM trie key is the prefix length (u32) and the data.
+    (
+        MAP_NET_RULES,
+        size_of::<u32>() + size_of::<NetKey>(),
+        size_of::<NetRules>(),
+    ),
+    (MAP_NET_BINARIES, size_of::<InodeKey>(), size_of::<u32>()),
+    (MAP_NET_BINARY_NAMES, size_of::<NameKey>(), size_of::<u32>()),
 ];
 
 /// Refuses policy maps pinned by a build with another layout: reusing them would misread every

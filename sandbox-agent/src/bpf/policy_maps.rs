@@ -3,10 +3,14 @@
 //! map update, then the old generation is removed. A failure before the flip removes what was
 //! written and leaves the previous policy in force.
 
-use aya::maps::{HashMap, Map, MapData};
+use aya::maps::{
+    lpm_trie::{Key, LpmTrie},
+    HashMap, Map, MapData,
+};
 use sandbox_common::{
-    CgroupPolicy, InodeKey, NameKey, RuleValue, MAP_CGROUP_POLICY, MAP_INODE_RULES, MAP_NAME_RULES,
-    MODE_AUDIT, MODE_ENFORCE,
+    CgroupPolicy, InodeKey, NameKey, NetKey, NetRules, RuleValue, MAP_CGROUP_POLICY,
+    MAP_INODE_RULES, MAP_NAME_RULES, MAP_NET_BINARIES, MAP_NET_BINARY_NAMES, MAP_NET_RULES,
+    MODE_AUDIT, MODE_ENFORCE, NET_KEY_FIXED_BITS,
 };
 
 use crate::policy::{CompiledPolicy, Mode};
@@ -23,18 +27,29 @@ pub struct PolicyMaps {
     cgroups: HashMap<MapData, u64, CgroupPolicy>,
     inodes: HashMap<MapData, InodeKey, RuleValue>,
     names: HashMap<MapData, NameKey, RuleValue>,
+    net: LpmTrie<MapData, NetKey, NetRules>,
+    binaries: HashMap<MapData, InodeKey, u32>,
+    binary_names: HashMap<MapData, NameKey, u32>,
     next_policy_id: u32,
 }
 
-fn take<K: aya::Pod, V: aya::Pod>(
+fn take<T: TryFrom<Map, Error = aya::maps::MapError>>(
     ebpf: &mut aya::Ebpf,
     name: &'static str,
-) -> Result<HashMap<MapData, K, V>, MapsError> {
+) -> Result<T, MapsError> {
     let map: Map = ebpf.take_map(name).ok_or(MapsError::Missing(name))?;
-    HashMap::try_from(map).map_err(|e| MapsError::Map {
+    T::try_from(map).map_err(|e| MapsError::Map {
         map: name,
         message: e.to_string(),
     })
+}
+
+/// The error of a failed insert into `map`, which holds at most `capacity` entries.
+fn insert_error(map: &'static str, capacity: u32) -> impl Fn(aya::maps::MapError) -> MapsError {
+    move |e| MapsError::Map {
+        map,
+        message: format!("{e} (map full? it holds {capacity} entries)"),
+    }
 }
 
 impl PolicyMaps {
@@ -43,6 +58,9 @@ impl PolicyMaps {
             cgroups: take(ebpf, MAP_CGROUP_POLICY)?,
             inodes: take(ebpf, MAP_INODE_RULES)?,
             names: take(ebpf, MAP_NAME_RULES)?,
+            net: take(ebpf, MAP_NET_RULES)?,
+            binaries: take(ebpf, MAP_NET_BINARIES)?,
+            binary_names: take(ebpf, MAP_NET_BINARY_NAMES)?,
             next_policy_id: 1,
         };
         // Pinned maps may hold generations written by an earlier daemon: never reuse their ids.
@@ -62,6 +80,12 @@ impl PolicyMaps {
                     .keys()
                     .filter_map(Result::ok)
                     .map(|k| k.policy_id),
+            )
+            .chain(
+                maps.net
+                    .keys()
+                    .filter_map(Result::ok)
+                    .map(|k| k.data().policy_id),
             )
             .max()
             .unwrap_or(0);
@@ -108,7 +132,11 @@ impl PolicyMaps {
         }
         Ok((
             policy_id,
-            policy.inode_rules.len() + policy.name_rules.len(),
+            policy.inode_rules.len()
+                + policy.name_rules.len()
+                + policy.net_rules.len()
+                + policy.net_binaries.len()
+                + policy.net_binary_names.len(),
         ))
     }
 
@@ -129,6 +157,7 @@ impl PolicyMaps {
     }
 
     fn write_rules(&mut self, policy_id: u32, policy: &CompiledPolicy) -> Result<(), MapsError> {
+        use sandbox_common::{MAX_INODE_RULES, MAX_NAME_RULES, MAX_NET_BINARIES, MAX_NET_RULES};
         for (&(dev, ino), value) in &policy.inode_rules {
             let key = InodeKey {
                 policy_id,
@@ -137,25 +166,40 @@ impl PolicyMaps {
             };
             self.inodes
                 .insert(key, *value, 0)
-                .map_err(|e| MapsError::Map {
-                    map: MAP_INODE_RULES,
-                    message: format!(
-                        "{e} (map full? it holds {} rules)",
-                        sandbox_common::MAX_INODE_RULES
-                    ),
-                })?;
+                .map_err(insert_error(MAP_INODE_RULES, MAX_INODE_RULES))?;
         }
         for (k, value) in &policy.name_rules {
             let key = NameKey::new(policy_id, k.parent_dev, k.parent_ino, &k.name);
             self.names
                 .insert(key, *value, 0)
-                .map_err(|e| MapsError::Map {
-                    map: MAP_NAME_RULES,
-                    message: format!(
-                        "{e} (map full? it holds {} rules)",
-                        sandbox_common::MAX_NAME_RULES
-                    ),
-                })?;
+                .map_err(insert_error(MAP_NAME_RULES, MAX_NAME_RULES))?;
+        }
+        for (&(scope, cidr), value) in &policy.net_rules {
+            let data = NetKey {
+                policy_id,
+                scope,
+                family: cidr.family,
+                addr: cidr.addr,
+            };
+            self.net
+                .insert(&Key::new(NET_KEY_FIXED_BITS + cidr.prefix, data), value, 0)
+                .map_err(insert_error(MAP_NET_RULES, MAX_NET_RULES))?;
+        }
+        for (&(dev, ino), scope) in &policy.net_binaries {
+            let key = InodeKey {
+                policy_id,
+                dev,
+                ino,
+            };
+            self.binaries
+                .insert(key, scope, 0)
+                .map_err(insert_error(MAP_NET_BINARIES, MAX_NET_BINARIES))?;
+        }
+        for (k, scope) in &policy.net_binary_names {
+            let key = NameKey::new(policy_id, k.parent_dev, k.parent_ino, &k.name);
+            self.binary_names
+                .insert(key, scope, 0)
+                .map_err(insert_error(MAP_NET_BINARY_NAMES, MAX_NET_BINARIES))?;
         }
         Ok(())
     }
@@ -163,23 +207,31 @@ impl PolicyMaps {
     /// Removes every rule of one generation (best effort: a leftover entry of an unreferenced
     /// generation is inert, because no cgroup points at its id).
     fn remove_rules(&mut self, policy_id: u32) {
-        let inode_keys: Vec<InodeKey> = self
-            .inodes
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|k| k.policy_id == policy_id)
-            .collect();
-        for k in inode_keys {
-            let _ = self.inodes.remove(&k);
+        fn sweep<K: aya::Pod, V: aya::Pod>(
+            map: &mut HashMap<MapData, K, V>,
+            of_policy: impl Fn(&K) -> bool,
+        ) {
+            let keys: Vec<K> = map
+                .keys()
+                .filter_map(Result::ok)
+                .filter(|k| of_policy(k))
+                .collect();
+            for k in keys {
+                let _ = map.remove(&k);
+            }
         }
-        let name_keys: Vec<NameKey> = self
-            .names
+        sweep(&mut self.inodes, |k| k.policy_id == policy_id);
+        sweep(&mut self.names, |k| k.policy_id == policy_id);
+        sweep(&mut self.binaries, |k| k.policy_id == policy_id);
+        sweep(&mut self.binary_names, |k| k.policy_id == policy_id);
+        let net_keys: Vec<Key<NetKey>> = self
+            .net
             .keys()
             .filter_map(Result::ok)
-            .filter(|k| k.policy_id == policy_id)
+            .filter(|k| k.data().policy_id == policy_id)
             .collect();
-        for k in name_keys {
-            let _ = self.names.remove(&k);
+        for k in net_keys {
+            let _ = self.net.remove(&k);
         }
     }
 }

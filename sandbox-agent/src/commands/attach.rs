@@ -6,32 +6,44 @@ use anyhow::{bail, Context as _};
 
 use crate::{
     client,
-    policy::Anchors,
+    policy::{Anchors, Policy},
     protocol::{AttachInfo, Op, Reply},
 };
 
-/// Reads and validates the policy locally (for early, precise errors), then asks the daemon,
-/// which validates again and resolves the paths itself.
+/// A policy file read and validated once, with the text the daemon is sent.
+pub struct PolicySource {
+    pub file: String,
+    pub text: String,
+    pub parsed: Policy,
+}
+
+/// Reads and validates a policy file locally (for early, precise errors) and prints its lints.
+pub fn read_policy(policy: &Path) -> anyhow::Result<PolicySource> {
+    let text = std::fs::read_to_string(policy)
+        .with_context(|| format!("cannot read policy {}", policy.display()))?;
+    let file = policy.display().to_string();
+    let parsed = crate::policy::parse(&file, &text)?;
+    for lint in crate::policy::lint(&file, &text, &parsed) {
+        eprintln!("sandbox-agent: {lint}");
+    }
+    Ok(PolicySource { file, text, parsed })
+}
+
+/// Asks the daemon to attach `source` to `cgroup`; it validates again and resolves the paths
+/// itself.
 pub fn attach(
     socket: &Path,
     cgroup: &Path,
-    policy: &Path,
+    source: &PolicySource,
     anchors: &Anchors,
 ) -> anyhow::Result<AttachInfo> {
-    let text = std::fs::read_to_string(policy)
-        .with_context(|| format!("cannot read policy {}", policy.display()))?;
-    let policy_file = policy.display().to_string();
-    let parsed = crate::policy::parse(&policy_file, &text)?;
-    for lint in crate::policy::lint(&policy_file, &text, &parsed) {
-        eprintln!("sandbox-agent: {lint}");
-    }
     let cgroup = absolute(cgroup)?;
     let reply = client::call(
         socket,
         Op::Attach {
             cgroup,
-            policy_file,
-            policy_yaml: text,
+            policy_file: source.file.clone(),
+            policy_yaml: source.text.clone(),
             home: anchors.home.clone(),
             workspace: anchors.workspace.clone(),
         },

@@ -16,8 +16,18 @@ pub fn check(file: &Path) -> anyhow::Result<bool> {
         Some(list) => format!(", exec allowlist of {}", list.len()),
         None => String::new(),
     };
+    let net = &p.network;
+    let network = format!(
+        "; network: default {:?}, {} allow and {} deny rules, {} binaries, {} unix_deny",
+        net.default,
+        net.allow.len(),
+        net.deny.len(),
+        net.binaries.len(),
+        net.unix_deny.len()
+    )
+    .to_lowercase();
     println!(
-        "{}: ok: policy {:?}, {:?} mode, {} deny_read and {} deny_exec rules{allow}{}",
+        "{}: ok: policy {:?}, {:?} mode, {} deny_read and {} deny_exec rules{allow}{}{network}",
         file.display(),
         p.name,
         p.mode,

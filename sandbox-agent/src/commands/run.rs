@@ -15,7 +15,8 @@ pub const RUN_CGROUP_PARENT: &str = "sandbox-agent";
 
 pub fn run(socket: &Path, policy: &Path, anchors: &Anchors, cmd: &[String]) -> anyhow::Result<i32> {
     let (program, args) = cmd.split_first().context("no command given after --")?;
-    refuse_unexecutable(policy, anchors, program)?;
+    let source = super::attach::read_policy(policy)?;
+    refuse_unexecutable(&source.parsed, anchors, program)?;
     let signals = crate::signals::hold().context("cannot set up signal forwarding")?;
     let parent = Path::new(CGROUP_ROOT).join(RUN_CGROUP_PARENT);
     if !parent.exists() {
@@ -24,7 +25,7 @@ pub fn run(socket: &Path, policy: &Path, anchors: &Anchors, cmd: &[String]) -> a
             .with_context(|| format!("cannot create cgroup {}", parent.display()))?;
     }
     let cgroup = TransientCgroup::create(&parent, &format!("run-{}", std::process::id()))?;
-    let info = super::attach::attach(socket, cgroup.path(), policy, anchors)?;
+    let info = super::attach::attach(socket, cgroup.path(), &source, anchors)?;
     for w in &info.warnings {
         eprintln!("sandbox-agent: warning: {w}");
     }
@@ -54,12 +55,11 @@ pub fn run(socket: &Path, policy: &Path, anchors: &Anchors, cmd: &[String]) -> a
 /// Fails when the policy would stop `program` (or the interpreter it needs) from executing, so
 /// `run` says why up front instead of starting a process whose exec fails. The daemon's compile
 /// at attach time stays the authority; this is the same decision made early.
-fn refuse_unexecutable(policy: &Path, anchors: &Anchors, program: &str) -> anyhow::Result<()> {
-    let parsed = Policy::from_file(policy)?;
+fn refuse_unexecutable(parsed: &Policy, anchors: &Anchors, program: &str) -> anyhow::Result<()> {
     if parsed.deny_exec.is_empty() && parsed.allow_exec.is_none() {
         return Ok(());
     }
-    let compiled = compile_with(&parsed, anchors)?;
+    let compiled = compile_with(parsed, anchors)?;
     let path = which::which(program)
         .with_context(|| format!("cannot find the command {program:?} (searched PATH)"))?;
     check_program(&compiled, &path).with_context(|| {

@@ -349,8 +349,6 @@ impl DaemonState {
         }
     }
 
-    /// What is known about an event's policy and rule ids (nothing for ids no attachment of
-    /// this daemon owns, e.g. a generation just replaced).
     /// Whether `policy_id` is the generation some cgroup is attached to now.
     pub fn is_attached(&self, policy_id: u32) -> bool {
         self.attachments
@@ -358,6 +356,8 @@ impl DaemonState {
             .any(|a| a.info.policy_id == policy_id)
     }
 
+    /// What is known about an event's policy and rule ids (nothing for ids no attachment of
+    /// this daemon owns, e.g. a generation just replaced).
     pub fn describe(&self, policy_id: u32, rule_id: u32) -> audit::Context {
         let Some(a) = self
             .attachments

@@ -18,12 +18,17 @@ use std::{
 };
 
 use sandbox_common::{
-    RuleValue, CHAIN_DEV, MAX_CHAIN, POLICY_DENY_FILELESS_EXEC, POLICY_EXEC_ALLOWLIST,
-    RULE_ALLOW_EXEC, RULE_DENY_EXEC, RULE_DENY_READ, RULE_NAMED_CHILDREN, RULE_PREFIX,
+    NetRules, RuleValue, CHAIN_DEV, MAX_CHAIN, POLICY_DENY_FILELESS_EXEC, POLICY_EXEC_ALLOWLIST,
+    POLICY_NET_BINARIES, POLICY_NET_BINARY_NAMES, POLICY_NET_DEFAULT_DENY, POLICY_NET_RULES,
+    POLICY_UNIX_RULES, RULE_ALLOW_EXEC, RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_UNIX,
+    RULE_NAMED_CHILDREN, RULE_PREFIX,
 };
 use serde::Serialize;
 
-use super::schema::{Anchors, Mode, Policy};
+use super::{
+    net_spec::Cidr,
+    schema::{Anchors, Mode, NetDefault, Policy},
+};
 use crate::identity::{file_id, FileId};
 
 /// (parent directory identity, name of the child).
@@ -55,6 +60,12 @@ pub struct CompiledPolicy {
     pub flags: u32,
     pub inode_rules: BTreeMap<(u32, u64), RuleValue>,
     pub name_rules: BTreeMap<NameRuleKey, RuleValue>,
+    /// `NET_RULES` values by (scope, prefix).
+    pub net_rules: BTreeMap<(u32, Cidr), NetRules>,
+    /// Scope of each per-binary rule set, by executable identity.
+    pub net_binaries: BTreeMap<(u32, u64), u32>,
+    /// ... and by (directory, name) for binaries that do not exist yet.
+    pub net_binary_names: BTreeMap<NameRuleKey, u32>,
     pub rules: Vec<RuleInfo>,
     pub warnings: Vec<String>,
     /// Chain node of each prefix name rule, shared by rules with a common missing prefix.
@@ -131,7 +142,7 @@ impl CompiledPolicy {
 /// records: the first rule that denies does, else the first rule with any meaning (`allow_exec`);
 /// `structural` (a chain or named-children marker) carries no rule of its own.
 fn takes_rule_id(existing: u32, flags: u32, structural: u32) -> bool {
-    const DENY: u32 = RULE_DENY_READ | RULE_DENY_EXEC;
+    const DENY: u32 = RULE_DENY_READ | RULE_DENY_EXEC | RULE_DENY_UNIX;
     let meaningful = |f: u32| f & !structural != 0;
     (existing & DENY == 0 && flags & DENY != 0) || (!meaningful(existing) && meaningful(flags))
 }
@@ -142,6 +153,12 @@ pub enum CompileError {
     Path {
         key: &'static str,
         path: String,
+        message: String,
+    },
+    #[error("{field} {entry:?}: {message}")]
+    Net {
+        field: String,
+        entry: String,
         message: String,
     },
 }
@@ -164,6 +181,7 @@ pub fn compile_with(policy: &Policy, anchors: &Anchors) -> Result<CompiledPolicy
         let flags = match key {
             "deny_exec" => RULE_DENY_EXEC,
             "allow_exec" => RULE_ALLOW_EXEC,
+            "network.unix_deny" => RULE_DENY_UNIX,
             _ => RULE_DENY_READ,
         };
         for entry in list {
@@ -185,11 +203,27 @@ pub fn compile_with(policy: &Policy, anchors: &Anchors) -> Result<CompiledPolicy
             });
         }
     }
+    super::net_compile::compile_network(policy, anchors, &mut out)?;
+    for (present, flag) in [
+        (!out.net_rules.is_empty(), POLICY_NET_RULES),
+        (!out.net_binaries.is_empty(), POLICY_NET_BINARIES),
+        (!out.net_binary_names.is_empty(), POLICY_NET_BINARY_NAMES),
+    ] {
+        if present {
+            out.flags |= flag;
+        }
+    }
     Ok(out)
 }
 
 fn policy_flags(policy: &Policy) -> u32 {
     let mut flags = 0;
+    if policy.network.default == NetDefault::Deny {
+        flags |= POLICY_NET_DEFAULT_DENY;
+    }
+    if !policy.network.unix_deny.is_empty() {
+        flags |= POLICY_UNIX_RULES;
+    }
     if policy.allow_exec.is_some() {
         flags |= POLICY_EXEC_ALLOWLIST;
     }

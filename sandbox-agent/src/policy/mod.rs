@@ -1,12 +1,16 @@
 //! Policy files: parsing and validation (`schema`), compilation of rules to inode-identity
-//! map entries (`compile`), and the exec decision for a command before it starts (`exec_check`).
+//! map entries (`compile`), the `network` section
+//! (`net_spec`, `net_compile`), and the exec decision for a command before it starts
+//! (`exec_check`).
 
 mod compile;
 mod exec_check;
 mod lint;
+mod net_compile;
+pub mod net_spec;
 mod schema;
 
 pub use compile::{compile, compile_with, CompiledPolicy, NameRuleKey, RuleInfo};
 pub use exec_check::{check_program, ExecRefusal};
 pub use lint::lint;
-pub use schema::{parse, Anchors, Mode, Policy, PolicyError, WORKSPACE};
+pub use schema::{parse, Anchors, Mode, NetDefault, Policy, PolicyError, WORKSPACE};

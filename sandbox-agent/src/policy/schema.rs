@@ -36,16 +36,90 @@ pub struct Policy {
     /// Deny executing files that have no link: memfd, O_TMPFILE, deleted binaries.
     #[serde(default)]
     pub deny_fileless_exec: bool,
+    /// Egress rules: IP destinations, per-binary rules, Unix sockets.
+    #[serde(default)]
+    pub network: Network,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetDefault {
+    /// Destinations no rule names may be reached.
+    #[default]
+    Allow,
+    /// Only destinations an `allow` rule names may be reached.
+    Deny,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    #[serde(default)]
+    pub default: NetDefault,
+    /// Destinations (`net_spec` forms) any confined program may reach.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Destinations no confined program may reach (deny beats allow at equal prefix length).
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Rules that apply only to one program, identified by its executable's inode; checked
+    /// before the rules above, which still apply when none of its own matches.
+    #[serde(default)]
+    pub binaries: Vec<BinaryRules>,
+    /// Unix socket files (or directories of them) no confined program may connect or send to.
+    #[serde(default)]
+    pub unix_deny: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BinaryRules {
+    pub path: String,
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub deny: Vec<String>,
 }
 
 impl Policy {
     /// Every path list with its key, in file order of the keys' meaning.
-    pub fn path_lists(&self) -> [(&'static str, &[String]); 3] {
+    pub fn path_lists(&self) -> [(&'static str, &[String]); 4] {
         [
             ("deny_read", &self.deny_read),
             ("deny_exec", &self.deny_exec),
             ("allow_exec", self.allow_exec.as_deref().unwrap_or_default()),
+            ("network.unix_deny", &self.network.unix_deny),
         ]
+    }
+
+    /// Every network destination list: (field, whether it allows, scope, entries); scope 0 is
+    /// every program, n the program of `binaries[n - 1]`.
+    pub fn net_lists(&self) -> Vec<(String, bool, u32, &[String])> {
+        let mut out = vec![
+            (
+                "network.allow".to_string(),
+                true,
+                0,
+                &self.network.allow[..],
+            ),
+            ("network.deny".to_string(), false, 0, &self.network.deny[..]),
+        ];
+        for (i, b) in self.network.binaries.iter().enumerate() {
+            let scope = i as u32 + 1;
+            out.push((
+                format!("network.binaries[{i}].allow"),
+                true,
+                scope,
+                &b.allow[..],
+            ));
+            out.push((
+                format!("network.binaries[{i}].deny"),
+                false,
+                scope,
+                &b.deny[..],
+            ));
+        }
+        out
     }
 }
 
@@ -120,8 +194,10 @@ fn field_in_message(message: &str) -> Option<String> {
         .filter(|p| !p.contains(' '))
 }
 
-/// Line (1-based) where a top-level key is written.
+/// Line (1-based) where a key is written (`network.allow`: the first `allow:` key).
 pub(super) fn field_line(text: &str, field: &str) -> Option<usize> {
+    let field = field.rsplit('.').next().unwrap_or(field);
+    let field = field.split('[').next().unwrap_or(field);
     text.lines()
         .position(|l| l.trim_start().starts_with(&format!("{field}:")))
         .map(|i| i + 1)
@@ -178,6 +254,28 @@ fn validate(file: &str, text: &str, policy: &Policy) -> Result<(), PolicyError> 
             if list[..i].contains(entry) {
                 return Err(err(line, &field, format!("{entry:?} is listed twice")));
             }
+        }
+    }
+    for (key, _, _, list) in policy.net_lists() {
+        for (i, entry) in list.iter().enumerate() {
+            let field = format!("{key}[{i}]");
+            let line = item_line(text, &key, entry);
+            super::net_spec::parse(entry).map_err(|m| err(line, &field, m))?;
+            if list[..i].contains(entry) {
+                return Err(err(line, &field, format!("{entry:?} is listed twice")));
+            }
+        }
+    }
+    for (i, b) in policy.network.binaries.iter().enumerate() {
+        let field = format!("network.binaries[{i}].path");
+        let line = item_line(text, "path", &b.path);
+        check_path(&b.path).map_err(|m| err(line, &field, m))?;
+        if let Some(j) = policy.network.binaries[..i]
+            .iter()
+            .position(|o| o.path == b.path)
+        {
+            let message = format!("{:?} already has rules in binaries[{j}]", b.path);
+            return Err(err(line, &field, message));
         }
     }
     Ok(())

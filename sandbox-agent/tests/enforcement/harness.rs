@@ -162,7 +162,17 @@ pub fn exec_code(probed: Result<String, i32>) -> Result<i32, i32> {
 /// Runs a python3 `script` that prints `OK:<text>` or `ERR:<errno>`, inside `cgroup` or, with
 /// None, outside any confined cgroup.
 pub fn probe(cgroup: Option<&Cgroup>, script: &str, args: &[&str]) -> Result<String, i32> {
-    let mut argv = vec!["python3", "-c", script];
+    probe_with(cgroup, "python3", script, args)
+}
+
+/// `probe` run by the python interpreter at `python` (a copy, a symlink...).
+pub fn probe_with(
+    cgroup: Option<&Cgroup>,
+    python: &str,
+    script: &str,
+    args: &[&str],
+) -> Result<String, i32> {
+    let mut argv = vec![python, "-c", script];
     argv.extend_from_slice(args);
     let out = match cgroup {
         Some(cg) => cg.run(&argv),

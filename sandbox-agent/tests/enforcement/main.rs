@@ -14,6 +14,7 @@ mod deny_read;
 mod escape;
 mod exec_loaders;
 mod lifecycle;
+mod network;
 mod no_bpf_lsm;
 mod persistence;
 mod run_command;

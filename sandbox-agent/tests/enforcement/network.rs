@@ -1,0 +1,395 @@
+//! Network egress: IPv4/IPv6 CIDR and port rules on connect and on unconnected sends, rules of
+//! one program by its executable's identity, and Unix sockets by their socket file's inode.
+//! Every destination is inside the VM: loopback, and a veth pair.
+
+use std::{
+    net::{TcpListener, UdpSocket},
+    os::unix::net::{UnixDatagram, UnixListener},
+    path::Path,
+    process::Command,
+    sync::OnceLock,
+    time::Duration,
+};
+
+use crate::harness::*;
+
+/// Tries to reach a destination from a python3 process: prints OK:<what happened> or
+/// ERR:<errno>. Kinds: tcp HOST PORT, udp HOST PORT (sendto without connect), unix PATH,
+/// unix-dgram PATH.
+const NET_SCRIPT: &str = r#"
+import socket, sys
+kind = sys.argv[1]
+try:
+    if kind in ("tcp", "udp"):
+        host, port = sys.argv[2], int(sys.argv[3])
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        s = socket.socket(family, socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM)
+        s.settimeout(10)
+        if kind == "tcp":
+            s.connect((host, port))
+            print("OK:connected", end="")
+        else:
+            s.sendto(b"datagram", (host, port))
+            print("OK:sent", end="")
+    elif kind == "unix":
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(sys.argv[2])
+        print("OK:connected", end="")
+    else:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.sendto(b"datagram", sys.argv[2])
+        print("OK:sent", end="")
+except OSError as e:
+    print("ERR:%d" % e.errno, end="")
+"#;
+
+fn tcp(cg: Option<&Cgroup>, host: &str, port: u16) -> Result<String, i32> {
+    probe(cg, NET_SCRIPT, &["tcp", host, &port.to_string()])
+}
+
+fn udp(cg: Option<&Cgroup>, host: &str, port: u16) -> Result<String, i32> {
+    probe(cg, NET_SCRIPT, &["udp", host, &port.to_string()])
+}
+
+fn unix(cg: Option<&Cgroup>, kind: &str, path: &Path) -> Result<String, i32> {
+    probe(cg, NET_SCRIPT, &[kind, path.to_str().unwrap()])
+}
+
+const CONNECTED: Result<&str, i32> = Ok("connected");
+
+/// A TCP listener on `host` (the kernel completes handshakes without accept()).
+fn listen(host: &str) -> (TcpListener, u16) {
+    let l = TcpListener::bind((host, 0)).unwrap_or_else(|e| panic!("listen on {host}: {e}"));
+    let port = l.local_addr().unwrap().port();
+    (l, port)
+}
+
+/// The VM-local end of a veth pair: 10.99.0.2 (the peer holds 10.99.0.1); both ends up.
+fn veth_address() -> &'static str {
+    static VETH: OnceLock<()> = OnceLock::new();
+    VETH.get_or_init(|| {
+        for args in [
+            "link add sa-veth0 type veth peer name sa-veth1",
+            "addr add 10.99.0.1/24 dev sa-veth0",
+            "addr add 10.99.0.2/24 dev sa-veth1",
+            "link set sa-veth0 up",
+            "link set sa-veth1 up",
+        ] {
+            let out = Command::new("ip").args(args.split(' ')).output().unwrap();
+            assert!(out.status.success(), "ip {args}: {}", stderr(&out));
+        }
+    });
+    "10.99.0.2"
+}
+
+/// A cgroup confined by a policy whose body is `body`.
+fn confined_by(name: &str, home: &Path, body: &str) -> Cgroup {
+    let cg = Cgroup::new(name);
+    attach(&cg, &policy_file(home, name, body), home);
+    cg
+}
+
+#[test]
+fn denied_addresses_and_ports_are_refused_and_the_rest_connect() {
+    let home = fixture_dir("net-deny");
+    let veth = veth_address();
+    let (_a, open_port) = listen("127.0.0.1");
+    let (_b, denied_port) = listen("127.0.0.1");
+    let (_c, other_host_port) = listen("127.0.0.2");
+    let (_d, veth_open) = listen(veth);
+    let (_e, veth_denied) = listen(veth);
+    let cg = confined_by(
+        "net-deny",
+        &home,
+        &format!(
+            "network:\n  deny:\n    - \"127.0.0.1:{denied_port}\"\n    - 127.0.0.2\n    \
+             - \"10.99.0.0/24:{veth_denied}\"\n"
+        ),
+    );
+
+    assert_eq!(tcp(Some(&cg), "127.0.0.1", denied_port), Err(EPERM));
+    assert_eq!(tcp(Some(&cg), "127.0.0.2", other_host_port), Err(EPERM));
+    assert_eq!(tcp(Some(&cg), veth, veth_denied), Err(EPERM));
+    assert_eq!(tcp(Some(&cg), "127.0.0.1", open_port).as_deref(), CONNECTED);
+    assert_eq!(tcp(Some(&cg), veth, veth_open).as_deref(), CONNECTED);
+    // Outside the cgroup nothing changes.
+    assert_eq!(tcp(None, "127.0.0.1", denied_port).as_deref(), CONNECTED);
+    assert_eq!(tcp(None, veth, veth_denied).as_deref(), CONNECTED);
+}
+
+#[test]
+fn ipv6_is_decided_and_a_v4_mapped_address_is_its_ipv4_host() {
+    let home = fixture_dir("net-v6");
+    let (_a, v6_denied) = listen("::1");
+    let (_b, v6_open) = listen("::1");
+    let (_c, v4_denied) = listen("127.0.0.1");
+    let cg = confined_by(
+        "net-v6",
+        &home,
+        &format!(
+            "network:\n  deny:\n    - \"[::1]:{v6_denied}\"\n    - \"127.0.0.1:{v4_denied}\"\n"
+        ),
+    );
+
+    assert_eq!(tcp(Some(&cg), "::1", v6_denied), Err(EPERM));
+    assert_eq!(tcp(Some(&cg), "::1", v6_open).as_deref(), CONNECTED);
+    // An IPv6 socket reaching the IPv4 listener through ::ffff:127.0.0.1.
+    assert_eq!(tcp(Some(&cg), "::ffff:127.0.0.1", v4_denied), Err(EPERM));
+    assert_eq!(
+        tcp(None, "::ffff:127.0.0.1", v4_denied).as_deref(),
+        CONNECTED
+    );
+}
+
+#[test]
+fn udp_sendto_without_connect_is_decided_for_each_datagram() {
+    let home = fixture_dir("net-udp");
+    let open = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let denied = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (open_port, denied_port) = (
+        open.local_addr().unwrap().port(),
+        denied.local_addr().unwrap().port(),
+    );
+    let cg = confined_by(
+        "net-udp",
+        &home,
+        &format!("network:\n  deny: [\"127.0.0.1:{denied_port}\"]\n"),
+    );
+
+    assert_eq!(udp(Some(&cg), "127.0.0.1", denied_port), Err(EPERM));
+    assert_eq!(
+        udp(Some(&cg), "127.0.0.1", open_port).as_deref(),
+        Ok("sent")
+    );
+    let mut buf = [0u8; 64];
+    open.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (n, _) = open
+        .recv_from(&mut buf)
+        .expect("the allowed datagram arrives");
+    assert_eq!(&buf[..n], b"datagram");
+    denied.set_nonblocking(true).unwrap();
+    assert!(
+        denied.recv_from(&mut buf).is_err(),
+        "the denied datagram must not arrive"
+    );
+}
+
+#[test]
+fn default_deny_reaches_only_the_allowlist_and_the_longest_prefix_wins() {
+    let home = fixture_dir("net-default");
+    let veth = veth_address();
+    let (_a, port) = listen("127.0.0.1");
+    let (_b, port2) = listen("127.0.0.2");
+    let (_c, port6) = listen("::1");
+    let (_d, veth_port) = listen(veth);
+    let cg = confined_by(
+        "net-default",
+        &home,
+        "network:\n  default: deny\n  allow: [127.0.0.0/8]\n  deny: [127.0.0.2/32]\n",
+    );
+
+    assert_eq!(tcp(Some(&cg), "127.0.0.1", port).as_deref(), CONNECTED);
+    assert_eq!(
+        tcp(Some(&cg), "127.0.0.2", port2),
+        Err(EPERM),
+        "/32 beats /8"
+    );
+    assert_eq!(
+        tcp(Some(&cg), "::1", port6),
+        Err(EPERM),
+        "not allowed: default"
+    );
+    assert_eq!(
+        tcp(Some(&cg), veth, veth_port),
+        Err(EPERM),
+        "not allowed: default"
+    );
+    assert_eq!(udp(Some(&cg), veth, veth_port), Err(EPERM));
+}
+
+#[test]
+fn a_binary_rule_follows_the_executable_through_a_symlink_but_not_to_a_copy() {
+    let home = fixture_dir("net-binary");
+    let (_a, port) = listen("127.0.0.1");
+    let (_b, other_port) = listen("127.0.0.1");
+    // The policy names python3 by a symlink; the kernel runs the file it points to.
+    let link = home.join("py-link");
+    std::os::unix::fs::symlink("/usr/bin/python3", &link).unwrap();
+    let copy = home.join("python-copy");
+    std::fs::copy(std::fs::canonicalize("/usr/bin/python3").unwrap(), &copy).unwrap();
+    let cg = confined_by(
+        "net-binary",
+        &home,
+        &format!(
+            "network:\n  default: deny\n  binaries:\n    - path: {}\n      allow: [\"127.0.0.1:{port}\"]\n",
+            link.display()
+        ),
+    );
+
+    assert_eq!(tcp(Some(&cg), "127.0.0.1", port).as_deref(), CONNECTED);
+    assert_eq!(tcp(Some(&cg), "127.0.0.1", other_port), Err(EPERM));
+    let by_copy = probe_with(
+        Some(&cg),
+        copy.to_str().unwrap(),
+        NET_SCRIPT,
+        &["tcp", "127.0.0.1", &port.to_string()],
+    );
+    assert_eq!(
+        by_copy,
+        Err(EPERM),
+        "a copy of the binary is another program"
+    );
+    let url = format!("http://127.0.0.1:{port}/");
+    let curl = cg.run(&["curl", "-sS", "--max-time", "10", &url]);
+    assert!(!curl.status.success(), "curl must not connect");
+    let denied: Vec<_> = audit_lines()
+        .into_iter()
+        .filter(|r| r["comm"] == "curl" && r["target"]["address"] == format!("127.0.0.1:{port}"))
+        .collect();
+    assert_eq!(
+        denied.len(),
+        1,
+        "curl's connect is denied and recorded: {denied:?}"
+    );
+}
+
+#[test]
+fn a_binary_that_appears_after_attach_gets_its_rules_once_it_exists() {
+    let home = fixture_dir("net-later");
+    let (_a, port) = listen("127.0.0.1");
+    let later = home.join("bin/agent-python");
+    std::fs::create_dir_all(later.parent().unwrap()).unwrap();
+    let cg = Cgroup::new("net-later");
+    let policy = policy_file(
+        &home,
+        "net-later",
+        &format!(
+            "network:\n  default: deny\n  binaries:\n    - path: {}\n      allow: [\"127.0.0.1:{port}\"]\n",
+            later.display()
+        ),
+    );
+    let out = attach(&cg, &policy, &home);
+    assert!(
+        stderr(&out).contains("its rules apply once it is created")
+            || stdout(&out).contains("its rules apply once it is created"),
+        "attach warns about the missing binary: {} {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(tcp(Some(&cg), "127.0.0.1", port), Err(EPERM));
+
+    std::fs::copy(std::fs::canonicalize("/usr/bin/python3").unwrap(), &later).unwrap();
+    let by_new_binary = probe_with(
+        Some(&cg),
+        later.to_str().unwrap(),
+        NET_SCRIPT,
+        &["tcp", "127.0.0.1", &port.to_string()],
+    );
+    assert_eq!(by_new_binary.as_deref(), CONNECTED);
+}
+
+#[test]
+fn unix_sockets_are_denied_by_inode_whatever_path_reaches_them() {
+    let home = fixture_dir("net-unix");
+    let dir = home.join("sockets");
+    std::fs::create_dir_all(&dir).unwrap();
+    let stream = dir.join("daemon.sock");
+    let dgram = dir.join("log.sock");
+    let open = dir.join("open.sock");
+    let _l = UnixListener::bind(&stream).unwrap();
+    let _d = UnixDatagram::bind(&dgram).unwrap();
+    let _o = UnixListener::bind(&open).unwrap();
+    let alias = home.join("alias.sock");
+    std::os::unix::fs::symlink(&stream, &alias).unwrap();
+    let cg = confined_by(
+        "net-unix",
+        &home,
+        &format!(
+            "network:\n  unix_deny:\n    - {}\n    - {}\n",
+            stream.display(),
+            dgram.display()
+        ),
+    );
+
+    assert_eq!(unix(Some(&cg), "unix", &stream), Err(EPERM));
+    assert_eq!(
+        unix(Some(&cg), "unix", &alias),
+        Err(EPERM),
+        "through a symlink"
+    );
+    assert_eq!(unix(Some(&cg), "unix-dgram", &dgram), Err(EPERM));
+    assert_eq!(unix(Some(&cg), "unix", &open).as_deref(), CONNECTED);
+    assert_eq!(unix(None, "unix", &alias).as_deref(), CONNECTED);
+    let record = records_for(ino(&stream), 2);
+    assert_eq!(record.len(), 2, "both connects are recorded: {record:?}");
+    assert_eq!(record[0]["hook"], "unix_stream_connect");
+}
+
+#[test]
+fn a_denied_connect_is_one_audit_event_naming_the_destination_and_rule() {
+    let home = fixture_dir("net-audit");
+    let (_a, port) = listen("127.0.0.1");
+    let cg = confined_by(
+        "net-audit",
+        &home,
+        &format!("network:\n  deny: [\"127.0.0.1:{port}\"]\n"),
+    );
+
+    assert_eq!(tcp(Some(&cg), "127.0.0.1", port), Err(EPERM));
+
+    let address = format!("127.0.0.1:{port}");
+    let mut found = Vec::new();
+    for _ in 0..50 {
+        found = audit_lines()
+            .into_iter()
+            .filter(|r| r["target"]["address"] == address.as_str())
+            .collect();
+        if !found.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
+    let r = &found[0];
+    assert_eq!(r["action"], "deny");
+    assert_eq!(r["hook"], "socket_connect");
+    assert_eq!(r["comm"], "python3");
+    assert_eq!(r["policy"], "net-audit");
+    assert_eq!(r["rule"], format!("network.deny 127.0.0.1:{port}"));
+    assert!(r["exe"]["ino"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn an_invalid_network_rule_names_file_line_and_field_and_attaches_nothing() {
+    let home = fixture_dir("net-bad");
+    let (_a, port) = listen("127.0.0.1");
+    let cg = confined_by(
+        "net-bad",
+        &home,
+        &format!("network:\n  deny: [\"127.0.0.1:{port}\"]\n"),
+    );
+    let bad = policy_file(
+        &home,
+        "net-bad-cidr",
+        "network:\n  deny:\n    - 10.0.0.0/8\n    - 10.0.0.1/33\n",
+    );
+    assert_refused(
+        &try_attach(&cg.path, &bad, Some(&home)),
+        "net-bad-cidr.yaml:5: network.deny[1]",
+    );
+    let bad_port = policy_file(
+        &home,
+        "net-bad-port",
+        "network:\n  allow:\n    - \"0.0.0.0/0:70000\"\n",
+    );
+    assert_refused(
+        &try_attach(&cg.path, &bad_port, Some(&home)),
+        "net-bad-port.yaml:4: network.allow[0]",
+    );
+    assert_eq!(
+        tcp(Some(&cg), "127.0.0.1", port),
+        Err(EPERM),
+        "the previous policy stays"
+    );
+}

@@ -1,0 +1,129 @@
+//! Network egress: `socket_connect` and `socket_sendmsg` (an unconnected send names its
+//! destination: UDP sendto, TCP fast open) decide IPv4/IPv6 destinations by the policy's
+//! `network` rules; `unix_stream_connect` and `unix_may_send` decide Unix sockets by the
+//! identity of their socket file, whatever path alias was used to reach it.
+
+use aya_ebpf::{macros::lsm, programs::LsmContext};
+use sandbox_common::{
+    HOOK_SOCKET_CONNECT, HOOK_SOCKET_SENDMSG, HOOK_UNIX_MAY_SEND, HOOK_UNIX_STREAM_CONNECT,
+    POLICY_UNIX_RULES, RULE_DENY_UNIX, RULE_ID_FAIL_CLOSED,
+};
+
+use crate::{
+    audit,
+    file_check::inode_identity,
+    hook::earlier_denial,
+    kernel::{offsets, read_at, read_ptr},
+    net_rules::{decide_address, has_net_rules, Via},
+    policy::current_policy,
+    verdict::{apply, Decision},
+    walk::{check_dentry, Target},
+};
+
+#[lsm(hook = "socket_connect")]
+pub fn socket_connect(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, socket_connect, struct socket *sock, struct sockaddr *address,
+    //          int addrlen)
+    if let Some(denied) = earlier_denial(&ctx, 3) {
+        return denied;
+    }
+    verdict_on_address(ctx.arg(1), ctx.arg(2), Via::Connect, HOOK_SOCKET_CONNECT)
+}
+
+#[lsm(hook = "socket_sendmsg")]
+pub fn socket_sendmsg(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, socket_sendmsg, struct socket *sock, struct msghdr *msg, int size)
+    if let Some(denied) = earlier_denial(&ctx, 3) {
+        return denied;
+    }
+    // Runs on every send: a send without an address goes where connect already decided.
+    let off = offsets();
+    let msg: *const u8 = ctx.arg(1);
+    let (name, len) = match read_at::<*const u8>(msg, off.msghdr_name) {
+        Ok(name) if name.is_null() => return 0,
+        Ok(name) => (name, read_at::<i32>(msg, off.msghdr_namelen).unwrap_or(0)),
+        // Unreadable: fails closed below for confined tasks.
+        Err(_) => (core::ptr::null(), 0),
+    };
+    verdict_on_address(name, len, Via::Send, HOOK_SOCKET_SENDMSG)
+}
+
+#[inline(always)]
+fn verdict_on_address(addr: *const u8, len: i32, via: Via, hook: u32) -> i32 {
+    let Some(policy) = current_policy() else {
+        return 0;
+    };
+    if !has_net_rules(&policy) {
+        return 0;
+    }
+    let (decision, dest) = decide_address(&policy, addr, len, via);
+    let (ret, action) = apply(&policy, &decision);
+    if let (Some(action), Decision::Deny { rule_id }) = (action, &decision) {
+        audit::emit_net(&policy, hook, action, *rule_id, &dest);
+    }
+    ret
+}
+
+#[lsm(hook = "unix_stream_connect")]
+pub fn unix_stream_connect(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, unix_stream_connect, struct sock *sock, struct sock *other,
+    //          struct sock *newsk)
+    if let Some(denied) = earlier_denial(&ctx, 3) {
+        return denied;
+    }
+    verdict_on_unix(ctx.arg(1), HOOK_UNIX_STREAM_CONNECT)
+}
+
+#[lsm(hook = "unix_may_send")]
+pub fn unix_may_send(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, unix_may_send, struct socket *sock, struct socket *other)
+    if let Some(denied) = earlier_denial(&ctx, 2) {
+        return denied;
+    }
+    let other: *const u8 = ctx.arg(1);
+    let sk = read_ptr(other, offsets().socket_sk).unwrap_or(core::ptr::null());
+    verdict_on_unix(sk, HOOK_UNIX_MAY_SEND)
+}
+
+/// Decides a connect or send to the Unix socket `sk` (a `struct unix_sock`): by the socket file
+/// it is bound to, and the directories above it.
+#[inline(always)]
+fn verdict_on_unix(sk: *const u8, hook: u32) -> i32 {
+    let Some(policy) = current_policy() else {
+        return 0;
+    };
+    if policy.flags & POLICY_UNIX_RULES == 0 {
+        return 0;
+    }
+    let (decision, target) = decide_unix(policy.policy_id, sk);
+    let (ret, action) = apply(&policy, &decision);
+    if let (Some(action), Decision::Deny { rule_id }) = (action, &decision) {
+        audit::emit(&policy, hook, action, *rule_id, &target);
+    }
+    ret
+}
+
+#[inline(always)]
+fn decide_unix(policy_id: u32, sk: *const u8) -> (Decision, Target) {
+    let fail_closed = Decision::Deny {
+        rule_id: RULE_ID_FAIL_CLOSED,
+    };
+    let off = offsets();
+    if off.valid == 0 || sk.is_null() {
+        return (fail_closed, Target::default());
+    }
+    let dentry = match read_at::<*const u8>(sk, off.unix_sock_dentry) {
+        // An abstract or unbound socket has no file: no path rule can name it.
+        Ok(d) if d.is_null() => return (Decision::Allow, Target::default()),
+        Ok(d) => d,
+        Err(_) => return (fail_closed, Target::default()),
+    };
+    let Ok(target) = read_ptr(dentry, off.dentry_inode).and_then(|i| inode_identity(&off, i))
+    else {
+        return (fail_closed, Target::default());
+    };
+    (
+        check_dentry(&off, policy_id, target.dev, dentry, RULE_DENY_UNIX, 0),
+        target,
+    )
+}

@@ -1,0 +1,224 @@
+//! The network decision: which rules apply to the current program (its own, by executable
+//! identity, then the policy's), and what they say about a destination address and port.
+
+use aya_ebpf::maps::lpm_trie::Key;
+use sandbox_common::{
+    CgroupPolicy, InodeKey, KernelOffsets, NameKey, NetDest, NetKey, NAME_KEY_LEN, NET_ALLOW,
+    NET_FAMILY_V4, NET_FAMILY_V6, NET_KEY_FIXED_BITS, NET_MAX_PORT_RULES, POLICY_NET_BINARIES,
+    POLICY_NET_BINARY_NAMES, POLICY_NET_DEFAULT_DENY, POLICY_NET_RULES, RULE_ID_FAIL_CLOSED,
+    RULE_ID_NET_DEFAULT,
+};
+
+use crate::{
+    file_check::inode_identity,
+    kernel::{offsets, read_at, read_ptr},
+    maps::{NET_BINARIES, NET_BINARY_NAMES, NET_RULES},
+    verdict::Decision,
+    walk::fill_name,
+};
+
+const AF_UNSPEC: u16 = 0;
+const AF_UNIX: u16 = 1;
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+const AF_NETLINK: u16 = 16;
+
+/// sizeof(struct sockaddr_in) and sizeof(struct sockaddr_in6).
+const SOCKADDR_IN_LEN: i32 = 16;
+const SOCKADDR_IN6_LEN: i32 = 24;
+
+/// Whether `policy` has anything to say about network destinations.
+#[inline(always)]
+pub fn has_net_rules(policy: &CgroupPolicy) -> bool {
+    policy.flags & (POLICY_NET_RULES | POLICY_NET_DEFAULT_DENY) != 0
+}
+
+/// How a hook got the address.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// connect(2): AF_UNSPEC disconnects a socket.
+    Connect,
+    /// sendto/sendmsg: UDP on IPv4 sends an AF_UNSPEC address to its sin_addr.
+    Send,
+}
+
+/// Decision on a connect or send to the kernel copy of a sockaddr (`addr`, `len` bytes).
+#[inline(always)]
+pub fn decide_address(
+    policy: &CgroupPolicy,
+    addr: *const u8,
+    len: i32,
+    via: Via,
+) -> (Decision, NetDest) {
+    let fail_closed = Decision::Deny {
+        rule_id: RULE_ID_FAIL_CLOSED,
+    };
+    let mut dest = NetDest::default();
+    let Ok(family) = read_at::<u16>(addr, 0) else {
+        return (fail_closed, dest);
+    };
+    let v4 = match family {
+        AF_INET => true,
+        AF_UNSPEC if via == Via::Send => true,
+        AF_INET6 => false,
+        // A disconnect, a Unix socket (decided by the unix_* hooks) or the kernel itself.
+        AF_UNSPEC | AF_UNIX | AF_NETLINK => return (Decision::Allow, dest),
+        // Any other family reaches no address these rules can name: it is only allowed when
+        // the policy allows by default.
+        _ if policy.flags & POLICY_NET_DEFAULT_DENY != 0 => {
+            let default = Decision::Deny {
+                rule_id: RULE_ID_NET_DEFAULT,
+            };
+            return (default, dest);
+        }
+        _ => return (Decision::Allow, dest),
+    };
+    if read_dest(addr, len, v4, &mut dest).is_err() {
+        return (fail_closed, dest);
+    }
+    (decide_dest(policy, &dest), dest)
+}
+
+/// Fills `dest` from a sockaddr_in (`v4`) or sockaddr_in6; a v4-mapped IPv6 address (which
+/// reaches the IPv4 host) is decided as that IPv4 address.
+#[inline(always)]
+fn read_dest(addr: *const u8, len: i32, v4: bool, dest: &mut NetDest) -> Result<(), i32> {
+    // sin_port and sin6_port are both at offset 2, in network byte order.
+    dest.port = u16::from_be(read_at::<u16>(addr, 2)?);
+    if v4 {
+        if len < SOCKADDR_IN_LEN {
+            return Err(-1);
+        }
+        let a: [u8; 4] = read_at(addr, 4)?;
+        dest.addr[..4].copy_from_slice(&a);
+        dest.family = NET_FAMILY_V4 as u16;
+        return Ok(());
+    }
+    if len < SOCKADDR_IN6_LEN {
+        return Err(-1);
+    }
+    let a: [u8; 16] = read_at(addr, 8)?;
+    let mapped = a[..10].iter().all(|&b| b == 0) && a[10] == 0xff && a[11] == 0xff;
+    if mapped {
+        dest.addr[..4].copy_from_slice(&a[12..]);
+        dest.family = NET_FAMILY_V4 as u16;
+    } else {
+        dest.addr = a;
+        dest.family = NET_FAMILY_V6 as u16;
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn decide_dest(policy: &CgroupPolicy, dest: &NetDest) -> Decision {
+    if policy.flags & POLICY_NET_RULES != 0 {
+        let scope = binary_scope(policy);
+        if scope != 0 {
+            if let Some(d) = lookup(policy.policy_id, scope, dest) {
+                return d;
+            }
+        }
+        if let Some(d) = lookup(policy.policy_id, 0, dest) {
+            return d;
+        }
+    }
+    if policy.flags & POLICY_NET_DEFAULT_DENY != 0 {
+        return Decision::Deny {
+            rule_id: RULE_ID_NET_DEFAULT,
+        };
+    }
+    Decision::Allow
+}
+
+/// The first port rule of the longest prefix holding `dest` in `scope` that covers its port.
+#[inline(always)]
+fn lookup(policy_id: u32, scope: u32, dest: &NetDest) -> Option<Decision> {
+    let bits = if dest.family == NET_FAMILY_V4 as u16 {
+        32
+    } else {
+        128
+    };
+    let key = Key::new(
+        NET_KEY_FIXED_BITS + bits,
+        NetKey {
+            policy_id,
+            scope,
+            family: dest.family as u32,
+            addr: dest.addr,
+        },
+    );
+    let rules = NET_RULES.get(&key)?;
+    for i in 0..NET_MAX_PORT_RULES {
+        if i as u32 >= rules.count {
+            break;
+        }
+        let r = &rules.rules[i];
+        if r.port_lo <= dest.port && dest.port <= r.port_hi {
+            return Some(if r.action == NET_ALLOW {
+                Decision::Allow
+            } else {
+                Decision::Deny { rule_id: r.rule_id }
+            });
+        }
+    }
+    None
+}
+
+/// The per-binary scope of the current program: 0 when it has no rules of its own (or cannot be
+/// identified: then the policy's rules still apply to it).
+#[inline(always)]
+fn binary_scope(policy: &CgroupPolicy) -> u32 {
+    if policy.flags & (POLICY_NET_BINARIES | POLICY_NET_BINARY_NAMES) == 0 {
+        return 0;
+    }
+    let off = offsets();
+    let Ok(exe) = current_exe_file(&off) else {
+        return 0;
+    };
+    if policy.flags & POLICY_NET_BINARIES != 0 {
+        if let Ok(id) = crate::file_check::file_identity(&off, exe) {
+            let key = InodeKey {
+                policy_id: policy.policy_id,
+                dev: id.dev,
+                ino: id.ino,
+            };
+            // SAFETY: copied out at once; see policy::current_policy.
+            if let Some(scope) = unsafe { NET_BINARIES.get(&key) } {
+                return *scope;
+            }
+        }
+    }
+    if policy.flags & POLICY_NET_BINARY_NAMES != 0 {
+        return scope_by_name(&off, policy.policy_id, exe).unwrap_or(0);
+    }
+    0
+}
+
+/// Scope of a binary named in the policy that did not exist at attach: by (parent directory,
+/// name) of the executable's dentry.
+#[inline(always)]
+fn scope_by_name(off: &KernelOffsets, policy_id: u32, exe: *const u8) -> Result<u32, i32> {
+    let dentry = read_ptr(exe, off.file_dentry)?;
+    let parent = read_ptr(dentry, off.dentry_parent)?;
+    let dir = inode_identity(off, read_ptr(parent, off.dentry_inode)?)?;
+    let mut key = NameKey {
+        policy_id,
+        dev: dir.dev,
+        parent_ino: dir.ino,
+        name_len: 0,
+        _pad: 0,
+        name: [0; NAME_KEY_LEN],
+    };
+    fill_name(off, &mut key, dentry)?;
+    // SAFETY: copied out at once; see policy::current_policy.
+    Ok(unsafe { NET_BINARY_NAMES.get(&key).copied() }.unwrap_or(0))
+}
+
+/// `current->mm->exe_file`.
+#[inline(always)]
+fn current_exe_file(off: &KernelOffsets) -> Result<*const u8, i32> {
+    // SAFETY: a plain helper call; the result is only used as an address for probe reads.
+    let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() } as *const u8;
+    let mm = read_ptr(task, off.task_mm)?;
+    read_ptr(mm, off.mm_exe_file)
+}

@@ -31,6 +31,8 @@ pub struct Config {
     pub audit_log_max_bytes: Option<u64>,
     /// Rotated audit logs kept (`audit.log.1` ... `audit.log.N`).
     pub audit_log_keep: Option<u32>,
+    /// Seconds between re-resolutions of the host names in attached policies (0: never).
+    pub dns_refresh_seconds: Option<u64>,
     /// The file this was read from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -49,6 +51,7 @@ pub const DEFAULT_AUDIT_RATE: RateLimit = RateLimit {
 };
 pub const DEFAULT_AUDIT_LOG_MAX_BYTES: u64 = 64 << 20;
 pub const DEFAULT_AUDIT_LOG_KEEP: u32 = 4;
+pub const DEFAULT_DNS_REFRESH_SECONDS: u64 = 60;
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(untagged)]
@@ -156,6 +159,16 @@ impl Config {
     }
     pub fn audit_log_keep(&self) -> u32 {
         self.audit_log_keep.unwrap_or(DEFAULT_AUDIT_LOG_KEEP)
+    }
+    /// None: host names are resolved only at attach.
+    pub fn dns_refresh(&self) -> Option<std::time::Duration> {
+        match self
+            .dns_refresh_seconds
+            .unwrap_or(DEFAULT_DNS_REFRESH_SECONDS)
+        {
+            0 => None,
+            s => Some(std::time::Duration::from_secs(s)),
+        }
     }
 }
 

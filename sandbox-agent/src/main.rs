@@ -180,6 +180,7 @@ fn dispatch(cmd: Cmd, config: &Config) -> anyhow::Result<i32> {
                 audit_rate: config.audit_rate(),
                 audit_log_max_bytes: config.audit_log_max_bytes(),
                 audit_log_keep: config.audit_log_keep(),
+                dns_refresh: config.dns_refresh(),
             };
             if cleanup {
                 daemon::cleanup(&opts)?;

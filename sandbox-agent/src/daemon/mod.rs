@@ -2,6 +2,7 @@
 //! audit events to the log.
 
 mod audit_reader;
+mod dns_refresh;
 mod persist;
 mod server;
 mod state;
@@ -39,6 +40,8 @@ pub struct DaemonOptions {
     /// Rotate the audit log past this size, keeping this many old files.
     pub audit_log_max_bytes: u64,
     pub audit_log_keep: u32,
+    /// Re-resolve the host names of attached policies this often; None: only at attach.
+    pub dns_refresh: Option<std::time::Duration>,
 }
 
 /// `daemon --cleanup`: removes every pin (links, so the programs detach, and maps, so every
@@ -104,6 +107,9 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     );
     let audit = tokio::spawn(audit_reader::run(audit_maps, log, state.clone()));
     let serve = tokio::spawn(server::serve(listener, state.clone()));
+    if let Some(every) = opts.dns_refresh {
+        tokio::spawn(dns_refresh::run(state.clone(), every));
+    }
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -242,22 +242,19 @@ impl DaemonState {
         policy_yaml: &str,
         anchors: policy::Anchors,
     ) -> Result<Reply, String> {
-        let cgroup_id = cgroup::cgroup_id(&cgroup).map_err(|e| e.to_string())?;
-        let cgroup = std::fs::canonicalize(&cgroup)
-            .map_err(|e| format!("cgroup {}: {e}", cgroup.display()))?;
+        let prepared = prepare(&self.protected, cgroup, policy_file, policy_yaml, anchors)?;
+        self.commit(prepared).map(Reply::Attached)
+    }
+
+    /// Writes a prepared policy to the maps (an atomic switch when the cgroup was attached) and
+    /// records the attachment.
+    fn commit(&mut self, prepared: Prepared) -> Result<AttachInfo, String> {
+        let Prepared {
+            compiled,
+            mut saved,
+        } = prepared;
+        let (cgroup, cgroup_id) = (saved.cgroup.clone(), saved.cgroup_id);
         self.check_nesting(&cgroup, cgroup_id)?;
-        let parsed = policy::parse(policy_file, policy_yaml).map_err(|e| e.to_string())?;
-        let parsed = protect(parsed, &self.protected);
-        for (what, dir) in [
-            ("home", Some(&anchors.home)),
-            ("workspace", anchors.workspace.as_ref()),
-        ] {
-            if let Some(dir) = dir.filter(|d| !d.is_absolute()) {
-                return Err(format!("{what} {} is not an absolute path", dir.display()));
-            }
-        }
-        let compiled = policy::compile_with(&parsed, &anchors)
-            .map_err(|e| format!("{policy_file}: {e}; nothing was attached"))?;
         let (policy_id, map_entries) = self
             .maps
             .attach(cgroup_id, &compiled)
@@ -287,15 +284,7 @@ impl DaemonState {
             rules = info.rules,
             "attached"
         );
-        let saved = SavedAttachment {
-            cgroup: cgroup.clone(),
-            cgroup_id,
-            policy_id,
-            policy_file: policy_file.to_string(),
-            policy_yaml: policy_yaml.to_string(),
-            home: anchors.home,
-            workspace: anchors.workspace,
-        };
+        saved.policy_id = policy_id;
         self.attachments.insert(
             cgroup_id,
             Attachment {
@@ -305,7 +294,36 @@ impl DaemonState {
             },
         );
         info.warnings.extend(self.persist());
-        Ok(Reply::Attached(info))
+        Ok(info)
+    }
+
+    /// The attachments whose policies name hosts, with the network rules they compiled to.
+    pub fn with_host_names(&self) -> Vec<(SavedAttachment, NetRuleSet)> {
+        self.attachments
+            .values()
+            .filter_map(|a| {
+                let saved = a.saved.as_ref()?;
+                let parsed = policy::parse(&saved.policy_file, &saved.policy_yaml).ok()?;
+                policy::names_hosts(&parsed).then(|| (saved.clone(), a.compiled.net_rules.clone()))
+            })
+            .collect()
+    }
+
+    pub fn protected(&self) -> Vec<PathBuf> {
+        self.protected.clone()
+    }
+
+    /// Switches an attachment to `prepared` (its host names resolved again), unless the
+    /// attachment changed since `then` was read.
+    pub fn refresh(&mut self, then: &SavedAttachment, prepared: Prepared) -> Result<(), String> {
+        let current = self
+            .attachments
+            .get(&then.cgroup_id)
+            .map(|a| a.info.policy_id);
+        if current != Some(then.policy_id) {
+            return Ok(());
+        }
+        self.commit(prepared).map(|_| ())
     }
 
     fn detach(&mut self, cgroup: PathBuf) -> Result<Reply, String> {
@@ -377,6 +395,54 @@ impl DaemonState {
             }),
         }
     }
+}
+
+/// A policy parsed and compiled for one cgroup, not yet in the maps.
+pub struct Prepared {
+    pub compiled: CompiledPolicy,
+    saved: SavedAttachment,
+}
+
+/// Network rules of a compiled policy, compared to tell whether host names moved.
+pub type NetRuleSet =
+    std::collections::BTreeMap<(u32, policy::net_spec::Cidr), sandbox_common::NetRules>;
+
+/// Validates and compiles a policy for `cgroup` (host names are resolved here, so callers can
+/// do it without holding the daemon state).
+pub fn prepare(
+    protected: &[PathBuf],
+    cgroup: PathBuf,
+    policy_file: &str,
+    policy_yaml: &str,
+    anchors: policy::Anchors,
+) -> Result<Prepared, String> {
+    let cgroup_id = cgroup::cgroup_id(&cgroup).map_err(|e| e.to_string())?;
+    let cgroup =
+        std::fs::canonicalize(&cgroup).map_err(|e| format!("cgroup {}: {e}", cgroup.display()))?;
+    let parsed = policy::parse(policy_file, policy_yaml).map_err(|e| e.to_string())?;
+    let parsed = protect(parsed, protected);
+    for (what, dir) in [
+        ("home", Some(&anchors.home)),
+        ("workspace", anchors.workspace.as_ref()),
+    ] {
+        if let Some(dir) = dir.filter(|d| !d.is_absolute()) {
+            return Err(format!("{what} {} is not an absolute path", dir.display()));
+        }
+    }
+    let compiled = policy::compile_with(&parsed, &anchors)
+        .map_err(|e| format!("{policy_file}: {e}; nothing was attached"))?;
+    Ok(Prepared {
+        compiled,
+        saved: SavedAttachment {
+            cgroup,
+            cgroup_id,
+            policy_id: 0,
+            policy_file: policy_file.to_string(),
+            policy_yaml: policy_yaml.to_string(),
+            home: anchors.home,
+            workspace: anchors.workspace,
+        },
+    })
 }
 
 /// An attachment an earlier daemon made, described from its saved record when there is one.

@@ -102,6 +102,21 @@ pub fn compile_network(
     Ok(())
 }
 
+/// Whether any network rule of `policy` names a host (and so may change when DNS does).
+pub fn names_hosts(policy: &Policy) -> bool {
+    policy.net_lists().iter().any(|(_, _, _, list)| {
+        list.iter().any(|e| {
+            matches!(
+                net_spec::parse(e),
+                Ok(net_spec::NetSpec {
+                    host: NetHost::Name(_),
+                    ..
+                })
+            )
+        })
+    })
+}
+
 /// Addresses of a host name (no port lookup: the name is resolved as `name:0`).
 fn resolve(name: &str) -> Vec<IpAddr> {
     let mut ips: Vec<IpAddr> = (name, 0)

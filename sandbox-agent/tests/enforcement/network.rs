@@ -393,3 +393,53 @@ fn an_invalid_network_rule_names_file_line_and_field_and_attaches_nothing() {
         "the previous policy stays"
     );
 }
+
+/// Makes `name` resolve to `ip` for every process in the VM: /etc/hosts (on the read-only host
+/// share) is covered by a bind mount of a tmpfs copy with the extra line.
+fn resolve_in_vm(name: &str, ip: &str) {
+    static HOSTS: OnceLock<()> = OnceLock::new();
+    HOSTS.get_or_init(|| {
+        let copy = fixture_dir("hosts").join("hosts");
+        let original = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+        std::fs::write(&copy, format!("{original}\n{ip} {name}\n")).unwrap();
+        let out = Command::new("mount")
+            .args(["--bind", copy.to_str().unwrap(), "/etc/hosts"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "bind mount /etc/hosts: {}",
+            stderr(&out)
+        );
+    });
+}
+
+#[test]
+fn a_host_name_in_a_rule_denies_the_addresses_it_resolves_to() {
+    let home = fixture_dir("net-name");
+    resolve_in_vm("metadata.sandbox-test.internal", "127.0.0.4");
+    let (_a, port) = listen("127.0.0.4");
+    let (_b, open_port) = listen("127.0.0.1");
+    let cg = confined_by(
+        "net-name",
+        &home,
+        "network:\n  deny: [metadata.sandbox-test.internal]\n",
+    );
+
+    assert_eq!(tcp(Some(&cg), "127.0.0.4", port), Err(EPERM));
+    assert_eq!(tcp(Some(&cg), "127.0.0.1", open_port).as_deref(), CONNECTED);
+    let unresolvable = policy_file(
+        &home,
+        "net-name-bad",
+        "network:\n  deny: [no-such-host.sandbox-test.invalid]\n",
+    );
+    assert_refused(
+        &try_attach(&cg.path, &unresolvable, Some(&home)),
+        "cannot resolve no-such-host.sandbox-test.invalid",
+    );
+    assert_eq!(
+        tcp(Some(&cg), "127.0.0.4", port),
+        Err(EPERM),
+        "the previous policy stays"
+    );
+}

@@ -3,6 +3,7 @@
 //! Every command runs the part of `setup` it needs first, so a fresh machine needs no manual step.
 
 mod apt;
+mod bench;
 mod cmd;
 mod demo;
 mod elf;
@@ -67,11 +68,47 @@ enum Command {
         #[arg(last = true, value_name = "ARGS")]
         args: Vec<OsString>,
     },
+    /// Benchmark in the VM: overhead against the kernel alone, Landlock and bubblewrap, as
+    /// ratios measured in one run; JSON in target/bench/.
+    Bench {
+        /// Which test kernel to boot.
+        #[arg(long, value_enum, default_value = "6.12")]
+        kernel: KernelVersion,
+        /// Kill the VM and fail after this many seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 3600)]
+        timeout: u64,
+    },
+    /// Runs inside the VM for `bench` (not for direct use).
+    #[command(hide = true)]
+    BenchGuest {
+        #[command(subcommand)]
+        what: BenchGuest,
+    },
     /// Show enforcement on fake secrets: natively if the host kernel can, else in a VM.
     Demo {
         /// Kill the VM and fail after this many seconds.
         #[arg(long, value_name = "SECS", default_value_t = 1800)]
         timeout: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchGuest {
+    /// Every measurement, then the table and the JSON line.
+    Run {
+        #[arg(long)]
+        agent: std::path::PathBuf,
+        #[arg(long)]
+        repo: std::path::PathBuf,
+    },
+    /// Time one workload in this process; prints ns/op.
+    Measure {
+        workload: String,
+        arg: String,
+        iters: u32,
+        /// Restrict file reads with Landlock to the paths listed in this file first.
+        #[arg(long)]
+        landlock: Option<std::path::PathBuf>,
     },
 }
 
@@ -90,6 +127,16 @@ fn main() -> ExitCode {
             args,
         } => test::command(kernel, Duration::from_secs(timeout), args),
         Command::Demo { timeout } => demo::command(Duration::from_secs(timeout)),
+        Command::Bench { kernel, timeout } => bench::command(kernel, Duration::from_secs(timeout)),
+        Command::BenchGuest { what } => match what {
+            BenchGuest::Run { agent, repo } => bench::run_in_guest(&agent, &repo).map(|()| 0),
+            BenchGuest::Measure {
+                workload,
+                arg,
+                iters,
+                landlock,
+            } => bench::measure_command(&workload, &arg, iters, landlock.as_deref()).map(|()| 0),
+        },
     };
     match result {
         Ok(code) => ExitCode::from(code),

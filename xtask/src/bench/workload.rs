@@ -1,0 +1,59 @@
+//! The operations a benchmark times, each run in a child process so it can be placed in a
+//! confined cgroup or under a Landlock ruleset: `xtask bench-guest measure WORKLOAD ARG ITERS`.
+
+use std::ffi::CString;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+/// Times `iters` repetitions of `workload` on `arg` and returns nanoseconds per operation.
+pub fn measure(workload: &str, arg: &str, iters: u32) -> Result<f64> {
+    let iters = iters.max(1);
+    let start;
+    match workload {
+        "open" => {
+            let path = CString::new(Path::new(arg).as_os_str().as_bytes())?;
+            start = Instant::now();
+            for _ in 0..iters {
+                // SAFETY: a valid NUL-terminated path; the descriptor is closed at once.
+                let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+                if fd < 0 {
+                    bail!("open {arg}: {}", std::io::Error::last_os_error());
+                }
+                // SAFETY: fd was just opened by us.
+                unsafe { libc::close(fd) };
+            }
+        }
+        "exec" => {
+            start = Instant::now();
+            for _ in 0..iters {
+                let status = Command::new(arg)
+                    .arg("true")
+                    .status()
+                    .with_context(|| format!("exec {arg}"))?;
+                if !status.success() {
+                    bail!("{arg} true: {status}");
+                }
+            }
+        }
+        "connect" => {
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            let addr = listener.local_addr()?;
+            std::thread::spawn(move || {
+                for s in listener.incoming() {
+                    drop(s);
+                }
+            });
+            start = Instant::now();
+            for _ in 0..iters {
+                drop(TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?);
+            }
+        }
+        other => bail!("unknown workload {other:?}"),
+    }
+    Ok(start.elapsed().as_nanos() as f64 / iters as f64)
+}

@@ -24,6 +24,12 @@ pub enum OffsetError {
     NotAStruct { strukt: String, field: String },
     #[error("kernel BTF: field {strukt}.{field} is a bitfield")]
     Bitfield { strukt: String, field: String },
+    #[error("kernel BTF: field {strukt}.{field} is {bytes} bytes into the struct, past what the programs can address")]
+    TooFar {
+        strukt: String,
+        field: String,
+        bytes: u32,
+    },
     #[error("kernel BTF: {0}")]
     Btf(#[from] btf_rs::Error),
 }
@@ -38,7 +44,14 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
         path: path.display().to_string(),
         source,
     })?;
-    let off = |strukt: &str, fields: &[&str]| field_offset(&btf, strukt, fields);
+    let off = |strukt: &str, fields: &[&str]| -> Result<u16, OffsetError> {
+        let bytes = field_offset(&btf, strukt, fields)?;
+        u16::try_from(bytes).map_err(|_| OffsetError::TooFar {
+            strukt: strukt.to_string(),
+            field: fields.join("."),
+            bytes,
+        })
+    };
     Ok(KernelOffsets {
         file_dentry: off("file", &["f_path", "dentry"])?,
         file_inode: off("file", &["f_inode"])?,

@@ -4,65 +4,67 @@
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Offsets are u16 (struct fields sit far below 64 KiB): the programs copy this struct onto
+/// their 512-byte stacks, and the inode walk keeps one more copy in its state.
 pub struct KernelOffsets {
     /// `struct file` -> `f_path.dentry`.
-    pub file_dentry: u32,
+    pub file_dentry: u16,
     /// `struct file` -> `f_inode`.
-    pub file_inode: u32,
+    pub file_inode: u16,
     /// `struct inode` -> `i_ino`.
-    pub inode_ino: u32,
+    pub inode_ino: u16,
     /// `struct inode` -> `i_sb`.
-    pub inode_sb: u32,
+    pub inode_sb: u16,
     /// `struct super_block` -> `s_dev`.
-    pub sb_dev: u32,
+    pub sb_dev: u16,
     /// `struct dentry` -> `d_parent`.
-    pub dentry_parent: u32,
+    pub dentry_parent: u16,
     /// `struct dentry` -> `d_inode`.
-    pub dentry_inode: u32,
+    pub dentry_inode: u16,
     /// `struct dentry` -> `d_name.len` (a u32 inside `struct qstr`).
-    pub dentry_name_len: u32,
+    pub dentry_name_len: u16,
     /// `struct dentry` -> `d_name.name`.
-    pub dentry_name_ptr: u32,
+    pub dentry_name_ptr: u16,
     /// `struct linux_binprm` -> `file`.
-    pub bprm_file: u32,
+    pub bprm_file: u16,
     /// `struct inode` -> `i_nlink`.
-    pub inode_nlink: u32,
+    pub inode_nlink: u16,
     /// `struct vm_area_struct` -> `vm_file`.
-    pub vma_file: u32,
+    pub vma_file: u16,
     /// `struct task_struct` -> `mm`.
-    pub task_mm: u32,
+    pub task_mm: u16,
     /// `struct mm_struct` -> `exe_file`.
-    pub mm_exe_file: u32,
+    pub mm_exe_file: u16,
     /// `struct task_struct` -> `tgid`.
-    pub task_tgid: u32,
+    pub task_tgid: u16,
     /// `struct task_struct` -> `cgroups` (the css_set).
-    pub task_cgroups: u32,
+    pub task_cgroups: u16,
     /// `struct css_set` -> `dfl_cgrp`.
-    pub css_set_dfl_cgrp: u32,
+    pub css_set_dfl_cgrp: u16,
     /// `struct cgroup` -> `kn`.
-    pub cgroup_kn: u32,
+    pub cgroup_kn: u16,
     /// `struct kernfs_node` -> `id` (the cgroup id on cgroup v2).
-    pub kernfs_node_id: u32,
+    pub kernfs_node_id: u16,
     /// `struct super_block` -> `s_magic`.
-    pub sb_magic: u32,
+    pub sb_magic: u16,
     /// `struct dentry` -> `d_flags`.
-    pub dentry_flags: u32,
+    pub dentry_flags: u16,
     /// `struct msghdr` -> `msg_name` (a kernel copy of the address in `socket_sendmsg`).
-    pub msghdr_name: u32,
+    pub msghdr_name: u16,
     /// `struct msghdr` -> `msg_namelen`.
-    pub msghdr_namelen: u32,
+    pub msghdr_namelen: u16,
     /// `struct socket` -> `sk`.
-    pub socket_sk: u32,
+    pub socket_sk: u16,
     /// `struct unix_sock` -> `path.dentry` (the socket file a bound Unix socket lives at).
-    pub unix_sock_dentry: u32,
+    pub unix_sock_dentry: u16,
     /// Non-zero once the daemon filled the struct; the programs deny everything for confined
     /// tasks while it is zero (fail closed).
-    pub valid: u32,
+    pub valid: u16,
 }
 
 /// Name of the global in the eBPF object.
 pub const GLOBAL_OFFSETS: &str = "OFFSETS";
 
 #[cfg(feature = "user")]
-// SAFETY: repr(C), Copy, only u32 fields: no padding.
+// SAFETY: repr(C), Copy, only u16 fields: no padding.
 unsafe impl aya::Pod for KernelOffsets {}

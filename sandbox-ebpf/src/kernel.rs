@@ -44,7 +44,7 @@ pub fn offsets() -> KernelOffsets {
 
 /// Reads a `T` at `base + off` in kernel memory.
 #[inline(always)]
-pub fn read_at<T>(base: *const u8, off: u32) -> Result<T, i32> {
+pub fn read_at<T>(base: *const u8, off: u16) -> Result<T, i32> {
     // SAFETY: bpf_probe_read_kernel copies through the kernel's fault-tolerant accessor: a bad
     // address returns an error instead of faulting, and the result is a plain copy.
     unsafe { bpf_probe_read_kernel(base.wrapping_add(off as usize) as *const T) }
@@ -52,7 +52,7 @@ pub fn read_at<T>(base: *const u8, off: u32) -> Result<T, i32> {
 
 /// Reads a kernel pointer at `base + off`, treating NULL as an error.
 #[inline(always)]
-pub fn read_ptr(base: *const u8, off: u32) -> Result<*const u8, i32> {
+pub fn read_ptr(base: *const u8, off: u16) -> Result<*const u8, i32> {
     let p: *const u8 = read_at(base, off)?;
     if p.is_null() {
         Err(-1)

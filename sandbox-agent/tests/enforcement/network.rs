@@ -55,7 +55,9 @@ fn unix(cg: Option<&Cgroup>, kind: &str, path: &Path) -> Result<String, i32> {
     probe(cg, NET_SCRIPT, &[kind, path.to_str().unwrap()])
 }
 
-const CONNECTED: Result<&str, i32> = Ok("connected");
+fn connected() -> Result<String, i32> {
+    Ok("connected".to_string())
+}
 
 /// A TCP listener on `host` (the kernel completes handshakes without accept()).
 fn listen(host: &str) -> (TcpListener, u16) {
@@ -110,11 +112,11 @@ fn denied_addresses_and_ports_are_refused_and_the_rest_connect() {
     assert_eq!(tcp(Some(&cg), "127.0.0.1", denied_port), Err(EPERM));
     assert_eq!(tcp(Some(&cg), "127.0.0.2", other_host_port), Err(EPERM));
     assert_eq!(tcp(Some(&cg), veth, veth_denied), Err(EPERM));
-    assert_eq!(tcp(Some(&cg), "127.0.0.1", open_port).as_deref(), CONNECTED);
-    assert_eq!(tcp(Some(&cg), veth, veth_open).as_deref(), CONNECTED);
+    assert_eq!(tcp(Some(&cg), "127.0.0.1", open_port), connected());
+    assert_eq!(tcp(Some(&cg), veth, veth_open), connected());
     // Outside the cgroup nothing changes.
-    assert_eq!(tcp(None, "127.0.0.1", denied_port).as_deref(), CONNECTED);
-    assert_eq!(tcp(None, veth, veth_denied).as_deref(), CONNECTED);
+    assert_eq!(tcp(None, "127.0.0.1", denied_port), connected());
+    assert_eq!(tcp(None, veth, veth_denied), connected());
 }
 
 #[test]
@@ -132,13 +134,10 @@ fn ipv6_is_decided_and_a_v4_mapped_address_is_its_ipv4_host() {
     );
 
     assert_eq!(tcp(Some(&cg), "::1", v6_denied), Err(EPERM));
-    assert_eq!(tcp(Some(&cg), "::1", v6_open).as_deref(), CONNECTED);
+    assert_eq!(tcp(Some(&cg), "::1", v6_open), connected());
     // An IPv6 socket reaching the IPv4 listener through ::ffff:127.0.0.1.
     assert_eq!(tcp(Some(&cg), "::ffff:127.0.0.1", v4_denied), Err(EPERM));
-    assert_eq!(
-        tcp(None, "::ffff:127.0.0.1", v4_denied).as_deref(),
-        CONNECTED
-    );
+    assert_eq!(tcp(None, "::ffff:127.0.0.1", v4_denied), connected());
 }
 
 #[test]
@@ -158,8 +157,8 @@ fn udp_sendto_without_connect_is_decided_for_each_datagram() {
 
     assert_eq!(udp(Some(&cg), "127.0.0.1", denied_port), Err(EPERM));
     assert_eq!(
-        udp(Some(&cg), "127.0.0.1", open_port).as_deref(),
-        Ok("sent")
+        udp(Some(&cg), "127.0.0.1", open_port),
+        Ok("sent".to_string())
     );
     let mut buf = [0u8; 64];
     open.set_read_timeout(Some(Duration::from_secs(10)))
@@ -189,7 +188,7 @@ fn default_deny_reaches_only_the_allowlist_and_the_longest_prefix_wins() {
         "network:\n  default: deny\n  allow: [127.0.0.0/8]\n  deny: [127.0.0.2/32]\n",
     );
 
-    assert_eq!(tcp(Some(&cg), "127.0.0.1", port).as_deref(), CONNECTED);
+    assert_eq!(tcp(Some(&cg), "127.0.0.1", port), connected());
     assert_eq!(
         tcp(Some(&cg), "127.0.0.2", port2),
         Err(EPERM),
@@ -227,7 +226,7 @@ fn a_binary_rule_follows_the_executable_through_a_symlink_but_not_to_a_copy() {
         ),
     );
 
-    assert_eq!(tcp(Some(&cg), "127.0.0.1", port).as_deref(), CONNECTED);
+    assert_eq!(tcp(Some(&cg), "127.0.0.1", port), connected());
     assert_eq!(tcp(Some(&cg), "127.0.0.1", other_port), Err(EPERM));
     let by_copy = probe_with(
         Some(&cg),
@@ -286,7 +285,7 @@ fn a_binary_that_appears_after_attach_gets_its_rules_once_it_exists() {
         NET_SCRIPT,
         &["tcp", "127.0.0.1", &port.to_string()],
     );
-    assert_eq!(by_new_binary.as_deref(), CONNECTED);
+    assert_eq!(by_new_binary, connected());
 }
 
 #[test]
@@ -319,8 +318,8 @@ fn unix_sockets_are_denied_by_inode_whatever_path_reaches_them() {
         "through a symlink"
     );
     assert_eq!(unix(Some(&cg), "unix-dgram", &dgram), Err(EPERM));
-    assert_eq!(unix(Some(&cg), "unix", &open).as_deref(), CONNECTED);
-    assert_eq!(unix(None, "unix", &alias).as_deref(), CONNECTED);
+    assert_eq!(unix(Some(&cg), "unix", &open), connected());
+    assert_eq!(unix(None, "unix", &alias), connected());
     let record = records_for(ino(&stream), 2);
     assert_eq!(record.len(), 2, "both connects are recorded: {record:?}");
     assert_eq!(record[0]["hook"], "unix_stream_connect");
@@ -427,7 +426,7 @@ fn a_host_name_in_a_rule_denies_the_addresses_it_resolves_to() {
     );
 
     assert_eq!(tcp(Some(&cg), "127.0.0.4", port), Err(EPERM));
-    assert_eq!(tcp(Some(&cg), "127.0.0.1", open_port).as_deref(), CONNECTED);
+    assert_eq!(tcp(Some(&cg), "127.0.0.1", open_port), connected());
     let unresolvable = policy_file(
         &home,
         "net-name-bad",

@@ -206,8 +206,94 @@ pub fn run(agent: &Path, repo: &Path) -> Result<()> {
         )?;
     }
     drop(groups);
+    // 6. Audit: a denial the rate limit only counts, one that is recorded, and the sustained
+    // rate of records into the log.
+    let denied = fx.rules.join("r0").display().to_string();
+    let cg = Cgroup::create("bench-audit")?;
+    let policy = fx.policy(10)?;
+    let attach = |agent: &Path| {
+        agent_ok(
+            agent,
+            &[
+                "attach",
+                "--cgroup",
+                cg.0.to_str().unwrap_or_default(),
+                "--policy",
+                policy.to_str().unwrap_or_default(),
+                "--home",
+                "/root",
+            ],
+        )
+    };
+    attach(agent)?;
+    let counted = measure(Some(&cg.0), None, "open-denied", &denied, OPEN_ITERS)?;
+    rows.push(Row::plain(
+        "denied open, event suppressed by the rate limit".into(),
+        counted,
+        "ns/op",
+    ));
+    drop(daemon);
+    let config = fx.dir.join("unlimited.yaml");
+    std::fs::write(&config, "audit_rate_limit: {per_second: 0, burst: 0}\n")?;
+    let daemon = Daemon::start_with(agent, &["--config", config.to_str().unwrap_or_default()])?;
+    attach(agent)?;
+    let before = counters(agent)?;
+    let t0 = Instant::now();
+    let recorded = measure(Some(&cg.0), None, "open-denied", &denied, OPEN_ITERS)?;
+    let (elapsed, after) = settle(agent, t0)?;
+    rows.push(Row::vs(
+        "denied open, with an audit record".into(),
+        recorded,
+        "ns/op",
+        "denied open, event suppressed by the rate limit",
+        counted,
+    ));
+    let logged = after.0 - before.0;
+    rows.push(Row::plain(
+        format!(
+            "audit records into the log ({logged} in {:.1} s)",
+            elapsed.as_secs_f64()
+        ),
+        logged as f64 / elapsed.as_secs_f64(),
+        "ev/s",
+    ));
+    rows.push(Row::plain(
+        "audit records dropped (ring buffer full)".into(),
+        (after.1 - before.1) as f64,
+        "ev",
+    ));
+    agent_ok(
+        agent,
+        &["detach", "--cgroup", cg.0.to_str().unwrap_or_default()],
+    )?;
     drop(daemon);
     report(&rows)
+}
+
+/// (events logged, events dropped) from the daemon's status.
+fn counters(agent: &Path) -> Result<(u64, u64)> {
+    let out = Command::new(agent).args(["status", "--json"]).output()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("status --json")?;
+    let n = |k: &str| v.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
+    Ok((n("events_logged"), n("events_dropped")))
+}
+
+/// Waits until the daemon's counters stop moving; returns the time from `t0` to their last
+/// change, and the final counters.
+fn settle(agent: &Path, t0: Instant) -> Result<(Duration, (u64, u64))> {
+    let mut last = counters(agent)?;
+    let mut changed = t0.elapsed();
+    let mut still = 0;
+    while still < 10 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = counters(agent)?;
+        if now == last {
+            still += 1;
+        } else {
+            (last, changed, still) = (now, t0.elapsed(), 0);
+        }
+    }
+    Ok((changed, last))
 }
 
 impl Row {
@@ -450,9 +536,14 @@ struct Daemon(Child);
 
 impl Daemon {
     fn start(agent: &Path) -> Result<Self> {
+        Self::start_with(agent, &[])
+    }
+
+    fn start_with(agent: &Path, extra: &[&str]) -> Result<Self> {
         std::fs::create_dir_all("/run/sandbox-agent")?;
         let log = std::fs::File::create("/run/sandbox-agent/daemon.log")?;
         let child = Command::new(agent)
+            .args(extra)
             .args(["daemon", "--audit-log", "/run/sandbox-agent/audit.log"])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -28,6 +28,27 @@ pub fn measure(workload: &str, arg: &str, iters: u32) -> Result<f64> {
                 unsafe { libc::close(fd) };
             }
         }
+        "open-denied" => {
+            let path = CString::new(Path::new(arg).as_os_str().as_bytes())?;
+            let denied_open = || {
+                // SAFETY: a valid NUL-terminated path; a descriptor (never expected) is closed.
+                let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+                if fd >= 0 {
+                    unsafe { libc::close(fd) };
+                    bail!("open {arg} succeeded: it should be denied");
+                }
+                Ok(())
+            };
+            // Warm-up: empties the audit token bucket's burst, so the timed loop sees the
+            // steady state.
+            for _ in 0..iters / 2 {
+                denied_open()?;
+            }
+            start = Instant::now();
+            for _ in 0..iters {
+                denied_open()?;
+            }
+        }
         "exec" => {
             start = Instant::now();
             for _ in 0..iters {

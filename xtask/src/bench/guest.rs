@@ -484,8 +484,10 @@ impl Fixtures {
             "depth 2".into()
         } else if arg == self.depth16.to_str().unwrap_or_default() {
             "depth 16".into()
+        } else if arg == STATIC_TRUE {
+            "of a static true".into()
         } else {
-            String::new()
+            format!("to {arg}")
         }
     }
 

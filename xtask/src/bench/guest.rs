@@ -58,20 +58,7 @@ pub fn run(agent: &Path, repo: &Path) -> Result<()> {
     for n in RULE_COUNTS {
         let cg = Cgroup::create(&format!("bench-{n}"))?;
         let policy = fx.policy(n)?;
-        let attach_ms = timed(|| {
-            agent_ok(
-                agent,
-                &[
-                    "attach",
-                    "--cgroup",
-                    cg.0.to_str().unwrap_or_default(),
-                    "--policy",
-                    policy.to_str().unwrap_or_default(),
-                    "--home",
-                    "/root",
-                ],
-            )
-        })?;
+        let attach_ms = timed(|| attach(agent, &cg, &policy))?;
         rows.push(Row::plain(
             format!("attach {n} rules (CLI round trip)"),
             attach_ms,
@@ -118,10 +105,7 @@ pub fn run(agent: &Path, repo: &Path) -> Result<()> {
                 ));
             }
         }
-        agent_ok(
-            agent,
-            &["detach", "--cgroup", cg.0.to_str().unwrap_or_default()],
-        )?;
+        detach(agent, &cg)?;
     }
     // 4. Start-up of a confined command against bare and bubblewrap.
     let policy = repo.join("policies/default.yaml");
@@ -177,18 +161,7 @@ pub fn run(agent: &Path, repo: &Path) -> Result<()> {
     let mut groups = Vec::new();
     for i in 0..policies {
         let cg = Cgroup::create(&format!("bench-rss-{i}"))?;
-        agent_ok(
-            agent,
-            &[
-                "attach",
-                "--cgroup",
-                cg.0.to_str().unwrap_or_default(),
-                "--policy",
-                policy.to_str().unwrap_or_default(),
-                "--home",
-                "/root",
-            ],
-        )?;
+        attach(agent, &cg, &policy)?;
         groups.push(cg);
     }
     let rss = daemon.rss_kib()?;
@@ -200,10 +173,7 @@ pub fn run(agent: &Path, repo: &Path) -> Result<()> {
         rss_idle as f64,
     ));
     for cg in &groups {
-        agent_ok(
-            agent,
-            &["detach", "--cgroup", cg.0.to_str().unwrap_or_default()],
-        )?;
+        detach(agent, cg)?;
     }
     drop(groups);
     // 6. Audit: a denial the rate limit only counts, one that is recorded, and the sustained
@@ -211,21 +181,7 @@ pub fn run(agent: &Path, repo: &Path) -> Result<()> {
     let denied = fx.rules.join("r0").display().to_string();
     let cg = Cgroup::create("bench-audit")?;
     let policy = fx.policy(10)?;
-    let attach = |agent: &Path| {
-        agent_ok(
-            agent,
-            &[
-                "attach",
-                "--cgroup",
-                cg.0.to_str().unwrap_or_default(),
-                "--policy",
-                policy.to_str().unwrap_or_default(),
-                "--home",
-                "/root",
-            ],
-        )
-    };
-    attach(agent)?;
+    attach(agent, &cg, &policy)?;
     let counted = measure(Some(&cg.0), None, "open-denied", &denied, OPEN_ITERS)?;
     rows.push(Row::plain(
         "denied open, event suppressed by the rate limit".into(),
@@ -236,7 +192,7 @@ pub fn run(agent: &Path, repo: &Path) -> Result<()> {
     let config = fx.dir.join("unlimited.yaml");
     std::fs::write(&config, "audit_rate_limit: {per_second: 0, burst: 0}\n")?;
     let daemon = Daemon::start_with(agent, &["--config", config.to_str().unwrap_or_default()])?;
-    attach(agent)?;
+    attach(agent, &cg, &policy)?;
     let before = counters(agent)?;
     let t0 = Instant::now();
     let recorded = measure(Some(&cg.0), None, "open-denied", &denied, OPEN_ITERS)?;
@@ -262,10 +218,7 @@ pub fn run(agent: &Path, repo: &Path) -> Result<()> {
         (after.1 - before.1) as f64,
         "ev",
     ));
-    agent_ok(
-        agent,
-        &["detach", "--cgroup", cg.0.to_str().unwrap_or_default()],
-    )?;
+    detach(agent, &cg)?;
     drop(daemon);
     report(&rows)
 }
@@ -425,8 +378,18 @@ fn run_ok(c: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn agent_ok(agent: &Path, args: &[&str]) -> Result<()> {
-    run_ok(Command::new(agent).args(args))
+fn attach(agent: &Path, cg: &Cgroup, policy: &Path) -> Result<()> {
+    run_ok(
+        Command::new(agent)
+            .args(["attach", "--home", "/root", "--cgroup"])
+            .arg(&cg.0)
+            .arg("--policy")
+            .arg(policy),
+    )
+}
+
+fn detach(agent: &Path, cg: &Cgroup) -> Result<()> {
+    run_ok(Command::new(agent).args(["detach", "--cgroup"]).arg(&cg.0))
 }
 
 fn which(name: &str) -> Option<PathBuf> {

@@ -6,7 +6,7 @@ use std::path::{Component, Path, PathBuf};
 
 use super::{
     schema::{field_line, item_line},
-    Policy, PolicyError,
+    NetDefault, Policy, PolicyError,
 };
 
 /// System trees every program needs: denying them stops the command itself.
@@ -89,6 +89,75 @@ pub fn lint(file: &str, text: &str, policy: &Policy) -> Vec<PolicyError> {
             }
         }
     }
+    for w in network_lints(policy) {
+        warn(&w.key, w.index, &w.entry, w.message);
+    }
+    out
+}
+
+struct NetLint {
+    key: String,
+    index: Option<usize>,
+    entry: String,
+    message: String,
+}
+
+/// Network rules that cannot do what they seem to: an allowlist in a policy that allows by
+/// default, an allow that an equal deny always beats, a default deny that nothing opens.
+fn network_lints(policy: &Policy) -> Vec<NetLint> {
+    use super::net_spec::{parse, NetHost};
+    let net = &policy.network;
+    let mut out = Vec::new();
+    let lists = policy.net_lists();
+    let any_allow = lists.iter().any(|(_, allow, _, l)| *allow && !l.is_empty());
+    if net.default == NetDefault::Deny && !any_allow {
+        out.push(NetLint {
+            key: "network.default".into(),
+            index: None,
+            entry: String::new(),
+            message: "deny with no allow rule: no connect or UDP send can succeed".into(),
+        });
+    }
+    for (key, allow, scope, list) in &lists {
+        if !allow {
+            continue;
+        }
+        let denies: Vec<(String, &str)> = lists
+            .iter()
+            .filter(|(_, a, s, _)| !a && s == scope)
+            .flat_map(|(k, _, _, l)| {
+                l.iter()
+                    .enumerate()
+                    .map(move |(j, e)| (format!("{k}[{j}]"), e.as_str()))
+            })
+            .collect();
+        for (i, entry) in list.iter().enumerate() {
+            let Ok(spec) = parse(entry) else { continue };
+            let NetHost::Cidr(cidr) = spec.host else {
+                continue;
+            };
+            let beaten = denies.iter().find(|(_, d)| {
+                parse(d).is_ok_and(|ds| {
+                    ds.host == NetHost::Cidr(cidr)
+                        && ds.ports.0 <= spec.ports.0
+                        && spec.ports.1 <= ds.ports.1
+                })
+            });
+            let message = if let Some((field, _)) = beaten {
+                format!("{field} names the same prefix and ports, and deny wins: this entry allows nothing")
+            } else if net.default == NetDefault::Allow && *scope == 0 && denies.is_empty() {
+                "has no effect: default is allow and no deny rule narrows it (did you mean `default: deny`?)".to_string()
+            } else {
+                continue;
+            };
+            out.push(NetLint {
+                key: key.clone(),
+                index: Some(i),
+                entry: entry.clone(),
+                message,
+            });
+        }
+    }
     out
 }
 
@@ -147,5 +216,34 @@ mod tests {
         assert!(w[0].contains("allow_exec: warning: empty"), "{w:?}");
         let w = lints("name: a\nallow_exec: [/opt/agent]\n");
         assert!(w[0].contains("does not cover /usr/lib"), "{w:?}");
+    }
+
+    #[test]
+    fn network_rules_that_cannot_work_are_flagged() {
+        let w = lints("name: a\nnetwork:\n  allow:\n    - 10.0.0.0/8\n");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("p.yaml:4: network.allow[0]: warning: has no effect"),
+            "{w:?}"
+        );
+        let w = lints("name: a\nnetwork:\n  default: deny\n");
+        assert!(
+            w[0].contains("network.default: warning: deny with no allow rule"),
+            "{w:?}"
+        );
+        let w = lints(
+            "name: a\nnetwork:\n  default: deny\n  allow:\n    - \"10.0.0.0/8:443\"\n    - 10.1.0.0/16\n  deny:\n    - 10.0.0.0/8\n",
+        );
+        assert_eq!(w.len(), 1, "a longer allow beats a shorter deny: {w:?}");
+        assert!(
+            w[0].starts_with(
+                "p.yaml:5: network.allow[0]: warning: network.deny[0] names the same prefix"
+            ),
+            "{w:?}"
+        );
+        assert_eq!(
+            lints("name: a\nnetwork:\n  default: deny\n  allow: [\"0.0.0.0/0:443\"]\n  deny: [169.254.169.254]\n"),
+            Vec::<String>::new()
+        );
     }
 }

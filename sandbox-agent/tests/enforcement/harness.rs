@@ -80,11 +80,16 @@ impl Cgroup {
 
     /// Starts `argv` inside this cgroup, stdout piped, without waiting.
     pub fn spawn(&self, argv: &[&str]) -> std::process::Child {
+        self.start(argv, Stdio::null())
+    }
+
+    /// Starts `argv` inside this cgroup with stdin closed, stdout piped and stderr as given.
+    fn start(&self, argv: &[&str], stderr: Stdio) -> std::process::Child {
         let mut cmd = Command::new(argv[0]);
         cmd.args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(stderr);
         spawn_in_cgroup(&mut cmd, &self.path)
             .unwrap_or_else(|e| panic!("cannot start {argv:?} in {}: {e}", self.path.display()))
     }
@@ -103,15 +108,7 @@ impl Cgroup {
 
     /// Runs `argv` inside this cgroup and waits for it.
     pub fn run(&self, argv: &[&str]) -> Output {
-        let mut cmd = Command::new(argv[0]);
-        cmd.args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        spawn_in_cgroup(&mut cmd, &self.path)
-            .unwrap_or_else(|e| panic!("cannot start {argv:?} in {}: {e}", self.path.display()))
-            .wait_with_output()
-            .unwrap()
+        self.start(argv, Stdio::piped()).wait_with_output().unwrap()
     }
 
     /// Opens `path` for reading from inside the cgroup (python3's open, i.e. openat(2)) and

@@ -10,10 +10,10 @@ use std::{
 use sandbox_common::{
     AuditEvent, ACTION_AUDIT, ACTION_DENY, HOOK_BPF, HOOK_BPRM_CHECK, HOOK_FILE_MPROTECT,
     HOOK_FILE_OPEN, HOOK_FILE_RECEIVE, HOOK_INODE_PERMISSION, HOOK_MMAP_FILE, HOOK_MOVE_MOUNT,
-    HOOK_PTRACE, HOOK_SB_MOUNT, HOOK_SOCKET_CONNECT, HOOK_SOCKET_SENDMSG, HOOK_TASK_KILL,
-    HOOK_UNIX_MAY_SEND, HOOK_UNIX_STREAM_CONNECT, NET_FAMILY_V4, NET_FAMILY_V6,
-    RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS, RULE_ID_NET_DEFAULT, RULE_ID_NOT_ALLOWED,
-    RULE_ID_SELF_PROTECTION,
+    HOOK_PTRACE, HOOK_SB_MOUNT, HOOK_SOCKET_CONNECT, HOOK_SOCKET_CREATE, HOOK_SOCKET_SENDMSG,
+    HOOK_TASK_KILL, HOOK_UNIX_MAY_SEND, HOOK_UNIX_STREAM_CONNECT, NET_FAMILY_V4, NET_FAMILY_V6,
+    RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS, RULE_ID_NET_DEFAULT, RULE_ID_NET_RAW,
+    RULE_ID_NOT_ALLOWED, RULE_ID_SELF_PROTECTION,
 };
 use serde::{Deserialize, Serialize};
 
@@ -130,6 +130,10 @@ pub fn decode(event: &AuditEvent, clock: &Clock, ctx: &Context) -> AuditRecord {
         RULE_ID_NOT_ALLOWED => Some("allow_exec (not under any listed path)".to_string()),
         RULE_ID_FILELESS => Some("deny_fileless_exec (the file has no link)".to_string()),
         RULE_ID_NET_DEFAULT => Some("network.default: deny (no rule allows it)".to_string()),
+        RULE_ID_NET_RAW => Some(
+            "network: no raw, packet or SCTP sockets (they reach past the address rules)"
+                .to_string(),
+        ),
         RULE_ID_SELF_PROTECTION => Some(
             "self-protection (no bpf(), cgroup moves, mounts, or signals/ptrace outside the sandbox)"
                 .to_string(),
@@ -156,6 +160,7 @@ pub fn decode(event: &AuditEvent, clock: &Clock, ctx: &Context) -> AuditRecord {
             HOOK_PTRACE => "ptrace_access_check",
             HOOK_SB_MOUNT => "sb_mount",
             HOOK_MOVE_MOUNT => "move_mount",
+            HOOK_SOCKET_CREATE => "socket_create",
             HOOK_SOCKET_CONNECT => "socket_connect",
             HOOK_SOCKET_SENDMSG => "socket_sendmsg",
             HOOK_UNIX_STREAM_CONNECT => "unix_stream_connect",

@@ -17,6 +17,7 @@ pub const HOOK_SOCKET_CONNECT: u32 = 12;
 pub const HOOK_SOCKET_SENDMSG: u32 = 13;
 pub const HOOK_UNIX_STREAM_CONNECT: u32 = 14;
 pub const HOOK_UNIX_MAY_SEND: u32 = 15;
+pub const HOOK_SOCKET_CREATE: u32 = 16;
 
 pub const ACTION_DENY: u32 = 1;
 /// Audit mode: the access was allowed but would have been denied.

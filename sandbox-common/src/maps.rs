@@ -130,6 +130,9 @@ pub const RULE_ID_FILELESS: u32 = u32::MAX - 2;
 pub const RULE_ID_SELF_PROTECTION: u32 = u32::MAX - 3;
 /// Sentinel rule id: `network.default: deny` and no rule allows the destination.
 pub const RULE_ID_NET_DEFAULT: u32 = u32::MAX - 4;
+/// Sentinel rule id: a raw, packet or SCTP socket under a policy with network rules (they can
+/// reach addresses the rules never see).
+pub const RULE_ID_NET_RAW: u32 = u32::MAX - 5;
 
 /// Deepest cgroup nesting the policy lookup examines.
 pub const MAX_CGROUP_DEPTH: i32 = 32;

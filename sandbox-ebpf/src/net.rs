@@ -5,8 +5,9 @@
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
-    HOOK_SOCKET_CONNECT, HOOK_SOCKET_SENDMSG, HOOK_UNIX_MAY_SEND, HOOK_UNIX_STREAM_CONNECT,
-    POLICY_UNIX_RULES, RULE_DENY_UNIX, RULE_ID_FAIL_CLOSED,
+    HOOK_SOCKET_CONNECT, HOOK_SOCKET_CREATE, HOOK_SOCKET_SENDMSG, HOOK_UNIX_MAY_SEND,
+    HOOK_UNIX_STREAM_CONNECT, POLICY_UNIX_RULES, RULE_DENY_UNIX, RULE_ID_FAIL_CLOSED,
+    RULE_ID_NET_RAW,
 };
 
 use crate::{
@@ -60,6 +61,54 @@ fn verdict_on_address(addr: *const u8, len: i32, via: Via, hook: u32) -> i32 {
     let (ret, action) = apply(&policy, &decision);
     if let (Some(action), Decision::Deny { rule_id }) = (action, &decision) {
         audit::emit_net(&policy, hook, action, *rule_id, &dest);
+    }
+    ret
+}
+
+const AF_INET: i32 = 2;
+const AF_INET6: i32 = 10;
+const AF_PACKET: i32 = 17;
+const AF_XDP: i32 = 44;
+const SOCK_TYPE_MASK: i32 = 0xf;
+const SOCK_RAW: i32 = 3;
+const SOCK_PACKET: i32 = 10;
+const IPPROTO_SCTP: i32 = 132;
+
+#[lsm(hook = "socket_create")]
+pub fn socket_create(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, socket_create, int family, int type, int protocol, int kern)
+    if let Some(denied) = earlier_denial(&ctx, 4) {
+        return denied;
+    }
+    let (family, ty, protocol, kern): (i32, i32, i32, i32) =
+        (ctx.arg(0), ctx.arg(1), ctx.arg(2), ctx.arg(3));
+    // Sockets that reach the network past the address rules: raw IP (a crafted header names
+    // any destination), packet and XDP sockets (whole frames), SCTP (connectx and bindx take
+    // address lists through setsockopt, not connect).
+    let inet = family == AF_INET || family == AF_INET6;
+    let ty = ty & SOCK_TYPE_MASK;
+    let bypass = family == AF_PACKET
+        || family == AF_XDP
+        || (inet && (ty == SOCK_RAW || ty == SOCK_PACKET || protocol == IPPROTO_SCTP));
+    if kern != 0 || !bypass {
+        return 0;
+    }
+    let Some(policy) = current_policy() else {
+        return 0;
+    };
+    if !has_net_rules(&policy) {
+        return 0;
+    }
+    let decision = Decision::Deny {
+        rule_id: RULE_ID_NET_RAW,
+    };
+    let (ret, action) = apply(&policy, &decision);
+    if let Some(action) = action {
+        let what = Target {
+            dev: 0,
+            ino: ((family as u64) << 32) | ((ty as u64) << 16) | (protocol as u64 & 0xffff),
+        };
+        audit::emit(&policy, HOOK_SOCKET_CREATE, action, RULE_ID_NET_RAW, &what);
     }
     ret
 }

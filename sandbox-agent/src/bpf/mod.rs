@@ -23,6 +23,7 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("ptrace_access_check", "ptrace_access_check"),
     ("sb_mount", "sb_mount"),
     ("move_mount", "move_mount"),
+    ("socket_create", "socket_create"),
     ("socket_connect", "socket_connect"),
     ("socket_sendmsg", "socket_sendmsg"),
     ("unix_stream_connect", "unix_stream_connect"),

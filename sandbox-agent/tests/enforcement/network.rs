@@ -442,3 +442,54 @@ fn a_host_name_in_a_rule_denies_the_addresses_it_resolves_to() {
         "the previous policy stays"
     );
 }
+
+/// Creates a socket of (family, type, protocol): OK:created or ERR:<errno>.
+const SOCKET_SCRIPT: &str = r#"
+import socket, sys
+try:
+    socket.socket(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])).close()
+    print("OK:created", end="")
+except OSError as e:
+    print("ERR:%d" % e.errno, end="")
+"#;
+
+fn socket(cg: Option<&Cgroup>, family: i32, ty: i32, protocol: i32) -> Result<String, i32> {
+    let args = [family, ty, protocol].map(|n| n.to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    probe(cg, SOCKET_SCRIPT, &args)
+}
+
+#[test]
+fn raw_packet_and_sctp_sockets_are_refused_where_network_rules_apply() {
+    let home = fixture_dir("net-raw");
+    let cg = confined_by("net-raw", &home, "network:\n  deny: [169.254.169.254]\n");
+    let (packet, raw_icmp, sctp) = (
+        (libc::AF_PACKET, libc::SOCK_RAW, 0x0300),
+        (libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP),
+        (libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_SCTP),
+    );
+
+    // A confined root could otherwise craft frames or IP headers to the denied address.
+    for (f, t, p) in [packet, raw_icmp, sctp] {
+        assert_eq!(
+            socket(Some(&cg), f, t, p),
+            Err(EPERM),
+            "socket({f}, {t}, {p})"
+        );
+    }
+    let created = Ok("created".to_string());
+    let (tcp, udp6) = (
+        (libc::AF_INET, libc::SOCK_STREAM, 0),
+        (libc::AF_INET6, libc::SOCK_DGRAM, 0),
+    );
+    for (f, t, p) in [tcp, udp6] {
+        assert_eq!(socket(Some(&cg), f, t, p), created, "ordinary sockets stay");
+    }
+    // Outside the cgroup, and under a policy without network rules, nothing changes.
+    assert_eq!(socket(None, packet.0, packet.1, packet.2), created);
+    let files_only = confined("net-raw-files", &home, &[&home.join("secret")]);
+    assert_eq!(
+        socket(Some(&files_only), raw_icmp.0, raw_icmp.1, raw_icmp.2),
+        created
+    );
+}

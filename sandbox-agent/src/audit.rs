@@ -8,10 +8,7 @@ use std::{
 };
 
 use sandbox_common::{
-    AuditEvent, ACTION_AUDIT, ACTION_DENY, HOOK_BPF, HOOK_BPRM_CHECK, HOOK_FILE_MPROTECT,
-    HOOK_FILE_OPEN, HOOK_FILE_RECEIVE, HOOK_INODE_PERMISSION, HOOK_MMAP_FILE, HOOK_MOVE_MOUNT,
-    HOOK_PTRACE, HOOK_SB_MOUNT, HOOK_SOCKET_CONNECT, HOOK_SOCKET_CREATE, HOOK_SOCKET_SENDMSG,
-    HOOK_TASK_KILL, HOOK_UNIX_MAY_SEND, HOOK_UNIX_STREAM_CONNECT, NET_FAMILY_V4, NET_FAMILY_V6,
+    hook_name, AuditEvent, ACTION_AUDIT, ACTION_DENY, NET_FAMILY_V4, NET_FAMILY_V6,
     RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS, RULE_ID_NET_DEFAULT, RULE_ID_NET_RAW,
     RULE_ID_NOT_ALLOWED, RULE_ID_SELF_PROTECTION,
 };
@@ -148,26 +145,7 @@ pub fn decode(event: &AuditEvent, clock: &Clock, ctx: &Context) -> AuditRecord {
             _ => "unknown",
         }
         .into(),
-        hook: match event.hook {
-            HOOK_FILE_OPEN => "file_open",
-            HOOK_BPRM_CHECK => "bprm_check_security",
-            HOOK_MMAP_FILE => "mmap_file",
-            HOOK_FILE_MPROTECT => "file_mprotect",
-            HOOK_FILE_RECEIVE => "file_receive",
-            HOOK_BPF => "bpf",
-            HOOK_INODE_PERMISSION => "inode_permission",
-            HOOK_TASK_KILL => "task_kill",
-            HOOK_PTRACE => "ptrace_access_check",
-            HOOK_SB_MOUNT => "sb_mount",
-            HOOK_MOVE_MOUNT => "move_mount",
-            HOOK_SOCKET_CREATE => "socket_create",
-            HOOK_SOCKET_CONNECT => "socket_connect",
-            HOOK_SOCKET_SENDMSG => "socket_sendmsg",
-            HOOK_UNIX_STREAM_CONNECT => "unix_stream_connect",
-            HOOK_UNIX_MAY_SEND => "unix_may_send",
-            _ => "unknown",
-        }
-        .into(),
+        hook: hook_name(event.hook).into(),
         pid: event.pid,
         tgid: event.tgid,
         uid: event.uid,
@@ -315,6 +293,7 @@ pub fn rotated(log: &Path, n: u32) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sandbox_common::{HOOK_FILE_OPEN, HOOK_MMAP_FILE, HOOK_SOCKET_CONNECT};
 
     fn event() -> AuditEvent {
         let mut comm = [0u8; 16];

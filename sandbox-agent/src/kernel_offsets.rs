@@ -78,6 +78,9 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
         msghdr_namelen: off("msghdr", &["msg_namelen"])?,
         socket_sk: off("socket", &["sk"])?,
         unix_sock_dentry: off("unix_sock", &["path", "dentry"])?,
+        file_mode: off("file", &["f_mode"])?,
+        dentry_sb: off("dentry", &["d_sb"])?,
+        path_dentry: off("path", &["dentry"])?,
         valid: 1,
     })
 }

@@ -18,6 +18,45 @@ pub const HOOK_SOCKET_SENDMSG: u32 = 13;
 pub const HOOK_UNIX_STREAM_CONNECT: u32 = 14;
 pub const HOOK_UNIX_MAY_SEND: u32 = 15;
 pub const HOOK_SOCKET_CREATE: u32 = 16;
+pub const HOOK_PATH_TRUNCATE: u32 = 17;
+pub const HOOK_PATH_UNLINK: u32 = 18;
+pub const HOOK_PATH_RMDIR: u32 = 19;
+pub const HOOK_PATH_MKDIR: u32 = 20;
+pub const HOOK_PATH_MKNOD: u32 = 21;
+pub const HOOK_PATH_SYMLINK: u32 = 22;
+pub const HOOK_PATH_LINK: u32 = 23;
+pub const HOOK_PATH_RENAME: u32 = 24;
+
+/// The LSM hook behind a `HOOK_*` number, as audit records name it.
+pub fn hook_name(hook: u32) -> &'static str {
+    match hook {
+        HOOK_FILE_OPEN => "file_open",
+        HOOK_BPRM_CHECK => "bprm_check_security",
+        HOOK_MMAP_FILE => "mmap_file",
+        HOOK_FILE_MPROTECT => "file_mprotect",
+        HOOK_FILE_RECEIVE => "file_receive",
+        HOOK_BPF => "bpf",
+        HOOK_INODE_PERMISSION => "inode_permission",
+        HOOK_TASK_KILL => "task_kill",
+        HOOK_PTRACE => "ptrace_access_check",
+        HOOK_SB_MOUNT => "sb_mount",
+        HOOK_MOVE_MOUNT => "move_mount",
+        HOOK_SOCKET_CREATE => "socket_create",
+        HOOK_SOCKET_CONNECT => "socket_connect",
+        HOOK_SOCKET_SENDMSG => "socket_sendmsg",
+        HOOK_UNIX_STREAM_CONNECT => "unix_stream_connect",
+        HOOK_UNIX_MAY_SEND => "unix_may_send",
+        HOOK_PATH_TRUNCATE => "path_truncate",
+        HOOK_PATH_UNLINK => "path_unlink",
+        HOOK_PATH_RMDIR => "path_rmdir",
+        HOOK_PATH_MKDIR => "path_mkdir",
+        HOOK_PATH_MKNOD => "path_mknod",
+        HOOK_PATH_SYMLINK => "path_symlink",
+        HOOK_PATH_LINK => "path_link",
+        HOOK_PATH_RENAME => "path_rename",
+        _ => "unknown",
+    }
+}
 
 pub const ACTION_DENY: u32 = 1;
 /// Audit mode: the access was allowed but would have been denied.

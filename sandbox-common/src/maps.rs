@@ -106,6 +106,9 @@ pub const RULE_DENY_EXEC: u32 = 1 << 1;
 pub const RULE_ALLOW_EXEC: u32 = 1 << 2;
 /// Deny connecting or sending to this Unix socket, or to any socket below this directory.
 pub const RULE_DENY_UNIX: u32 = 1 << 3;
+/// Deny changing this file or anything below this directory: opening for write, truncating,
+/// creating, unlinking, renaming into or out of, hardlinking.
+pub const RULE_DENY_WRITE: u32 = 1 << 4;
 /// This name is a missing directory on the way to denied paths (`~/.config` for a rule on
 /// `~/.config/gcloud` written before `~/.config` existed): follow `next_node` for the next name.
 pub const RULE_PREFIX: u32 = 1 << 30;

@@ -57,6 +57,12 @@ pub struct KernelOffsets {
     pub socket_sk: u16,
     /// `struct unix_sock` -> `path.dentry` (the socket file a bound Unix socket lives at).
     pub unix_sock_dentry: u16,
+    /// `struct file` -> `f_mode` (FMODE_WRITE: opened for writing).
+    pub file_mode: u16,
+    /// `struct dentry` -> `d_sb` (the filesystem of a dentry that has no inode yet).
+    pub dentry_sb: u16,
+    /// `struct path` -> `dentry` (the path hooks' argument; the struct may be layout-randomized).
+    pub path_dentry: u16,
     /// Non-zero once the daemon filled the struct; the programs deny everything for confined
     /// tasks while it is zero (fail closed).
     pub valid: u16,

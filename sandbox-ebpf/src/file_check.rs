@@ -3,7 +3,7 @@
 
 use sandbox_common::{
     CgroupPolicy, KernelOffsets, POLICY_DENY_FILELESS_EXEC, POLICY_EXEC_ALLOWLIST, RULE_ALLOW_EXEC,
-    RULE_DENY_EXEC, RULE_DENY_READ, RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS,
+    RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_WRITE, RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS,
 };
 
 use crate::{
@@ -14,10 +14,13 @@ use crate::{
     walk::{check_dentry, Target},
 };
 
+/// FMODE_WRITE from <linux/fs.h>.
+const FMODE_WRITE: u32 = 0x2;
+
 /// What the task is about to do with the file.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Open it (deny_read).
+    /// Open it (deny_read; deny_write too when it is opened for writing).
     Open,
     /// Execute it or map it executable (deny_exec, allow_exec, deny_fileless_exec).
     Exec,
@@ -53,7 +56,16 @@ fn decide(policy: &CgroupPolicy, file: *const u8, access: Access) -> (Decision, 
         return (fail_closed, Target::default());
     };
     let (want, allow) = match access {
-        Access::Open => (RULE_DENY_READ, 0),
+        Access::Open => {
+            let Ok(mode) = read_at::<u32>(file, off.file_mode) else {
+                return (fail_closed, target);
+            };
+            if mode & FMODE_WRITE != 0 {
+                (RULE_DENY_READ | RULE_DENY_WRITE, 0)
+            } else {
+                (RULE_DENY_READ, 0)
+            }
+        }
         Access::Exec => {
             if policy.flags & POLICY_DENY_FILELESS_EXEC != 0 {
                 // Only exec decisions need the link count: opens skip this read.
@@ -79,7 +91,7 @@ fn decide(policy: &CgroupPolicy, file: *const u8, access: Access) -> (Decision, 
         return (fail_closed, target);
     };
     (
-        check_dentry(&off, policy.policy_id, target.dev, dentry, want, allow),
+        check_dentry(policy.policy_id, target.dev, dentry, want, allow),
         target,
     )
 }

@@ -32,14 +32,23 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     msghdr_namelen: 0,
     socket_sk: 0,
     unix_sock_dentry: 0,
+    file_mode: 0,
+    dentry_sb: 0,
+    path_dentry: 0,
     valid: 0,
 };
 
+/// The offsets, read field by field where they are used.
+///
+/// Only the address goes through a volatile read: the compiler cannot fold the zero initializer
+/// (the loader rewrites the value in .rodata), and no copy of the struct is made. A copy cost a
+/// 64-bit stack slot per field, which pushed the path hooks past the 512-byte stack.
 #[inline(always)]
-pub fn offsets() -> KernelOffsets {
-    // SAFETY: OFFSETS is a plain static; the volatile read stops the compiler from folding the
-    // zero initializer, since the loader rewrites the value in .rodata.
-    unsafe { core::ptr::read_volatile(&OFFSETS) }
+pub fn offsets() -> &'static KernelOffsets {
+    let address: *const KernelOffsets = &OFFSETS;
+    // SAFETY: reads a local pointer; the result is the address of OFFSETS, a static that lives
+    // for the whole program and is never written by it.
+    unsafe { &*core::ptr::read_volatile(&address) }
 }
 
 /// Reads a `T` at `base + off` in kernel memory.

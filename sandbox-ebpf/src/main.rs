@@ -17,6 +17,7 @@ mod policy;
 mod task;
 mod verdict;
 mod walk;
+mod write;
 
 /// LSM programs call GPL-only helpers (bpf_probe_read_kernel), so the object must say GPL.
 #[no_mangle]

@@ -172,7 +172,7 @@ fn decide_unix(policy_id: u32, sk: *const u8) -> (Decision, Target) {
         return (fail_closed, Target::default());
     };
     (
-        check_dentry(&off, policy_id, target.dev, dentry, RULE_DENY_UNIX, 0),
+        check_dentry(policy_id, target.dev, dentry, RULE_DENY_UNIX, 0),
         target,
     )
 }

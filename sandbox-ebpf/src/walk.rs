@@ -12,7 +12,7 @@ use sandbox_common::{
 };
 
 use crate::{
-    kernel::{read_at, read_ptr},
+    kernel::{offsets, read_at, read_ptr},
     maps::{INODE_RULES, NAME_RULES},
     verdict::Decision,
 };
@@ -33,7 +33,6 @@ const FAIL_CLOSED: Decision = Decision::Deny {
 /// verifier caps the two frames together at 512 bytes.
 #[repr(C)]
 struct Walk {
-    off: KernelOffsets,
     /// The dentry to check next.
     dentry: *const u8,
     /// The dentries walked so far, nearest first: below[0] is the child of `dentry` on the path.
@@ -64,16 +63,8 @@ const DENIED: u32 = 2;
 /// The walk runs in `bpf_loop`, so the verifier checks one level once instead of every level of
 /// an unrolled loop: each hook that shares it costs a fraction of a second to load, not tens.
 #[inline(always)]
-pub fn check_dentry(
-    off: &KernelOffsets,
-    policy_id: u32,
-    dev: u32,
-    start: *const u8,
-    want: u32,
-    allow: u32,
-) -> Decision {
+pub fn check_dentry(policy_id: u32, dev: u32, start: *const u8, want: u32, allow: u32) -> Decision {
     let mut walk = Walk {
-        off: *off,
         dentry: start,
         below: [core::ptr::null(); MAX_CHAIN],
         inode_key: InodeKey {
@@ -139,10 +130,10 @@ fn hide_from_verifier<T>(slot: &mut T) {
 
 /// One level of the walk; returns 1 to stop the loop once the outcome is known.
 #[inline(never)]
-extern "C" fn walk_one_level(_index: u32, ctx: *mut c_void) -> i64 {
+extern "C" fn walk_one_level(index: u32, ctx: *mut c_void) -> i64 {
     // SAFETY: bpf_loop hands back the pointer check_dentry passed: its live, exclusive `Walk`.
     let walk = unsafe { &mut *(ctx as *mut Walk) };
-    let (outcome, rule_id) = match check_level(walk) {
+    let (outcome, rule_id) = match check_level(walk, index) {
         Ok(None) => return 0,
         Ok(Some(Decision::Allow)) => (ALLOWED, 0),
         Ok(Some(Decision::Deny { rule_id })) => (DENIED, rule_id),
@@ -153,35 +144,28 @@ extern "C" fn walk_one_level(_index: u32, ctx: *mut c_void) -> i64 {
     1
 }
 
-/// Checks `walk.dentry` and moves to its parent; `Some` once the walk is decided.
+/// Checks `walk.dentry` (the `level`th on the way up) and moves to its parent; `Some` once the
+/// walk is decided.
 #[inline(always)]
-fn check_level(walk: &mut Walk) -> Result<Option<Decision>, i32> {
+fn check_level(walk: &mut Walk, level: u32) -> Result<Option<Decision>, i32> {
+    let off = offsets();
     let dentry = walk.dentry;
-    let inode = read_ptr(dentry, walk.off.dentry_inode)?;
-    let ino: u64 = read_at(inode, walk.off.inode_ino)?;
-    walk.inode_key.ino = ino;
-    // SAFETY: copied out at once; see policy::current_policy.
-    if let Some(rule) = unsafe { INODE_RULES.get(&walk.inode_key).copied() } {
-        if rule.flags & walk.want != 0 {
-            return Ok(Some(Decision::Deny {
-                rule_id: rule.rule_id,
-            }));
+    let inode: *const u8 = read_at(dentry, off.dentry_inode)?;
+    if !inode.is_null() {
+        if let Some(decision) = check_inode(walk, inode)? {
+            return Ok(Some(decision));
         }
-        if rule.flags & walk.allow != 0 {
-            walk.listed = 1;
-        }
-        if rule.flags & RULE_NAMED_CHILDREN != 0 {
-            if let Some(rule_id) = check_names(walk, ino)? {
-                return Ok(Some(Decision::Deny { rule_id }));
-            }
-        }
+    } else if level != 0 {
+        // Only the name being created (mkdir, mknod, the new side of link and rename) has no
+        // inode yet; a directory above it always has one.
+        return Err(-1);
     }
-    let parent = read_ptr(dentry, walk.off.dentry_parent)?;
+    let parent = read_ptr(dentry, off.dentry_parent)?;
     if parent == dentry {
         // Its own parent: the filesystem root, and the walk is complete, unless the dentry is
         // disconnected (reached by a file handle, open_by_handle_at): then the directories above
         // it are unknown, and one of them could be denied.
-        let flags: u32 = read_at(dentry, walk.off.dentry_flags)?;
+        let flags: u32 = read_at(dentry, off.dentry_flags)?;
         if flags & DCACHE_DISCONNECTED != 0 {
             return Err(-1);
         }
@@ -192,11 +176,38 @@ fn check_level(walk: &mut Walk) -> Result<Option<Decision>, i32> {
     Ok(None)
 }
 
+/// The inode rule of the directory or file `inode` on the path, then the name rules below it.
+#[inline(always)]
+fn check_inode(walk: &mut Walk, inode: *const u8) -> Result<Option<Decision>, i32> {
+    let off = offsets();
+    let ino: u64 = read_at(inode, off.inode_ino)?;
+    walk.inode_key.ino = ino;
+    // SAFETY: copied out at once; see policy::current_policy.
+    let Some(rule) = (unsafe { INODE_RULES.get(&walk.inode_key).copied() }) else {
+        return Ok(None);
+    };
+    if rule.flags & walk.want != 0 {
+        return Ok(Some(Decision::Deny {
+            rule_id: rule.rule_id,
+        }));
+    }
+    if rule.flags & walk.allow != 0 {
+        walk.listed = 1;
+    }
+    if rule.flags & RULE_NAMED_CHILDREN != 0 {
+        if let Some(rule_id) = check_names(walk, ino)? {
+            return Ok(Some(Decision::Deny { rule_id }));
+        }
+    }
+    Ok(None)
+}
+
 /// Name rules below the directory `parent_ino`: the name of the child on the path, then, while
 /// the match is a `RULE_PREFIX` of a path that did not exist at attach time, the names further
 /// down. Returns the id of a rule that denies `walk.want`.
 #[inline(always)]
 fn check_names(walk: &mut Walk, parent_ino: u64) -> Result<Option<u32>, i32> {
+    let off = offsets();
     walk.name_key.dev = walk.inode_key.dev;
     walk.name_key.parent_ino = parent_ino;
     for i in 0..MAX_CHAIN {
@@ -204,7 +215,7 @@ fn check_names(walk: &mut Walk, parent_ino: u64) -> Result<Option<u32>, i32> {
         if child.is_null() {
             return Ok(None);
         }
-        fill_name(&walk.off, &mut walk.name_key, child)?;
+        fill_name(off, &mut walk.name_key, child)?;
         // SAFETY: copied out at once; see policy::current_policy.
         let Some(rule) = (unsafe { NAME_RULES.get(&walk.name_key).copied() }) else {
             return Ok(None);

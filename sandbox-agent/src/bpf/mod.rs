@@ -28,4 +28,12 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("socket_sendmsg", "socket_sendmsg"),
     ("unix_stream_connect", "unix_stream_connect"),
     ("unix_may_send", "unix_may_send"),
+    ("path_truncate", "path_truncate"),
+    ("path_unlink", "path_unlink"),
+    ("path_rmdir", "path_rmdir"),
+    ("path_mkdir", "path_mkdir"),
+    ("path_mknod", "path_mknod"),
+    ("path_symlink", "path_symlink"),
+    ("path_link", "path_link"),
+    ("path_rename", "path_rename"),
 ];

@@ -27,12 +27,13 @@ pub fn check(file: &Path) -> anyhow::Result<bool> {
     )
     .to_lowercase();
     println!(
-        "{}: ok: policy {:?}, {:?} mode, {} deny_read and {} deny_exec rules{allow}{}{network}",
+        "{}: ok: policy {:?}, {:?} mode, {} deny_read, {} deny_exec and {} deny_write rules{allow}{}{network}",
         file.display(),
         p.name,
         p.mode,
         p.deny_read.len(),
         p.deny_exec.len(),
+        p.deny_write.len(),
         if p.deny_fileless_exec {
             ", fileless exec denied"
         } else {

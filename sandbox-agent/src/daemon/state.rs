@@ -493,13 +493,16 @@ fn adopted(
     }
 }
 
-/// `policy` with the daemon's own paths added to deny_read. Every compile of a policy (attach,
-/// and adoption after a restart) adds the same, so rule ids stay consistent.
+/// `policy` with the daemon's own paths added to deny_read and deny_write (no reading its
+/// config, no deleting or replacing its audit log). Every compile of a policy (attach, and
+/// adoption after a restart) adds the same, so rule ids stay consistent.
 fn protect(mut policy: policy::Policy, protected: &[PathBuf]) -> policy::Policy {
     for path in protected {
         let entry = path.display().to_string();
-        if !policy.deny_read.contains(&entry) {
-            policy.deny_read.push(entry);
+        for list in [&mut policy.deny_read, &mut policy.deny_write] {
+            if !list.contains(&entry) {
+                list.push(entry.clone());
+            }
         }
     }
     policy

@@ -21,7 +21,7 @@ use sandbox_common::{
     NetRules, RuleValue, CHAIN_DEV, MAX_CHAIN, POLICY_DENY_FILELESS_EXEC, POLICY_EXEC_ALLOWLIST,
     POLICY_NET_BINARIES, POLICY_NET_BINARY_NAMES, POLICY_NET_DEFAULT_DENY, POLICY_NET_RULES,
     POLICY_UNIX_RULES, RULE_ALLOW_EXEC, RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_UNIX,
-    RULE_NAMED_CHILDREN, RULE_PREFIX,
+    RULE_DENY_WRITE, RULE_NAMED_CHILDREN, RULE_PREFIX,
 };
 use serde::Serialize;
 
@@ -142,7 +142,7 @@ impl CompiledPolicy {
 /// records: the first rule that denies does, else the first rule with any meaning (`allow_exec`);
 /// `structural` (a chain or named-children marker) carries no rule of its own.
 fn takes_rule_id(existing: u32, flags: u32, structural: u32) -> bool {
-    const DENY: u32 = RULE_DENY_READ | RULE_DENY_EXEC | RULE_DENY_UNIX;
+    const DENY: u32 = RULE_DENY_READ | RULE_DENY_EXEC | RULE_DENY_UNIX | RULE_DENY_WRITE;
     let meaningful = |f: u32| f & !structural != 0;
     (existing & DENY == 0 && flags & DENY != 0) || (!meaningful(existing) && meaningful(flags))
 }
@@ -180,6 +180,7 @@ pub fn compile_with(policy: &Policy, anchors: &Anchors) -> Result<CompiledPolicy
     for (key, list) in policy.path_lists() {
         let flags = match key {
             "deny_exec" => RULE_DENY_EXEC,
+            "deny_write" => RULE_DENY_WRITE,
             "allow_exec" => RULE_ALLOW_EXEC,
             "network.unix_deny" => RULE_DENY_UNIX,
             _ => RULE_DENY_READ,

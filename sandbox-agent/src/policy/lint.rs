@@ -28,12 +28,11 @@ pub fn lint(file: &str, text: &str, policy: &Policy) -> Vec<PolicyError> {
             message: format!("warning: {message}"),
         });
     };
-    for key in ["deny_read", "deny_exec"] {
-        let list = if key == "deny_read" {
-            &policy.deny_read
-        } else {
-            &policy.deny_exec
-        };
+    for (key, list) in [
+        ("deny_read", &policy.deny_read),
+        ("deny_exec", &policy.deny_exec),
+        ("deny_write", &policy.deny_write),
+    ] {
         for (i, entry) in list.iter().enumerate() {
             let path = lexical(entry);
             if SYSTEM_TREES.iter().any(|t| path == Path::new(t)) {
@@ -43,12 +42,12 @@ pub fn lint(file: &str, text: &str, policy: &Policy) -> Vec<PolicyError> {
                     entry,
                     format!("{entry:?} is a system tree every program needs: the confined command could not run"),
                 );
-            } else if key == "deny_read" && entry.trim_end_matches('/') == "~" {
+            } else if key != "deny_exec" && entry.trim_end_matches('/') == "~" {
                 warn(
                     key,
                     Some(i),
                     entry,
-                    "the whole home directory: shells and tools read their configuration there"
+                    "the whole home directory: shells and tools read their configuration and write their caches there"
                         .into(),
                 );
             }

@@ -29,6 +29,10 @@ pub struct Policy {
     /// Files and directories (whole subtrees) no confined process may execute or map executable.
     #[serde(default)]
     pub deny_exec: Vec<String>,
+    /// Files and directories (whole subtrees) no confined process may change: open for write,
+    /// truncate, create, unlink, rename into or out of, hardlink.
+    #[serde(default)]
+    pub deny_write: Vec<String>,
     /// When present, the only files (or subtrees) a confined process may execute or map
     /// executable; deny_exec still wins inside them.
     #[serde(default)]
@@ -83,10 +87,11 @@ pub struct BinaryRules {
 
 impl Policy {
     /// Every path list with its key, in file order of the keys' meaning.
-    pub fn path_lists(&self) -> [(&'static str, &[String]); 4] {
+    pub fn path_lists(&self) -> [(&'static str, &[String]); 5] {
         [
             ("deny_read", &self.deny_read),
             ("deny_exec", &self.deny_exec),
+            ("deny_write", &self.deny_write),
             ("allow_exec", self.allow_exec.as_deref().unwrap_or_default()),
             ("network.unix_deny", &self.network.unix_deny),
         ]

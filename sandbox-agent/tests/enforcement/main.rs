@@ -11,6 +11,7 @@ mod bad_input;
 mod control;
 mod deny_exec;
 mod deny_read;
+mod deny_write;
 mod escape;
 mod exec_loaders;
 mod lifecycle;

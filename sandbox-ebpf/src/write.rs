@@ -1,0 +1,242 @@
+//! deny_write, and the deny_read hardening that shares its hooks: what a confined task may
+//! create, remove, rename or link. Each hook names the directory entry it changes; the walk
+//! decides it by the inode identity of the entry and the directories above it, or, for a name
+//! that does not exist yet, by the name rules of its parent directory.
+
+use aya_ebpf::{macros::lsm, programs::LsmContext};
+use sandbox_common::{
+    HOOK_PATH_LINK, HOOK_PATH_MKDIR, HOOK_PATH_MKNOD, HOOK_PATH_RENAME, HOOK_PATH_RMDIR,
+    HOOK_PATH_SYMLINK, HOOK_PATH_TRUNCATE, HOOK_PATH_UNLINK, RULE_DENY_READ, RULE_DENY_WRITE,
+    RULE_ID_FAIL_CLOSED,
+};
+
+use crate::{
+    audit,
+    hook::earlier_denial,
+    kernel::{offsets, read_at, read_ptr},
+    policy::current_policy,
+    verdict::{apply, Decision},
+    walk::{check_dentry, Target},
+};
+
+/// Changing the entry: deny_write.
+const CHANGE: u32 = RULE_DENY_WRITE;
+/// Moving the entry elsewhere or giving it a second name: it would carry a denied file out of
+/// a denied directory, so deny_read protects it too.
+const MOVE: u32 = RULE_DENY_READ | RULE_DENY_WRITE;
+/// RENAME_EXCHANGE from <uapi/linux/fs.h>: both entries move.
+const RENAME_EXCHANGE: u32 = 1 << 1;
+
+/// One entry the hook changes, and the rule bits that forbid it.
+#[derive(Clone, Copy)]
+struct Change {
+    dentry: *const u8,
+    want: u32,
+}
+
+/// Verdict of `hook` on changing `first` and then, unless that is denied, `second`.
+#[inline(always)]
+fn verdict_on_changes(hook: u32, first: Change, second: Option<Change>) -> i32 {
+    let Some(policy) = current_policy() else {
+        return 0;
+    };
+    let mut target = Target::default();
+    let mut denied = denying_rule(policy.policy_id, first.dentry, first.want, &mut target);
+    if let (NO_RULE, Some(second)) = (denied, second) {
+        denied = denying_rule(policy.policy_id, second.dentry, second.want, &mut target);
+    }
+    let decision = match denied {
+        NO_RULE => Decision::Allow,
+        rule => Decision::Deny {
+            rule_id: rule as u32,
+        },
+    };
+    let (ret, action) = apply(&policy, &decision);
+    if let (Some(action), Decision::Deny { rule_id }) = (action, &decision) {
+        audit::emit(&policy, hook, action, *rule_id, &target);
+    }
+    ret
+}
+
+/// What `denying_rule` returns when nothing denies; a rule id is a u32.
+const NO_RULE: u64 = u64::MAX;
+
+/// The id of the rule that forbids changing `dentry` (a rule bit in `want`), or `NO_RULE`;
+/// `target` gets the entry's identity. Not inlined: link and rename check two entries, and two
+/// inlined walks would not fit the 512-byte stack together; called, they share one frame.
+#[inline(never)]
+fn denying_rule(policy_id: u32, dentry: *const u8, want: u32, target: &mut Target) -> u64 {
+    let off = offsets();
+    if off.valid == 0 || dentry.is_null() {
+        return RULE_ID_FAIL_CLOSED as u64;
+    }
+    // The filesystem comes from the dentry: a name being created has no inode yet.
+    let Ok(dev) = read_ptr(dentry, off.dentry_sb).and_then(|sb| read_at(sb, off.sb_dev)) else {
+        return RULE_ID_FAIL_CLOSED as u64;
+    };
+    target.dev = dev;
+    target.ino = match read_at::<*const u8>(dentry, off.dentry_inode) {
+        Ok(inode) if inode.is_null() => 0,
+        Ok(inode) => match read_at(inode, off.inode_ino) {
+            Ok(ino) => ino,
+            Err(_) => return RULE_ID_FAIL_CLOSED as u64,
+        },
+        Err(_) => return RULE_ID_FAIL_CLOSED as u64,
+    };
+    match check_dentry(policy_id, dev, dentry, want, 0) {
+        Decision::Allow => NO_RULE,
+        Decision::Deny { rule_id } => rule_id as u64,
+    }
+}
+
+/// The dentry of a `struct path *`.
+#[inline(always)]
+fn path_dentry(path: *const u8) -> *const u8 {
+    read_ptr(path, offsets().path_dentry).unwrap_or(core::ptr::null())
+}
+
+#[lsm(hook = "path_truncate")]
+pub fn path_truncate(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, path_truncate, const struct path *path)
+    if let Some(denied) = earlier_denial(&ctx, 1) {
+        return denied;
+    }
+    let dentry = path_dentry(ctx.arg(0));
+    verdict_on_changes(
+        HOOK_PATH_TRUNCATE,
+        Change {
+            dentry,
+            want: CHANGE,
+        },
+        None,
+    )
+}
+
+#[lsm(hook = "path_unlink")]
+pub fn path_unlink(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, path_unlink, const struct path *dir, struct dentry *dentry)
+    if let Some(denied) = earlier_denial(&ctx, 2) {
+        return denied;
+    }
+    let dentry = ctx.arg(1);
+    verdict_on_changes(
+        HOOK_PATH_UNLINK,
+        Change {
+            dentry,
+            want: CHANGE,
+        },
+        None,
+    )
+}
+
+#[lsm(hook = "path_rmdir")]
+pub fn path_rmdir(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, path_rmdir, const struct path *dir, struct dentry *dentry)
+    if let Some(denied) = earlier_denial(&ctx, 2) {
+        return denied;
+    }
+    let dentry = ctx.arg(1);
+    verdict_on_changes(
+        HOOK_PATH_RMDIR,
+        Change {
+            dentry,
+            want: CHANGE,
+        },
+        None,
+    )
+}
+
+#[lsm(hook = "path_mkdir")]
+pub fn path_mkdir(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, path_mkdir, const struct path *dir, struct dentry *dentry, umode_t mode)
+    if let Some(denied) = earlier_denial(&ctx, 3) {
+        return denied;
+    }
+    let dentry = ctx.arg(1);
+    verdict_on_changes(
+        HOOK_PATH_MKDIR,
+        Change {
+            dentry,
+            want: CHANGE,
+        },
+        None,
+    )
+}
+
+#[lsm(hook = "path_mknod")]
+pub fn path_mknod(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, path_mknod, const struct path *dir, struct dentry *dentry, umode_t mode,
+    //          unsigned int dev): also open(O_CREAT) of a name that does not exist.
+    if let Some(denied) = earlier_denial(&ctx, 4) {
+        return denied;
+    }
+    let dentry = ctx.arg(1);
+    verdict_on_changes(
+        HOOK_PATH_MKNOD,
+        Change {
+            dentry,
+            want: CHANGE,
+        },
+        None,
+    )
+}
+
+#[lsm(hook = "path_symlink")]
+pub fn path_symlink(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, path_symlink, const struct path *dir, struct dentry *dentry,
+    //          const char *old_name)
+    if let Some(denied) = earlier_denial(&ctx, 3) {
+        return denied;
+    }
+    let dentry = ctx.arg(1);
+    verdict_on_changes(
+        HOOK_PATH_SYMLINK,
+        Change {
+            dentry,
+            want: CHANGE,
+        },
+        None,
+    )
+}
+
+#[lsm(hook = "path_link")]
+pub fn path_link(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, path_link, struct dentry *old_dentry, const struct path *new_dir,
+    //          struct dentry *new_dentry)
+    if let Some(denied) = earlier_denial(&ctx, 3) {
+        return denied;
+    }
+    let old = Change {
+        dentry: ctx.arg(0),
+        want: MOVE,
+    };
+    let new = Change {
+        dentry: ctx.arg(2),
+        want: CHANGE,
+    };
+    verdict_on_changes(HOOK_PATH_LINK, old, Some(new))
+}
+
+#[lsm(hook = "path_rename")]
+pub fn path_rename(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, path_rename, const struct path *old_dir, struct dentry *old_dentry,
+    //          const struct path *new_dir, struct dentry *new_dentry, unsigned int flags)
+    if let Some(denied) = earlier_denial(&ctx, 5) {
+        return denied;
+    }
+    let flags: u32 = ctx.arg(4);
+    let old = Change {
+        dentry: ctx.arg(1),
+        want: MOVE,
+    };
+    // The entry replaced at the new name is changed; with RENAME_EXCHANGE it moves too.
+    let new = Change {
+        dentry: ctx.arg(3),
+        want: if flags & RENAME_EXCHANGE != 0 {
+            MOVE
+        } else {
+            CHANGE
+        },
+    };
+    verdict_on_changes(HOOK_PATH_RENAME, old, Some(new))
+}

@@ -70,6 +70,8 @@ pub struct CompiledPolicy {
     pub warnings: Vec<String>,
     /// Chain node of each prefix name rule, shared by rules with a common missing prefix.
     chain_nodes: BTreeMap<NameRuleKey, u32>,
+    /// Denied paths that do not exist yet, reported together in one warning.
+    not_yet_created: Vec<PathBuf>,
 }
 
 impl CompiledPolicy {
@@ -204,6 +206,9 @@ pub fn compile_with(policy: &Policy, anchors: &Anchors) -> Result<CompiledPolicy
             });
         }
     }
+    if let Some(warning) = not_yet_created_warning(&out.not_yet_created) {
+        out.warnings.push(warning);
+    }
     super::net_compile::compile_network(policy, anchors, &mut out)?;
     for (present, flag) in [
         (!out.net_rules.is_empty(), POLICY_NET_RULES),
@@ -232,6 +237,26 @@ fn policy_flags(policy: &Policy) -> u32 {
         flags |= POLICY_DENY_FILELESS_EXEC;
     }
     flags
+}
+
+/// One line for every denied path that does not exist yet: a default policy names many files a
+/// given host never has, and forty warnings would bury the one that matters.
+fn not_yet_created_warning(paths: &[PathBuf]) -> Option<String> {
+    match paths {
+        [] => None,
+        [one] => Some(format!(
+            "{} does not exist yet: it is denied once created",
+            one.display()
+        )),
+        many => {
+            let list: Vec<String> = many.iter().map(|p| p.display().to_string()).collect();
+            Some(format!(
+                "{} paths do not exist yet: each is denied once created: {}",
+                many.len(),
+                list.join(", ")
+            ))
+        }
+    }
 }
 
 /// Adds the inode and name rules for one path; returns (resolved path, exists).
@@ -302,10 +327,7 @@ fn add_path_rule(
             denied_root.display()
         ));
     } else {
-        out.warnings.push(format!(
-            "{} does not exist yet: it is denied once created",
-            resolved.display()
-        ));
+        out.not_yet_created.push(resolved.clone());
     }
     out.add_chain(stat(&canonical)?, &missing, flags, rule_id);
     Ok((resolved, false))
@@ -406,8 +428,11 @@ mod tests {
         assert_eq!(c.name_rules[&under("gcloud")].flags, RULE_DENY_READ);
         assert_eq!(c.name_rules[&under("gh")].flags, RULE_DENY_READ);
         assert_eq!(c.name_rules[&under("gh")].rule_id, 1);
+        // Both missing paths in one warning.
+        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
         assert!(
-            c.warnings[0].contains("denied once created"),
+            c.warnings[0].starts_with("2 paths do not exist yet: each is denied once created: ")
+                && c.warnings[0].ends_with("/.config/gh"),
             "{:?}",
             c.warnings
         );

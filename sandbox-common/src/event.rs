@@ -26,6 +26,7 @@ pub const HOOK_PATH_MKNOD: u32 = 21;
 pub const HOOK_PATH_SYMLINK: u32 = 22;
 pub const HOOK_PATH_LINK: u32 = 23;
 pub const HOOK_PATH_RENAME: u32 = 24;
+pub const HOOK_TASK_ALLOC: u32 = 25;
 
 /// The LSM hook behind a `HOOK_*` number, as audit records name it.
 pub fn hook_name(hook: u32) -> &'static str {
@@ -54,6 +55,7 @@ pub fn hook_name(hook: u32) -> &'static str {
         HOOK_PATH_SYMLINK => "path_symlink",
         HOOK_PATH_LINK => "path_link",
         HOOK_PATH_RENAME => "path_rename",
+        HOOK_TASK_ALLOC => "task_alloc",
         _ => "unknown",
     }
 }

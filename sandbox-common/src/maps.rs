@@ -147,12 +147,17 @@ pub const MAX_WALK_DEPTH: u32 = 48;
 pub const MAP_CGROUP_POLICY: &str = "CGROUP_POLICY";
 pub const MAP_INODE_RULES: &str = "INODE_RULES";
 pub const MAP_NAME_RULES: &str = "NAME_RULES";
+/// Confining cgroup id of each confined task, by `task_struct` address: confinement follows
+/// the task wherever it is moved.
+pub const MAP_CONFINED_TASKS: &str = "CONFINED_TASKS";
 pub const MAP_EVENTS: &str = "EVENTS";
 pub const MAP_EVENT_DROPS: &str = "EVENT_DROPS";
 
 pub const MAX_CGROUPS: u32 = 4096;
 pub const MAX_INODE_RULES: u32 = 65536;
 pub const MAX_NAME_RULES: u32 = 65536;
+/// Tasks marked as confined (`CONFINED_TASKS`); a confined task cannot fork past this many.
+pub const MAX_CONFINED_TASKS: u32 = 65536;
 
 #[cfg(feature = "user")]
 mod pod {

@@ -1,19 +1,20 @@
 //! Self-protection, enforced for every confined task whatever its policy says: no bpf(), no
 //! writes into cgroupfs (so no moving out of the confined cgroup, by cgroup.procs or by
-//! clone3(CLONE_INTO_CGROUP)), no signals or ptrace to tasks outside its own cgroup (the daemon
+//! clone3(CLONE_INTO_CGROUP)), no signals or ptrace to tasks outside its own sandbox (the daemon
 //! among them), and no mounts that could hide or replace files.
 
-use aya_ebpf::{helpers::generated::bpf_get_current_cgroup_id, macros::lsm, programs::LsmContext};
+use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
-    HOOK_BPF, HOOK_INODE_PERMISSION, HOOK_MOVE_MOUNT, HOOK_PTRACE, HOOK_SB_MOUNT, HOOK_TASK_KILL,
-    RULE_ID_SELF_PROTECTION,
+    CgroupPolicy, HOOK_BPF, HOOK_INODE_PERMISSION, HOOK_MOVE_MOUNT, HOOK_PTRACE, HOOK_SB_MOUNT,
+    HOOK_TASK_KILL, RULE_ID_SELF_PROTECTION,
 };
 
 use crate::{
     audit,
     hook::earlier_denial,
     kernel::{offsets, read_at, read_ptr},
-    policy::current_policy,
+    maps::CONFINED_TASKS,
+    policy::{confining_attachment, current_policy},
     verdict::{apply, Decision},
     walk::Target,
 };
@@ -26,15 +27,21 @@ const CGROUP_SUPER_MAGIC: u64 = 0x0027_e0eb;
 /// Denies for a confined task (recording `target`), allows for everyone else.
 #[inline(always)]
 fn deny_confined(hook: u32, target: Target) -> i32 {
-    let Some(policy) = current_policy() else {
-        return 0;
-    };
+    match current_policy() {
+        Some(policy) => deny(&policy, hook, target),
+        None => 0,
+    }
+}
+
+/// Denies under `policy`, recording `target`.
+#[inline(always)]
+fn deny(policy: &CgroupPolicy, hook: u32, target: Target) -> i32 {
     let decision = Decision::Deny {
         rule_id: RULE_ID_SELF_PROTECTION,
     };
-    let (ret, action) = apply(&policy, &decision);
+    let (ret, action) = apply(policy, &decision);
     if let Some(action) = action {
-        audit::emit(&policy, hook, action, RULE_ID_SELF_PROTECTION, &target);
+        audit::emit(policy, hook, action, RULE_ID_SELF_PROTECTION, &target);
     }
     ret
 }
@@ -83,33 +90,27 @@ pub fn inode_permission(ctx: LsmContext) -> i32 {
     deny_confined(HOOK_INODE_PERMISSION, target)
 }
 
-/// (cgroup v2 id, tgid) of `task`; None when unreadable.
+/// Denies a confined task acting on `task` unless `task` is confined by the same attachment
+/// (marked with it: see `policy`). A task moved out of the sandbox by someone outside stays
+/// confined, and still cannot signal what now shares its cgroup.
 #[inline(always)]
-fn task_cgroup(task: *const u8) -> Option<(u64, u32)> {
-    let off = offsets();
-    let css_set = read_ptr(task, off.task_cgroups).ok()?;
-    let cgroup = read_ptr(css_set, off.css_set_dfl_cgrp).ok()?;
-    let kn = read_ptr(cgroup, off.cgroup_kn).ok()?;
-    let id: u64 = read_at(kn, off.kernfs_node_id).ok()?;
-    Some((id, read_at(task, off.task_tgid).ok()?))
-}
-
-/// Denies a confined task acting on `task` unless `task` is in the same cgroup.
-#[inline(always)]
-fn only_own_cgroup(hook: u32, task: *const u8) -> i32 {
-    // SAFETY: a plain helper call.
-    let own = unsafe { bpf_get_current_cgroup_id() };
-    match task_cgroup(task) {
-        Some((id, _)) if id == own => 0,
-        Some((_, tgid)) => deny_confined(
-            hook,
-            Target {
-                dev: 0,
-                ino: tgid as u64,
-            },
-        ),
-        None => deny_confined(hook, Target::default()),
+fn only_own_sandbox(hook: u32, task: *const u8) -> i32 {
+    let Some((attachment, policy)) = confining_attachment() else {
+        return 0;
+    };
+    // SAFETY: copied out at once; see policy::current_policy.
+    if unsafe { CONFINED_TASKS.get(&(task as u64)).copied() } == Some(attachment) {
+        return 0;
     }
+    let tgid: u32 = read_at(task, offsets().task_tgid).unwrap_or(0);
+    deny(
+        &policy,
+        hook,
+        Target {
+            dev: 0,
+            ino: tgid as u64,
+        },
+    )
 }
 
 #[lsm(hook = "task_kill")]
@@ -119,7 +120,7 @@ pub fn task_kill(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 4) {
         return denied;
     }
-    only_own_cgroup(HOOK_TASK_KILL, ctx.arg(0))
+    only_own_sandbox(HOOK_TASK_KILL, ctx.arg(0))
 }
 
 #[lsm(hook = "ptrace_access_check")]
@@ -128,7 +129,7 @@ pub fn ptrace_access_check(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 2) {
         return denied;
     }
-    only_own_cgroup(HOOK_PTRACE, ctx.arg(0))
+    only_own_sandbox(HOOK_PTRACE, ctx.arg(0))
 }
 
 #[lsm(hook = "sb_mount")]

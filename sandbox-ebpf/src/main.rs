@@ -4,6 +4,7 @@
 #![no_main]
 
 mod audit;
+mod confinement;
 mod exec;
 mod file;
 mod file_check;

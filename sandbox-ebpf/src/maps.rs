@@ -8,7 +8,8 @@ use aya_ebpf::{
 };
 use sandbox_common::{
     AuditEvent, AuditRate, CgroupPolicy, InodeKey, NameKey, NetKey, NetRules, RuleValue,
-    MAX_CGROUPS, MAX_INODE_RULES, MAX_NAME_RULES, MAX_NET_BINARIES, MAX_NET_RULES,
+    MAX_CGROUPS, MAX_CONFINED_TASKS, MAX_INODE_RULES, MAX_NAME_RULES, MAX_NET_BINARIES,
+    MAX_NET_RULES,
 };
 
 #[map(name = "CGROUP_POLICY")]
@@ -19,6 +20,11 @@ pub static INODE_RULES: HashMap<InodeKey, RuleValue> = HashMap::pinned(MAX_INODE
 
 #[map(name = "NAME_RULES")]
 pub static NAME_RULES: HashMap<NameKey, RuleValue> = HashMap::pinned(MAX_NAME_RULES, 0);
+
+/// Cgroup id of the attachment that confines each confined task, by task_struct address.
+/// Marked at fork and at a task's first decision; removed when the task is freed.
+#[map(name = "CONFINED_TASKS")]
+pub static CONFINED_TASKS: HashMap<u64, u64> = HashMap::pinned(MAX_CONFINED_TASKS, 0);
 
 /// Network rules by (policy, scope, family, address prefix).
 #[map(name = "NET_RULES")]

@@ -1,15 +1,50 @@
 //! Which policy, if any, confines the current task.
+//!
+//! A task is confined by the policy attached to its cgroup or an ancestor, and stays confined by
+//! it wherever the task is moved afterwards (by itself it cannot move: see `guard`; a root
+//! process outside could): the first decision for a task, and every fork of a confined task,
+//! marks the task in `CONFINED_TASKS` with the attachment's cgroup id. A mark outlives a move
+//! but not a detach: it names the attachment, whose policy is looked up at each decision.
 
-use aya_ebpf::helpers::generated::bpf_get_current_ancestor_cgroup_id;
+use aya_ebpf::helpers::generated::{bpf_get_current_ancestor_cgroup_id, bpf_get_current_task};
 use sandbox_common::{CgroupPolicy, MAX_CGROUP_DEPTH};
 
-use crate::maps::CGROUP_POLICY;
+use crate::maps::{CGROUP_POLICY, CONFINED_TASKS};
+
+/// BPF_ANY: create the mark or replace a stale one.
+const BPF_ANY: u64 = 0;
+
+/// The policy confining the current task: by its mark, else by its cgroup's ancestry (and then
+/// the task is marked).
+#[inline(always)]
+pub fn current_policy() -> Option<CgroupPolicy> {
+    confining_attachment().map(|(_, policy)| policy)
+}
+
+/// (cgroup id of the attachment, its policy) confining the current task.
+#[inline(always)]
+pub fn confining_attachment() -> Option<(u64, CgroupPolicy)> {
+    // SAFETY: a plain helper call; the address is only used as a map key.
+    let task = unsafe { bpf_get_current_task() };
+    // SAFETY: values are copied out at once; a concurrent update can only make us see the old
+    // or the new value, both valid.
+    if let Some(cgroup) = unsafe { CONFINED_TASKS.get(&task).copied() } {
+        if let Some(policy) = unsafe { CGROUP_POLICY.get(&cgroup).copied() } {
+            return Some((cgroup, policy));
+        }
+    }
+    let (cgroup, policy) = attached_ancestor()?;
+    // Confined before it was marked (in the cgroup when the policy was attached), or its mark
+    // names a detached attachment. If the table is full the cgroup still confines the task.
+    let _ = CONFINED_TASKS.insert(&task, &cgroup, BPF_ANY);
+    Some((cgroup, policy))
+}
 
 /// The policy attached to the current task's cgroup or to one of its ancestors. The daemon
 /// refuses nested attachments, so the first attached cgroup found on the way down from the root
 /// is the only one.
 #[inline(always)]
-pub fn current_policy() -> Option<CgroupPolicy> {
+fn attached_ancestor() -> Option<(u64, CgroupPolicy)> {
     // Level 0 is the root cgroup; the helper returns 0 past the task's own level.
     for level in 0..MAX_CGROUP_DEPTH {
         // SAFETY: a plain helper call with a scalar argument.
@@ -17,10 +52,9 @@ pub fn current_policy() -> Option<CgroupPolicy> {
         if id == 0 {
             return None;
         }
-        // SAFETY: the value is copied out at once; a concurrent update can only make us see
-        // the old or the new policy reference, both valid.
+        // SAFETY: copied out at once, as above.
         if let Some(p) = unsafe { CGROUP_POLICY.get(&id) } {
-            return Some(*p);
+            return Some((id, *p));
         }
     }
     None

@@ -14,8 +14,8 @@ use aya::{
 use sandbox_common::{
     AuditRate, AuditRateLimit, CgroupPolicy, InodeKey, NameKey, NetKey, NetRules, RuleValue,
     GLOBAL_AUDIT_RATE_LIMIT, GLOBAL_OFFSETS, MAP_AUDIT_RATE, MAP_AUDIT_SUPPRESSED,
-    MAP_CGROUP_POLICY, MAP_INODE_RULES, MAP_NAME_RULES, MAP_NET_BINARIES, MAP_NET_BINARY_NAMES,
-    MAP_NET_RULES,
+    MAP_CGROUP_POLICY, MAP_CONFINED_TASKS, MAP_INODE_RULES, MAP_NAME_RULES, MAP_NET_BINARIES,
+    MAP_NET_BINARY_NAMES, MAP_NET_RULES,
 };
 
 use super::{support::SupportError, EBPF_OBJECT, PROGRAMS};
@@ -72,7 +72,7 @@ pub fn load(maps_dir: &Path, audit_rate: &AuditRateLimit) -> Result<Ebpf, Suppor
 }
 
 /// (map, key size, value size) this build's programs use.
-const POLICY_MAP_LAYOUT: [(&str, usize, usize); 8] = [
+const POLICY_MAP_LAYOUT: [(&str, usize, usize); 9] = [
     (MAP_AUDIT_RATE, size_of::<u32>(), size_of::<AuditRate>()),
     (MAP_AUDIT_SUPPRESSED, size_of::<u32>(), size_of::<u64>()),
     (
@@ -94,6 +94,7 @@ const POLICY_MAP_LAYOUT: [(&str, usize, usize); 8] = [
     ),
     (MAP_NET_BINARIES, size_of::<InodeKey>(), size_of::<u32>()),
     (MAP_NET_BINARY_NAMES, size_of::<NameKey>(), size_of::<u32>()),
+    (MAP_CONFINED_TASKS, size_of::<u64>(), size_of::<u64>()),
 ];
 
 /// Refuses policy maps pinned by a build with another layout: reusing them would misread every

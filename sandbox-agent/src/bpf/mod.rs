@@ -36,4 +36,6 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("path_symlink", "path_symlink"),
     ("path_link", "path_link"),
     ("path_rename", "path_rename"),
+    ("task_alloc", "task_alloc"),
+    ("task_free", "task_free"),
 ];

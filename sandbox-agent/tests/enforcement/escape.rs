@@ -195,3 +195,37 @@ fn the_daemons_own_files_are_out_of_reach() {
         "a confined process appended to the audit log"
     );
 }
+
+#[test]
+fn a_task_moved_out_by_root_outside_stays_confined_and_so_do_its_children() {
+    let (cg, home, secret) = confined_secret("escape-moved");
+    let go = home.join("go");
+    let script = format!(
+        "while [ ! -e {go} ]; do sleep 0.1; done; cat {secret}; echo read=$?; \
+         sh -c 'cat {secret}; echo child=$?'; kill -0 $PPID; echo signal=$?",
+        go = go.display(),
+        secret = secret.display()
+    );
+    let shell = cg.spawn(&["sh", "-c", &script]);
+
+    // Root outside the sandbox (an admin, a service manager) moves it to an unconfined cgroup.
+    let elsewhere = Cgroup::new("escape-moved-elsewhere");
+    std::fs::write(elsewhere.path.join("cgroup.procs"), shell.id().to_string()).unwrap();
+    let now_in = std::fs::read_to_string(format!("/proc/{}/cgroup", shell.id())).unwrap();
+    assert!(
+        now_in
+            .trim_end()
+            .ends_with(elsewhere.path.file_name().unwrap().to_str().unwrap()),
+        "{now_in}"
+    );
+    write(&go, "");
+    let text = stdout(&shell.wait_with_output().unwrap());
+    assert!(text.contains("read=1"), "{text}");
+    assert!(
+        text.contains("child=1"),
+        "a child forked after the move: {text}"
+    );
+    // Its parent (the test, outside the sandbox) shares nothing with it: no signal either.
+    assert!(text.contains("signal=1"), "{text}");
+    assert_eq!(open_unconfined(&secret), Ok("s".into()));
+}

@@ -1,0 +1,60 @@
+//! Confinement follows the task: every child of a confined task is marked with its parent's
+//! attachment when it is created, before it can run, and the mark goes when the task is freed.
+
+use aya_ebpf::{macros::lsm, programs::LsmContext};
+use sandbox_common::{HOOK_TASK_ALLOC, RULE_ID_FAIL_CLOSED};
+
+use crate::{
+    audit,
+    hook::earlier_denial,
+    maps::CONFINED_TASKS,
+    policy::confining_attachment,
+    verdict::{apply, Decision},
+    walk::Target,
+};
+
+/// BPF_NOEXIST: a new task has no mark yet.
+const BPF_NOEXIST: u64 = 1;
+/// EAGAIN, what fork returns when a task limit is reached.
+const EAGAIN: i32 = 11;
+
+#[lsm(hook = "task_alloc")]
+pub fn task_alloc(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, task_alloc, struct task_struct *task, unsigned long clone_flags)
+    if let Some(denied) = earlier_denial(&ctx, 2) {
+        return denied;
+    }
+    let Some((attachment, policy)) = confining_attachment() else {
+        return 0;
+    };
+    let child: u64 = ctx.arg(0);
+    if CONFINED_TASKS
+        .insert(&child, &attachment, BPF_NOEXIST)
+        .is_ok()
+    {
+        return 0;
+    }
+    // Unmarked, the child could be moved out of the sandbox unconfined: no such child, even in
+    // audit mode (the record says why).
+    let decision = Decision::Deny {
+        rule_id: RULE_ID_FAIL_CLOSED,
+    };
+    if let (_, Some(action)) = apply(&policy, &decision) {
+        audit::emit(
+            &policy,
+            HOOK_TASK_ALLOC,
+            action,
+            RULE_ID_FAIL_CLOSED,
+            &Target::default(),
+        );
+    }
+    -EAGAIN
+}
+
+#[lsm(hook = "task_free")]
+pub fn task_free(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(void, LSM_RET_VOID, task_free, struct task_struct *task)
+    let task: u64 = ctx.arg(0);
+    let _ = CONFINED_TASKS.remove(&task);
+    0
+}

@@ -154,8 +154,13 @@ pub const MAP_EVENTS: &str = "EVENTS";
 pub const MAP_EVENT_DROPS: &str = "EVENT_DROPS";
 
 pub const MAX_CGROUPS: u32 = 4096;
-pub const MAX_INODE_RULES: u32 = 65536;
-pub const MAX_NAME_RULES: u32 = 65536;
+/// Rule map capacity, across all attached policies and the generation being switched in: 100
+/// policies of 1,000 paths each use ~100,000 of each. The maps are not preallocated
+/// (`RULE_MAP_FLAGS`), so the capacity costs kernel memory only as it is used.
+pub const MAX_INODE_RULES: u32 = 262_144;
+pub const MAX_NAME_RULES: u32 = 262_144;
+/// BPF_F_NO_PREALLOC: entries are allocated when the daemon writes them.
+pub const RULE_MAP_FLAGS: u32 = 1;
 /// Tasks marked as confined (`CONFINED_TASKS`); a confined task cannot fork past this many.
 pub const MAX_CONFINED_TASKS: u32 = 65536;
 

@@ -9,17 +9,19 @@ use aya_ebpf::{
 use sandbox_common::{
     AuditEvent, AuditRate, CgroupPolicy, InodeKey, NameKey, NetKey, NetRules, RuleValue,
     MAX_CGROUPS, MAX_CONFINED_TASKS, MAX_INODE_RULES, MAX_NAME_RULES, MAX_NET_BINARIES,
-    MAX_NET_RULES,
+    MAX_NET_RULES, RULE_MAP_FLAGS,
 };
 
 #[map(name = "CGROUP_POLICY")]
 pub static CGROUP_POLICY: HashMap<u64, CgroupPolicy> = HashMap::pinned(MAX_CGROUPS, 0);
 
 #[map(name = "INODE_RULES")]
-pub static INODE_RULES: HashMap<InodeKey, RuleValue> = HashMap::pinned(MAX_INODE_RULES, 0);
+pub static INODE_RULES: HashMap<InodeKey, RuleValue> =
+    HashMap::pinned(MAX_INODE_RULES, RULE_MAP_FLAGS);
 
 #[map(name = "NAME_RULES")]
-pub static NAME_RULES: HashMap<NameKey, RuleValue> = HashMap::pinned(MAX_NAME_RULES, 0);
+pub static NAME_RULES: HashMap<NameKey, RuleValue> =
+    HashMap::pinned(MAX_NAME_RULES, RULE_MAP_FLAGS);
 
 /// Cgroup id of the attachment that confines each confined task, by task_struct address.
 /// Marked at fork and at a task's first decision; removed when the task is freed.

@@ -15,7 +15,7 @@ use sandbox_common::{
     AuditRate, AuditRateLimit, CgroupPolicy, InodeKey, NameKey, NetKey, NetRules, RuleValue,
     GLOBAL_AUDIT_RATE_LIMIT, GLOBAL_OFFSETS, MAP_AUDIT_RATE, MAP_AUDIT_SUPPRESSED,
     MAP_CGROUP_POLICY, MAP_CONFINED_TASKS, MAP_INODE_RULES, MAP_NAME_RULES, MAP_NET_BINARIES,
-    MAP_NET_BINARY_NAMES, MAP_NET_RULES,
+    MAP_NET_BINARY_NAMES, MAP_NET_RULES, MAX_INODE_RULES, MAX_NAME_RULES,
 };
 
 use super::{support::SupportError, EBPF_OBJECT, PROGRAMS};
@@ -97,6 +97,12 @@ const POLICY_MAP_LAYOUT: [(&str, usize, usize); 9] = [
     (MAP_CONFINED_TASKS, size_of::<u64>(), size_of::<u64>()),
 ];
 
+/// Rule maps whose capacity changed between versions: a reused smaller pin would refuse rules.
+const RULE_MAP_CAPACITY: [(&str, u32); 2] = [
+    (MAP_INODE_RULES, MAX_INODE_RULES),
+    (MAP_NAME_RULES, MAX_NAME_RULES),
+];
+
 /// Refuses policy maps pinned by a build with another layout: reusing them would misread every
 /// entry. The pinned programs of that build keep enforcing meanwhile.
 fn check_pinned_layout(maps_dir: &Path) -> Result<(), SupportError> {
@@ -108,12 +114,25 @@ fn check_pinned_layout(maps_dir: &Path) -> Result<(), SupportError> {
         let info = MapInfo::from_pin(&pin)
             .map_err(|e| SupportError::Other(format!("cannot inspect {}: {e}", pin.display())))?;
         let (k, v) = (info.key_size() as usize, info.value_size() as usize);
-        if (k, v) != (key, value) {
+        let capacity = RULE_MAP_CAPACITY
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, c)| *c);
+        let difference = if (k, v) != (key, value) {
+            Some(format!(
+                "key/value {k}/{v} bytes, this build uses {key}/{value}"
+            ))
+        } else {
+            capacity
+                .filter(|c| *c != info.max_entries())
+                .map(|c| format!("{} entries, this build uses {c}", info.max_entries()))
+        };
+        if let Some(difference) = difference {
             return Err(SupportError::Other(format!(
-                "{} was pinned by a different sandbox-agent version (key/value {k}/{v} bytes, this \
-                 build uses {key}/{value}); its programs are still enforcing. To switch versions, \
-                 stop the old daemon and run `sandbox-agent daemon --cleanup` (which ends \
-                 enforcement), then start this one and attach the policies again",
+                "{} was pinned by a different sandbox-agent version ({difference}); its programs \
+                 are still enforcing. To switch versions, stop the old daemon and run \
+                 `sandbox-agent daemon --cleanup` (which ends enforcement), then start this one \
+                 and attach the policies again",
                 pin.display()
             )));
         }

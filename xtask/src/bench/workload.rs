@@ -6,9 +6,12 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+
+/// How long a paced workload runs.
+pub const PACED_SECONDS: u64 = 2;
 
 /// Times `iters` repetitions of `workload` on `arg` and returns nanoseconds per operation.
 pub fn measure(workload: &str, arg: &str, iters: u32) -> Result<f64> {
@@ -48,6 +51,26 @@ pub fn measure(workload: &str, arg: &str, iters: u32) -> Result<f64> {
             for _ in 0..iters {
                 denied_open()?;
             }
+        }
+        "open-denied-paced" => {
+            // `iters` denials per second for PACED_SECONDS: the audit pipeline's sustained rate.
+            let path = CString::new(Path::new(arg).as_os_str().as_bytes())?;
+            let total = iters as u64 * PACED_SECONDS;
+            start = Instant::now();
+            for i in 0..total {
+                let due = start + Duration::from_secs_f64(i as f64 / iters as f64);
+                let ahead = due.saturating_duration_since(Instant::now());
+                if ahead > Duration::from_millis(1) {
+                    std::thread::sleep(ahead);
+                }
+                // SAFETY: as for open-denied.
+                let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+                if fd >= 0 {
+                    unsafe { libc::close(fd) };
+                    bail!("open {arg} succeeded: it should be denied");
+                }
+            }
+            return Ok(start.elapsed().as_nanos() as f64 / total as f64);
         }
         "exec" => {
             start = Instant::now();

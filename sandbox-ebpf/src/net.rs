@@ -15,7 +15,7 @@ use crate::{
     file_check::inode_identity,
     hook::earlier_denial,
     kernel::{offsets, read_at, read_ptr},
-    net_rules::{decide_address, has_net_rules, Via},
+    net_rules::{decide_address, has_net_rules, Via, AF_INET, AF_INET6, AF_PACKET, AF_XDP},
     policy::current_policy,
     verdict::{apply, Decision},
     walk::{check_dentry, Target},
@@ -65,10 +65,6 @@ fn verdict_on_address(addr: *const u8, len: i32, via: Via, hook: u32) -> i32 {
     ret
 }
 
-const AF_INET: i32 = 2;
-const AF_INET6: i32 = 10;
-const AF_PACKET: i32 = 17;
-const AF_XDP: i32 = 44;
 const SOCK_TYPE_MASK: i32 = 0xf;
 const SOCK_RAW: i32 = 3;
 const SOCK_PACKET: i32 = 10;
@@ -85,10 +81,11 @@ pub fn socket_create(ctx: LsmContext) -> i32 {
     // Sockets that reach the network past the address rules: raw IP (a crafted header names
     // any destination), packet and XDP sockets (whole frames), SCTP (connectx and bindx take
     // address lists through setsockopt, not connect).
-    let inet = family == AF_INET || family == AF_INET6;
+    let is = |af: u16| family == i32::from(af);
+    let inet = is(AF_INET) || is(AF_INET6);
     let ty = ty & SOCK_TYPE_MASK;
-    let bypass = family == AF_PACKET
-        || family == AF_XDP
+    let bypass = is(AF_PACKET)
+        || is(AF_XDP)
         || (inet && (ty == SOCK_RAW || ty == SOCK_PACKET || protocol == IPPROTO_SCTP));
     if kern != 0 || !bypass {
         return 0;

@@ -13,15 +13,20 @@ use crate::{
     file_check::inode_identity,
     kernel::{offsets, read_at, read_ptr},
     maps::{NET_BINARIES, NET_BINARY_NAMES, NET_RULES},
+    task::current_exe_file,
     verdict::Decision,
     walk::fill_name,
 };
 
-const AF_UNSPEC: u16 = 0;
-const AF_UNIX: u16 = 1;
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
-const AF_NETLINK: u16 = 16;
+/// Address families from <linux/socket.h>: the `sa_family` of an address (u16), and the
+/// `family` argument of socket(2) (an int) for the same numbers.
+pub const AF_UNSPEC: u16 = 0;
+pub const AF_UNIX: u16 = 1;
+pub const AF_INET: u16 = 2;
+pub const AF_INET6: u16 = 10;
+pub const AF_NETLINK: u16 = 16;
+pub const AF_PACKET: u16 = 17;
+pub const AF_XDP: u16 = 44;
 
 /// sizeof(struct sockaddr_in) and sizeof(struct sockaddr_in6).
 const SOCKADDR_IN_LEN: i32 = 16;
@@ -172,11 +177,11 @@ fn binary_scope(policy: &CgroupPolicy) -> u32 {
         return 0;
     }
     let off = offsets();
-    let Ok(exe) = current_exe_file(&off) else {
+    let Ok(exe) = current_exe_file() else {
         return 0;
     };
     if policy.flags & POLICY_NET_BINARIES != 0 {
-        if let Ok(id) = crate::file_check::file_identity(&off, exe) {
+        if let Ok(id) = crate::file_check::file_identity(off, exe) {
             let key = InodeKey {
                 policy_id: policy.policy_id,
                 dev: id.dev,
@@ -189,7 +194,7 @@ fn binary_scope(policy: &CgroupPolicy) -> u32 {
         }
     }
     if policy.flags & POLICY_NET_BINARY_NAMES != 0 {
-        return scope_by_name(&off, policy.policy_id, exe).unwrap_or(0);
+        return scope_by_name(off, policy.policy_id, exe).unwrap_or(0);
     }
     0
 }
@@ -212,13 +217,4 @@ fn scope_by_name(off: &KernelOffsets, policy_id: u32, exe: *const u8) -> Result<
     fill_name(off, &mut key, dentry)?;
     // SAFETY: copied out at once; see policy::current_policy.
     Ok(unsafe { NET_BINARY_NAMES.get(&key).copied() }.unwrap_or(0))
-}
-
-/// `current->mm->exe_file`.
-#[inline(always)]
-fn current_exe_file(off: &KernelOffsets) -> Result<*const u8, i32> {
-    // SAFETY: a plain helper call; the result is only used as an address for probe reads.
-    let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() } as *const u8;
-    let mm = read_ptr(task, off.task_mm)?;
-    read_ptr(mm, off.mm_exe_file)
 }

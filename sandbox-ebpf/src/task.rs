@@ -15,10 +15,15 @@ use crate::{
 /// the kernel data cannot be read.
 #[inline(always)]
 pub fn current_exe() -> Option<Target> {
+    file_identity(offsets(), current_exe_file().ok()?).ok()
+}
+
+/// `current->mm->exe_file`.
+#[inline(always)]
+pub fn current_exe_file() -> Result<*const u8, i32> {
     let off = offsets();
     // SAFETY: a plain helper call; the result is only used as an address for probe reads.
     let task = unsafe { bpf_get_current_task() } as *const u8;
-    let mm = read_ptr(task, off.task_mm).ok()?;
-    let exe = read_ptr(mm, off.mm_exe_file).ok()?;
-    file_identity(&off, exe).ok()
+    let mm = read_ptr(task, off.task_mm)?;
+    read_ptr(mm, off.mm_exe_file)
 }

@@ -390,7 +390,7 @@ impl DaemonState {
             rule: a.compiled.rule(rule_id).map(|r| {
                 (
                     format!("{} {}", r.kind, r.path),
-                    r.resolved.display().to_string(),
+                    r.resolved.clone(),
                 )
             }),
         }

@@ -46,8 +46,9 @@ pub struct RuleInfo {
     pub kind: &'static str,
     /// As written in the policy.
     pub path: String,
-    /// After `~` expansion and symlink resolution of the existing part.
-    pub resolved: PathBuf,
+    /// What the rule names once resolved: the path after `~` expansion and symlink resolution
+    /// of its existing part, or a network rule's addresses and ports.
+    pub resolved: String,
     /// Whether the path existed when the policy was compiled.
     pub exists: bool,
 }
@@ -201,7 +202,7 @@ pub fn compile_with(policy: &Policy, anchors: &Anchors) -> Result<CompiledPolicy
                 id,
                 kind: key,
                 path: entry.clone(),
-                resolved,
+                resolved: resolved.display().to_string(),
                 exists,
             });
         }
@@ -401,10 +402,8 @@ mod tests {
         let c = compile(&policy(&["~/.aws"]), home.path()).unwrap();
         let key = name_key(home.path(), ".aws");
         assert_eq!(c.name_rules[&key].flags, RULE_DENY_READ);
-        assert_eq!(
-            c.rules[0].resolved,
-            home.path().canonicalize().unwrap().join(".aws")
-        );
+        let expected = home.path().canonicalize().unwrap().join(".aws");
+        assert_eq!(c.rules[0].resolved, expected.display().to_string());
         assert!(!c.rules[0].exists);
         assert!(
             c.warnings[0].contains("denied once created"),

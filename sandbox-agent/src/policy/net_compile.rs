@@ -7,7 +7,6 @@ use std::{
     collections::BTreeMap,
     net::{IpAddr, ToSocketAddrs},
     os::unix::ffi::OsStrExt,
-    path::PathBuf,
 };
 
 use sandbox_common::{NetPortRule, NetRules, NET_ALLOW, NET_DENY, NET_MAX_PORT_RULES};
@@ -86,11 +85,11 @@ pub fn compile_network(
                     Some(b) => format!("{entry} (for {b})"),
                     None => entry.clone(),
                 },
-                resolved: PathBuf::from(match spec.ports {
+                resolved: match spec.ports {
                     ALL_PORTS => resolved,
                     (lo, hi) if lo == hi => format!("{resolved} port {lo}"),
                     (lo, hi) => format!("{resolved} ports {lo}-{hi}"),
-                }),
+                },
                 exists: true,
             });
         }

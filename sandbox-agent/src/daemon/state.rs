@@ -301,11 +301,8 @@ impl DaemonState {
     pub fn with_host_names(&self) -> Vec<(SavedAttachment, NetRuleSet)> {
         self.attachments
             .values()
-            .filter_map(|a| {
-                let saved = a.saved.as_ref()?;
-                let parsed = policy::parse(&saved.policy_file, &saved.policy_yaml).ok()?;
-                policy::names_hosts(&parsed).then(|| (saved.clone(), a.compiled.net_rules.clone()))
-            })
+            .filter(|a| a.compiled.names_hosts)
+            .filter_map(|a| Some((a.saved.clone()?, a.compiled.net_rules.clone())))
             .collect()
     }
 

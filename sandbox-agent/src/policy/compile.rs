@@ -69,6 +69,8 @@ pub struct CompiledPolicy {
     pub net_binary_names: BTreeMap<NameRuleKey, u32>,
     pub rules: Vec<RuleInfo>,
     pub warnings: Vec<String>,
+    /// Some network rule names a host: the daemon resolves it again periodically.
+    pub names_hosts: bool,
     /// Chain node of each prefix name rule, shared by rules with a common missing prefix.
     chain_nodes: BTreeMap<NameRuleKey, u32>,
     /// Denied paths that do not exist yet, reported together in one warning.

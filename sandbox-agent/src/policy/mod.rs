@@ -7,7 +7,6 @@ mod compile;
 mod exec_check;
 mod lint;
 mod net_compile;
-pub use net_compile::names_hosts;
 pub mod net_spec;
 mod schema;
 

@@ -50,6 +50,7 @@ pub fn compile_network(
             let (cidrs, resolved) = match &spec.host {
                 NetHost::Cidr(c) => (vec![*c], c.to_string()),
                 NetHost::Name(name) => {
+                    out.names_hosts = true;
                     let ips = resolve(name);
                     if ips.is_empty() && !allow {
                         return Err(error(format!(
@@ -99,21 +100,6 @@ pub fn compile_network(
         add_binary(out, anchors, i, &b.path)?;
     }
     Ok(())
-}
-
-/// Whether any network rule of `policy` names a host (and so may change when DNS does).
-pub fn names_hosts(policy: &Policy) -> bool {
-    policy.net_lists().iter().any(|(_, _, _, list)| {
-        list.iter().any(|e| {
-            matches!(
-                net_spec::parse(e),
-                Ok(net_spec::NetSpec {
-                    host: NetHost::Name(_),
-                    ..
-                })
-            )
-        })
-    })
 }
 
 /// Addresses of a host name (no port lookup: the name is resolved as `name:0`).

@@ -8,7 +8,7 @@ use std::{
 };
 
 use sandbox_common::{
-    hook_name, AuditEvent, ACTION_AUDIT, ACTION_DENY, NET_FAMILY_V4, NET_FAMILY_V6,
+    hook_name, AuditEvent, EventPath, ACTION_AUDIT, ACTION_DENY, NET_FAMILY_V4, NET_FAMILY_V6,
     RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS, RULE_ID_NET_DEFAULT, RULE_ID_NET_RAW,
     RULE_ID_NOT_ALLOWED, RULE_ID_SELF_PROTECTION,
 };
@@ -54,6 +54,7 @@ pub fn suppressed_record(time: SystemTime, ctx: &Context, count: u64) -> AuditRe
         target: Target {
             dev: String::new(),
             ino: 0,
+            path: None,
             rule_path: None,
             address: None,
         },
@@ -73,7 +74,11 @@ pub struct Target {
     /// `major:minor` of the filesystem.
     pub dev: String,
     pub ino: u64,
-    /// The path of the rule that matched (the kernel-side path of the target is a later step).
+    /// The target's path as the kernel sees it (the real one, whatever alias the task used),
+    /// under the daemon's mount points; starts with `…/` when deeper than the kernel reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The path of the rule that matched.
     pub rule_path: Option<String>,
     /// For connects and sends: where to, `address:port` (`[v6]:port`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -162,10 +167,30 @@ pub fn decode(event: &AuditEvent, clock: &Clock, ctx: &Context) -> AuditRecord {
         target: Target {
             dev: dev_string(event.dev),
             ino: event.ino,
+            path: kernel_path(&event.path),
             rule_path: ctx.rule.as_ref().map(|(_, p)| p.clone()),
             address: net_address(&event.net),
         },
     }
+}
+
+/// The path within its filesystem from the names the kernel sent (nearest first); None when it
+/// sent none (the target is no file).
+fn kernel_path(path: &EventPath) -> Option<String> {
+    let depth = (path.depth as usize).min(path.names.len());
+    if depth == 0 {
+        return None;
+    }
+    let names: Vec<String> = path.names[..depth]
+        .iter()
+        .rev()
+        .map(|n| {
+            let len = n.iter().position(|&b| b == 0).unwrap_or(n.len());
+            String::from_utf8_lossy(&n[..len]).into_owned()
+        })
+        .collect();
+    let start = if path.complete != 0 { "/" } else { "…/" };
+    Some(format!("{start}{}", names.join("/")))
 }
 
 /// `a.b.c.d:port` or `[v6]:port` of a network event; None for other events.
@@ -197,9 +222,10 @@ pub fn format_line(r: &AuditRecord) -> String {
             r.cgroup.as_deref().unwrap_or("?"),
         );
     }
-    let target = match &r.target.address {
-        Some(address) => address.clone(),
-        None => format!("{}:{}", r.target.dev, r.target.ino),
+    let target = match (&r.target.address, &r.target.path) {
+        (Some(address), _) => address.clone(),
+        (None, Some(path)) => path.clone(),
+        (None, None) => format!("{}:{}", r.target.dev, r.target.ino),
     };
     format!(
         "{} {} {} pid={} comm={} policy={} rule={} target={}{}",
@@ -315,7 +341,35 @@ mod tests {
             comm,
             net: Default::default(),
             _pad: 0,
+            path: EventPath::default(),
         }
+    }
+
+    fn path_of(names: &[&str], complete: bool) -> EventPath {
+        let mut path = EventPath::default();
+        for (slot, name) in path.names.iter_mut().zip(names) {
+            slot[..name.len()].copy_from_slice(name.as_bytes());
+        }
+        path.depth = names.len() as u32;
+        path.complete = complete as u32;
+        path
+    }
+
+    #[test]
+    fn the_kernel_path_reads_from_the_root_down() {
+        let mut e = event();
+        e.path = path_of(&["id_ed25519", ".ssh", "root"], true);
+        let r = decode(&e, &Clock::now(), &Context::default());
+        assert_eq!(r.target.path.as_deref(), Some("/root/.ssh/id_ed25519"));
+        assert!(format_line(&r).contains("target=/root/.ssh/id_ed25519"));
+        e.path = path_of(&["f", "d"], false);
+        let r = decode(&e, &Clock::now(), &Context::default());
+        assert_eq!(r.target.path.as_deref(), Some("…/d/f"));
+        e.path = EventPath::default();
+        assert_eq!(
+            decode(&e, &Clock::now(), &Context::default()).target.path,
+            None
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub mod identity;
 pub mod kernel_offsets;
+pub mod mounts;
 pub mod policy;
 pub mod protocol;
 pub mod signals;

@@ -86,12 +86,42 @@ pub struct AuditEvent {
     /// The destination of a connect or send (family 0 for every other event).
     pub net: crate::NetDest,
     pub _pad: u32,
+    /// The target's path as the kernel sees it (file events).
+    pub path: EventPath,
+}
+
+/// Names filled into an `EventPath`, and the bytes kept of each (NUL included).
+pub const PATH_NAMES: usize = 8;
+pub const PATH_NAME_LEN: usize = 32;
+
+/// The names of the target and of the directories above it, nearest first, read from the
+/// kernel's own dentries: the path the file really has, whatever alias the task used. Within
+/// one filesystem: the daemon prefixes its mount point.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventPath {
+    /// NUL-terminated names, truncated to `PATH_NAME_LEN - 1` bytes; only `depth` are valid.
+    pub names: [[u8; PATH_NAME_LEN]; PATH_NAMES],
+    pub depth: u32,
+    /// 1 when the names reach the filesystem's root, 0 when the path is deeper than
+    /// `PATH_NAMES` (or could not be read to the top).
+    pub complete: u32,
+}
+
+impl Default for EventPath {
+    fn default() -> Self {
+        Self {
+            names: [[0; PATH_NAME_LEN]; PATH_NAMES],
+            depth: 0,
+            complete: 0,
+        }
+    }
 }
 
 #[cfg(feature = "user")]
 // SAFETY: repr(C), Copy, no padding (8-byte fields first, then an even number of 4-byte fields,
-// then bytes, then
-// the 20-byte NetDest and a u32 that end the struct on an 8-byte boundary).
+// then bytes, then the 20-byte NetDest and a u32 that end on an 8-byte boundary, then the
+// 256 name bytes and two u32).
 unsafe impl aya::Pod for AuditEvent {}
 
 /// The audit rate limit, per policy generation: a token bucket refilled at `per_second` up to

@@ -1,13 +1,22 @@
 //! Audit events: one ring buffer, a per-policy token bucket that turns floods into an exact count
 //! of suppressed events, and an exact per-CPU count of what could not be sent.
 
-use aya_ebpf::helpers::{
-    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
-    generated::{bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns},
+use core::ptr::addr_of_mut;
+
+use aya_ebpf::{
+    cty::c_void,
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
+        generated::{bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns, bpf_probe_read_kernel_str},
+    },
 };
-use sandbox_common::{AuditEvent, AuditRate, AuditRateLimit, CgroupPolicy, NetDest, TOKEN};
+use sandbox_common::{
+    AuditEvent, AuditRate, AuditRateLimit, CgroupPolicy, EventPath, NetDest, PATH_NAMES,
+    PATH_NAME_LEN, TOKEN,
+};
 
 use crate::{
+    kernel::{offsets, read_ptr},
     maps::{AUDIT_RATE, AUDIT_SUPPRESSED, EVENTS, EVENT_DROPS},
     task::current_exe,
     walk::Target,
@@ -57,25 +66,77 @@ fn send(
     let pid_tgid = bpf_get_current_pid_tgid();
     // SAFETY: a plain helper call.
     let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
-    entry.write(AuditEvent {
-        time_ns: now,
-        cgroup_id,
-        ino: target.ino,
-        exe_ino: exe.ino,
-        dev: target.dev,
-        exe_dev: exe.dev,
-        pid: pid_tgid as u32,
-        tgid: (pid_tgid >> 32) as u32,
-        uid: bpf_get_current_uid_gid() as u32,
-        policy_id: policy.policy_id,
-        rule_id,
-        hook,
-        action,
-        comm: bpf_get_current_comm().unwrap_or_default(),
-        net: *net,
-        _pad: 0,
-    });
+    let event = entry.as_mut_ptr();
+    // SAFETY: `event` is the record just reserved, ours alone until submit; every field is
+    // written in place (the record is too big to build on the 512-byte stack first).
+    unsafe {
+        addr_of_mut!((*event).time_ns).write(now);
+        addr_of_mut!((*event).cgroup_id).write(cgroup_id);
+        addr_of_mut!((*event).ino).write(target.ino);
+        addr_of_mut!((*event).exe_ino).write(exe.ino);
+        addr_of_mut!((*event).dev).write(target.dev);
+        addr_of_mut!((*event).exe_dev).write(exe.dev);
+        addr_of_mut!((*event).pid).write(pid_tgid as u32);
+        addr_of_mut!((*event).tgid).write((pid_tgid >> 32) as u32);
+        addr_of_mut!((*event).uid).write(bpf_get_current_uid_gid() as u32);
+        addr_of_mut!((*event).policy_id).write(policy.policy_id);
+        addr_of_mut!((*event).rule_id).write(rule_id);
+        addr_of_mut!((*event).hook).write(hook);
+        addr_of_mut!((*event).action).write(action);
+        addr_of_mut!((*event).comm).write(bpf_get_current_comm().unwrap_or_default());
+        addr_of_mut!((*event).net).write(*net);
+        addr_of_mut!((*event)._pad).write(0);
+        fill_path(addr_of_mut!((*event).path), target.dentry);
+    }
     entry.submit(0);
+}
+
+/// Writes the names from `dentry` up to its filesystem's root (at most `PATH_NAMES`) into the
+/// reserved record's `path`.
+///
+/// # Safety
+/// `path` points into a reserved ring buffer record owned by the caller.
+#[inline(always)]
+unsafe fn fill_path(path: *mut EventPath, dentry: *const u8) {
+    let off = offsets();
+    let mut dentry = dentry;
+    let mut depth = 0u32;
+    let mut complete = 0u32;
+    for i in 0..PATH_NAMES {
+        if dentry.is_null() {
+            break;
+        }
+        let Ok(parent) = read_ptr(dentry, off.dentry_parent) else {
+            break;
+        };
+        if parent == dentry {
+            // The root: its name is "/", and the names so far are the whole path.
+            complete = 1;
+            break;
+        }
+        let Ok(name) = read_ptr(dentry, off.dentry_name_ptr) else {
+            break;
+        };
+        // SAFETY: copies at most PATH_NAME_LEN bytes (NUL included) into names[i], inside the
+        // record; a failed read leaves an empty name.
+        unsafe {
+            bpf_probe_read_kernel_str(
+                addr_of_mut!((*path).names[i]) as *mut c_void,
+                PATH_NAME_LEN as u32,
+                name as *const c_void,
+            )
+        };
+        depth = i as u32 + 1;
+        dentry = parent;
+    }
+    if depth == PATH_NAMES as u32 && !dentry.is_null() {
+        complete = (read_ptr(dentry, off.dentry_parent) == Ok(dentry)) as u32;
+    }
+    // SAFETY: inside the record, as above.
+    unsafe {
+        addr_of_mut!((*path).depth).write(depth);
+        addr_of_mut!((*path).complete).write(complete);
+    }
 }
 
 #[inline(always)]

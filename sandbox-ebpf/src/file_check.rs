@@ -92,7 +92,7 @@ fn decide(policy: &CgroupPolicy, file: *const u8, access: Access) -> (Decision, 
     };
     (
         check_dentry(policy.policy_id, target.dev, dentry, want, allow),
-        target,
+        Target { dentry, ..target },
     )
 }
 
@@ -108,5 +108,6 @@ pub fn inode_identity(off: &KernelOffsets, inode: *const u8) -> Result<Target, i
     Ok(Target {
         dev: read_at(sb, off.sb_dev)?,
         ino: read_at(inode, off.inode_ino)?,
+        ..Target::default()
     })
 }

@@ -59,6 +59,7 @@ pub fn bpf(ctx: LsmContext) -> i32 {
         Target {
             dev: 0,
             ino: cmd as u64,
+            ..Target::default()
         },
     )
 }
@@ -86,6 +87,7 @@ pub fn inode_permission(ctx: LsmContext) -> i32 {
     let target = Target {
         dev: read_at(sb, off.sb_dev).unwrap_or(0),
         ino: read_at(inode, off.inode_ino).unwrap_or(0),
+        ..Target::default()
     };
     deny_confined(HOOK_INODE_PERMISSION, target)
 }
@@ -109,6 +111,7 @@ fn only_own_sandbox(hook: u32, task: *const u8) -> i32 {
         Target {
             dev: 0,
             ino: tgid as u64,
+            ..Target::default()
         },
     )
 }

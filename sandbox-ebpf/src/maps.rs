@@ -40,9 +40,9 @@ pub static NET_BINARIES: HashMap<InodeKey, u32> = HashMap::pinned(MAX_NET_BINARI
 #[map(name = "NET_BINARY_NAMES")]
 pub static NET_BINARY_NAMES: HashMap<NameKey, u32> = HashMap::pinned(MAX_NET_BINARIES, 0);
 
-/// Room for ~9k events; the daemon drains it continuously.
+/// Room for ~11k events; the daemon drains it continuously.
 #[map(name = "EVENTS")]
-pub static EVENTS: RingBuf = RingBuf::pinned((1 << 20) as u32, 0);
+pub static EVENTS: RingBuf = RingBuf::pinned((1 << 22) as u32, 0);
 
 /// Audit token buckets by policy id (created by the programs on a policy's first event; the
 /// daemon removes those of detached generations).
@@ -58,4 +58,4 @@ pub static AUDIT_SUPPRESSED: PerCpuHashMap<u32, u64> = PerCpuHashMap::pinned(MAX
 pub static EVENT_DROPS: PerCpuArray<u64> = PerCpuArray::pinned(1, 0);
 
 // Keep the event layout visible to the compiler so size mismatches show at build time.
-const _: () = assert!(core::mem::size_of::<AuditEvent>() == 112);
+const _: () = assert!(core::mem::size_of::<AuditEvent>() == 376);

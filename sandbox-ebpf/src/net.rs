@@ -104,6 +104,7 @@ pub fn socket_create(ctx: LsmContext) -> i32 {
         let what = Target {
             dev: 0,
             ino: ((family as u64) << 32) | ((ty as u64) << 16) | (protocol as u64 & 0xffff),
+            ..Target::default()
         };
         audit::emit(&policy, HOOK_SOCKET_CREATE, action, RULE_ID_NET_RAW, &what);
     }
@@ -170,6 +171,6 @@ fn decide_unix(policy_id: u32, sk: *const u8) -> (Decision, Target) {
     };
     (
         check_dentry(policy_id, target.dev, dentry, RULE_DENY_UNIX, 0),
-        target,
+        Target { dentry, ..target },
     )
 }

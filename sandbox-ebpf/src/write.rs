@@ -75,6 +75,7 @@ fn denying_rule(policy_id: u32, dentry: *const u8, want: u32, target: &mut Targe
         return RULE_ID_FAIL_CLOSED as u64;
     };
     target.dev = dev;
+    target.dentry = dentry;
     target.ino = match read_at::<*const u8>(dentry, off.dentry_inode) {
         Ok(inode) if inode.is_null() => 0,
         Ok(inode) => match read_at(inode, off.inode_ino) {

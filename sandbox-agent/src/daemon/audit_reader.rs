@@ -13,7 +13,10 @@ use sandbox_common::{AuditEvent, AuditRate};
 use tokio::io::unix::AsyncFd;
 
 use super::DaemonState;
-use crate::audit::{self, AuditLog, Clock};
+use crate::{
+    audit::{self, AuditLog, Clock},
+    mounts::MountTable,
+};
 
 pub struct AuditMaps {
     pub events: Map,
@@ -48,6 +51,7 @@ pub async fn run(
     // daemon does not report again what its predecessor reported.
     buckets.reported = suppressed_totals(&buckets.suppressed);
     let clock = Clock::now();
+    let mut mounts = MountTable::read();
     // SAFETY: the ring buffer owns its descriptor and is moved into the AsyncFd, so the fd stays
     // open and is not reused for as long as it is registered.
     let mut fd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
@@ -57,13 +61,13 @@ pub async fn run(
         tokio::select! {
             guard = fd.readable_mut() => {
                 let mut guard = guard?;
-                drain(guard.get_inner_mut(), &clock, &mut log, &state)?;
+                drain(guard.get_inner_mut(), &mut mounts, &clock, &mut log, &state)?;
                 guard.clear_ready();
             }
             _ = tick.tick() => {
                 // Events sent before a count was taken are in the ring: drain them first, so
                 // the log's order matches the kernel's.
-                drain(fd.get_mut(), &clock, &mut log, &state)?;
+                drain(fd.get_mut(), &mut mounts, &clock, &mut log, &state)?;
                 buckets.report(&mut log, &state)?;
                 let dropped: u64 = drops.get(&0, 0).map(|v| v.iter().sum()).unwrap_or_default();
                 if let Ok(mut s) = state.lock() {
@@ -76,6 +80,7 @@ pub async fn run(
 
 fn drain(
     ring: &mut RingBuf<MapData>,
+    mounts: &mut MountTable,
     clock: &Clock,
     log: &mut AuditLog,
     state: &Mutex<DaemonState>,
@@ -97,6 +102,14 @@ fn drain(
             *s.counters.per_policy.entry(event.policy_id).or_default() += 1;
             audit::decode(&event, clock, &ctx)
         };
+        let mut record = record;
+        if let Some(within) = record.target.path.take() {
+            if !mounts.knows(event.dev) {
+                // Mounted since the table was read.
+                *mounts = MountTable::read();
+            }
+            record.target.path = Some(mounts.locate(event.dev, &within));
+        }
         tracing::debug!("{}", audit::format_line(&record));
         if let Err(e) = log.append(&record) {
             tracing::error!("cannot append to {}: {e}", log.path().display());

@@ -384,12 +384,10 @@ impl DaemonState {
         audit::Context {
             cgroup: Some(a.info.cgroup.display().to_string()),
             policy: Some(a.info.policy.clone()),
-            rule: a.compiled.rule(rule_id).map(|r| {
-                (
-                    format!("{} {}", r.kind, r.path),
-                    r.resolved.clone(),
-                )
-            }),
+            rule: a
+                .compiled
+                .rule(rule_id)
+                .map(|r| (format!("{} {}", r.kind, r.path), r.resolved.clone())),
         }
     }
 }

@@ -21,10 +21,19 @@ fn a_denied_open_is_recorded_with_policy_rule_and_target() {
     assert_eq!(r["policy"], "test-policy");
     assert_eq!(r["cgroup"], cg.path.display().to_string());
     assert_eq!(r["rule"], format!("deny_read {}", secret.display()));
+    assert_eq!(r["target"]["path"], secret.display().to_string());
     // The acting program by identity: python3's executable, whatever name it was started by.
     let python = std::fs::canonicalize("/usr/bin/python3").unwrap();
     let md = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&python).unwrap());
     assert_eq!(r["exe"]["ino"], md, "{r}");
+
+    // Through a symlink in another directory, the record names the file's real path.
+    let alias = fixture_dir("audit-alias").join("innocent");
+    std::os::unix::fs::symlink(&secret, &alias).unwrap();
+    assert_eq!(cg.open(&alias), Err(EPERM));
+    let records = records_for(ino(&secret), 2);
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records[1]["target"]["path"], secret.display().to_string());
 }
 
 #[test]

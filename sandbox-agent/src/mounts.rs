@@ -1,0 +1,127 @@
+//! Where each filesystem is mounted (the daemon's view, `/proc/self/mountinfo`), so a path the
+//! kernel reports within one filesystem becomes a path a person can open.
+
+use std::{collections::HashMap, path::PathBuf};
+
+/// Mounts by device: (root of the mount within the filesystem, mount point), in mount order.
+#[derive(Debug, Default)]
+pub struct MountTable {
+    by_dev: HashMap<(u32, u32), Vec<(PathBuf, PathBuf)>>,
+}
+
+impl MountTable {
+    /// The daemon's mounts; empty if they cannot be read (paths then stay filesystem-relative).
+    pub fn read() -> Self {
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .map(|text| Self::parse(&text))
+            .unwrap_or_default()
+    }
+
+    pub fn parse(text: &str) -> Self {
+        let mut by_dev: HashMap<_, Vec<_>> = HashMap::new();
+        for line in text.lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let (Some(dev), Some(root), Some(point)) =
+                (fields.get(2), fields.get(3), fields.get(4))
+            else {
+                continue;
+            };
+            let Some((major, minor)) = dev.split_once(':') else {
+                continue;
+            };
+            let (Ok(major), Ok(minor)) = (major.parse(), minor.parse()) else {
+                continue;
+            };
+            by_dev
+                .entry((major, minor))
+                .or_default()
+                .push((unescape(root), unescape(point)));
+        }
+        Self { by_dev }
+    }
+
+    /// `within` (a path from the root of the filesystem whose kernel `dev_t` is `dev`) as seen
+    /// from the daemon's root: through the first mount that shows it. Unchanged when no mount
+    /// does (or the path is incomplete, starting with `…`).
+    pub fn locate(&self, dev: u32, within: &str) -> String {
+        let key = (dev >> 20, dev & 0xfffff);
+        let Some(mounts) = self.by_dev.get(&key) else {
+            return within.to_string();
+        };
+        let within_path = std::path::Path::new(within);
+        for (root, point) in mounts {
+            if let Ok(rest) = within_path.strip_prefix(root) {
+                return point.join(rest).display().to_string();
+            }
+        }
+        within.to_string()
+    }
+
+    /// Whether `dev` has a known mount (else the table may be stale).
+    pub fn knows(&self, dev: u32) -> bool {
+        self.by_dev.contains_key(&(dev >> 20, dev & 0xfffff))
+    }
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape(field: &str) -> PathBuf {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes.get(i + 1..i + 4).and_then(|d| {
+            std::str::from_utf8(d)
+                .ok()
+                .and_then(|d| u8::from_str_radix(d, 8).ok())
+        });
+        match (bytes[i], octal) {
+            (b'\\', Some(c)) => {
+                out.push(c);
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from(
+        <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&out),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
+30 22 0:27 / /tmp rw,nosuid shared:5 - tmpfs tmpfs rw
+31 22 254:1 /srv/data /mnt/my\\040data rw - ext4 /dev/vda1 rw
+";
+
+    fn kdev(major: u32, minor: u32) -> u32 {
+        (major << 20) | minor
+    }
+
+    #[test]
+    fn a_filesystem_path_is_shown_under_its_mount_point() {
+        let t = MountTable::parse(MOUNTINFO);
+        assert_eq!(t.locate(kdev(0, 27), "/work/secret"), "/tmp/work/secret");
+        assert_eq!(t.locate(kdev(254, 1), "/root/.ssh/id"), "/root/.ssh/id");
+    }
+
+    #[test]
+    fn unknown_devices_and_incomplete_paths_stay_as_reported() {
+        let t = MountTable::parse(MOUNTINFO);
+        assert_eq!(t.locate(kdev(9, 9), "/a/b"), "/a/b");
+        assert_eq!(t.locate(kdev(0, 27), "…/deep/file"), "…/deep/file");
+        assert!(!t.knows(kdev(9, 9)));
+    }
+
+    #[test]
+    fn escaped_mount_points_are_decoded() {
+        let t = MountTable::parse("40 22 8:1 /srv/data /mnt/my\\040data rw - ext4 /dev/sda1 rw\n");
+        assert_eq!(t.locate(kdev(8, 1), "/srv/data/x"), "/mnt/my data/x");
+    }
+}

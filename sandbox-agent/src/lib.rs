@@ -12,3 +12,4 @@ pub mod kernel_offsets;
 pub mod policy;
 pub mod protocol;
 pub mod signals;
+pub mod waiting_child;

@@ -11,6 +11,8 @@ use std::{
 /// Where cgroup v2 is mounted on every host we support.
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+/// Parent of the transient cgroups of `run`, below [`CGROUP_ROOT`].
+pub const RUN_CGROUP_PARENT: &str = "sandbox-agent";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
@@ -107,8 +109,39 @@ impl TransientCgroup {
         Ok(Self { path })
     }
 
+    /// Creates the cgroup `name` under [`RUN_CGROUP_PARENT`] (made first when missing).
+    pub fn create_for_run(name: &str) -> Result<Self, CgroupError> {
+        let parent = Path::new(CGROUP_ROOT).join(RUN_CGROUP_PARENT);
+        match std::fs::create_dir(&parent) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                return Err(CgroupError::Io {
+                    path: parent,
+                    source: e,
+                })
+            }
+            _ => {}
+        }
+        Self::create(&parent, name)
+    }
+
+    /// Takes charge of an existing cgroup (to end it).
+    pub fn existing(path: PathBuf) -> Self {
+        Self { path }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Keeps the cgroup: it is no longer removed on drop.
+    pub fn keep(self) -> PathBuf {
+        let this = std::mem::ManuallyDrop::new(self);
+        this.path.clone()
+    }
+
+    /// Moves process `pid` (its whole thread group) into the cgroup.
+    pub fn add_process(&self, pid: u32) -> io::Result<()> {
+        std::fs::write(self.path.join("cgroup.procs"), pid.to_string())
     }
 
     /// Ends every process still in the cgroup (descendants that outlived the command), so that
@@ -141,6 +174,28 @@ impl TransientCgroup {
             other => other,
         }
     }
+}
+
+/// Whether any process is left in the cgroup at `path` or below (`cgroup.events`); a cgroup
+/// that no longer exists is empty.
+pub fn is_populated(path: &Path) -> io::Result<bool> {
+    match std::fs::read_to_string(path.join("cgroup.events")) {
+        Ok(text) => Ok(parse_populated(&text).unwrap_or(true)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The `populated` field of a `cgroup.events` text; None when it is missing or malformed.
+fn parse_populated(events: &str) -> Option<bool> {
+    events
+        .lines()
+        .find_map(|l| l.strip_prefix("populated "))
+        .and_then(|v| match v.trim() {
+            "0" => Some(false),
+            "1" => Some(true),
+            _ => None,
+        })
 }
 
 impl Drop for TransientCgroup {
@@ -176,4 +231,17 @@ pub fn spawn_in_cgroup(command: &mut Command, cgroup: &Path) -> io::Result<Child
     let child = command.spawn();
     drop(procs);
     child
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn populated_is_read_from_cgroup_events() {
+        assert_eq!(parse_populated("populated 0\nfrozen 0\n"), Some(false));
+        assert_eq!(parse_populated("populated 1\nfrozen 0\n"), Some(true));
+        assert_eq!(parse_populated("frozen 0\n"), None);
+        assert_eq!(parse_populated("populated yes\n"), None);
+    }
 }

@@ -13,3 +13,4 @@ pub mod mounts;
 pub mod policy;
 pub mod protocol;
 pub mod signals;
+pub mod waiting_child;

@@ -36,6 +36,22 @@ pub enum Op {
     Detach {
         cgroup: PathBuf,
     },
+    /// Confine the caller's own child `pid` (forked and waiting, not yet executing anything):
+    /// the daemon creates a transient cgroup, attaches the policy to it and moves `pid` into it.
+    /// Answered with `Attached`; the caller then lets the child run and ends with `RunEnd`.
+    Run {
+        policy_file: String,
+        policy_yaml: String,
+        home: PathBuf,
+        #[serde(default)]
+        workspace: Option<PathBuf>,
+        pid: u32,
+    },
+    /// The command of a `Run` ended: kill what is left in its cgroup, detach, remove the cgroup.
+    /// Allowed for root and for the user who made the run.
+    RunEnd {
+        cgroup: PathBuf,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -72,6 +88,19 @@ pub struct AttachInfo {
     /// Audit records logged for this generation since the daemon started (status only).
     #[serde(default)]
     pub events_logged: u64,
+    /// Who made this attachment with `run` (None: made with `attach`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_by: Option<RunOwner>,
+}
+
+/// The `run` client that owns a transient cgroup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOwner {
+    pub uid: u32,
+    pub pid: i32,
+    /// The client's start time (clock ticks after boot, /proc/<pid>/stat), which tells a live
+    /// client from a later process that reuses its pid.
+    pub start_time: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -131,6 +160,85 @@ mod tests {
     #[test]
     fn unknown_ops_are_rejected() {
         assert!(serde_json::from_str::<Request>(r#"{"version":1,"op":"format_disk"}"#).is_err());
+    }
+
+    #[test]
+    fn run_requests_parse_with_and_without_a_workspace() {
+        let line = r#"{"version":1,"op":"run","policy_file":"p.yaml","policy_yaml":"name: p\n","home":"/home/a","pid":4242}"#;
+        let r: Request = serde_json::from_str(line).unwrap();
+        assert_eq!(
+            r.op,
+            Op::Run {
+                policy_file: "p.yaml".into(),
+                policy_yaml: "name: p\n".into(),
+                home: "/home/a".into(),
+                workspace: None,
+                pid: 4242,
+            }
+        );
+        let with_ws = Request::new(Op::Run {
+            policy_file: "p.yaml".into(),
+            policy_yaml: "name: p\n".into(),
+            home: "/home/a".into(),
+            workspace: Some("/src".into()),
+            pid: 7,
+        });
+        let line = serde_json::to_string(&with_ws).unwrap();
+        assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), with_ws);
+    }
+
+    #[test]
+    fn run_requests_without_a_valid_pid_are_rejected() {
+        let base = r#""version":1,"op":"run","policy_file":"p","policy_yaml":"","home":"/h""#;
+        for bad in [
+            format!("{{{base}}}"),
+            format!(r#"{{{base},"pid":-1}}"#),
+            format!(r#"{{{base},"pid":"12"}}"#),
+            format!(r#"{{{base},"pid":4294967296}}"#),
+            format!(r#"{{{base},"pid":1.5}}"#),
+        ] {
+            assert!(serde_json::from_str::<Request>(&bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn run_end_requests_name_a_cgroup() {
+        let line = r#"{"version":1,"op":"run_end","cgroup":"/sys/fs/cgroup/sandbox-agent/run-9"}"#;
+        assert_eq!(
+            serde_json::from_str::<Request>(line).unwrap().op,
+            Op::RunEnd {
+                cgroup: "/sys/fs/cgroup/sandbox-agent/run-9".into()
+            }
+        );
+        assert!(serde_json::from_str::<Request>(r#"{"version":1,"op":"run_end"}"#).is_err());
+    }
+
+    #[test]
+    fn status_of_a_run_names_its_owner_and_older_answers_still_parse() {
+        let mut info = AttachInfo {
+            cgroup: "/sys/fs/cgroup/sandbox-agent/run-9".into(),
+            cgroup_id: 1,
+            policy: "p".into(),
+            policy_id: 2,
+            mode: "enforce".into(),
+            rules: 0,
+            map_entries: 0,
+            warnings: vec![],
+            replaced: false,
+            adopted: false,
+            events_logged: 0,
+            run_by: None,
+        };
+        let line = serde_json::to_string(&info).unwrap();
+        assert!(!line.contains("run_by"), "{line}");
+        assert_eq!(serde_json::from_str::<AttachInfo>(&line).unwrap(), info);
+        info.run_by = Some(RunOwner {
+            uid: 1000,
+            pid: 9,
+            start_time: 123,
+        });
+        let line = serde_json::to_string(&info).unwrap();
+        assert_eq!(serde_json::from_str::<AttachInfo>(&line).unwrap(), info);
     }
 
     #[test]

@@ -1,68 +1,112 @@
-//! `run --policy FILE -- CMD`: a transient cgroup, the policy attached to it, then the command
-//! started inside it. The command never starts unconfined: any failure before exec aborts.
+//! `run --policy FILE -- CMD`: the command, forked and held before exec, is handed to the
+//! daemon, which creates a transient cgroup, attaches the policy and moves the held child into
+//! it; only then does the child execute the command. The daemon does the cgroup work, so any
+//! user it lets steer it (root or the control group) can run, and the command never starts
+//! unconfined: on any failure before the release, the child is killed having run nothing.
 
-use std::{os::unix::process::ExitStatusExt, path::Path, process::Command};
-
-use anyhow::Context as _;
-
-use crate::{
-    cgroup::{spawn_in_cgroup, TransientCgroup, CGROUP_ROOT},
-    policy::{check_program, compile_with, Anchors, Policy},
+use std::{
+    ffi::OsStr,
+    os::unix::process::ExitStatusExt,
+    path::{Path, PathBuf},
 };
 
-/// Parent of the transient cgroups.
-pub const RUN_CGROUP_PARENT: &str = "sandbox-agent";
+use anyhow::{bail, Context as _};
+
+use crate::{
+    client,
+    policy::{check_program, compile_with, Anchors, Policy},
+    protocol::{AttachInfo, Op, Reply},
+    waiting_child::WaitingChild,
+};
+
+pub use crate::cgroup::RUN_CGROUP_PARENT;
 
 pub fn run(socket: &Path, policy: &Path, anchors: &Anchors, cmd: &[String]) -> anyhow::Result<i32> {
-    let (program, args) = cmd.split_first().context("no command given after --")?;
+    let (program, _) = cmd.split_first().context("no command given after --")?;
     let source = super::attach::read_policy(policy)?;
-    refuse_unexecutable(&source.parsed, anchors, program)?;
+    let path = which::which(program)
+        .with_context(|| format!("cannot find the command {program:?} (searched PATH)"))?;
+    refuse_unexecutable(&source.parsed, anchors, program, &path)?;
     let signals = crate::signals::hold().context("cannot set up signal forwarding")?;
-    let parent = Path::new(CGROUP_ROOT).join(RUN_CGROUP_PARENT);
-    if !parent.exists() {
-        std::fs::create_dir(&parent)
-            .or_else(|e| if parent.exists() { Ok(()) } else { Err(e) })
-            .with_context(|| format!("cannot create cgroup {}", parent.display()))?;
-    }
-    let cgroup = TransientCgroup::create(&parent, &format!("run-{}", std::process::id()))?;
-    let info = super::attach::attach(socket, cgroup.path(), &source, anchors)?;
+    let argv: Vec<&OsStr> = cmd.iter().map(OsStr::new).collect();
+    let mut child =
+        WaitingChild::spawn(&path, &argv).with_context(|| format!("cannot start {program}"))?;
+    // On an error here `child` is dropped: killed, having executed nothing.
+    let info = confine(socket, &source, anchors, child.pid())?;
     for w in &info.warnings {
         eprintln!("sandbox-agent: warning: {w}");
     }
-    let mut command = Command::new(program);
-    command.args(args);
-    let status = spawn_in_cgroup(&mut command, cgroup.path())
+    let status = child
+        .release()
         .with_context(|| format!("cannot start {program} in the confined cgroup"))
-        .and_then(|mut child| {
-            signals.forward_to(child.id());
+        .and_then(|()| {
+            signals.forward_to(child.pid());
             child.wait().context("waiting for the command")
         });
-    // Leftover descendants die before the policy goes away: nothing confined runs unconfined.
-    let killed = cgroup.kill_all();
-    let detached = killed
-        .map_err(anyhow::Error::from)
-        .and_then(|()| super::attach::detach(socket, cgroup.path()));
+    // The daemon kills what is left in the cgroup before it detaches the policy.
+    let ended = end(socket, &info.cgroup);
     let status = status?;
-    detached.context("cleaning up the transient cgroup")?;
-    cgroup
-        .remove()
-        .with_context(|| format!("removing {}", cgroup.path().display()))?;
+    ended.context("cleaning up the transient cgroup")?;
     Ok(status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }
 
+/// Asks the daemon to confine our waiting child `pid` under the policy.
+fn confine(
+    socket: &Path,
+    source: &super::attach::PolicySource,
+    anchors: &Anchors,
+    pid: u32,
+) -> anyhow::Result<AttachInfo> {
+    let reply = client::call(
+        socket,
+        Op::Run {
+            policy_file: source.file.clone(),
+            policy_yaml: source.text.clone(),
+            home: anchors.home.clone(),
+            workspace: anchors.workspace.clone(),
+            pid,
+        },
+    )
+    .map_err(|e| {
+        if format!("{e}").contains("unknown variant `run`") {
+            e.context("the daemon is older than this sandbox-agent (no `run` request): restart it")
+        } else {
+            e
+        }
+    })?;
+    match reply {
+        Reply::Attached(info) => Ok(info),
+        other => bail!("unexpected answer from the daemon: {other:?}"),
+    }
+}
+
+/// Tells the daemon the run is over: it empties, detaches and removes the cgroup.
+fn end(socket: &Path, cgroup: &Path) -> anyhow::Result<()> {
+    client::call(
+        socket,
+        Op::RunEnd {
+            cgroup: PathBuf::from(cgroup),
+        },
+    )?;
+    Ok(())
+}
+
 /// Fails when the policy would stop `program` (or the interpreter it needs) from executing, so
 /// `run` says why up front instead of starting a process whose exec fails. The daemon's compile
 /// at attach time stays the authority; this is the same decision made early.
-fn refuse_unexecutable(parsed: &Policy, anchors: &Anchors, program: &str) -> anyhow::Result<()> {
+fn refuse_unexecutable(
+    parsed: &Policy,
+    anchors: &Anchors,
+    program: &str,
+    path: &Path,
+) -> anyhow::Result<()> {
     if parsed.deny_exec.is_empty() && parsed.allow_exec.is_none() {
         return Ok(());
     }
     let compiled = compile_with(parsed, anchors)?;
-    let path = which::which(program)
-        .with_context(|| format!("cannot find the command {program:?} (searched PATH)"))?;
-    check_program(&compiled, &path).with_context(|| {
+    check_program(&compiled, path).with_context(|| {
         format!(
             "policy {:?} would not let {program:?} execute; nothing was started",
             parsed.name

@@ -32,8 +32,13 @@ pub fn print(s: &StatusInfo) {
         println!("no cgroup is confined");
     }
     for a in &s.attachments {
+        let run_by = a
+            .run_by
+            .as_ref()
+            .map(|o| format!(", run by uid {} (pid {})", o.uid, o.pid))
+            .unwrap_or_default();
         println!(
-            "  {} (id {}): policy {:?} generation {} ({}, {} rules, {} events logged){}",
+            "  {} (id {}): policy {:?} generation {} ({}, {} rules, {} events logged){}{run_by}",
             a.cgroup.display(),
             a.cgroup_id,
             a.policy,

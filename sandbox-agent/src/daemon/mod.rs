@@ -4,6 +4,7 @@
 mod audit_reader;
 mod dns_refresh;
 mod persist;
+mod runs;
 mod server;
 mod state;
 
@@ -71,6 +72,23 @@ pub fn cleanup(opts: &DaemonOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How often the daemon looks for runs whose client is gone and whose command has ended.
+const RUN_SWEEP_PERIOD: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Removes the transient cgroups of `run` clients that died (killed, crashed) once their
+/// commands have ended too; the first pass (right after start) also covers runs adopted from an
+/// earlier daemon.
+async fn sweep_runs(state: Arc<Mutex<DaemonState>>) {
+    let mut tick = tokio::time::interval(RUN_SWEEP_PERIOD);
+    loop {
+        tick.tick().await;
+        match state.lock() {
+            Ok(mut s) => s.sweep_runs(),
+            Err(_) => return,
+        }
+    }
+}
+
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let pins = loader::PinLayout::new(&opts.bpffs);
     // Refuse to start (and so to accept any attach) unless the kernel really enforces.
@@ -107,6 +125,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     );
     let audit = tokio::spawn(audit_reader::run(audit_maps, log, state.clone()));
     let serve = tokio::spawn(server::serve(listener, state.clone()));
+    tokio::spawn(sweep_runs(state.clone()));
     if let Some(every) = opts.dns_refresh {
         tokio::spawn(dns_refresh::run(state.clone(), every));
     }

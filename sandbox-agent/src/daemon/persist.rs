@@ -9,6 +9,8 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+use crate::protocol::RunOwner;
+
 const STATE_VERSION: u32 = 1;
 
 /// One attachment as the daemon made it.
@@ -22,6 +24,10 @@ pub struct SavedAttachment {
     pub home: PathBuf,
     #[serde(default)]
     pub workspace: Option<PathBuf>,
+    /// The `run` client that made this attachment, if `run` did: its transient cgroup is
+    /// removed once that client is gone and the cgroup is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_by: Option<RunOwner>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -122,6 +128,7 @@ mod tests {
             policy_yaml: "name: p\n".into(),
             home: PathBuf::from("/home/a"),
             workspace: None,
+            run_by: None,
         }
     }
 

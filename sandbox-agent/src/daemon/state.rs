@@ -8,16 +8,16 @@ use std::{
 use crate::{
     audit,
     bpf::policy_maps::PolicyMaps,
-    cgroup,
+    cgroup::{self, TransientCgroup},
     policy::{self, CompiledPolicy, Mode},
-    protocol::{AttachInfo, Op, Reply, StatusInfo},
+    protocol::{AttachInfo, Op, Reply, RunOwner, StatusInfo},
 };
 
 use sandbox_common::{CgroupPolicy, MODE_AUDIT};
 
 use super::{
     persist::{SavedAttachment, StateFile},
-    DaemonOptions,
+    runs, DaemonOptions,
 };
 
 /// Who sent a request (SO_PEERCRED).
@@ -170,6 +170,20 @@ impl DaemonState {
                 policy::Anchors { home, workspace },
             ),
             Op::Detach { cgroup } => self.detach(cgroup),
+            Op::Run {
+                policy_file,
+                policy_yaml,
+                home,
+                workspace,
+                pid,
+            } => self.run(
+                peer,
+                &policy_file,
+                &policy_yaml,
+                policy::Anchors { home, workspace },
+                pid,
+            ),
+            Op::RunEnd { cgroup } => self.run_end(peer, &cgroup),
         };
         result.unwrap_or_else(|message| Reply::Error { message })
     }
@@ -276,6 +290,7 @@ impl DaemonState {
             replaced,
             adopted: false,
             events_logged: 0,
+            run_by: saved.run_by.clone(),
         };
         tracing::info!(
             cgroup = %cgroup.display(),
@@ -325,18 +340,176 @@ impl DaemonState {
 
     fn detach(&mut self, cgroup: PathBuf) -> Result<Reply, String> {
         let cgroup_id = cgroup::cgroup_id(&cgroup).map_err(|e| e.to_string())?;
-        if !self.maps.detach(cgroup_id).map_err(|e| e.to_string())? {
+        if !self.forget(cgroup_id)? {
             return Err(format!(
                 "cgroup {} has no policy attached",
                 cgroup.display()
             ));
         }
+        tracing::info!(cgroup = %cgroup.display(), "detached");
+        Ok(Reply::Detached { cgroup })
+    }
+
+    /// Removes the policy of `cgroup_id` from the maps and the table; false if it had none.
+    fn forget(&mut self, cgroup_id: u64) -> Result<bool, String> {
+        if !self.maps.detach(cgroup_id).map_err(|e| e.to_string())? {
+            return Ok(false);
+        }
         self.attachments.remove(&cgroup_id);
         if let Some(w) = self.persist() {
             tracing::error!("{w}");
         }
-        tracing::info!(cgroup = %cgroup.display(), "detached");
-        Ok(Reply::Detached { cgroup })
+        Ok(true)
+    }
+
+    /// `run`: confines the caller's waiting child `pid` in a new transient cgroup. The policy
+    /// is in force before the child enters the cgroup; on any failure nothing is left behind
+    /// (whatever entered is killed before the policy goes, then the cgroup is removed) and the
+    /// caller must not let the child run.
+    fn run(
+        &mut self,
+        peer: &Peer,
+        policy_file: &str,
+        policy_yaml: &str,
+        anchors: policy::Anchors,
+        pid: u32,
+    ) -> Result<Reply, String> {
+        let caller = peer
+            .pid
+            .ok_or("permission denied: the kernel did not report the caller's pid")?;
+        // Pinned first: if the pid changed hands after the checks, the pidfd shows it exited.
+        let child = runs::Pidfd::open(pid).map_err(|e| format!("process {pid}: {e}"))?;
+        runs::check_own_child(pid, caller, peer.uid)?;
+        let owner = RunOwner {
+            uid: peer.uid,
+            pid: caller,
+            start_time: runs::start_time(caller)
+                .map_err(|e| format!("cannot identify the caller (pid {caller}): {e}"))?,
+        };
+        let cg = match TransientCgroup::create_for_run(&format!("run-{caller}")) {
+            // A cgroup left by an earlier run whose client had this pid: name this one apart.
+            Err(cgroup::CgroupError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::AlreadyExists =>
+            {
+                TransientCgroup::create_for_run(&format!("run-{caller}-{pid}"))
+            }
+            other => other,
+        }
+        .map_err(|e| format!("cannot create the transient cgroup: {e}"))?;
+        let mut prepared = prepare(
+            &self.protected,
+            cg.path().to_path_buf(),
+            policy_file,
+            policy_yaml,
+            anchors,
+        )?;
+        prepared.saved.run_by = Some(owner);
+        // On an error from here on, dropping `cg` removes the cgroup (nothing is in it yet).
+        let info = self.commit(prepared)?;
+        let moved = if child.exited() {
+            Err(format!("process {pid} exited before it was confined"))
+        } else {
+            cg.add_process(pid)
+                .map_err(|e| {
+                    format!(
+                        "cannot move process {pid} into {}: {e}",
+                        cg.path().display()
+                    )
+                })
+                .and_then(|()| match child.exited() {
+                    true => Err(format!("process {pid} exited while it was being confined")),
+                    false => Ok(()),
+                })
+        };
+        if let Err(e) = moved {
+            if let Err(k) = cg.kill_all() {
+                // Something in it survived: it stays confined, and the cgroup stays.
+                let path = cg.keep();
+                return Err(format!(
+                    "{e}; and cannot empty {}: {k}; it stays confined",
+                    path.display()
+                ));
+            }
+            self.forget(info.cgroup_id)?;
+            return Err(format!("{e}; nothing was started"));
+        }
+        let path = cg.keep();
+        tracing::info!(
+            cgroup = %path.display(),
+            pid,
+            caller,
+            uid = peer.uid,
+            "run: the caller's child confined"
+        );
+        Ok(Reply::Attached(info))
+    }
+
+    /// The end of a `run`: kills what is left in its cgroup, then detaches and removes it.
+    fn run_end(&mut self, peer: &Peer, cgroup: &Path) -> Result<Reply, String> {
+        let Some((&cgroup_id, a)) = self
+            .attachments
+            .iter()
+            .find(|(_, a)| a.info.cgroup == cgroup)
+        else {
+            return Err(format!(
+                "cgroup {} has no policy attached",
+                cgroup.display()
+            ));
+        };
+        let Some(owner) = &a.info.run_by else {
+            return Err(format!(
+                "{} was not made by run; use detach",
+                cgroup.display()
+            ));
+        };
+        if peer.uid != 0 && peer.uid != owner.uid {
+            return Err(format!(
+                "permission denied: the run in {} belongs to uid {}",
+                cgroup.display(),
+                owner.uid
+            ));
+        }
+        let path = a.info.cgroup.clone();
+        self.end_run(cgroup_id, &path)?;
+        tracing::info!(cgroup = %path.display(), "run ended: transient cgroup removed");
+        Ok(Reply::Detached { cgroup: path })
+    }
+
+    /// Kills every process in a run's cgroup, then (only then) detaches and removes it.
+    fn end_run(&mut self, cgroup_id: u64, path: &Path) -> Result<(), String> {
+        let cg = TransientCgroup::existing(path.to_path_buf());
+        if let Err(e) = cg.kill_all() {
+            cg.keep();
+            return Err(format!(
+                "cannot empty {}: {e}; it stays confined",
+                path.display()
+            ));
+        }
+        self.forget(cgroup_id)?;
+        let removed = cg.remove();
+        cg.keep();
+        removed.map_err(|e| format!("detached, but cannot remove {}: {e}", path.display()))
+    }
+
+    /// Ends the runs whose client is gone (killed before it could end the run) and whose
+    /// cgroup has emptied: the command is over, so nothing is left to confine.
+    pub fn sweep_runs(&mut self) {
+        let over: Vec<(u64, PathBuf)> = self
+            .attachments
+            .iter()
+            .filter(|(_, a)| a.info.run_by.as_ref().is_some_and(|o| !runs::is_alive(o)))
+            .filter(|(_, a)| cgroup::is_populated(&a.info.cgroup).is_ok_and(|p| !p))
+            .map(|(id, a)| (*id, a.info.cgroup.clone()))
+            .collect();
+        for (cgroup_id, path) in over {
+            match self.end_run(cgroup_id, &path) {
+                Ok(()) => tracing::info!(
+                    cgroup = %path.display(),
+                    "run client gone and its command ended: transient cgroup removed"
+                ),
+                Err(e) => tracing::warn!(cgroup = %path.display(), "ending an abandoned run: {e}"),
+            }
+        }
     }
 
     fn status(&self) -> StatusInfo {
@@ -436,6 +609,7 @@ pub fn prepare(
             policy_yaml: policy_yaml.to_string(),
             home: anchors.home,
             workspace: anchors.workspace,
+            run_by: None,
         },
     })
 }
@@ -482,6 +656,7 @@ fn adopted(
             replaced: false,
             adopted: true,
             events_logged: 0,
+            run_by: record.as_ref().and_then(|r| r.run_by.clone()),
         },
         compiled: compiled.unwrap_or_default(),
         saved: record,

@@ -59,6 +59,8 @@ fn garbage_on_the_control_socket_gets_an_error_and_the_daemon_keeps_serving() {
     assert!(raw_request(b"\x00\xffnot json at all\n").contains("malformed request"));
     assert!(raw_request(b"{\"version\":1,\"op\":\"launch_missiles\"}\n").contains("error"));
     assert!(raw_request(b"{\"version\":99,\"op\":\"status\"}\n").contains("protocol version 99"));
+    assert!(raw_request(b"{\"version\":1,\"op\":\"run\",\"pid\":-1}\n").contains("malformed"));
+    assert!(raw_request(b"{\"version\":1,\"op\":\"run_end\"}\n").contains("malformed"));
     assert!(raw_request(&vec![b'x'; 5 << 20]).contains("larger than"));
     drop(UnixStream::connect(SOCKET).unwrap());
 
@@ -87,4 +89,128 @@ fn an_ordinary_user_gets_a_permission_error_and_nothing_changes() {
         .unwrap();
     assert_refused(&out, "permission denied: only root");
     assert_eq!(cg.open(&secret), Ok("s".into()), "nothing was attached");
+}
+
+/// Sends one request line on the control socket as `uid`:`gid` (a python3 client, so the
+/// daemon sees that user's credentials) and returns the reply line.
+fn request_as(uid: u32, gid: u32, request: &serde_json::Value) -> String {
+    const CLIENT: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode() + b"\n")
+print(s.makefile().readline(), end="")
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", CLIENT, SOCKET, &request.to_string()])
+        .uid(uid)
+        .gid(gid)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+fn cgroup_of(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap()
+}
+
+fn run_cgroups() -> Vec<std::path::PathBuf> {
+    std::fs::read_dir("/sys/fs/cgroup/sandbox-agent")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_member_cannot_have_a_process_that_is_not_its_own_child_confined() {
+    let home = fixture_dir("run-other-pid");
+    let policy = "name: grab\ndeny_read:\n  - ~/.ssh\n";
+    // Victims: a root process, and a process of the member's own uid that it did not start.
+    let mut root_victim = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let mut user_victim = std::process::Command::new("sleep")
+        .arg("60")
+        .uid(USER_UID)
+        .gid(CONTROL_GID)
+        .spawn()
+        .unwrap();
+    let before = run_cgroups();
+
+    for victim in [&root_victim, &user_victim] {
+        let pid = victim.id();
+        let was = cgroup_of(pid);
+        let reply = request_as(
+            USER_UID,
+            CONTROL_GID,
+            &serde_json::json!({
+                "version": 1,
+                "op": "run",
+                "policy_file": "grab.yaml",
+                "policy_yaml": policy,
+                "home": home,
+                "pid": pid,
+            }),
+        );
+        assert!(
+            reply.contains("permission denied: process")
+                && reply.contains("is not a child of the caller"),
+            "{reply}"
+        );
+        assert_eq!(cgroup_of(pid), was, "process {pid} was moved");
+    }
+    assert_eq!(run_cgroups(), before, "a transient cgroup was left behind");
+    for victim in [&mut root_victim, &mut user_victim] {
+        assert!(victim.try_wait().unwrap().is_none(), "a victim died");
+        victim.kill().unwrap();
+        victim.wait().unwrap();
+    }
+}
+
+#[test]
+fn only_its_owner_or_root_may_end_a_run() {
+    use std::io::{BufRead, BufReader};
+    let home = fixture_dir("run-end-owner");
+    let policy = policy_file(&home, "run-end-owner", "deny_read:\n  - ~/.ssh\n");
+    // A run of root's, still going.
+    let mut run = agent_run_command(&[], &policy, &home, &["sh", "-c", "echo ready; sleep 60"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(run.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let cgroup = run_cgroup(run.id());
+
+    let end = serde_json::json!({"version": 1, "op": "run_end", "cgroup": cgroup});
+    let reply = request_as(USER_UID, CONTROL_GID, &end);
+    assert!(
+        reply.contains("permission denied: the run in") && reply.contains("belongs to uid 0"),
+        "{reply}"
+    );
+    assert!(attached(&cgroup), "the run was ended by someone else");
+    // An attachment made with attach is not a run: run_end refuses it, even for root.
+    let cg = Cgroup::new("not-a-run");
+    attach(&cg, &policy, &home);
+    let reply = request_as(
+        0,
+        0,
+        &serde_json::json!({"version": 1, "op": "run_end", "cgroup": cg.path}),
+    );
+    assert!(reply.contains("was not made by run; use detach"), "{reply}");
+    detach(&cg);
+
+    // Root may end it: the command is killed, the cgroup removed.
+    let reply = request_as(0, 0, &end);
+    assert!(reply.contains("detached"), "{reply}");
+    assert!(!cgroup.exists());
+    assert!(!attached(&cgroup));
+    // The supervisor sees its command killed, and its own run_end then fails: it says so.
+    let status = run.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "run reports the failed clean-up");
 }

@@ -251,17 +251,60 @@ pub fn attach(cgroup: &Cgroup, policy: &Path, home: &Path) -> Output {
 
 /// `sandbox-agent [socket_args] run --policy P --home H -- argv`.
 pub fn agent_run(socket_args: &[&str], policy: &Path, home: &Path, argv: &[&str]) -> Output {
-    agent()
-        .arg("run")
+    agent_run_command(socket_args, policy, home, argv)
+        .output()
+        .unwrap()
+}
+
+/// The command line of `agent_run`, not started.
+pub fn agent_run_command(
+    socket_args: &[&str],
+    policy: &Path,
+    home: &Path,
+    argv: &[&str],
+) -> Command {
+    let mut cmd = agent();
+    cmd.arg("run")
         .args(socket_args)
         .arg("--policy")
         .arg(policy)
         .arg("--home")
         .arg(home)
         .arg("--")
-        .args(argv)
-        .output()
+        .args(argv);
+    cmd
+}
+
+/// The group the VM's daemon lets steer it (`control_group` in xtask's guest/run.sh), and an
+/// ordinary user with no other privilege.
+pub const CONTROL_GID: u32 = 4242;
+pub const USER_UID: u32 = 1000;
+pub const USER_GID: u32 = 1000;
+
+/// The transient cgroup of the `run` client with pid `client`.
+pub fn run_cgroup(client: u32) -> PathBuf {
+    PathBuf::from(format!("/sys/fs/cgroup/sandbox-agent/run-{client}"))
+}
+
+/// Whether `status` lists an attachment for `cgroup`.
+pub fn attached(cgroup: &Path) -> bool {
+    let out = agent().args(["status", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    status["attachments"]
+        .as_array()
         .unwrap()
+        .iter()
+        .any(|a| a["cgroup"] == cgroup.display().to_string())
+}
+
+/// A directory anybody may write to (so a command run as another user can leave a marker).
+pub fn shared_dir(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let out = dir.join("shared");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
+    out
 }
 
 /// Asserts a CLI call failed with an error containing `needle`.

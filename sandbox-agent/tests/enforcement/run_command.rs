@@ -153,3 +153,140 @@ fn workspace_rules_follow_the_directory_run_starts_in() {
         "uses $WORKSPACE but no workspace was given",
     );
 }
+
+/// `sandbox-agent run` started as `uid`:`gid` (no supplementary groups); returns its output
+/// and its pid (which names its transient cgroup).
+fn run_as(
+    uid: u32,
+    gid: u32,
+    policy: &std::path::Path,
+    home: &std::path::Path,
+    argv: &[&str],
+) -> (std::process::Output, u32) {
+    use std::os::unix::process::CommandExt;
+    let child = agent_run_command(&[], policy, home, argv)
+        .uid(uid)
+        .gid(gid)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    (child.wait_with_output().unwrap(), pid)
+}
+
+#[test]
+fn a_control_group_member_runs_a_command_confined_and_gets_its_exit_status() {
+    use std::os::unix::{fs::MetadataExt, process::CommandExt};
+    let home = fixture_dir("member-run");
+    let secret = home.join(".ssh/id_ed25519");
+    write(&secret, "key");
+    write(&home.join("README"), "readme");
+    let out_dir = shared_dir(&home);
+    let policy = policy_file(&home, "member-run", "deny_read:\n  - ~/.ssh\n");
+    // The file modes let the user read the key: only the policy can stop it.
+    let unconfined = std::process::Command::new("cat")
+        .arg(&secret)
+        .uid(USER_UID)
+        .gid(CONTROL_GID)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&unconfined), "key", "{}", stderr(&unconfined));
+
+    let script = format!(
+        "cat {readme} && cat {secret}; echo secret-exit=$?; touch {marker}; exit 7",
+        readme = home.join("README").display(),
+        secret = secret.display(),
+        marker = out_dir.join("ran").display(),
+    );
+    let (out, client) = run_as(
+        USER_UID,
+        CONTROL_GID,
+        &policy,
+        &home,
+        &["sh", "-c", &script],
+    );
+
+    assert_eq!(out.status.code(), Some(7), "stderr: {}", stderr(&out));
+    assert!(stdout(&out).contains("readme"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("secret-exit=1"), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("key"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("Operation not permitted"),
+        "{}",
+        stderr(&out)
+    );
+    // The command ran as the user, not as the daemon's root.
+    let marker = std::fs::metadata(out_dir.join("ran")).expect("the command did not run");
+    assert_eq!(marker.uid(), USER_UID);
+    // Its transient cgroup is gone and nothing stays attached.
+    let cgroup = run_cgroup(client);
+    assert!(!cgroup.exists(), "{} left behind", cgroup.display());
+    assert!(!attached(&cgroup), "{} still attached", cgroup.display());
+}
+
+#[test]
+fn a_user_outside_the_control_group_cannot_run_and_nothing_starts() {
+    let home = fixture_dir("nonmember-run");
+    let marker = shared_dir(&home).join("started");
+    let policy = policy_file(&home, "nonmember-run", "deny_read:\n  - ~/.ssh\n");
+
+    let (out, client) = run_as(
+        USER_UID,
+        USER_GID,
+        &policy,
+        &home,
+        &["touch", marker.to_str().unwrap()],
+    );
+
+    assert_refused(
+        &out,
+        "permission denied: only root or members of group 4242 may change policy",
+    );
+    assert!(!marker.exists(), "the command ran although run was refused");
+    assert!(!run_cgroup(client).exists(), "a cgroup was created");
+}
+
+#[test]
+fn a_killed_run_leaves_its_command_confined_and_no_cgroup_once_the_command_ends() {
+    use std::{
+        io::{BufRead, BufReader},
+        os::unix::process::CommandExt,
+        time::{Duration, Instant},
+    };
+    let home = fixture_dir("run-killed");
+    let secret = home.join(".ssh/id_ed25519");
+    write(&secret, "key");
+    let policy = policy_file(&home, "run-killed", "deny_read:\n  - ~/.ssh\n");
+    let script = format!(
+        "echo ready; sleep 2; cat {}; echo secret-exit=$?",
+        secret.display()
+    );
+    let mut run = agent_run_command(&[], &policy, &home, &["sh", "-c", &script])
+        .uid(USER_UID)
+        .gid(CONTROL_GID)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(run.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    let cgroup = run_cgroup(run.id());
+    assert!(attached(&cgroup), "{} is not attached", cgroup.display());
+
+    run.kill().unwrap();
+    run.wait().unwrap();
+
+    // The command outlives its supervisor, still confined.
+    assert_eq!(lines.next().unwrap().unwrap(), "secret-exit=1");
+    // Once it has ended, the daemon notices that nobody is left and removes the cgroup.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cgroup.exists() || attached(&cgroup) {
+        assert!(
+            Instant::now() < deadline,
+            "{} still there 30 s after its command ended",
+            cgroup.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

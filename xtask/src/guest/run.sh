@@ -17,7 +17,11 @@ if [ "$start_daemon" = 1 ]; then
         say "FATAL: sandbox-agent is not in @BIN_DIR@"
         exit 1
     fi
-    sandbox-agent daemon --audit-log /run/sandbox-agent/audit.log \
+    # Group 4242 may steer the daemon, as on a host whose config names a control_group (the
+    # enforcement suite runs the CLI as uid 1000 in and outside that group).
+    printf 'control_group: 4242\n' >/run/sandbox-agent/config.yaml
+    sandbox-agent --config /run/sandbox-agent/config.yaml daemon \
+        --audit-log /run/sandbox-agent/audit.log \
         </dev/null >/run/sandbox-agent/daemon.log 2>&1 &
     daemon_pid=$!
     deadline=$(($(date +%s) + 300))

@@ -72,6 +72,10 @@ impl WaitingChild {
         arg_ptrs.push(std::ptr::null());
         let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
         env_ptrs.push(std::ptr::null());
+        // A file without `#!` is a shell script to execvp(3): `/bin/sh FILE ARGS...`.
+        let sh = CString::from(c"/bin/sh");
+        let mut sh_ptrs: Vec<*const libc::c_char> = vec![sh.as_ptr(), path.as_ptr()];
+        sh_ptrs.extend_from_slice(&arg_ptrs[1.min(arg_ptrs.len())..]);
         let (release_r, release_w) = pipe()?;
         let (error_r, error_w) = pipe()?;
 
@@ -89,9 +93,13 @@ impl WaitingChild {
                     release_w.as_raw_fd(),
                     error_r.as_raw_fd(),
                     error_w.as_raw_fd(),
-                    &path,
-                    &arg_ptrs,
-                    &env_ptrs,
+                    &ExecPlan {
+                        path: &path,
+                        argv: &arg_ptrs,
+                        envp: &env_ptrs,
+                        sh: &sh,
+                        sh_argv: &sh_ptrs,
+                    },
                 )
             }
         }
@@ -205,6 +213,16 @@ fn read_full(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     Ok(done)
 }
 
+/// What the child executes, prepared before the fork: the program, and `/bin/sh` with the
+/// program as its script when the kernel does not know the file's format (ENOEXEC).
+struct ExecPlan<'a> {
+    path: &'a CString,
+    argv: &'a [*const libc::c_char],
+    envp: &'a [*const libc::c_char],
+    sh: &'a CString,
+    sh_argv: &'a [*const libc::c_char],
+}
+
 /// The child between fork and exec: waits for one byte on `release_r`, restores default
 /// signal handling, executes the program, and reports an exec failure's errno on `error_w`
 /// (close-on-exec, so a successful exec closes it). EOF on `release_r` (the parent gave up or
@@ -218,9 +236,7 @@ unsafe fn child_main(
     release_w: RawFd,
     error_r: RawFd,
     error_w: RawFd,
-    path: &CString,
-    argv: &[*const libc::c_char],
-    envp: &[*const libc::c_char],
+    plan: &ExecPlan,
 ) -> ! {
     // Without its own copy of the write end, the child sees EOF when the parent goes away.
     libc::close(release_w);
@@ -244,7 +260,10 @@ unsafe fn child_main(
     let mut empty: libc::sigset_t = std::mem::zeroed();
     libc::sigemptyset(&mut empty);
     libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-    libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+    libc::execve(plan.path.as_ptr(), plan.argv.as_ptr(), plan.envp.as_ptr());
+    if *libc::__errno_location() == libc::ENOEXEC {
+        libc::execve(plan.sh.as_ptr(), plan.sh_argv.as_ptr(), plan.envp.as_ptr());
+    }
     let errno = (*libc::__errno_location()).to_ne_bytes();
     libc::write(error_w, errno.as_ptr().cast(), errno.len());
     libc::_exit(127)
@@ -271,6 +290,19 @@ mod tests {
         c.release().unwrap();
         assert_eq!(c.wait().unwrap().code(), Some(7));
         assert!(marker.exists());
+    }
+
+    #[test]
+    fn a_script_without_a_shebang_runs_under_sh_as_execvp_would() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("plain");
+        std::fs::write(&script, "exit $1\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let argv = [OsStr::new("plain"), OsStr::new("5")];
+        let mut c = WaitingChild::spawn(&script, &argv).unwrap();
+        c.release().unwrap();
+        assert_eq!(c.wait().unwrap().code(), Some(5));
     }
 
     #[test]

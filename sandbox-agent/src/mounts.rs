@@ -1,12 +1,26 @@
 //! Where each filesystem is mounted (the daemon's view, `/proc/self/mountinfo`), so a path the
 //! kernel reports within one filesystem becomes a path a person can open.
 
-use std::{collections::HashMap, path::PathBuf};
+use std::{
+    collections::HashMap,
+    path::PathBuf,
+    time::{Duration, Instant},
+};
 
 /// Mounts by device: (root of the mount within the filesystem, mount point), in mount order.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MountTable {
     by_dev: HashMap<(u32, u32), Vec<(PathBuf, PathBuf)>>,
+    read_at: Instant,
+}
+
+impl Default for MountTable {
+    fn default() -> Self {
+        Self {
+            by_dev: HashMap::new(),
+            read_at: Instant::now(),
+        }
+    }
 }
 
 impl MountTable {
@@ -37,7 +51,15 @@ impl MountTable {
                 .or_default()
                 .push((unescape(root), unescape(point)));
         }
-        Self { by_dev }
+        Self {
+            by_dev,
+            read_at: Instant::now(),
+        }
+    }
+
+    /// How long ago the table was read.
+    pub fn age(&self) -> Duration {
+        self.read_at.elapsed()
     }
 
     /// `within` (a path from the root of the filesystem whose kernel `dev_t` is `dev`) as seen

@@ -78,6 +78,9 @@ pub async fn run(
     }
 }
 
+/// Shortest time between two reads of the mount table.
+const MOUNTS_REREAD_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn drain(
     ring: &mut RingBuf<MapData>,
     mounts: &mut MountTable,
@@ -104,8 +107,9 @@ fn drain(
         };
         let mut record = record;
         if let Some(within) = record.target.path.take() {
-            if !mounts.knows(event.dev) {
-                // Mounted since the table was read.
+            if !mounts.knows(event.dev) && mounts.age() > MOUNTS_REREAD_AFTER {
+                // Mounted since the table was read (or in another namespace: at most once a
+                // second, not for every event).
                 *mounts = MountTable::read();
             }
             record.target.path = Some(mounts.locate(event.dev, &within));

@@ -58,6 +58,19 @@ fn verdict_on_changes(hook: u32, first: Change, second: Option<Change>) -> i32 {
     ret
 }
 
+/// Verdict of `hook` on changing the one entry `dentry` (deny_write).
+#[inline(always)]
+fn verdict_on_change(hook: u32, dentry: *const u8) -> i32 {
+    verdict_on_changes(
+        hook,
+        Change {
+            dentry,
+            want: CHANGE,
+        },
+        None,
+    )
+}
+
 /// What `denying_rule` returns when nothing denies; a rule id is a u32.
 const NO_RULE: u64 = u64::MAX;
 
@@ -102,15 +115,7 @@ pub fn path_truncate(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 1) {
         return denied;
     }
-    let dentry = path_dentry(ctx.arg(0));
-    verdict_on_changes(
-        HOOK_PATH_TRUNCATE,
-        Change {
-            dentry,
-            want: CHANGE,
-        },
-        None,
-    )
+    verdict_on_change(HOOK_PATH_TRUNCATE, path_dentry(ctx.arg(0)))
 }
 
 #[lsm(hook = "path_unlink")]
@@ -119,15 +124,7 @@ pub fn path_unlink(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 2) {
         return denied;
     }
-    let dentry = ctx.arg(1);
-    verdict_on_changes(
-        HOOK_PATH_UNLINK,
-        Change {
-            dentry,
-            want: CHANGE,
-        },
-        None,
-    )
+    verdict_on_change(HOOK_PATH_UNLINK, ctx.arg(1))
 }
 
 #[lsm(hook = "path_rmdir")]
@@ -136,15 +133,7 @@ pub fn path_rmdir(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 2) {
         return denied;
     }
-    let dentry = ctx.arg(1);
-    verdict_on_changes(
-        HOOK_PATH_RMDIR,
-        Change {
-            dentry,
-            want: CHANGE,
-        },
-        None,
-    )
+    verdict_on_change(HOOK_PATH_RMDIR, ctx.arg(1))
 }
 
 #[lsm(hook = "path_mkdir")]
@@ -153,15 +142,7 @@ pub fn path_mkdir(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 3) {
         return denied;
     }
-    let dentry = ctx.arg(1);
-    verdict_on_changes(
-        HOOK_PATH_MKDIR,
-        Change {
-            dentry,
-            want: CHANGE,
-        },
-        None,
-    )
+    verdict_on_change(HOOK_PATH_MKDIR, ctx.arg(1))
 }
 
 #[lsm(hook = "path_mknod")]
@@ -171,15 +152,7 @@ pub fn path_mknod(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 4) {
         return denied;
     }
-    let dentry = ctx.arg(1);
-    verdict_on_changes(
-        HOOK_PATH_MKNOD,
-        Change {
-            dentry,
-            want: CHANGE,
-        },
-        None,
-    )
+    verdict_on_change(HOOK_PATH_MKNOD, ctx.arg(1))
 }
 
 #[lsm(hook = "path_symlink")]
@@ -189,15 +162,7 @@ pub fn path_symlink(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 3) {
         return denied;
     }
-    let dentry = ctx.arg(1);
-    verdict_on_changes(
-        HOOK_PATH_SYMLINK,
-        Change {
-            dentry,
-            want: CHANGE,
-        },
-        None,
-    )
+    verdict_on_change(HOOK_PATH_SYMLINK, ctx.arg(1))
 }
 
 #[lsm(hook = "path_link")]

@@ -8,7 +8,10 @@ use std::{
 };
 
 use sandbox_common::{
-    hook_name, AuditEvent, EventPath, ACTION_AUDIT, ACTION_DENY, NET_FAMILY_V4, NET_FAMILY_V6,
+    capability_name, hook_name, AuditEvent, HOOK_BPF, HOOK_CAPABLE, HOOK_FILE_IOCTL,
+    HOOK_FILE_IOCTL_COMPAT, HOOK_FILE_OPEN, HOOK_FILE_RECEIVE, HOOK_INODE_PERMISSION,
+    HOOK_KERNEL_LOAD_DATA, HOOK_KERNEL_MODULE_REQUEST, HOOK_KERNEL_READ_FILE, HOOK_MOVE_MOUNT,
+    HOOK_PTRACE, HOOK_SB_MOUNT, HOOK_TASK_KILL, EventPath, ACTION_AUDIT, ACTION_DENY, NET_FAMILY_V4, NET_FAMILY_V6,
     RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS, RULE_ID_NET_DEFAULT, RULE_ID_NET_RAW,
     RULE_ID_NOT_ALLOWED, RULE_ID_SELF_PROTECTION,
 };
@@ -57,6 +60,7 @@ pub fn suppressed_record(time: SystemTime, ctx: &Context, count: u64) -> AuditRe
             path: None,
             rule_path: None,
             address: None,
+            capability: None,
         },
         exe: None,
         suppressed: Some(count),
@@ -83,6 +87,9 @@ pub struct Target {
     /// For connects and sends: where to, `address:port` (`[v6]:port`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    /// For `capable`: the capability's name (`SYS_ADMIN`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capability: Option<String>,
 }
 
 /// What the daemon knows about a policy id, to enrich a raw event.
@@ -136,10 +143,7 @@ pub fn decode(event: &AuditEvent, clock: &Clock, ctx: &Context) -> AuditRecord {
             "network: no raw, packet or SCTP sockets (they reach past the address rules)"
                 .to_string(),
         ),
-        RULE_ID_SELF_PROTECTION => Some(
-            "self-protection (no bpf(), cgroup moves, mounts, or signals/ptrace outside the sandbox)"
-                .to_string(),
-        ),
+        RULE_ID_SELF_PROTECTION => Some(self_protection_rule(event)),
         _ => ctx.rule.as_ref().map(|(r, _)| r.clone()),
     };
     AuditRecord {
@@ -170,8 +174,30 @@ pub fn decode(event: &AuditEvent, clock: &Clock, ctx: &Context) -> AuditRecord {
             path: kernel_path(&event.path),
             rule_path: ctx.rule.as_ref().map(|(_, p)| p.clone()),
             address: net_address(&event.net),
+            capability: (event.hook == HOOK_CAPABLE)
+                .then(|| capability_name(event.ino).map_or(event.ino.to_string(), str::to_string)),
         },
     }
+}
+
+/// What a self-protection denial protected, by hook.
+fn self_protection_rule(event: &AuditEvent) -> String {
+    let what = match event.hook {
+        HOOK_CAPABLE => "a capability that reaches past the sandbox",
+        HOOK_FILE_OPEN | HOOK_FILE_RECEIVE => {
+            "a host file (block or memory device, /proc/kcore, a /proc file outside the task's own)"
+        }
+        HOOK_INODE_PERMISSION => "a write in a kernel filesystem (cgroupfs, sysfs, bpffs...)",
+        HOOK_KERNEL_MODULE_REQUEST | HOOK_KERNEL_LOAD_DATA | HOOK_KERNEL_READ_FILE => {
+            "loading a kernel module or image"
+        }
+        HOOK_FILE_IOCTL | HOOK_FILE_IOCTL_COMPAT => "terminal input injection (TIOCSTI, TIOCLINUX)",
+        HOOK_BPF => "bpf()",
+        HOOK_TASK_KILL | HOOK_PTRACE => "signals and ptrace outside the sandbox",
+        HOOK_SB_MOUNT | HOOK_MOVE_MOUNT => "mounts",
+        _ => "the enforcer and the host",
+    };
+    format!("self-protection ({what})")
 }
 
 /// The path within its filesystem from the names the kernel sent (nearest first); None when it
@@ -222,10 +248,11 @@ pub fn format_line(r: &AuditRecord) -> String {
             r.cgroup.as_deref().unwrap_or("?"),
         );
     }
-    let target = match (&r.target.address, &r.target.path) {
-        (Some(address), _) => address.clone(),
-        (None, Some(path)) => path.clone(),
-        (None, None) => format!("{}:{}", r.target.dev, r.target.ino),
+    let target = match (&r.target.address, &r.target.path, &r.target.capability) {
+        (Some(address), _, _) => address.clone(),
+        (None, Some(path), _) => path.clone(),
+        (None, None, Some(cap)) => format!("CAP_{cap}"),
+        (None, None, None) => format!("{}:{}", r.target.dev, r.target.ino),
     };
     format!(
         "{} {} {} pid={} comm={} policy={} rule={} target={}{}",
@@ -319,7 +346,7 @@ pub fn rotated(log: &Path, n: u32) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sandbox_common::{HOOK_FILE_OPEN, HOOK_MMAP_FILE, HOOK_SOCKET_CONNECT};
+    use sandbox_common::{HOOK_MMAP_FILE, HOOK_SOCKET_CONNECT};
 
     fn event() -> AuditEvent {
         let mut comm = [0u8; 16];

@@ -12,12 +12,23 @@ use crate::protocol::{Op, Reply, Request, Response, PROTOCOL_VERSION};
 
 /// Sends one request and returns the daemon's reply; a daemon-side error becomes an `Err`.
 pub fn call(socket: &Path, op: Op) -> anyhow::Result<Reply> {
-    let mut stream = UnixStream::connect(socket).with_context(|| {
-        format!(
-            "cannot reach the sandbox-agent daemon at {} (start it with `sandbox-agent daemon`)",
+    let mut stream = match UnixStream::connect(socket) {
+        Ok(stream) => stream,
+        // Every policy denies the control socket: the kernel refused a confined caller.
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => bail!(
+            "the kernel refused the connection to {}: this process runs confined by a \
+             sandbox-agent policy, and policy cannot be changed from inside a sandbox",
             socket.display()
-        )
-    })?;
+        ),
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot reach the sandbox-agent daemon at {} (start it with `sandbox-agent daemon`)",
+                    socket.display()
+                )
+            })
+        }
+    };
     let mut line = serde_json::to_vec(&Request::new(op))?;
     line.push(b'\n');
     stream

@@ -81,8 +81,21 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
         file_mode: off("file", &["f_mode"])?,
         dentry_sb: off("dentry", &["d_sb"])?,
         path_dentry: off("path", &["dentry"])?,
+        inode_mode: off("inode", &["i_mode"])?,
+        inode_rdev: off("inode", &["i_rdev"])?,
+        unix_sock_peer: off("unix_sock", &["peer"])?,
+        sock_family: off("sock", &["__sk_common", "skc_family"])?,
         valid: 1,
     })
+}
+
+/// Whether the running kernel has the LSM hook `hook` (BTF names its `bpf_lsm_<hook>`
+/// attachment point).
+pub fn has_lsm_hook(hook: &str) -> bool {
+    Btf::from_file(VMLINUX_BTF)
+        .ok()
+        .and_then(|btf| btf.resolve_types_by_name(&format!("bpf_lsm_{hook}")).ok())
+        .is_some_and(|types| types.iter().any(|t| matches!(t, Type::Func(_))))
 }
 
 /// Byte offset of `fields` (a path through nested structs) from the start of `struct strukt`.

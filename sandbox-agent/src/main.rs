@@ -156,17 +156,21 @@ fn dispatch(cmd: Cmd, config: &Config) -> anyhow::Result<i32> {
         } => {
             let (audit_log, state_file) =
                 (config.audit_log(audit_log), config.state_file(state_file));
-            let protected = [
-                audit_log.parent(),
-                state_file.parent(),
-                config.source.as_deref(),
-            ]
-            .into_iter()
-            .flatten()
-            .map(std::path::Path::to_path_buf)
-            .collect();
+            let socket = config.socket(socket);
+            let protected = daemon::Protected {
+                files: [
+                    audit_log.parent(),
+                    state_file.parent(),
+                    config.source.as_deref(),
+                ]
+                .into_iter()
+                .flatten()
+                .map(std::path::Path::to_path_buf)
+                .collect(),
+                sockets: vec![socket.clone()],
+            };
             let opts = daemon::DaemonOptions {
-                socket: config.socket(socket),
+                socket,
                 bpffs: config.bpffs(bpffs),
                 audit_log,
                 state_file,

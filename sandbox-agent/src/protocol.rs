@@ -114,6 +114,9 @@ pub struct StatusInfo {
     #[serde(default)]
     pub events_suppressed: u64,
     pub events_dropped: u64,
+    /// Pins removed from bpffs that the daemon put back.
+    #[serde(default)]
+    pub pins_restored: u64,
 }
 
 impl Request {

@@ -27,6 +27,12 @@ pub const HOOK_PATH_SYMLINK: u32 = 22;
 pub const HOOK_PATH_LINK: u32 = 23;
 pub const HOOK_PATH_RENAME: u32 = 24;
 pub const HOOK_TASK_ALLOC: u32 = 25;
+pub const HOOK_CAPABLE: u32 = 26;
+pub const HOOK_FILE_IOCTL: u32 = 27;
+pub const HOOK_FILE_IOCTL_COMPAT: u32 = 28;
+pub const HOOK_KERNEL_MODULE_REQUEST: u32 = 29;
+pub const HOOK_KERNEL_LOAD_DATA: u32 = 30;
+pub const HOOK_KERNEL_READ_FILE: u32 = 31;
 
 /// The LSM hook behind a `HOOK_*` number, as audit records name it.
 pub fn hook_name(hook: u32) -> &'static str {
@@ -56,6 +62,12 @@ pub fn hook_name(hook: u32) -> &'static str {
         HOOK_PATH_LINK => "path_link",
         HOOK_PATH_RENAME => "path_rename",
         HOOK_TASK_ALLOC => "task_alloc",
+        HOOK_CAPABLE => "capable",
+        HOOK_FILE_IOCTL => "file_ioctl",
+        HOOK_FILE_IOCTL_COMPAT => "file_ioctl_compat",
+        HOOK_KERNEL_MODULE_REQUEST => "kernel_module_request",
+        HOOK_KERNEL_LOAD_DATA => "kernel_load_data",
+        HOOK_KERNEL_READ_FILE => "kernel_read_file",
         _ => "unknown",
     }
 }

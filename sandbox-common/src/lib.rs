@@ -8,6 +8,7 @@ pub mod event;
 pub mod maps;
 pub mod net;
 pub mod offsets;
+pub mod privilege;
 
 /// Longest name a path component can have (NAME_MAX).
 pub const MAX_NAME_LEN: usize = 255;
@@ -16,6 +17,7 @@ pub use event::*;
 pub use maps::*;
 pub use net::*;
 pub use offsets::*;
+pub use privilege::*;
 
 /// The one errno every denial returns.
 pub const EPERM: i32 = 1;

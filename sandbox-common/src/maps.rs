@@ -12,6 +12,24 @@ pub struct CgroupPolicy {
     pub mode: u32,
     /// `POLICY_*` bits.
     pub flags: u32,
+    /// Capabilities of `DENIED_CAPS` the policy gives back (`capabilities.allow`), bit n for
+    /// capability n: the low and the high 32 bits.
+    pub caps_allowed_lo: u32,
+    pub caps_allowed_hi: u32,
+}
+
+impl CgroupPolicy {
+    /// Whether a confined task may use capability `cap` under this policy.
+    #[inline(always)]
+    pub fn capability_allowed(&self, cap: u32) -> bool {
+        if cap >= 64 {
+            // No such capability: the kernel refuses it itself.
+            return true;
+        }
+        let bit = 1u64 << cap;
+        let allowed = (u64::from(self.caps_allowed_hi) << 32) | u64::from(self.caps_allowed_lo);
+        crate::DENIED_CAPS & bit == 0 || allowed & bit != 0
+    }
 }
 
 /// `allow_exec` is present: only files under `RULE_ALLOW_EXEC` rules may be executed or mapped

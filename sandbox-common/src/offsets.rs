@@ -63,6 +63,14 @@ pub struct KernelOffsets {
     pub dentry_sb: u16,
     /// `struct path` -> `dentry` (the path hooks' argument; the struct may be layout-randomized).
     pub path_dentry: u16,
+    /// `struct inode` -> `i_mode` (a u16: file type and permission bits).
+    pub inode_mode: u16,
+    /// `struct inode` -> `i_rdev` (the device a device node stands for).
+    pub inode_rdev: u16,
+    /// `struct unix_sock` -> `peer` (the other end of a connected socket).
+    pub unix_sock_peer: u16,
+    /// `struct sock` -> `__sk_common.skc_family` (a u16).
+    pub sock_family: u16,
     /// Non-zero once the daemon filled the struct; the programs deny everything for confined
     /// tasks while it is zero (fail closed).
     pub valid: u16,

@@ -4,10 +4,12 @@
 use sandbox_common::{
     CgroupPolicy, KernelOffsets, POLICY_DENY_FILELESS_EXEC, POLICY_EXEC_ALLOWLIST, RULE_ALLOW_EXEC,
     RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_WRITE, RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS,
+    RULE_ID_SELF_PROTECTION,
 };
 
 use crate::{
     audit,
+    host_files::is_host_file,
     kernel::{offsets, read_at, read_ptr},
     policy::current_policy,
     verdict::{apply, Decision},
@@ -60,7 +62,17 @@ fn decide(policy: &CgroupPolicy, file: *const u8, access: Access) -> (Decision, 
             let Ok(mode) = read_at::<u32>(file, off.file_mode) else {
                 return (fail_closed, target);
             };
-            if mode & FMODE_WRITE != 0 {
+            let writing = mode & FMODE_WRITE != 0;
+            let Ok(dentry) = read_ptr(file, off.file_dentry) else {
+                return (fail_closed, target);
+            };
+            if is_host_file(off, inode, dentry, writing) {
+                let host = Decision::Deny {
+                    rule_id: RULE_ID_SELF_PROTECTION,
+                };
+                return (host, Target { dentry, ..target });
+            }
+            if writing {
                 (RULE_DENY_READ | RULE_DENY_WRITE, 0)
             } else {
                 (RULE_DENY_READ, 0)

@@ -1,12 +1,13 @@
 //! Self-protection, enforced for every confined task whatever its policy says: no bpf(), no
 //! writes into cgroupfs (so no moving out of the confined cgroup, by cgroup.procs or by
-//! clone3(CLONE_INTO_CGROUP)), no signals or ptrace to tasks outside its own sandbox (the daemon
+//! clone3(CLONE_INTO_CGROUP)) or the other kernel filesystems (sysfs, bpffs with the enforcer's
+//! pins, securityfs, debugfs, tracefs...), no signals or ptrace to tasks outside its own sandbox (the daemon
 //! among them), and no mounts that could hide or replace files.
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
     CgroupPolicy, HOOK_BPF, HOOK_INODE_PERMISSION, HOOK_MOVE_MOUNT, HOOK_PTRACE, HOOK_SB_MOUNT,
-    HOOK_TASK_KILL, RULE_ID_SELF_PROTECTION,
+    HOOK_TASK_KILL, KERNEL_FS_MAGICS, RULE_ID_SELF_PROTECTION,
 };
 
 use crate::{
@@ -21,12 +22,23 @@ use crate::{
 
 /// MAY_WRITE from <linux/fs.h>.
 const MAY_WRITE: i32 = 0x2;
-const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
-const CGROUP_SUPER_MAGIC: u64 = 0x0027_e0eb;
+
+/// Whether `magic` is one of the kernel's own filesystems (cgroupfs, sysfs, bpffs...).
+#[inline(always)]
+fn is_kernel_fs(magic: u64) -> bool {
+    let mut i = 0;
+    while i < KERNEL_FS_MAGICS.len() {
+        if KERNEL_FS_MAGICS[i] == magic {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
 
 /// Denies for a confined task (recording `target`), allows for everyone else.
 #[inline(always)]
-fn deny_confined(hook: u32, target: Target) -> i32 {
+pub fn deny_confined(hook: u32, target: Target) -> i32 {
     match current_policy() {
         Some(policy) => deny(&policy, hook, target),
         None => 0,
@@ -35,7 +47,7 @@ fn deny_confined(hook: u32, target: Target) -> i32 {
 
 /// Denies under `policy`, recording `target`.
 #[inline(always)]
-fn deny(policy: &CgroupPolicy, hook: u32, target: Target) -> i32 {
+pub fn deny(policy: &CgroupPolicy, hook: u32, target: Target) -> i32 {
     let decision = Decision::Deny {
         rule_id: RULE_ID_SELF_PROTECTION,
     };
@@ -80,8 +92,9 @@ pub fn inode_permission(ctx: LsmContext) -> i32 {
     let Ok(sb) = read_ptr(inode, off.inode_sb) else {
         return deny_confined(HOOK_INODE_PERMISSION, Target::default());
     };
-    let magic: u64 = read_at(sb, off.sb_magic).unwrap_or(0);
-    if magic != CGROUP2_SUPER_MAGIC && magic != CGROUP_SUPER_MAGIC {
+    // Unreadable: treated as one of them, so a confined task fails closed.
+    let magic: u64 = read_at(sb, off.sb_magic).unwrap_or(KERNEL_FS_MAGICS[0]);
+    if !is_kernel_fs(magic) {
         return 0;
     }
     let target = Target {

@@ -35,6 +35,10 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     file_mode: 0,
     dentry_sb: 0,
     path_dentry: 0,
+    inode_mode: 0,
+    inode_rdev: 0,
+    unix_sock_peer: 0,
+    sock_family: 0,
     valid: 0,
 };
 

@@ -41,7 +41,7 @@ pub fn socket_sendmsg(ctx: LsmContext) -> i32 {
     let off = offsets();
     let msg: *const u8 = ctx.arg(1);
     let (name, len) = match read_at::<*const u8>(msg, off.msghdr_name) {
-        Ok(name) if name.is_null() => return 0,
+        Ok(name) if name.is_null() => return verdict_on_connected_unix(ctx.arg(0)),
         Ok(name) => (name, read_at::<i32>(msg, off.msghdr_namelen).unwrap_or(0)),
         // Unreadable: fails closed below for confined tasks.
         Err(_) => (core::ptr::null(), 0),
@@ -63,6 +63,31 @@ fn verdict_on_address(addr: *const u8, len: i32, via: Via, hook: u32) -> i32 {
         audit::emit_net(&policy, hook, action, *rule_id, &dest);
     }
     ret
+}
+
+/// AF_UNIX.
+const AF_UNIX: u16 = 1;
+
+/// A send without an address on a connected Unix socket goes to the socket it was connected
+/// to: decided by that socket's file like a connect, so a connection made outside the sandbox
+/// and handed in (inherited, passed over a socket) reaches nothing `unix_deny` lists.
+#[inline(always)]
+fn verdict_on_connected_unix(sock: *const u8) -> i32 {
+    let off = offsets();
+    let Ok(sk) = read_ptr(sock, off.socket_sk) else {
+        return verdict_on_unix(core::ptr::null(), HOOK_SOCKET_SENDMSG);
+    };
+    match read_at::<u16>(sk, off.sock_family) {
+        Ok(AF_UNIX) => {}
+        Ok(_) => return 0,
+        Err(_) => return verdict_on_unix(core::ptr::null(), HOOK_SOCKET_SENDMSG),
+    }
+    match read_at::<*const u8>(sk, off.unix_sock_peer) {
+        // Not connected: the send fails in the kernel anyway.
+        Ok(peer) if peer.is_null() => 0,
+        Ok(peer) => verdict_on_unix(peer, HOOK_SOCKET_SENDMSG),
+        Err(_) => verdict_on_unix(core::ptr::null(), HOOK_SOCKET_SENDMSG),
+    }
 }
 
 const SOCK_TYPE_MASK: i32 = 0xf;

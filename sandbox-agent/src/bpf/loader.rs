@@ -18,7 +18,7 @@ use sandbox_common::{
     MAP_NET_BINARY_NAMES, MAP_NET_RULES, MAX_INODE_RULES, MAX_NAME_RULES,
 };
 
-use super::{support::SupportError, EBPF_OBJECT, PROGRAMS};
+use super::{support::SupportError, EBPF_OBJECT, PROGRAMS, PROGRAMS_IF_PRESENT};
 
 /// bpffs layout: `<dir>/maps/<MAP>` and `<dir>/links/<hook>`.
 #[derive(Clone, Debug)]
@@ -60,7 +60,10 @@ pub fn load(maps_dir: &Path, audit_rate: &AuditRateLimit) -> Result<Ebpf, Suppor
         .map_err(|e| SupportError::Other(format!("cannot load the eBPF object: {e}")))?;
     let btf = Btf::from_sys_fs()
         .map_err(|e| SupportError::Other(format!("cannot read kernel BTF: {e}")))?;
-    for (hook, name) in PROGRAMS {
+    let present = PROGRAMS_IF_PRESENT
+        .iter()
+        .filter(|(hook, _)| crate::kernel_offsets::has_lsm_hook(hook));
+    for (hook, name) in PROGRAMS.iter().chain(present) {
         lsm_program(&mut ebpf, name)?
             .load(hook, &btf)
             .map_err(|e| SupportError::ProgramRefused {
@@ -145,8 +148,12 @@ fn check_pinned_layout(maps_dir: &Path) -> Result<(), SupportError> {
 pub fn attach_and_pin(ebpf: &mut Ebpf, links_dir: &Path) -> Result<(), SupportError> {
     std::fs::create_dir_all(links_dir)
         .map_err(|e| SupportError::Other(format!("cannot create {}: {e}", links_dir.display())))?;
-    for (hook, name) in PROGRAMS {
+    for (hook, name) in PROGRAMS.iter().chain(PROGRAMS_IF_PRESENT) {
         let program = lsm_program(ebpf, name)?;
+        if program.fd().is_err() {
+            // Not loaded: a hook this kernel does not have (`PROGRAMS_IF_PRESENT`).
+            continue;
+        }
         let id = program.attach().map_err(|e| SupportError::ProgramRefused {
             program: name.to_string(),
             detail: error_chain(&e),

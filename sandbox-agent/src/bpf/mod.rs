@@ -38,4 +38,14 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("path_rename", "path_rename"),
     ("task_alloc", "task_alloc"),
     ("task_free", "task_free"),
+    ("capable", "capable"),
+    ("kernel_module_request", "kernel_module_request"),
+    ("kernel_load_data", "kernel_load_data"),
+    ("kernel_read_file", "kernel_read_file"),
+    ("file_ioctl", "file_ioctl"),
 ];
+
+/// Hooks only newer kernels have, loaded and attached where the running kernel's BTF has them
+/// (`bpf_lsm_<hook>`). Where a hook is missing, the kernel takes the path it would guard through
+/// a hook of `PROGRAMS` instead: 32-bit ioctls go through `file_ioctl` before Linux 6.8.
+pub const PROGRAMS_IF_PRESENT: &[(&str, &str)] = &[("file_ioctl_compat", "file_ioctl_compat")];

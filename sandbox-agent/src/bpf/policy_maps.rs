@@ -119,6 +119,8 @@ impl PolicyMaps {
                 Mode::Audit => MODE_AUDIT,
             },
             flags: policy.flags,
+            caps_allowed_lo: policy.caps_allowed as u32,
+            caps_allowed_hi: (policy.caps_allowed >> 32) as u32,
         };
         if let Err(e) = self.cgroups.insert(cgroup_id, value, 0) {
             self.remove_rules(policy_id);

@@ -28,6 +28,14 @@ pub fn print(s: &StatusInfo) {
         "events: {} logged, {} suppressed by the rate limit, {} dropped (ring buffer full)",
         s.events_logged, s.events_suppressed, s.events_dropped
     );
+    if s.pins_restored > 0 {
+        println!(
+            "WARNING: {} pins were removed from {} by someone outside every sandbox; the daemon \
+             pinned them again",
+            s.pins_restored,
+            s.bpffs.display()
+        );
+    }
     if s.attachments.is_empty() {
         println!("no cgroup is confined");
     }

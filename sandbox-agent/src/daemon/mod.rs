@@ -4,6 +4,7 @@
 mod audit_reader;
 mod dns_refresh;
 mod persist;
+mod pin_keeper;
 mod runs;
 mod server;
 mod state;
@@ -33,9 +34,8 @@ pub struct DaemonOptions {
     pub state_file: PathBuf,
     /// Members of this group may change policy like root.
     pub control_gid: Option<u32>,
-    /// The daemon's own files and directories (config, audit log, state): every policy denies
-    /// opening them, so a confined process cannot read the config or tamper with the log.
-    pub protected: Vec<PathBuf>,
+    /// What every policy keeps from confined processes.
+    pub protected: Protected,
     /// Audit events per policy: a token bucket in the kernel.
     pub audit_rate: AuditRateLimit,
     /// Rotate the audit log past this size, keeping this many old files.
@@ -43,6 +43,16 @@ pub struct DaemonOptions {
     pub audit_log_keep: u32,
     /// Re-resolve the host names of attached policies this often; None: only at attach.
     pub dns_refresh: Option<std::time::Duration>,
+}
+
+/// The daemon's own files and sockets, out of every confined process's reach.
+#[derive(Clone, Debug, Default)]
+pub struct Protected {
+    /// Files and directories (config, audit log, state): no confined process may open or
+    /// change them, so it cannot read the config or tamper with the log.
+    pub files: Vec<PathBuf>,
+    /// The control socket: no confined process may connect or send to it.
+    pub sockets: Vec<PathBuf>,
 }
 
 /// `daemon --cleanup`: removes every pin (links, so the programs detach, and maps, so every
@@ -89,6 +99,39 @@ async fn sweep_runs(state: Arc<Mutex<DaemonState>>) {
     }
 }
 
+/// How often the daemon checks that its pins are still in bpffs.
+const PIN_CHECK_PERIOD: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Puts back pins someone outside removed, loudly; counted in `status`.
+async fn keep_pins(mut keeper: pin_keeper::PinKeeper, state: Arc<Mutex<DaemonState>>) {
+    let mut tick = tokio::time::interval(PIN_CHECK_PERIOD);
+    loop {
+        tick.tick().await;
+        let outcome = keeper.restore();
+        if outcome.is_empty() {
+            continue;
+        }
+        let mut restored = 0;
+        for result in &outcome {
+            match result {
+                Ok(pin) => {
+                    restored += 1;
+                    tracing::error!(
+                        pin = %pin.display(),
+                        "a pin of the enforcer was removed from bpffs (by someone outside every \
+                         sandbox); pinned it again"
+                    );
+                }
+                Err(e) => tracing::error!("{e}"),
+            }
+        }
+        match state.lock() {
+            Ok(mut s) => s.counters.pins_restored += restored,
+            Err(_) => return,
+        }
+    }
+}
+
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let pins = loader::PinLayout::new(&opts.bpffs);
     // Refuse to start (and so to accept any attach) unless the kernel really enforces.
@@ -98,6 +141,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     tracing::info!("programs verified and loaded in {:.1?}", started.elapsed());
     let maps = PolicyMaps::new(&mut ebpf)?;
     loader::attach_and_pin(&mut ebpf, &pins.links())?;
+    let keeper = pin_keeper::PinKeeper::open(&pins)?;
     let mut take = |name: &str| {
         ebpf.take_map(name)
             .with_context(|| format!("map {name} missing from the eBPF object"))
@@ -126,6 +170,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let audit = tokio::spawn(audit_reader::run(audit_maps, log, state.clone()));
     let serve = tokio::spawn(server::serve(listener, state.clone()));
     tokio::spawn(sweep_runs(state.clone()));
+    tokio::spawn(keep_pins(keeper, state.clone()));
     if let Some(every) = opts.dns_refresh {
         tokio::spawn(dns_refresh::run(state.clone(), every));
     }

@@ -15,6 +15,7 @@ use crate::{
 
 use sandbox_common::{CgroupPolicy, MODE_AUDIT};
 
+use super::Protected;
 use super::{
     persist::{SavedAttachment, StateFile},
     runs, DaemonOptions,
@@ -65,6 +66,8 @@ pub struct Counters {
     pub dropped: u64,
     /// Records logged per policy id.
     pub per_policy: BTreeMap<u32, u64>,
+    /// Pins removed from bpffs (by someone outside) that the daemon put back.
+    pub pins_restored: u64,
 }
 
 pub struct DaemonState {
@@ -72,7 +75,7 @@ pub struct DaemonState {
     attachments: BTreeMap<u64, Attachment>,
     state_file: StateFile,
     control_gid: Option<u32>,
-    protected: Vec<PathBuf>,
+    protected: Protected,
     bpffs: PathBuf,
     audit_log: PathBuf,
     pub counters: Counters,
@@ -321,7 +324,7 @@ impl DaemonState {
             .collect()
     }
 
-    pub fn protected(&self) -> Vec<PathBuf> {
+    pub fn protected(&self) -> Protected {
         self.protected.clone()
     }
 
@@ -534,6 +537,7 @@ impl DaemonState {
             events_logged: self.counters.logged,
             events_suppressed: self.counters.suppressed,
             events_dropped: self.counters.dropped,
+            pins_restored: self.counters.pins_restored,
         }
     }
 
@@ -578,7 +582,7 @@ pub type NetRuleSet =
 /// Validates and compiles a policy for `cgroup` (host names are resolved here, so callers can
 /// do it without holding the daemon state).
 pub fn prepare(
-    protected: &[PathBuf],
+    protected: &Protected,
     cgroup: PathBuf,
     policy_file: &str,
     policy_yaml: &str,
@@ -620,7 +624,7 @@ fn adopted(
     cgroup_id: u64,
     in_kernel: CgroupPolicy,
     record: Option<SavedAttachment>,
-    protected: &[PathBuf],
+    protected: &Protected,
 ) -> Attachment {
     let compiled = record.as_ref().and_then(|r| {
         let parsed = protect(
@@ -664,16 +668,23 @@ fn adopted(
 }
 
 /// `policy` with the daemon's own paths added to deny_read and deny_write (no reading its
-/// config, no deleting or replacing its audit log). Every compile of a policy (attach, and
-/// adoption after a restart) adds the same, so rule ids stay consistent.
-fn protect(mut policy: policy::Policy, protected: &[PathBuf]) -> policy::Policy {
-    for path in protected {
+/// config, no deleting or replacing its audit log), and its control socket to unix_deny (no
+/// request reaches it from inside, not even over a connection made outside and handed in).
+/// Every compile of a policy (attach, and adoption after a restart) adds the same, so rule ids
+/// stay consistent.
+fn protect(mut policy: policy::Policy, protected: &Protected) -> policy::Policy {
+    fn add(list: &mut Vec<String>, path: &std::path::Path) {
         let entry = path.display().to_string();
-        for list in [&mut policy.deny_read, &mut policy.deny_write] {
-            if !list.contains(&entry) {
-                list.push(entry.clone());
-            }
+        if !list.contains(&entry) {
+            list.push(entry);
         }
+    }
+    for path in &protected.files {
+        add(&mut policy.deny_read, path);
+        add(&mut policy.deny_write, path);
+    }
+    for socket in &protected.sockets {
+        add(&mut policy.network.unix_deny, socket);
     }
     policy
 }

@@ -59,6 +59,8 @@ pub struct CompiledPolicy {
     pub mode: Mode,
     /// `POLICY_*` bits for the kernel.
     pub flags: u32,
+    /// Refused capabilities the policy gives back (bit n: capability n).
+    pub caps_allowed: u64,
     pub inode_rules: BTreeMap<(u32, u64), RuleValue>,
     pub name_rules: BTreeMap<NameRuleKey, RuleValue>,
     /// `NET_RULES` values by (scope, prefix).
@@ -180,6 +182,7 @@ pub fn compile_with(policy: &Policy, anchors: &Anchors) -> Result<CompiledPolicy
         name: policy.name.clone(),
         mode: policy.mode,
         flags: policy_flags(policy),
+        caps_allowed: policy.capabilities.allowed_mask(),
         ..Default::default()
     };
     for (key, list) in policy.path_lists() {

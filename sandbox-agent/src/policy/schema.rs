@@ -43,6 +43,28 @@ pub struct Policy {
     /// Egress rules: IP destinations, per-binary rules, Unix sockets.
     #[serde(default)]
     pub network: Network,
+    /// Capabilities a confined root gets back (every policy refuses the ones of
+    /// `sandbox_common::CAPABILITIES` that reach past the sandbox).
+    #[serde(default)]
+    pub capabilities: Capabilities,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capabilities {
+    /// Names (`NET_ADMIN` or `CAP_NET_ADMIN`) of refused capabilities this workload needs.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+impl Capabilities {
+    /// Bit n set for capability n given back; names must have been validated.
+    pub fn allowed_mask(&self) -> u64 {
+        self.allow
+            .iter()
+            .filter_map(|n| sandbox_common::capability_by_name(n))
+            .fold(0, |mask, c| mask | 1 << c.number)
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -270,6 +292,27 @@ fn validate(file: &str, text: &str, policy: &Policy) -> Result<(), PolicyError> 
             if !seen.insert(entry) {
                 return Err(fail(format!("{entry:?} is listed twice")));
             }
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, name) in policy.capabilities.allow.iter().enumerate() {
+        let fail = |m| {
+            let line = item_line(text, "capabilities", name);
+            err(line, &format!("capabilities.allow[{i}]"), m)
+        };
+        let Some(cap) = sandbox_common::capability_by_name(name) else {
+            return Err(fail(format!(
+                "{name:?} is not a Linux capability (write a name such as NET_ADMIN or CAP_NET_ADMIN)"
+            )));
+        };
+        if cap.denied_because.is_empty() {
+            return Err(fail(format!(
+                "{name:?}: confined tasks already keep CAP_{}; list only refused capabilities",
+                cap.name
+            )));
+        }
+        if !seen.insert(cap.number) {
+            return Err(fail(format!("{name:?} is listed twice")));
         }
     }
     for (i, b) in policy.network.binaries.iter().enumerate() {

@@ -8,6 +8,7 @@ mod aliases;
 mod allow_exec;
 mod audit_events;
 mod bad_input;
+mod confined_root;
 mod control;
 mod deny_exec;
 mod deny_read;

@@ -1,0 +1,149 @@
+//! What a confined root may not do with its privileges: the capabilities whose reach goes past
+//! its sandbox, and the kernel interfaces a capability check alone does not guard.
+//!
+//! One table, read by the kernel programs (as the `DENIED_CAPS` mask), the policy parser (names)
+//! and the README (a test holds the README's list to it).
+
+/// One Linux capability and whether confined tasks are refused it unless their policy gives it
+/// back (`capabilities.allow`).
+pub struct Capability {
+    pub number: u32,
+    /// The name without `CAP_`, as policies write it.
+    pub name: &'static str,
+    /// Why it is refused; empty for the capabilities confined tasks keep.
+    pub denied_because: &'static str,
+}
+
+const fn keep(number: u32, name: &'static str) -> Capability {
+    Capability {
+        number,
+        name,
+        denied_because: "",
+    }
+}
+
+const fn deny(number: u32, name: &'static str, because: &'static str) -> Capability {
+    Capability {
+        number,
+        name,
+        denied_because: because,
+    }
+}
+
+/// Every capability of <linux/capability.h> up to CAP_CHECKPOINT_RESTORE, by number.
+pub const CAPABILITIES: [Capability; 41] = [
+    keep(0, "CHOWN"),
+    keep(1, "DAC_OVERRIDE"),
+    deny(2, "DAC_READ_SEARCH", "open_by_handle_at reaches any inode of a filesystem without a path"),
+    keep(3, "FOWNER"),
+    keep(4, "FSETID"),
+    keep(5, "KILL"),
+    keep(6, "SETGID"),
+    keep(7, "SETUID"),
+    keep(8, "SETPCAP"),
+    deny(9, "LINUX_IMMUTABLE", "immutable and append-only flags outlast the sandbox and lock the owner out"),
+    keep(10, "NET_BIND_SERVICE"),
+    keep(11, "NET_BROADCAST"),
+    deny(12, "NET_ADMIN", "interfaces, routes and NAT rules are the host's: a DNAT rule sends an allowed connect to a denied address"),
+    deny(13, "NET_RAW", "raw and packet sockets forge packets and sniff the host's traffic past the address rules"),
+    keep(14, "IPC_LOCK"),
+    deny(15, "IPC_OWNER", "System V IPC objects of every process on the host"),
+    deny(16, "SYS_MODULE", "a kernel module is code in the kernel, outside every rule"),
+    deny(17, "SYS_RAWIO", "port I/O, /dev/mem and /proc/kcore read and write the whole machine"),
+    keep(18, "SYS_CHROOT"),
+    deny(19, "SYS_PTRACE", "ptrace and /proc/PID memory of processes of other users"),
+    deny(20, "SYS_PACCT", "process accounting writes a host-wide record to a file of its choosing"),
+    deny(21, "SYS_ADMIN", "mounts, namespaces (setns), swap, quotas, keyrings and hundreds of host-wide knobs"),
+    deny(22, "SYS_BOOT", "reboot and kexec replace the running kernel"),
+    keep(23, "SYS_NICE"),
+    keep(24, "SYS_RESOURCE"),
+    deny(25, "SYS_TIME", "the clock is the host's (certificates, logs, timers of every process)"),
+    deny(26, "SYS_TTY_CONFIG", "vhangup and console configuration reach terminals outside the sandbox"),
+    deny(27, "MKNOD", "a device node made anywhere opens a raw disk or kernel memory"),
+    keep(28, "LEASE"),
+    keep(29, "AUDIT_WRITE"),
+    deny(30, "AUDIT_CONTROL", "the host's audit rules, which watch the sandbox too"),
+    deny(31, "SETFCAP", "file capabilities planted on a binary give privilege to whoever runs it later"),
+    deny(32, "MAC_OVERRIDE", "overrides the host's mandatory access control"),
+    deny(33, "MAC_ADMIN", "changes the host's mandatory access control policy"),
+    deny(34, "SYSLOG", "the kernel log and the kernel addresses it reveals"),
+    keep(35, "WAKE_ALARM"),
+    keep(36, "BLOCK_SUSPEND"),
+    deny(37, "AUDIT_READ", "the host's audit stream: every other process's activity"),
+    deny(38, "PERFMON", "performance monitoring of the kernel and of other processes"),
+    deny(39, "BPF", "BPF programs and maps, this enforcer's own among them"),
+    deny(40, "CHECKPOINT_RESTORE", "checkpoint and restore interfaces (set_tid, map_files) of other processes"),
+];
+
+const fn denied_mask() -> u64 {
+    let mut mask = 0u64;
+    let mut i = 0;
+    while i < CAPABILITIES.len() {
+        if !CAPABILITIES[i].denied_because.is_empty() {
+            mask |= 1 << CAPABILITIES[i].number;
+        }
+        i += 1;
+    }
+    mask
+}
+
+/// Bit `n` set: capability `n` is refused to confined tasks unless their policy allows it.
+pub const DENIED_CAPS: u64 = denied_mask();
+
+/// CAP_OPT_NOAUDIT from <linux/security.h>: the kernel probes a capability without meaning to
+/// use it (`has_capability_noaudit`); refused all the same, but never recorded.
+pub const CAP_OPT_NOAUDIT: u32 = 1 << 1;
+
+/// The capability named `name` (`SYS_ADMIN` or `CAP_SYS_ADMIN`, any case).
+pub fn capability_by_name(name: &str) -> Option<&'static Capability> {
+    let bare = name
+        .strip_prefix("CAP_")
+        .or_else(|| name.strip_prefix("cap_"))
+        .unwrap_or(name);
+    CAPABILITIES
+        .iter()
+        .find(|c| c.name.eq_ignore_ascii_case(bare))
+}
+
+/// The name of capability `number`, if the kernel has one by that number.
+pub fn capability_name(number: u64) -> Option<&'static str> {
+    CAPABILITIES
+        .iter()
+        .find(|c| u64::from(c.number) == number)
+        .map(|c| c.name)
+}
+
+/// `file_ioctl` commands no confined task may issue on any file: they push input into a
+/// terminal, where it runs in the shell of whoever owns the terminal, outside the sandbox.
+pub const TIOCSTI: u32 = 0x5412;
+pub const TIOCLINUX: u32 = 0x541C;
+
+/// Character devices that are the machine's memory or I/O ports (major 1 of <linux/major.h>):
+/// /dev/mem, /dev/kmem, /dev/port, as kernel `dev_t`s (`major << 20 | minor`).
+pub const MEMORY_DEVICES: [u32; 3] = [1 << 20 | 1, 1 << 20 | 2, 1 << 20 | 4];
+
+/// Superblock magics of the filesystems whose files are the kernel's own knobs, where a
+/// confined task may create, change, rename or remove nothing (`inode_permission` with
+/// MAY_WRITE): cgroupfs, sysfs, bpffs (the enforcer's pins), securityfs, debugfs, tracefs,
+/// configfs, efivarfs, pstore, binfmt_misc (an interpreter registered there runs for every
+/// exec on the host), fusectl, selinuxfs.
+pub const KERNEL_FS_MAGICS: [u64; 13] = [
+    0x6367_7270, // CGROUP2_SUPER_MAGIC
+    0x0027_e0eb, // CGROUP_SUPER_MAGIC
+    0x6265_6572, // SYSFS_MAGIC
+    0xcafe_4a11, // BPF_FS_MAGIC
+    0x7363_6673, // SECURITYFS_MAGIC
+    0x6462_6720, // DEBUGFS_MAGIC
+    0x7472_6163, // TRACEFS_MAGIC
+    0x6265_6570, // CONFIGFS_MAGIC
+    0xde5e_81e4, // EFIVARFS_MAGIC
+    0x6165_676c, // PSTOREFS_MAGIC
+    0x4249_4e4d, // BINFMTFS_MAGIC
+    0x6573_5543, // FUSE_CTL_SUPER_MAGIC
+    0xf97c_ff8c, // SELINUX_MAGIC
+];
+
+/// procfs: writes are allowed only below a process's own directory (`/proc/<pid>/...`, which
+/// `/proc/self` resolves to); `/proc/sys`, `/proc/sysrq-trigger` and every other top-level
+/// entry are the host's. `/proc/kcore` cannot be opened at all.
+pub const PROC_SUPER_MAGIC: u64 = 0x9fa0;

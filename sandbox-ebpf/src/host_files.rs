@@ -1,0 +1,89 @@
+//! Files that are the host itself, which no confined task may open whatever its policy lists:
+//! block devices (every file of a filesystem, raw), the memory and port devices, `/proc/kcore`,
+//! and, for writing, every procfs file outside a process's own `/proc/<pid>` directory
+//! (`/proc/sys/kernel/core_pattern` and `modprobe` make the kernel run a program as host root).
+//!
+//! Decided by the inode's type and device number and by the procfs dentries themselves, so a
+//! node made anywhere, an old alias, a bind mount or another procfs mount is caught too.
+
+use aya_ebpf::helpers::generated::bpf_probe_read_kernel_str;
+use sandbox_common::{KernelOffsets, MEMORY_DEVICES, PROC_SUPER_MAGIC};
+
+use crate::kernel::{read_at, read_ptr};
+
+const S_IFMT: u16 = 0o170000;
+const S_IFBLK: u16 = 0o060000;
+const S_IFCHR: u16 = 0o020000;
+
+/// Deepest /proc path examined (`/proc/sys/net/ipv4/conf/<if>/<knob>` is 6); a deeper write
+/// is refused (fail closed).
+const MAX_PROC_DEPTH: usize = 10;
+
+/// Whether opening `inode` (reached through `dentry`; `writing`: for write) is refused as a
+/// host file. Unreadable kernel data counts as refused.
+#[inline(always)]
+pub fn is_host_file(off: &KernelOffsets, inode: *const u8, dentry: *const u8, writing: bool) -> bool {
+    let Ok(mode) = read_at::<u16>(inode, off.inode_mode) else {
+        return true;
+    };
+    match mode & S_IFMT {
+        S_IFBLK => true,
+        S_IFCHR => match read_at::<u32>(inode, off.inode_rdev) {
+            Ok(rdev) => MEMORY_DEVICES.contains(&rdev),
+            Err(_) => true,
+        },
+        _ => is_host_proc_file(off, inode, dentry, writing),
+    }
+}
+
+#[inline(always)]
+fn is_host_proc_file(off: &KernelOffsets, inode: *const u8, dentry: *const u8, writing: bool) -> bool {
+    let Ok(magic) = read_ptr(inode, off.inode_sb).and_then(|sb| read_at::<u64>(sb, off.sb_magic))
+    else {
+        return true;
+    };
+    if magic != PROC_SUPER_MAGIC {
+        return false;
+    }
+    // The entry right below the procfs root on the way up: a pid directory, or the host's.
+    let mut child = dentry;
+    let mut top = core::ptr::null();
+    for _ in 0..MAX_PROC_DEPTH {
+        let Ok(parent) = read_ptr(child, off.dentry_parent) else {
+            return true;
+        };
+        let Ok(grandparent) = read_ptr(parent, off.dentry_parent) else {
+            return true;
+        };
+        if parent == grandparent {
+            top = child;
+            break;
+        }
+        child = parent;
+    }
+    if top.is_null() || top == dentry && dentry_is_root(off, dentry) {
+        // Deeper than examined, or the procfs root itself.
+        return writing;
+    }
+    let mut name = [0u8; 8];
+    let Ok(ptr) = read_at::<*const u8>(top, off.dentry_name_ptr) else {
+        return true;
+    };
+    // SAFETY: copies at most 8 bytes of a NUL-terminated kernel string into `name`, through
+    // the fault-tolerant accessor.
+    let copied = unsafe {
+        bpf_probe_read_kernel_str(name.as_mut_ptr() as *mut _, name.len() as u32, ptr as *const _)
+    };
+    if copied <= 0 {
+        return true;
+    }
+    if top == dentry && &name[..6] == b"kcore\0" {
+        return true;
+    }
+    writing && !name[0].is_ascii_digit()
+}
+
+#[inline(always)]
+fn dentry_is_root(off: &KernelOffsets, dentry: *const u8) -> bool {
+    read_ptr(dentry, off.dentry_parent).map_or(true, |p| p == dentry)
+}

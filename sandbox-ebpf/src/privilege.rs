@@ -1,0 +1,150 @@
+//! A confined root is not root: the capabilities whose reach goes past the sandbox
+//! (`capable`), kernel modules and kexec by any route (`kernel_module_request`,
+//! `kernel_load_data`, `kernel_read_file`), and keystrokes pushed into a terminal
+//! (`file_ioctl`, `file_ioctl_compat`).
+
+use aya_ebpf::{macros::lsm, programs::LsmContext};
+use sandbox_common::{
+    CAP_OPT_NOAUDIT, DENIED_CAPS, HOOK_CAPABLE, HOOK_FILE_IOCTL, HOOK_FILE_IOCTL_COMPAT,
+    HOOK_KERNEL_LOAD_DATA, HOOK_KERNEL_MODULE_REQUEST, HOOK_KERNEL_READ_FILE,
+    RULE_ID_SELF_PROTECTION, TIOCLINUX, TIOCSTI,
+};
+
+use crate::{
+    audit,
+    guard::deny_confined,
+    hook::earlier_denial,
+    policy::current_policy,
+    verdict::{apply, Decision},
+    walk::Target,
+};
+
+#[lsm(hook = "capable")]
+pub fn capable(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, capable, const struct cred *cred, struct user_namespace *ns, int cap,
+    //          unsigned int opts)
+    if let Some(denied) = earlier_denial(&ctx, 4) {
+        return denied;
+    }
+    let cap: i32 = ctx.arg(2);
+    // Runs for every privileged operation on the host: a capability confined tasks keep
+    // leaves before any lookup.
+    if !(0..64).contains(&cap) || DENIED_CAPS & (1u64 << cap) == 0 {
+        return 0;
+    }
+    let Some(policy) = current_policy() else {
+        return 0;
+    };
+    // Whatever user namespace it is checked in: root in a namespace of its own is refused too.
+    if policy.capability_allowed(cap as u32) {
+        return 0;
+    }
+    let decision = Decision::Deny {
+        rule_id: RULE_ID_SELF_PROTECTION,
+    };
+    let (ret, action) = apply(&policy, &decision);
+    let opts: u32 = ctx.arg(3);
+    // A no-audit probe (has_capability_noaudit) is refused too, but is no attack: no record.
+    if let (Some(action), 0) = (action, opts & CAP_OPT_NOAUDIT) {
+        let target = Target {
+            dev: 0,
+            ino: cap as u64,
+            ..Target::default()
+        };
+        audit::emit(&policy, HOOK_CAPABLE, action, RULE_ID_SELF_PROTECTION, &target);
+    }
+    ret
+}
+
+#[lsm(hook = "kernel_module_request")]
+pub fn kernel_module_request(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, kernel_module_request, char *kmod_name): a request_module() on the
+    // task's behalf (a socket family, a filesystem type...), which would run modprobe as host
+    // root.
+    if let Some(denied) = earlier_denial(&ctx, 1) {
+        return denied;
+    }
+    deny_confined(HOOK_KERNEL_MODULE_REQUEST, Target::default())
+}
+
+/// READING_FIRMWARE / LOADING_FIRMWARE of <linux/kernel_read_file.h>: firmware a driver asks
+/// for comes from the host's own firmware directory, whoever triggered the request.
+const FIRMWARE: i32 = 1;
+
+#[lsm(hook = "kernel_load_data")]
+pub fn kernel_load_data(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, kernel_load_data, enum kernel_load_data_id id, bool contents):
+    // init_module, kexec_load, policy and certificate blobs.
+    if let Some(denied) = earlier_denial(&ctx, 2) {
+        return denied;
+    }
+    let id: i32 = ctx.arg(0);
+    if id == FIRMWARE {
+        return 0;
+    }
+    deny_loading(HOOK_KERNEL_LOAD_DATA, id)
+}
+
+#[lsm(hook = "kernel_read_file")]
+pub fn kernel_read_file(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, kernel_read_file, struct file *file, enum kernel_read_file_id id,
+    //          bool contents): finit_module, kexec_file_load, policy and certificate files.
+    if let Some(denied) = earlier_denial(&ctx, 3) {
+        return denied;
+    }
+    let id: i32 = ctx.arg(1);
+    if id == FIRMWARE {
+        return 0;
+    }
+    deny_loading(HOOK_KERNEL_READ_FILE, id)
+}
+
+/// Denies loading kernel data of kind `id` (a module, a kexec image...) for a confined task.
+#[inline(always)]
+fn deny_loading(hook: u32, id: i32) -> i32 {
+    deny_confined(
+        hook,
+        Target {
+            dev: 0,
+            ino: id as u64,
+            ..Target::default()
+        },
+    )
+}
+
+#[lsm(hook = "file_ioctl")]
+pub fn file_ioctl(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, file_ioctl, struct file *file, unsigned int cmd, unsigned long arg)
+    if let Some(denied) = earlier_denial(&ctx, 3) {
+        return denied;
+    }
+    verdict_on_ioctl(ctx.arg(1), HOOK_FILE_IOCTL)
+}
+
+/// The 32-bit compat ioctl path has its own hook since Linux 6.8; attached where it exists.
+#[lsm(hook = "file_ioctl_compat")]
+pub fn file_ioctl_compat(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, file_ioctl_compat, struct file *file, unsigned int cmd,
+    //          unsigned long arg)
+    if let Some(denied) = earlier_denial(&ctx, 3) {
+        return denied;
+    }
+    verdict_on_ioctl(ctx.arg(1), HOOK_FILE_IOCTL_COMPAT)
+}
+
+/// TIOCSTI and TIOCLINUX push input into a terminal: on the terminal of whoever started the
+/// sandbox it runs in their shell, unconfined. Every other ioctl leaves at once.
+#[inline(always)]
+fn verdict_on_ioctl(cmd: u32, hook: u32) -> i32 {
+    if cmd != TIOCSTI && cmd != TIOCLINUX {
+        return 0;
+    }
+    deny_confined(
+        hook,
+        Target {
+            dev: 0,
+            ino: u64::from(cmd),
+            ..Target::default()
+        },
+    )
+}

@@ -22,7 +22,12 @@ const MAX_PROC_DEPTH: usize = 10;
 /// Whether opening `inode` (reached through `dentry`; `writing`: for write) is refused as a
 /// host file. Unreadable kernel data counts as refused.
 #[inline(always)]
-pub fn is_host_file(off: &KernelOffsets, inode: *const u8, dentry: *const u8, writing: bool) -> bool {
+pub fn is_host_file(
+    off: &KernelOffsets,
+    inode: *const u8,
+    dentry: *const u8,
+    writing: bool,
+) -> bool {
     let Ok(mode) = read_at::<u16>(inode, off.inode_mode) else {
         return true;
     };
@@ -37,7 +42,12 @@ pub fn is_host_file(off: &KernelOffsets, inode: *const u8, dentry: *const u8, wr
 }
 
 #[inline(always)]
-fn is_host_proc_file(off: &KernelOffsets, inode: *const u8, dentry: *const u8, writing: bool) -> bool {
+fn is_host_proc_file(
+    off: &KernelOffsets,
+    inode: *const u8,
+    dentry: *const u8,
+    writing: bool,
+) -> bool {
     let Ok(magic) = read_ptr(inode, off.inode_sb).and_then(|sb| read_at::<u64>(sb, off.sb_magic))
     else {
         return true;
@@ -72,7 +82,11 @@ fn is_host_proc_file(off: &KernelOffsets, inode: *const u8, dentry: *const u8, w
     // SAFETY: copies at most 8 bytes of a NUL-terminated kernel string into `name`, through
     // the fault-tolerant accessor.
     let copied = unsafe {
-        bpf_probe_read_kernel_str(name.as_mut_ptr() as *mut _, name.len() as u32, ptr as *const _)
+        bpf_probe_read_kernel_str(
+            name.as_mut_ptr() as *mut _,
+            name.len() as u32,
+            ptr as *const _,
+        )
     };
     if copied <= 0 {
         return true;

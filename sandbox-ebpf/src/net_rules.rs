@@ -85,7 +85,7 @@ pub fn decide_address(
 }
 
 /// Fills `dest` from a sockaddr_in (`v4`) or sockaddr_in6; a v4-mapped IPv6 address (which
-/// reaches the IPv4 host) is decided as that IPv4 address.
+/// reaches the IPv4 host) is decided as that IPv4 address, an unspecified one as loopback.
 #[inline(always)]
 fn read_dest(addr: *const u8, len: i32, v4: bool, dest: &mut NetDest) -> Result<(), i32> {
     // sin_port and sin6_port are both at offset 2, in network byte order.
@@ -97,6 +97,7 @@ fn read_dest(addr: *const u8, len: i32, v4: bool, dest: &mut NetDest) -> Result<
         let a: [u8; 4] = read_at(addr, 4)?;
         dest.addr[..4].copy_from_slice(&a);
         dest.family = NET_FAMILY_V4 as u16;
+        unspecified_is_loopback(dest);
         return Ok(());
     }
     if len < SOCKADDR_IN6_LEN {
@@ -111,7 +112,21 @@ fn read_dest(addr: *const u8, len: i32, v4: bool, dest: &mut NetDest) -> Result<
         dest.addr = a;
         dest.family = NET_FAMILY_V6 as u16;
     }
+    unspecified_is_loopback(dest);
     Ok(())
+}
+
+/// A connect to `0.0.0.0` or `::` reaches the host's own loopback services: decided as
+/// `127.0.0.1` or `::1`, so a rule on those covers it.
+#[inline(always)]
+fn unspecified_is_loopback(dest: &mut NetDest) {
+    if dest.family == NET_FAMILY_V4 as u16 {
+        if dest.addr[..4] == [0, 0, 0, 0] {
+            dest.addr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        }
+    } else if dest.addr == [0; 16] {
+        dest.addr[15] = 1;
+    }
 }
 
 #[inline(always)]

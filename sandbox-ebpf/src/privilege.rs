@@ -51,7 +51,13 @@ pub fn capable(ctx: LsmContext) -> i32 {
             ino: cap as u64,
             ..Target::default()
         };
-        audit::emit(&policy, HOOK_CAPABLE, action, RULE_ID_SELF_PROTECTION, &target);
+        audit::emit(
+            &policy,
+            HOOK_CAPABLE,
+            action,
+            RULE_ID_SELF_PROTECTION,
+            &target,
+        );
     }
     ret
 }

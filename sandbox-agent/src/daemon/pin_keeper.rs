@@ -58,8 +58,7 @@ impl PinKeeper {
     pub fn restore(&mut self) -> Vec<Result<PathBuf, String>> {
         let mut out = Vec::new();
         let missing = |p: &Path| std::fs::symlink_metadata(p).is_err();
-        if self.maps.iter().any(|(p, _)| missing(p)) || self.links.iter().any(|l| missing(&l.pin))
-        {
+        if self.maps.iter().any(|(p, _)| missing(p)) || self.links.iter().any(|l| missing(&l.pin)) {
             for dir in [&self.maps_dir, &self.links_dir] {
                 if let Err(e) = std::fs::create_dir_all(dir) {
                     out.push(Err(format!("cannot recreate {}: {e}", dir.display())));
@@ -103,8 +102,8 @@ impl PinKeeper {
 
 fn entries(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir)
-        .map_err(|e| anyhow::anyhow!("cannot list {}: {e}", dir.display()))?
+    for entry in
+        std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("cannot list {}: {e}", dir.display()))?
     {
         out.push(entry?.path());
     }

@@ -535,4 +535,53 @@ mod tests {
         let e = parse("p.yaml", "name: a\ndeny_fileless_exec: yes please\n").unwrap_err();
         assert_eq!(e.field, "deny_fileless_exec");
     }
+
+    #[test]
+    fn capabilities_given_back_are_named_with_or_without_cap_prefix() {
+        let p = parse(
+            "p.yaml",
+            "name: a\ncapabilities:\n  allow: [NET_ADMIN, cap_sys_ptrace]\n",
+        )
+        .unwrap();
+        let mask = p.capabilities.allowed_mask();
+        assert_eq!(mask, 1 << 12 | 1 << 19);
+    }
+
+    #[test]
+    fn an_unknown_capability_names_its_line() {
+        let e = parse(
+            "p.yaml",
+            "name: a\ncapabilities:\n  allow:\n    - NET_ADMIN\n    - SYS_ADMIM\n",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (5, "capabilities.allow[1]"));
+        assert!(e.message.contains("not a Linux capability"), "{e}");
+    }
+
+    #[test]
+    fn a_capability_confined_tasks_keep_is_not_listed() {
+        let e = parse("p.yaml", "name: a\ncapabilities:\n  allow: [CHOWN]\n").unwrap_err();
+        assert!(e.message.contains("already keep CAP_CHOWN"), "{e}");
+        let e = parse(
+            "p.yaml",
+            "name: a\ncapabilities:\n  allow: [MKNOD, CAP_MKNOD]\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("listed twice"), "{e}");
+    }
+
+    /// The README's capability list and the kernel's mask come from the same table.
+    #[test]
+    fn the_readme_lists_every_refused_capability_with_its_reason() {
+        let readme = include_str!("../../../README.md");
+        for cap in sandbox_common::CAPABILITIES.iter() {
+            let line = format!("| `{}` | {} |", cap.name, cap.denied_because);
+            assert_eq!(
+                readme.contains(&line),
+                !cap.denied_because.is_empty(),
+                "README capability table and sandbox_common::CAPABILITIES disagree on {}",
+                cap.name
+            );
+        }
+    }
 }

@@ -24,7 +24,10 @@ fn confined_root(name: &str, extra: &str) -> (Cgroup, PathBuf) {
     let policy = policy_file(
         &home,
         name,
-        &format!("deny_read:\n  - {:?}\n{extra}", secret.display().to_string()),
+        &format!(
+            "deny_read:\n  - {:?}\n{extra}",
+            secret.display().to_string()
+        ),
     );
     let cg = Cgroup::new(name);
     attach(&cg, &policy, &home);
@@ -39,7 +42,11 @@ fn sh(cg: &Cgroup, script: &str) -> String {
 
 /// The first audit record of `cg` from `hook` that `want` accepts, waiting for the daemon to
 /// drain the ring buffer.
-fn record_of(cg: &Cgroup, hook: &str, want: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+fn record_of(
+    cg: &Cgroup,
+    hook: &str,
+    want: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let cgroup = cg.path.display().to_string();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -123,7 +130,11 @@ fn the_enforcers_pins_cannot_be_touched_from_inside_and_come_back_when_removed_o
     }
     assert!(text.contains("Operation not permitted"), "{text}");
     assert_eq!(tree(pins), before, "bpffs changed under a confined root");
-    for planted in ["/sys/fs/bpf/moved", "/sys/fs/bpf/planted", "/sys/fs/bpf/made"] {
+    for planted in [
+        "/sys/fs/bpf/moved",
+        "/sys/fs/bpf/planted",
+        "/sys/fs/bpf/made",
+    ] {
         assert!(!Path::new(planted).exists(), "{planted}");
     }
     record_of(&cg, "inode_permission", self_protection);
@@ -134,10 +145,18 @@ fn the_enforcers_pins_cannot_be_touched_from_inside_and_come_back_when_removed_o
     let restored = status()["pins_restored"].as_u64().unwrap();
     let pin = pins.join("links/file_open");
     std::fs::remove_file(&pin).unwrap();
-    assert_eq!(cg.open(&home.join("secret")), Err(EPERM), "unpinned: still attached");
+    assert_eq!(
+        cg.open(&home.join("secret")),
+        Err(EPERM),
+        "unpinned: still attached"
+    );
     let deadline = Instant::now() + Duration::from_secs(15);
     while !pin.exists() {
-        assert!(Instant::now() < deadline, "the daemon did not pin {} again", pin.display());
+        assert!(
+            Instant::now() < deadline,
+            "the daemon did not pin {} again",
+            pin.display()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(status()["pins_restored"].as_u64().unwrap() > restored);
@@ -167,7 +186,10 @@ fn sysctls_sysfs_and_the_sysrq_trigger_cannot_be_written_from_inside() {
     for step in ["core", "modprobe", "forward", "sysrq", "mtu"] {
         assert_failed(&text, step);
     }
-    assert!(text.contains("comm=0"), "a process's own /proc files stay writable: {text}");
+    assert!(
+        text.contains("comm=0"),
+        "a process's own /proc files stay writable: {text}"
+    );
     assert!(text.contains("status=0"), "{text}");
     let after: Vec<String> = knobs.iter().map(|k| read(k)).collect();
     assert_eq!(before, after, "a kernel knob changed");
@@ -287,7 +309,11 @@ fn capabilities_that_reach_past_the_sandbox_are_refused_and_ordinary_root_work_g
     assert!(stdout(&outside).contains("ip=0"), "{}", stderr(&outside));
 
     // A name that is no capability is refused with the line that names it.
-    let bad = policy_file(&home, "bad-caps", "capabilities:\n  allow:\n    - SYS_ADMIM\n");
+    let bad = policy_file(
+        &home,
+        "bad-caps",
+        "capabilities:\n  allow:\n    - SYS_ADMIM\n",
+    );
     let out = try_attach(&Cgroup::new("root-caps-bad").path, &bad, Some(&home));
     assert_refused(&out, "bad-caps.yaml:4: capabilities.allow[0]");
 }
@@ -327,8 +353,14 @@ fn raw_disks_kernel_memory_and_device_nodes_made_anywhere_cannot_be_opened() {
                 .is_some_and(|p| p.ends_with("/kcore"))
     });
     // Ordinary devices stay usable.
-    let text = sh(&cg, "head -c 4 /dev/urandom > /dev/null; echo urandom=$?; echo x > /dev/null; echo null=$?");
-    assert!(text.contains("urandom=0") && text.contains("null=0"), "{text}");
+    let text = sh(
+        &cg,
+        "head -c 4 /dev/urandom > /dev/null; echo urandom=$?; echo x > /dev/null; echo null=$?",
+    );
+    assert!(
+        text.contains("urandom=0") && text.contains("null=0"),
+        "{text}"
+    );
     // Outside, the same node reaches the driver (no such loop device here: ENXIO, not EPERM).
     assert_ne!(open_unconfined(&disk), Err(EPERM));
 }
@@ -374,7 +406,10 @@ fn queued(slave: &OwnedFd) -> i32 {
     use std::os::fd::AsRawFd;
     let mut n: libc::c_int = 0;
     // SAFETY: FIONREAD writes one int.
-    assert_eq!(unsafe { libc::ioctl(slave.as_raw_fd(), libc::FIONREAD, &mut n) }, 0);
+    assert_eq!(
+        unsafe { libc::ioctl(slave.as_raw_fd(), libc::FIONREAD, &mut n) },
+        0
+    );
     n
 }
 
@@ -401,7 +436,11 @@ fn no_keystrokes_are_pushed_into_a_terminal_outside() {
     assert_eq!(ioctl_on_terminal(Some(&cg), &slave, tiocsti), "ERR:1");
     assert_eq!(queued(&slave), 0, "a keystroke was queued on the terminal");
     record_of(&cg, "file_ioctl", self_protection);
-    assert_eq!(ioctl_on_terminal(Some(&cg), &slave, 0x541C), "ERR:1", "TIOCLINUX");
+    assert_eq!(
+        ioctl_on_terminal(Some(&cg), &slave, 0x541C),
+        "ERR:1",
+        "TIOCLINUX"
+    );
 
     // The terminal still works for the confined command: its size, its modes.
     let mut stty = Command::new("stty");
@@ -451,6 +490,9 @@ fn the_daemon_cannot_be_reached_from_inside_not_even_over_a_connection_made_outs
     record_of(&cg, "unix_stream_connect", |r| r["action"] == "deny");
 
     let cgroup = cg.path.to_str().unwrap();
-    assert_eq!(probe(None, SEND_ON_OUTSIDE_CONNECTION, &[cgroup]), Err(EPERM));
+    assert_eq!(
+        probe(None, SEND_ON_OUTSIDE_CONNECTION, &[cgroup]),
+        Err(EPERM)
+    );
     record_of(&cg, "socket_sendmsg", |r| r["action"] == "deny");
 }

@@ -141,6 +141,45 @@ fn ipv6_is_decided_and_a_v4_mapped_address_is_its_ipv4_host() {
 }
 
 #[test]
+fn the_unspecified_address_is_decided_as_the_loopback_it_reaches() {
+    let home = fixture_dir("net-unspecified");
+    let (_a, v4_denied) = listen("127.0.0.1");
+    let (_b, v6_denied) = listen("::1");
+    let (_c, v4_open) = listen("127.0.0.1");
+    let cg = confined_by(
+        "net-unspecified",
+        &home,
+        &format!(
+            "network:\n  deny:\n    - \"127.0.0.1:{v4_denied}\"\n    - \"[::1]:{v6_denied}\"\n"
+        ),
+    );
+
+    // 0.0.0.0 and :: reach the host's own loopback services.
+    assert_eq!(tcp(None, "0.0.0.0", v4_denied), connected());
+    assert_eq!(tcp(None, "::", v6_denied), connected());
+    assert_eq!(tcp(Some(&cg), "0.0.0.0", v4_denied), Err(EPERM));
+    assert_eq!(tcp(Some(&cg), "::", v6_denied), Err(EPERM));
+    assert_eq!(tcp(Some(&cg), "::ffff:0.0.0.0", v4_denied), Err(EPERM));
+    assert_eq!(udp(Some(&cg), "0.0.0.0", v4_denied), Err(EPERM));
+    assert_eq!(tcp(Some(&cg), "0.0.0.0", v4_open), connected());
+    let recorded = || {
+        audit_lines().into_iter().any(|r| {
+            r["hook"] == "socket_connect"
+                && r["cgroup"] == cg.path.display().to_string()
+                && r["target"]["address"] == format!("127.0.0.1:{v4_denied}")
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !recorded() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no record of the connect to 0.0.0.0, as 127.0.0.1"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
 fn udp_sendto_without_connect_is_decided_for_each_datagram() {
     let home = fixture_dir("net-udp");
     let open = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -13,8 +13,10 @@ use crate::{
     walk::Target,
 };
 
-/// BPF_NOEXIST: a new task has no mark yet.
-const BPF_NOEXIST: u64 = 1;
+/// BPF_ANY, not BPF_NOEXIST: while a restarted daemon hands over, the old and the new
+/// `task_alloc` programs are both attached and both mark the child with the same value; a
+/// stale mark at a reused task address is overwritten with the right one. Only a full map fails.
+const BPF_ANY: u64 = 0;
 /// EAGAIN, what fork returns when a task limit is reached.
 const EAGAIN: i32 = 11;
 
@@ -29,7 +31,7 @@ pub fn task_alloc(ctx: LsmContext) -> i32 {
     };
     let child: u64 = ctx.arg(0);
     if CONFINED_TASKS
-        .insert(&child, &attachment, BPF_NOEXIST)
+        .insert(&child, &attachment, BPF_ANY)
         .is_ok()
     {
         return 0;

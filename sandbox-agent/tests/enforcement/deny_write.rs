@@ -296,7 +296,6 @@ fn a_file_handle_does_not_reach_a_denied_inode() {
     let open = home.join("notes");
     write(&secret, "s3cret");
     write(&open, "hello");
-    let cg = confined("by-handle", &home, &[&home.join("secrets")]);
     let by_handle = |cg: Option<&Cgroup>, file: &Path| {
         probe(
             cg,
@@ -304,8 +303,21 @@ fn a_file_handle_does_not_reach_a_denied_inode() {
             &[file.to_str().unwrap(), home.to_str().unwrap()],
         )
     };
+    // By default a confined task has no CAP_DAC_READ_SEARCH: no handle opens at all.
+    let cg = confined("by-handle", &home, &[&home.join("secrets")]);
     assert_eq!(by_handle(Some(&cg), &secret), Err(EPERM));
+    assert_eq!(by_handle(Some(&cg), &open), Err(EPERM));
+    // Given the capability back, the handle reaches the inode and the rule denies it there.
+    let secrets = home.join("secrets").display().to_string();
+    let policy = policy_file(
+        &home,
+        "by-handle-cap",
+        &format!("deny_read: [{secrets:?}]\ncapabilities:\n  allow: [DAC_READ_SEARCH]\n"),
+    );
+    let given = Cgroup::new("by-handle-cap");
+    attach(&given, &policy, &home);
+    assert_eq!(by_handle(Some(&given), &secret), Err(EPERM));
     // Handles still work for what the policy allows, and outside the sandbox.
-    assert_eq!(by_handle(Some(&cg), &open), Ok("hello".into()));
+    assert_eq!(by_handle(Some(&given), &open), Ok("hello".into()));
     assert_eq!(by_handle(None, &secret), Ok("s3cret".into()));
 }

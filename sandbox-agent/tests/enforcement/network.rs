@@ -524,11 +524,21 @@ fn raw_packet_and_sctp_sockets_are_refused_where_network_rules_apply() {
     for (f, t, p) in [tcp, udp6] {
         assert_eq!(socket(Some(&cg), f, t, p), created, "ordinary sockets stay");
     }
-    // Outside the cgroup, and under a policy without network rules, nothing changes.
+    // Outside the cgroup nothing changes. Under a policy without network rules, raw sockets
+    // still need CAP_NET_RAW, which a confined root gets only when the policy gives it back.
     assert_eq!(socket(None, packet.0, packet.1, packet.2), created);
     let files_only = confined("net-raw-files", &home, &[&home.join("secret")]);
     assert_eq!(
         socket(Some(&files_only), raw_icmp.0, raw_icmp.1, raw_icmp.2),
+        Err(EPERM)
+    );
+    let raw_given = confined_by(
+        "net-raw-given",
+        &home,
+        "capabilities:\n  allow: [NET_RAW]\n",
+    );
+    assert_eq!(
+        socket(Some(&raw_given), raw_icmp.0, raw_icmp.1, raw_icmp.2),
         created
     );
 }

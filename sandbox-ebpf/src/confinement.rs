@@ -30,10 +30,7 @@ pub fn task_alloc(ctx: LsmContext) -> i32 {
         return 0;
     };
     let child: u64 = ctx.arg(0);
-    if CONFINED_TASKS
-        .insert(&child, &attachment, BPF_ANY)
-        .is_ok()
-    {
+    if CONFINED_TASKS.insert(&child, &attachment, BPF_ANY).is_ok() {
         return 0;
     }
     // Unmarked, the child could be moved out of the sandbox unconfined: no such child, even in

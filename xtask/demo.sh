@@ -65,7 +65,8 @@ secret "plant $project/.git/hooks/pre-commit (runs at the developer's next commi
 # A confined root is not root: these would hand the host to whoever is inside.
 secret "echo '|/tmp/payload' > /proc/sys/kernel/core_pattern (the kernel would run it as host root)" \
     sh -c 'echo "|/tmp/payload" > /proc/sys/kernel/core_pattern'
-secret "rm -rf /sys/fs/bpf/sandbox-agent (the enforcer's pins)" rm -rf /sys/fs/bpf/sandbox-agent
+secret "rm /sys/fs/bpf/sandbox-agent/links/file_open (the pin that keeps the enforcer attached)" \
+    rm /sys/fs/bpf/sandbox-agent/links/file_open
 if command -v python3 >/dev/null 2>&1; then
     secret "python3 -c \"open('$HOME/.aws/credentials').read()\"" python3 -c '
 import sys

@@ -62,6 +62,10 @@ fn is_host_proc_file(
         let Ok(parent) = read_ptr(child, off.dentry_parent) else {
             return true;
         };
+        if parent == child {
+            // The procfs root itself.
+            return writing;
+        }
         let Ok(grandparent) = read_ptr(parent, off.dentry_parent) else {
             return true;
         };
@@ -71,8 +75,8 @@ fn is_host_proc_file(
         }
         child = parent;
     }
-    if top.is_null() || top == dentry && dentry_is_root(off, dentry) {
-        // Deeper than examined, or the procfs root itself.
+    if top.is_null() {
+        // Deeper than examined.
         return writing;
     }
     let mut name = [0u8; 8];
@@ -95,9 +99,4 @@ fn is_host_proc_file(
         return true;
     }
     writing && !name[0].is_ascii_digit()
-}
-
-#[inline(always)]
-fn dentry_is_root(off: &KernelOffsets, dentry: *const u8) -> bool {
-    read_ptr(dentry, off.dentry_parent).map_or(true, |p| p == dentry)
 }

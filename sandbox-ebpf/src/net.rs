@@ -15,7 +15,9 @@ use crate::{
     file_check::inode_identity,
     hook::earlier_denial,
     kernel::{offsets, read_at, read_ptr},
-    net_rules::{decide_address, has_net_rules, Via, AF_INET, AF_INET6, AF_PACKET, AF_XDP},
+    net_rules::{
+        decide_address, has_net_rules, Via, AF_INET, AF_INET6, AF_PACKET, AF_UNIX, AF_XDP,
+    },
     policy::current_policy,
     verdict::{apply, Decision},
     walk::{check_dentry, Target},
@@ -64,9 +66,6 @@ fn verdict_on_address(addr: *const u8, len: i32, via: Via, hook: u32) -> i32 {
     }
     ret
 }
-
-/// AF_UNIX.
-const AF_UNIX: u16 = 1;
 
 /// A send without an address on a connected Unix socket goes to the socket it was connected
 /// to: decided by that socket's file like a connect, so a connection made outside the sandbox

@@ -1,13 +1,37 @@
-//! Canonical file identity: (kernel dev_t, inode number), as the BPF programs see it.
+//! Canonical file identity: (kernel dev_t, inode number), exactly as the BPF programs see it.
+//!
+//! `stat`'s `st_dev` is not always the device the kernel compares: btrfs reports the
+//! subvolume's anonymous device, overlayfs a per-layer pseudo device for files when its layers
+//! sit on different filesystems. So the device comes from the kernel's own mount table: the
+//! descriptor's mount id (`/proc/self/fdinfo`) joined to `/proc/self/mountinfo`, whose
+//! `major:minor` is the superblock's `s_dev`. On btrfs, where inode numbers repeat across the
+//! subvolumes of one superblock, the programs key on the subvolume's anonymous device instead
+//! (they read it from the inode, see `sandbox-ebpf/src/kernel.rs`), which is what `st_dev` is
+//! there. A filesystem whose `st_dev` is neither is refused: a rule on it could never match.
 
-use std::{io, os::unix::fs::MetadataExt, path::Path};
+use std::{
+    cell::RefCell,
+    collections::HashMap,
+    io,
+    os::{
+        fd::{AsRawFd, OwnedFd},
+        unix::fs::{MetadataExt, OpenOptionsExt},
+    },
+    path::Path,
+    time::{Duration, Instant},
+};
 
 /// A file's identity in the kernel's terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct FileId {
-    /// `i_sb->s_dev` in the kernel's encoding (`major << 20 | minor`).
+    /// The device the programs key rules on, in the kernel's encoding (`major << 20 | minor`):
+    /// `i_sb->s_dev`, or on btrfs the subvolume's anonymous device.
     pub dev: u32,
     pub ino: u64,
+    /// `i_sb->s_dev`: the filesystem, whatever the subvolume.
+    pub sb_dev: u32,
+    /// The file is on btrfs (its `dev` is a subvolume's).
+    pub btrfs: bool,
 }
 
 /// Converts a userspace `st_dev` (glibc's encoding) to the kernel's internal `dev_t`.
@@ -19,11 +43,116 @@ pub fn kernel_dev(st_dev: u64) -> u32 {
 
 /// Identity of what `path` resolves to (following symlinks, as an open would).
 pub fn file_id(path: &Path) -> io::Result<FileId> {
-    let md = std::fs::metadata(path)?;
+    let fd: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)?
+        .into();
+    let file = std::fs::File::from(fd);
+    let md = file.metadata()?;
+    let mnt_id = mount_id(file.as_raw_fd())?;
+    let st_dev = kernel_dev(md.dev());
+    let mount = mount(mnt_id, st_dev)?;
+    let dev = match mount.fstype.as_str() {
+        _ if st_dev == mount.sb_dev => st_dev,
+        "btrfs" => st_dev,
+        // Non-directories on an overlay whose layers are on different filesystems report a
+        // pseudo device per layer; the kernel sees the overlay's own superblock, and the
+        // overlay inode's number is the one reported.
+        "overlay" => mount.sb_dev,
+        other => {
+            return Err(io::Error::other(format!(
+                "the identity of {} cannot be established: it is on a {other} filesystem \
+                 whose reported device ({}:{}) is not its superblock's ({}:{}), so a rule on it \
+                 could never match",
+                path.display(),
+                st_dev >> 20,
+                st_dev & 0xfffff,
+                mount.sb_dev >> 20,
+                mount.sb_dev & 0xfffff
+            )))
+        }
+    };
     Ok(FileId {
-        dev: kernel_dev(md.dev()),
+        dev,
         ino: md.ino(),
+        sb_dev: mount.sb_dev,
+        btrfs: mount.fstype == "btrfs",
     })
+}
+
+/// The mount id of an open descriptor, from `/proc/self/fdinfo` (there since Linux 3.15).
+fn mount_id(fd: i32) -> io::Result<u64> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::other("/proc/self/fdinfo has no mnt_id"))
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Mount {
+    sb_dev: u32,
+    fstype: String,
+}
+
+thread_local! {
+    /// The mount table by mount id, read at most once a second while every lookup agrees
+    /// with it: compiling 10,000 rules should not read it 10,000 times.
+    static MOUNTS: RefCell<Option<(Instant, HashMap<u64, Mount>)>> = const { RefCell::new(None) };
+}
+
+/// The mount `mnt_id`, from a fresh table whenever the cached one is old, lacks it, or
+/// disagrees with the file (a mount id is reused once its mount is gone).
+fn mount(mnt_id: u64, st_dev: u32) -> io::Result<Mount> {
+    let cached = MOUNTS.with_borrow(|m| {
+        m.as_ref()
+            .filter(|(read_at, _)| read_at.elapsed() < Duration::from_secs(1))
+            .and_then(|(_, table)| table.get(&mnt_id).cloned())
+    });
+    // Where the devices differ by design, a fresh entry of the same type is trusted.
+    let agrees = |m: &Mount| m.sb_dev == st_dev || matches!(m.fstype.as_str(), "btrfs" | "overlay");
+    if let Some(m) = cached.filter(agrees) {
+        return Ok(m);
+    }
+    let table = parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo")?);
+    let found = table.get(&mnt_id).cloned();
+    MOUNTS.set(Some((Instant::now(), table)));
+    found.ok_or_else(|| io::Error::other(format!("mount {mnt_id} is not in /proc/self/mountinfo")))
+}
+
+/// mount id -> (superblock device, filesystem type).
+fn parse_mountinfo(text: &str) -> HashMap<u64, Mount> {
+    let mut out = HashMap::new();
+    for line in text.lines() {
+        let mut fields = line.split(' ');
+        let (Some(id), Some(_parent), Some(dev)) = (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        // The optional fields end with "-", then the filesystem type.
+        let Some(fstype) = fields.skip_while(|f| *f != "-").nth(1) else {
+            continue;
+        };
+        let Some((major, minor)) = dev.split_once(':') else {
+            continue;
+        };
+        let (Ok(id), Ok(major), Ok(minor)) = (
+            id.parse::<u64>(),
+            major.parse::<u32>(),
+            minor.parse::<u32>(),
+        ) else {
+            continue;
+        };
+        out.insert(
+            id,
+            Mount {
+                sb_dev: (major << 20) | (minor & 0xfffff),
+                fstype: fstype.to_string(),
+            },
+        );
+    }
+    out
 }
 
 #[cfg(test)]
@@ -51,5 +180,29 @@ mod tests {
         assert_eq!(file_id(&dir.path().join("b")).unwrap(), id);
         assert_eq!(file_id(&dir.path().join("s")).unwrap(), id);
         assert_ne!(file_id(&dir.path().join("c")).unwrap(), id);
+    }
+
+    #[test]
+    fn the_device_is_the_superblocks_from_the_mount_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = file_id(dir.path()).unwrap();
+        let st_dev = kernel_dev(std::fs::metadata(dir.path()).unwrap().dev());
+        // Not btrfs or a split overlay here: the two agree, and the mount table said so.
+        assert_eq!(id.dev, st_dev);
+        assert_eq!(id.sb_dev, st_dev);
+    }
+
+    #[test]
+    fn mountinfo_lines_give_device_and_type_by_mount_id() {
+        let table = parse_mountinfo(
+            "22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw\n\
+             35 22 0:45 / /home rw,relatime shared:7 master:2 - btrfs /dev/vdb rw,subvol=/home\n\
+             36 22 0:50 / /ovl rw - overlay overlay rw,lowerdir=/l,upperdir=/u,workdir=/w\n",
+        );
+        assert_eq!(table[&22].sb_dev, (254 << 20) | 1);
+        assert_eq!(table[&22].fstype, "ext4");
+        assert_eq!(table[&35].sb_dev, 45);
+        assert_eq!(table[&35].fstype, "btrfs");
+        assert_eq!(table[&36].fstype, "overlay");
     }
 }

@@ -52,7 +52,7 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
             bytes,
         })
     };
-    Ok(KernelOffsets {
+    Ok(with_btrfs(KernelOffsets {
         file_dentry: off("file", &["f_path", "dentry"])?,
         file_inode: off("file", &["f_inode"])?,
         inode_ino: off("inode", &["i_ino"])?,
@@ -85,8 +85,55 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
         inode_rdev: off("inode", &["i_rdev"])?,
         unix_sock_peer: off("unix_sock", &["peer"])?,
         sock_family: off("sock", &["__sk_common", "skc_family"])?,
+        btrfs_inode_vfs: 0,
+        btrfs_inode_root: 0,
+        btrfs_root_anon_dev: 0,
+        btrfs_valid: 0,
         valid: 1,
-    })
+    }))
+}
+
+/// The btrfs module's split BTF, present while the module is loaded (or built in).
+pub const BTRFS_BTF: &str = "/sys/kernel/btf/btrfs";
+
+/// Adds the btrfs offsets when btrfs's BTF can be read: the programs then key rules on btrfs by
+/// subvolume. Without them the daemon refuses rules on btrfs paths (they could never match).
+fn with_btrfs(mut offsets: KernelOffsets) -> KernelOffsets {
+    match btrfs_offsets(Path::new(VMLINUX_BTF), Path::new(BTRFS_BTF)) {
+        Ok((vfs, root, anon_dev)) => {
+            offsets.btrfs_inode_vfs = vfs;
+            offsets.btrfs_inode_root = root;
+            offsets.btrfs_root_anon_dev = anon_dev;
+            offsets.btrfs_valid = 1;
+        }
+        Err(e) => tracing::debug!("no btrfs offsets: {e}"),
+    }
+    offsets
+}
+
+fn btrfs_offsets(vmlinux: &Path, module: &Path) -> Result<(u16, u16, u16), OffsetError> {
+    let read = |source| OffsetError::Read {
+        path: module.display().to_string(),
+        source,
+    };
+    let base = Btf::from_file(vmlinux).map_err(|source| OffsetError::Read {
+        path: vmlinux.display().to_string(),
+        source,
+    })?;
+    let btf = Btf::from_split_file(module, &base).map_err(read)?;
+    let off = |strukt: &str, field: &str| -> Result<u16, OffsetError> {
+        let bytes = field_offset(&btf, strukt, &[field])?;
+        u16::try_from(bytes).map_err(|_| OffsetError::TooFar {
+            strukt: strukt.to_string(),
+            field: field.to_string(),
+            bytes,
+        })
+    };
+    Ok((
+        off("btrfs_inode", "vfs_inode")?,
+        off("btrfs_inode", "root")?,
+        off("btrfs_root", "anon_dev")?,
+    ))
 }
 
 /// Whether the running kernel has the LSM hook `hook` (BTF names its `bpf_lsm_<hook>`

@@ -7,6 +7,7 @@ pub mod client;
 pub mod commands;
 pub mod config;
 pub mod daemon;
+pub mod descriptors;
 pub mod identity;
 pub mod kernel_offsets;
 pub mod mounts;

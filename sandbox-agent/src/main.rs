@@ -48,6 +48,10 @@ enum Cmd {
         /// What `$WORKSPACE` means in the policy (needed only when the policy uses it).
         #[arg(long)]
         workspace: Option<PathBuf>,
+        /// Attach even when processes in the cgroup hold files the policy denies open (they
+        /// keep those descriptors); they are listed as warnings.
+        #[arg(long)]
+        force: bool,
         /// Control socket [default: /run/sandbox-agent.sock]
         #[arg(long)]
         socket: Option<PathBuf>,
@@ -72,6 +76,10 @@ enum Cmd {
         /// Control socket [default: /run/sandbox-agent.sock]
         #[arg(long)]
         socket: Option<PathBuf>,
+        /// Let the command inherit descriptor N (repeatable). Every other descriptor above 2
+        /// is closed before it starts: one opened outside the sandbox bypasses the policy.
+        #[arg(long = "keep-fd", value_name = "N", value_parser = clap::value_parser!(i32).range(0..))]
+        keep_fd: Vec<i32>,
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
@@ -202,12 +210,18 @@ fn dispatch(cmd: Cmd, config: &Config) -> anyhow::Result<i32> {
             policy,
             home,
             workspace,
+            force,
             socket,
         } => {
             let socket = config.socket(socket);
             let source = commands::attach::read_policy(&policy)?;
-            let info =
-                commands::attach::attach(&socket, &cgroup, &source, &anchors(home, workspace)?)?;
+            let info = commands::attach::attach(
+                &socket,
+                &cgroup,
+                &source,
+                &anchors(home, workspace)?,
+                force,
+            )?;
             commands::attach::print_attached(&info);
             Ok(0)
         }
@@ -221,6 +235,7 @@ fn dispatch(cmd: Cmd, config: &Config) -> anyhow::Result<i32> {
             home,
             workspace,
             socket,
+            keep_fd,
             command,
         } => commands::run::run(
             &config.socket(socket),
@@ -230,6 +245,7 @@ fn dispatch(cmd: Cmd, config: &Config) -> anyhow::Result<i32> {
                 home,
                 Some(workspace.map_or_else(std::env::current_dir, Ok)?),
             )?,
+            &keep_fd,
             &command,
         ),
         Cmd::Status { json, socket } => {

@@ -32,6 +32,10 @@ pub enum Op {
         /// What `$WORKSPACE` means in the policy, if anything.
         #[serde(default)]
         workspace: Option<PathBuf>,
+        /// Attach even when processes in the cgroup hold open descriptors of files the policy
+        /// denies (listed as warnings); without it such an attach is refused and nothing changes.
+        #[serde(default)]
+        force: bool,
     },
     Detach {
         cgroup: PathBuf,
@@ -158,6 +162,26 @@ mod tests {
             r#"{"version":1,"op":"detach","cgroup":"/sys/fs/cgroup/a"}"#
         );
         assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), r);
+    }
+
+    #[test]
+    fn attach_requests_without_force_parse_as_not_forced() {
+        let line = r#"{"version":1,"op":"attach","cgroup":"/sys/fs/cgroup/a","policy_file":"p","policy_yaml":"","home":"/h"}"#;
+        let Op::Attach { force, .. } = serde_json::from_str::<Request>(line).unwrap().op else {
+            panic!("not an attach");
+        };
+        assert!(!force);
+        let forced = Request::new(Op::Attach {
+            cgroup: "/sys/fs/cgroup/a".into(),
+            policy_file: "p".into(),
+            policy_yaml: String::new(),
+            home: "/h".into(),
+            workspace: None,
+            force: true,
+        });
+        let line = serde_json::to_string(&forced).unwrap();
+        assert!(line.contains(r#""force":true"#), "{line}");
+        assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), forced);
     }
 
     #[test]

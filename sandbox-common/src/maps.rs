@@ -52,9 +52,10 @@ pub const POLICY_UNIX_RULES: u32 = 1 << 6;
 pub const MODE_ENFORCE: u32 = 0;
 pub const MODE_AUDIT: u32 = 1;
 
-/// Rule keyed on a canonical inode identity: kernel `dev_t` of `i_sb->s_dev` and inode number.
+/// Rule keyed on a canonical inode identity: kernel `dev_t` of `i_sb->s_dev` (on btrfs, the
+/// subvolume's anonymous device) and inode number.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct InodeKey {
     pub policy_id: u32,
     pub dev: u32,
@@ -130,9 +131,24 @@ pub const RULE_DENY_WRITE: u32 = 1 << 4;
 /// This name is a missing directory on the way to denied paths (`~/.config` for a rule on
 /// `~/.config/gcloud` written before `~/.config` existed): follow `next_node` for the next name.
 pub const RULE_PREFIX: u32 = 1 << 30;
+/// This rule is on a directory and denies something below it: the daemon also lists the
+/// directory under `POLICY_ID_ANY`, so a hardlink made out of it later is noticed.
+pub const RULE_TREE: u32 = 1 << 29;
 /// This directory has `NameKey` rules for some of its children: the walk must look up the names
 /// of the children it came from.
 pub const RULE_NAMED_CHILDREN: u32 = 1 << 31;
+
+/// The policy id under which `INODE_RULES` lists every directory that any attached policy
+/// protects (`RULE_TREE`), whatever the policy: `path_link` walks it for every task, so a
+/// hardlink made out of a protected directory, by anyone, is recorded in `LINKED_OUT`. Such an
+/// entry's `next_node` counts the attached generations that protect the directory. Never
+/// allocated to a policy.
+pub const POLICY_ID_ANY: u32 = u32::MAX;
+/// Files hardlinked out of a protected directory after attach (key: the file, policy id 0),
+/// with the directory they came from (policy id 0): a confined open of the file under its other
+/// name is decided by that directory's rule.
+pub const MAP_LINKED_OUT: &str = "LINKED_OUT";
+pub const MAX_LINKED_OUT: u32 = 65536;
 
 /// Device of the virtual parents (chain nodes) of `RULE_PREFIX` chains; no real device has it.
 pub const CHAIN_DEV: u32 = u32::MAX;

@@ -71,6 +71,15 @@ pub struct KernelOffsets {
     pub unix_sock_peer: u16,
     /// `struct sock` -> `__sk_common.skc_family` (a u16).
     pub sock_family: u16,
+    /// `struct btrfs_inode` -> `vfs_inode` (the `struct inode` inside it), from the btrfs
+    /// module's BTF; 0 when btrfs's BTF was not available (then no rule can name a btrfs path).
+    pub btrfs_inode_vfs: u16,
+    /// `struct btrfs_inode` -> `root` (its subvolume).
+    pub btrfs_inode_root: u16,
+    /// `struct btrfs_root` -> `anon_dev` (the device `stat` reports for the subvolume).
+    pub btrfs_root_anon_dev: u16,
+    /// Non-zero when the three btrfs offsets are known.
+    pub btrfs_valid: u16,
     /// Non-zero once the daemon filled the struct; the programs deny everything for confined
     /// tasks while it is zero (fail closed).
     pub valid: u16,

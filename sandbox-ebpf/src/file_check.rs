@@ -10,7 +10,7 @@ use sandbox_common::{
 use crate::{
     audit,
     host_files::is_host_file,
-    kernel::{offsets, read_at, read_ptr},
+    kernel::{offsets, read_at, read_ptr, rule_dev},
     policy::current_policy,
     verdict::{apply, Decision},
     walk::{check_dentry, Target},
@@ -118,7 +118,7 @@ pub fn file_identity(off: &KernelOffsets, file: *const u8) -> Result<Target, i32
 pub fn inode_identity(off: &KernelOffsets, inode: *const u8) -> Result<Target, i32> {
     let sb = read_ptr(inode, off.inode_sb)?;
     Ok(Target {
-        dev: read_at(sb, off.sb_dev)?,
+        dev: rule_dev(off, inode, sb)?,
         ino: read_at(inode, off.inode_ino)?,
         ..Target::default()
     })

@@ -39,6 +39,10 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     inode_rdev: 0,
     unix_sock_peer: 0,
     sock_family: 0,
+    btrfs_inode_vfs: 0,
+    btrfs_inode_root: 0,
+    btrfs_root_anon_dev: 0,
+    btrfs_valid: 0,
     valid: 0,
 };
 
@@ -71,5 +75,37 @@ pub fn read_ptr(base: *const u8, off: u16) -> Result<*const u8, i32> {
         Err(-1)
     } else {
         Ok(p)
+    }
+}
+
+/// BTRFS_SUPER_MAGIC from <uapi/linux/magic.h>.
+const BTRFS_SUPER_MAGIC: u64 = 0x9123_683e;
+
+/// Whether rules on the filesystem `sb` are keyed on each inode's btrfs subvolume.
+#[inline(always)]
+pub fn keyed_by_subvolume(off: &KernelOffsets, sb: *const u8) -> Result<bool, i32> {
+    if off.btrfs_valid == 0 {
+        return Ok(false);
+    }
+    Ok(read_at::<u64>(sb, off.sb_magic)? == BTRFS_SUPER_MAGIC)
+}
+
+/// The anonymous device of the btrfs subvolume `inode` belongs to: what `stat` reports as its
+/// device, and what rules on btrfs are keyed on (inode numbers repeat across subvolumes).
+#[inline(always)]
+pub fn btrfs_subvolume_dev(off: &KernelOffsets, inode: *const u8) -> Result<u32, i32> {
+    // container_of(inode, struct btrfs_inode, vfs_inode)
+    let btrfs_inode = inode.wrapping_sub(off.btrfs_inode_vfs as usize);
+    let root = read_ptr(btrfs_inode, off.btrfs_inode_root)?;
+    read_at(root, off.btrfs_root_anon_dev)
+}
+
+/// The device rules on `inode` are keyed on: the superblock's, or on btrfs the subvolume's.
+#[inline(always)]
+pub fn rule_dev(off: &KernelOffsets, inode: *const u8, sb: *const u8) -> Result<u32, i32> {
+    if keyed_by_subvolume(off, sb)? {
+        btrfs_subvolume_dev(off, inode)
+    } else {
+        read_at(sb, off.sb_dev)
     }
 }

@@ -8,8 +8,8 @@ use aya_ebpf::{
 };
 use sandbox_common::{
     AuditEvent, AuditRate, CgroupPolicy, InodeKey, NameKey, NetKey, NetRules, RuleValue,
-    MAX_CGROUPS, MAX_CONFINED_TASKS, MAX_INODE_RULES, MAX_NAME_RULES, MAX_NET_BINARIES,
-    MAX_NET_RULES, RULE_MAP_FLAGS,
+    MAX_CGROUPS, MAX_CONFINED_TASKS, MAX_INODE_RULES, MAX_LINKED_OUT, MAX_NAME_RULES,
+    MAX_NET_BINARIES, MAX_NET_RULES, RULE_MAP_FLAGS,
 };
 
 #[map(name = "CGROUP_POLICY")]
@@ -22,6 +22,10 @@ pub static INODE_RULES: HashMap<InodeKey, RuleValue> =
 #[map(name = "NAME_RULES")]
 pub static NAME_RULES: HashMap<NameKey, RuleValue> =
     HashMap::pinned(MAX_NAME_RULES, RULE_MAP_FLAGS);
+
+/// Files hardlinked out of a protected directory after attach: see `sandbox_common::MAP_LINKED_OUT`.
+#[map(name = "LINKED_OUT")]
+pub static LINKED_OUT: HashMap<InodeKey, InodeKey> = HashMap::pinned(MAX_LINKED_OUT, 0);
 
 /// Cgroup id of the attachment that confines each confined task, by task_struct address.
 /// Marked at fork and at a task's first decision; removed when the task is freed.

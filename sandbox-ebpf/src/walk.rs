@@ -8,12 +8,13 @@ use aya_ebpf::{
 };
 use sandbox_common::{
     InodeKey, KernelOffsets, NameKey, CHAIN_DEV, MAX_CHAIN, MAX_NAME_LEN, MAX_WALK_DEPTH,
-    NAME_KEY_LEN, RULE_ID_FAIL_CLOSED, RULE_ID_NOT_ALLOWED, RULE_NAMED_CHILDREN, RULE_PREFIX,
+    NAME_KEY_LEN, POLICY_ID_ANY, RULE_ID_FAIL_CLOSED, RULE_ID_NOT_ALLOWED, RULE_NAMED_CHILDREN,
+    RULE_PREFIX,
 };
 
 use crate::{
-    kernel::{offsets, read_at, read_ptr},
-    maps::{INODE_RULES, NAME_RULES},
+    kernel::{btrfs_subvolume_dev, keyed_by_subvolume, offsets, read_at, read_ptr, rule_dev},
+    maps::{INODE_RULES, LINKED_OUT, NAME_RULES},
     verdict::Decision,
 };
 
@@ -59,6 +60,8 @@ struct Walk {
     listed: u32,
     outcome: u32,
     rule_id: u32,
+    /// Non-zero on btrfs: each inode's key takes its subvolume's device.
+    subvolumes: u32,
 }
 
 /// DCACHE_DISCONNECTED from <linux/dcache.h> (the same bit on 6.1 and 6.12).
@@ -76,6 +79,29 @@ const DENIED: u32 = 2;
 /// an unrolled loop: each hook that shares it costs a fraction of a second to load, not tens.
 #[inline(always)]
 pub fn check_dentry(policy_id: u32, dev: u32, start: *const u8, want: u32, allow: u32) -> Decision {
+    let (decision, _) = check_dentry_at(policy_id, dev, start, want, allow);
+    match decision {
+        Decision::Allow if policy_id != POLICY_ID_ANY => linked_out(policy_id, start, want),
+        decided => decided,
+    }
+}
+
+/// Like `check_dentry`; also returns the identity of the inode whose rule denied (the dev and
+/// inode of the denied directory, for a directory rule).
+#[inline(always)]
+pub fn check_dentry_at(
+    policy_id: u32,
+    dev: u32,
+    start: *const u8,
+    want: u32,
+    allow: u32,
+) -> (Decision, InodeKey) {
+    let off = offsets();
+    let subvolumes = match read_ptr(start, off.dentry_sb).and_then(|sb| keyed_by_subvolume(off, sb))
+    {
+        Ok(by_subvolume) => by_subvolume as u32,
+        Err(_) => return (FAIL_CLOSED, InodeKey::default()),
+    };
     let mut walk = Walk {
         dentry: start,
         below: [core::ptr::null(); MAX_CHAIN],
@@ -97,6 +123,7 @@ pub fn check_dentry(policy_id: u32, dev: u32, start: *const u8, want: u32, allow
         listed: 0,
         outcome: WALKING,
         rule_id: 0,
+        subvolumes,
     };
     hide_from_verifier(&mut walk.below);
     hide_from_verifier(&mut walk.listed);
@@ -110,7 +137,7 @@ pub fn check_dentry(policy_id: u32, dev: u32, start: *const u8, want: u32, allow
             0,
         )
     };
-    match walk.outcome {
+    let decision = match walk.outcome {
         ALLOWED if walk.allow != 0 && walk.listed == 0 => Decision::Deny {
             rule_id: RULE_ID_NOT_ALLOWED,
         },
@@ -120,7 +147,54 @@ pub fn check_dentry(policy_id: u32, dev: u32, start: *const u8, want: u32, allow
         },
         // Deeper than we can walk (a denied ancestor could be out of sight), or the loop failed.
         _ => FAIL_CLOSED,
+    };
+    (decision, walk.inode_key)
+}
+
+/// A file with more than one name that was hardlinked out of a protected directory after the
+/// policy was attached (`LINKED_OUT`, written by `path_link`): decided by that directory's rule,
+/// since the walk from its other name never passes it.
+#[inline(always)]
+fn linked_out(policy_id: u32, start: *const u8, want: u32) -> Decision {
+    let off = offsets();
+    let Ok(inode) = read_at::<*const u8>(start, off.dentry_inode) else {
+        return FAIL_CLOSED;
+    };
+    if inode.is_null() {
+        return Decision::Allow;
     }
+    let Ok(nlink) = read_at::<u32>(inode, off.inode_nlink) else {
+        return FAIL_CLOSED;
+    };
+    if nlink < 2 {
+        return Decision::Allow;
+    }
+    let Ok(file) = inode_key(off, 0, inode) else {
+        return FAIL_CLOSED;
+    };
+    // SAFETY: copied out at once; see policy::current_policy.
+    let Some(mut dir) = (unsafe { LINKED_OUT.get(&file).copied() }) else {
+        return Decision::Allow;
+    };
+    dir.policy_id = policy_id;
+    // SAFETY: as above.
+    match unsafe { INODE_RULES.get(&dir).copied() } {
+        Some(rule) if rule.flags & want != 0 => Decision::Deny {
+            rule_id: rule.rule_id,
+        },
+        _ => Decision::Allow,
+    }
+}
+
+/// The rule key of `inode` under `policy_id`.
+#[inline(always)]
+pub fn inode_key(off: &KernelOffsets, policy_id: u32, inode: *const u8) -> Result<InodeKey, i32> {
+    let sb = read_ptr(inode, off.inode_sb)?;
+    Ok(InodeKey {
+        policy_id,
+        dev: rule_dev(off, inode, sb)?,
+        ino: read_at(inode, off.inode_ino)?,
+    })
 }
 
 /// Zeroes `slot` in a way the verifier cannot see through. Before 6.8 the verifier checks a
@@ -194,6 +268,9 @@ fn check_inode(walk: &mut Walk, inode: *const u8) -> Result<Option<Decision>, i3
     let off = offsets();
     let ino: u64 = read_at(inode, off.inode_ino)?;
     walk.inode_key.ino = ino;
+    if walk.subvolumes != 0 {
+        walk.inode_key.dev = btrfs_subvolume_dev(off, inode)?;
+    }
     // SAFETY: copied out at once; see policy::current_policy.
     let Some(rule) = (unsafe { INODE_RULES.get(&walk.inode_key).copied() }) else {
         return Ok(None);

@@ -5,25 +5,33 @@
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
-    HOOK_PATH_LINK, HOOK_PATH_MKDIR, HOOK_PATH_MKNOD, HOOK_PATH_RENAME, HOOK_PATH_RMDIR,
-    HOOK_PATH_SYMLINK, HOOK_PATH_TRUNCATE, HOOK_PATH_UNLINK, RULE_DENY_READ, RULE_DENY_WRITE,
-    RULE_ID_FAIL_CLOSED,
+    InodeKey, EPERM, HOOK_PATH_LINK, HOOK_PATH_MKDIR, HOOK_PATH_MKNOD, HOOK_PATH_RENAME,
+    HOOK_PATH_RMDIR, HOOK_PATH_SYMLINK, HOOK_PATH_TRUNCATE, HOOK_PATH_UNLINK, POLICY_ID_ANY,
+    RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_UNIX, RULE_DENY_WRITE, RULE_ID_FAIL_CLOSED,
 };
 
 use crate::{
     audit,
     hook::earlier_denial,
     kernel::{offsets, read_at, read_ptr},
+    maps::LINKED_OUT,
     policy::current_policy,
     verdict::{apply, Decision},
-    walk::{check_dentry, Target},
+    walk::{check_dentry, check_dentry_at, inode_key, Target},
 };
+
+/// The rule bits a protected directory has under `POLICY_ID_ANY`.
+const PROTECTED: u32 = RULE_DENY_READ | RULE_DENY_WRITE | RULE_DENY_EXEC | RULE_DENY_UNIX;
 
 /// Changing the entry: deny_write.
 const CHANGE: u32 = RULE_DENY_WRITE;
 /// Moving the entry elsewhere or giving it a second name: it would carry a denied file out of
 /// a denied directory, so deny_read protects it too.
 const MOVE: u32 = RULE_DENY_READ | RULE_DENY_WRITE;
+/// Making a new name (mkdir, mknod and open(O_CREAT), symlink, the new side of link and
+/// rename): inside a deny_read tree, or at a deny_read name, the names belong to the owner. A
+/// planted symlink or hardlink there would catch what the owner writes later.
+const CREATE: u32 = RULE_DENY_READ | RULE_DENY_WRITE;
 /// RENAME_EXCHANGE from <uapi/linux/fs.h>: both entries move.
 const RENAME_EXCHANGE: u32 = 1 << 1;
 
@@ -66,6 +74,19 @@ fn verdict_on_change(hook: u32, dentry: *const u8) -> i32 {
         Change {
             dentry,
             want: CHANGE,
+        },
+        None,
+    )
+}
+
+/// Verdict of `hook` on creating the name `dentry` (deny_write, and deny_read: see `CREATE`).
+#[inline(always)]
+fn verdict_on_create(hook: u32, dentry: *const u8) -> i32 {
+    verdict_on_changes(
+        hook,
+        Change {
+            dentry,
+            want: CREATE,
         },
         None,
     )
@@ -142,7 +163,7 @@ pub fn path_mkdir(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 3) {
         return denied;
     }
-    verdict_on_change(HOOK_PATH_MKDIR, ctx.arg(1))
+    verdict_on_create(HOOK_PATH_MKDIR, ctx.arg(1))
 }
 
 #[lsm(hook = "path_mknod")]
@@ -152,7 +173,7 @@ pub fn path_mknod(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 4) {
         return denied;
     }
-    verdict_on_change(HOOK_PATH_MKNOD, ctx.arg(1))
+    verdict_on_create(HOOK_PATH_MKNOD, ctx.arg(1))
 }
 
 #[lsm(hook = "path_symlink")]
@@ -162,7 +183,7 @@ pub fn path_symlink(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 3) {
         return denied;
     }
-    verdict_on_change(HOOK_PATH_SYMLINK, ctx.arg(1))
+    verdict_on_create(HOOK_PATH_SYMLINK, ctx.arg(1))
 }
 
 #[lsm(hook = "path_link")]
@@ -178,9 +199,49 @@ pub fn path_link(ctx: LsmContext) -> i32 {
     };
     let new = Change {
         dentry: ctx.arg(2),
-        want: CHANGE,
+        want: CREATE,
     };
-    verdict_on_changes(HOOK_PATH_LINK, old, Some(new))
+    match verdict_on_changes(HOOK_PATH_LINK, old, Some(new)) {
+        0 => note_link_out(old.dentry),
+        denied => denied,
+    }
+}
+
+/// Records a file about to get a second name while it is inside a directory some attached
+/// policy protects (whoever links it, confined or not): the walk from the new name would never
+/// pass that directory, so `LINKED_OUT` keeps it for the confined checks. If the record cannot
+/// be kept (the map is full) the link is refused rather than open a way around the rule.
+#[inline(always)]
+fn note_link_out(old: *const u8) -> i32 {
+    let off = offsets();
+    if off.valid == 0 || old.is_null() {
+        return 0;
+    }
+    let Ok(dev) = read_ptr(old, off.dentry_sb).and_then(|sb| read_at(sb, off.sb_dev)) else {
+        return 0;
+    };
+    let (decision, dir) = check_dentry_at(POLICY_ID_ANY, dev, old, PROTECTED, 0);
+    match decision {
+        // Fail-closed walks (too deep, disconnected) are not a protected directory found.
+        Decision::Deny { rule_id } if rule_id != RULE_ID_FAIL_CLOSED => {}
+        _ => return 0,
+    }
+    let Ok(inode) = read_ptr(old, off.dentry_inode) else {
+        return 0;
+    };
+    let (Ok(file), dir) = (
+        inode_key(off, 0, inode),
+        InodeKey {
+            policy_id: 0,
+            ..dir
+        },
+    ) else {
+        return 0;
+    };
+    match LINKED_OUT.insert(&file, &dir, 0) {
+        Ok(()) => 0,
+        Err(_) => -EPERM,
+    }
 }
 
 #[lsm(hook = "path_rename")]
@@ -196,12 +257,14 @@ pub fn path_rename(ctx: LsmContext) -> i32 {
         want: MOVE,
     };
     // The entry replaced at the new name is changed; with RENAME_EXCHANGE it moves too.
+    // The entry replaced at the new name is changed, and the name given to what moves in
+    // (CREATE); with RENAME_EXCHANGE the entry there moves out too (MOVE, the same bits).
     let new = Change {
         dentry: ctx.arg(3),
         want: if flags & RENAME_EXCHANGE != 0 {
             MOVE
         } else {
-            CHANGE
+            CREATE
         },
     };
     verdict_on_changes(HOOK_PATH_RENAME, old, Some(new))

@@ -52,8 +52,10 @@ pub fn quiet_output(cmd: &mut Command) -> Option<Output> {
 /// Finds an executable on `PATH`.
 pub fn which(name: impl AsRef<OsStr>) -> Option<PathBuf> {
     let name = name.as_ref();
-    let path = std::env::var_os("PATH")?;
+    // The sbin directories too: the guest's PATH has them even when this shell's does not.
+    let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
         .map(|dir| dir.join(name))
         .find(|p| is_executable(p))
 }

@@ -9,8 +9,22 @@ use anyhow::{bail, Context, Result};
 
 use crate::cmd;
 
-/// Modules the guest needs: virtio transport, the 9p root share, overlayfs and veth for tests.
-pub const WANTED: &[&str] = &["virtio_pci", "9pnet_virtio", "9p", "overlay", "veth"];
+/// Modules the guest needs: virtio transport, the 9p root share, overlayfs and veth for tests,
+/// and loop devices with the filesystems agents' homes really live on (ext4, xfs, btrfs).
+pub const WANTED: &[&str] = &[
+    "virtio_pci",
+    "9pnet_virtio",
+    "9p",
+    "overlay",
+    "veth",
+    "loop",
+    // libcrc32c (xfs, btrfs) asks the crypto API for crc32c when it loads: a soft dependency
+    // that .modinfo's `depends=` does not list.
+    "crc32c_generic",
+    "ext4",
+    "xfs",
+    "btrfs",
+];
 
 /// A module file to insmod.
 pub struct Module {

@@ -63,6 +63,10 @@ impl Setup {
             ("qemu-system-x86_64", "qemu-system-x86"),
             ("cpio", "cpio"),
             ("xz", "xz-utils"),
+            // The enforcement suite's filesystem fixtures (mkfs.ext4 comes with e2fsprogs).
+            ("mkfs.ext4", "e2fsprogs"),
+            ("mkfs.xfs", "xfsprogs"),
+            ("mkfs.btrfs", "btrfs-progs"),
         ] {
             if cmd::which(binary).is_none() {
                 missing.push(package);
@@ -72,14 +76,21 @@ impl Setup {
             missing.push("busybox-static");
         }
         if missing.is_empty() {
-            eprintln!("[setup] host tools present (qemu, static busybox, cpio, xz)");
+            eprintln!("[setup] host tools present (qemu, static busybox, cpio, xz, mkfs)");
             return Ok(());
         }
         self.apt.install(&missing)?;
         if !busybox_is_static() {
             bail!("{BUSYBOX} is still not a static executable after installing busybox-static");
         }
-        for binary in ["qemu-system-x86_64", "cpio", "xz"] {
+        for binary in [
+            "qemu-system-x86_64",
+            "cpio",
+            "xz",
+            "mkfs.ext4",
+            "mkfs.xfs",
+            "mkfs.btrfs",
+        ] {
             if cmd::which(binary).is_none() {
                 bail!("`{binary}` is still not on PATH after apt-get install");
             }

@@ -40,11 +40,20 @@ impl PinLayout {
     }
 }
 
+/// Whether the loaded programs read btrfs subvolume devices (btrfs's BTF was readable when they
+/// were loaded): without it a rule on a btrfs path could never match, and is refused.
+pub static BTRFS_SUBVOLUMES: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 /// Parses the object and loads every program into the kernel, without attaching. Maps are
 /// created (or reused, when already pinned) under `maps_dir`.
 pub fn load(maps_dir: &Path, audit_rate: &AuditRateLimit) -> Result<Ebpf, SupportError> {
     super::support::static_checks()?;
     let offsets = crate::kernel_offsets::from_running_kernel()?;
+    BTRFS_SUBVOLUMES.store(
+        offsets.btrfs_valid != 0,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     std::fs::create_dir_all(maps_dir).map_err(|e| {
         SupportError::Other(format!(
             "cannot create {} (is bpffs mounted at /sys/fs/bpf?): {e}",

@@ -10,7 +10,8 @@ use aya::maps::{
 use sandbox_common::{
     CgroupPolicy, InodeKey, NameKey, NetKey, NetRules, RuleValue, MAP_CGROUP_POLICY,
     MAP_INODE_RULES, MAP_NAME_RULES, MAP_NET_BINARIES, MAP_NET_BINARY_NAMES, MAP_NET_RULES,
-    MODE_AUDIT, MODE_ENFORCE, NET_KEY_FIXED_BITS,
+    MODE_AUDIT, MODE_ENFORCE, NET_KEY_FIXED_BITS, POLICY_ID_ANY, RULE_DENY_EXEC, RULE_DENY_READ,
+    RULE_DENY_UNIX, RULE_DENY_WRITE, RULE_TREE,
 };
 
 use crate::policy::{CompiledPolicy, Mode};
@@ -73,7 +74,8 @@ impl PolicyMaps {
                 maps.inodes
                     .keys()
                     .filter_map(Result::ok)
-                    .map(|k| k.policy_id),
+                    .map(|k| k.policy_id)
+                    .filter(|&id| id != POLICY_ID_ANY),
             )
             .chain(
                 maps.names
@@ -93,6 +95,16 @@ impl PolicyMaps {
         Ok(maps)
     }
 
+    /// The next policy id: never 0 (a `LINKED_OUT` key) nor `POLICY_ID_ANY`.
+    fn allocate_policy_id(&mut self) -> u32 {
+        let id = self.next_policy_id;
+        self.next_policy_id = match id.wrapping_add(1) {
+            0 | POLICY_ID_ANY => 1,
+            next => next,
+        };
+        id
+    }
+
     /// Cgroups attached in the kernel right now (including ones an earlier daemon attached).
     pub fn attached(&self) -> Vec<(u64, CgroupPolicy)> {
         self.cgroups.iter().filter_map(Result::ok).collect()
@@ -105,8 +117,7 @@ impl PolicyMaps {
         cgroup_id: u64,
         policy: &CompiledPolicy,
     ) -> Result<(u32, usize), MapsError> {
-        let policy_id = self.next_policy_id;
-        self.next_policy_id = self.next_policy_id.wrapping_add(1).max(1);
+        let policy_id = self.allocate_policy_id();
         if let Err(e) = self.write_rules(policy_id, policy) {
             self.remove_rules(policy_id);
             return Err(e);
@@ -169,6 +180,9 @@ impl PolicyMaps {
             self.inodes
                 .insert(key, *value, 0)
                 .map_err(insert_error(MAP_INODE_RULES, MAX_INODE_RULES))?;
+            if value.flags & RULE_TREE != 0 {
+                self.count_protected(dev, ino, value.flags, 1)?;
+            }
         }
         for (k, value) in &policy.name_rules {
             let key = NameKey::new(policy_id, k.parent_dev, k.parent_ino, &k.name);
@@ -206,6 +220,34 @@ impl PolicyMaps {
         Ok(())
     }
 
+    /// Counts one more (or one fewer) generation protecting the directory (dev, ino) in the
+    /// `POLICY_ID_ANY` list that `path_link` consults for every task; the entry goes when no
+    /// generation protects it. Its bits are the union of what the generations deny there.
+    fn count_protected(
+        &mut self,
+        dev: u32,
+        ino: u64,
+        flags: u32,
+        delta: i32,
+    ) -> Result<(), MapsError> {
+        use sandbox_common::MAX_INODE_RULES;
+        let key = InodeKey {
+            policy_id: POLICY_ID_ANY,
+            dev,
+            ino,
+        };
+        let mut value = self.inodes.get(&key, 0).unwrap_or_default();
+        value.next_node = value.next_node.saturating_add_signed(delta);
+        value.flags |= flags & (RULE_DENY_READ | RULE_DENY_WRITE | RULE_DENY_EXEC | RULE_DENY_UNIX);
+        if value.next_node == 0 {
+            let _ = self.inodes.remove(&key);
+            return Ok(());
+        }
+        self.inodes
+            .insert(key, value, 0)
+            .map_err(insert_error(MAP_INODE_RULES, MAX_INODE_RULES))
+    }
+
     /// Removes every rule of one generation (best effort: a leftover entry of an unreferenced
     /// generation is inert, because no cgroup points at its id).
     fn remove_rules(&mut self, policy_id: u32) {
@@ -221,6 +263,16 @@ impl PolicyMaps {
             for k in keys {
                 let _ = map.remove(&k);
             }
+        }
+        let trees: Vec<InodeKey> = self
+            .inodes
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(k, v)| k.policy_id == policy_id && v.flags & RULE_TREE != 0)
+            .map(|(k, _)| k)
+            .collect();
+        for k in trees {
+            let _ = self.count_protected(k.dev, k.ino, 0, -1);
         }
         sweep(&mut self.inodes, |k| k.policy_id == policy_id);
         sweep(&mut self.names, |k| k.policy_id == policy_id);

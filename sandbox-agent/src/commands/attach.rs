@@ -30,12 +30,13 @@ pub fn read_policy(policy: &Path) -> anyhow::Result<PolicySource> {
 }
 
 /// Asks the daemon to attach `source` to `cgroup`; it validates again and resolves the paths
-/// itself.
+/// itself. It refuses when a process in the cgroup holds a denied file open, unless `force`.
 pub fn attach(
     socket: &Path,
     cgroup: &Path,
     source: &PolicySource,
     anchors: &Anchors,
+    force: bool,
 ) -> anyhow::Result<AttachInfo> {
     let cgroup = absolute(cgroup)?;
     let reply = client::call(
@@ -46,6 +47,7 @@ pub fn attach(
             policy_yaml: source.text.clone(),
             home: anchors.home.clone(),
             workspace: anchors.workspace.clone(),
+            force,
         },
     )?;
     match reply {

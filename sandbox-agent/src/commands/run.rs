@@ -3,10 +3,14 @@
 //! it; only then does the child execute the command. The daemon does the cgroup work, so any
 //! user it lets steer it (root or the control group) can run, and the command never starts
 //! unconfined: on any failure before the release, the child is killed having run nothing.
+//!
+//! The command inherits no descriptor above 2 but those named with `--keep-fd`: one opened
+//! before confinement (a shell's `3<~/.ssh/id_rsa`) would let it read a file the policy denies,
+//! because the kernel decides at open time. A kept descriptor is the user's explicit choice.
 
 use std::{
     ffi::OsStr,
-    os::unix::process::ExitStatusExt,
+    os::{fd::RawFd, unix::process::ExitStatusExt},
     path::{Path, PathBuf},
 };
 
@@ -21,16 +25,23 @@ use crate::{
 
 pub use crate::cgroup::RUN_CGROUP_PARENT;
 
-pub fn run(socket: &Path, policy: &Path, anchors: &Anchors, cmd: &[String]) -> anyhow::Result<i32> {
+pub fn run(
+    socket: &Path,
+    policy: &Path,
+    anchors: &Anchors,
+    keep_fds: &[RawFd],
+    cmd: &[String],
+) -> anyhow::Result<i32> {
     let (program, _) = cmd.split_first().context("no command given after --")?;
+    check_kept(keep_fds)?;
     let source = super::attach::read_policy(policy)?;
     let path = which::which(program)
         .with_context(|| format!("cannot find the command {program:?} (searched PATH)"))?;
     refuse_unexecutable(&source.parsed, anchors, program, &path)?;
     let signals = crate::signals::hold().context("cannot set up signal forwarding")?;
     let argv: Vec<&OsStr> = cmd.iter().map(OsStr::new).collect();
-    let mut child =
-        WaitingChild::spawn(&path, &argv).with_context(|| format!("cannot start {program}"))?;
+    let mut child = WaitingChild::spawn(&path, &argv, keep_fds)
+        .with_context(|| format!("cannot start {program}"))?;
     // On an error here `child` is dropped: killed, having executed nothing.
     let info = confine(socket, &source, anchors, child.pid())?;
     for w in &info.warnings {
@@ -50,6 +61,18 @@ pub fn run(socket: &Path, policy: &Path, anchors: &Anchors, cmd: &[String]) -> a
     Ok(status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// Every `--keep-fd` must name a descriptor this process was given: a typo would otherwise
+/// keep nothing, or one of `run`'s own (close-on-exec) descriptors.
+fn check_kept(keep_fds: &[RawFd]) -> anyhow::Result<()> {
+    for &fd in keep_fds {
+        // SAFETY: fcntl(F_GETFD) only reads the descriptor's flags.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            bail!("--keep-fd {fd}: descriptor {fd} is not open; nothing was started");
+        }
+    }
+    Ok(())
 }
 
 /// Asks the daemon to confine our waiting child `pid` under the policy.

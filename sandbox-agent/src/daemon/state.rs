@@ -9,6 +9,7 @@ use crate::{
     audit,
     bpf::policy_maps::PolicyMaps,
     cgroup::{self, TransientCgroup},
+    descriptors,
     policy::{self, CompiledPolicy, Mode},
     protocol::{AttachInfo, Op, Reply, RunOwner, StatusInfo},
 };
@@ -166,11 +167,13 @@ impl DaemonState {
                 policy_yaml,
                 home,
                 workspace,
+                force,
             } => self.attach(
                 cgroup,
                 &policy_file,
                 &policy_yaml,
                 policy::Anchors { home, workspace },
+                force,
             ),
             Op::Detach { cgroup } => self.detach(cgroup),
             Op::Run {
@@ -252,15 +255,34 @@ impl DaemonState {
         Ok(())
     }
 
+    /// Attaches a policy to a cgroup whose processes may already run. A file one of them holds
+    /// open stays usable through that descriptor whatever the policy says (the kernel decides
+    /// at open), so an attach that would leave a denied file open is refused, naming every
+    /// holder, unless `force`d (then they are warnings). An audit-mode policy denies nothing:
+    /// it only warns.
     fn attach(
         &mut self,
         cgroup: PathBuf,
         policy_file: &str,
         policy_yaml: &str,
         anchors: policy::Anchors,
+        force: bool,
     ) -> Result<Reply, String> {
         let prepared = prepare(&self.protected, cgroup, policy_file, policy_yaml, anchors)?;
-        self.commit(prepared).map(Reply::Attached)
+        // Nesting first: the more fundamental refusal, and no scan for nothing.
+        self.check_nesting(&prepared.saved.cgroup, prepared.saved.cgroup_id)?;
+        let scan = descriptors::scan_cgroup(&prepared.saved.cgroup, &prepared.compiled);
+        if !scan.held.is_empty() && !force && prepared.compiled.mode == Mode::Enforce {
+            let refusal = scan.refusal(&prepared.saved.cgroup, &prepared.compiled.name);
+            tracing::warn!(cgroup = %prepared.saved.cgroup.display(), "attach refused: {refusal}");
+            return Err(refusal);
+        }
+        let mut info = self.commit(prepared)?;
+        for w in scan.warnings() {
+            tracing::warn!(cgroup = %info.cgroup.display(), "{w}");
+            info.warnings.push(w);
+        }
+        Ok(Reply::Attached(info))
     }
 
     /// Writes a prepared policy to the maps (an atomic switch when the cgroup was attached) and
@@ -603,6 +625,8 @@ pub fn prepare(
     }
     let compiled = policy::compile_with(&parsed, &anchors)
         .map_err(|e| format!("{policy_file}: {e}; nothing was attached"))?;
+    refuse_unmatchable(&compiled)
+        .map_err(|e| format!("{policy_file}: {e}; nothing was attached"))?;
     Ok(Prepared {
         compiled,
         saved: SavedAttachment {
@@ -616,6 +640,27 @@ pub fn prepare(
             run_by: None,
         },
     })
+}
+
+/// Rules the loaded programs could never match: on btrfs, unless they read subvolume devices.
+fn refuse_unmatchable(compiled: &CompiledPolicy) -> Result<(), String> {
+    use std::sync::atomic::Ordering;
+    if compiled.on_btrfs.is_empty() || crate::bpf::loader::BTRFS_SUBVOLUMES.load(Ordering::Relaxed)
+    {
+        return Ok(());
+    }
+    let paths: Vec<String> = compiled
+        .on_btrfs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    Err(format!(
+        "{} on a btrfs filesystem, and btrfs's type information ({}) was not readable when \
+         the daemon loaded its programs, so they cannot tell its subvolumes apart and the rule \
+         would never match; restart the daemon now that btrfs is loaded",
+        paths.join(", "),
+        crate::kernel_offsets::BTRFS_BTF
+    ))
 }
 
 /// An attachment an earlier daemon made, described from its saved record when there is one.

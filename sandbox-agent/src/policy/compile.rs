@@ -13,7 +13,7 @@
 use std::{
     collections::BTreeMap,
     ffi::OsStr,
-    os::unix::ffi::OsStrExt,
+    os::unix::{ffi::OsStrExt, fs::MetadataExt},
     path::{Component, Path, PathBuf},
 };
 
@@ -21,7 +21,7 @@ use sandbox_common::{
     NetRules, RuleValue, CHAIN_DEV, MAX_CHAIN, POLICY_DENY_FILELESS_EXEC, POLICY_EXEC_ALLOWLIST,
     POLICY_NET_BINARIES, POLICY_NET_BINARY_NAMES, POLICY_NET_DEFAULT_DENY, POLICY_NET_RULES,
     POLICY_UNIX_RULES, RULE_ALLOW_EXEC, RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_UNIX,
-    RULE_DENY_WRITE, RULE_NAMED_CHILDREN, RULE_PREFIX,
+    RULE_DENY_WRITE, RULE_NAMED_CHILDREN, RULE_PREFIX, RULE_TREE,
 };
 use serde::Serialize;
 
@@ -77,9 +77,22 @@ pub struct CompiledPolicy {
     chain_nodes: BTreeMap<NameRuleKey, u32>,
     /// Denied paths that do not exist yet, reported together in one warning.
     not_yet_created: Vec<PathBuf>,
+    /// Rule paths on btrfs: the programs must be able to read subvolume devices to match them.
+    pub on_btrfs: Vec<PathBuf>,
+    /// Existing directories with deny rules: (path, identity, rule bits, rule id).
+    deny_dirs: Vec<(PathBuf, FileId, u32, u32)>,
 }
 
 impl CompiledPolicy {
+    /// The identity of `path` for a rule, noting rules on btrfs.
+    pub(super) fn identify(&mut self, path: &Path) -> Result<FileId, String> {
+        let id = file_id(path).map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
+        if id.btrfs && !self.on_btrfs.iter().any(|p| p == path) {
+            self.on_btrfs.push(path.to_path_buf());
+        }
+        Ok(id)
+    }
+
     fn add_inode(&mut self, id: FileId, flags: u32, rule_id: u32) {
         let v = self.inode_rules.entry((id.dev, id.ino)).or_default();
         if takes_rule_id(v.flags, flags, RULE_NAMED_CHILDREN) {
@@ -148,8 +161,10 @@ impl CompiledPolicy {
 /// Whether a rule adding `flags` to an entry that has `existing` names the entry in audit
 /// records: the first rule that denies does, else the first rule with any meaning (`allow_exec`);
 /// `structural` (a chain or named-children marker) carries no rule of its own.
+/// The rule bits that deny something.
+const DENY: u32 = RULE_DENY_READ | RULE_DENY_EXEC | RULE_DENY_UNIX | RULE_DENY_WRITE;
+
 fn takes_rule_id(existing: u32, flags: u32, structural: u32) -> bool {
-    const DENY: u32 = RULE_DENY_READ | RULE_DENY_EXEC | RULE_DENY_UNIX | RULE_DENY_WRITE;
     let meaningful = |f: u32| f & !structural != 0;
     (existing & DENY == 0 && flags & DENY != 0) || (!meaningful(existing) && meaningful(flags))
 }
@@ -215,6 +230,7 @@ pub fn compile_with(policy: &Policy, anchors: &Anchors) -> Result<CompiledPolicy
     if let Some(warning) = not_yet_created_warning(&out.not_yet_created) {
         out.warnings.push(warning);
     }
+    deny_other_names(&mut out);
     super::net_compile::compile_network(policy, anchors, &mut out)?;
     for (present, flag) in [
         (!out.net_rules.is_empty(), POLICY_NET_RULES),
@@ -265,6 +281,51 @@ fn not_yet_created_warning(paths: &[PathBuf]) -> Option<String> {
     }
 }
 
+/// Most directory entries `deny_other_names` reads for one policy.
+const HARDLINK_SCAN_LIMIT: usize = 200_000;
+
+/// Files below a denied directory that have other names (hardlinks made before the attach,
+/// possibly outside the directory) get rules of their own: the kernel's walk from another name
+/// never passes the directory. Stays on the directory's filesystem, as the walk does.
+fn deny_other_names(out: &mut CompiledPolicy) {
+    let mut budget = HARDLINK_SCAN_LIMIT;
+    for (dir, id, flags, rule_id) in std::mem::take(&mut out.deny_dirs) {
+        let mut stack = vec![dir.clone()];
+        while let Some(d) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&d) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if budget == 0 {
+                    out.warnings.push(format!(
+                        "{} holds more than {HARDLINK_SCAN_LIMIT} entries: files in it with \
+                         other names (hardlinks) past that were not found, and are denied only \
+                         under their names inside it",
+                        dir.display()
+                    ));
+                    return;
+                }
+                budget -= 1;
+                let path = entry.path();
+                let Ok(md) = std::fs::symlink_metadata(&path) else {
+                    continue;
+                };
+                if md.is_dir() {
+                    let same_fs = crate::identity::file_id(&path)
+                        .is_ok_and(|child| child.sb_dev == id.sb_dev);
+                    if same_fs {
+                        stack.push(path);
+                    }
+                } else if !md.file_type().is_symlink() && md.nlink() > 1 {
+                    if let Ok(file) = out.identify(&path) {
+                        out.add_inode(file, flags & DENY, rule_id);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Adds the inode and name rules for one path; returns (resolved path, exists).
 fn add_path_rule(
     out: &mut CompiledPolicy,
@@ -289,13 +350,19 @@ fn add_path_rule(
             Err(e) => return Err(format!("cannot resolve {}: {e}", existing.display())),
         }
     };
-    let stat = |p: &Path| file_id(p).map_err(|e| format!("cannot stat {}: {e}", p.display()));
     if missing.is_empty() {
-        out.add_inode(stat(&canonical)?, flags, rule_id);
+        let id = out.identify(&canonical)?;
+        if flags & DENY != 0 && canonical.is_dir() {
+            out.add_inode(id, flags | RULE_TREE, rule_id);
+            out.deny_dirs.push((canonical.clone(), id, flags, rule_id));
+        } else {
+            out.add_inode(id, flags, rule_id);
+        }
         if let (Some(parent), Some(name)) = (canonical.parent(), canonical.file_name()) {
-            let parent_id = stat(parent)?;
-            // Only meaningful when parent and child are on one filesystem (not a mount point).
-            if parent_id.dev == stat(&canonical)?.dev {
+            let parent_id = out.identify(parent)?;
+            // Only meaningful when parent and child are on one filesystem (not a mount point;
+            // a btrfs subvolume below its parent is on the same one).
+            if parent_id.sb_dev == id.sb_dev {
                 out.add_name(parent_id, name, flags, rule_id);
             }
         }
@@ -335,7 +402,8 @@ fn add_path_rule(
     } else {
         out.not_yet_created.push(resolved.clone());
     }
-    out.add_chain(stat(&canonical)?, &missing, flags, rule_id);
+    let dir = out.identify(&canonical)?;
+    out.add_chain(dir, &missing, flags, rule_id);
     Ok((resolved, false))
 }
 
@@ -380,6 +448,32 @@ mod tests {
             parent_ino: id.ino,
             name: name.as_bytes().to_vec(),
         }
+    }
+
+    #[test]
+    fn files_below_a_denied_directory_with_other_names_get_rules_of_their_own() {
+        let home = tempfile::tempdir().unwrap();
+        let creds = home.path().join("creds");
+        std::fs::create_dir_all(creds.join("deep")).unwrap();
+        std::fs::write(creds.join("deep/token"), "t").unwrap();
+        std::fs::write(creds.join("alone"), "a").unwrap();
+        std::fs::hard_link(creds.join("deep/token"), home.path().join("elsewhere")).unwrap();
+        let c = compile(&policy(&["~/creds"]), home.path()).unwrap();
+        let dir = file_id(&creds).unwrap();
+        assert_eq!(
+            c.inode_rules[&(dir.dev, dir.ino)].flags,
+            RULE_DENY_READ | RULE_TREE,
+            "the directory is listed for the kernel's hardlink watch"
+        );
+        let linked = file_id(&home.path().join("elsewhere")).unwrap();
+        let rule = c.inode_rules[&(linked.dev, linked.ino)];
+        assert_eq!(
+            rule.flags, RULE_DENY_READ,
+            "the other name is denied by its inode"
+        );
+        assert_eq!(rule.rule_id, 0);
+        let alone = file_id(&creds.join("alone")).unwrap();
+        assert!(!c.inode_rules.contains_key(&(alone.dev, alone.ino)));
     }
 
     #[test]

@@ -2,16 +2,13 @@
 //! execve, done up front so `run` can refuse a command that could never exec instead of starting
 //! a process that fails in a confusing way.
 
-use std::{
-    os::unix::fs::MetadataExt,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use object::{read::elf::FileHeader, read::elf::ProgramHeader, Endianness};
 use sandbox_common::{RULE_ALLOW_EXEC, RULE_DENY_EXEC};
 
 use super::CompiledPolicy;
-use crate::identity::kernel_dev;
+use crate::identity::file_id;
 
 /// Deepest chain of interpreters followed (a script whose interpreter is a script...).
 const MAX_INTERPRETERS: usize = 4;
@@ -51,17 +48,16 @@ fn check_file(policy: &CompiledPolicy, path: &Path) -> Result<(), ExecRefusal> {
         message,
     };
     let canonical = std::fs::canonicalize(path).map_err(|e| unreadable(e.to_string()))?;
-    let dev = std::fs::metadata(&canonical)
+    let sb = file_id(&canonical)
         .map_err(|e| unreadable(e.to_string()))?
-        .dev();
+        .sb_dev;
     let mut listed = false;
     for dir in canonical.ancestors() {
-        let md =
-            std::fs::metadata(dir).map_err(|e| unreadable(format!("{}: {e}", dir.display())))?;
-        if md.dev() != dev {
+        let id = file_id(dir).map_err(|e| unreadable(format!("{}: {e}", dir.display())))?;
+        if id.sb_dev != sb {
             break;
         }
-        let Some(rule) = policy.inode_rules.get(&(kernel_dev(md.dev()), md.ino())) else {
+        let Some(rule) = policy.inode_rules.get(&(id.dev, id.ino)) else {
             continue;
         };
         if rule.flags & RULE_DENY_EXEC != 0 {

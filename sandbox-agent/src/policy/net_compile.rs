@@ -16,7 +16,6 @@ use super::{
     net_spec::{self, Cidr, NetHost, ALL_PORTS},
     schema::{Anchors, Policy},
 };
-use crate::identity::file_id;
 
 /// One destination rule before folding.
 #[derive(Clone, Copy, Debug)]
@@ -181,8 +180,7 @@ fn add_binary(
     };
     let path = anchors.expand(entry).map_err(error)?;
     if let Ok(real) = std::fs::canonicalize(&path) {
-        let id =
-            file_id(&real).map_err(|e| error(format!("cannot stat {}: {e}", real.display())))?;
+        let id = out.identify(&real).map_err(error)?;
         if let Some(other) = out.net_binaries.insert((id.dev, id.ino), scope) {
             return Err(error(format!(
                 "{} is the same program as binaries[{}]",
@@ -201,8 +199,7 @@ fn add_binary(
         ));
         return Ok(());
     };
-    let dir =
-        file_id(&parent).map_err(|e| error(format!("cannot stat {}: {e}", parent.display())))?;
+    let dir = out.identify(&parent).map_err(error)?;
     out.warnings.push(format!(
         "{field}: {} does not exist yet: its rules apply once it is created",
         path.display()
@@ -278,7 +275,7 @@ mod tests {
             rules_of(&c, 1, "127.0.0.1"),
             vec![(8080, 8080, NET_ALLOW, 0)]
         );
-        let sh = file_id(&std::fs::canonicalize("/bin/sh").unwrap()).unwrap();
+        let sh = crate::identity::file_id(&std::fs::canonicalize("/bin/sh").unwrap()).unwrap();
         assert_eq!(c.net_binaries[&(sh.dev, sh.ino)], 1);
         assert_eq!(c.rules[0].path, "127.0.0.1:8080 (for /bin/sh)");
         assert!(c

@@ -1,0 +1,297 @@
+//! Inode identity on the filesystems agents really use, not only tmpfs: ext4, xfs and btrfs
+//! (its top level and a subvolume) on loop images, and overlayfs with its layers on different
+//! filesystems. Every rule kind holds on each, for a confined root and a confined user; on
+//! btrfs, a file in another subvolume with the same inode number stays readable.
+
+use std::{
+    os::unix::{fs::PermissionsExt, net::UnixListener},
+    path::{Path, PathBuf},
+    process::Command,
+    sync::OnceLock,
+};
+
+use crate::harness::*;
+
+/// Runs `cmd`, asserting it succeeds.
+fn sh(cmd: &str) {
+    let out = Command::new("sh").args(["-c", cmd]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A sparse image of `kind` on the guest's tmpfs, loop-mounted once for the whole suite.
+pub fn mounted(kind: &'static str) -> &'static Path {
+    static EXT4: OnceLock<PathBuf> = OnceLock::new();
+    static XFS: OnceLock<PathBuf> = OnceLock::new();
+    static BTRFS: OnceLock<PathBuf> = OnceLock::new();
+    let cell = match kind {
+        "ext4" => &EXT4,
+        "xfs" => &XFS,
+        "btrfs" => &BTRFS,
+        _ => unreachable!("no fixture for {kind}"),
+    };
+    cell.get_or_init(|| {
+        let image = PathBuf::from(format!("/tmp/fs-{kind}.img"));
+        let point = PathBuf::from(format!("/tmp/mnt-{kind}"));
+        std::fs::create_dir_all(&point).unwrap();
+        // xfs wants 300 MiB at least; the image is sparse, so only what is written costs memory.
+        sh(&format!("truncate -s 320M {}", image.display()));
+        let mkfs = match kind {
+            "ext4" => "mkfs.ext4 -q -F",
+            "xfs" => "mkfs.xfs -q -f",
+            _ => "mkfs.btrfs -q -f",
+        };
+        sh(&format!("{mkfs} {}", image.display()));
+        sh(&format!(
+            "mount -o loop {} {}",
+            image.display(),
+            point.display()
+        ));
+        std::fs::set_permissions(&point, std::fs::Permissions::from_mode(0o755)).unwrap();
+        point
+    })
+}
+
+/// A fresh directory below `base` that a confined user can use too.
+pub fn dir_on(base: &Path, name: &str) -> PathBuf {
+    let dir = base.join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    dir
+}
+
+/// A btrfs subvolume named `name` at the top of the btrfs fixture.
+fn subvolume(name: &str) -> PathBuf {
+    let path = mounted("btrfs").join(format!("{name}-{}", std::process::id()));
+    if !path.exists() {
+        sh(&format!("btrfs -q subvolume create {}", path.display()));
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    path
+}
+
+/// Writes `content` to `path`, readable and writable by everyone (so a denial is ours, not
+/// the file mode's).
+pub fn file(path: &Path, content: &str) {
+    std::fs::write(path, content).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).unwrap();
+}
+
+/// Runs a shell script inside `cg`, as root or (with `user`) as uid 1000; stdout and stderr.
+pub fn as_whom(cg: &Cgroup, user: bool, script: &str) -> String {
+    let out = if user {
+        cg.run(&[
+            "setpriv",
+            "--reuid=1000",
+            "--regid=1000",
+            "--clear-groups",
+            "sh",
+            "-c",
+            script,
+        ])
+    } else {
+        cg.run(&["sh", "-c", script])
+    };
+    format!("{}{}", stdout(&out), stderr(&out))
+}
+
+/// One access per line: `<step>=<exit status>`, with what the commands printed.
+const RULES_SCRIPT: &str = r#"
+d=$1
+cat "$d/secret" >/dev/null; echo "read=$?"
+echo more >> "$d/conf"; echo "write=$?"
+"$d/tool"; echo "exec=$?"
+python3 -c 'import socket,sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+try:
+    s.connect(sys.argv[1]); sys.exit(0)
+except OSError as e:
+    print(e); sys.exit(1)' "$d/sock"; echo "unix=$?"
+cat "$d/open" >/dev/null; echo "open=$?"
+"#;
+
+pub fn step(output: &str, name: &str) -> i32 {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name}= in {output:?}"))
+}
+
+/// deny_read, deny_write, deny_exec and unix_deny on files in `dir`, tried from inside by root
+/// and by a user: each fails with EPERM, and a file no rule names stays readable.
+fn every_rule_holds_in(label: &str, dir: &Path) -> Vec<String> {
+    file(&dir.join("secret"), "s");
+    file(&dir.join("conf"), "c");
+    file(&dir.join("open"), "o");
+    let tool = tool(dir, "tool");
+    std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sock = dir.join("sock");
+    let _ = std::fs::remove_file(&sock);
+    let _listener = UnixListener::bind(&sock).unwrap();
+    std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let policy = policy_file(
+        dir,
+        &format!("fs-{label}"),
+        &format!(
+            "deny_read: [{d}/secret]\ndeny_write: [{d}/conf]\ndeny_exec: [{d}/tool]\n\
+             network:\n  unix_deny: [{d}/sock]\n",
+            d = dir.display()
+        ),
+    );
+    let cg = Cgroup::new(&format!("fs-{label}"));
+    attach(&cg, &policy, dir);
+    let mut failures = Vec::new();
+    for user in [false, true] {
+        let who = if user { "user" } else { "root" };
+        let out = as_whom(
+            &cg,
+            user,
+            &format!("set -- {}\n{RULES_SCRIPT}", dir.display()),
+        );
+        for name in ["read", "write", "exec", "unix"] {
+            if step(&out, name) == 0 {
+                failures.push(format!("{label}, {who}: {name} was allowed: {out}"));
+            }
+        }
+        if step(&out, "open") != 0 {
+            failures.push(format!("{label}, {who}: the open file was refused: {out}"));
+        }
+        if !out.contains("Operation not permitted") && !out.contains("Errno 1]") {
+            failures.push(format!("{label}, {who}: no EPERM: {out}"));
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.join("conf")).unwrap(),
+        "c",
+        "{label}: the write-protected file changed"
+    );
+    failures
+}
+
+#[test]
+fn every_rule_holds_on_ext4_xfs_and_btrfs_top_level_and_subvolume() {
+    let mut failures = Vec::new();
+    failures.extend(every_rule_holds_in(
+        "ext4",
+        &dir_on(mounted("ext4"), "rules"),
+    ));
+    failures.extend(every_rule_holds_in("xfs", &dir_on(mounted("xfs"), "rules")));
+    failures.extend(every_rule_holds_in(
+        "btrfs-top",
+        &dir_on(mounted("btrfs"), "rules"),
+    ));
+    failures.extend(every_rule_holds_in(
+        "btrfs-subvolume",
+        &dir_on(&subvolume("rules-sub"), "rules"),
+    ));
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn btrfs_subvolumes_with_the_same_inode_numbers_stay_apart() {
+    let (a, b) = (subvolume("same-ino-a"), subvolume("same-ino-b"));
+    // Inode numbers start again in each fresh subvolume: the same sequence gives the same ones.
+    for sub in [&a, &b] {
+        file(&sub.join("key"), "k");
+        std::fs::create_dir_all(sub.join("creds")).unwrap();
+        file(&sub.join("creds/token"), "t");
+    }
+    assert_eq!(ino(&a.join("key")), ino(&b.join("key")));
+    assert_eq!(ino(&a.join("creds")), ino(&b.join("creds")));
+    let policy = policy_file(
+        &a,
+        "btrfs-same-ino",
+        &format!("deny_read: [{a}/key, {a}/creds]\n", a = a.display()),
+    );
+    let cg = Cgroup::new("btrfs-same-ino");
+    attach(&cg, &policy, &a);
+
+    for user in [false, true] {
+        let out = as_whom(
+            &cg,
+            user,
+            &format!(
+                "cat {a}/key >/dev/null; echo a_key=$?\n\
+                 cat {a}/creds/token >/dev/null; echo a_token=$?\n\
+                 cat {b}/key >/dev/null; echo b_key=$?\n\
+                 cat {b}/creds/token >/dev/null; echo b_token=$?\n",
+                a = a.display(),
+                b = b.display()
+            ),
+        );
+        assert_ne!(step(&out, "a_key"), 0, "denied file read: {out}");
+        assert_ne!(step(&out, "a_token"), 0, "file in denied dir read: {out}");
+        assert!(out.contains("Operation not permitted"), "{out}");
+        assert_eq!(step(&out, "b_key"), 0, "same inode, other subvolume: {out}");
+        assert_eq!(
+            step(&out, "b_token"),
+            0,
+            "same dir inode, other subvolume: {out}"
+        );
+    }
+    let records = records_for(ino(&a.join("key")), 1);
+    assert!(
+        records
+            .iter()
+            .any(|r| r["hook"] == "file_open" && r["action"] == "deny"),
+        "{records:?}"
+    );
+}
+
+#[test]
+fn overlay_files_are_denied_through_the_merged_path_and_by_their_lower_path() {
+    // Lower layer on ext4, upper on tmpfs: layers on different filesystems, where stat reports
+    // a per-layer device for files and the kernel sees the overlay's own.
+    let lower = dir_on(mounted("ext4"), "ovl-lower");
+    let work = fixture_dir("ovl");
+    let (upper, wd, merged) = (work.join("upper"), work.join("work"), work.join("merged"));
+    for d in [&upper, &wd, &merged] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    file(&lower.join("by-merged"), "m");
+    file(&lower.join("by-lower"), "l");
+    file(&lower.join("open"), "o");
+    sh(&format!(
+        "mount -t overlay overlay -o lowerdir={},upperdir={},workdir={} {}",
+        lower.display(),
+        upper.display(),
+        wd.display(),
+        merged.display()
+    ));
+    let policy = policy_file(
+        &work,
+        "overlay",
+        &format!(
+            "deny_read: [{}/by-merged, {}/by-lower]\n",
+            merged.display(),
+            lower.display()
+        ),
+    );
+    let cg = Cgroup::new("overlay");
+    attach(&cg, &policy, &work);
+
+    let mut results = Vec::new();
+    for user in [false, true] {
+        results.push(as_whom(
+            &cg,
+            user,
+            &format!(
+                "cat {m}/by-merged >/dev/null; echo merged=$?\n\
+                 cat {m}/by-lower >/dev/null; echo lower=$?\n\
+                 cat {m}/open >/dev/null; echo open=$?\n",
+                m = merged.display()
+            ),
+        ));
+    }
+    let _ = Command::new("umount").arg(&merged).status();
+    for out in results {
+        assert_ne!(step(&out, "merged"), 0, "named by its merged path: {out}");
+        assert_ne!(step(&out, "lower"), 0, "named by its lower path: {out}");
+        assert_eq!(step(&out, "open"), 0, "{out}");
+        assert!(out.contains("Operation not permitted"), "{out}");
+    }
+}

@@ -145,9 +145,21 @@ pub const RULE_NAMED_CHILDREN: u32 = 1 << 31;
 /// allocated to a policy.
 pub const POLICY_ID_ANY: u32 = u32::MAX;
 /// Files hardlinked out of a protected directory after attach (key: the file, policy id 0),
-/// with the directory they came from (policy id 0): a confined open of the file under its other
-/// name is decided by that directory's rule.
+/// with the protected directories above the name they were linked from (`LinkedOut`): a
+/// confined open of the file under its other name is decided by those directories' rules.
 pub const MAP_LINKED_OUT: &str = "LINKED_OUT";
+
+/// Protected directories a `LINKED_OUT` record keeps, nearest first: policies that protect
+/// nested directories each find theirs (up to this depth of nesting).
+pub const LINKED_OUT_DIRS: usize = 4;
+
+/// Value of `LINKED_OUT`: the protected directories above the file's old name, nearest first
+/// (policy id 0; unused slots are all zero).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LinkedOut {
+    pub dirs: [InodeKey; LINKED_OUT_DIRS],
+}
 pub const MAX_LINKED_OUT: u32 = 65536;
 
 /// Device of the virtual parents (chain nodes) of `RULE_PREFIX` chains; no real device has it.
@@ -203,6 +215,7 @@ mod pod {
     // SAFETY: all of these are repr(C), Copy, and have no padding bytes.
     unsafe impl aya::Pod for super::CgroupPolicy {}
     unsafe impl aya::Pod for super::InodeKey {}
+    unsafe impl aya::Pod for super::LinkedOut {}
     unsafe impl aya::Pod for super::NameKey {}
     unsafe impl aya::Pod for super::RuleValue {}
 }

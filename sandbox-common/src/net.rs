@@ -79,6 +79,20 @@ pub const MAP_NET_BINARIES: &str = "NET_BINARIES";
 /// the policy was attached.
 pub const MAP_NET_BINARY_NAMES: &str = "NET_BINARY_NAMES";
 
+/// An address of one of the host's own interfaces: a destination there reaches the host itself
+/// (its services listening on every address), like loopback. Value of `LOCAL_ADDRS`: unused.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LocalAddr {
+    /// `NET_FAMILY_V4` (address in the first 4 bytes, the rest zero) or `NET_FAMILY_V6`.
+    pub family: u32,
+    pub addr: [u8; 16],
+}
+
+/// The host's own addresses, kept current by the daemon.
+pub const MAP_LOCAL_ADDRS: &str = "LOCAL_ADDRS";
+pub const MAX_LOCAL_ADDRS: u32 = 4096;
+
 pub const MAX_NET_RULES: u32 = 65536;
 pub const MAX_NET_BINARIES: u32 = 16384;
 
@@ -88,4 +102,5 @@ mod pod {
     unsafe impl aya::Pod for super::NetKey {}
     unsafe impl aya::Pod for super::NetPortRule {}
     unsafe impl aya::Pod for super::NetRules {}
+    unsafe impl aya::Pod for super::LocalAddr {}
 }

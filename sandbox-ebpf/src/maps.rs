@@ -7,9 +7,9 @@ use aya_ebpf::{
     maps::{HashMap, LpmTrie, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use sandbox_common::{
-    AuditEvent, AuditRate, CgroupPolicy, InodeKey, NameKey, NetKey, NetRules, RuleValue,
-    MAX_CGROUPS, MAX_CONFINED_TASKS, MAX_INODE_RULES, MAX_LINKED_OUT, MAX_NAME_RULES,
-    MAX_NET_BINARIES, MAX_NET_RULES, RULE_MAP_FLAGS,
+    AuditEvent, AuditRate, CgroupPolicy, InodeKey, LinkedOut, LocalAddr, NameKey, NetKey, NetRules,
+    RuleValue, MAX_CGROUPS, MAX_CONFINED_TASKS, MAX_INODE_RULES, MAX_LINKED_OUT, MAX_LOCAL_ADDRS,
+    MAX_NAME_RULES, MAX_NET_BINARIES, MAX_NET_RULES, RULE_MAP_FLAGS,
 };
 
 #[map(name = "CGROUP_POLICY")]
@@ -25,7 +25,7 @@ pub static NAME_RULES: HashMap<NameKey, RuleValue> =
 
 /// Files hardlinked out of a protected directory after attach: see `sandbox_common::MAP_LINKED_OUT`.
 #[map(name = "LINKED_OUT")]
-pub static LINKED_OUT: HashMap<InodeKey, InodeKey> = HashMap::pinned(MAX_LINKED_OUT, 0);
+pub static LINKED_OUT: HashMap<InodeKey, LinkedOut> = HashMap::pinned(MAX_LINKED_OUT, 0);
 
 /// Cgroup id of the attachment that confines each confined task, by task_struct address.
 /// Marked at fork and at a task's first decision; removed when the task is freed.
@@ -35,6 +35,10 @@ pub static CONFINED_TASKS: HashMap<u64, u64> = HashMap::pinned(MAX_CONFINED_TASK
 /// Network rules by (policy, scope, family, address prefix).
 #[map(name = "NET_RULES")]
 pub static NET_RULES: LpmTrie<NetKey, NetRules> = LpmTrie::pinned(MAX_NET_RULES, 0);
+
+/// The host's own addresses (see `sandbox_common::LocalAddr`), kept current by the daemon.
+#[map(name = "LOCAL_ADDRS")]
+pub static LOCAL_ADDRS: HashMap<LocalAddr, u32> = HashMap::pinned(MAX_LOCAL_ADDRS, 0);
 
 /// Scope of the per-binary network rules of an executable, by its identity.
 #[map(name = "NET_BINARIES")]

@@ -3,16 +3,16 @@
 
 use aya_ebpf::maps::lpm_trie::Key;
 use sandbox_common::{
-    CgroupPolicy, InodeKey, KernelOffsets, NameKey, NetDest, NetKey, NAME_KEY_LEN, NET_ALLOW,
-    NET_FAMILY_V4, NET_FAMILY_V6, NET_KEY_FIXED_BITS, NET_MAX_PORT_RULES, POLICY_NET_BINARIES,
-    POLICY_NET_BINARY_NAMES, POLICY_NET_DEFAULT_DENY, POLICY_NET_RULES, RULE_ID_FAIL_CLOSED,
-    RULE_ID_NET_DEFAULT,
+    CgroupPolicy, InodeKey, KernelOffsets, LocalAddr, NameKey, NetDest, NetKey, NAME_KEY_LEN,
+    NET_ALLOW, NET_FAMILY_V4, NET_FAMILY_V6, NET_KEY_FIXED_BITS, NET_MAX_PORT_RULES,
+    POLICY_NET_BINARIES, POLICY_NET_BINARY_NAMES, POLICY_NET_DEFAULT_DENY, POLICY_NET_RULES,
+    RULE_ID_FAIL_CLOSED, RULE_ID_NET_DEFAULT,
 };
 
 use crate::{
     file_check::inode_identity,
     kernel::{offsets, read_at, read_ptr},
-    maps::{NET_BINARIES, NET_BINARY_NAMES, NET_RULES},
+    maps::{LOCAL_ADDRS, NET_BINARIES, NET_BINARY_NAMES, NET_RULES},
     task::current_exe_file,
     verdict::Decision,
     walk::fill_name,
@@ -131,16 +131,16 @@ fn unspecified_is_loopback(dest: &mut NetDest) {
 
 #[inline(always)]
 fn decide_dest(policy: &CgroupPolicy, dest: &NetDest) -> Decision {
-    if policy.flags & POLICY_NET_RULES != 0 {
-        let scope = binary_scope(policy);
-        if scope != 0 {
-            if let Some(d) = lookup(policy.policy_id, scope, dest) {
-                return d;
+    if let Some(d) = explicit_rule(policy, dest) {
+        if matches!(d, Decision::Allow) {
+            if let Some(denied) = denied_as_loopback(policy, dest) {
+                return denied;
             }
         }
-        if let Some(d) = lookup(policy.policy_id, 0, dest) {
-            return d;
-        }
+        return d;
+    }
+    if let Some(denied) = denied_as_loopback(policy, dest) {
+        return denied;
     }
     if policy.flags & POLICY_NET_DEFAULT_DENY != 0 {
         return Decision::Deny {
@@ -148,6 +148,49 @@ fn decide_dest(policy: &CgroupPolicy, dest: &NetDest) -> Decision {
         };
     }
     Decision::Allow
+}
+
+/// The decision of the program's own rules, then the policy's, if one names `dest`.
+#[inline(always)]
+fn explicit_rule(policy: &CgroupPolicy, dest: &NetDest) -> Option<Decision> {
+    if policy.flags & POLICY_NET_RULES == 0 {
+        return None;
+    }
+    let scope = binary_scope(policy);
+    if scope != 0 {
+        if let Some(d) = lookup(policy.policy_id, scope, dest) {
+            return Some(d);
+        }
+    }
+    lookup(policy.policy_id, 0, dest)
+}
+
+/// A destination on one of the host's own addresses reaches the host's services like loopback
+/// does: a rule that denies that port on `127.0.0.1` (or `::1`) denies it there too. Only an
+/// explicit deny counts, so an allow written for the host's address still works under
+/// `default: deny`.
+#[inline(always)]
+fn denied_as_loopback(policy: &CgroupPolicy, dest: &NetDest) -> Option<Decision> {
+    let local = LocalAddr {
+        family: dest.family as u32,
+        addr: dest.addr,
+    };
+    // SAFETY: only tested for presence.
+    unsafe { LOCAL_ADDRS.get(&local) }?;
+    let mut loopback = *dest;
+    loopback.addr = [0; 16];
+    if dest.family == NET_FAMILY_V4 as u16 {
+        loopback.addr[..4].copy_from_slice(&[127, 0, 0, 1]);
+    } else {
+        loopback.addr[15] = 1;
+    }
+    if loopback.addr == dest.addr {
+        return None;
+    }
+    match explicit_rule(policy, &loopback)? {
+        Decision::Allow => None,
+        denied => Some(denied),
+    }
 }
 
 /// The first port rule of the longest prefix holding `dest` in `scope` that covers its port.

@@ -79,7 +79,7 @@ const DENIED: u32 = 2;
 /// an unrolled loop: each hook that shares it costs a fraction of a second to load, not tens.
 #[inline(always)]
 pub fn check_dentry(policy_id: u32, dev: u32, start: *const u8, want: u32, allow: u32) -> Decision {
-    let (decision, _) = check_dentry_at(policy_id, dev, start, want, allow);
+    let (decision, _, _) = check_dentry_at(policy_id, dev, start, want, allow);
     match decision {
         Decision::Allow if policy_id != POLICY_ID_ANY => linked_out(policy_id, start, want),
         decided => decided,
@@ -87,7 +87,7 @@ pub fn check_dentry(policy_id: u32, dev: u32, start: *const u8, want: u32, allow
 }
 
 /// Like `check_dentry`; also returns the identity of the inode whose rule denied (the dev and
-/// inode of the denied directory, for a directory rule).
+/// inode of the denied directory, for a directory rule) and its dentry.
 #[inline(always)]
 pub fn check_dentry_at(
     policy_id: u32,
@@ -95,12 +95,12 @@ pub fn check_dentry_at(
     start: *const u8,
     want: u32,
     allow: u32,
-) -> (Decision, InodeKey) {
+) -> (Decision, InodeKey, *const u8) {
     let off = offsets();
     let subvolumes = match read_ptr(start, off.dentry_sb).and_then(|sb| keyed_by_subvolume(off, sb))
     {
         Ok(by_subvolume) => by_subvolume as u32,
-        Err(_) => return (FAIL_CLOSED, InodeKey::default()),
+        Err(_) => return (FAIL_CLOSED, InodeKey::default(), core::ptr::null()),
     };
     let mut walk = Walk {
         dentry: start,
@@ -148,7 +148,7 @@ pub fn check_dentry_at(
         // Deeper than we can walk (a denied ancestor could be out of sight), or the loop failed.
         _ => FAIL_CLOSED,
     };
-    (decision, walk.inode_key)
+    (decision, walk.inode_key, walk.dentry)
 }
 
 /// A file with more than one name that was hardlinked out of a protected directory after the
@@ -173,17 +173,24 @@ fn linked_out(policy_id: u32, start: *const u8, want: u32) -> Decision {
         return FAIL_CLOSED;
     };
     // SAFETY: copied out at once; see policy::current_policy.
-    let Some(mut dir) = (unsafe { LINKED_OUT.get(&file).copied() }) else {
+    let Some(record) = (unsafe { LINKED_OUT.get(&file).copied() }) else {
         return Decision::Allow;
     };
-    dir.policy_id = policy_id;
-    // SAFETY: as above.
-    match unsafe { INODE_RULES.get(&dir).copied() } {
-        Some(rule) if rule.flags & want != 0 => Decision::Deny {
-            rule_id: rule.rule_id,
-        },
-        _ => Decision::Allow,
+    for mut dir in record.dirs {
+        if dir.ino == 0 {
+            break;
+        }
+        dir.policy_id = policy_id;
+        // SAFETY: as above.
+        if let Some(rule) = unsafe { INODE_RULES.get(&dir).copied() } {
+            if rule.flags & want != 0 {
+                return Decision::Deny {
+                    rule_id: rule.rule_id,
+                };
+            }
+        }
     }
+    Decision::Allow
 }
 
 /// The rule key of `inode` under `policy_id`.

@@ -5,9 +5,10 @@
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
-    InodeKey, EPERM, HOOK_PATH_LINK, HOOK_PATH_MKDIR, HOOK_PATH_MKNOD, HOOK_PATH_RENAME,
-    HOOK_PATH_RMDIR, HOOK_PATH_SYMLINK, HOOK_PATH_TRUNCATE, HOOK_PATH_UNLINK, POLICY_ID_ANY,
-    RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_UNIX, RULE_DENY_WRITE, RULE_ID_FAIL_CLOSED,
+    InodeKey, LinkedOut, EPERM, HOOK_PATH_LINK, HOOK_PATH_MKDIR, HOOK_PATH_MKNOD, HOOK_PATH_RENAME,
+    HOOK_PATH_RMDIR, HOOK_PATH_SYMLINK, HOOK_PATH_TRUNCATE, HOOK_PATH_UNLINK, LINKED_OUT_DIRS,
+    POLICY_ID_ANY, RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_UNIX, RULE_DENY_WRITE,
+    RULE_ID_FAIL_CLOSED,
 };
 
 use crate::{
@@ -207,40 +208,61 @@ pub fn path_link(ctx: LsmContext) -> i32 {
     }
 }
 
-/// Records a file about to get a second name while it is inside a directory some attached
+/// Records a file about to get a second name while it is inside directories some attached
 /// policy protects (whoever links it, confined or not): the walk from the new name would never
-/// pass that directory, so `LINKED_OUT` keeps it for the confined checks. If the record cannot
-/// be kept (the map is full) the link is refused rather than open a way around the rule.
+/// pass them, so `LINKED_OUT` keeps them for the confined checks, nearest first, up to
+/// `LINKED_OUT_DIRS` (policies protecting nested directories each find theirs). If the record
+/// cannot be kept (the map is full) the link is refused rather than open a way around a rule.
 #[inline(always)]
 fn note_link_out(old: *const u8) -> i32 {
     let off = offsets();
     if off.valid == 0 || old.is_null() {
         return 0;
     }
-    let Ok(dev) = read_ptr(old, off.dentry_sb).and_then(|sb| read_at(sb, off.sb_dev)) else {
-        return 0;
-    };
-    let (decision, dir) = check_dentry_at(POLICY_ID_ANY, dev, old, PROTECTED, 0);
-    match decision {
-        // Fail-closed walks (too deep, disconnected) are not a protected directory found.
-        Decision::Deny { rule_id } if rule_id != RULE_ID_FAIL_CLOSED => {}
-        _ => return 0,
+    let mut record = LinkedOut::default();
+    let mut from = old;
+    for i in 0..LINKED_OUT_DIRS {
+        from = protected_above(from, &mut record.dirs[i]);
+        if from.is_null() {
+            break;
+        }
     }
-    let Ok(inode) = read_ptr(old, off.dentry_inode) else {
+    if record.dirs[0].ino == 0 {
+        return 0;
+    }
+    let Ok(file) = read_ptr(old, off.dentry_inode).and_then(|inode| inode_key(off, 0, inode))
+    else {
         return 0;
     };
-    let (Ok(file), dir) = (
-        inode_key(off, 0, inode),
-        InodeKey {
-            policy_id: 0,
-            ..dir
-        },
-    ) else {
-        return 0;
-    };
-    match LINKED_OUT.insert(&file, &dir, 0) {
+    match LINKED_OUT.insert(&file, &record, 0) {
         Ok(()) => 0,
         Err(_) => -EPERM,
+    }
+}
+
+/// The nearest directory at or above `from` that some attached policy protects: its identity
+/// goes to `dir` (policy id 0), and the result is its parent, where the search for the next one
+/// starts (null when there is none, or nothing above it). Not inlined: its walk gets its own
+/// stack frame, whichever slot of the record it fills.
+#[inline(never)]
+fn protected_above(from: *const u8, dir: &mut InodeKey) -> *const u8 {
+    let off = offsets();
+    let Ok(dev) = read_ptr(from, off.dentry_sb).and_then(|sb| read_at(sb, off.sb_dev)) else {
+        return core::ptr::null();
+    };
+    let (decision, found, at) = check_dentry_at(POLICY_ID_ANY, dev, from, PROTECTED, 0);
+    match decision {
+        // Fail-closed walks (too deep, disconnected) are not a protected directory found.
+        Decision::Deny { rule_id } if rule_id != RULE_ID_FAIL_CLOSED && !at.is_null() => {}
+        _ => return core::ptr::null(),
+    }
+    *dir = InodeKey {
+        policy_id: 0,
+        ..found
+    };
+    match read_ptr(at, off.dentry_parent) {
+        Ok(parent) if parent != at => parent,
+        _ => core::ptr::null(),
     }
 }
 
@@ -256,7 +278,6 @@ pub fn path_rename(ctx: LsmContext) -> i32 {
         dentry: ctx.arg(1),
         want: MOVE,
     };
-    // The entry replaced at the new name is changed; with RENAME_EXCHANGE it moves too.
     // The entry replaced at the new name is changed, and the name given to what moves in
     // (CREATE); with RENAME_EXCHANGE the entry there moves out too (MOVE, the same bits).
     let new = Change {

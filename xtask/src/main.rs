@@ -77,6 +77,10 @@ enum Command {
         /// Kill the VM and fail after this many seconds.
         #[arg(long, value_name = "SECS", default_value_t = 3600)]
         timeout: u64,
+        /// Only the per-hook breakdown: how many programs run per operation and what each
+        /// costs, from the kernel's own BPF statistics.
+        #[arg(long)]
+        hooks: bool,
     },
     /// Runs inside the VM for `bench` (not for direct use).
     #[command(hide = true)]
@@ -100,6 +104,8 @@ enum BenchGuest {
         agent: std::path::PathBuf,
         #[arg(long)]
         repo: std::path::PathBuf,
+        #[arg(long)]
+        hooks: bool,
     },
     /// Time one workload in this process; prints ns/op.
     Measure {
@@ -127,9 +133,15 @@ fn main() -> ExitCode {
             args,
         } => test::command(kernel, Duration::from_secs(timeout), args),
         Command::Demo { timeout } => demo::command(Duration::from_secs(timeout)),
-        Command::Bench { kernel, timeout } => bench::command(kernel, Duration::from_secs(timeout)),
+        Command::Bench {
+            kernel,
+            timeout,
+            hooks,
+        } => bench::command(kernel, Duration::from_secs(timeout), hooks),
         Command::BenchGuest { what } => match what {
-            BenchGuest::Run { agent, repo } => bench::run_in_guest(&agent, &repo).map(|()| 0),
+            BenchGuest::Run { agent, repo, hooks } => {
+                bench::run_in_guest(&agent, &repo, hooks).map(|()| 0)
+            }
             BenchGuest::Measure {
                 workload,
                 arg,

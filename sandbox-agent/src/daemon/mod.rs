@@ -3,6 +3,7 @@
 
 mod audit_reader;
 mod dns_refresh;
+mod local_addrs;
 mod persist;
 mod pin_keeper;
 mod runs;
@@ -17,6 +18,7 @@ use std::{
 use anyhow::Context as _;
 use sandbox_common::{
     AuditRateLimit, MAP_AUDIT_RATE, MAP_AUDIT_SUPPRESSED, MAP_EVENTS, MAP_EVENT_DROPS,
+    MAP_LOCAL_ADDRS,
 };
 
 use crate::{
@@ -152,6 +154,8 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         rates: take(MAP_AUDIT_RATE)?,
         suppressed: take(MAP_AUDIT_SUPPRESSED)?,
     };
+    // Before the first attach: a connect to the host's own address is decided from the start.
+    let local_addrs = local_addrs::LocalAddrs::new(take(MAP_LOCAL_ADDRS)?)?;
     let log = AuditLog::open(
         &opts.audit_log,
         opts.audit_log_max_bytes,
@@ -171,6 +175,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let serve = tokio::spawn(server::serve(listener, state.clone()));
     tokio::spawn(sweep_runs(state.clone()));
     tokio::spawn(keep_pins(keeper, state.clone()));
+    tokio::spawn(local_addrs::run(local_addrs));
     if let Some(every) = opts.dns_refresh {
         tokio::spawn(dns_refresh::run(state.clone(), every));
     }

@@ -459,6 +459,74 @@ fn no_keystrokes_are_pushed_into_a_terminal_outside() {
     assert_eq!(queued(&slave), 1);
 }
 
+/// A 32-bit program (built on the spot with binutils' `as --32` and `ld -m elf_i386`) that
+/// calls ioctl(0, TIOCSTI, "x") through the i386 system call table and exits with the errno (0
+/// on success). Its ioctls arrive through the kernel's compat entry point: `file_ioctl_compat`
+/// from 6.8 on, `file_ioctl` before.
+const TIOCSTI_32: &str = "
+    .section .data
+ch: .byte 'x'
+    .section .text
+    .globl _start
+_start:
+    mov $54, %eax
+    xor %ebx, %ebx
+    mov $0x5412, %ecx
+    mov $ch, %edx
+    int $0x80
+    neg %eax
+    mov %eax, %ebx
+    mov $1, %eax
+    int $0x80
+";
+
+/// Runs `program` with the terminal as stdin, inside `cg` or outside; its exit status.
+fn exit_on_terminal(cg: Option<&Cgroup>, slave: &OwnedFd, program: &Path) -> i32 {
+    let mut command = Command::new(program);
+    command
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = match cg {
+        Some(cg) => spawn_in_cgroup(&mut command, &cg.path).unwrap(),
+        None => command.spawn().unwrap(),
+    };
+    child.wait_with_output().unwrap().status.code().unwrap()
+}
+
+#[test]
+fn no_keystrokes_are_pushed_by_a_32_bit_program_either() {
+    let (cg, home) = confined_root("root-tty32", "");
+    let source = home.join("tiocsti32.s");
+    write(&source, TIOCSTI_32);
+    let (object, program) = (home.join("tiocsti32.o"), home.join("tiocsti32"));
+    let built = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "as --32 -o {o} {s} && ld -m elf_i386 -o {p} {o}",
+            o = object.display(),
+            s = source.display(),
+            p = program.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "build: {}", stderr(&built));
+    let (_master, slave) = pty();
+
+    assert_eq!(exit_on_terminal(Some(&cg), &slave, &program), libc::EPERM);
+    assert_eq!(queued(&slave), 0, "a keystroke was queued on the terminal");
+    let hook = if sandbox_agent::kernel_offsets::has_lsm_hook("file_ioctl_compat") {
+        "file_ioctl_compat"
+    } else {
+        "file_ioctl"
+    };
+    record_of(&cg, hook, self_protection);
+
+    // Outside, the same program pushes its byte: the 32-bit route is open there.
+    assert_eq!(exit_on_terminal(None, &slave, &program), 0);
+    assert_eq!(queued(&slave), 1);
+}
+
 /// Connects to the daemon's socket, then moves itself into the cgroup argv[1] (as a process
 /// handed a connection made outside would be) and sends a request on it.
 const SEND_ON_OUTSIDE_CONNECTION: &str = r#"

@@ -243,7 +243,7 @@ fn btrfs_subvolumes_with_the_same_inode_numbers_stay_apart() {
 }
 
 #[test]
-fn overlay_files_are_denied_through_the_merged_path_and_by_their_lower_path() {
+fn overlay_files_are_denied_by_their_merged_path_and_by_their_lower_path() {
     // Lower layer on ext4, upper on tmpfs: layers on different filesystems, where stat reports
     // a per-layer device for files and the kernel sees the overlay's own.
     let lower = dir_on(mounted("ext4"), "ovl-lower");
@@ -287,7 +287,10 @@ fn overlay_files_are_denied_through_the_merged_path_and_by_their_lower_path() {
             ),
         ));
     }
+    // Every rule kind on files made through the merged path (they live in the upper layer).
+    let failures = every_rule_holds_in("overlay", &dir_on(&merged, "rules"));
     let _ = Command::new("umount").arg(&merged).status();
+    assert!(failures.is_empty(), "{failures:#?}");
     for out in results {
         assert_ne!(step(&out, "merged"), 0, "named by its merged path: {out}");
         assert_ne!(step(&out, "lower"), 0, "named by its lower path: {out}");

@@ -138,3 +138,31 @@ fn no_name_can_be_planted_in_a_denied_directory_or_at_a_denied_name() {
     std::fs::create_dir_all(aws.join("x")).unwrap();
     std::os::unix::fs::symlink("/tmp", ssh.join("owner-link")).unwrap();
 }
+
+#[test]
+fn a_later_hardlink_out_of_nested_protected_directories_is_denied_to_each_policy() {
+    // One policy protects the outer directory, another only the inner one: the file linked out
+    // of the inner directory is denied to both.
+    let home = fixture_dir("nested-links");
+    let (outer, inner) = (home.join("config"), home.join("config/cloud"));
+    std::fs::create_dir_all(&inner).unwrap();
+    std::fs::create_dir_all(home.join("public")).unwrap();
+    file(&inner.join("token"), "t");
+    let by_outer = Cgroup::new("nested-links-outer");
+    attach(&by_outer, &deny_read_policy(&home, &[&outer]), &home);
+    let inner_home = fixture_dir("nested-links-inner");
+    let inner_policy = policy_file(
+        &inner_home,
+        "inner",
+        &format!("deny_read: [{}]\n", inner.display()),
+    );
+    let by_inner = Cgroup::new("nested-links-inner");
+    attach(&by_inner, &inner_policy, &home);
+
+    let link = home.join("public/token-link");
+    std::fs::hard_link(inner.join("token"), &link).unwrap();
+
+    assert_eq!(by_outer.open(&link), Err(EPERM), "the outer directory's policy");
+    assert_eq!(by_inner.open(&link), Err(EPERM), "the inner directory's policy");
+    assert_eq!(open_unconfined(&link), Ok("t".to_string()));
+}

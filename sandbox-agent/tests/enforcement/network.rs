@@ -180,6 +180,43 @@ fn the_unspecified_address_is_decided_as_the_loopback_it_reaches() {
 }
 
 #[test]
+fn the_hosts_own_addresses_are_decided_against_the_loopback_rules_too() {
+    let home = fixture_dir("net-local");
+    // An address of this host's own veth interface: a connect there reaches this host's
+    // services that listen on every address, as one to 127.0.0.1 does.
+    let veth = veth_address();
+    let (_a, denied) = listen("0.0.0.0");
+    let (_b, open) = listen("0.0.0.0");
+    let cg = confined_by(
+        "net-local",
+        &home,
+        &format!("network:\n  deny:\n    - \"127.0.0.1:{denied}\"\n"),
+    );
+
+    assert_eq!(tcp(None, veth, denied), connected());
+    // The daemon reads the host's addresses every 2 s; the veth may be newer than that.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tcp(Some(&cg), veth, denied) != Err(EPERM) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a connect to the host's own address reached the port denied on 127.0.0.1"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(tcp(Some(&cg), veth, open), connected());
+    assert_eq!(udp(Some(&cg), veth, denied), Err(EPERM));
+
+    // An allow written for the host's address still works under default: deny.
+    let strict = confined_by(
+        "net-local-strict",
+        &fixture_dir("net-local-strict"),
+        &format!("network:\n  default: deny\n  allow:\n    - \"{veth}:{open}\"\n"),
+    );
+    assert_eq!(tcp(Some(&strict), veth, open), connected());
+    assert_eq!(tcp(Some(&strict), veth, denied), Err(EPERM));
+}
+
+#[test]
 fn udp_sendto_without_connect_is_decided_for_each_datagram() {
     let home = fixture_dir("net-udp");
     let open = UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -19,7 +19,7 @@ const EXEC_ITERS: u32 = 100;
 const CONNECT_ITERS: u32 = 1000;
 const STATIC_TRUE: &str = "/bin/busybox";
 
-struct Row {
+pub(super) struct Row {
     name: String,
     value: f64,
     unit: &'static str,
@@ -27,7 +27,10 @@ struct Row {
     baseline: Option<(String, f64)>,
 }
 
-pub fn run(agent: &Path, repo: &Path) -> Result<()> {
+pub fn run(agent: &Path, repo: &Path, hooks_only: bool) -> Result<()> {
+    if hooks_only {
+        return super::hook_stats::run(agent);
+    }
     let fx = Fixtures::create()?;
     let mut rows = Vec::new();
     let mut base = Vec::new();
@@ -280,7 +283,7 @@ fn settle(agent: &Path, t0: Instant) -> Result<(Duration, (u64, u64))> {
 }
 
 impl Row {
-    fn plain(name: String, value: f64, unit: &'static str) -> Self {
+    pub(super) fn plain(name: String, value: f64, unit: &'static str) -> Self {
         Self {
             name,
             value,
@@ -298,7 +301,7 @@ impl Row {
     }
 }
 
-fn report(rows: &[Row]) -> Result<()> {
+pub(super) fn report(rows: &[Row]) -> Result<()> {
     println!();
     println!(
         "{:<58} {:>12} {:>7}  baseline",
@@ -343,7 +346,7 @@ fn measure(
 }
 
 /// One child run of `workload`: nanoseconds per operation.
-fn measure_once(
+pub(super) fn measure_once(
     cgroup: Option<&Path>,
     landlock: Option<(usize, &Fixtures)>,
     workload: &str,
@@ -417,7 +420,7 @@ fn run_ok(c: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn attach(agent: &Path, cg: &Cgroup, policy: &Path) -> Result<()> {
+pub(super) fn attach(agent: &Path, cg: &Cgroup, policy: &Path) -> Result<()> {
     run_ok(
         Command::new(agent)
             .args(["attach", "--home", "/root", "--cgroup"])
@@ -427,7 +430,7 @@ fn attach(agent: &Path, cg: &Cgroup, policy: &Path) -> Result<()> {
     )
 }
 
-fn detach(agent: &Path, cg: &Cgroup) -> Result<()> {
+pub(super) fn detach(agent: &Path, cg: &Cgroup) -> Result<()> {
     run_ok(Command::new(agent).args(["detach", "--cgroup"]).arg(&cg.0))
 }
 
@@ -438,15 +441,15 @@ fn which(name: &str) -> Option<PathBuf> {
 }
 
 /// Files on the guest's tmpfs: targets 2 and 16 directories deep, and the files rules name.
-struct Fixtures {
-    depth2: PathBuf,
+pub(super) struct Fixtures {
+    pub(super) depth2: PathBuf,
     depth16: PathBuf,
     rules: PathBuf,
     dir: PathBuf,
 }
 
 impl Fixtures {
-    fn create() -> Result<Self> {
+    pub(super) fn create() -> Result<Self> {
         let dir = PathBuf::from("/tmp/bench");
         let depth2 = dir.join("d2/file");
         let mut deep = dir.clone();
@@ -472,7 +475,7 @@ impl Fixtures {
     }
 
     /// (workload, argument, iterations): open at both depths, exec, connect.
-    fn workloads(&self) -> Vec<(&'static str, String, u32)> {
+    pub(super) fn workloads(&self) -> Vec<(&'static str, String, u32)> {
         vec![
             ("open", self.depth2.display().to_string(), OPEN_ITERS),
             ("open", self.depth16.display().to_string(), OPEN_ITERS),
@@ -481,7 +484,7 @@ impl Fixtures {
         ]
     }
 
-    fn label(&self, arg: &str) -> String {
+    pub(super) fn label(&self, arg: &str) -> String {
         if arg == self.depth2.to_str().unwrap_or_default() {
             "depth 2".into()
         } else if arg == self.depth16.to_str().unwrap_or_default() {
@@ -494,7 +497,7 @@ impl Fixtures {
     }
 
     /// A policy denying reads of the first `n` rule files.
-    fn policy(&self, n: usize) -> Result<PathBuf> {
+    pub(super) fn policy(&self, n: usize) -> Result<PathBuf> {
         let path = self.dir.join(format!("policy-{n}.yaml"));
         let mut text = format!("name: bench-{n}\ndeny_read:\n");
         for i in 0..n {
@@ -520,10 +523,10 @@ impl Fixtures {
     }
 }
 
-struct Cgroup(PathBuf);
+pub(super) struct Cgroup(pub(super) PathBuf);
 
 impl Cgroup {
-    fn create(name: &str) -> Result<Self> {
+    pub(super) fn create(name: &str) -> Result<Self> {
         let p = PathBuf::from("/sys/fs/cgroup").join(name);
         std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
         Ok(Self(p))
@@ -536,10 +539,10 @@ impl Drop for Cgroup {
     }
 }
 
-struct Daemon(Child);
+pub(super) struct Daemon(Child);
 
 impl Daemon {
-    fn start(agent: &Path) -> Result<Self> {
+    pub(super) fn start(agent: &Path) -> Result<Self> {
         Self::start_with(agent, &[])
     }
 

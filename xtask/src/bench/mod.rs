@@ -3,6 +3,7 @@
 //! and writes it as JSON to `target/bench/bench-<kernel>.json`.
 
 mod guest;
+mod hook_stats;
 mod landlock;
 mod workload;
 
@@ -18,7 +19,7 @@ use crate::setup::Setup;
 use crate::vm::{self, Guest};
 use crate::{cmd, paths, project};
 
-pub fn command(v: KernelVersion, timeout: Duration) -> Result<u8> {
+pub fn command(v: KernelVersion, timeout: Duration, hooks_only: bool) -> Result<u8> {
     let mut setup = Setup::new()?;
     if cmd::which("bwrap").is_none() {
         eprintln!("[bench] installing bubblewrap for the comparison");
@@ -29,7 +30,7 @@ pub fn command(v: KernelVersion, timeout: Duration) -> Result<u8> {
     let agent = project::agent_binary(&guest.target)?;
     let xtask = std::env::current_exe().context("locating the xtask binary")?;
     paths::check_visible_in_guest(&xtask, "the xtask binary")?;
-    let command: Vec<OsString> = vec![
+    let mut command: Vec<OsString> = vec![
         xtask.into_os_string(),
         "bench-guest".into(),
         "run".into(),
@@ -38,6 +39,9 @@ pub fn command(v: KernelVersion, timeout: Duration) -> Result<u8> {
         "--repo".into(),
         guest.repo.clone().into_os_string(),
     ];
+    if hooks_only {
+        command.push("--hooks".into());
+    }
     let outcome = guest.run(Some(&command), false, timeout, true)?;
     let text = String::from_utf8_lossy(&outcome.output);
     if let Some(json) = text
@@ -46,7 +50,8 @@ pub fn command(v: KernelVersion, timeout: Duration) -> Result<u8> {
     {
         let dir = guest.target.join("bench");
         std::fs::create_dir_all(&dir)?;
-        let file = dir.join(format!("bench-{}.json", v.short()));
+        let kind = if hooks_only { "bench-hooks" } else { "bench" };
+        let file = dir.join(format!("{kind}-{}.json", v.short()));
         std::fs::write(&file, format!("{json}\n"))
             .with_context(|| format!("writing {}", file.display()))?;
         eprintln!("[bench] results written to {}", file.display());

@@ -97,6 +97,20 @@ pub fn measure(workload: &str, arg: &str, iters: u32) -> Result<f64> {
                 drop(TcpStream::connect(addr).with_context(|| format!("connect {addr}"))?);
             }
         }
+        "link" => {
+            // A second name for `arg`, then its removal: path_link and path_unlink.
+            let path = CString::new(Path::new(arg).as_os_str().as_bytes())?;
+            let other = CString::new(format!("{arg}.link"))?;
+            start = Instant::now();
+            for _ in 0..iters {
+                // SAFETY: two valid NUL-terminated paths.
+                if unsafe { libc::link(path.as_ptr(), other.as_ptr()) } != 0 {
+                    bail!("link {arg}: {}", std::io::Error::last_os_error());
+                }
+                // SAFETY: as above.
+                unsafe { libc::unlink(other.as_ptr()) };
+            }
+        }
         other => bail!("unknown workload {other:?}"),
     }
     Ok(start.elapsed().as_nanos() as f64 / iters as f64)

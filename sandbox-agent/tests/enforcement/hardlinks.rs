@@ -162,7 +162,15 @@ fn a_later_hardlink_out_of_nested_protected_directories_is_denied_to_each_policy
     let link = home.join("public/token-link");
     std::fs::hard_link(inner.join("token"), &link).unwrap();
 
-    assert_eq!(by_outer.open(&link), Err(EPERM), "the outer directory's policy");
-    assert_eq!(by_inner.open(&link), Err(EPERM), "the inner directory's policy");
+    assert_eq!(
+        by_outer.open(&link),
+        Err(EPERM),
+        "the outer directory's policy"
+    );
+    assert_eq!(
+        by_inner.open(&link),
+        Err(EPERM),
+        "the inner directory's policy"
+    );
     assert_eq!(open_unconfined(&link), Ok("t".to_string()));
 }

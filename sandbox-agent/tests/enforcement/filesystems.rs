@@ -244,8 +244,8 @@ fn btrfs_subvolumes_with_the_same_inode_numbers_stay_apart() {
 
 #[test]
 fn overlay_files_are_denied_by_their_merged_path_and_by_their_lower_path() {
-    // Lower layer on ext4, upper on tmpfs: layers on different filesystems, where stat reports
-    // a per-layer device for files and the kernel sees the overlay's own.
+    // Lower layer on ext4, upper on tmpfs, and no xino: layers on different filesystems, where
+    // stat reports a per-layer device for files and the kernel sees the overlay's own.
     let lower = dir_on(mounted("ext4"), "ovl-lower");
     let work = fixture_dir("ovl");
     let (upper, wd, merged) = (work.join("upper"), work.join("work"), work.join("merged"));
@@ -256,7 +256,7 @@ fn overlay_files_are_denied_by_their_merged_path_and_by_their_lower_path() {
     file(&lower.join("by-lower"), "l");
     file(&lower.join("open"), "o");
     sh(&format!(
-        "mount -t overlay overlay -o lowerdir={},upperdir={},workdir={} {}",
+        "mount -t overlay overlay -o xino=off,lowerdir={},upperdir={},workdir={} {}",
         lower.display(),
         upper.display(),
         wd.display(),

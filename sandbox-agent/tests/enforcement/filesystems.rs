@@ -255,6 +255,9 @@ fn overlay_files_are_denied_by_their_merged_path_and_by_their_lower_path() {
     file(&lower.join("by-merged"), "m");
     file(&lower.join("by-lower"), "l");
     file(&lower.join("open"), "o");
+    // Another name of the same lower file: through the overlay it is the same inode number on
+    // the overlay's device, which only the inode rule (not the name rule) can match.
+    std::fs::hard_link(lower.join("by-merged"), lower.join("alias")).unwrap();
     sh(&format!(
         "mount -t overlay overlay -o xino=off,lowerdir={},upperdir={},workdir={} {}",
         lower.display(),
@@ -281,6 +284,7 @@ fn overlay_files_are_denied_by_their_merged_path_and_by_their_lower_path() {
             user,
             &format!(
                 "cat {m}/by-merged >/dev/null; echo merged=$?\n\
+                 cat {m}/alias >/dev/null; echo alias=$?\n\
                  cat {m}/by-lower >/dev/null; echo lower=$?\n\
                  cat {m}/open >/dev/null; echo open=$?\n",
                 m = merged.display()
@@ -293,6 +297,7 @@ fn overlay_files_are_denied_by_their_merged_path_and_by_their_lower_path() {
     assert!(failures.is_empty(), "{failures:#?}");
     for out in results {
         assert_ne!(step(&out, "merged"), 0, "named by its merged path: {out}");
+        assert_ne!(step(&out, "alias"), 0, "another name of it: {out}");
         assert_ne!(step(&out, "lower"), 0, "named by its lower path: {out}");
         assert_eq!(step(&out, "open"), 0, "{out}");
         assert!(out.contains("Operation not permitted"), "{out}");

@@ -55,28 +55,30 @@ pub fn cgroup_of_pid(pid: i32) -> io::Result<PathBuf> {
 
 /// The cgroup directory whose id is `id`, searched below `root` (depth-first, bounded).
 pub fn find_by_id(root: &Path, id: u64) -> Option<PathBuf> {
+    // A cgroup removed during the search is simply not the one.
+    subtree(root)
+        .into_iter()
+        .find(|dir| std::fs::metadata(dir).is_ok_and(|md| md.ino() == id))
+}
+
+/// `root` and every directory below it, depth-first, at most 64 levels down (cgroup v2 nests
+/// no deeper in practice); directories that vanish while listed are left out.
+pub fn subtree(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
     let mut stack = vec![(root.to_path_buf(), 0usize)];
     while let Some((dir, depth)) = stack.pop() {
-        // A cgroup removed during the search is simply not the one.
-        let Ok(md) = std::fs::metadata(&dir) else {
-            continue;
-        };
-        if md.ino() == id {
-            return Some(dir);
-        }
-        if depth >= 64 {
-            continue;
-        }
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.filter_map(Result::ok) {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push((e.path(), depth + 1));
+        if depth < 64 {
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                for e in entries.filter_map(Result::ok) {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        stack.push((e.path(), depth + 1));
+                    }
+                }
             }
         }
+        out.push(dir);
     }
-    None
+    out
 }
 
 fn is_cgroup2(path: &Path) -> Result<bool, CgroupError> {

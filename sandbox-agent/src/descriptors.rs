@@ -205,8 +205,7 @@ pub fn scan_cgroup(cgroup: &Path, compiled: &CompiledPolicy) -> Scan {
 /// The processes in `cgroup` and its descendants (`cgroup.procs` of each).
 fn pids_below(cgroup: &Path, unchecked: &mut Vec<String>) -> BTreeSet<u32> {
     let mut pids = BTreeSet::new();
-    let mut stack = vec![(cgroup.to_path_buf(), 0usize)];
-    while let Some((dir, depth)) = stack.pop() {
+    for dir in crate::cgroup::subtree(cgroup) {
         match std::fs::read_to_string(dir.join("cgroup.procs")) {
             Ok(text) => pids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok())),
             // Removed while we looked: nothing in it to confine.
@@ -215,17 +214,6 @@ fn pids_below(cgroup: &Path, unchecked: &mut Vec<String>) -> BTreeSet<u32> {
                 "cannot list the processes of {}: {e}; their descriptors were not checked",
                 dir.display()
             )),
-        }
-        if depth >= 64 {
-            continue;
-        }
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for e in entries.filter_map(Result::ok) {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push((e.path(), depth + 1));
-            }
         }
     }
     pids

@@ -7,7 +7,7 @@
 use std::{
     os::fd::{FromRawFd, OwnedFd},
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::{Command, Output, Stdio},
     time::{Duration, Instant},
 };
 
@@ -413,11 +413,9 @@ fn queued(slave: &OwnedFd) -> i32 {
     n
 }
 
-/// Runs the ioctl probe with the terminal as stdin, inside `cg` or outside.
-fn ioctl_on_terminal(cg: Option<&Cgroup>, slave: &OwnedFd, cmd: u32) -> String {
-    let mut command = Command::new("python3");
+/// Runs `command` with the terminal as stdin, inside `cg` or outside, and waits for it.
+fn on_terminal(cg: Option<&Cgroup>, slave: &OwnedFd, mut command: Command) -> Output {
     command
-        .args(["-c", TERMINAL_IOCTL, &cmd.to_string()])
         .stdin(Stdio::from(slave.try_clone().unwrap()))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -425,7 +423,14 @@ fn ioctl_on_terminal(cg: Option<&Cgroup>, slave: &OwnedFd, cmd: u32) -> String {
         Some(cg) => spawn_in_cgroup(&mut command, &cg.path).unwrap(),
         None => command.spawn().unwrap(),
     };
-    stdout(&child.wait_with_output().unwrap())
+    child.wait_with_output().unwrap()
+}
+
+/// Runs the ioctl probe with the terminal as stdin, inside `cg` or outside.
+fn ioctl_on_terminal(cg: Option<&Cgroup>, slave: &OwnedFd, cmd: u32) -> String {
+    let mut command = Command::new("python3");
+    command.args(["-c", TERMINAL_IOCTL, &cmd.to_string()]);
+    stdout(&on_terminal(cg, slave, command))
 }
 
 #[test]
@@ -482,16 +487,10 @@ _start:
 
 /// Runs `program` with the terminal as stdin, inside `cg` or outside; its exit status.
 fn exit_on_terminal(cg: Option<&Cgroup>, slave: &OwnedFd, program: &Path) -> i32 {
-    let mut command = Command::new(program);
-    command
-        .stdin(Stdio::from(slave.try_clone().unwrap()))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = match cg {
-        Some(cg) => spawn_in_cgroup(&mut command, &cg.path).unwrap(),
-        None => command.spawn().unwrap(),
-    };
-    child.wait_with_output().unwrap().status.code().unwrap()
+    on_terminal(cg, slave, Command::new(program))
+        .status
+        .code()
+        .unwrap()
 }
 
 #[test]

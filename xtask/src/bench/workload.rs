@@ -111,6 +111,33 @@ pub fn measure(workload: &str, arg: &str, iters: u32) -> Result<f64> {
                 unsafe { libc::unlink(other.as_ptr()) };
             }
         }
+        "ioctl" => {
+            // FIONREAD on a pipe: file_ioctl (and its compat twin for 32-bit callers).
+            let mut fds = [0; 2];
+            // SAFETY: pipe writes two descriptors into the array.
+            if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+                bail!("pipe: {}", std::io::Error::last_os_error());
+            }
+            let mut n: libc::c_int = 0;
+            start = Instant::now();
+            for _ in 0..iters {
+                // SAFETY: FIONREAD writes one int.
+                if unsafe { libc::ioctl(fds[0], libc::FIONREAD, &mut n) } != 0 {
+                    bail!("ioctl: {}", std::io::Error::last_os_error());
+                }
+            }
+        }
+        "capable" => {
+            // setgroups as root asks for CAP_SETGID each time: the capable hook.
+            let groups = [0 as libc::gid_t];
+            start = Instant::now();
+            for _ in 0..iters {
+                // SAFETY: one valid gid from a live array.
+                if unsafe { libc::setgroups(1, groups.as_ptr()) } != 0 {
+                    bail!("setgroups: {}", std::io::Error::last_os_error());
+                }
+            }
+        }
         other => bail!("unknown workload {other:?}"),
     }
     Ok(start.elapsed().as_nanos() as f64 / iters as f64)

@@ -123,36 +123,15 @@ fn mount(mnt_id: u64, st_dev: u32) -> io::Result<Mount> {
 
 /// mount id -> (superblock device, filesystem type).
 fn parse_mountinfo(text: &str) -> HashMap<u64, Mount> {
-    let mut out = HashMap::new();
-    for line in text.lines() {
-        let mut fields = line.split(' ');
-        let (Some(id), Some(_parent), Some(dev)) = (fields.next(), fields.next(), fields.next())
-        else {
-            continue;
-        };
-        // The optional fields end with "-", then the filesystem type.
-        let Some(fstype) = fields.skip_while(|f| *f != "-").nth(1) else {
-            continue;
-        };
-        let Some((major, minor)) = dev.split_once(':') else {
-            continue;
-        };
-        let (Ok(id), Ok(major), Ok(minor)) = (
-            id.parse::<u64>(),
-            major.parse::<u32>(),
-            minor.parse::<u32>(),
-        ) else {
-            continue;
-        };
-        out.insert(
-            id,
-            Mount {
-                sb_dev: (major << 20) | (minor & 0xfffff),
-                fstype: fstype.to_string(),
-            },
-        );
-    }
-    out
+    crate::mounts::entries(text)
+        .map(|m| {
+            let mount = Mount {
+                sb_dev: m.sb_dev,
+                fstype: m.fstype,
+            };
+            (m.mount_id, mount)
+        })
+        .collect()
 }
 
 #[cfg(test)]

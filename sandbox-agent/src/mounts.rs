@@ -33,23 +33,11 @@ impl MountTable {
 
     pub fn parse(text: &str) -> Self {
         let mut by_dev: HashMap<_, Vec<_>> = HashMap::new();
-        for line in text.lines() {
-            let fields: Vec<&str> = line.split(' ').collect();
-            let (Some(dev), Some(root), Some(point)) =
-                (fields.get(2), fields.get(3), fields.get(4))
-            else {
-                continue;
-            };
-            let Some((major, minor)) = dev.split_once(':') else {
-                continue;
-            };
-            let (Ok(major), Ok(minor)) = (major.parse(), minor.parse()) else {
-                continue;
-            };
+        for m in entries(text) {
             by_dev
-                .entry((major, minor))
+                .entry((m.sb_dev >> 20, m.sb_dev & 0xfffff))
                 .or_default()
-                .push((unescape(root), unescape(point)));
+                .push((m.root, m.point));
         }
         Self {
             by_dev,
@@ -83,6 +71,36 @@ impl MountTable {
     pub fn knows(&self, dev: u32) -> bool {
         self.by_dev.contains_key(&(dev >> 20, dev & 0xfffff))
     }
+}
+
+/// One line of `/proc/self/mountinfo`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountEntry {
+    pub mount_id: u64,
+    /// `major:minor` of the superblock (`s_dev`), in the kernel's encoding.
+    pub sb_dev: u32,
+    /// The root of the mount within its filesystem, and where it is mounted.
+    pub root: PathBuf,
+    pub point: PathBuf,
+    pub fstype: String,
+}
+
+/// The well-formed lines of a mountinfo text.
+pub fn entries(text: &str) -> impl Iterator<Item = MountEntry> + '_ {
+    text.lines().filter_map(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let (major, minor) = fields.get(2)?.split_once(':')?;
+        let (major, minor): (u32, u32) = (major.parse().ok()?, minor.parse().ok()?);
+        // The optional fields end with "-", then the filesystem type.
+        let fstype = fields.iter().skip(6).skip_while(|f| **f != "-").nth(1)?;
+        Some(MountEntry {
+            mount_id: fields.first()?.parse().ok()?,
+            sb_dev: (major << 20) | (minor & 0xfffff),
+            root: unescape(fields.get(3)?),
+            point: unescape(fields.get(4)?),
+            fstype: fstype.to_string(),
+        })
+    })
 }
 
 /// mountinfo escapes space, tab, newline and backslash as `\ooo`.

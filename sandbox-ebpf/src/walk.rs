@@ -13,7 +13,7 @@ use sandbox_common::{
 };
 
 use crate::{
-    kernel::{btrfs_subvolume_dev, keyed_by_subvolume, offsets, read_at, read_ptr, rule_dev},
+    kernel::{btrfs_subvolume_dev, keyed_by_subvolume, offsets, read_at, read_ptr},
     maps::{INODE_RULES, LINKED_OUT, NAME_RULES},
     verdict::Decision,
 };
@@ -193,14 +193,14 @@ fn linked_out(policy_id: u32, start: *const u8, want: u32) -> Decision {
     Decision::Allow
 }
 
-/// The rule key of `inode` under `policy_id`.
+/// The rule key of `inode` under `policy_id`: its identity as every hook reads it.
 #[inline(always)]
 pub fn inode_key(off: &KernelOffsets, policy_id: u32, inode: *const u8) -> Result<InodeKey, i32> {
-    let sb = read_ptr(inode, off.inode_sb)?;
+    let id = crate::file_check::inode_identity(off, inode)?;
     Ok(InodeKey {
         policy_id,
-        dev: rule_dev(off, inode, sb)?,
-        ino: read_at(inode, off.inode_ino)?,
+        dev: id.dev,
+        ino: id.ino,
     })
 }
 

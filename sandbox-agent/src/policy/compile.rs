@@ -78,7 +78,7 @@ pub struct CompiledPolicy {
     /// Denied paths that do not exist yet, reported together in one warning.
     not_yet_created: Vec<PathBuf>,
     /// Rule paths on btrfs: the programs must be able to read subvolume devices to match them.
-    pub on_btrfs: Vec<PathBuf>,
+    pub on_btrfs: std::collections::BTreeSet<PathBuf>,
     /// Existing directories with deny rules: (path, identity, rule bits, rule id).
     deny_dirs: Vec<(PathBuf, FileId, u32, u32)>,
 }
@@ -87,8 +87,8 @@ impl CompiledPolicy {
     /// The identity of `path` for a rule, noting rules on btrfs.
     pub(super) fn identify(&mut self, path: &Path) -> Result<FileId, String> {
         let id = file_id(path).map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
-        if id.btrfs && !self.on_btrfs.iter().any(|p| p == path) {
-            self.on_btrfs.push(path.to_path_buf());
+        if id.btrfs {
+            self.on_btrfs.insert(path.to_path_buf());
         }
         Ok(id)
     }
@@ -290,6 +290,9 @@ const HARDLINK_SCAN_LIMIT: usize = 200_000;
 fn deny_other_names(out: &mut CompiledPolicy) {
     let mut budget = HARDLINK_SCAN_LIMIT;
     for (dir, id, flags, rule_id) in std::mem::take(&mut out.deny_dirs) {
+        let Ok(top) = std::fs::metadata(&dir) else {
+            continue;
+        };
         let mut stack = vec![dir.clone()];
         while let Some(d) = stack.pop() {
             let Ok(entries) = std::fs::read_dir(&d) else {
@@ -311,8 +314,11 @@ fn deny_other_names(out: &mut CompiledPolicy) {
                     continue;
                 };
                 if md.is_dir() {
-                    let same_fs = crate::identity::file_id(&path)
-                        .is_ok_and(|child| child.sb_dev == id.sb_dev);
+                    // Only a change of st_dev (a mount, or a btrfs subvolume) needs the
+                    // mount table to tell whether the kernel's walk still gets here.
+                    let same_fs = md.dev() == top.dev()
+                        || crate::identity::file_id(&path)
+                            .is_ok_and(|child| child.sb_dev == id.sb_dev);
                     if same_fs {
                         stack.push(path);
                     }

@@ -80,6 +80,10 @@ enum Cmd {
         /// is closed before it starts: one opened outside the sandbox bypasses the policy.
         #[arg(long = "keep-fd", value_name = "N", value_parser = clap::value_parser!(i32).range(0..))]
         keep_fd: Vec<i32>,
+        /// Name the variables taken out of the environment (never their values) and the denied
+        /// paths that do not exist yet.
+        #[arg(long, short)]
+        verbose: bool,
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
@@ -236,6 +240,7 @@ fn dispatch(cmd: Cmd, config: &Config) -> anyhow::Result<i32> {
             workspace,
             socket,
             keep_fd,
+            verbose,
             command,
         } => commands::run::run(
             &config.socket(socket),
@@ -245,7 +250,10 @@ fn dispatch(cmd: Cmd, config: &Config) -> anyhow::Result<i32> {
                 home,
                 Some(workspace.map_or_else(std::env::current_dir, Ok)?),
             )?,
-            &keep_fd,
+            &commands::run::RunOptions {
+                keep_fds: &keep_fd,
+                verbose,
+            },
             &command,
         ),
         Cmd::Status { json, socket } => {

@@ -84,6 +84,10 @@ pub struct AttachInfo {
     pub rules: usize,
     pub map_entries: usize,
     pub warnings: Vec<String>,
+    /// Denied paths that do not exist yet: each is denied once created. Expected of a default
+    /// policy on most hosts, so shown on request rather than as a warning.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_yet_created: Vec<PathBuf>,
     /// True when this replaced a policy already attached to the cgroup.
     pub replaced: bool,
     /// True when an earlier daemon made this attachment and this one took it over.
@@ -251,6 +255,7 @@ mod tests {
             rules: 0,
             map_entries: 0,
             warnings: vec![],
+            not_yet_created: vec![],
             replaced: false,
             adopted: false,
             events_logged: 0,

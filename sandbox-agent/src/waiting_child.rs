@@ -12,14 +12,11 @@
 //! release pipe is closed once released; the exec-error pipe is close-on-exec.
 
 use std::{
-    ffi::{CString, OsStr},
+    ffi::{CString, OsStr, OsString},
     io,
     os::{
         fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
-        unix::{
-            ffi::{OsStrExt, OsStringExt},
-            process::ExitStatusExt,
-        },
+        unix::{ffi::OsStrExt, process::ExitStatusExt},
     },
     path::Path,
     process::ExitStatus,
@@ -54,23 +51,29 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 
 impl WaitingChild {
     /// Forks a child that will execute `program` (a path, not searched in PATH) with `argv`
-    /// (`argv[0]` included) and this process's environment, once released. The child keeps
+    /// (`argv[0]` included) and the environment `env`, once released. The child keeps
     /// descriptors 0, 1, 2 and those in `keep_fds`, and closes every other one it inherited
     /// before it waits.
     ///
     /// Call it while the process is single-threaded or be sure no other thread holds a lock
     /// the child could need: the child only makes async-signal-safe calls (read, close,
     /// close_range, open, getdents64, sigaction, sigprocmask, execve, write, _exit).
-    pub fn spawn(program: &Path, argv: &[&OsStr], keep_fds: &[RawFd]) -> io::Result<WaitingChild> {
+    pub fn spawn(
+        program: &Path,
+        argv: &[&OsStr],
+        env: &[(OsString, OsString)],
+        keep_fds: &[RawFd],
+    ) -> io::Result<WaitingChild> {
         // Everything the child needs is allocated before the fork.
         let path = cstring(program.as_os_str())?;
         let args = argv
             .iter()
             .map(|a| cstring(a))
             .collect::<io::Result<Vec<_>>>()?;
-        let env = std::env::vars_os()
+        let env = env
+            .iter()
             .map(|(k, v)| {
-                let mut kv = k.into_vec();
+                let mut kv = k.as_bytes().to_vec();
                 kv.push(b'=');
                 kv.extend_from_slice(v.as_bytes());
                 cstring(OsStr::from_bytes(&kv))
@@ -429,7 +432,29 @@ mod tests {
     fn child(argv: &[&str]) -> WaitingChild {
         let program = which::which(argv[0]).unwrap();
         let argv: Vec<&OsStr> = argv.iter().map(OsStr::new).collect();
-        WaitingChild::spawn(&program, &argv, &[]).unwrap()
+        WaitingChild::spawn(&program, &argv, &inherited(), &[]).unwrap()
+    }
+
+    fn inherited() -> Vec<(OsString, OsString)> {
+        std::env::vars_os().collect()
+    }
+
+    #[test]
+    fn the_program_gets_exactly_the_environment_it_is_given() {
+        let program = which::which("sh").unwrap();
+        let argv = [
+            OsStr::new("sh"),
+            OsStr::new("-c"),
+            OsStr::new("test \"$KEPT\" = yes && test -z \"${HOME+set}\""),
+        ];
+        let env = [(OsString::from("KEPT"), OsString::from("yes"))];
+        let mut c = WaitingChild::spawn(&program, &argv, &env, &[]).unwrap();
+        c.release().unwrap();
+        assert_eq!(
+            c.wait().unwrap().code(),
+            Some(0),
+            "HOME leaked or KEPT lost"
+        );
     }
 
     #[test]
@@ -453,7 +478,7 @@ mod tests {
         std::fs::write(&script, "exit $1\n").unwrap();
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         let argv = [OsStr::new("plain"), OsStr::new("5")];
-        let mut c = WaitingChild::spawn(&script, &argv, &[]).unwrap();
+        let mut c = WaitingChild::spawn(&script, &argv, &inherited(), &[]).unwrap();
         c.release().unwrap();
         assert_eq!(c.wait().unwrap().code(), Some(5));
     }
@@ -479,7 +504,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let not_executable = dir.path().join("data");
         std::fs::write(&not_executable, "x").unwrap();
-        let mut c = WaitingChild::spawn(&not_executable, &[OsStr::new("data")], &[]).unwrap();
+        let mut c =
+            WaitingChild::spawn(&not_executable, &[OsStr::new("data")], &inherited(), &[]).unwrap();
         let e = c.release().unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::EACCES), "{e}");
     }
@@ -515,7 +541,7 @@ mod tests {
     fn status_of(script: &str, keep: &[RawFd]) -> Option<i32> {
         let program = which::which("sh").unwrap();
         let argv = [OsStr::new("sh"), OsStr::new("-c"), OsStr::new(script)];
-        let mut c = WaitingChild::spawn(&program, &argv, keep).unwrap();
+        let mut c = WaitingChild::spawn(&program, &argv, &inherited(), keep).unwrap();
         c.release().unwrap();
         c.wait().unwrap().code()
     }

@@ -39,6 +39,13 @@ pub fn attach(
     force: bool,
 ) -> anyhow::Result<AttachInfo> {
     let cgroup = absolute(cgroup)?;
+    if !source.parsed.env.is_empty() {
+        eprintln!(
+            "sandbox-agent: note: the policy's env rules apply only to `run`: processes in {} \
+             keep the environment they were started with",
+            cgroup.display()
+        );
+    }
     let reply = client::call(
         socket,
         Op::Attach {
@@ -60,8 +67,12 @@ pub fn print_attached(info: &AttachInfo) {
     for w in &info.warnings {
         eprintln!("sandbox-agent: warning: {w}");
     }
+    let not_yet = match info.not_yet_created.len() {
+        0 => String::new(),
+        n => format!(" ({n} for paths not created yet, denied once created)"),
+    };
     println!(
-        "{} policy {:?} ({} mode, {} rules, {} map entries) to {}",
+        "{} policy {:?} ({} mode, {} rules{not_yet}, {} map entries) to {}",
         if info.replaced {
             "switched to"
         } else {

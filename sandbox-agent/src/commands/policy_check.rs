@@ -26,8 +26,15 @@ pub fn check(file: &Path) -> anyhow::Result<bool> {
         net.unix_deny.len()
     )
     .to_lowercase();
+    let env = match (p.env.deny.len(), p.env.allow.len()) {
+        (0, _) => String::new(),
+        (deny, allow) => format!(
+            "; env: {deny} deny patterns, {allow} names kept (applied by `run` only: \
+             `attach` leaves a running process's environment as it is)"
+        ),
+    };
     println!(
-        "{}: ok: policy {:?}, {:?} mode, {} deny_read, {} deny_exec and {} deny_write rules{allow}{}{network}",
+        "{}: ok: policy {:?}, {:?} mode, {} deny_read, {} deny_exec and {} deny_write rules{allow}{}{network}{env}",
         file.display(),
         p.name,
         p.mode,

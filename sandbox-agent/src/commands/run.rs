@@ -7,6 +7,9 @@
 //! The command inherits no descriptor above 2 but those named with `--keep-fd`: one opened
 //! before confinement (a shell's `3<~/.ssh/id_rsa`) would let it read a file the policy denies,
 //! because the kernel decides at open time. A kept descriptor is the user's explicit choice.
+//!
+//! Nor does it inherit the variables the policy's `env.deny` names (the runner's cloud and
+//! registry tokens): the kernel cannot take them back once the command has them.
 
 use std::{
     ffi::OsStr,
@@ -25,13 +28,21 @@ use crate::{
 
 pub use crate::cgroup::RUN_CGROUP_PARENT;
 
+/// What `run` was asked to do besides the command itself.
+pub struct RunOptions<'a> {
+    pub keep_fds: &'a [RawFd],
+    /// List the variables taken out of the environment and the denied paths not created yet.
+    pub verbose: bool,
+}
+
 pub fn run(
     socket: &Path,
     policy: &Path,
     anchors: &Anchors,
-    keep_fds: &[RawFd],
+    options: &RunOptions,
     cmd: &[String],
 ) -> anyhow::Result<i32> {
+    let keep_fds = options.keep_fds;
     let (program, _) = cmd.split_first().context("no command given after --")?;
     check_kept(keep_fds)?;
     let source = super::attach::read_policy(policy)?;
@@ -40,12 +51,27 @@ pub fn run(
     refuse_unexecutable(&source.parsed, anchors, program, &path)?;
     let signals = crate::signals::hold().context("cannot set up signal forwarding")?;
     let argv: Vec<&OsStr> = cmd.iter().map(OsStr::new).collect();
-    let mut child = WaitingChild::spawn(&path, &argv, keep_fds)
+    let (env, removed) = source.parsed.env.filter(std::env::vars_os());
+    if options.verbose && !removed.is_empty() {
+        eprintln!(
+            "sandbox-agent: taken out of the environment (env.deny): {}",
+            removed.join(" ")
+        );
+    }
+    let mut child = WaitingChild::spawn(&path, &argv, &env, keep_fds)
         .with_context(|| format!("cannot start {program}"))?;
     // On an error here `child` is dropped: killed, having executed nothing.
     let info = confine(socket, &source, anchors, child.pid())?;
     for w in &info.warnings {
         eprintln!("sandbox-agent: warning: {w}");
+    }
+    if options.verbose {
+        for p in &info.not_yet_created {
+            eprintln!(
+                "sandbox-agent: {} does not exist yet: it is denied once created",
+                p.display()
+            );
+        }
     }
     let status = child
         .release()

@@ -75,8 +75,10 @@ pub struct CompiledPolicy {
     pub names_hosts: bool,
     /// Chain node of each prefix name rule, shared by rules with a common missing prefix.
     chain_nodes: BTreeMap<NameRuleKey, u32>,
-    /// Denied paths that do not exist yet, reported together in one warning.
-    not_yet_created: Vec<PathBuf>,
+    /// Denied paths that do not exist yet (each denied once created). Not a warning: a
+    /// default policy names many files a given host never has, and `run` lists them only when
+    /// asked (`--verbose`).
+    pub not_yet_created: Vec<PathBuf>,
     /// Rule paths on btrfs: the programs must be able to read subvolume devices to match them.
     pub on_btrfs: std::collections::BTreeSet<PathBuf>,
     /// Existing directories with deny rules: (path, identity, rule bits, rule id).
@@ -227,9 +229,6 @@ pub fn compile_with(policy: &Policy, anchors: &Anchors) -> Result<CompiledPolicy
             });
         }
     }
-    if let Some(warning) = not_yet_created_warning(&out.not_yet_created) {
-        out.warnings.push(warning);
-    }
     deny_other_names(&mut out);
     super::net_compile::compile_network(policy, anchors, &mut out)?;
     for (present, flag) in [
@@ -259,26 +258,6 @@ fn policy_flags(policy: &Policy) -> u32 {
         flags |= POLICY_DENY_FILELESS_EXEC;
     }
     flags
-}
-
-/// One line for every denied path that does not exist yet: a default policy names many files a
-/// given host never has, and forty warnings would bury the one that matters.
-fn not_yet_created_warning(paths: &[PathBuf]) -> Option<String> {
-    match paths {
-        [] => None,
-        [one] => Some(format!(
-            "{} does not exist yet: it is denied once created",
-            one.display()
-        )),
-        many => {
-            let list: Vec<String> = many.iter().map(|p| p.display().to_string()).collect();
-            Some(format!(
-                "{} paths do not exist yet: each is denied once created: {}",
-                many.len(),
-                list.join(", ")
-            ))
-        }
-    }
 }
 
 /// Most directory entries `deny_other_names` reads for one policy.
@@ -502,7 +481,7 @@ mod tests {
     }
 
     #[test]
-    fn missing_last_component_is_a_name_rule_with_a_warning() {
+    fn missing_last_component_is_a_name_rule_listed_as_not_yet_created() {
         let home = tempfile::tempdir().unwrap();
         let c = compile(&policy(&["~/.aws"]), home.path()).unwrap();
         let key = name_key(home.path(), ".aws");
@@ -510,9 +489,10 @@ mod tests {
         let expected = home.path().canonicalize().unwrap().join(".aws");
         assert_eq!(c.rules[0].resolved, expected.display().to_string());
         assert!(!c.rules[0].exists);
+        assert_eq!(c.not_yet_created, [expected]);
         assert!(
-            c.warnings[0].contains("denied once created"),
-            "{:?}",
+            c.warnings.is_empty(),
+            "expected, not a warning: {:?}",
             c.warnings
         );
     }
@@ -532,14 +512,8 @@ mod tests {
         assert_eq!(c.name_rules[&under("gcloud")].flags, RULE_DENY_READ);
         assert_eq!(c.name_rules[&under("gh")].flags, RULE_DENY_READ);
         assert_eq!(c.name_rules[&under("gh")].rule_id, 1);
-        // Both missing paths in one warning.
-        assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
-        assert!(
-            c.warnings[0].starts_with("2 paths do not exist yet: each is denied once created: ")
-                && c.warnings[0].ends_with("/.config/gh"),
-            "{:?}",
-            c.warnings
-        );
+        assert_eq!(c.not_yet_created.len(), 2, "{:?}", c.not_yet_created);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 
     #[test]

@@ -53,6 +53,20 @@ pub fn lint(file: &str, text: &str, policy: &Policy) -> Vec<PolicyError> {
             }
         }
     }
+    for (i, name) in policy.env.allow.iter().enumerate() {
+        let only_allow = super::EnvRules {
+            deny: policy.env.deny.clone(),
+            allow: Vec::new(),
+        };
+        if only_allow.removes(name).is_none() {
+            warn(
+                "env.allow",
+                Some(i),
+                name,
+                format!("{name:?}: no env.deny pattern matches it, so it is kept anyway"),
+            );
+        }
+    }
     if let Some(allow) = &policy.allow_exec {
         if allow.is_empty() {
             warn(
@@ -215,6 +229,17 @@ mod tests {
         assert!(w[0].contains("allow_exec: warning: empty"), "{w:?}");
         let w = lints("name: a\nallow_exec: [/opt/agent]\n");
         assert!(w[0].contains("does not cover /usr/lib"), "{w:?}");
+    }
+
+    #[test]
+    fn an_env_allow_no_pattern_would_remove_is_flagged() {
+        let yaml = "name: a\nenv:\n  deny: [\"*_TOKEN\"]\n  allow:\n    - GH_TOKEN\n    - HOME\n";
+        let w = lints(yaml);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("p.yaml:6: env.allow[1]: warning: \"HOME\": no env.deny pattern"),
+            "{w:?}"
+        );
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Policy files: parsing and validation (`schema`), compilation of rules to inode-identity
 //! map entries (`compile`), the `network` section
-//! (`net_spec`, `net_compile`), and the exec decision for a command before it starts
-//! (`exec_check`).
+//! (`net_spec`, `net_compile`), the exec decision for a command before it starts
+//! (`exec_check`), and the variables `run` takes out of its environment (`env_rules`).
 
 mod compile;
+mod env_rules;
 mod exec_check;
 mod lint;
 mod net_compile;
@@ -11,6 +12,7 @@ pub mod net_spec;
 mod schema;
 
 pub use compile::{compile, compile_with, CompiledPolicy, NameRuleKey, RuleInfo};
+pub use env_rules::EnvRules;
 pub use exec_check::{check_program, ExecRefusal};
 pub use lint::lint;
 pub use schema::{parse, Anchors, Mode, NetDefault, Policy, PolicyError, WORKSPACE};

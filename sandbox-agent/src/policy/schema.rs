@@ -47,6 +47,10 @@ pub struct Policy {
     /// `sandbox_common::CAPABILITIES` that reach past the sandbox).
     #[serde(default)]
     pub capabilities: Capabilities,
+    /// Variables `run` removes from the command's environment (`attach` cannot: a running
+    /// process keeps the environment it has).
+    #[serde(default)]
+    pub env: super::EnvRules,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -315,6 +319,23 @@ fn validate(file: &str, text: &str, policy: &Policy) -> Result<(), PolicyError> 
             return Err(fail(format!("{name:?} is listed twice")));
         }
     }
+    for (key, list, check) in [
+        (
+            "deny",
+            &policy.env.deny,
+            super::env_rules::check_pattern as fn(&str) -> _,
+        ),
+        ("allow", &policy.env.allow, super::env_rules::check_name),
+    ] {
+        let mut seen = std::collections::HashSet::new();
+        for (i, entry) in list.iter().enumerate() {
+            let fail = |m| err(item_line(text, "env", entry), &format!("env.{key}[{i}]"), m);
+            check(entry).map_err(fail)?;
+            if !seen.insert(entry) {
+                return Err(fail(format!("{entry:?} is listed twice")));
+            }
+        }
+    }
     for (i, b) in policy.network.binaries.iter().enumerate() {
         let field = format!("network.binaries[{i}].path");
         let line = item_line(text, "path", &b.path);
@@ -332,6 +353,10 @@ fn validate(file: &str, text: &str, policy: &Policy) -> Result<(), PolicyError> 
 
 /// Written at the start of a rule path, it means the confined command's workspace.
 pub const WORKSPACE: &str = "$WORKSPACE";
+
+/// Written anywhere in a rule path, it means the confined user's uid (the owner of `~`), for
+/// per-user paths outside the home such as `/tmp/tmux-$UID`.
+pub const UID: &str = "$UID";
 
 /// A rule path must be absolute or start with `~/` or `$WORKSPACE/` (or be `~` or
 /// `$WORKSPACE`), with no empty or NUL parts.
@@ -380,6 +405,9 @@ impl Anchors {
 
     /// The absolute path `entry` names.
     pub fn expand(&self, entry: &str) -> Result<PathBuf, String> {
+        if entry.contains(UID) {
+            return self.expand(&entry.replace(UID, &self.uid()?.to_string()));
+        }
         let Some(rest) = entry.strip_prefix(WORKSPACE) else {
             return Ok(expand_home(entry, &self.home));
         };
@@ -389,6 +417,17 @@ impl Anchors {
             )
         })?;
         Ok(workspace.join(rest.trim_start_matches('/')))
+    }
+
+    /// `$UID`: the owner of `~`, which is the confined user whenever `~` is their home.
+    fn uid(&self) -> Result<u32, String> {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&self.home).map(|m| m.uid()).map_err(|e| {
+            format!(
+                "uses {UID} (the owner of ~) but {} cannot be read: {e}",
+                self.home.display()
+            )
+        })
     }
 }
 
@@ -568,6 +607,44 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.message.contains("listed twice"), "{e}");
+    }
+
+    #[test]
+    fn uid_is_the_owner_of_the_home() {
+        use std::os::unix::fs::MetadataExt;
+        let home = tempfile::tempdir().unwrap();
+        let owner = std::fs::metadata(home.path()).unwrap().uid();
+        let a = Anchors::home(home.path());
+        assert_eq!(
+            a.expand("/tmp/tmux-$UID"),
+            Ok(PathBuf::from(format!("/tmp/tmux-{owner}")))
+        );
+        let gone = Anchors::home(&home.path().join("missing"));
+        let e = gone.expand("/tmp/tmux-$UID").unwrap_err();
+        assert!(e.contains("uses $UID (the owner of ~)"), "{e}");
+        assert_eq!(gone.expand("/etc/shadow"), Ok(PathBuf::from("/etc/shadow")));
+    }
+
+    #[test]
+    fn env_rules_are_parsed_and_bad_entries_name_their_line() {
+        let p = parse(
+            "p.yaml",
+            "name: a\nenv:\n  deny: [\"*_TOKEN\", AWS_*]\n  allow: [ANTHROPIC_API_KEY]\n",
+        )
+        .unwrap();
+        assert_eq!(p.env.deny, ["*_TOKEN", "AWS_*"]);
+        assert_eq!(p.env.allow, ["ANTHROPIC_API_KEY"]);
+        let e = parse(
+            "p.yaml",
+            "name: a\nenv:\n  deny:\n    - GOOD_*\n    - \"[BAD\"\n",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (5, "env.deny[1]"));
+        assert!(e.message.contains("not a valid pattern"), "{e}");
+        let e = parse("p.yaml", "name: a\nenv:\n  allow: [\"GH_*\"]\n").unwrap_err();
+        assert_eq!(e.field, "env.allow[0]");
+        let e = parse("p.yaml", "name: a\nenv:\n  set: {A: b}\n").unwrap_err();
+        assert!(e.message.contains("unknown field `set`"), "{e}");
     }
 
     /// The README's capability list and the kernel's mask come from the same table.

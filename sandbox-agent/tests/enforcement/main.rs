@@ -10,6 +10,7 @@ mod audit_events;
 mod bad_input;
 mod confined_root;
 mod control;
+mod default_policy;
 mod deny_exec;
 mod deny_read;
 mod deny_write;

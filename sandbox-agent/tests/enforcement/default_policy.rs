@@ -1,0 +1,307 @@
+//! The shipped default policy (`policies/default.yaml`) on an agent's day: the runner's secrets
+//! stay out of the command's environment, and every place where the agent could leave code that
+//! runs later outside the sandbox stays closed, for a confined root and for an ordinary user,
+//! while the workspace and the caches stay writable.
+
+use std::{
+    os::unix::process::CommandExt,
+    path::PathBuf,
+    process::{Command, Output},
+};
+
+use crate::harness::*;
+
+const DEFAULT_POLICY: &str = include_str!("../../../policies/default.yaml");
+
+/// What exists before the run at a persistence target.
+#[derive(Clone, Copy)]
+enum Before {
+    /// Nothing: the agent must create the file (and its directories).
+    Nothing,
+    /// Its directory (pip --user, rustup or the developer made it).
+    Directory,
+    /// The file itself, which the agent would change.
+    File,
+}
+
+/// Where code left by the agent runs later, outside the sandbox (see the policy's comments).
+const PERSISTENCE: &[(&str, Before)] = &[
+    (
+        "~/.local/lib/python3.11/site-packages/agent.pth",
+        Before::Directory,
+    ),
+    (
+        "~/.local/lib/python3.11/site-packages/usercustomize.py",
+        Before::Nothing,
+    ),
+    ("~/.config/pip/pip.conf", Before::Nothing),
+    ("~/.cargo/config.toml", Before::Directory),
+    ("~/.cargo/bin/cargo", Before::File),
+    ("~/.yarnrc.yml", Before::Nothing),
+    ("~/.local/bin/git", Before::Nothing),
+    ("~/bin/ls", Before::Nothing),
+    ("~/.config/environment.d/90-agent.conf", Before::Nothing),
+    ("~/.pam_environment", Before::Nothing),
+    ("$WORKSPACE/.vscode/tasks.json", Before::Nothing),
+    ("$WORKSPACE/.vscode/settings.json", Before::File),
+    ("~/.local/share/direnv/allow/0123abcd", Before::Nothing),
+    ("~/.config/direnv/direnvrc", Before::Nothing),
+    ("~/.vimrc", Before::File),
+    ("~/.config/nvim/init.lua", Before::Nothing),
+    ("~/.tmux.conf", Before::Nothing),
+    ("~/.local/share/systemd/user/agent.service", Before::Nothing),
+    ("$WORKSPACE/.git/config", Before::File),
+    ("$WORKSPACE/.git/hooks/pre-commit", Before::Directory),
+    ("~/.bashrc", Before::File),
+];
+
+const ORIGINAL: &str = "written by the developer";
+
+/// A home and a workspace owned by `uid`, with the policy, and the targets' precondition made.
+struct Day {
+    home: PathBuf,
+    workspace: PathBuf,
+    policy: PathBuf,
+}
+
+impl Day {
+    fn new(name: &str, uid: u32) -> Day {
+        let home = fixture_dir(&format!("{name}-home"));
+        let workspace = fixture_dir(&format!("{name}-ws"));
+        let policy = home.join("default.yaml");
+        std::fs::write(&policy, DEFAULT_POLICY).unwrap();
+        let day = Day {
+            home,
+            workspace,
+            policy,
+        };
+        for &(target, before) in PERSISTENCE {
+            let path = day.path(target);
+            match before {
+                Before::Nothing => {}
+                Before::Directory => std::fs::create_dir_all(path.parent().unwrap()).unwrap(),
+                Before::File => write(&path, ORIGINAL),
+            }
+        }
+        let owner = format!("{uid}:{uid}");
+        for dir in [&day.home, &day.workspace] {
+            let out = Command::new("chown")
+                .args(["-R", &owner])
+                .arg(dir)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+        day
+    }
+
+    fn path(&self, target: &str) -> PathBuf {
+        if let Some(rest) = target.strip_prefix("~/") {
+            self.home.join(rest)
+        } else if let Some(rest) = target.strip_prefix("$WORKSPACE/") {
+            self.workspace.join(rest)
+        } else {
+            PathBuf::from(target)
+        }
+    }
+
+    /// `run --policy default.yaml -- sh -c script` in the workspace, as `uid` (with the control
+    /// group when not root), with `env` added to the runner's environment.
+    fn run(&self, uid: u32, verbose: bool, env: &[(&str, &str)], script: &str) -> Output {
+        let mut cmd = agent();
+        cmd.current_dir(&self.workspace)
+            .arg("run")
+            .args(verbose.then_some("--verbose"))
+            .arg("--policy")
+            .arg(&self.policy)
+            .arg("--home")
+            .arg(&self.home)
+            .args(["--", "sh", "-c", script])
+            .envs(env.iter().copied());
+        if uid != 0 {
+            cmd.uid(uid).gid(CONTROL_GID);
+        }
+        cmd.output().unwrap()
+    }
+}
+
+/// Each target written twice (directly, then renamed into place from a file made beside the
+/// workspace), printing `WROTE path` for every write that succeeded.
+fn persistence_script(day: &Day) -> String {
+    let stage = day.workspace.join("stage");
+    PERSISTENCE
+        .iter()
+        .map(|&(target, _)| {
+            let p = day.path(target).display().to_string();
+            format!(
+                "mkdir -p \"$(dirname {p})\" 2>/dev/null; \
+                 echo agent >> {p} 2>/dev/null && echo WROTE {p}; \
+                 echo agent > {stage} && mv -f {stage} {p} 2>/dev/null && echo WROTE {p}; ",
+                stage = stage.display()
+            )
+        })
+        .collect()
+}
+
+fn assert_nothing_left_behind(day: &Day, out: &Output, who: &str) {
+    assert!(
+        !stdout(out).contains("WROTE"),
+        "{who}: {}\n{}",
+        stdout(out),
+        stderr(out)
+    );
+    for &(target, before) in PERSISTENCE {
+        let path = day.path(target);
+        let now = std::fs::read_to_string(&path).ok();
+        let expected = matches!(before, Before::File).then(|| ORIGINAL.to_string());
+        assert_eq!(now, expected, "{who}: {} was changed", path.display());
+    }
+}
+
+fn assert_day_works(day: &Day, out: &Output, who: &str) {
+    assert!(
+        stdout(out).contains("work=ok") && stdout(out).contains("cache=ok"),
+        "{who}: the ordinary work failed: {}\n{}",
+        stdout(out),
+        stderr(out)
+    );
+    assert!(day.workspace.join("src/main.py").exists(), "{who}");
+}
+
+const ORDINARY_WORK: &str =
+    "mkdir -p src && echo 'print(1)' > src/main.py && cat src/main.py >/dev/null \
+     && echo work=ok; mkdir -p ~/.cache/tool && echo x > ~/.cache/tool/x && echo cache=ok";
+
+/// The user's tmux server socket (`/tmp/tmux-UID/default`), which the user may connect to
+/// outside the sandbox: `tmux send-keys` through it types into the developer's shells.
+fn tmux_server(uid: u32) -> (std::os::unix::net::UnixListener, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = PathBuf::from(format!("/tmp/tmux-{uid}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("default");
+    let _ = std::fs::remove_file(&socket);
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let connect = format!(
+        "import socket; socket.socket(socket.AF_UNIX).connect({:?})",
+        socket.display().to_string()
+    );
+    let unconfined = Command::new("python3")
+        .args(["-c", &connect])
+        .uid(uid)
+        .output()
+        .unwrap();
+    assert!(unconfined.status.success(), "{}", stderr(&unconfined));
+    (listener, socket)
+}
+
+fn day_under_the_default_policy(uid: u32, who: &str) {
+    let day = Day::new(&format!("default-{who}"), uid);
+    let (_tmux, socket) = tmux_server(uid);
+    let script = format!(
+        "export HOME={home}; {}{ORDINARY_WORK}; \
+         python3 -c 'import socket; socket.socket(socket.AF_UNIX).connect(\"{socket}\")' \
+         2>/dev/null && echo WROTE to tmux; true",
+        persistence_script(&day),
+        home = day.home.display(),
+        socket = socket.display(),
+    );
+    let out = day.run(uid, false, &[], &script);
+    assert_eq!(out.status.code(), Some(0), "{who}: {}", stderr(&out));
+    assert_nothing_left_behind(&day, &out, who);
+    assert_day_works(&day, &out, who);
+}
+
+#[test]
+fn an_ordinary_user_leaves_nothing_that_runs_later_and_works_as_usual() {
+    day_under_the_default_policy(USER_UID, "user");
+}
+
+#[test]
+fn a_confined_root_leaves_nothing_that_runs_later_and_works_as_usual() {
+    day_under_the_default_policy(0, "root");
+}
+
+#[test]
+fn the_runners_secrets_never_reach_the_command_and_run_is_quiet_about_it() {
+    let day = Day::new("default-env", 0);
+    let secrets = [
+        ("GITHUB_TOKEN", "ghp_secretvalue1"),
+        ("AWS_SECRET_ACCESS_KEY", "awssecretvalue2"),
+        ("DATABASE_URL", "postgres://u:dbsecretvalue3@db/x"),
+        ("npm_token", "npmsecretvalue4"),
+    ];
+    let mut env = secrets.to_vec();
+    env.push(("ANTHROPIC_API_KEY", "model-key-kept"));
+    env.push(("AGENT_TASK", "ordinary-setting"));
+    // The command's own environment, then its parent's (the `run` client, which still holds
+    // them): the kernel refuses reading another sandbox's process.
+    let script = "env; cat /proc/$PPID/environ | tr '\\0' '\\n'; \
+                  cat /proc/$PPID/environ >/dev/null; echo parent-environ=$?";
+
+    let out = day.run(0, false, &env, script);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let seen = stdout(&out);
+    for (name, value) in secrets {
+        assert!(!seen.contains(value), "{name}'s value reached the command");
+        assert!(
+            !seen.contains(&format!("{name}=")),
+            "{name} reached the command"
+        );
+    }
+    assert!(seen.contains("ANTHROPIC_API_KEY=model-key-kept"), "{seen}");
+    assert!(seen.contains("AGENT_TASK=ordinary-setting"), "{seen}");
+    assert!(seen.contains("parent-environ=1"), "{seen}");
+    // Most of the policy's paths do not exist in this home: expected, so not printed.
+    assert!(
+        !stderr(&out).contains("does not exist yet"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = day.run(0, true, &env, "true");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let told = stderr(&out);
+    for (name, value) in secrets {
+        assert!(
+            told.contains(name),
+            "--verbose does not name {name}: {told}"
+        );
+        assert!(!told.contains(value), "--verbose printed {name}'s value");
+    }
+    assert!(!told.contains("ANTHROPIC_API_KEY"), "{told}");
+    let nvim = day.path("~/.config/nvim");
+    assert!(
+        told.contains(&format!("{} does not exist yet", nvim.display())),
+        "{told}"
+    );
+}
+
+#[test]
+fn attach_says_the_environment_is_not_changed() {
+    let day = Day::new("default-attach", 0);
+    let cg = Cgroup::new("default-attach");
+    let out = agent()
+        .args(["attach", "--cgroup"])
+        .arg(&cg.path)
+        .arg("--policy")
+        .arg(&day.policy)
+        .arg("--home")
+        .arg(&day.home)
+        .arg("--workspace")
+        .arg(&day.workspace)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("env rules apply only to `run`"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stdout(&out).contains("for paths not created yet"),
+        "{}",
+        stdout(&out)
+    );
+    detach(&cg);
+}

@@ -367,7 +367,7 @@ mod tests {
             action: ACTION_DENY,
             comm,
             net: Default::default(),
-            _pad: 0,
+            _pad: [0; 2],
             path: EventPath::default(),
         }
     }

@@ -97,10 +97,34 @@ pub struct AuditEvent {
     pub comm: [u8; TASK_COMM_LEN],
     /// The destination of a connect or send (family 0 for every other event).
     pub net: crate::NetDest,
-    pub _pad: u32,
     /// The target's path as the kernel sees it (file events).
     pub path: EventPath,
+    /// Up to the 8-byte alignment the u64 fields give the struct, so no byte is implicit.
+    pub _pad: [u32; 2],
 }
+
+// Both sides compile this crate: the layout each assumes is checked at build time. The fields'
+// sizes add up to the struct's size, so there is no padding the compiler adds on its own.
+const _: () = {
+    use core::mem::{offset_of, size_of};
+    assert!(offset_of!(AuditEvent, dev) == 32);
+    assert!(offset_of!(AuditEvent, comm) == 68);
+    assert!(offset_of!(AuditEvent, net) == 84);
+    assert!(offset_of!(AuditEvent, path) == 104);
+    assert!(offset_of!(AuditEvent, _pad) == 368);
+    assert!(size_of::<crate::NetDest>() == 20);
+    assert!(size_of::<EventPath>() == PATH_NAMES * PATH_NAME_LEN + 8);
+    assert!(
+        size_of::<AuditEvent>()
+            == 4 * size_of::<u64>()
+                + 9 * size_of::<u32>()
+                + TASK_COMM_LEN
+                + size_of::<crate::NetDest>()
+                + size_of::<EventPath>()
+                + size_of::<[u32; 2]>()
+    );
+    assert!(size_of::<AuditEvent>() == 376);
+};
 
 /// Names filled into an `EventPath`, and the bytes kept of each (NUL included).
 pub const PATH_NAMES: usize = 8;
@@ -131,9 +155,8 @@ impl Default for EventPath {
 }
 
 #[cfg(feature = "user")]
-// SAFETY: repr(C), Copy, no padding (8-byte fields first, then an even number of 4-byte fields,
-// then bytes, then the 20-byte NetDest and a u32 that end on an 8-byte boundary, then the
-// 256 name bytes and two u32).
+// SAFETY: repr(C), Copy, no padding: the assertions above check every field's bytes add up to
+// the struct's size.
 unsafe impl aya::Pod for AuditEvent {}
 
 /// The audit rate limit, per policy generation: a token bucket refilled at `per_second` up to

@@ -85,8 +85,8 @@ fn send(
         addr_of_mut!((*event).action).write(action);
         addr_of_mut!((*event).comm).write(bpf_get_current_comm().unwrap_or_default());
         addr_of_mut!((*event).net).write(*net);
-        addr_of_mut!((*event)._pad).write(0);
         fill_path(addr_of_mut!((*event).path), target.dentry);
+        addr_of_mut!((*event)._pad).write([0; 2]);
     }
     entry.submit(0);
 }

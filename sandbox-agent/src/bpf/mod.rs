@@ -49,3 +49,34 @@ pub const PROGRAMS: &[(&str, &str)] = &[
 /// (`bpf_lsm_<hook>`). Where a hook is missing, the kernel takes the path it would guard through
 /// a hook of `PROGRAMS` instead: 32-bit ioctls go through `file_ioctl` before Linux 6.8.
 pub const PROGRAMS_IF_PRESENT: &[(&str, &str)] = &[("file_ioctl_compat", "file_ioctl_compat")];
+
+#[cfg(test)]
+mod tests {
+    use object::{Object, ObjectSection};
+
+    /// Every `#[lsm]` program in the embedded object is attached by the loader, and every
+    /// program the loader names exists: a hook left out of `PROGRAMS` would never run.
+    #[test]
+    fn the_program_tables_name_exactly_the_lsm_programs_of_the_object() {
+        let elf = object::File::parse(super::EBPF_OBJECT).unwrap();
+        let mut in_object: Vec<String> = elf
+            .sections()
+            .filter_map(|s| s.name().ok()?.strip_prefix("lsm/").map(str::to_string))
+            .collect();
+        in_object.sort();
+        let mut listed: Vec<String> = super::PROGRAMS
+            .iter()
+            .chain(super::PROGRAMS_IF_PRESENT)
+            .map(|(_, program)| program.to_string())
+            .collect();
+        listed.sort();
+        assert!(!in_object.is_empty(), "no lsm/ section in the object");
+        assert_eq!(in_object, listed, "PROGRAMS and the eBPF object disagree");
+        for (hook, program) in super::PROGRAMS.iter().chain(super::PROGRAMS_IF_PRESENT) {
+            assert_eq!(
+                hook, program,
+                "a program is attached to the hook it is named for"
+            );
+        }
+    }
+}

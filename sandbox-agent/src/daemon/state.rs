@@ -615,7 +615,6 @@ pub fn prepare(
     let cgroup =
         std::fs::canonicalize(&cgroup).map_err(|e| format!("cgroup {}: {e}", cgroup.display()))?;
     let parsed = policy::parse(policy_file, policy_yaml).map_err(|e| e.to_string())?;
-    let parsed = protect(parsed, protected);
     for (what, dir) in [
         ("home", Some(&anchors.home)),
         ("workspace", anchors.workspace.as_ref()),
@@ -624,7 +623,7 @@ pub fn prepare(
             return Err(format!("{what} {} is not an absolute path", dir.display()));
         }
     }
-    let compiled = policy::compile_with(&parsed, &anchors)
+    let compiled = policy::compile_with_extra(&parsed, &anchors, &protected_rules(protected))
         .map_err(|e| format!("{policy_file}: {e}; nothing was attached"))?;
     refuse_unmatchable(&compiled)
         .map_err(|e| format!("{policy_file}: {e}; nothing was attached"))?;
@@ -673,16 +672,14 @@ fn adopted(
     protected: &Protected,
 ) -> Attachment {
     let compiled = record.as_ref().and_then(|r| {
-        let parsed = protect(
-            policy::parse(&r.policy_file, &r.policy_yaml).ok()?,
-            protected,
-        );
-        // Rule ids follow the policy's text, so recompiling names them as the kernel knows them.
+        let parsed = policy::parse(&r.policy_file, &r.policy_yaml).ok()?;
+        // Rule ids follow the policy's text, so recompiling names them as the kernel knows them
+        // (the daemon's own rules come after them, whatever this daemon protects).
         let anchors = policy::Anchors {
             home: r.home.clone(),
             workspace: r.workspace.clone(),
         };
-        policy::compile_with(&parsed, &anchors).ok()
+        policy::compile_with_extra(&parsed, &anchors, &protected_rules(protected)).ok()
     });
     let (policy, rules) = match &compiled {
         Some(c) => (c.name.clone(), c.rules.len()),
@@ -714,26 +711,24 @@ fn adopted(
     }
 }
 
-/// `policy` with the daemon's own paths added to deny_read and deny_write (no reading its
-/// config, no deleting or replacing its audit log), and its control socket to unix_deny (no
-/// request reaches it from inside, not even over a connection made outside and handed in).
-/// Every compile of a policy (attach, and adoption after a restart) adds the same, so rule ids
-/// stay consistent.
-fn protect(mut policy: policy::Policy, protected: &Protected) -> policy::Policy {
-    fn add(list: &mut Vec<String>, path: &std::path::Path) {
-        let entry = path.display().to_string();
-        if !list.contains(&entry) {
-            list.push(entry);
-        }
-    }
-    for path in &protected.files {
-        add(&mut policy.deny_read, path);
-        add(&mut policy.deny_write, path);
-    }
-    for socket in &protected.sockets {
-        add(&mut policy.network.unix_deny, socket);
-    }
-    policy
+/// The daemon's own paths, added to every policy after its own rules: deny_read and deny_write
+/// for its files (no reading its config, no deleting or replacing its audit log), unix_deny for
+/// its control socket (no request reaches it from inside, not even over a connection made
+/// outside and handed in).
+fn protected_rules(protected: &Protected) -> Vec<(policy::PathKey, String)> {
+    use policy::PathKey;
+    let entry = |p: &std::path::PathBuf| p.display().to_string();
+    let files = protected.files.iter().flat_map(|f| {
+        [
+            (PathKey::DenyRead, entry(f)),
+            (PathKey::DenyWrite, entry(f)),
+        ]
+    });
+    let sockets = protected
+        .sockets
+        .iter()
+        .map(|s| (PathKey::UnixDeny, entry(s)));
+    files.chain(sockets).collect()
 }
 
 fn kernel_release() -> String {

@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use super::{
     net_spec::Cidr,
-    schema::{Anchors, Mode, NetDefault, Policy},
+    schema::{Anchors, Mode, NetDefault, PathKey, Policy},
 };
 use crate::identity::{file_id, FileId};
 
@@ -195,6 +195,18 @@ pub fn compile(policy: &Policy, home: &Path) -> Result<CompiledPolicy, CompileEr
 
 /// Like `compile`, with `$WORKSPACE` too.
 pub fn compile_with(policy: &Policy, anchors: &Anchors) -> Result<CompiledPolicy, CompileError> {
+    compile_with_extra(policy, anchors, &[])
+}
+
+/// Like `compile_with`, plus path rules the caller adds to every policy (the daemon's own
+/// files), numbered after all of the policy's own rules: a policy's rule ids depend on its text
+/// alone, so an audit record names the same rule whatever the caller adds, before and after a
+/// restart. An extra path the policy already lists under the same key is not added twice.
+pub fn compile_with_extra(
+    policy: &Policy,
+    anchors: &Anchors,
+    extra: &[(PathKey, String)],
+) -> Result<CompiledPolicy, CompileError> {
     let mut out = CompiledPolicy {
         name: policy.name.clone(),
         mode: policy.mode,
@@ -202,35 +214,23 @@ pub fn compile_with(policy: &Policy, anchors: &Anchors) -> Result<CompiledPolicy
         caps_allowed: policy.capabilities.allowed_mask(),
         ..Default::default()
     };
-    for (key, list) in policy.path_lists() {
-        let flags = match key {
-            "deny_exec" => RULE_DENY_EXEC,
-            "deny_write" => RULE_DENY_WRITE,
-            "allow_exec" => RULE_ALLOW_EXEC,
-            "network.unix_deny" => RULE_DENY_UNIX,
-            _ => RULE_DENY_READ,
-        };
+    let lists = policy.path_lists();
+    for (key, list) in lists {
         for entry in list {
-            let id = out.rules.len() as u32;
-            let path_error = |message| CompileError::Path {
-                key,
-                path: entry.clone(),
-                message,
-            };
-            let path = anchors.expand(entry).map_err(path_error)?;
-            let (resolved, exists) =
-                add_path_rule(&mut out, &path, flags, id).map_err(path_error)?;
-            out.rules.push(RuleInfo {
-                id,
-                kind: key,
-                path: entry.clone(),
-                resolved: resolved.display().to_string(),
-                exists,
-            });
+            add_listed(&mut out, anchors, key, entry)?;
+        }
+    }
+    super::net_compile::compile_network(policy, anchors, &mut out)?;
+    for (key, entry) in extra {
+        let listed = lists.iter().any(|(k, l)| k == key && l.contains(entry));
+        if !listed {
+            add_listed(&mut out, anchors, *key, entry)?;
+            if *key == PathKey::UnixDeny {
+                out.flags |= POLICY_UNIX_RULES;
+            }
         }
     }
     deny_other_names(&mut out);
-    super::net_compile::compile_network(policy, anchors, &mut out)?;
     for (present, flag) in [
         (!out.net_rules.is_empty(), POLICY_NET_RULES),
         (!out.net_binaries.is_empty(), POLICY_NET_BINARIES),
@@ -241,6 +241,39 @@ pub fn compile_with(policy: &Policy, anchors: &Anchors) -> Result<CompiledPolicy
         }
     }
     Ok(out)
+}
+
+/// One rule of a path list, numbered next.
+fn add_listed(
+    out: &mut CompiledPolicy,
+    anchors: &Anchors,
+    key: PathKey,
+    entry: &str,
+) -> Result<(), CompileError> {
+    let flags = match key {
+        PathKey::DenyRead => RULE_DENY_READ,
+        PathKey::DenyExec => RULE_DENY_EXEC,
+        PathKey::DenyWrite => RULE_DENY_WRITE,
+        PathKey::AllowExec => RULE_ALLOW_EXEC,
+        PathKey::UnixDeny => RULE_DENY_UNIX,
+    };
+    let key = key.name();
+    let id = out.rules.len() as u32;
+    let path_error = |message| CompileError::Path {
+        key,
+        path: entry.to_string(),
+        message,
+    };
+    let path = anchors.expand(entry).map_err(path_error)?;
+    let (resolved, exists) = add_path_rule(out, &path, flags, id).map_err(path_error)?;
+    out.rules.push(RuleInfo {
+        id,
+        kind: key,
+        path: entry.to_string(),
+        resolved: resolved.display().to_string(),
+        exists,
+    });
+    Ok(())
 }
 
 fn policy_flags(policy: &Policy) -> u32 {
@@ -424,6 +457,45 @@ mod tests {
             .map(|p| format!("  - {p:?}\n"))
             .collect::<String>();
         parse("t.yaml", &format!("name: t\ndeny_read:\n{list}")).unwrap()
+    }
+
+    /// The daemon adds its own files to every policy; a change to them (another audit log
+    /// path after a restart) must not renumber the policy's rules, which audit records name.
+    #[test]
+    fn rules_the_caller_adds_are_numbered_after_the_policys_own() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir(home.path().join(".ssh")).unwrap();
+        let yaml = "name: t\ndeny_read: [~/.ssh]\ndeny_write: [~/.bashrc]\n\
+                    network:\n  deny: [10.0.0.1]\n";
+        let p = parse("t.yaml", yaml).unwrap();
+        let anchors = Anchors::home(home.path());
+        let own = compile_with(&p, &anchors).unwrap().rules;
+        let log = home.path().join("audit.log").display().to_string();
+        for extra in [
+            vec![(PathKey::DenyRead, log.clone())],
+            vec![
+                (PathKey::UnixDeny, "/run/other.sock".to_string()),
+                (PathKey::DenyWrite, log.clone()),
+            ],
+        ] {
+            let c = compile_with_extra(&p, &anchors, &extra).unwrap();
+            assert_eq!(
+                c.rules[..own.len()],
+                own[..],
+                "the policy's rules were renumbered"
+            );
+            let added: Vec<&str> = c.rules[own.len()..]
+                .iter()
+                .map(|r| r.path.as_str())
+                .collect();
+            let expected: Vec<&str> = extra.iter().map(|(_, e)| e.as_str()).collect();
+            assert_eq!(added, expected);
+        }
+        let c = compile_with_extra(&p, &anchors, &[(PathKey::UnixDeny, "/run/x.sock".into())]);
+        assert_ne!(c.unwrap().flags & POLICY_UNIX_RULES, 0);
+        // Already listed by the policy: not a second rule.
+        let same = [(PathKey::DenyRead, "~/.ssh".to_string())];
+        assert_eq!(compile_with_extra(&p, &anchors, &same).unwrap().rules, own);
     }
 
     fn name_key(parent: &Path, name: &str) -> NameRuleKey {

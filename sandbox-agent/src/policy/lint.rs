@@ -6,7 +6,7 @@ use std::path::{Component, Path, PathBuf};
 
 use super::{
     schema::{field_line, item_line},
-    NetDefault, Policy, PolicyError,
+    NetDefault, PathKey, Policy, PolicyError,
 };
 
 /// System trees every program needs: denying them stops the command itself.
@@ -28,11 +28,12 @@ pub fn lint(file: &str, text: &str, policy: &Policy) -> Vec<PolicyError> {
             message: format!("warning: {message}"),
         });
     };
-    for (key, list) in [
-        ("deny_read", &policy.deny_read),
-        ("deny_exec", &policy.deny_exec),
-        ("deny_write", &policy.deny_write),
-    ] {
+    for (key, list) in policy.path_lists() {
+        let key = match key {
+            PathKey::DenyRead | PathKey::DenyExec | PathKey::DenyWrite => key.name(),
+            // Allowing a system tree is what an allowlist does; sockets are not programs' needs.
+            PathKey::AllowExec | PathKey::UnixDeny => continue,
+        };
         for (i, entry) in list.iter().enumerate() {
             let path = lexical(entry);
             if SYSTEM_TREES.iter().any(|t| path == Path::new(t)) {

@@ -11,8 +11,10 @@ mod net_compile;
 pub mod net_spec;
 mod schema;
 
-pub use compile::{compile, compile_with, CompiledPolicy, NameRuleKey, RuleInfo};
+pub use compile::{
+    compile, compile_with, compile_with_extra, CompiledPolicy, NameRuleKey, RuleInfo,
+};
 pub use env_rules::EnvRules;
 pub use exec_check::{check_program, ExecRefusal};
 pub use lint::lint;
-pub use schema::{parse, Anchors, Mode, NetDefault, Policy, PolicyError, WORKSPACE};
+pub use schema::{parse, Anchors, Mode, NetDefault, PathKey, Policy, PolicyError, WORKSPACE};

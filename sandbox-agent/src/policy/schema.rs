@@ -111,15 +111,43 @@ pub struct BinaryRules {
     pub deny: Vec<String>,
 }
 
+/// The policy keys that list paths, in the order their rules are numbered. Everything that
+/// handles path rules (validation, lints, compilation, `policy check`) goes through this list and
+/// matches it exhaustively, so a new key cannot be half-handled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathKey {
+    DenyRead,
+    DenyExec,
+    DenyWrite,
+    AllowExec,
+    UnixDeny,
+}
+
+impl PathKey {
+    /// The key as written in a policy file (and in audit records' rule names).
+    pub fn name(self) -> &'static str {
+        match self {
+            PathKey::DenyRead => "deny_read",
+            PathKey::DenyExec => "deny_exec",
+            PathKey::DenyWrite => "deny_write",
+            PathKey::AllowExec => "allow_exec",
+            PathKey::UnixDeny => "network.unix_deny",
+        }
+    }
+}
+
 impl Policy {
-    /// Every path list with its key, in file order of the keys' meaning.
-    pub fn path_lists(&self) -> [(&'static str, &[String]); 5] {
+    /// Every path list with its key, in rule-numbering order.
+    pub fn path_lists(&self) -> [(PathKey, &[String]); 5] {
         [
-            ("deny_read", &self.deny_read),
-            ("deny_exec", &self.deny_exec),
-            ("deny_write", &self.deny_write),
-            ("allow_exec", self.allow_exec.as_deref().unwrap_or_default()),
-            ("network.unix_deny", &self.network.unix_deny),
+            (PathKey::DenyRead, &self.deny_read),
+            (PathKey::DenyExec, &self.deny_exec),
+            (PathKey::DenyWrite, &self.deny_write),
+            (
+                PathKey::AllowExec,
+                self.allow_exec.as_deref().unwrap_or_default(),
+            ),
+            (PathKey::UnixDeny, &self.network.unix_deny),
         ]
     }
 
@@ -278,6 +306,7 @@ fn validate(file: &str, text: &str, policy: &Policy) -> Result<(), PolicyError> 
         ));
     }
     for (key, list) in policy.path_lists() {
+        let key = key.name();
         // Lines are looked up only for an error: a 10,000-rule policy validates in linear time.
         let mut seen = std::collections::HashSet::new();
         for (i, entry) in list.iter().enumerate() {
@@ -645,6 +674,21 @@ mod tests {
         assert_eq!(e.field, "env.allow[0]");
         let e = parse("p.yaml", "name: a\nenv:\n  set: {A: b}\n").unwrap_err();
         assert!(e.message.contains("unknown field `set`"), "{e}");
+    }
+
+    /// Every path key is a row of the README's "What is enforced" table.
+    #[test]
+    fn the_readme_names_every_path_key() {
+        let readme = include_str!("../../../README.md");
+        let p = parse("p.yaml", "name: a\n").unwrap();
+        for (key, _) in p.path_lists() {
+            let row = format!("\n| `{}`", key.name());
+            assert!(
+                readme.contains(&row),
+                "README has no row for {}",
+                key.name()
+            );
+        }
     }
 
     /// The README's capability list and the kernel's mask come from the same table.

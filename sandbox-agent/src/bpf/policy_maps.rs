@@ -24,6 +24,9 @@ pub enum MapsError {
     Map { map: &'static str, message: String },
 }
 
+/// A generation's policy id and the compiled policy this process wrote under it.
+pub type Written<'a> = (u32, &'a CompiledPolicy);
+
 pub struct PolicyMaps {
     cgroups: HashMap<MapData, u64, CgroupPolicy>,
     inodes: HashMap<MapData, InodeKey, RuleValue>,
@@ -111,15 +114,17 @@ impl PolicyMaps {
     }
 
     /// Makes `policy` the one confining `cgroup_id`; returns the new policy id and the number of
-    /// map entries written.
+    /// map entries written. `written` is what this process wrote for the generation it
+    /// replaces, when it knows (see `remove_rules`).
     pub fn attach(
         &mut self,
         cgroup_id: u64,
         policy: &CompiledPolicy,
+        written: Option<Written>,
     ) -> Result<(u32, usize), MapsError> {
         let policy_id = self.allocate_policy_id();
         if let Err(e) = self.write_rules(policy_id, policy) {
-            self.remove_rules(policy_id);
+            self.remove_rules(policy_id, Some((policy_id, policy)));
             return Err(e);
         }
         let previous = self.cgroups.get(&cgroup_id, 0).ok();
@@ -134,14 +139,14 @@ impl PolicyMaps {
             caps_allowed_hi: (policy.caps_allowed >> 32) as u32,
         };
         if let Err(e) = self.cgroups.insert(cgroup_id, value, 0) {
-            self.remove_rules(policy_id);
+            self.remove_rules(policy_id, Some((policy_id, policy)));
             return Err(MapsError::Map {
                 map: MAP_CGROUP_POLICY,
                 message: e.to_string(),
             });
         }
         if let Some(previous) = previous {
-            self.remove_rules(previous.policy_id);
+            self.remove_rules(previous.policy_id, written);
         }
         Ok((
             policy_id,
@@ -154,7 +159,7 @@ impl PolicyMaps {
     }
 
     /// Stops confining `cgroup_id`. Returns false when it was not attached.
-    pub fn detach(&mut self, cgroup_id: u64) -> Result<bool, MapsError> {
+    pub fn detach(&mut self, cgroup_id: u64, written: Option<Written>) -> Result<bool, MapsError> {
         let Ok(previous) = self.cgroups.get(&cgroup_id, 0) else {
             return Ok(false);
         };
@@ -165,7 +170,7 @@ impl PolicyMaps {
                 map: MAP_CGROUP_POLICY,
                 message: e.to_string(),
             })?;
-        self.remove_rules(previous.policy_id);
+        self.remove_rules(previous.policy_id, written);
         Ok(true)
     }
 
@@ -249,8 +254,66 @@ impl PolicyMaps {
     }
 
     /// Removes every rule of one generation (best effort: a leftover entry of an unreferenced
-    /// generation is inert, because no cgroup points at its id).
-    fn remove_rules(&mut self, policy_id: u32) {
+    /// generation is inert, because no cgroup points at its id). When `written` is the policy
+    /// this process wrote under that id, only its own keys are touched, in proportion to the
+    /// policy; otherwise (a generation an earlier daemon wrote) every key of every rule map is
+    /// read to find them.
+    fn remove_rules(&mut self, policy_id: u32, written: Option<Written>) {
+        match written {
+            Some((id, policy)) if id == policy_id => self.remove_written(policy_id, policy),
+            _ => self.sweep_rules(policy_id),
+        }
+    }
+
+    fn remove_written(&mut self, policy_id: u32, policy: &CompiledPolicy) {
+        for (&(dev, ino), value) in &policy.inode_rules {
+            let key = InodeKey {
+                policy_id,
+                dev,
+                ino,
+            };
+            // Counted only if it was written (a failed attach stops part way).
+            if self.inodes.remove(&key).is_ok() && value.flags & RULE_TREE != 0 {
+                let _ = self.count_protected(dev, ino, 0, -1);
+            }
+        }
+        for k in policy.name_rules.keys() {
+            let _ = self.names.remove(&NameKey::new(
+                policy_id,
+                k.parent_dev,
+                k.parent_ino,
+                &k.name,
+            ));
+        }
+        for &(scope, cidr) in policy.net_rules.keys() {
+            let data = NetKey {
+                policy_id,
+                scope,
+                family: cidr.family,
+                addr: cidr.addr,
+            };
+            let _ = self
+                .net
+                .remove(&Key::new(NET_KEY_FIXED_BITS + cidr.prefix, data));
+        }
+        for &(dev, ino) in policy.net_binaries.keys() {
+            let _ = self.binaries.remove(&InodeKey {
+                policy_id,
+                dev,
+                ino,
+            });
+        }
+        for k in policy.net_binary_names.keys() {
+            let _ = self.binary_names.remove(&NameKey::new(
+                policy_id,
+                k.parent_dev,
+                k.parent_ino,
+                &k.name,
+            ));
+        }
+    }
+
+    fn sweep_rules(&mut self, policy_id: u32) {
         fn sweep<K: aya::Pod, V: aya::Pod>(
             map: &mut HashMap<MapData, K, V>,
             of_policy: impl Fn(&K) -> bool,

@@ -6,6 +6,7 @@ mod dns_refresh;
 mod local_addrs;
 mod persist;
 mod pin_keeper;
+mod requests;
 mod runs;
 mod server;
 mod state;
@@ -94,9 +95,10 @@ async fn sweep_runs(state: Arc<Mutex<DaemonState>>) {
     let mut tick = tokio::time::interval(RUN_SWEEP_PERIOD);
     loop {
         tick.tick().await;
-        match state.lock() {
-            Ok(mut s) => s.sweep_runs(),
-            Err(_) => return,
+        let state = state.clone();
+        let swept = tokio::task::spawn_blocking(move || requests::sweep_runs(&state)).await;
+        if !matches!(swept, Ok(Ok(()))) {
+            return;
         }
     }
 }

@@ -65,7 +65,9 @@ async fn handle_connection(
     let mut reader = BufReader::new(read.take(MAX_REQUEST_BYTES as u64 + 1));
     let mut line = Vec::new();
     reader.read_until(b'\n', &mut line).await?;
-    let response = respond(&line, &peer, &state);
+    // Requests do blocking work (files, /proc, cgroups, the maps): off the async workers, so
+    // the audit reader keeps draining meanwhile.
+    let response = tokio::task::spawn_blocking(move || respond(&line, &peer, &state)).await?;
     let mut out = serde_json::to_vec(&response)?;
     out.push(b'\n');
     write.write_all(&out).await?;
@@ -86,8 +88,5 @@ fn respond(line: &[u8], peer: &Peer, state: &Mutex<DaemonState>) -> Response {
             request.version
         ));
     }
-    match state.lock() {
-        Ok(mut s) => Response::new(s.handle(request.op, peer)),
-        Err(_) => Response::error("daemon state is poisoned; restart the daemon"),
-    }
+    Response::new(super::requests::handle(state, request.op, peer))
 }

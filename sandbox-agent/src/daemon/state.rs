@@ -8,10 +8,9 @@ use std::{
 use crate::{
     audit,
     bpf::policy_maps::PolicyMaps,
-    cgroup::{self, TransientCgroup},
-    descriptors,
+    cgroup,
     policy::{self, CompiledPolicy, Mode},
-    protocol::{AttachInfo, Op, Reply, RunOwner, StatusInfo},
+    protocol::{AttachInfo, Reply, StatusInfo},
 };
 
 use sandbox_common::{CgroupPolicy, MODE_AUDIT};
@@ -51,9 +50,20 @@ impl Peer {
 
 struct Attachment {
     info: AttachInfo,
+    /// The policy as this daemon compiled it: exactly what is in the maps when `written`, a
+    /// recompile (for descriptions only) for an attachment adopted from an earlier daemon.
     compiled: CompiledPolicy,
+    written: bool,
     /// How to describe it again after a restart; None for an attachment found only in the maps.
     saved: Option<SavedAttachment>,
+}
+
+impl Attachment {
+    /// What this daemon wrote to the maps for it, if it did.
+    fn written(&self) -> Option<crate::bpf::policy_maps::Written<'_>> {
+        self.written
+            .then_some((self.info.policy_id, &self.compiled))
+    }
 }
 
 /// Audit accounting since this daemon started.
@@ -117,7 +127,7 @@ impl DaemonState {
                 .or_else(|| cgroup::find_by_id(Path::new(cgroup::CGROUP_ROOT), cgroup_id));
             let Some(path) = path else {
                 // The cgroup is gone, and a cgroup id is never reused: nothing to enforce.
-                match self.maps.detach(cgroup_id) {
+                match self.maps.detach(cgroup_id, None) {
                     Ok(_) => tracing::info!(cgroup_id, "removed the policy of a deleted cgroup"),
                     Err(e) => tracing::error!(cgroup_id, "cannot remove a stale policy: {e}"),
                 }
@@ -151,53 +161,10 @@ impl DaemonState {
         })
     }
 
-    /// Handles one request from `peer`.
-    pub fn handle(&mut self, op: Op, peer: &Peer) -> Reply {
-        let mutating = !matches!(op, Op::Status);
-        if mutating {
-            if let Err(message) = self.may_change_policy(peer) {
-                return Reply::Error { message };
-            }
-        }
-        let result = match op {
-            Op::Status => Ok(Reply::Status(self.status())),
-            Op::Attach {
-                cgroup,
-                policy_file,
-                policy_yaml,
-                home,
-                workspace,
-                force,
-            } => self.attach(
-                cgroup,
-                &policy_file,
-                &policy_yaml,
-                policy::Anchors { home, workspace },
-                force,
-            ),
-            Op::Detach { cgroup } => self.detach(cgroup),
-            Op::Run {
-                policy_file,
-                policy_yaml,
-                home,
-                workspace,
-                pid,
-            } => self.run(
-                peer,
-                &policy_file,
-                &policy_yaml,
-                policy::Anchors { home, workspace },
-                pid,
-            ),
-            Op::RunEnd { cgroup } => self.run_end(peer, &cgroup),
-        };
-        result.unwrap_or_else(|message| Reply::Error { message })
-    }
-
     /// Only root (or the configured control group) may change policy, and never from inside a
     /// confined cgroup: a confined process, even root, must not loosen or remove its own
     /// confinement.
-    fn may_change_policy(&self, peer: &Peer) -> Result<(), String> {
+    pub(super) fn may_change_policy(&self, peer: &Peer) -> Result<(), String> {
         let member = self.control_gid.is_some_and(|g| peer.in_group(g));
         if peer.uid != 0 && !member {
             let who = match self.control_gid {
@@ -230,7 +197,7 @@ impl DaemonState {
     }
 
     /// Nested attachments are refused: which policy confines a task is never ambiguous.
-    fn check_nesting(&self, cgroup: &Path, cgroup_id: u64) -> Result<(), String> {
+    pub(super) fn check_nesting(&self, cgroup: &Path, cgroup_id: u64) -> Result<(), String> {
         for (id, a) in &self.attachments {
             if *id == cgroup_id {
                 continue;
@@ -255,48 +222,22 @@ impl DaemonState {
         Ok(())
     }
 
-    /// Attaches a policy to a cgroup whose processes may already run. A file one of them holds
-    /// open stays usable through that descriptor whatever the policy says (the kernel decides
-    /// at open), so an attach that would leave a denied file open is refused, naming every
-    /// holder, unless `force`d (then they are warnings). An audit-mode policy denies nothing:
-    /// it only warns.
-    fn attach(
-        &mut self,
-        cgroup: PathBuf,
-        policy_file: &str,
-        policy_yaml: &str,
-        anchors: policy::Anchors,
-        force: bool,
-    ) -> Result<Reply, String> {
-        let prepared = prepare(&self.protected, cgroup, policy_file, policy_yaml, anchors)?;
-        // Nesting first: the more fundamental refusal, and no scan for nothing.
-        self.check_nesting(&prepared.saved.cgroup, prepared.saved.cgroup_id)?;
-        let scan = descriptors::scan_cgroup(&prepared.saved.cgroup, &prepared.compiled);
-        if !scan.held.is_empty() && !force && prepared.compiled.mode == Mode::Enforce {
-            let refusal = scan.refusal(&prepared.saved.cgroup, &prepared.compiled.name);
-            tracing::warn!(cgroup = %prepared.saved.cgroup.display(), "attach refused: {refusal}");
-            return Err(refusal);
-        }
-        let mut info = self.commit(prepared)?;
-        for w in scan.warnings() {
-            tracing::warn!(cgroup = %info.cgroup.display(), "{w}");
-            info.warnings.push(w);
-        }
-        Ok(Reply::Attached(info))
-    }
-
     /// Writes a prepared policy to the maps (an atomic switch when the cgroup was attached) and
     /// records the attachment.
-    fn commit(&mut self, prepared: Prepared) -> Result<AttachInfo, String> {
+    pub(super) fn commit(&mut self, prepared: Prepared) -> Result<AttachInfo, String> {
         let Prepared {
             compiled,
             mut saved,
         } = prepared;
         let (cgroup, cgroup_id) = (saved.cgroup.clone(), saved.cgroup_id);
         self.check_nesting(&cgroup, cgroup_id)?;
+        let previous = self
+            .attachments
+            .get(&cgroup_id)
+            .and_then(Attachment::written);
         let (policy_id, map_entries) = self
             .maps
-            .attach(cgroup_id, &compiled)
+            .attach(cgroup_id, &compiled, previous)
             .map_err(|e| format!("{e}; the previous state is unchanged"))?;
         let replaced = self.attachments.contains_key(&cgroup_id);
         let mut info = AttachInfo {
@@ -331,6 +272,7 @@ impl DaemonState {
             Attachment {
                 info: info.clone(),
                 compiled,
+                written: true,
                 saved: Some(saved),
             },
         );
@@ -364,7 +306,7 @@ impl DaemonState {
         self.commit(prepared).map(|_| ())
     }
 
-    fn detach(&mut self, cgroup: PathBuf) -> Result<Reply, String> {
+    pub(super) fn detach(&mut self, cgroup: PathBuf) -> Result<Reply, String> {
         let cgroup_id = cgroup::cgroup_id(&cgroup).map_err(|e| e.to_string())?;
         if !self.forget(cgroup_id)? {
             return Err(format!(
@@ -377,8 +319,16 @@ impl DaemonState {
     }
 
     /// Removes the policy of `cgroup_id` from the maps and the table; false if it had none.
-    fn forget(&mut self, cgroup_id: u64) -> Result<bool, String> {
-        if !self.maps.detach(cgroup_id).map_err(|e| e.to_string())? {
+    pub(super) fn forget(&mut self, cgroup_id: u64) -> Result<bool, String> {
+        let written = self
+            .attachments
+            .get(&cgroup_id)
+            .and_then(Attachment::written);
+        if !self
+            .maps
+            .detach(cgroup_id, written)
+            .map_err(|e| e.to_string())?
+        {
             return Ok(false);
         }
         self.attachments.remove(&cgroup_id);
@@ -388,90 +338,8 @@ impl DaemonState {
         Ok(true)
     }
 
-    /// `run`: confines the caller's waiting child `pid` in a new transient cgroup. The policy
-    /// is in force before the child enters the cgroup; on any failure nothing is left behind
-    /// (whatever entered is killed before the policy goes, then the cgroup is removed) and the
-    /// caller must not let the child run.
-    fn run(
-        &mut self,
-        peer: &Peer,
-        policy_file: &str,
-        policy_yaml: &str,
-        anchors: policy::Anchors,
-        pid: u32,
-    ) -> Result<Reply, String> {
-        let caller = peer
-            .pid
-            .ok_or("permission denied: the kernel did not report the caller's pid")?;
-        // Pinned first: if the pid changed hands after the checks, the pidfd shows it exited.
-        let child = runs::Pidfd::open(pid).map_err(|e| format!("process {pid}: {e}"))?;
-        runs::check_own_child(pid, caller, peer.uid)?;
-        let owner = RunOwner {
-            uid: peer.uid,
-            pid: caller,
-            start_time: runs::start_time(caller)
-                .map_err(|e| format!("cannot identify the caller (pid {caller}): {e}"))?,
-        };
-        let cg = match TransientCgroup::create_for_run(&format!("run-{caller}")) {
-            // A cgroup left by an earlier run whose client had this pid: name this one apart.
-            Err(cgroup::CgroupError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::AlreadyExists =>
-            {
-                TransientCgroup::create_for_run(&format!("run-{caller}-{pid}"))
-            }
-            other => other,
-        }
-        .map_err(|e| format!("cannot create the transient cgroup: {e}"))?;
-        let mut prepared = prepare(
-            &self.protected,
-            cg.path().to_path_buf(),
-            policy_file,
-            policy_yaml,
-            anchors,
-        )?;
-        prepared.saved.run_by = Some(owner);
-        // On an error from here on, dropping `cg` removes the cgroup (nothing is in it yet).
-        let info = self.commit(prepared)?;
-        let moved = if child.exited() {
-            Err(format!("process {pid} exited before it was confined"))
-        } else {
-            cg.add_process(pid)
-                .map_err(|e| {
-                    format!(
-                        "cannot move process {pid} into {}: {e}",
-                        cg.path().display()
-                    )
-                })
-                .and_then(|()| match child.exited() {
-                    true => Err(format!("process {pid} exited while it was being confined")),
-                    false => Ok(()),
-                })
-        };
-        if let Err(e) = moved {
-            if let Err(k) = cg.kill_all() {
-                // Something in it survived: it stays confined, and the cgroup stays.
-                let path = cg.keep();
-                return Err(format!(
-                    "{e}; and cannot empty {}: {k}; it stays confined",
-                    path.display()
-                ));
-            }
-            self.forget(info.cgroup_id)?;
-            return Err(format!("{e}; nothing was started"));
-        }
-        let path = cg.keep();
-        tracing::info!(
-            cgroup = %path.display(),
-            pid,
-            caller,
-            uid = peer.uid,
-            "run: the caller's child confined"
-        );
-        Ok(Reply::Attached(info))
-    }
-
-    /// The end of a `run`: kills what is left in its cgroup, then detaches and removes it.
-    fn run_end(&mut self, peer: &Peer, cgroup: &Path) -> Result<Reply, String> {
+    /// The run in `cgroup`, if `peer` may end it (the user who made it, or root).
+    pub(super) fn run_of(&self, peer: &Peer, cgroup: &Path) -> Result<(u64, PathBuf), String> {
         let Some((&cgroup_id, a)) = self
             .attachments
             .iter()
@@ -495,50 +363,21 @@ impl DaemonState {
                 owner.uid
             ));
         }
-        let path = a.info.cgroup.clone();
-        self.end_run(cgroup_id, &path)?;
-        tracing::info!(cgroup = %path.display(), "run ended: transient cgroup removed");
-        Ok(Reply::Detached { cgroup: path })
+        Ok((cgroup_id, a.info.cgroup.clone()))
     }
 
-    /// Kills every process in a run's cgroup, then (only then) detaches and removes it.
-    fn end_run(&mut self, cgroup_id: u64, path: &Path) -> Result<(), String> {
-        let cg = TransientCgroup::existing(path.to_path_buf());
-        if let Err(e) = cg.kill_all() {
-            cg.keep();
-            return Err(format!(
-                "cannot empty {}: {e}; it stays confined",
-                path.display()
-            ));
-        }
-        self.forget(cgroup_id)?;
-        let removed = cg.remove();
-        cg.keep();
-        removed.map_err(|e| format!("detached, but cannot remove {}: {e}", path.display()))
-    }
-
-    /// Ends the runs whose client is gone (killed before it could end the run) and whose
-    /// cgroup has emptied: the command is over, so nothing is left to confine.
-    pub fn sweep_runs(&mut self) {
-        let over: Vec<(u64, PathBuf)> = self
-            .attachments
+    /// Runs whose client is gone (killed before it could end the run) and whose cgroup has
+    /// emptied.
+    pub(super) fn abandoned_runs(&self) -> Vec<(u64, PathBuf)> {
+        self.attachments
             .iter()
             .filter(|(_, a)| a.info.run_by.as_ref().is_some_and(|o| !runs::is_alive(o)))
             .filter(|(_, a)| cgroup::is_populated(&a.info.cgroup).is_ok_and(|p| !p))
             .map(|(id, a)| (*id, a.info.cgroup.clone()))
-            .collect();
-        for (cgroup_id, path) in over {
-            match self.end_run(cgroup_id, &path) {
-                Ok(()) => tracing::info!(
-                    cgroup = %path.display(),
-                    "run client gone and its command ended: transient cgroup removed"
-                ),
-                Err(e) => tracing::warn!(cgroup = %path.display(), "ending an abandoned run: {e}"),
-            }
-        }
+            .collect()
     }
 
-    fn status(&self) -> StatusInfo {
+    pub(super) fn status(&self) -> StatusInfo {
         StatusInfo {
             daemon_pid: std::process::id(),
             kernel: kernel_release(),
@@ -595,7 +434,7 @@ impl DaemonState {
 /// A policy parsed and compiled for one cgroup, not yet in the maps.
 pub struct Prepared {
     pub compiled: CompiledPolicy,
-    saved: SavedAttachment,
+    pub(super) saved: SavedAttachment,
 }
 
 /// Network rules of a compiled policy, compared to tell whether host names moved.
@@ -707,6 +546,7 @@ fn adopted(
             run_by: record.as_ref().and_then(|r| r.run_by.clone()),
         },
         compiled: compiled.unwrap_or_default(),
+        written: false,
         saved: record,
     }
 }

@@ -214,3 +214,94 @@ fn only_its_owner_or_root_may_end_a_run() {
     let status = run.wait().unwrap();
     assert_eq!(status.code(), Some(1), "run reports the failed clean-up");
 }
+
+/// Entries of generation `policy_id` in each rule map (read from the daemon's pins).
+fn entries_of(policy_id: u32) -> [usize; 3] {
+    use aya::maps::{lpm_trie::LpmTrie, HashMap, Map, MapData};
+    use sandbox_common::{InodeKey, NameKey, NetKey, NetRules, RuleValue};
+    let map = |name: &str| {
+        let data = MapData::from_pin(format!("/sys/fs/bpf/sandbox-agent/maps/{name}")).unwrap();
+        Map::from_map_data(data).unwrap()
+    };
+    let inodes: HashMap<MapData, InodeKey, RuleValue> = map("INODE_RULES").try_into().unwrap();
+    let names: HashMap<MapData, NameKey, RuleValue> = map("NAME_RULES").try_into().unwrap();
+    let net: LpmTrie<MapData, NetKey, NetRules> = map("NET_RULES").try_into().unwrap();
+    [
+        inodes
+            .keys()
+            .flatten()
+            .filter(|k| k.policy_id == policy_id)
+            .count(),
+        names
+            .keys()
+            .flatten()
+            .filter(|k| k.policy_id == policy_id)
+            .count(),
+        net.keys()
+            .flatten()
+            .filter(|k| k.data().policy_id == policy_id)
+            .count(),
+    ]
+}
+
+fn policy_id_of(cgroup: &std::path::Path) -> u32 {
+    let out = agent().args(["status", "--json"]).output().unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let a = status["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["cgroup"] == cgroup.display().to_string())
+        .expect("attached");
+    a["policy_id"].as_u64().unwrap() as u32
+}
+
+/// Replacing or detaching a policy removes its own map entries (and only those, by their keys,
+/// not by reading every map): nothing of an old generation is left behind.
+#[test]
+fn replace_and_detach_leave_nothing_of_the_old_generation_in_the_maps() {
+    let home = fixture_dir("map-cleanup");
+    std::fs::create_dir_all(home.join("keys")).unwrap();
+    write(&home.join("notes"), "n");
+    let policy = policy_file(
+        &home,
+        "map-cleanup",
+        "deny_read: [~/keys, ~/later/secret]\ndeny_write: [~/notes]\n\
+         network:\n  deny: [10.1.2.3]\n",
+    );
+    let cg = Cgroup::new("map-cleanup");
+    attach(&cg, &policy, &home);
+    let first = policy_id_of(&cg.path);
+    let [inodes, names, net] = entries_of(first);
+    assert!(
+        inodes > 0 && names > 0 && net > 0,
+        "{:?}",
+        [inodes, names, net]
+    );
+    assert!(links_out_watched(ino(&home.join("keys"))));
+
+    attach(&cg, &policy, &home);
+    let second = policy_id_of(&cg.path);
+    assert_ne!(first, second);
+    assert_eq!(entries_of(first), [0, 0, 0], "the replaced generation");
+    assert_eq!(entries_of(second), [inodes, names, net]);
+
+    detach(&cg);
+    assert_eq!(entries_of(second), [0, 0, 0], "the detached generation");
+    // The directory's entry for links out of it (shared by every policy) went with its last
+    // user.
+    assert!(!links_out_watched(ino(&home.join("keys"))));
+}
+
+/// Whether the `POLICY_ID_ANY` entry that watches links out of directory `ino` exists.
+fn links_out_watched(dir_ino: u64) -> bool {
+    use aya::maps::{HashMap, Map, MapData};
+    use sandbox_common::{InodeKey, RuleValue, POLICY_ID_ANY};
+    let data = MapData::from_pin("/sys/fs/bpf/sandbox-agent/maps/INODE_RULES").unwrap();
+    let inodes: HashMap<MapData, InodeKey, RuleValue> =
+        Map::from_map_data(data).unwrap().try_into().unwrap();
+    inodes
+        .keys()
+        .flatten()
+        .any(|k| k.policy_id == POLICY_ID_ANY && k.ino == dir_ino)
+}

@@ -1,17 +1,19 @@
-//! sandbox-agent userspace: the daemon, the CLI verbs, and what they share.
+//! sandbox-agent userspace: the daemon, the CLI verbs, and what they share. Public: what the
+//! binary (`main.rs`) and the enforcement suite use; everything else stays inside the crate.
 
-pub mod audit;
-pub mod bpf;
 pub mod cgroup;
-pub mod client;
 pub mod commands;
 pub mod config;
 pub mod daemon;
-pub mod descriptors;
-pub mod identity;
 pub mod kernel_offsets;
-pub mod mounts;
 pub mod policy;
-pub mod protocol;
-pub mod signals;
-pub mod waiting_child;
+
+mod audit;
+mod bpf;
+mod client;
+mod descriptors;
+mod identity;
+mod mounts;
+mod protocol;
+mod signals;
+mod waiting_child;

@@ -21,7 +21,7 @@ pub enum SupportError {
     #[error("{0}")]
     Offsets(#[from] crate::kernel_offsets::OffsetError),
     #[error(
-        "the kernel refused to load the BPF LSM program {program}: {detail}. This happens when the kernel is locked down or forbids trampoline programs (BPF LSM/fentry), as on this machine's kernel; run on a kernel that allows BPF LSM programs (check `lsm=` includes bpf and lockdown is not blocking BPF), or use `cargo xtask vm`."
+        "the kernel refused to load the BPF LSM program {program}: {detail}. This happens when the kernel is locked down or forbids trampoline programs (BPF LSM, fentry); run on a kernel that allows BPF LSM programs: `lsm=` must include bpf and lockdown must not block BPF (`sandbox-agent doctor` checks both)."
     )]
     ProgramRefused { program: String, detail: String },
     #[error("{0}")]

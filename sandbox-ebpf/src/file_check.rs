@@ -8,11 +8,10 @@ use sandbox_common::{
 };
 
 use crate::{
-    audit,
     host_files::is_host_file,
     kernel::{offsets, read_at, read_ptr, rule_dev},
     policy::current_policy,
-    verdict::{apply, Decision},
+    verdict::{enforce, Decision},
     walk::{check_dentry, Target},
 };
 
@@ -35,11 +34,7 @@ pub fn verdict_on_file(file: *const u8, access: Access, hook: u32) -> i32 {
         return 0;
     };
     let (decision, target) = decide(&policy, file, access);
-    let (ret, action) = apply(&policy, &decision);
-    if let (Some(action), Decision::Deny { rule_id }) = (action, &decision) {
-        audit::emit(&policy, hook, action, *rule_id, &target);
-    }
-    ret
+    enforce(&policy, hook, decision, &target)
 }
 
 #[inline(always)]

@@ -11,12 +11,11 @@ use sandbox_common::{
 };
 
 use crate::{
-    audit,
     hook::earlier_denial,
     kernel::{offsets, read_at, read_ptr},
     maps::CONFINED_TASKS,
     policy::{confining_attachment, current_policy},
-    verdict::{apply, Decision},
+    verdict::{enforce, Decision},
     walk::Target,
 };
 
@@ -51,11 +50,7 @@ pub fn deny(policy: &CgroupPolicy, hook: u32, target: Target) -> i32 {
     let decision = Decision::Deny {
         rule_id: RULE_ID_SELF_PROTECTION,
     };
-    let (ret, action) = apply(policy, &decision);
-    if let Some(action) = action {
-        audit::emit(policy, hook, action, RULE_ID_SELF_PROTECTION, &target);
-    }
-    ret
+    enforce(policy, hook, decision, &target)
 }
 
 #[lsm(hook = "bpf")]

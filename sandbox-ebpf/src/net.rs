@@ -19,7 +19,7 @@ use crate::{
         decide_address, has_net_rules, Via, AF_INET, AF_INET6, AF_PACKET, AF_UNIX, AF_XDP,
     },
     policy::current_policy,
-    verdict::{apply, Decision},
+    verdict::{apply, enforce, Decision},
     walk::{check_dentry, Target},
 };
 
@@ -167,11 +167,7 @@ fn verdict_on_unix(sk: *const u8, hook: u32) -> i32 {
         return 0;
     }
     let (decision, target) = decide_unix(policy.policy_id, sk);
-    let (ret, action) = apply(&policy, &decision);
-    if let (Some(action), Decision::Deny { rule_id }) = (action, &decision) {
-        audit::emit(&policy, hook, action, *rule_id, &target);
-    }
-    ret
+    enforce(&policy, hook, decision, &target)
 }
 
 #[inline(always)]

@@ -2,6 +2,8 @@
 
 use sandbox_common::{CgroupPolicy, ACTION_AUDIT, ACTION_DENY, EPERM, MODE_AUDIT};
 
+use crate::{audit, walk::Target};
+
 pub enum Decision {
     Allow,
     Deny { rule_id: u32 },
@@ -15,4 +17,15 @@ pub fn apply(policy: &CgroupPolicy, decision: &Decision) -> (i32, Option<u32>) {
         Decision::Deny { .. } if policy.mode == MODE_AUDIT => (0, Some(ACTION_AUDIT)),
         Decision::Deny { .. } => (-EPERM, Some(ACTION_DENY)),
     }
+}
+
+/// Applies `decision` of `hook` under `policy` and records a denial (in audit mode: what would
+/// have been denied) naming `target`: the tail every file-like hook shares.
+#[inline(always)]
+pub fn enforce(policy: &CgroupPolicy, hook: u32, decision: Decision, target: &Target) -> i32 {
+    let (ret, action) = apply(policy, &decision);
+    if let (Some(action), Decision::Deny { rule_id }) = (action, decision) {
+        audit::emit(policy, hook, action, rule_id, target);
+    }
+    ret
 }

@@ -12,12 +12,11 @@ use sandbox_common::{
 };
 
 use crate::{
-    audit,
     hook::earlier_denial,
     kernel::{offsets, read_at, read_ptr},
     maps::LINKED_OUT,
     policy::current_policy,
-    verdict::{apply, Decision},
+    verdict::{enforce, Decision},
     walk::{check_dentry, check_dentry_at, inode_key, Target},
 };
 
@@ -60,11 +59,7 @@ fn verdict_on_changes(hook: u32, first: Change, second: Option<Change>) -> i32 {
             rule_id: rule as u32,
         },
     };
-    let (ret, action) = apply(&policy, &decision);
-    if let (Some(action), Decision::Deny { rule_id }) = (action, &decision) {
-        audit::emit(&policy, hook, action, *rule_id, &target);
-    }
-    ret
+    enforce(&policy, hook, decision, &target)
 }
 
 /// Verdict of `hook` on changing the one entry `dentry` (deny_write).

@@ -193,16 +193,26 @@ fn run(
 
 /// The end of a `run`: kills what is left in its cgroup, then detaches and removes it.
 fn run_end(state: &Mutex<DaemonState>, peer: &Peer, cgroup: &Path) -> Result<Reply, String> {
-    let (cgroup_id, path) = lock(state)?.run_of(peer, cgroup)?;
+    let (cgroup_id, path) = lock(state)?.claim_run(peer, cgroup)?;
     end_run(state, cgroup_id, &path)?;
     tracing::info!(cgroup = %path.display(), "run ended: transient cgroup removed");
     Ok(Reply::Detached { cgroup: path })
 }
 
-/// Kills every process in a run's cgroup, then (only then) detaches and removes it. The kill
-/// (up to seconds for a process that ignores SIGTERM) holds no lock; the policy stays attached
-/// until it is done.
+/// Kills every process in a claimed run's cgroup, then (only then) detaches and removes it.
+/// The kill (up to seconds for a process that ignores SIGTERM) holds no lock; the policy stays
+/// attached until it is done.
 fn end_run(state: &Mutex<DaemonState>, cgroup_id: u64, path: &Path) -> Result<(), String> {
+    let ended = kill_detach_remove(state, cgroup_id, path);
+    lock(state)?.ended(cgroup_id);
+    ended
+}
+
+fn kill_detach_remove(
+    state: &Mutex<DaemonState>,
+    cgroup_id: u64,
+    path: &Path,
+) -> Result<(), String> {
     let cg = TransientCgroup::existing(path.to_path_buf());
     if let Err(e) = cg.kill_all() {
         cg.keep();
@@ -211,7 +221,7 @@ fn end_run(state: &Mutex<DaemonState>, cgroup_id: u64, path: &Path) -> Result<()
             path.display()
         ));
     }
-    // Not attached any more: root detached it meanwhile, which is what it asked for.
+    // Not attached any more (false): root detached it meanwhile, which is what it asked for.
     lock(state)?.forget(cgroup_id)?;
     let removed = cg.remove();
     cg.keep();

@@ -90,6 +90,9 @@ pub struct DaemonState {
     bpffs: PathBuf,
     audit_log: PathBuf,
     pub counters: Counters,
+    /// Runs being ended right now (their processes are killed outside the lock): a second
+    /// `run_end` or the sweep leaves them to the first.
+    ending: std::collections::BTreeSet<u64>,
 }
 
 impl DaemonState {
@@ -103,6 +106,7 @@ impl DaemonState {
             bpffs: opts.bpffs.clone(),
             audit_log: opts.audit_log.clone(),
             counters: Counters::default(),
+            ending: Default::default(),
         };
         state.adopt();
         state
@@ -338,8 +342,13 @@ impl DaemonState {
         Ok(true)
     }
 
-    /// The run in `cgroup`, if `peer` may end it (the user who made it, or root).
-    pub(super) fn run_of(&self, peer: &Peer, cgroup: &Path) -> Result<(u64, PathBuf), String> {
+    /// Claims the run in `cgroup` for ending, if `peer` may end it (the user who made it, or
+    /// root) and nobody is ending it already. `ended` gives the claim back.
+    pub(super) fn claim_run(
+        &mut self,
+        peer: &Peer,
+        cgroup: &Path,
+    ) -> Result<(u64, PathBuf), String> {
         let Some((&cgroup_id, a)) = self
             .attachments
             .iter()
@@ -363,18 +372,31 @@ impl DaemonState {
                 owner.uid
             ));
         }
-        Ok((cgroup_id, a.info.cgroup.clone()))
+        let path = a.info.cgroup.clone();
+        if !self.ending.insert(cgroup_id) {
+            return Err(format!("the run in {} is being ended", path.display()));
+        }
+        Ok((cgroup_id, path))
     }
 
-    /// Runs whose client is gone (killed before it could end the run) and whose cgroup has
-    /// emptied.
-    pub(super) fn abandoned_runs(&self) -> Vec<(u64, PathBuf)> {
-        self.attachments
+    /// The end of a run claimed with `claim_run` (or `abandoned_runs`) is over, done or not.
+    pub(super) fn ended(&mut self, cgroup_id: u64) {
+        self.ending.remove(&cgroup_id);
+    }
+
+    /// Claims the runs whose client is gone (killed before it could end the run) and whose
+    /// cgroup has emptied, and that nobody is ending already.
+    pub(super) fn abandoned_runs(&mut self) -> Vec<(u64, PathBuf)> {
+        let over: Vec<(u64, PathBuf)> = self
+            .attachments
             .iter()
+            .filter(|(id, _)| !self.ending.contains(id))
             .filter(|(_, a)| a.info.run_by.as_ref().is_some_and(|o| !runs::is_alive(o)))
             .filter(|(_, a)| cgroup::is_populated(&a.info.cgroup).is_ok_and(|p| !p))
             .map(|(id, a)| (*id, a.info.cgroup.clone()))
-            .collect()
+            .collect();
+        self.ending.extend(over.iter().map(|(id, _)| *id));
+        over
     }
 
     pub(super) fn status(&self) -> StatusInfo {

@@ -191,6 +191,10 @@ pub const MAX_WALK_DEPTH: u32 = 48;
 
 /// Map names, shared so the daemon and the programs cannot disagree.
 pub const MAP_CGROUP_POLICY: &str = "CGROUP_POLICY";
+/// One u32: 0 when no cgroup is attached anywhere (every hook leaves at once, before any
+/// lookup of the task), nonzero when one may be. The daemon raises it before the first
+/// attachment and lowers it only once `CGROUP_POLICY` is empty.
+pub const MAP_ANY_ATTACHED: &str = "ANY_ATTACHED";
 pub const MAP_INODE_RULES: &str = "INODE_RULES";
 pub const MAP_NAME_RULES: &str = "NAME_RULES";
 /// Confining cgroup id of each confined task, by `task_struct` address: confinement follows

@@ -4,13 +4,17 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, LpmTrie, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, LpmTrie, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use sandbox_common::{
     AuditEvent, AuditRate, CgroupPolicy, InodeKey, LinkedOut, LocalAddr, NameKey, NetKey, NetRules,
     RuleValue, MAX_CGROUPS, MAX_CONFINED_TASKS, MAX_INODE_RULES, MAX_LINKED_OUT, MAX_LOCAL_ADDRS,
     MAX_NAME_RULES, MAX_NET_BINARIES, MAX_NET_RULES, RULE_MAP_FLAGS,
 };
+
+/// See `sandbox_common::MAP_ANY_ATTACHED`.
+#[map(name = "ANY_ATTACHED")]
+pub static ANY_ATTACHED: Array<u32> = Array::pinned(1, 0);
 
 #[map(name = "CGROUP_POLICY")]
 pub static CGROUP_POLICY: HashMap<u64, CgroupPolicy> = HashMap::pinned(MAX_CGROUPS, 0);

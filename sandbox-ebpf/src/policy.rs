@@ -9,7 +9,7 @@
 use aya_ebpf::helpers::generated::{bpf_get_current_ancestor_cgroup_id, bpf_get_current_task};
 use sandbox_common::{CgroupPolicy, MAX_CGROUP_DEPTH};
 
-use crate::maps::{CGROUP_POLICY, CONFINED_TASKS};
+use crate::maps::{ANY_ATTACHED, CGROUP_POLICY, CONFINED_TASKS};
 
 /// BPF_ANY: create the mark or replace a stale one.
 const BPF_ANY: u64 = 0;
@@ -21,9 +21,19 @@ pub fn current_policy() -> Option<CgroupPolicy> {
     confining_attachment().map(|(_, policy)| policy)
 }
 
+/// Whether any cgroup may be attached: when none is, no task is confined and every hook leaves
+/// after this one array read. A missing value counts as attached (fail closed).
+#[inline(always)]
+pub fn any_attached() -> bool {
+    ANY_ATTACHED.get(0).is_none_or(|v| *v != 0)
+}
+
 /// (cgroup id of the attachment, its policy) confining the current task.
 #[inline(always)]
 pub fn confining_attachment() -> Option<(u64, CgroupPolicy)> {
+    if !any_attached() {
+        return None;
+    }
     // SAFETY: a plain helper call; the address is only used as a map key.
     let task = unsafe { bpf_get_current_task() };
     // SAFETY: values are copied out at once; a concurrent update can only make us see the old

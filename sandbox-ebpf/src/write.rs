@@ -211,7 +211,8 @@ pub fn path_link(ctx: LsmContext) -> i32 {
 #[inline(always)]
 fn note_link_out(old: *const u8) -> i32 {
     let off = offsets();
-    if off.valid == 0 || old.is_null() {
+    // With nothing attached no directory is protected: nothing to record.
+    if off.valid == 0 || old.is_null() || !crate::policy::any_attached() {
         return 0;
     }
     let mut record = LinkedOut::default();

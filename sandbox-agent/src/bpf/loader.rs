@@ -13,9 +13,9 @@ use aya::{
 };
 use sandbox_common::{
     AuditRate, AuditRateLimit, CgroupPolicy, InodeKey, NameKey, NetKey, NetRules, RuleValue,
-    GLOBAL_AUDIT_RATE_LIMIT, GLOBAL_OFFSETS, MAP_AUDIT_RATE, MAP_AUDIT_SUPPRESSED,
-    MAP_CGROUP_POLICY, MAP_CONFINED_TASKS, MAP_INODE_RULES, MAP_NAME_RULES, MAP_NET_BINARIES,
-    MAP_NET_BINARY_NAMES, MAP_NET_RULES, MAX_INODE_RULES, MAX_NAME_RULES,
+    GLOBAL_AUDIT_RATE_LIMIT, GLOBAL_OFFSETS, MAP_ANY_ATTACHED, MAP_AUDIT_RATE,
+    MAP_AUDIT_SUPPRESSED, MAP_CGROUP_POLICY, MAP_CONFINED_TASKS, MAP_INODE_RULES, MAP_NAME_RULES,
+    MAP_NET_BINARIES, MAP_NET_BINARY_NAMES, MAP_NET_RULES, MAX_INODE_RULES, MAX_NAME_RULES,
 };
 
 use super::{support::SupportError, EBPF_OBJECT, PROGRAMS, PROGRAMS_IF_PRESENT};
@@ -84,7 +84,8 @@ pub fn load(maps_dir: &Path, audit_rate: &AuditRateLimit) -> Result<Ebpf, Suppor
 }
 
 /// (map, key size, value size) this build's programs use.
-const POLICY_MAP_LAYOUT: [(&str, usize, usize); 9] = [
+const POLICY_MAP_LAYOUT: [(&str, usize, usize); 10] = [
+    (MAP_ANY_ATTACHED, size_of::<u32>(), size_of::<u32>()),
     (MAP_AUDIT_RATE, size_of::<u32>(), size_of::<AuditRate>()),
     (MAP_AUDIT_SUPPRESSED, size_of::<u32>(), size_of::<u64>()),
     (

@@ -5,13 +5,13 @@
 
 use aya::maps::{
     lpm_trie::{Key, LpmTrie},
-    HashMap, Map, MapData,
+    Array, HashMap, Map, MapData,
 };
 use sandbox_common::{
-    CgroupPolicy, InodeKey, NameKey, NetKey, NetRules, RuleValue, MAP_CGROUP_POLICY,
-    MAP_INODE_RULES, MAP_NAME_RULES, MAP_NET_BINARIES, MAP_NET_BINARY_NAMES, MAP_NET_RULES,
-    MODE_AUDIT, MODE_ENFORCE, NET_KEY_FIXED_BITS, POLICY_ID_ANY, RULE_DENY_EXEC, RULE_DENY_READ,
-    RULE_DENY_UNIX, RULE_DENY_WRITE, RULE_TREE,
+    CgroupPolicy, InodeKey, NameKey, NetKey, NetRules, RuleValue, MAP_ANY_ATTACHED,
+    MAP_CGROUP_POLICY, MAP_INODE_RULES, MAP_NAME_RULES, MAP_NET_BINARIES, MAP_NET_BINARY_NAMES,
+    MAP_NET_RULES, MODE_AUDIT, MODE_ENFORCE, NET_KEY_FIXED_BITS, POLICY_ID_ANY, RULE_DENY_EXEC,
+    RULE_DENY_READ, RULE_DENY_UNIX, RULE_DENY_WRITE, RULE_TREE,
 };
 
 use crate::policy::{CompiledPolicy, Mode};
@@ -28,6 +28,7 @@ pub enum MapsError {
 pub type Written<'a> = (u32, &'a CompiledPolicy);
 
 pub struct PolicyMaps {
+    any_attached: Array<MapData, u32>,
     cgroups: HashMap<MapData, u64, CgroupPolicy>,
     inodes: HashMap<MapData, InodeKey, RuleValue>,
     names: HashMap<MapData, NameKey, RuleValue>,
@@ -59,6 +60,7 @@ fn insert_error(map: &'static str, capacity: u32) -> impl Fn(aya::maps::MapError
 impl PolicyMaps {
     pub fn new(ebpf: &mut aya::Ebpf) -> Result<Self, MapsError> {
         let mut maps = Self {
+            any_attached: take(ebpf, MAP_ANY_ATTACHED)?,
             cgroups: take(ebpf, MAP_CGROUP_POLICY)?,
             inodes: take(ebpf, MAP_INODE_RULES)?,
             names: take(ebpf, MAP_NAME_RULES)?,
@@ -95,7 +97,29 @@ impl PolicyMaps {
             .max()
             .unwrap_or(0);
         maps.next_policy_id = max_seen.wrapping_add(1).max(1);
+        // Until the daemon has seen what is attached (`settle`), assume something is: a map
+        // newly created next to pinned attachments (an upgrade) must not let everyone through.
+        maps.set_any_attached(true)?;
         Ok(maps)
+    }
+
+    fn set_any_attached(&mut self, attached: bool) -> Result<(), MapsError> {
+        self.any_attached
+            .set(0, u32::from(attached), 0)
+            .map_err(|e| MapsError::Map {
+                map: MAP_ANY_ATTACHED,
+                message: e.to_string(),
+            })
+    }
+
+    /// Lowers `ANY_ATTACHED` when no cgroup is attached, so that every hook leaves at once.
+    pub fn settle(&mut self) {
+        if self.cgroups.keys().next().is_none() {
+            if let Err(e) = self.set_any_attached(false) {
+                // Only costs time: the programs keep looking tasks up.
+                tracing::warn!("{e}");
+            }
+        }
     }
 
     /// The next policy id: never 0 (a `LINKED_OUT` key) nor `POLICY_ID_ANY`.
@@ -128,6 +152,11 @@ impl PolicyMaps {
             return Err(e);
         }
         let previous = self.cgroups.get(&cgroup_id, 0).ok();
+        // Raised before the cgroup points at the policy: the programs must look tasks up.
+        if let Err(e) = self.set_any_attached(true) {
+            self.remove_rules(policy_id, Some((policy_id, policy)));
+            return Err(e);
+        }
         let value = CgroupPolicy {
             policy_id,
             mode: match policy.mode {
@@ -171,6 +200,7 @@ impl PolicyMaps {
                 message: e.to_string(),
             })?;
         self.remove_rules(previous.policy_id, written);
+        self.settle();
         Ok(true)
     }
 

@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use super::state::{prepare, DaemonState};
+use super::{prepare::prepare, DaemonState};
 use crate::policy;
 
 pub async fn run(state: Arc<Mutex<DaemonState>>, every: Duration) {

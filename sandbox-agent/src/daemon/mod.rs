@@ -1,11 +1,14 @@
 //! `sandbox-agent daemon`: loads and pins the programs, serves the control socket, and writes
 //! audit events to the log.
 
+mod attachment;
 mod audit_reader;
 mod dns_refresh;
 mod local_addrs;
+mod peer;
 mod persist;
 mod pin_keeper;
+mod prepare;
 mod requests;
 mod runs;
 mod server;

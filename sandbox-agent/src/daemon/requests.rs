@@ -16,10 +16,7 @@ use crate::{
     protocol::{Op, Reply, RunOwner},
 };
 
-use super::{
-    runs,
-    state::{prepare, DaemonState, Peer},
-};
+use super::{peer::Peer, prepare::prepare, runs, state::DaemonState};
 
 type Locked<'a> = MutexGuard<'a, DaemonState>;
 

@@ -13,7 +13,7 @@ use tokio::{
     net::{UnixListener, UnixStream},
 };
 
-use super::{state::Peer, DaemonState};
+use super::{peer::Peer, DaemonState};
 use crate::protocol::{Request, Response, MAX_REQUEST_BYTES, PROTOCOL_VERSION};
 
 pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {

@@ -1,4 +1,6 @@
-//! What the daemon knows: the policy maps and, per attached cgroup, the compiled policy.
+//! The attachment table: every attached cgroup with its compiled policy, the maps they are
+//! written to, and the checks that must see all of them at once (who may change policy,
+//! nesting). The slow work that feeds it runs outside its lock (`prepare`, `requests`).
 
 use std::{
     collections::BTreeMap,
@@ -9,62 +11,17 @@ use crate::{
     audit,
     bpf::policy_maps::PolicyMaps,
     cgroup,
-    policy::{self, CompiledPolicy, Mode},
+    policy::Mode,
     protocol::{AttachInfo, Reply, StatusInfo},
 };
 
-use sandbox_common::{CgroupPolicy, MODE_AUDIT};
-
-use super::Protected;
 use super::{
+    attachment::{adopted, Attachment},
+    peer::Peer,
     persist::{SavedAttachment, StateFile},
-    runs, DaemonOptions,
+    prepare::{NetRuleSet, Prepared},
+    runs, DaemonOptions, Protected,
 };
-
-/// Who sent a request (SO_PEERCRED).
-pub struct Peer {
-    pub uid: u32,
-    pub gid: u32,
-    pub pid: Option<i32>,
-}
-
-impl Peer {
-    /// Whether the peer is in group `gid`, as its primary or a supplementary group.
-    fn in_group(&self, gid: u32) -> bool {
-        if self.gid == gid {
-            return true;
-        }
-        let Some(pid) = self.pid else {
-            return false;
-        };
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("Groups:"))
-                    .map(|g| g.split_whitespace().any(|x| x.parse() == Ok(gid)))
-            })
-            .unwrap_or(false)
-    }
-}
-
-struct Attachment {
-    info: AttachInfo,
-    /// The policy as this daemon compiled it: exactly what is in the maps when `written`, a
-    /// recompile (for descriptions only) for an attachment adopted from an earlier daemon.
-    compiled: CompiledPolicy,
-    written: bool,
-    /// How to describe it again after a restart; None for an attachment found only in the maps.
-    saved: Option<SavedAttachment>,
-}
-
-impl Attachment {
-    /// What this daemon wrote to the maps for it, if it did.
-    fn written(&self) -> Option<crate::bpf::policy_maps::Written<'_>> {
-        self.written
-            .then_some((self.info.policy_id, &self.compiled))
-    }
-}
 
 /// Audit accounting since this daemon started.
 #[derive(Default)]
@@ -109,6 +66,7 @@ impl DaemonState {
             ending: Default::default(),
         };
         state.adopt();
+        state.maps.settle();
         state
     }
 
@@ -451,146 +409,6 @@ impl DaemonState {
                 .map(|r| (format!("{} {}", r.kind, r.path), r.resolved.clone())),
         }
     }
-}
-
-/// A policy parsed and compiled for one cgroup, not yet in the maps.
-pub struct Prepared {
-    pub compiled: CompiledPolicy,
-    pub(super) saved: SavedAttachment,
-}
-
-/// Network rules of a compiled policy, compared to tell whether host names moved.
-pub type NetRuleSet =
-    std::collections::BTreeMap<(u32, policy::net_spec::Cidr), sandbox_common::NetRules>;
-
-/// Validates and compiles a policy for `cgroup` (host names are resolved here, so callers can
-/// do it without holding the daemon state).
-pub fn prepare(
-    protected: &Protected,
-    cgroup: PathBuf,
-    policy_file: &str,
-    policy_yaml: &str,
-    anchors: policy::Anchors,
-) -> Result<Prepared, String> {
-    let cgroup_id = cgroup::cgroup_id(&cgroup).map_err(|e| e.to_string())?;
-    let cgroup =
-        std::fs::canonicalize(&cgroup).map_err(|e| format!("cgroup {}: {e}", cgroup.display()))?;
-    let parsed = policy::parse(policy_file, policy_yaml).map_err(|e| e.to_string())?;
-    for (what, dir) in [
-        ("home", Some(&anchors.home)),
-        ("workspace", anchors.workspace.as_ref()),
-    ] {
-        if let Some(dir) = dir.filter(|d| !d.is_absolute()) {
-            return Err(format!("{what} {} is not an absolute path", dir.display()));
-        }
-    }
-    let compiled = policy::compile_with_extra(&parsed, &anchors, &protected_rules(protected))
-        .map_err(|e| format!("{policy_file}: {e}; nothing was attached"))?;
-    refuse_unmatchable(&compiled)
-        .map_err(|e| format!("{policy_file}: {e}; nothing was attached"))?;
-    Ok(Prepared {
-        compiled,
-        saved: SavedAttachment {
-            cgroup,
-            cgroup_id,
-            policy_id: 0,
-            policy_file: policy_file.to_string(),
-            policy_yaml: policy_yaml.to_string(),
-            home: anchors.home,
-            workspace: anchors.workspace,
-            run_by: None,
-        },
-    })
-}
-
-/// Rules the loaded programs could never match: on btrfs, unless they read subvolume devices.
-fn refuse_unmatchable(compiled: &CompiledPolicy) -> Result<(), String> {
-    use std::sync::atomic::Ordering;
-    if compiled.on_btrfs.is_empty() || crate::bpf::loader::BTRFS_SUBVOLUMES.load(Ordering::Relaxed)
-    {
-        return Ok(());
-    }
-    let paths: Vec<String> = compiled
-        .on_btrfs
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
-    Err(format!(
-        "{} on a btrfs filesystem, and btrfs's type information ({}) was not readable when \
-         the daemon loaded its programs, so they cannot tell its subvolumes apart and the rule \
-         would never match; restart the daemon now that btrfs is loaded",
-        paths.join(", "),
-        crate::kernel_offsets::BTRFS_BTF
-    ))
-}
-
-/// An attachment an earlier daemon made, described from its saved record when there is one.
-fn adopted(
-    cgroup: PathBuf,
-    cgroup_id: u64,
-    in_kernel: CgroupPolicy,
-    record: Option<SavedAttachment>,
-    protected: &Protected,
-) -> Attachment {
-    let compiled = record.as_ref().and_then(|r| {
-        let parsed = policy::parse(&r.policy_file, &r.policy_yaml).ok()?;
-        // Rule ids follow the policy's text, so recompiling names them as the kernel knows them
-        // (the daemon's own rules come after them, whatever this daemon protects).
-        let anchors = policy::Anchors {
-            home: r.home.clone(),
-            workspace: r.workspace.clone(),
-        };
-        policy::compile_with_extra(&parsed, &anchors, &protected_rules(protected)).ok()
-    });
-    let (policy, rules) = match &compiled {
-        Some(c) => (c.name.clone(), c.rules.len()),
-        None => ("(unknown: adopted from the kernel maps)".to_string(), 0),
-    };
-    let mode = if in_kernel.mode == MODE_AUDIT {
-        "audit"
-    } else {
-        "enforce"
-    };
-    Attachment {
-        info: AttachInfo {
-            cgroup,
-            cgroup_id,
-            policy,
-            policy_id: in_kernel.policy_id,
-            mode: mode.into(),
-            rules,
-            map_entries: 0,
-            warnings: Vec::new(),
-            not_yet_created: Vec::new(),
-            replaced: false,
-            adopted: true,
-            events_logged: 0,
-            run_by: record.as_ref().and_then(|r| r.run_by.clone()),
-        },
-        compiled: compiled.unwrap_or_default(),
-        written: false,
-        saved: record,
-    }
-}
-
-/// The daemon's own paths, added to every policy after its own rules: deny_read and deny_write
-/// for its files (no reading its config, no deleting or replacing its audit log), unix_deny for
-/// its control socket (no request reaches it from inside, not even over a connection made
-/// outside and handed in).
-fn protected_rules(protected: &Protected) -> Vec<(policy::PathKey, String)> {
-    use policy::PathKey;
-    let entry = |p: &std::path::PathBuf| p.display().to_string();
-    let files = protected.files.iter().flat_map(|f| {
-        [
-            (PathKey::DenyRead, entry(f)),
-            (PathKey::DenyWrite, entry(f)),
-        ]
-    });
-    let sockets = protected
-        .sockets
-        .iter()
-        .map(|s| (PathKey::UnixDeny, entry(s)));
-    files.chain(sockets).collect()
 }
 
 fn kernel_release() -> String {

@@ -279,6 +279,11 @@ fn replace_and_detach_leave_nothing_of_the_old_generation_in_the_maps() {
         [inodes, names, net]
     );
     assert!(links_out_watched(ino(&home.join("keys"))));
+    assert_ne!(
+        any_attached_flag(),
+        0,
+        "hooks would leave before looking the task up"
+    );
 
     attach(&cg, &policy, &home);
     let second = policy_id_of(&cg.path);
@@ -304,4 +309,12 @@ fn links_out_watched(dir_ino: u64) -> bool {
         .keys()
         .flatten()
         .any(|k| k.policy_id == POLICY_ID_ANY && k.ino == dir_ino)
+}
+
+/// `ANY_ATTACHED[0]`: 0 lets every hook leave before it looks a task up.
+fn any_attached_flag() -> u32 {
+    use aya::maps::{Array, Map, MapData};
+    let data = MapData::from_pin("/sys/fs/bpf/sandbox-agent/maps/ANY_ATTACHED").unwrap();
+    let flag: Array<MapData, u32> = Map::from_map_data(data).unwrap().try_into().unwrap();
+    flag.get(&0, 0).unwrap()
 }

@@ -1,0 +1,103 @@
+//! Turning a request's policy into what `commit` writes: parse, resolve and compile it for one
+//! cgroup, with the daemon's own protected paths added after the policy's rules. Slow (paths,
+//! host names, the hardlink scan): callers run it without holding the daemon state.
+
+use std::path::PathBuf;
+
+use crate::{
+    cgroup,
+    policy::{self, CompiledPolicy},
+};
+
+use super::{persist::SavedAttachment, Protected};
+
+/// A policy parsed and compiled for one cgroup, not yet in the maps.
+pub struct Prepared {
+    pub compiled: CompiledPolicy,
+    pub(super) saved: SavedAttachment,
+}
+
+/// Network rules of a compiled policy, compared to tell whether host names moved.
+pub type NetRuleSet =
+    std::collections::BTreeMap<(u32, policy::net_spec::Cidr), sandbox_common::NetRules>;
+
+/// Validates and compiles a policy for `cgroup` (host names are resolved here, so callers can
+/// do it without holding the daemon state).
+pub fn prepare(
+    protected: &Protected,
+    cgroup: PathBuf,
+    policy_file: &str,
+    policy_yaml: &str,
+    anchors: policy::Anchors,
+) -> Result<Prepared, String> {
+    let cgroup_id = cgroup::cgroup_id(&cgroup).map_err(|e| e.to_string())?;
+    let cgroup =
+        std::fs::canonicalize(&cgroup).map_err(|e| format!("cgroup {}: {e}", cgroup.display()))?;
+    let parsed = policy::parse(policy_file, policy_yaml).map_err(|e| e.to_string())?;
+    for (what, dir) in [
+        ("home", Some(&anchors.home)),
+        ("workspace", anchors.workspace.as_ref()),
+    ] {
+        if let Some(dir) = dir.filter(|d| !d.is_absolute()) {
+            return Err(format!("{what} {} is not an absolute path", dir.display()));
+        }
+    }
+    let compiled = policy::compile_with_extra(&parsed, &anchors, &protected_rules(protected))
+        .map_err(|e| format!("{policy_file}: {e}; nothing was attached"))?;
+    refuse_unmatchable(&compiled)
+        .map_err(|e| format!("{policy_file}: {e}; nothing was attached"))?;
+    Ok(Prepared {
+        compiled,
+        saved: SavedAttachment {
+            cgroup,
+            cgroup_id,
+            policy_id: 0,
+            policy_file: policy_file.to_string(),
+            policy_yaml: policy_yaml.to_string(),
+            home: anchors.home,
+            workspace: anchors.workspace,
+            run_by: None,
+        },
+    })
+}
+
+/// Rules the loaded programs could never match: on btrfs, unless they read subvolume devices.
+fn refuse_unmatchable(compiled: &CompiledPolicy) -> Result<(), String> {
+    use std::sync::atomic::Ordering;
+    if compiled.on_btrfs.is_empty() || crate::bpf::loader::BTRFS_SUBVOLUMES.load(Ordering::Relaxed)
+    {
+        return Ok(());
+    }
+    let paths: Vec<String> = compiled
+        .on_btrfs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    Err(format!(
+        "{} on a btrfs filesystem, and btrfs's type information ({}) was not readable when \
+         the daemon loaded its programs, so they cannot tell its subvolumes apart and the rule \
+         would never match; restart the daemon now that btrfs is loaded",
+        paths.join(", "),
+        crate::kernel_offsets::BTRFS_BTF
+    ))
+}
+
+/// The daemon's own paths, added to every policy after its own rules: deny_read and deny_write
+/// for its files (no reading its config, no deleting or replacing its audit log), unix_deny for
+/// its control socket (no request reaches it from inside, not even over a connection made
+/// outside and handed in).
+pub(super) fn protected_rules(protected: &Protected) -> Vec<(policy::PathKey, String)> {
+    use policy::PathKey;
+    let entry = |p: &std::path::PathBuf| p.display().to_string();
+    let files = protected.files.iter().flat_map(|f| {
+        [
+            (PathKey::DenyRead, entry(f)),
+            (PathKey::DenyWrite, entry(f)),
+        ]
+    });
+    let sockets = protected
+        .sockets
+        .iter()
+        .map(|s| (PathKey::UnixDeny, entry(s)));
+    files.chain(sockets).collect()
+}

@@ -245,14 +245,7 @@ fn entries_of(policy_id: u32) -> [usize; 3] {
 }
 
 fn policy_id_of(cgroup: &std::path::Path) -> u32 {
-    let out = agent().args(["status", "--json"]).output().unwrap();
-    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let a = status["attachments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["cgroup"] == cgroup.display().to_string())
-        .expect("attached");
+    let a = attachment(cgroup).expect("attached");
     a["policy_id"].as_u64().unwrap() as u32
 }
 

@@ -286,8 +286,8 @@ pub fn run_cgroup(client: u32) -> PathBuf {
     PathBuf::from(format!("/sys/fs/cgroup/sandbox-agent/run-{client}"))
 }
 
-/// Whether `status` lists an attachment for `cgroup`.
-pub fn attached(cgroup: &Path) -> bool {
+/// What `status --json` says of the attachment of `cgroup`, if it lists one.
+pub fn attachment(cgroup: &Path) -> Option<serde_json::Value> {
     let out = agent().args(["status", "--json"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -295,7 +295,13 @@ pub fn attached(cgroup: &Path) -> bool {
         .as_array()
         .unwrap()
         .iter()
-        .any(|a| a["cgroup"] == cgroup.display().to_string())
+        .find(|a| a["cgroup"] == cgroup.display().to_string())
+        .cloned()
+}
+
+/// Whether `status` lists an attachment for `cgroup`.
+pub fn attached(cgroup: &Path) -> bool {
+    attachment(cgroup).is_some()
 }
 
 /// A directory anybody may write to (so a command run as another user can leave a marker).

@@ -112,14 +112,7 @@ fn enforcement_survives_kill_9_of_the_daemon_and_a_restarted_daemon_takes_over()
     assert!(tries > 0);
 
     // It knows the attachment it adopted, by cgroup and policy name.
-    let status = agent().args(["status", "--json"]).output().unwrap();
-    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
-    let adopted = status["attachments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|a| a["cgroup"] == cg.path.display().to_string())
-        .unwrap_or_else(|| panic!("attachment missing from {status}"));
+    let adopted = attachment(&cg.path).expect("the adopted attachment is listed");
     assert_eq!(adopted["policy"], "test-policy");
     assert_eq!(adopted["adopted"], true);
 

@@ -50,6 +50,10 @@ pub enum Op {
         #[serde(default)]
         workspace: Option<PathBuf>,
         pid: u32,
+        /// Unix sockets named by the variables the policy took out of the command's environment
+        /// (an ssh-agent's): denied to this run on top of the policy (only ever more denial).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        deny_sockets: Vec<PathBuf>,
     },
     /// The command of a `Run` ended: kill what is left in its cgroup, detach, remove the cgroup.
     /// Allowed for root and for the user who made the run.
@@ -205,6 +209,7 @@ mod tests {
                 home: "/home/a".into(),
                 workspace: None,
                 pid: 4242,
+                deny_sockets: vec![],
             }
         );
         let with_ws = Request::new(Op::Run {
@@ -213,6 +218,7 @@ mod tests {
             home: "/home/a".into(),
             workspace: Some("/src".into()),
             pid: 7,
+            deny_sockets: vec!["/tmp/ssh-x/agent.1".into()],
         });
         let line = serde_json::to_string(&with_ws).unwrap();
         assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), with_ws);

@@ -52,16 +52,24 @@ pub fn run(
     let signals = crate::signals::hold().context("cannot set up signal forwarding")?;
     let argv: Vec<&OsStr> = cmd.iter().map(OsStr::new).collect();
     let (env, removed) = source.parsed.env.filter(std::env::vars_os());
+    let deny_sockets = crate::policy::sockets_named(&removed);
     if options.verbose && !removed.is_empty() {
+        let names: Vec<&str> = removed.iter().map(|(n, _)| n.as_str()).collect();
         eprintln!(
             "sandbox-agent: taken out of the environment (env.deny): {}",
-            removed.join(" ")
+            names.join(" ")
         );
+        for s in &deny_sockets {
+            eprintln!(
+                "sandbox-agent: the socket {} they name is denied too",
+                s.display()
+            );
+        }
     }
     let mut child = WaitingChild::spawn(&path, &argv, &env, keep_fds)
         .with_context(|| format!("cannot start {program}"))?;
     // On an error here `child` is dropped: killed, having executed nothing.
-    let info = confine(socket, &source, anchors, child.pid())?;
+    let info = confine(socket, &source, anchors, child.pid(), deny_sockets)?;
     for w in &info.warnings {
         eprintln!("sandbox-agent: warning: {w}");
     }
@@ -107,6 +115,7 @@ fn confine(
     source: &super::attach::PolicySource,
     anchors: &Anchors,
     pid: u32,
+    deny_sockets: Vec<PathBuf>,
 ) -> anyhow::Result<AttachInfo> {
     let reply = client::call(
         socket,
@@ -116,6 +125,7 @@ fn confine(
             home: anchors.home.clone(),
             workspace: anchors.workspace.clone(),
             pid,
+            deny_sockets,
         },
     )
     .map_err(|e| {

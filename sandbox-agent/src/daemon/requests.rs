@@ -20,6 +20,9 @@ use super::{peer::Peer, prepare::prepare, runs, state::DaemonState};
 
 type Locked<'a> = MutexGuard<'a, DaemonState>;
 
+/// Most sockets a run request may add to its own denials.
+const MAX_RUN_SOCKETS: usize = 16;
+
 fn lock(state: &Mutex<DaemonState>) -> Result<Locked<'_>, String> {
     state
         .lock()
@@ -60,6 +63,7 @@ fn handle_op(state: &Mutex<DaemonState>, op: Op, peer: &Peer) -> Result<Reply, S
             home,
             workspace,
             pid,
+            deny_sockets,
         } => run(
             state,
             peer,
@@ -67,6 +71,7 @@ fn handle_op(state: &Mutex<DaemonState>, op: Op, peer: &Peer) -> Result<Reply, S
             &policy_yaml,
             policy::Anchors { home, workspace },
             pid,
+            deny_sockets,
         ),
         Op::RunEnd { cgroup } => run_end(state, peer, &cgroup),
     }
@@ -116,7 +121,14 @@ fn run(
     policy_yaml: &str,
     anchors: policy::Anchors,
     pid: u32,
+    deny_sockets: Vec<PathBuf>,
 ) -> Result<Reply, String> {
+    // Only ever adds denials for the caller's own run; bounded, absolute.
+    if deny_sockets.len() > MAX_RUN_SOCKETS || deny_sockets.iter().any(|p| !p.is_absolute()) {
+        return Err(format!(
+            "deny_sockets: at most {MAX_RUN_SOCKETS} absolute paths; nothing was started"
+        ));
+    }
     let caller = peer
         .pid
         .ok_or("permission denied: the kernel did not report the caller's pid")?;
@@ -139,7 +151,8 @@ fn run(
         other => other,
     }
     .map_err(|e| format!("cannot create the transient cgroup: {e}"))?;
-    let protected = lock(state)?.protected();
+    let mut protected = lock(state)?.protected();
+    protected.sockets.extend(deny_sockets);
     let mut prepared = prepare(
         &protected,
         cg.path().to_path_buf(),

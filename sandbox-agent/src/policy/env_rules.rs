@@ -44,24 +44,39 @@ impl EnvRules {
             .map(String::as_str)
     }
 
-    /// Splits `vars` into the environment to give the command and the names taken out. A name
-    /// that is not UTF-8 is matched on its lossy form, so it cannot slip past a pattern.
+    /// Splits `vars` into the environment to give the command and the variables taken out
+    /// (name, value). A name that is not UTF-8 is matched on its lossy form, so it cannot slip
+    /// past a pattern.
+    #[allow(clippy::type_complexity)]
     pub fn filter(
         &self,
         vars: impl IntoIterator<Item = (OsString, OsString)>,
-    ) -> (Vec<(OsString, OsString)>, Vec<String>) {
+    ) -> (Vec<(OsString, OsString)>, Vec<(String, OsString)>) {
         let mut kept = Vec::new();
         let mut removed = Vec::new();
         for (name, value) in vars {
             let shown = name.to_string_lossy().into_owned();
             if self.removes(&shown).is_some() {
-                removed.push(shown);
+                removed.push((shown, value));
             } else {
                 kept.push((name, value));
             }
         }
         (kept, removed)
     }
+}
+
+/// The Unix sockets that variables taken out of the environment name (`SSH_AUTH_SOCK`): the
+/// command must not find and use them either. A value counts when it is an absolute path to an
+/// existing socket.
+pub fn sockets_named(removed: &[(String, OsString)]) -> Vec<std::path::PathBuf> {
+    use std::os::unix::fs::FileTypeExt;
+    removed
+        .iter()
+        .map(|(_, value)| std::path::PathBuf::from(value))
+        .filter(|p| p.is_absolute())
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.file_type().is_socket()))
+        .collect()
 }
 
 /// Why a deny pattern is not usable, if it is not.
@@ -130,7 +145,24 @@ mod tests {
         let (kept, removed) = r.filter(vars(&["PATH", "MY_SECRET", "HOME"]));
         let kept: Vec<_> = kept.into_iter().map(|(k, _)| k).collect();
         assert_eq!(kept, [OsString::from("PATH"), OsString::from("HOME")]);
-        assert_eq!(removed, ["MY_SECRET"]);
+        let names: Vec<&str> = removed.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["MY_SECRET"]);
+    }
+
+    #[test]
+    fn only_values_that_are_existing_sockets_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("agent.sock");
+        let _l = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        let file = dir.path().join("plain");
+        std::fs::write(&file, "x").unwrap();
+        let removed = [
+            ("SSH_AUTH_SOCK".to_string(), socket.clone().into_os_string()),
+            ("A_SECRET".to_string(), file.into_os_string()),
+            ("B_TOKEN".to_string(), OsString::from("relative.sock")),
+            ("C_TOKEN".to_string(), OsString::from("ghp_x")),
+        ];
+        assert_eq!(sockets_named(&removed), [socket]);
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod schema;
 pub use compile::{
     compile, compile_with, compile_with_extra, CompiledPolicy, NameRuleKey, RuleInfo,
 };
-pub use env_rules::EnvRules;
+pub use env_rules::{sockets_named, EnvRules};
 pub use exec_check::{check_program, ExecRefusal};
 pub use lint::lint;
 pub use schema::{parse, Anchors, Mode, NetDefault, PathKey, Policy, PolicyError, WORKSPACE};

@@ -231,17 +231,40 @@ fn the_runners_secrets_never_reach_the_command_and_run_is_quiet_about_it() {
         ("DATABASE_URL", "postgres://u:dbsecretvalue3@db/x"),
         ("npm_token", "npmsecretvalue4"),
     ];
+    // The developer's ssh-agent: its variable goes, and so does the socket it names, which
+    // the command could otherwise find in /tmp and sign with.
+    let agent_socket = day.home.join("ssh-agent.sock");
+    let _agent = std::os::unix::net::UnixListener::bind(&agent_socket).unwrap();
+    let agent_path = agent_socket.display().to_string();
     let mut env = secrets.to_vec();
+    env.push(("SSH_AUTH_SOCK", &agent_path));
     env.push(("ANTHROPIC_API_KEY", "model-key-kept"));
     env.push(("AGENT_TASK", "ordinary-setting"));
     // The command's own environment, then its parent's (the `run` client, which still holds
     // them): the kernel refuses reading another sandbox's process.
-    let script = "env; cat /proc/$PPID/environ | tr '\\0' '\\n'; \
-                  cat /proc/$PPID/environ >/dev/null; echo parent-environ=$?";
+    let script = format!(
+        "env; cat /proc/$PPID/environ | tr '\\0' '\\n'; \
+         cat /proc/$PPID/environ >/dev/null; echo parent-environ=$?; \
+         python3 -c 'import socket; socket.socket(socket.AF_UNIX).connect(\"{agent_path}\")' \
+         && echo agent-socket=reached; true"
+    );
+    let reached = std::process::Command::new("python3")
+        .args([
+            "-c",
+            &format!("import socket; socket.socket(socket.AF_UNIX).connect({agent_path:?})"),
+        ])
+        .output()
+        .unwrap();
+    assert!(reached.status.success(), "unconfined: {}", stderr(&reached));
 
-    let out = day.run(0, false, &env, script);
+    let out = day.run(0, false, &env, &script);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let seen = stdout(&out);
+    assert!(
+        !seen.contains("agent-socket=reached"),
+        "the ssh-agent was reached: {seen}"
+    );
+    assert!(!seen.contains("SSH_AUTH_SOCK="), "{seen}");
     for (name, value) in secrets {
         assert!(!seen.contains(value), "{name}'s value reached the command");
         assert!(
@@ -270,6 +293,10 @@ fn the_runners_secrets_never_reach_the_command_and_run_is_quiet_about_it() {
         assert!(!told.contains(value), "--verbose printed {name}'s value");
     }
     assert!(!told.contains("ANTHROPIC_API_KEY"), "{told}");
+    assert!(
+        told.contains(&format!("the socket {agent_path} they name is denied too")),
+        "{told}"
+    );
     let nvim = day.path("~/.config/nvim");
     assert!(
         told.contains(&format!("{} does not exist yet", nvim.display())),

@@ -49,6 +49,30 @@ fn take<T: TryFrom<Map, Error = aya::maps::MapError>>(
     })
 }
 
+/// The map keys of one generation's rules: written by `write_rules`, removed by
+/// `remove_written`, so both build them the same way.
+fn inode_key(policy_id: u32, dev: u32, ino: u64) -> InodeKey {
+    InodeKey {
+        policy_id,
+        dev,
+        ino,
+    }
+}
+
+fn name_key(policy_id: u32, k: &crate::policy::NameRuleKey) -> NameKey {
+    NameKey::new(policy_id, k.parent_dev, k.parent_ino, &k.name)
+}
+
+fn net_key(policy_id: u32, scope: u32, cidr: &crate::policy::net_spec::Cidr) -> Key<NetKey> {
+    let data = NetKey {
+        policy_id,
+        scope,
+        family: cidr.family,
+        addr: cidr.addr,
+    };
+    Key::new(NET_KEY_FIXED_BITS + cidr.prefix, data)
+}
+
 /// The error of a failed insert into `map`, which holds at most `capacity` entries.
 fn insert_error(map: &'static str, capacity: u32) -> impl Fn(aya::maps::MapError) -> MapsError {
     move |e| MapsError::Map {
@@ -207,49 +231,31 @@ impl PolicyMaps {
     fn write_rules(&mut self, policy_id: u32, policy: &CompiledPolicy) -> Result<(), MapsError> {
         use sandbox_common::{MAX_INODE_RULES, MAX_NAME_RULES, MAX_NET_BINARIES, MAX_NET_RULES};
         for (&(dev, ino), value) in &policy.inode_rules {
-            let key = InodeKey {
-                policy_id,
-                dev,
-                ino,
-            };
             self.inodes
-                .insert(key, *value, 0)
+                .insert(inode_key(policy_id, dev, ino), *value, 0)
                 .map_err(insert_error(MAP_INODE_RULES, MAX_INODE_RULES))?;
             if value.flags & RULE_TREE != 0 {
                 self.count_protected(dev, ino, value.flags, 1)?;
             }
         }
         for (k, value) in &policy.name_rules {
-            let key = NameKey::new(policy_id, k.parent_dev, k.parent_ino, &k.name);
             self.names
-                .insert(key, *value, 0)
+                .insert(name_key(policy_id, k), *value, 0)
                 .map_err(insert_error(MAP_NAME_RULES, MAX_NAME_RULES))?;
         }
         for (&(scope, cidr), value) in &policy.net_rules {
-            let data = NetKey {
-                policy_id,
-                scope,
-                family: cidr.family,
-                addr: cidr.addr,
-            };
             self.net
-                .insert(&Key::new(NET_KEY_FIXED_BITS + cidr.prefix, data), value, 0)
+                .insert(&net_key(policy_id, scope, &cidr), value, 0)
                 .map_err(insert_error(MAP_NET_RULES, MAX_NET_RULES))?;
         }
         for (&(dev, ino), scope) in &policy.net_binaries {
-            let key = InodeKey {
-                policy_id,
-                dev,
-                ino,
-            };
             self.binaries
-                .insert(key, scope, 0)
+                .insert(inode_key(policy_id, dev, ino), scope, 0)
                 .map_err(insert_error(MAP_NET_BINARIES, MAX_NET_BINARIES))?;
         }
         for (k, scope) in &policy.net_binary_names {
-            let key = NameKey::new(policy_id, k.parent_dev, k.parent_ino, &k.name);
             self.binary_names
-                .insert(key, scope, 0)
+                .insert(name_key(policy_id, k), scope, 0)
                 .map_err(insert_error(MAP_NET_BINARY_NAMES, MAX_NET_BINARIES))?;
         }
         Ok(())
@@ -266,11 +272,7 @@ impl PolicyMaps {
         delta: i32,
     ) -> Result<(), MapsError> {
         use sandbox_common::MAX_INODE_RULES;
-        let key = InodeKey {
-            policy_id: POLICY_ID_ANY,
-            dev,
-            ino,
-        };
+        let key = inode_key(POLICY_ID_ANY, dev, ino);
         let mut value = self.inodes.get(&key, 0).unwrap_or_default();
         value.next_node = value.next_node.saturating_add_signed(delta);
         value.flags |= flags & (RULE_DENY_READ | RULE_DENY_WRITE | RULE_DENY_EXEC | RULE_DENY_UNIX);
@@ -297,49 +299,23 @@ impl PolicyMaps {
 
     fn remove_written(&mut self, policy_id: u32, policy: &CompiledPolicy) {
         for (&(dev, ino), value) in &policy.inode_rules {
-            let key = InodeKey {
-                policy_id,
-                dev,
-                ino,
-            };
             // Counted only if it was written (a failed attach stops part way).
-            if self.inodes.remove(&key).is_ok() && value.flags & RULE_TREE != 0 {
+            let removed = self.inodes.remove(&inode_key(policy_id, dev, ino)).is_ok();
+            if removed && value.flags & RULE_TREE != 0 {
                 let _ = self.count_protected(dev, ino, 0, -1);
             }
         }
         for k in policy.name_rules.keys() {
-            let _ = self.names.remove(&NameKey::new(
-                policy_id,
-                k.parent_dev,
-                k.parent_ino,
-                &k.name,
-            ));
+            let _ = self.names.remove(&name_key(policy_id, k));
         }
-        for &(scope, cidr) in policy.net_rules.keys() {
-            let data = NetKey {
-                policy_id,
-                scope,
-                family: cidr.family,
-                addr: cidr.addr,
-            };
-            let _ = self
-                .net
-                .remove(&Key::new(NET_KEY_FIXED_BITS + cidr.prefix, data));
+        for (scope, cidr) in policy.net_rules.keys() {
+            let _ = self.net.remove(&net_key(policy_id, *scope, cidr));
         }
         for &(dev, ino) in policy.net_binaries.keys() {
-            let _ = self.binaries.remove(&InodeKey {
-                policy_id,
-                dev,
-                ino,
-            });
+            let _ = self.binaries.remove(&inode_key(policy_id, dev, ino));
         }
         for k in policy.net_binary_names.keys() {
-            let _ = self.binary_names.remove(&NameKey::new(
-                policy_id,
-                k.parent_dev,
-                k.parent_ino,
-                &k.name,
-            ));
+            let _ = self.binary_names.remove(&name_key(policy_id, k));
         }
     }
 

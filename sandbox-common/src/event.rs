@@ -76,15 +76,70 @@ pub const ACTION_DENY: u32 = 1;
 /// Audit mode: the access was allowed but would have been denied.
 pub const ACTION_AUDIT: u32 = 2;
 
+/// What an audit event is about: `AuditEvent.target_kind`. Each kind says which of the event's
+/// fields carry the target, so no field means two things.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum TargetKind {
+    /// Nothing beyond the hook (a mount, a module request, an unreadable file).
+    None = 0,
+    /// A file: `dev`, `ino` and `path`.
+    File = 1,
+    /// A connect or send: `net`.
+    Destination = 2,
+    /// Another process: `value` is its tgid.
+    Task = 3,
+    /// A capability: `value` is its number.
+    Capability = 4,
+    /// A `bpf()` call: `value` is the command.
+    BpfCommand = 5,
+    /// An `ioctl`: `value` is the request.
+    Ioctl = 6,
+    /// Kernel code or data being loaded: `value` is the `kernel_load_data_id` /
+    /// `kernel_read_file_id`.
+    KernelLoad = 7,
+    /// A socket being created: `value` is family << 32 | type << 16 | protocol.
+    Socket = 8,
+}
+
+impl TargetKind {
+    /// Every kind, in number order (`from_raw` and its test go through this list).
+    pub const ALL: [TargetKind; 9] = [
+        TargetKind::None,
+        TargetKind::File,
+        TargetKind::Destination,
+        TargetKind::Task,
+        TargetKind::Capability,
+        TargetKind::BpfCommand,
+        TargetKind::Ioctl,
+        TargetKind::KernelLoad,
+        TargetKind::Socket,
+    ];
+
+    /// The kind numbered `raw`; None for a number no kind has (a newer kernel object).
+    pub fn from_raw(raw: u32) -> Option<TargetKind> {
+        TargetKind::ALL.into_iter().find(|k| *k as u32 == raw)
+    }
+}
+
+/// `AuditEvent.value` of a `TargetKind::Socket` target.
+pub const fn socket_value(family: u32, ty: u32, protocol: u32) -> u64 {
+    ((family as u64) << 32) | ((ty as u64 & 0xffff) << 16) | (protocol as u64 & 0xffff)
+}
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AuditEvent {
     pub time_ns: u64,
     pub cgroup_id: u64,
+    /// The file's inode (`TargetKind::File`), else 0.
     pub ino: u64,
     /// Inode of the current task's executable (`mm->exe_file`); 0 for kernel threads or when
     /// it could not be read.
     pub exe_ino: u64,
+    /// The target of a non-file kind: see `TargetKind`.
+    pub value: u64,
+    /// The file's filesystem (`TargetKind::File`), else 0.
     pub dev: u32,
     pub exe_dev: u32,
     pub pid: u32,
@@ -94,37 +149,44 @@ pub struct AuditEvent {
     pub rule_id: u32,
     pub hook: u32,
     pub action: u32,
+    /// A `TargetKind` number.
+    pub target_kind: u32,
     pub comm: [u8; TASK_COMM_LEN],
     /// The destination of a connect or send (family 0 for every other event).
     pub net: crate::NetDest,
     /// The target's path as the kernel sees it (file events).
     pub path: EventPath,
     /// Up to the 8-byte alignment the u64 fields give the struct, so no byte is implicit.
-    pub _pad: [u32; 2],
+    pub _pad: u32,
 }
 
 // Both sides compile this crate: the layout each assumes is checked at build time. The fields'
 // sizes add up to the struct's size, so there is no padding the compiler adds on its own.
 const _: () = {
     use core::mem::{offset_of, size_of};
-    assert!(offset_of!(AuditEvent, dev) == 32);
-    assert!(offset_of!(AuditEvent, comm) == 68);
-    assert!(offset_of!(AuditEvent, net) == 84);
-    assert!(offset_of!(AuditEvent, path) == 104);
-    assert!(offset_of!(AuditEvent, _pad) == 368);
+    assert!(offset_of!(AuditEvent, value) == 32);
+    assert!(offset_of!(AuditEvent, dev) == 40);
+    assert!(offset_of!(AuditEvent, target_kind) == 76);
+    assert!(offset_of!(AuditEvent, comm) == 80);
+    assert!(offset_of!(AuditEvent, net) == 96);
+    assert!(offset_of!(AuditEvent, path) == 116);
+    assert!(offset_of!(AuditEvent, _pad) == 380);
     assert!(size_of::<crate::NetDest>() == 20);
     assert!(size_of::<EventPath>() == PATH_NAMES * PATH_NAME_LEN + 8);
     assert!(
         size_of::<AuditEvent>()
-            == 4 * size_of::<u64>()
-                + 9 * size_of::<u32>()
+            == 5 * size_of::<u64>()
+                + 10 * size_of::<u32>()
                 + TASK_COMM_LEN
                 + size_of::<crate::NetDest>()
                 + size_of::<EventPath>()
-                + size_of::<[u32; 2]>()
+                + size_of::<u32>()
     );
-    assert!(size_of::<AuditEvent>() == 376);
+    assert!(size_of::<AuditEvent>() == AUDIT_EVENT_SIZE);
 };
+
+/// The record's size, which both crates assert.
+pub const AUDIT_EVENT_SIZE: usize = 384;
 
 /// Names filled into an `EventPath`, and the bytes kept of each (NUL included).
 pub const PATH_NAMES: usize = 8;
@@ -195,3 +257,17 @@ unsafe impl aya::Pod for AuditRateLimit {}
 #[cfg(feature = "user")]
 // SAFETY: as above.
 unsafe impl aya::Pod for AuditRate {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_target_kind_reads_back_from_its_number() {
+        for (i, kind) in TargetKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind as u32, i as u32, "ALL is in number order");
+            assert_eq!(TargetKind::from_raw(kind as u32), Some(kind));
+        }
+        assert_eq!(TargetKind::from_raw(TargetKind::ALL.len() as u32), None);
+    }
+}

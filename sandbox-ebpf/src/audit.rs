@@ -18,8 +18,8 @@ use sandbox_common::{
 use crate::{
     kernel::{offsets, read_ptr},
     maps::{AUDIT_RATE, AUDIT_SUPPRESSED, EVENTS, EVENT_DROPS},
+    target::Target,
     task::current_exe,
-    walk::Target,
 };
 
 /// Filled by the daemon with `EbpfLoader::override_global` before load; zero means no limit.
@@ -32,7 +32,7 @@ static AUDIT_RATE_LIMIT: AuditRateLimit = AuditRateLimit {
 /// Longest idle time credited to a bucket: keeps `elapsed * per_second` far from overflow.
 const MAX_CREDIT_NS: u64 = 1_000_000_000_000;
 
-/// Records a decision on a file (or on a task, a BPF command...: `target`).
+/// Records a decision on `target`: a file, a task, a capability...
 #[inline(always)]
 pub fn emit(policy: &CgroupPolicy, hook: u32, action: u32, rule_id: u32, target: &Target) {
     send(policy, hook, action, rule_id, target, &NetDest::default());
@@ -41,7 +41,7 @@ pub fn emit(policy: &CgroupPolicy, hook: u32, action: u32, rule_id: u32, target:
 /// Records a decision on a connect or send to `dest`.
 #[inline(always)]
 pub fn emit_net(policy: &CgroupPolicy, hook: u32, action: u32, rule_id: u32, dest: &NetDest) {
-    send(policy, hook, action, rule_id, &Target::default(), dest);
+    send(policy, hook, action, rule_id, &Target::Destination, dest);
 }
 
 #[inline(always)]
@@ -63,6 +63,7 @@ fn send(
         return;
     };
     let exe = current_exe().unwrap_or_default();
+    let (kind, file, value) = target.parts();
     let pid_tgid = bpf_get_current_pid_tgid();
     // SAFETY: a plain helper call.
     let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
@@ -72,9 +73,10 @@ fn send(
     unsafe {
         addr_of_mut!((*event).time_ns).write(now);
         addr_of_mut!((*event).cgroup_id).write(cgroup_id);
-        addr_of_mut!((*event).ino).write(target.ino);
+        addr_of_mut!((*event).ino).write(file.ino);
         addr_of_mut!((*event).exe_ino).write(exe.ino);
-        addr_of_mut!((*event).dev).write(target.dev);
+        addr_of_mut!((*event).value).write(value);
+        addr_of_mut!((*event).dev).write(file.dev);
         addr_of_mut!((*event).exe_dev).write(exe.dev);
         addr_of_mut!((*event).pid).write(pid_tgid as u32);
         addr_of_mut!((*event).tgid).write((pid_tgid >> 32) as u32);
@@ -83,10 +85,11 @@ fn send(
         addr_of_mut!((*event).rule_id).write(rule_id);
         addr_of_mut!((*event).hook).write(hook);
         addr_of_mut!((*event).action).write(action);
+        addr_of_mut!((*event).target_kind).write(kind as u32);
         addr_of_mut!((*event).comm).write(bpf_get_current_comm().unwrap_or_default());
         addr_of_mut!((*event).net).write(*net);
-        fill_path(addr_of_mut!((*event).path), target.dentry);
-        addr_of_mut!((*event)._pad).write([0; 2]);
+        fill_path(addr_of_mut!((*event).path), file.dentry);
+        addr_of_mut!((*event)._pad).write(0);
     }
     entry.submit(0);
 }

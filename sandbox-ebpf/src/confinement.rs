@@ -9,8 +9,8 @@ use crate::{
     hook::earlier_denial,
     maps::CONFINED_TASKS,
     policy::confining_attachment,
+    target::Target,
     verdict::{apply, Decision},
-    walk::Target,
 };
 
 /// BPF_ANY, not BPF_NOEXIST: while a restarted daemon hands over, the old and the new
@@ -44,7 +44,7 @@ pub fn task_alloc(ctx: LsmContext) -> i32 {
             HOOK_TASK_ALLOC,
             action,
             RULE_ID_FAIL_CLOSED,
-            &Target::default(),
+            &Target::None,
         );
     }
     -EAGAIN

@@ -11,8 +11,9 @@ use crate::{
     host_files::is_host_file,
     kernel::{offsets, read_at, read_ptr, rule_dev},
     policy::current_policy,
+    target::{FileId, Target},
     verdict::{enforce, Decision},
-    walk::{check_dentry, Target},
+    walk::check_dentry,
 };
 
 /// FMODE_WRITE from <linux/fs.h>.
@@ -44,28 +45,28 @@ fn decide(policy: &CgroupPolicy, file: *const u8, access: Access) -> (Decision, 
     };
     let off = offsets();
     if off.valid == 0 || file.is_null() {
-        return (fail_closed, Target::default());
+        return (fail_closed, Target::None);
     }
     let Ok(inode) = read_ptr(file, off.file_inode) else {
-        return (fail_closed, Target::default());
+        return (fail_closed, Target::None);
     };
-    let Ok(target) = inode_identity(&off, inode) else {
-        return (fail_closed, Target::default());
+    let Ok(file_id) = inode_identity(&off, inode) else {
+        return (fail_closed, Target::None);
     };
     let (want, allow) = match access {
         Access::Open => {
             let Ok(mode) = read_at::<u32>(file, off.file_mode) else {
-                return (fail_closed, target);
+                return (fail_closed, Target::file(file_id));
             };
             let writing = mode & FMODE_WRITE != 0;
             let Ok(dentry) = read_ptr(file, off.file_dentry) else {
-                return (fail_closed, target);
+                return (fail_closed, Target::file(file_id));
             };
             if is_host_file(off, inode, dentry, writing) {
                 let host = Decision::Deny {
                     rule_id: RULE_ID_SELF_PROTECTION,
                 };
-                return (host, Target { dentry, ..target });
+                return (host, Target::file(FileId { dentry, ..file_id }));
             }
             if writing {
                 (RULE_DENY_READ | RULE_DENY_WRITE, 0)
@@ -77,13 +78,13 @@ fn decide(policy: &CgroupPolicy, file: *const u8, access: Access) -> (Decision, 
             if policy.flags & POLICY_DENY_FILELESS_EXEC != 0 {
                 // Only exec decisions need the link count: opens skip this read.
                 let Ok(nlink) = read_at::<u32>(inode, off.inode_nlink) else {
-                    return (fail_closed, target);
+                    return (fail_closed, Target::file(file_id));
                 };
                 if nlink == 0 {
                     let fileless = Decision::Deny {
                         rule_id: RULE_ID_FILELESS,
                     };
-                    return (fileless, target);
+                    return (fileless, Target::file(file_id));
                 }
             }
             let allow = if policy.flags & POLICY_EXEC_ALLOWLIST != 0 {
@@ -95,26 +96,26 @@ fn decide(policy: &CgroupPolicy, file: *const u8, access: Access) -> (Decision, 
         }
     };
     let Ok(dentry) = read_ptr(file, off.file_dentry) else {
-        return (fail_closed, target);
+        return (fail_closed, Target::file(file_id));
     };
     (
-        check_dentry(policy.policy_id, target.dev, dentry, want, allow),
-        Target { dentry, ..target },
+        check_dentry(policy.policy_id, file_id.dev, dentry, want, allow),
+        Target::file(FileId { dentry, ..file_id }),
     )
 }
 
 /// (kernel dev_t, inode number) of an open file.
 #[inline(always)]
-pub fn file_identity(off: &KernelOffsets, file: *const u8) -> Result<Target, i32> {
+pub fn file_identity(off: &KernelOffsets, file: *const u8) -> Result<FileId, i32> {
     inode_identity(off, read_ptr(file, off.file_inode)?)
 }
 
 #[inline(always)]
-pub fn inode_identity(off: &KernelOffsets, inode: *const u8) -> Result<Target, i32> {
+pub fn inode_identity(off: &KernelOffsets, inode: *const u8) -> Result<FileId, i32> {
     let sb = read_ptr(inode, off.inode_sb)?;
-    Ok(Target {
+    Ok(FileId {
         dev: rule_dev(off, inode, sb)?,
         ino: read_at(inode, off.inode_ino)?,
-        ..Target::default()
+        ..FileId::default()
     })
 }

@@ -15,8 +15,8 @@ use crate::{
     kernel::{offsets, read_at, read_ptr},
     maps::CONFINED_TASKS,
     policy::{confining_attachment, current_policy},
+    target::{FileId, Target},
     verdict::{enforce, Decision},
-    walk::Target,
 };
 
 /// MAY_WRITE from <linux/fs.h>.
@@ -61,14 +61,7 @@ pub fn bpf(ctx: LsmContext) -> i32 {
     }
     // Loading, reading or changing any BPF object (our pinned maps included) is off limits.
     let cmd: i32 = ctx.arg(0);
-    deny_confined(
-        HOOK_BPF,
-        Target {
-            dev: 0,
-            ino: cmd as u64,
-            ..Target::default()
-        },
-    )
+    deny_confined(HOOK_BPF, Target::BpfCommand(cmd as u32))
 }
 
 #[lsm(hook = "inode_permission")]
@@ -85,18 +78,19 @@ pub fn inode_permission(ctx: LsmContext) -> i32 {
     let off = offsets();
     let inode: *const u8 = ctx.arg(0);
     let Ok(sb) = read_ptr(inode, off.inode_sb) else {
-        return deny_confined(HOOK_INODE_PERMISSION, Target::default());
+        return deny_confined(HOOK_INODE_PERMISSION, Target::None);
     };
     // Unreadable: treated as one of them, so a confined task fails closed.
     let magic: u64 = read_at(sb, off.sb_magic).unwrap_or(KERNEL_FS_MAGICS[0]);
     if !is_kernel_fs(magic) {
         return 0;
     }
-    let target = Target {
+    // Denied either way: an unreadable number only leaves the record without it.
+    let target = Target::file(FileId {
         dev: read_at(sb, off.sb_dev).unwrap_or(0),
         ino: read_at(inode, off.inode_ino).unwrap_or(0),
-        ..Target::default()
-    };
+        ..FileId::default()
+    });
     deny_confined(HOOK_INODE_PERMISSION, target)
 }
 
@@ -113,15 +107,7 @@ fn only_own_sandbox(hook: u32, task: *const u8) -> i32 {
         return 0;
     }
     let tgid: u32 = read_at(task, offsets().task_tgid).unwrap_or(0);
-    deny(
-        &policy,
-        hook,
-        Target {
-            dev: 0,
-            ino: tgid as u64,
-            ..Target::default()
-        },
-    )
+    deny(&policy, hook, Target::Task(tgid))
 }
 
 #[lsm(hook = "task_kill")]
@@ -150,7 +136,7 @@ pub fn sb_mount(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 5) {
         return denied;
     }
-    deny_confined(HOOK_SB_MOUNT, Target::default())
+    deny_confined(HOOK_SB_MOUNT, Target::None)
 }
 
 #[lsm(hook = "move_mount")]
@@ -159,5 +145,5 @@ pub fn move_mount(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 2) {
         return denied;
     }
-    deny_confined(HOOK_MOVE_MOUNT, Target::default())
+    deny_confined(HOOK_MOVE_MOUNT, Target::None)
 }

@@ -17,6 +17,7 @@ mod net;
 mod net_rules;
 mod policy;
 mod privilege;
+mod target;
 mod task;
 mod verdict;
 mod walk;

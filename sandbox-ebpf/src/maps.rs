@@ -8,8 +8,8 @@ use aya_ebpf::{
 };
 use sandbox_common::{
     AuditEvent, AuditRate, CgroupPolicy, InodeKey, LinkedOut, LocalAddr, NameKey, NetKey, NetRules,
-    RuleValue, MAX_CGROUPS, MAX_CONFINED_TASKS, MAX_INODE_RULES, MAX_LINKED_OUT, MAX_LOCAL_ADDRS,
-    MAX_NAME_RULES, MAX_NET_BINARIES, MAX_NET_RULES, RULE_MAP_FLAGS,
+    RuleValue, AUDIT_EVENT_SIZE, MAX_CGROUPS, MAX_CONFINED_TASKS, MAX_INODE_RULES, MAX_LINKED_OUT,
+    MAX_LOCAL_ADDRS, MAX_NAME_RULES, MAX_NET_BINARIES, MAX_NET_RULES, RULE_MAP_FLAGS,
 };
 
 /// See `sandbox_common::MAP_ANY_ATTACHED`.
@@ -70,4 +70,4 @@ pub static AUDIT_SUPPRESSED: PerCpuHashMap<u32, u64> = PerCpuHashMap::pinned(MAX
 pub static EVENT_DROPS: PerCpuArray<u64> = PerCpuArray::pinned(1, 0);
 
 // Keep the event layout visible to the compiler so size mismatches show at build time.
-const _: () = assert!(core::mem::size_of::<AuditEvent>() == 376);
+const _: () = assert!(core::mem::size_of::<AuditEvent>() == AUDIT_EVENT_SIZE);

@@ -5,7 +5,7 @@
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
-    HOOK_SOCKET_CONNECT, HOOK_SOCKET_CREATE, HOOK_SOCKET_SENDMSG, HOOK_UNIX_MAY_SEND,
+    socket_value, HOOK_SOCKET_CONNECT, HOOK_SOCKET_CREATE, HOOK_SOCKET_SENDMSG, HOOK_UNIX_MAY_SEND,
     HOOK_UNIX_STREAM_CONNECT, POLICY_UNIX_RULES, RULE_DENY_UNIX, RULE_ID_FAIL_CLOSED,
     RULE_ID_NET_RAW,
 };
@@ -19,8 +19,9 @@ use crate::{
         decide_address, has_net_rules, Via, AF_INET, AF_INET6, AF_PACKET, AF_UNIX, AF_XDP,
     },
     policy::current_policy,
+    target::{FileId, Target},
     verdict::{apply, enforce, Decision},
-    walk::{check_dentry, Target},
+    walk::check_dentry,
 };
 
 #[lsm(hook = "socket_connect")]
@@ -125,11 +126,7 @@ pub fn socket_create(ctx: LsmContext) -> i32 {
     };
     let (ret, action) = apply(&policy, &decision);
     if let Some(action) = action {
-        let what = Target {
-            dev: 0,
-            ino: ((family as u64) << 32) | ((ty as u64) << 16) | (protocol as u64 & 0xffff),
-            ..Target::default()
-        };
+        let what = Target::Socket(socket_value(family as u32, ty as u32, protocol as u32));
         audit::emit(&policy, HOOK_SOCKET_CREATE, action, RULE_ID_NET_RAW, &what);
     }
     ret
@@ -177,20 +174,20 @@ fn decide_unix(policy_id: u32, sk: *const u8) -> (Decision, Target) {
     };
     let off = offsets();
     if off.valid == 0 || sk.is_null() {
-        return (fail_closed, Target::default());
+        return (fail_closed, Target::None);
     }
     let dentry = match read_at::<*const u8>(sk, off.unix_sock_dentry) {
         // An abstract or unbound socket has no file: no path rule can name it.
-        Ok(d) if d.is_null() => return (Decision::Allow, Target::default()),
+        Ok(d) if d.is_null() => return (Decision::Allow, Target::None),
         Ok(d) => d,
-        Err(_) => return (fail_closed, Target::default()),
+        Err(_) => return (fail_closed, Target::None),
     };
     let Ok(target) = read_ptr(dentry, off.dentry_inode).and_then(|i| inode_identity(&off, i))
     else {
-        return (fail_closed, Target::default());
+        return (fail_closed, Target::None);
     };
     (
         check_dentry(policy_id, target.dev, dentry, RULE_DENY_UNIX, 0),
-        Target { dentry, ..target },
+        Target::file(FileId { dentry, ..target }),
     )
 }

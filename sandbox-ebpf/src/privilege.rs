@@ -15,8 +15,8 @@ use crate::{
     guard::deny_confined,
     hook::earlier_denial,
     policy::current_policy,
+    target::Target,
     verdict::{apply, Decision},
-    walk::Target,
 };
 
 #[lsm(hook = "capable")]
@@ -46,11 +46,7 @@ pub fn capable(ctx: LsmContext) -> i32 {
     let opts: u32 = ctx.arg(3);
     // A no-audit probe (has_capability_noaudit) is refused too, but is no attack: no record.
     if let (Some(action), 0) = (action, opts & CAP_OPT_NOAUDIT) {
-        let target = Target {
-            dev: 0,
-            ino: cap as u64,
-            ..Target::default()
-        };
+        let target = Target::Capability(cap as u32);
         audit::emit(
             &policy,
             HOOK_CAPABLE,
@@ -70,7 +66,7 @@ pub fn kernel_module_request(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 1) {
         return denied;
     }
-    deny_confined(HOOK_KERNEL_MODULE_REQUEST, Target::default())
+    deny_confined(HOOK_KERNEL_MODULE_REQUEST, Target::None)
 }
 
 /// READING_FIRMWARE / LOADING_FIRMWARE of <linux/kernel_read_file.h>: firmware a driver asks
@@ -108,14 +104,7 @@ pub fn kernel_read_file(ctx: LsmContext) -> i32 {
 /// Denies loading kernel data of kind `id` (a module, a kexec image...) for a confined task.
 #[inline(always)]
 fn deny_loading(hook: u32, id: i32) -> i32 {
-    deny_confined(
-        hook,
-        Target {
-            dev: 0,
-            ino: id as u64,
-            ..Target::default()
-        },
-    )
+    deny_confined(hook, Target::KernelLoad(id as u32))
 }
 
 #[lsm(hook = "file_ioctl")]
@@ -145,12 +134,5 @@ fn verdict_on_ioctl(cmd: u32, hook: u32) -> i32 {
     if cmd != TIOCSTI && cmd != TIOCLINUX {
         return 0;
     }
-    deny_confined(
-        hook,
-        Target {
-            dev: 0,
-            ino: u64::from(cmd),
-            ..Target::default()
-        },
-    )
+    deny_confined(hook, Target::Ioctl(cmd))
 }

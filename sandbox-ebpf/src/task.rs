@@ -8,13 +8,13 @@ use aya_ebpf::helpers::bpf_get_current_task;
 use crate::{
     file_check::file_identity,
     kernel::{offsets, read_ptr},
-    walk::Target,
+    target::FileId,
 };
 
 /// Identity of the executable the current task runs; None for kernel threads (no mm) or when
 /// the kernel data cannot be read.
 #[inline(always)]
-pub fn current_exe() -> Option<Target> {
+pub fn current_exe() -> Option<FileId> {
     file_identity(offsets(), current_exe_file().ok()?).ok()
 }
 

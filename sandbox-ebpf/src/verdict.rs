@@ -2,7 +2,7 @@
 
 use sandbox_common::{CgroupPolicy, ACTION_AUDIT, ACTION_DENY, EPERM, MODE_AUDIT};
 
-use crate::{audit, walk::Target};
+use crate::{audit, target::Target};
 
 pub enum Decision {
     Allow,

@@ -18,25 +18,6 @@ use crate::{
     verdict::Decision,
 };
 
-/// Canonical identity of the opened file, for the audit event, and its dentry (null when the
-/// target is no file), whose path the event records.
-#[derive(Clone, Copy)]
-pub struct Target {
-    pub dev: u32,
-    pub ino: u64,
-    pub dentry: *const u8,
-}
-
-impl Default for Target {
-    fn default() -> Self {
-        Self {
-            dev: 0,
-            ino: 0,
-            dentry: core::ptr::null(),
-        }
-    }
-}
-
 const FAIL_CLOSED: Decision = Decision::Deny {
     rule_id: RULE_ID_FAIL_CLOSED,
 };

@@ -16,8 +16,9 @@ use crate::{
     kernel::{offsets, read_at, read_ptr},
     maps::LINKED_OUT,
     policy::current_policy,
+    target::{FileId, Target},
     verdict::{enforce, Decision},
-    walk::{check_dentry, check_dentry_at, inode_key, Target},
+    walk::{check_dentry, check_dentry_at, inode_key},
 };
 
 /// The rule bits a protected directory has under `POLICY_ID_ANY`.
@@ -48,7 +49,7 @@ fn verdict_on_changes(hook: u32, first: Change, second: Option<Change>) -> i32 {
     let Some(policy) = current_policy() else {
         return 0;
     };
-    let mut target = Target::default();
+    let mut target = FileId::default();
     let mut denied = denying_rule(policy.policy_id, first.dentry, first.want, &mut target);
     if let (NO_RULE, Some(second)) = (denied, second) {
         denied = denying_rule(policy.policy_id, second.dentry, second.want, &mut target);
@@ -59,7 +60,7 @@ fn verdict_on_changes(hook: u32, first: Change, second: Option<Change>) -> i32 {
             rule_id: rule as u32,
         },
     };
-    enforce(&policy, hook, decision, &target)
+    enforce(&policy, hook, decision, &Target::file(target))
 }
 
 /// Verdict of `hook` on changing the one entry `dentry` (deny_write).
@@ -95,7 +96,7 @@ const NO_RULE: u64 = u64::MAX;
 /// `target` gets the entry's identity. Not inlined: link and rename check two entries, and two
 /// inlined walks would not fit the 512-byte stack together; called, they share one frame.
 #[inline(never)]
-fn denying_rule(policy_id: u32, dentry: *const u8, want: u32, target: &mut Target) -> u64 {
+fn denying_rule(policy_id: u32, dentry: *const u8, want: u32, target: &mut FileId) -> u64 {
     let off = offsets();
     if off.valid == 0 || dentry.is_null() {
         return RULE_ID_FAIL_CLOSED as u64;

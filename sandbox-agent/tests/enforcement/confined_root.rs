@@ -40,30 +40,6 @@ fn sh(cg: &Cgroup, script: &str) -> String {
     format!("{}{}", stdout(&out), stderr(&out))
 }
 
-/// The first audit record of `cg` from `hook` that `want` accepts, waiting for the daemon to
-/// drain the ring buffer.
-fn record_of(
-    cg: &Cgroup,
-    hook: &str,
-    want: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let cgroup = cg.path.display().to_string();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let found = audit_lines()
-            .into_iter()
-            .find(|r| r["cgroup"] == cgroup && r["hook"] == hook && want(r));
-        if let Some(r) = found {
-            return r;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {hook} record for {cgroup} (the denial was not recorded)"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 fn self_protection(r: &serde_json::Value) -> bool {
     r["action"] == "deny"
         && r["rule"]
@@ -73,7 +49,9 @@ fn self_protection(r: &serde_json::Value) -> bool {
 
 fn capability_record(cg: &Cgroup, cap: &str) {
     record_of(cg, "capable", |r| {
-        self_protection(r) && r["target"]["capability"] == cap
+        self_protection(r)
+            && r["target"]["kind"] == "capability"
+            && r["target"]["capability"] == cap
     });
 }
 
@@ -250,9 +228,14 @@ fn no_kernel_module_loads_by_any_route() {
     // Even a policy that gives CAP_SYS_MODULE back loads nothing: the loading hooks refuse.
     let (given, _) = confined_root("root-modules-cap", "capabilities:\n  allow: [SYS_MODULE]\n");
     assert_eq!(given.probe(FINIT_MODULE, &[image]), Err(EPERM));
-    record_of(&given, "kernel_read_file", self_protection);
+    let loading_a_module = |r: &serde_json::Value| {
+        self_protection(r)
+            && r["target"]["kind"] == "kernel_load"
+            && r["target"]["kernel_load"] == "module"
+    };
+    record_of(&given, "kernel_read_file", loading_a_module);
     assert_eq!(given.probe(INIT_MODULE, &[]), Err(EPERM));
-    record_of(&given, "kernel_load_data", self_protection);
+    record_of(&given, "kernel_load_data", loading_a_module);
     assert_eq!(read("/proc/modules"), modules, "a module was loaded");
 
     // Outside, the kernel reads the file and rejects it as no module, not as forbidden.
@@ -440,7 +423,9 @@ fn no_keystrokes_are_pushed_into_a_terminal_outside() {
     let tiocsti = libc::TIOCSTI as u32;
     assert_eq!(ioctl_on_terminal(Some(&cg), &slave, tiocsti), "ERR:1");
     assert_eq!(queued(&slave), 0, "a keystroke was queued on the terminal");
-    record_of(&cg, "file_ioctl", self_protection);
+    record_of(&cg, "file_ioctl", |r| {
+        self_protection(r) && r["target"]["ioctl"] == "TIOCSTI"
+    });
     assert_eq!(
         ioctl_on_terminal(Some(&cg), &slave, 0x541C),
         "ERR:1",

@@ -64,6 +64,9 @@ print("OK:%d" % ret if ret >= 0 else "ERR:%d" % ctypes.get_errno(), end="")
 fn the_bpf_syscall_is_denied_inside_and_works_outside() {
     let (cg, _home, _secret) = confined_secret("escape-bpf");
     assert_eq!(cg.probe(BPF_SYSCALL, &[]), Err(EPERM));
+    record_of(&cg, "bpf", |r| {
+        r["target"]["kind"] == "bpf_command" && r["target"]["bpf_command"] == 11
+    });
     assert!(
         probe(None, BPF_SYSCALL, &[]) != Err(EPERM),
         "outside the sandbox bpf() is the kernel's business"
@@ -83,6 +86,9 @@ fn signals_and_ptrace_reach_only_the_sandbox_itself() {
     assert!(text.contains("daemon=1"), "{text}");
     assert!(text.contains("child=0"), "its own child: {text}");
     assert!(text.contains("environ=1"), "{text}");
+    record_of(&cg, "task_kill", |r| {
+        r["target"]["kind"] == "task" && r["target"]["tgid"] == daemon
+    });
 
     const PTRACE: &str = r#"
 import ctypes, sys

@@ -372,6 +372,30 @@ pub fn audit_lines() -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The first audit record of `cg` from `hook` that `want` accepts, waiting for the daemon to
+/// drain the ring buffer.
+pub fn record_of(
+    cg: &Cgroup,
+    hook: &str,
+    want: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let cgroup = cg.path.display().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = audit_lines()
+            .into_iter()
+            .find(|r| r["cgroup"] == cgroup && r["hook"] == hook && want(r));
+        if let Some(r) = found {
+            return r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {hook} record for {cgroup} (the denial was not recorded)"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Audit records about inode `ino`, waiting briefly for the daemon to drain the ring buffer.
 pub fn records_for(ino: u64, want: usize) -> Vec<serde_json::Value> {
     let deadline = Instant::now() + Duration::from_secs(10);

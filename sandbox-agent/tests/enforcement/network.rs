@@ -553,6 +553,11 @@ fn raw_packet_and_sctp_sockets_are_refused_where_network_rules_apply() {
             "socket({f}, {t}, {p})"
         );
     }
+    record_of(&cg, "socket_create", |r| {
+        r["target"]["kind"] == "socket"
+            && r["target"]["socket"]
+                == serde_json::json!({"family": libc::AF_INET, "type": libc::SOCK_RAW, "protocol": libc::IPPROTO_ICMP})
+    });
     let created = Ok("created".to_string());
     let (tcp, udp6) = (
         (libc::AF_INET, libc::SOCK_STREAM, 0),

@@ -1,19 +1,20 @@
-//! Audit records: decoding kernel events into JSON lines, and the log they are appended to.
+//! Audit records: decoding kernel events into JSON lines (`target`: what the event is about),
+//! and the log they are appended to (`log`).
 
-use std::{
-    fs::{File, OpenOptions},
-    io::Write,
-    path::{Path, PathBuf},
-    time::{Duration, SystemTime},
-};
+mod log;
+mod target;
+
+use std::time::{Duration, SystemTime};
+
+pub use log::{rotated, AuditLog};
+pub use target::Target;
 
 use sandbox_common::{
-    capability_name, hook_name, AuditEvent, EventPath, ACTION_AUDIT, ACTION_DENY, HOOK_BPF,
-    HOOK_CAPABLE, HOOK_FILE_IOCTL, HOOK_FILE_IOCTL_COMPAT, HOOK_FILE_OPEN, HOOK_FILE_RECEIVE,
-    HOOK_INODE_PERMISSION, HOOK_KERNEL_LOAD_DATA, HOOK_KERNEL_MODULE_REQUEST,
-    HOOK_KERNEL_READ_FILE, HOOK_MOVE_MOUNT, HOOK_PTRACE, HOOK_SB_MOUNT, HOOK_TASK_KILL,
-    NET_FAMILY_V4, NET_FAMILY_V6, RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS, RULE_ID_NET_DEFAULT,
-    RULE_ID_NET_RAW, RULE_ID_NOT_ALLOWED, RULE_ID_SELF_PROTECTION,
+    hook_name, AuditEvent, ACTION_AUDIT, ACTION_DENY, HOOK_BPF, HOOK_CAPABLE, HOOK_FILE_IOCTL,
+    HOOK_FILE_IOCTL_COMPAT, HOOK_FILE_OPEN, HOOK_FILE_RECEIVE, HOOK_INODE_PERMISSION,
+    HOOK_KERNEL_LOAD_DATA, HOOK_KERNEL_MODULE_REQUEST, HOOK_KERNEL_READ_FILE, HOOK_MOVE_MOUNT,
+    HOOK_PTRACE, HOOK_SB_MOUNT, HOOK_TASK_KILL, RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS,
+    RULE_ID_NET_DEFAULT, RULE_ID_NET_RAW, RULE_ID_NOT_ALLOWED, RULE_ID_SELF_PROTECTION,
 };
 use serde::{Deserialize, Serialize};
 
@@ -54,14 +55,7 @@ pub fn suppressed_record(time: SystemTime, ctx: &Context, count: u64) -> AuditRe
         cgroup: ctx.cgroup.clone(),
         policy: ctx.policy.clone(),
         rule: None,
-        target: Target {
-            dev: String::new(),
-            ino: 0,
-            path: None,
-            rule_path: None,
-            address: None,
-            capability: None,
-        },
+        target: Target::default(),
         exe: None,
         suppressed: Some(count),
     }
@@ -71,25 +65,6 @@ pub fn suppressed_record(time: SystemTime, ctx: &Context, count: u64) -> AuditRe
 pub struct Exe {
     pub dev: String,
     pub ino: u64,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Target {
-    /// `major:minor` of the filesystem.
-    pub dev: String,
-    pub ino: u64,
-    /// The target's path as the kernel sees it (the real one, whatever alias the task used),
-    /// under the daemon's mount points; starts with `…/` when deeper than the kernel reports.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    /// The path of the rule that matched.
-    pub rule_path: Option<String>,
-    /// For connects and sends: where to, `address:port` (`[v6]:port`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
-    /// For `capable`: the capability's name (`SYS_ADMIN`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub capability: Option<String>,
 }
 
 /// What the daemon knows about a policy id, to enrich a raw event.
@@ -165,18 +140,10 @@ pub fn decode(event: &AuditEvent, clock: &Clock, ctx: &Context) -> AuditRecord {
         rule,
         suppressed: None,
         exe: (event.exe_ino != 0).then(|| Exe {
-            dev: dev_string(event.exe_dev),
+            dev: target::dev_string(event.exe_dev),
             ino: event.exe_ino,
         }),
-        target: Target {
-            dev: dev_string(event.dev),
-            ino: event.ino,
-            path: kernel_path(&event.path),
-            rule_path: ctx.rule.as_ref().map(|(_, p)| p.clone()),
-            address: net_address(&event.net),
-            capability: (event.hook == HOOK_CAPABLE)
-                .then(|| capability_name(event.ino).map_or(event.ino.to_string(), str::to_string)),
-        },
+        target: Target::decode(event, ctx.rule.as_ref().map(|(_, p)| p.clone())),
     }
 }
 
@@ -200,44 +167,6 @@ fn self_protection_rule(event: &AuditEvent) -> String {
     format!("self-protection ({what})")
 }
 
-/// The path within its filesystem from the names the kernel sent (nearest first); None when it
-/// sent none (the target is no file).
-fn kernel_path(path: &EventPath) -> Option<String> {
-    let depth = (path.depth as usize).min(path.names.len());
-    if depth == 0 {
-        return None;
-    }
-    let names: Vec<String> = path.names[..depth]
-        .iter()
-        .rev()
-        .map(|n| {
-            let len = n.iter().position(|&b| b == 0).unwrap_or(n.len());
-            String::from_utf8_lossy(&n[..len]).into_owned()
-        })
-        .collect();
-    let start = if path.complete != 0 { "/" } else { "…/" };
-    Some(format!("{start}{}", names.join("/")))
-}
-
-/// `a.b.c.d:port` or `[v6]:port` of a network event; None for other events.
-fn net_address(net: &sandbox_common::NetDest) -> Option<String> {
-    let ip: std::net::IpAddr = match net.family as u32 {
-        NET_FAMILY_V4 => {
-            let mut a = [0; 4];
-            a.copy_from_slice(&net.addr[..4]);
-            std::net::Ipv4Addr::from(a).into()
-        }
-        NET_FAMILY_V6 => std::net::Ipv6Addr::from(net.addr).into(),
-        _ => return None,
-    };
-    Some(std::net::SocketAddr::new(ip, net.port).to_string())
-}
-
-/// The kernel's `dev_t` as `major:minor`.
-fn dev_string(dev: u32) -> String {
-    format!("{}:{}", dev >> 20, dev & 0xfffff)
-}
-
 /// A readable one-line view of a record.
 pub fn format_line(r: &AuditRecord) -> String {
     if let Some(n) = r.suppressed {
@@ -248,12 +177,7 @@ pub fn format_line(r: &AuditRecord) -> String {
             r.cgroup.as_deref().unwrap_or("?"),
         );
     }
-    let target = match (&r.target.address, &r.target.path, &r.target.capability) {
-        (Some(address), _, _) => address.clone(),
-        (None, Some(path), _) => path.clone(),
-        (None, None, Some(cap)) => format!("CAP_{cap}"),
-        (None, None, None) => format!("{}:{}", r.target.dev, r.target.ino),
-    };
+    let target = r.target.describe();
     format!(
         "{} {} {} pid={} comm={} policy={} rule={} target={}{}",
         r.time,
@@ -272,83 +196,14 @@ pub fn format_line(r: &AuditRecord) -> String {
     )
 }
 
-/// Append-only JSON-lines audit log. Each record is written with a single `write` of a whole
-/// line, so a crash never leaves half a record behind a complete one. Past `max_bytes` the file
-/// is rotated (`log` -> `log.1` -> ... -> `log.<keep>`, the oldest dropped) between two records,
-/// so no record is ever split across files.
-pub struct AuditLog {
-    path: PathBuf,
-    file: File,
-    size: u64,
-    max_bytes: u64,
-    keep: u32,
-}
-
-impl AuditLog {
-    pub fn open(path: &Path, max_bytes: u64, keep: u32) -> std::io::Result<Self> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        let size = file.metadata()?.len();
-        Ok(Self {
-            path: path.to_path_buf(),
-            file,
-            size,
-            max_bytes,
-            keep,
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    pub fn append(&mut self, record: &AuditRecord) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(record)?;
-        line.push(b'\n');
-        if self.size > 0 && self.size + line.len() as u64 > self.max_bytes {
-            self.rotate()?;
-        }
-        self.file.write_all(&line)?;
-        self.size += line.len() as u64;
-        Ok(())
-    }
-
-    fn rotate(&mut self) -> std::io::Result<()> {
-        for n in (1..self.keep).rev() {
-            let from = rotated(&self.path, n);
-            if from.exists() {
-                std::fs::rename(&from, rotated(&self.path, n + 1))?;
-            }
-        }
-        if self.keep == 0 {
-            std::fs::remove_file(&self.path)?;
-        } else {
-            std::fs::rename(&self.path, rotated(&self.path, 1))?;
-        }
-        self.file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
-        self.size = 0;
-        Ok(())
-    }
-}
-
-/// The `n`-th rotated file of `log` (`log.n`).
-pub fn rotated(log: &Path, n: u32) -> PathBuf {
-    let mut name = log.as_os_str().to_os_string();
-    name.push(format!(".{n}"));
-    PathBuf::from(name)
-}
-
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
-    use sandbox_common::{HOOK_MMAP_FILE, HOOK_SOCKET_CONNECT};
+    use sandbox_common::{
+        EventPath, HOOK_MMAP_FILE, HOOK_SOCKET_CONNECT, NET_FAMILY_V4, NET_FAMILY_V6,
+    };
 
-    fn event() -> AuditEvent {
+    pub fn event() -> AuditEvent {
         let mut comm = [0u8; 16];
         comm[..3].copy_from_slice(b"cat");
         AuditEvent {
@@ -367,7 +222,9 @@ mod tests {
             action: ACTION_DENY,
             comm,
             net: Default::default(),
-            _pad: [0; 2],
+            value: 0,
+            target_kind: sandbox_common::TargetKind::File as u32,
+            _pad: 0,
             path: EventPath::default(),
         }
     }
@@ -404,6 +261,7 @@ mod tests {
         let mut e = event();
         e.hook = HOOK_SOCKET_CONNECT;
         e.rule_id = RULE_ID_NET_DEFAULT;
+        e.target_kind = sandbox_common::TargetKind::Destination as u32;
         e.net.family = NET_FAMILY_V4 as u16;
         e.net.addr[..4].copy_from_slice(&[169, 254, 169, 254]);
         e.net.port = 80;
@@ -453,7 +311,7 @@ mod tests {
         assert_eq!(r.action, "deny");
         assert_eq!(r.hook, "file_open");
         assert_eq!(r.comm, "cat");
-        assert_eq!(r.target.dev, "8:1");
+        assert_eq!(r.target.dev.as_deref(), Some("8:1"));
         assert_eq!(r.policy.as_deref(), Some("default"));
         let line = format_line(&r);
         assert!(
@@ -483,50 +341,6 @@ mod tests {
         e.rule_id = RULE_ID_FILELESS;
         let r = decode(&e, &Clock::now(), &Context::default());
         assert!(r.rule.unwrap().starts_with("deny_fileless_exec"));
-    }
-
-    #[test]
-    fn log_lines_are_whole_json_objects() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/audit.log");
-        let mut log = AuditLog::open(&path, 1 << 20, 2).unwrap();
-        let ctx = Context::default();
-        let r = decode(&event(), &Clock::now(), &ctx);
-        log.append(&r).unwrap();
-        log.append(&r).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<_> = text.lines().collect();
-        assert_eq!(lines.len(), 2);
-        assert_eq!(serde_json::from_str::<AuditRecord>(lines[1]).unwrap(), r);
-    }
-
-    #[test]
-    fn rotation_keeps_whole_lines_and_drops_only_the_oldest_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.log");
-        let r = decode(&event(), &Clock::now(), &Context::default());
-        let line_len = serde_json::to_vec(&r).unwrap().len() as u64 + 1;
-        // Three lines per file, two rotated files kept.
-        let mut log = AuditLog::open(&path, 3 * line_len, 2).unwrap();
-        for _ in 0..10 {
-            log.append(&r).unwrap();
-        }
-        let count = |p: &Path| {
-            let text = std::fs::read_to_string(p).unwrap();
-            assert!(text.ends_with('\n'));
-            for l in text.lines() {
-                serde_json::from_str::<AuditRecord>(l).unwrap();
-            }
-            text.lines().count()
-        };
-        assert_eq!(count(&path), 1);
-        assert_eq!(count(&rotated(&path, 1)), 3);
-        assert_eq!(count(&rotated(&path, 2)), 3);
-        assert!(!rotated(&path, 3).exists());
-        // A reopened log continues the current file.
-        let mut log = AuditLog::open(&path, 3 * line_len, 2).unwrap();
-        log.append(&r).unwrap();
-        assert_eq!(count(&path), 2);
     }
 
     #[test]

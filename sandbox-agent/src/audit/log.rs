@@ -1,0 +1,130 @@
+//! The audit log: JSON lines, appended whole, rotated between records.
+
+use std::{
+    fs::{File, OpenOptions},
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+use super::AuditRecord;
+
+/// Append-only JSON-lines audit log. Each record is written with a single `write` of a whole
+/// line, so a crash never leaves half a record behind a complete one. Past `max_bytes` the file
+/// is rotated (`log` -> `log.1` -> ... -> `log.<keep>`, the oldest dropped) between two records,
+/// so no record is ever split across files.
+pub struct AuditLog {
+    path: PathBuf,
+    file: File,
+    size: u64,
+    max_bytes: u64,
+    keep: u32,
+}
+
+impl AuditLog {
+    pub fn open(path: &Path, max_bytes: u64, keep: u32) -> std::io::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let size = file.metadata()?.len();
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            size,
+            max_bytes,
+            keep,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn append(&mut self, record: &AuditRecord) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(record)?;
+        line.push(b'\n');
+        if self.size > 0 && self.size + line.len() as u64 > self.max_bytes {
+            self.rotate()?;
+        }
+        self.file.write_all(&line)?;
+        self.size += line.len() as u64;
+        Ok(())
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        for n in (1..self.keep).rev() {
+            let from = rotated(&self.path, n);
+            if from.exists() {
+                std::fs::rename(&from, rotated(&self.path, n + 1))?;
+            }
+        }
+        if self.keep == 0 {
+            std::fs::remove_file(&self.path)?;
+        } else {
+            std::fs::rename(&self.path, rotated(&self.path, 1))?;
+        }
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+/// The `n`-th rotated file of `log` (`log.n`).
+pub fn rotated(log: &Path, n: u32) -> PathBuf {
+    let mut name = log.as_os_str().to_os_string();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{decode, tests::event, Clock, Context};
+
+    #[test]
+    fn log_lines_are_whole_json_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/audit.log");
+        let mut log = AuditLog::open(&path, 1 << 20, 2).unwrap();
+        let ctx = Context::default();
+        let r = decode(&event(), &Clock::now(), &ctx);
+        log.append(&r).unwrap();
+        log.append(&r).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<_> = text.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(serde_json::from_str::<AuditRecord>(lines[1]).unwrap(), r);
+    }
+
+    #[test]
+    fn rotation_keeps_whole_lines_and_drops_only_the_oldest_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let r = decode(&event(), &Clock::now(), &Context::default());
+        let line_len = serde_json::to_vec(&r).unwrap().len() as u64 + 1;
+        // Three lines per file, two rotated files kept.
+        let mut log = AuditLog::open(&path, 3 * line_len, 2).unwrap();
+        for _ in 0..10 {
+            log.append(&r).unwrap();
+        }
+        let count = |p: &Path| {
+            let text = std::fs::read_to_string(p).unwrap();
+            assert!(text.ends_with('\n'));
+            for l in text.lines() {
+                serde_json::from_str::<AuditRecord>(l).unwrap();
+            }
+            text.lines().count()
+        };
+        assert_eq!(count(&path), 1);
+        assert_eq!(count(&rotated(&path, 1)), 3);
+        assert_eq!(count(&rotated(&path, 2)), 3);
+        assert!(!rotated(&path, 3).exists());
+        // A reopened log continues the current file.
+        let mut log = AuditLog::open(&path, 3 * line_len, 2).unwrap();
+        log.append(&r).unwrap();
+        assert_eq!(count(&path), 2);
+    }
+}

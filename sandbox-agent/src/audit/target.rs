@@ -1,0 +1,302 @@
+//! The target of an audit record, decoded by the kind the kernel gave it: a file by identity
+//! and path, a destination, a process, a capability... Each kind fills only its own fields.
+
+use sandbox_common::{
+    capability_name, AuditEvent, EventPath, TargetKind, NET_FAMILY_V4, NET_FAMILY_V6, TIOCLINUX,
+    TIOCSTI,
+};
+use serde::{Deserialize, Serialize};
+
+/// `TargetKind` as records name it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    #[default]
+    None,
+    File,
+    Destination,
+    Task,
+    Capability,
+    BpfCommand,
+    Ioctl,
+    KernelLoad,
+    Socket,
+    /// A kind this build does not know (a newer eBPF object).
+    Unknown,
+}
+
+impl From<TargetKind> for Kind {
+    fn from(kind: TargetKind) -> Self {
+        match kind {
+            TargetKind::None => Kind::None,
+            TargetKind::File => Kind::File,
+            TargetKind::Destination => Kind::Destination,
+            TargetKind::Task => Kind::Task,
+            TargetKind::Capability => Kind::Capability,
+            TargetKind::BpfCommand => Kind::BpfCommand,
+            TargetKind::Ioctl => Kind::Ioctl,
+            TargetKind::KernelLoad => Kind::KernelLoad,
+            TargetKind::Socket => Kind::Socket,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Target {
+    #[serde(default)]
+    pub kind: Kind,
+    /// Files: `major:minor` of the filesystem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev: Option<String>,
+    /// Files: the inode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ino: Option<u64>,
+    /// Files: the path as the kernel sees it (the real one, whatever alias the task used),
+    /// under the daemon's mount points; starts with `…/` when deeper than the kernel reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The path (or network) of the rule that matched.
+    pub rule_path: Option<String>,
+    /// Connects and sends: where to, `address:port` (`[v6]:port`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// `capable`: the capability's name (`SYS_ADMIN`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capability: Option<String>,
+    /// Signals and ptrace: the process acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tgid: Option<u32>,
+    /// `bpf()`: the command number (`BPF_PROG_LOAD` is 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bpf_command: Option<u64>,
+    /// `ioctl`: the request (`TIOCSTI`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ioctl: Option<String>,
+    /// Kernel loading: what was loaded (`module`, `kexec_image`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_load: Option<String>,
+    /// `socket_create`: the socket asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<Socket>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Socket {
+    pub family: u32,
+    #[serde(rename = "type")]
+    pub ty: u32,
+    pub protocol: u32,
+}
+
+impl Target {
+    /// The target of `event`; `rule_path` is the matched rule's, when the daemon knows it.
+    pub fn decode(event: &AuditEvent, rule_path: Option<String>) -> Target {
+        let none = Target {
+            rule_path,
+            ..Target::default()
+        };
+        let Some(kind) = TargetKind::from_raw(event.target_kind) else {
+            return Target {
+                kind: Kind::Unknown,
+                ..none
+            };
+        };
+        let kind_only = Target {
+            kind: kind.into(),
+            ..none
+        };
+        let v = event.value;
+        match kind {
+            TargetKind::None => kind_only,
+            TargetKind::File => Target {
+                dev: Some(dev_string(event.dev)),
+                ino: Some(event.ino),
+                path: kernel_path(&event.path),
+                ..kind_only
+            },
+            TargetKind::Destination => Target {
+                address: net_address(&event.net),
+                ..kind_only
+            },
+            TargetKind::Task => Target {
+                tgid: u32::try_from(v).ok(),
+                ..kind_only
+            },
+            TargetKind::Capability => Target {
+                capability: Some(capability_name(v).map_or(v.to_string(), str::to_string)),
+                ..kind_only
+            },
+            TargetKind::BpfCommand => Target {
+                bpf_command: Some(v),
+                ..kind_only
+            },
+            TargetKind::Ioctl => Target {
+                ioctl: Some(ioctl_name(v)),
+                ..kind_only
+            },
+            TargetKind::KernelLoad => Target {
+                kernel_load: Some(kernel_load_name(v)),
+                ..kind_only
+            },
+            TargetKind::Socket => Target {
+                socket: Some(Socket {
+                    family: (v >> 32) as u32,
+                    ty: (v >> 16) as u32 & 0xffff,
+                    protocol: v as u32 & 0xffff,
+                }),
+                ..kind_only
+            },
+        }
+    }
+
+    /// One short word for the log line: the address, the path, the capability...
+    pub fn describe(&self) -> String {
+        let t = self;
+        if let Some(a) = &t.address {
+            return a.clone();
+        }
+        if let Some(p) = &t.path {
+            return p.clone();
+        }
+        if let Some(c) = &t.capability {
+            return format!("CAP_{c}");
+        }
+        if let (Some(dev), Some(ino)) = (&t.dev, t.ino) {
+            return format!("{dev}:{ino}");
+        }
+        match (t.tgid, t.bpf_command, &t.ioctl, &t.kernel_load, t.socket) {
+            (Some(tgid), ..) => format!("pid {tgid}"),
+            (_, Some(cmd), ..) => format!("bpf command {cmd}"),
+            (_, _, Some(ioctl), ..) => ioctl.clone(),
+            (_, _, _, Some(load), _) => format!("kernel {load}"),
+            (.., Some(s)) => format!(
+                "socket family={} type={} protocol={}",
+                s.family, s.ty, s.protocol
+            ),
+            _ => "-".into(),
+        }
+    }
+}
+
+/// The terminal ioctls the kernel side denies, by name.
+fn ioctl_name(request: u64) -> String {
+    match request as u32 {
+        TIOCSTI => "TIOCSTI".into(),
+        TIOCLINUX => "TIOCLINUX".into(),
+        other => format!("{other:#x}"),
+    }
+}
+
+/// `enum kernel_load_data_id` / `enum kernel_read_file_id` (the same order in both).
+fn kernel_load_name(id: u64) -> String {
+    const NAMES: [&str; 7] = [
+        "unknown",
+        "firmware",
+        "module",
+        "kexec_image",
+        "kexec_initramfs",
+        "policy",
+        "x509_certificate",
+    ];
+    usize::try_from(id)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .map_or(id.to_string(), |n| n.to_string())
+}
+
+/// The path within its filesystem from the names the kernel sent (nearest first); None when it
+/// sent none.
+fn kernel_path(path: &EventPath) -> Option<String> {
+    let depth = (path.depth as usize).min(path.names.len());
+    if depth == 0 {
+        return None;
+    }
+    let names: Vec<String> = path.names[..depth]
+        .iter()
+        .rev()
+        .map(|n| {
+            let len = n.iter().position(|&b| b == 0).unwrap_or(n.len());
+            String::from_utf8_lossy(&n[..len]).into_owned()
+        })
+        .collect();
+    let start = if path.complete != 0 { "/" } else { "…/" };
+    Some(format!("{start}{}", names.join("/")))
+}
+
+/// `a.b.c.d:port` or `[v6]:port`; None when the event carries no destination.
+fn net_address(net: &sandbox_common::NetDest) -> Option<String> {
+    let ip: std::net::IpAddr = match net.family as u32 {
+        NET_FAMILY_V4 => {
+            let mut a = [0; 4];
+            a.copy_from_slice(&net.addr[..4]);
+            std::net::Ipv4Addr::from(a).into()
+        }
+        NET_FAMILY_V6 => std::net::Ipv6Addr::from(net.addr).into(),
+        _ => return None,
+    };
+    Some(std::net::SocketAddr::new(ip, net.port).to_string())
+}
+
+/// The kernel's `dev_t` as `major:minor`.
+pub fn dev_string(dev: u32) -> String {
+    format!("{}:{}", dev >> 20, dev & 0xfffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::tests::event;
+
+    fn target_of(kind: TargetKind, value: u64) -> Target {
+        let mut e = event();
+        e.target_kind = kind as u32;
+        e.value = value;
+        Target::decode(&e, None)
+    }
+
+    #[test]
+    fn each_kind_fills_only_its_own_fields() {
+        let file = target_of(TargetKind::File, 0);
+        assert_eq!(
+            (file.kind, file.dev.as_deref(), file.ino),
+            (Kind::File, Some("8:1"), Some(1234))
+        );
+        let task = target_of(TargetKind::Task, 4321);
+        assert_eq!(
+            (task.kind, task.tgid, task.ino),
+            (Kind::Task, Some(4321), None)
+        );
+        assert_eq!(task.describe(), "pid 4321");
+        let cap = target_of(TargetKind::Capability, 21);
+        assert_eq!(cap.capability.as_deref(), Some("SYS_ADMIN"));
+        assert_eq!(target_of(TargetKind::BpfCommand, 5).bpf_command, Some(5));
+        let ioctl = target_of(TargetKind::Ioctl, u64::from(TIOCSTI));
+        assert_eq!(ioctl.ioctl.as_deref(), Some("TIOCSTI"));
+        assert_eq!(
+            target_of(TargetKind::KernelLoad, 2).kernel_load.as_deref(),
+            Some("module")
+        );
+        let raw = target_of(TargetKind::Socket, sandbox_common::socket_value(2, 3, 255));
+        assert_eq!(
+            raw.socket,
+            Some(Socket {
+                family: 2,
+                ty: 3,
+                protocol: 255
+            })
+        );
+        let json = serde_json::to_string(&raw).unwrap();
+        assert!(json.contains(r#""kind":"socket""#), "{json}");
+        assert!(!json.contains("\"ino\""), "a socket has no inode: {json}");
+        let mut unknown = event();
+        unknown.target_kind = 99;
+        assert_eq!(Target::decode(&unknown, None).kind, Kind::Unknown);
+    }
+
+    #[test]
+    fn a_record_written_before_kinds_still_reads() {
+        let old = r#"{"dev":"0:24","ino":3,"path":"/root/.ssh/id","rule_path":"/root/.ssh"}"#;
+        let t: Target = serde_json::from_str(old).unwrap();
+        assert_eq!((t.ino, t.path.as_deref()), (Some(3), Some("/root/.ssh/id")));
+    }
+}

@@ -12,40 +12,28 @@ pub fn check(file: &Path) -> anyhow::Result<bool> {
     for l in &lints {
         println!("{l}");
     }
-    let allow = match &p.allow_exec {
-        Some(list) => format!(", exec allowlist of {}", list.len()),
-        None => String::new(),
-    };
-    let net = &p.network;
-    let network = format!(
-        "; network: default {:?}, {} allow and {} deny rules, {} binaries, {} unix_deny",
-        net.default,
-        net.allow.len(),
-        net.deny.len(),
-        net.binaries.len(),
-        net.unix_deny.len()
-    )
-    .to_lowercase();
-    let env = match (p.env.deny.len(), p.env.allow.len()) {
-        (0, _) => String::new(),
-        (deny, allow) => format!(
-            "; env: {deny} deny patterns, {allow} names kept (applied by `run` only: \
-             `attach` leaves a running process's environment as it is)"
-        ),
-    };
-    println!(
-        "{}: ok: policy {:?}, {:?} mode, {} deny_read, {} deny_exec and {} deny_write rules{allow}{}{network}{env}",
-        file.display(),
-        p.name,
-        p.mode,
-        p.deny_read.len(),
-        p.deny_exec.len(),
-        p.deny_write.len(),
-        if p.deny_fileless_exec {
-            ", fileless exec denied"
+    let mode = format!("{:?}", p.mode).to_lowercase();
+    println!("{}: ok: policy {:?}, {mode} mode", file.display(), p.name);
+    // What each key the policy sets amounts to, and which hooks enforce it.
+    let used = crate::policy::in_use(&p);
+    const EVERY: &str = "(every policy)";
+    let width = used
+        .iter()
+        .map(|(k, _)| k.name.len())
+        .fold(EVERY.len(), usize::max);
+    for (key, amount) in &used {
+        let by = if key.hooks.is_empty() {
+            "applied by `run` only (`attach` leaves a running process's environment as it is)"
+                .to_string()
         } else {
-            ""
-        }
+            key.hooks.join(", ")
+        };
+        println!("  {:width$}  {amount:>5}  {by}", key.name);
+    }
+    println!(
+        "  {EVERY:width$}  {:>5}  {}",
+        "",
+        crate::policy::EVERY_POLICY.join(", ")
     );
     Ok(lints.is_empty())
 }

@@ -1,11 +1,13 @@
 //! Policy files: parsing and validation (`schema`), compilation of rules to inode-identity
 //! map entries (`compile`), the `network` section
 //! (`net_spec`, `net_compile`), the exec decision for a command before it starts
-//! (`exec_check`), and the variables `run` takes out of its environment (`env_rules`).
+//! (`exec_check`), the variables `run` takes out of its environment (`env_rules`), and the one
+//! list of policy keys and their hooks (`keys`).
 
 mod compile;
 mod env_rules;
 mod exec_check;
+mod keys;
 mod lint;
 mod net_compile;
 pub mod net_spec;
@@ -16,5 +18,6 @@ pub use compile::{
 };
 pub use env_rules::{sockets_named, EnvRules};
 pub use exec_check::{check_program, ExecRefusal};
+pub use keys::{in_use, EVERY_POLICY};
 pub use lint::lint;
 pub use schema::{parse, Anchors, Mode, NetDefault, PathKey, Policy, PolicyError, WORKSPACE};

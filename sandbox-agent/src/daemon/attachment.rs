@@ -10,7 +10,7 @@ use crate::{
     protocol::AttachInfo,
 };
 
-use super::{persist::SavedAttachment, prepare::protected_rules, Protected};
+use super::{persist::SavedAttachment, prepare::extra_rules, Protected};
 
 pub(super) struct Attachment {
     pub(super) info: AttachInfo,
@@ -46,7 +46,8 @@ pub(super) fn adopted(
             home: r.home.clone(),
             workspace: r.workspace.clone(),
         };
-        policy::compile_with_extra(&parsed, &anchors, &protected_rules(protected)).ok()
+        let extra = extra_rules(&r.deny_sockets, protected);
+        policy::compile_with_extra(&parsed, &anchors, &extra).ok()
     });
     let (policy, rules) = match &compiled {
         Some(c) => (c.name.clone(), c.rules.len()),

@@ -36,6 +36,7 @@ pub async fn run(state: Arc<Mutex<DaemonState>>, every: Duration) {
                     &job.policy_file,
                     &job.policy_yaml,
                     anchors,
+                    job.deny_sockets.clone(),
                 )
             })
             .await;

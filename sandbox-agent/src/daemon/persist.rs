@@ -28,6 +28,10 @@ pub struct SavedAttachment {
     /// removed once that client is gone and the cgroup is empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_by: Option<RunOwner>,
+    /// Unix sockets `run` denied on top of the policy (the ssh-agent its environment named):
+    /// every recompile (host names moving, a restarted daemon describing it) keeps them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny_sockets: Vec<PathBuf>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -129,6 +133,11 @@ mod tests {
             home: PathBuf::from("/home/a"),
             workspace: None,
             run_by: None,
+            deny_sockets: if id.is_multiple_of(2) {
+                vec![PathBuf::from("/tmp/ssh-x/agent.1")]
+            } else {
+                vec![]
+            },
         }
     }
 

@@ -1,5 +1,6 @@
 //! Turning a request's policy into what `commit` writes: parse, resolve and compile it for one
-//! cgroup, with the daemon's own protected paths added after the policy's rules. Slow (paths,
+//! cgroup, with a run's own denied sockets and then the daemon's protected paths added after
+//! the policy's rules. Slow (paths,
 //! host names, the hardlink scan): callers run it without holding the daemon state.
 
 use std::path::PathBuf;
@@ -29,6 +30,7 @@ pub fn prepare(
     policy_file: &str,
     policy_yaml: &str,
     anchors: policy::Anchors,
+    deny_sockets: Vec<PathBuf>,
 ) -> Result<Prepared, String> {
     let cgroup_id = cgroup::cgroup_id(&cgroup).map_err(|e| e.to_string())?;
     let cgroup =
@@ -42,7 +44,8 @@ pub fn prepare(
             return Err(format!("{what} {} is not an absolute path", dir.display()));
         }
     }
-    let compiled = policy::compile_with_extra(&parsed, &anchors, &protected_rules(protected))
+    let extra = extra_rules(&deny_sockets, protected);
+    let compiled = policy::compile_with_extra(&parsed, &anchors, &extra)
         .map_err(|e| format!("{policy_file}: {e}; nothing was attached"))?;
     refuse_unmatchable(&compiled)
         .map_err(|e| format!("{policy_file}: {e}; nothing was attached"))?;
@@ -57,6 +60,7 @@ pub fn prepare(
             home: anchors.home,
             workspace: anchors.workspace,
             run_by: None,
+            deny_sockets,
         },
     })
 }
@@ -82,13 +86,18 @@ fn refuse_unmatchable(compiled: &CompiledPolicy) -> Result<(), String> {
     ))
 }
 
-/// The daemon's own paths, added to every policy after its own rules: deny_read and deny_write
-/// for its files (no reading its config, no deleting or replacing its audit log), unix_deny for
-/// its control socket (no request reaches it from inside, not even over a connection made
-/// outside and handed in).
-pub(super) fn protected_rules(protected: &Protected) -> Vec<(policy::PathKey, String)> {
+/// The rules added after a policy's own, in this order so a rule's id never depends on what
+/// this daemon protects: the sockets a run denied (`deny_sockets`), then the daemon's own
+/// paths: deny_read and deny_write for its files (no reading its config, no deleting or
+/// replacing its audit log), unix_deny for its control socket (no request reaches it from
+/// inside, not even over a connection made outside and handed in).
+pub(super) fn extra_rules(
+    deny_sockets: &[PathBuf],
+    protected: &Protected,
+) -> Vec<(policy::PathKey, String)> {
     use policy::PathKey;
     let entry = |p: &std::path::PathBuf| p.display().to_string();
+    let run_sockets = deny_sockets.iter().map(|s| (PathKey::UnixDeny, entry(s)));
     let files = protected.files.iter().flat_map(|f| {
         [
             (PathKey::DenyRead, entry(f)),
@@ -99,5 +108,31 @@ pub(super) fn protected_rules(protected: &Protected) -> Vec<(policy::PathKey, St
         .sockets
         .iter()
         .map(|s| (PathKey::UnixDeny, entry(s)));
-    files.chain(sockets).collect()
+    run_sockets.chain(files).chain(sockets).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_runs_sockets_come_before_the_daemons_paths_so_their_ids_stay_put() {
+        let run = [PathBuf::from("/tmp/ssh-x/agent.1")];
+        let small = Protected {
+            files: vec![],
+            sockets: vec!["/run/sandbox-agent.sock".into()],
+        };
+        let large = Protected {
+            files: vec!["/etc/sandbox-agent".into(), "/var/log/sandbox-agent".into()],
+            ..small.clone()
+        };
+        for protected in [&small, &large] {
+            let extra = extra_rules(&run, protected);
+            assert_eq!(
+                extra[0],
+                (policy::PathKey::UnixDeny, "/tmp/ssh-x/agent.1".to_string())
+            );
+            assert_eq!(extra.len(), 1 + 2 * protected.files.len() + 1);
+        }
+    }
 }

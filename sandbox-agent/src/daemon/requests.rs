@@ -91,7 +91,14 @@ fn attach(
     force: bool,
 ) -> Result<Reply, String> {
     let protected = lock(state)?.protected();
-    let prepared = prepare(&protected, cgroup, policy_file, policy_yaml, anchors)?;
+    let prepared = prepare(
+        &protected,
+        cgroup,
+        policy_file,
+        policy_yaml,
+        anchors,
+        vec![],
+    )?;
     let (path, id) = (&prepared.saved.cgroup, prepared.saved.cgroup_id);
     // Nesting first: the more fundamental refusal, and no scan for nothing.
     lock(state)?.check_nesting(path, id)?;
@@ -151,14 +158,14 @@ fn run(
         other => other,
     }
     .map_err(|e| format!("cannot create the transient cgroup: {e}"))?;
-    let mut protected = lock(state)?.protected();
-    protected.sockets.extend(deny_sockets);
+    let protected = lock(state)?.protected();
     let mut prepared = prepare(
         &protected,
         cg.path().to_path_buf(),
         policy_file,
         policy_yaml,
         anchors,
+        deny_sockets,
     )?;
     prepared.saved.run_by = Some(owner);
     // On an error from here on, dropping `cg` removes the cgroup (nothing is in it yet).

@@ -77,9 +77,12 @@ enum Command {
         /// Kill the VM and fail after this many seconds.
         #[arg(long, value_name = "SECS", default_value_t = 3600)]
         timeout: u64,
-        /// Only the per-hook breakdown: how many programs run per operation and what each
-        /// costs, from the kernel's own BPF statistics.
-        #[arg(long)]
+        /// One part of the benchmark (`hooks`: the per-hook breakdown, how many programs run
+        /// per operation and what each costs, from the kernel's own BPF statistics).
+        #[arg(long, value_enum, default_value = "all")]
+        part: bench::Part,
+        /// Same as `--part hooks`.
+        #[arg(long, conflicts_with = "part")]
         hooks: bool,
     },
     /// Runs inside the VM for `bench` (not for direct use).
@@ -104,8 +107,8 @@ enum BenchGuest {
         agent: std::path::PathBuf,
         #[arg(long)]
         repo: std::path::PathBuf,
-        #[arg(long)]
-        hooks: bool,
+        #[arg(long, value_enum)]
+        part: bench::Part,
     },
     /// Time one workload in this process; prints ns/op.
     Measure {
@@ -136,11 +139,15 @@ fn main() -> ExitCode {
         Command::Bench {
             kernel,
             timeout,
+            part,
             hooks,
-        } => bench::command(kernel, Duration::from_secs(timeout), hooks),
+        } => {
+            let part = if hooks { bench::Part::Hooks } else { part };
+            bench::command(kernel, Duration::from_secs(timeout), part)
+        }
         Command::BenchGuest { what } => match what {
-            BenchGuest::Run { agent, repo, hooks } => {
-                bench::run_in_guest(&agent, &repo, hooks).map(|()| 0)
+            BenchGuest::Run { agent, repo, part } => {
+                bench::run_in_guest(&agent, &repo, part).map(|()| 0)
             }
             BenchGuest::Measure {
                 workload,

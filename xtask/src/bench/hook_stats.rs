@@ -11,7 +11,8 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
-use super::guest::{attach, detach, measure_once, report, Cgroup, Daemon, Fixtures, Row};
+use super::fixtures::{attach, detach, Cgroup, Daemon, Fixtures};
+use super::guest::{measure_once, report, Row};
 
 /// Where the daemon pins its links, one per hook.
 const LINKS: &str = "/sys/fs/bpf/sandbox-agent/links";

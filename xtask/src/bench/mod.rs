@@ -1,16 +1,25 @@
-//! `cargo xtask bench [--kernel K]`: boots the test VM without the daemon and runs the benchmark
+//! `cargo xtask bench [--kernel K] [--part P]`: boots the test VM without the daemon and runs the benchmark
 //! (`guest`) there, so every measurement has its baseline from the same run; prints the table
 //! and writes it as JSON to `target/bench/bench-<kernel>.json`.
 
+mod audit_rate;
+mod confined;
+mod control;
+mod fixtures;
 mod guest;
 mod hook_stats;
 mod landlock;
+mod memory;
+mod paired;
+mod startup;
+mod unconfined;
 mod workload;
 
 use std::ffi::OsString;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use clap::ValueEnum;
 
 pub use guest::{measure_command, run as run_in_guest};
 
@@ -19,7 +28,27 @@ use crate::setup::Setup;
 use crate::vm::{self, Guest};
 use crate::{cmd, paths, project};
 
-pub fn command(v: KernelVersion, timeout: Duration, hooks_only: bool) -> Result<u8> {
+/// Which measurements to run: every section but `hooks`, or one of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    All,
+    /// No agent against the agent loaded, for a process it does not confine (interleaved).
+    Unconfined,
+    /// Confined opens against Landlock, attach times, exec and connect confined.
+    Confined,
+    /// `run -- true` against a bare start and bubblewrap (interleaved).
+    Startup,
+    /// Daemon memory, idle and with 100 policies.
+    Memory,
+    /// Audit cost and throughput.
+    Audit,
+    /// `status` round trips and audit drops during a large attach and a run_end that kills.
+    Control,
+    /// Per-hook runs and time from the kernel's BPF statistics.
+    Hooks,
+}
+
+pub fn command(v: KernelVersion, timeout: Duration, part: Part) -> Result<u8> {
     let mut setup = Setup::new()?;
     if cmd::which("bwrap").is_none() {
         eprintln!("[bench] installing bubblewrap for the comparison");
@@ -39,9 +68,11 @@ pub fn command(v: KernelVersion, timeout: Duration, hooks_only: bool) -> Result<
         "--repo".into(),
         guest.repo.clone().into_os_string(),
     ];
-    if hooks_only {
-        command.push("--hooks".into());
-    }
+    command.push("--part".into());
+    command.push(
+        part.to_possible_value()
+            .map_or("all".into(), |p| p.get_name().into()),
+    );
     let outcome = guest.run(Some(&command), false, timeout, true)?;
     let text = String::from_utf8_lossy(&outcome.output);
     if let Some(json) = text
@@ -50,8 +81,11 @@ pub fn command(v: KernelVersion, timeout: Duration, hooks_only: bool) -> Result<
     {
         let dir = guest.target.join("bench");
         std::fs::create_dir_all(&dir)?;
-        let kind = if hooks_only { "bench-hooks" } else { "bench" };
-        let file = dir.join(format!("{kind}-{}.json", v.short()));
+        let file = match part {
+            Part::All => dir.join(format!("bench-{}.json", v.short())),
+            Part::Hooks => dir.join(format!("bench-hooks-{}.json", v.short())),
+            other => dir.join(format!("bench-{other:?}-{}.json", v.short()).to_lowercase()),
+        };
         std::fs::write(&file, format!("{json}\n"))
             .with_context(|| format!("writing {}", file.display()))?;
         eprintln!("[bench] results written to {}", file.display());

@@ -195,6 +195,13 @@ pub const MAP_CGROUP_POLICY: &str = "CGROUP_POLICY";
 /// lookup of the task), nonzero when one may be. The daemon raises it before the first
 /// attachment and lowers it only once `CGROUP_POLICY` is empty.
 pub const MAP_ANY_ATTACHED: &str = "ANY_ATTACHED";
+/// One u64 the daemon increments after every change to `CGROUP_POLICY` (attach, replace,
+/// detach): a `CgroupVerdict` of an older generation is not used.
+pub const MAP_CGROUP_GENERATION: &str = "CGROUP_GENERATION";
+/// What the cgroup-ancestry walk found for a cgroup, by cgroup id (LRU: a cache), so a task
+/// the programs have no mark for is decided by one lookup instead of one per level.
+pub const MAP_CGROUP_VERDICTS: &str = "CGROUP_VERDICTS";
+pub const MAX_CGROUP_VERDICTS: u32 = 16384;
 pub const MAP_INODE_RULES: &str = "INODE_RULES";
 pub const MAP_NAME_RULES: &str = "NAME_RULES";
 /// Confining cgroup id of each confined task, by `task_struct` address: confinement follows
@@ -214,10 +221,21 @@ pub const RULE_MAP_FLAGS: u32 = 1;
 /// Tasks marked as confined (`CONFINED_TASKS`); a confined task cannot fork past this many.
 pub const MAX_CONFINED_TASKS: u32 = 65536;
 
+/// Value of `CGROUP_VERDICTS`: the attachment (cgroup id; 0 for none) confining the cgroup's
+/// tasks, as found at `generation`. Written with the generation read *before* the walk, so a
+/// walk that raced an attach is tagged old and never used.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CgroupVerdict {
+    pub generation: u64,
+    pub attachment: u64,
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: all of these are repr(C), Copy, and have no padding bytes.
     unsafe impl aya::Pod for super::CgroupPolicy {}
+    unsafe impl aya::Pod for super::CgroupVerdict {}
     unsafe impl aya::Pod for super::InodeKey {}
     unsafe impl aya::Pod for super::LinkedOut {}
     unsafe impl aya::Pod for super::NameKey {}

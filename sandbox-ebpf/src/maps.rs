@@ -4,17 +4,27 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LpmTrie, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use sandbox_common::{
-    AuditEvent, AuditRate, CgroupPolicy, InodeKey, LinkedOut, LocalAddr, NameKey, NetKey, NetRules,
-    RuleValue, AUDIT_EVENT_SIZE, MAX_CGROUPS, MAX_CONFINED_TASKS, MAX_INODE_RULES, MAX_LINKED_OUT,
-    MAX_LOCAL_ADDRS, MAX_NAME_RULES, MAX_NET_BINARIES, MAX_NET_RULES, RULE_MAP_FLAGS,
+    AuditEvent, AuditRate, CgroupPolicy, CgroupVerdict, InodeKey, LinkedOut, LocalAddr, NameKey,
+    NetKey, NetRules, RuleValue, AUDIT_EVENT_SIZE, MAX_CGROUPS, MAX_CGROUP_VERDICTS,
+    MAX_CONFINED_TASKS, MAX_INODE_RULES, MAX_LINKED_OUT, MAX_LOCAL_ADDRS, MAX_NAME_RULES,
+    MAX_NET_BINARIES, MAX_NET_RULES, RULE_MAP_FLAGS,
 };
 
 /// See `sandbox_common::MAP_ANY_ATTACHED`.
 #[map(name = "ANY_ATTACHED")]
 pub static ANY_ATTACHED: Array<u32> = Array::pinned(1, 0);
+
+/// See `sandbox_common::MAP_CGROUP_GENERATION`.
+#[map(name = "CGROUP_GENERATION")]
+pub static CGROUP_GENERATION: Array<u64> = Array::pinned(1, 0);
+
+/// See `sandbox_common::MAP_CGROUP_VERDICTS`.
+#[map(name = "CGROUP_VERDICTS")]
+pub static CGROUP_VERDICTS: LruHashMap<u64, CgroupVerdict> =
+    LruHashMap::pinned(MAX_CGROUP_VERDICTS, 0);
 
 #[map(name = "CGROUP_POLICY")]
 pub static CGROUP_POLICY: HashMap<u64, CgroupPolicy> = HashMap::pinned(MAX_CGROUPS, 0);

@@ -5,11 +5,17 @@
 //! process outside could): the first decision for a task, and every fork of a confined task,
 //! marks the task in `CONFINED_TASKS` with the attachment's cgroup id. A mark outlives a move
 //! but not a detach: it names the attachment, whose policy is looked up at each decision.
+//! A task with no mark is decided by its cgroup's cached verdict (`CGROUP_VERDICTS`), valid for
+//! one generation of attachments.
 
-use aya_ebpf::helpers::generated::{bpf_get_current_ancestor_cgroup_id, bpf_get_current_task};
-use sandbox_common::{CgroupPolicy, MAX_CGROUP_DEPTH};
+use aya_ebpf::helpers::generated::{
+    bpf_get_current_ancestor_cgroup_id, bpf_get_current_cgroup_id, bpf_get_current_task,
+};
+use sandbox_common::{CgroupPolicy, CgroupVerdict, MAX_CGROUP_DEPTH};
 
-use crate::maps::{ANY_ATTACHED, CGROUP_POLICY, CONFINED_TASKS};
+use crate::maps::{
+    ANY_ATTACHED, CGROUP_GENERATION, CGROUP_POLICY, CGROUP_VERDICTS, CONFINED_TASKS,
+};
 
 /// BPF_ANY: create the mark or replace a stale one.
 const BPF_ANY: u64 = 0;
@@ -43,11 +49,45 @@ pub fn confining_attachment() -> Option<(u64, CgroupPolicy)> {
             return Some((cgroup, policy));
         }
     }
-    let (cgroup, policy) = attached_ancestor()?;
+    let (cgroup, policy) = cgroup_attachment()?;
     // Confined before it was marked (in the cgroup when the policy was attached), or its mark
     // names a detached attachment. If the table is full the cgroup still confines the task.
     let _ = CONFINED_TASKS.insert(&task, &cgroup, BPF_ANY);
     Some((cgroup, policy))
+}
+
+/// The attachment confining the current task's cgroup, from the cache when it holds a verdict
+/// of the current generation (one lookup), else by walking the ancestry (and caching that).
+#[inline(always)]
+fn cgroup_attachment() -> Option<(u64, CgroupPolicy)> {
+    // Read before the walk: a verdict found while the daemon changes an attachment is tagged
+    // with the generation before the change, which the daemon's increment makes stale.
+    let Some(generation) = CGROUP_GENERATION.get(0).copied() else {
+        // Unreadable: no cache, the walk decides (never "unconfined" for want of a value).
+        return attached_ancestor();
+    };
+    // SAFETY: a plain helper call.
+    let cgroup = unsafe { bpf_get_current_cgroup_id() };
+    // SAFETY: copied out at once, as above.
+    if let Some(v) = unsafe { CGROUP_VERDICTS.get(&cgroup).copied() } {
+        if v.generation == generation {
+            if v.attachment == 0 {
+                return None;
+            }
+            // SAFETY: as above. A policy gone since (detached) falls through to the walk.
+            if let Some(policy) = unsafe { CGROUP_POLICY.get(&v.attachment).copied() } {
+                return Some((v.attachment, policy));
+            }
+        }
+    }
+    let found = attached_ancestor();
+    let verdict = CgroupVerdict {
+        generation,
+        attachment: found.map_or(0, |(id, _)| id),
+    };
+    // A full cache evicts its least used verdict; a failed write only costs the next walk.
+    let _ = CGROUP_VERDICTS.insert(&cgroup, &verdict, BPF_ANY);
+    found
 }
 
 /// The policy attached to the current task's cgroup or to one of its ancestors. The daemon

@@ -12,10 +12,11 @@ use aya::{
     Btf, Ebpf, EbpfLoader,
 };
 use sandbox_common::{
-    AuditRate, AuditRateLimit, CgroupPolicy, InodeKey, NameKey, NetKey, NetRules, RuleValue,
-    GLOBAL_AUDIT_RATE_LIMIT, GLOBAL_OFFSETS, MAP_ANY_ATTACHED, MAP_AUDIT_RATE,
-    MAP_AUDIT_SUPPRESSED, MAP_CGROUP_POLICY, MAP_CONFINED_TASKS, MAP_INODE_RULES, MAP_NAME_RULES,
-    MAP_NET_BINARIES, MAP_NET_BINARY_NAMES, MAP_NET_RULES, MAX_INODE_RULES, MAX_NAME_RULES,
+    AuditRate, AuditRateLimit, CgroupPolicy, CgroupVerdict, InodeKey, NameKey, NetKey, NetRules,
+    RuleValue, GLOBAL_AUDIT_RATE_LIMIT, GLOBAL_OFFSETS, MAP_ANY_ATTACHED, MAP_AUDIT_RATE,
+    MAP_AUDIT_SUPPRESSED, MAP_CGROUP_GENERATION, MAP_CGROUP_POLICY, MAP_CGROUP_VERDICTS,
+    MAP_CONFINED_TASKS, MAP_INODE_RULES, MAP_NAME_RULES, MAP_NET_BINARIES, MAP_NET_BINARY_NAMES,
+    MAP_NET_RULES, MAX_INODE_RULES, MAX_NAME_RULES,
 };
 
 use super::{support::SupportError, EBPF_OBJECT, PROGRAMS, PROGRAMS_IF_PRESENT};
@@ -84,8 +85,14 @@ pub fn load(maps_dir: &Path, audit_rate: &AuditRateLimit) -> Result<Ebpf, Suppor
 }
 
 /// (map, key size, value size) this build's programs use.
-const POLICY_MAP_LAYOUT: [(&str, usize, usize); 10] = [
+const POLICY_MAP_LAYOUT: [(&str, usize, usize); 12] = [
     (MAP_ANY_ATTACHED, size_of::<u32>(), size_of::<u32>()),
+    (MAP_CGROUP_GENERATION, size_of::<u32>(), size_of::<u64>()),
+    (
+        MAP_CGROUP_VERDICTS,
+        size_of::<u64>(),
+        size_of::<CgroupVerdict>(),
+    ),
     (MAP_AUDIT_RATE, size_of::<u32>(), size_of::<AuditRate>()),
     (MAP_AUDIT_SUPPRESSED, size_of::<u32>(), size_of::<u64>()),
     (

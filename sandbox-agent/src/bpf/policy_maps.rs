@@ -1,7 +1,8 @@
 //! Writes compiled policies into the kernel maps, atomically per cgroup: the new generation's
 //! rules are written under a fresh policy id first, then the cgroup's entry flips to it in one
 //! map update, then the old generation is removed. A failure before the flip removes what was
-//! written and leaves the previous policy in force.
+//! written and leaves the previous policy in force. Every change to a cgroup's entry is
+//! followed by a new `CGROUP_GENERATION`, which retires the programs' cached cgroup verdicts.
 
 use aya::maps::{
     lpm_trie::{Key, LpmTrie},
@@ -9,9 +10,9 @@ use aya::maps::{
 };
 use sandbox_common::{
     CgroupPolicy, InodeKey, NameKey, NetKey, NetRules, RuleValue, MAP_ANY_ATTACHED,
-    MAP_CGROUP_POLICY, MAP_INODE_RULES, MAP_NAME_RULES, MAP_NET_BINARIES, MAP_NET_BINARY_NAMES,
-    MAP_NET_RULES, MODE_AUDIT, MODE_ENFORCE, NET_KEY_FIXED_BITS, POLICY_ID_ANY, RULE_DENY_EXEC,
-    RULE_DENY_READ, RULE_DENY_UNIX, RULE_DENY_WRITE, RULE_TREE,
+    MAP_CGROUP_GENERATION, MAP_CGROUP_POLICY, MAP_INODE_RULES, MAP_NAME_RULES, MAP_NET_BINARIES,
+    MAP_NET_BINARY_NAMES, MAP_NET_RULES, MODE_AUDIT, MODE_ENFORCE, NET_KEY_FIXED_BITS,
+    POLICY_ID_ANY, RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_UNIX, RULE_DENY_WRITE, RULE_TREE,
 };
 
 use crate::policy::{CompiledPolicy, Mode};
@@ -29,6 +30,7 @@ pub type Written<'a> = (u32, &'a CompiledPolicy);
 
 pub struct PolicyMaps {
     any_attached: Array<MapData, u32>,
+    generation: Array<MapData, u64>,
     cgroups: HashMap<MapData, u64, CgroupPolicy>,
     inodes: HashMap<MapData, InodeKey, RuleValue>,
     names: HashMap<MapData, NameKey, RuleValue>,
@@ -85,6 +87,7 @@ impl PolicyMaps {
     pub fn new(ebpf: &mut aya::Ebpf) -> Result<Self, MapsError> {
         let mut maps = Self {
             any_attached: take(ebpf, MAP_ANY_ATTACHED)?,
+            generation: take(ebpf, MAP_CGROUP_GENERATION)?,
             cgroups: take(ebpf, MAP_CGROUP_POLICY)?,
             inodes: take(ebpf, MAP_INODE_RULES)?,
             names: take(ebpf, MAP_NAME_RULES)?,
@@ -124,7 +127,22 @@ impl PolicyMaps {
         // Until the daemon has seen what is attached (`settle`), assume something is: a map
         // newly created next to pinned attachments (an upgrade) must not let everyone through.
         maps.set_any_attached(true)?;
+        // Retires verdicts an earlier daemon may have left current (it died between a change
+        // and its increment).
+        maps.next_generation()?;
         Ok(maps)
+    }
+
+    /// Increments `CGROUP_GENERATION`: verdicts the programs cached before are not used again.
+    fn next_generation(&mut self) -> Result<(), MapsError> {
+        let error = |e: aya::maps::MapError| MapsError::Map {
+            map: MAP_CGROUP_GENERATION,
+            message: e.to_string(),
+        };
+        let current = self.generation.get(&0, 0).map_err(error)?;
+        self.generation
+            .set(0, current.wrapping_add(1), 0)
+            .map_err(error)
     }
 
     fn set_any_attached(&mut self, attached: bool) -> Result<(), MapsError> {
@@ -198,6 +216,16 @@ impl PolicyMaps {
                 message: e.to_string(),
             });
         }
+        // A task whose cgroup the programs cached as unconfined would stay so without it:
+        // undo the flip rather than leave the attachment half in force.
+        if let Err(e) = self.next_generation() {
+            let _ = match previous {
+                Some(previous) => self.cgroups.insert(cgroup_id, previous, 0),
+                None => self.cgroups.remove(&cgroup_id),
+            };
+            self.remove_rules(policy_id, Some((policy_id, policy)));
+            return Err(e);
+        }
         if let Some(previous) = previous {
             self.remove_rules(previous.policy_id, written);
         }
@@ -223,6 +251,10 @@ impl PolicyMaps {
                 map: MAP_CGROUP_POLICY,
                 message: e.to_string(),
             })?;
+        // Only precision: a cached verdict naming a detached cgroup finds no policy and walks.
+        if let Err(e) = self.next_generation() {
+            tracing::warn!("{e}");
+        }
         self.remove_rules(previous.policy_id, written);
         self.settle();
         Ok(true)

@@ -311,3 +311,59 @@ fn any_attached_flag() -> u32 {
     let flag: Array<MapData, u32> = Map::from_map_data(data).unwrap().try_into().unwrap();
     flag.get(&0, 0).unwrap()
 }
+
+/// (generation, attachment) the programs cached for `cgroup`, and the current generation.
+fn cached_verdict(cgroup: &std::path::Path) -> (Option<(u64, u64)>, u64) {
+    use aya::maps::{Array, HashMap, Map, MapData};
+    use sandbox_common::CgroupVerdict;
+    let id = sandbox_agent::cgroup::cgroup_id(cgroup).unwrap();
+    let data = MapData::from_pin("/sys/fs/bpf/sandbox-agent/maps/CGROUP_VERDICTS").unwrap();
+    // An LRU hash reads like a hash.
+    let verdicts: HashMap<MapData, u64, CgroupVerdict> =
+        Map::from_map_data(data).unwrap().try_into().unwrap();
+    let data = MapData::from_pin("/sys/fs/bpf/sandbox-agent/maps/CGROUP_GENERATION").unwrap();
+    let generation: Array<MapData, u64> = Map::from_map_data(data).unwrap().try_into().unwrap();
+    (
+        verdicts
+            .get(&id, 0)
+            .ok()
+            .map(|v| (v.generation, v.attachment)),
+        generation.get(&0, 0).unwrap(),
+    )
+}
+
+#[test]
+fn a_cgroup_decided_unconfined_is_confined_the_moment_it_or_its_parent_is_attached() {
+    let home = fixture_dir("verdict-cache");
+    let secret = home.join("secret");
+    write(&secret, "s");
+    let policy = deny_read_policy(&home, &[&secret]);
+    let parent = Cgroup::new("verdict-parent");
+    let work = parent.child("work");
+
+    // Decided unconfined, and the verdict cached for this generation.
+    assert_eq!(work.open(&secret), Ok("s".into()));
+    let (verdict, now) = cached_verdict(&work.path);
+    assert_eq!(verdict, Some((now, 0)), "the cgroup's verdict is cached");
+
+    attach(&parent, &policy, &home);
+    assert_eq!(
+        work.open(&secret),
+        Err(EPERM),
+        "the parent's policy applies at once"
+    );
+    detach(&parent);
+    assert_eq!(work.open(&secret), Ok("s".into()), "and not after detach");
+
+    attach(&work, &policy, &home);
+    assert_eq!(
+        work.open(&secret),
+        Err(EPERM),
+        "its own policy applies at once"
+    );
+    let (verdict, now) = cached_verdict(&work.path);
+    let work_id = sandbox_agent::cgroup::cgroup_id(&work.path).unwrap();
+    assert_eq!(verdict, Some((now, work_id)));
+    detach(&work);
+    assert_eq!(work.open(&secret), Ok("s".into()));
+}

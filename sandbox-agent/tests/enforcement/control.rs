@@ -338,6 +338,8 @@ fn a_cgroup_decided_unconfined_is_confined_the_moment_it_or_its_parent_is_attach
     let secret = home.join("secret");
     write(&secret, "s");
     let policy = deny_read_policy(&home, &[&secret]);
+    // Something attached elsewhere, or every hook would leave before looking at cgroups.
+    let _elsewhere = confined("verdict-elsewhere", &home, &[&secret]);
     let parent = Cgroup::new("verdict-parent");
     let work = parent.child("work");
 

@@ -13,7 +13,7 @@
 use std::{
     collections::BTreeMap,
     ffi::OsStr,
-    os::unix::{ffi::OsStrExt, fs::MetadataExt},
+    os::unix::ffi::OsStrExt,
     path::{Component, Path, PathBuf},
 };
 
@@ -25,9 +25,11 @@ use sandbox_common::{
 };
 use serde::Serialize;
 
+use super::hardlink_scan::deny_other_names;
 use super::{
+    anchors::Anchors,
     net_spec::Cidr,
-    schema::{Anchors, Mode, NetDefault, PathKey, Policy},
+    schema::{Mode, NetDefault, PathKey, Policy},
 };
 use crate::identity::{file_id, FileId};
 
@@ -82,7 +84,7 @@ pub struct CompiledPolicy {
     /// Rule paths on btrfs: the programs must be able to read subvolume devices to match them.
     pub on_btrfs: std::collections::BTreeSet<PathBuf>,
     /// Existing directories with deny rules: (path, identity, rule bits, rule id).
-    deny_dirs: Vec<(PathBuf, FileId, u32, u32)>,
+    pub(super) deny_dirs: Vec<(PathBuf, FileId, u32, u32)>,
 }
 
 impl CompiledPolicy {
@@ -95,7 +97,7 @@ impl CompiledPolicy {
         Ok(id)
     }
 
-    fn add_inode(&mut self, id: FileId, flags: u32, rule_id: u32) {
+    pub(super) fn add_inode(&mut self, id: FileId, flags: u32, rule_id: u32) {
         let v = self.inode_rules.entry((id.dev, id.ino)).or_default();
         if takes_rule_id(v.flags, flags, RULE_NAMED_CHILDREN) {
             v.rule_id = rule_id;
@@ -164,7 +166,7 @@ impl CompiledPolicy {
 /// records: the first rule that denies does, else the first rule with any meaning (`allow_exec`);
 /// `structural` (a chain or named-children marker) carries no rule of its own.
 /// The rule bits that deny something.
-const DENY: u32 = RULE_DENY_READ | RULE_DENY_EXEC | RULE_DENY_UNIX | RULE_DENY_WRITE;
+pub(super) const DENY: u32 = RULE_DENY_READ | RULE_DENY_EXEC | RULE_DENY_UNIX | RULE_DENY_WRITE;
 
 fn takes_rule_id(existing: u32, flags: u32, structural: u32) -> bool {
     let meaningful = |f: u32| f & !structural != 0;
@@ -291,57 +293,6 @@ fn policy_flags(policy: &Policy) -> u32 {
         flags |= POLICY_DENY_FILELESS_EXEC;
     }
     flags
-}
-
-/// Most directory entries `deny_other_names` reads for one policy.
-const HARDLINK_SCAN_LIMIT: usize = 200_000;
-
-/// Files below a denied directory that have other names (hardlinks made before the attach,
-/// possibly outside the directory) get rules of their own: the kernel's walk from another name
-/// never passes the directory. Stays on the directory's filesystem, as the walk does.
-fn deny_other_names(out: &mut CompiledPolicy) {
-    let mut budget = HARDLINK_SCAN_LIMIT;
-    for (dir, id, flags, rule_id) in std::mem::take(&mut out.deny_dirs) {
-        let Ok(top) = std::fs::metadata(&dir) else {
-            continue;
-        };
-        let mut stack = vec![dir.clone()];
-        while let Some(d) = stack.pop() {
-            let Ok(entries) = std::fs::read_dir(&d) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                if budget == 0 {
-                    out.warnings.push(format!(
-                        "{} holds more than {HARDLINK_SCAN_LIMIT} entries: files in it with \
-                         other names (hardlinks) past that were not found, and are denied only \
-                         under their names inside it",
-                        dir.display()
-                    ));
-                    return;
-                }
-                budget -= 1;
-                let path = entry.path();
-                let Ok(md) = std::fs::symlink_metadata(&path) else {
-                    continue;
-                };
-                if md.is_dir() {
-                    // Only a change of st_dev (a mount, or a btrfs subvolume) needs the
-                    // mount table to tell whether the kernel's walk still gets here.
-                    let same_fs = md.dev() == top.dev()
-                        || crate::identity::file_id(&path)
-                            .is_ok_and(|child| child.sb_dev == id.sb_dev);
-                    if same_fs {
-                        stack.push(path);
-                    }
-                } else if !md.file_type().is_symlink() && md.nlink() > 1 {
-                    if let Ok(file) = out.identify(&path) {
-                        out.add_inode(file, flags & DENY, rule_id);
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// Adds the inode and name rules for one path; returns (resolved path, exists).

@@ -1,18 +1,22 @@
-//! Policy files: parsing and validation (`schema`), compilation of rules to inode-identity
-//! map entries (`compile`), the `network` section
+//! Policy files: parsing and validation (`schema`), what `~`, `$WORKSPACE` and `$UID` mean
+//! (`anchors`), compilation of rules to inode-identity map entries (`compile`, with the
+//! hardlinks found below denied directories: `hardlink_scan`), the `network` section
 //! (`net_spec`, `net_compile`), the exec decision for a command before it starts
 //! (`exec_check`), the variables `run` takes out of its environment (`env_rules`), and the one
 //! list of policy keys and their hooks (`keys`).
 
+mod anchors;
 mod compile;
 mod env_rules;
 mod exec_check;
+mod hardlink_scan;
 mod keys;
 mod lint;
 mod net_compile;
 pub mod net_spec;
 mod schema;
 
+pub use anchors::{Anchors, WORKSPACE};
 pub use compile::{
     compile, compile_with, compile_with_extra, CompiledPolicy, NameRuleKey, RuleInfo,
 };
@@ -20,4 +24,4 @@ pub use env_rules::{sockets_named, EnvRules};
 pub use exec_check::{check_program, ExecRefusal};
 pub use keys::{in_use, EVERY_POLICY};
 pub use lint::lint;
-pub use schema::{parse, Anchors, Mode, NetDefault, PathKey, Policy, PolicyError, WORKSPACE};
+pub use schema::{parse, Mode, NetDefault, PathKey, Policy, PolicyError};

@@ -12,9 +12,10 @@ use std::{
 use sandbox_common::{NetPortRule, NetRules, NET_ALLOW, NET_DENY, NET_MAX_PORT_RULES};
 
 use super::{
+    anchors::Anchors,
     compile::{CompileError, CompiledPolicy, NameRuleKey, RuleInfo},
     net_spec::{self, Cidr, NetHost, ALL_PORTS},
-    schema::{Anchors, Policy},
+    schema::Policy,
 };
 
 /// One destination rule before folding.

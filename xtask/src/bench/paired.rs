@@ -1,8 +1,8 @@
 //! Interleaved comparisons. Measuring a baseline and then a candidate minutes apart on an
 //! emulated CPU cannot tell a 2 % cost from drift (the same ratio moved from 0.97 to 1.64
 //! between two runs). Here short batches of the two alternate in one boot, the side that goes
-//! first alternating too, and each pair gives one ratio: reported as the median of the pairs
-//! with their spread (min, max).
+//! first alternating too, and each batch is the fastest of a few runs; each pair gives one ratio,
+//! reported as the median of the pairs with their spread (min, max).
 
 use anyhow::Result;
 
@@ -62,6 +62,19 @@ impl Pairs {
             (median(&ratios), min, max, ratios.len()),
         )
     }
+}
+
+/// Runs per batch, of which the fastest counts: interference on the host only ever slows a run
+/// down, so the minimum is the least disturbed estimate.
+pub(super) const RUNS_PER_BATCH: usize = 3;
+
+/// The fastest of `RUNS_PER_BATCH` runs of `f`.
+pub(super) fn fastest(mut f: impl FnMut() -> Result<f64>) -> Result<f64> {
+    let mut best = f64::INFINITY;
+    for _ in 0..RUNS_PER_BATCH {
+        best = best.min(f()?);
+    }
+    Ok(best)
 }
 
 pub(super) fn median(values: &[f64]) -> f64 {

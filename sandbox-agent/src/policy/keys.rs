@@ -122,6 +122,9 @@ pub const EVERY_POLICY: &[&str] = &[
     "task_free",
 ];
 
+/// Keys that name and set up a policy rather than rule anything: no hooks, no README row.
+const SETTINGS: [&str; 2] = ["name", "mode"];
+
 /// The key named `name`.
 pub fn key(name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.name == name)
@@ -154,7 +157,7 @@ pub fn in_use(policy: &super::Policy) -> Vec<(&'static Key, String)> {
     use serde_yaml::Value;
     let mut used = Vec::new();
     for (name, value) in values(policy) {
-        let Some(key) = key(&name).filter(|k| !["name", "mode"].contains(&k.name)) else {
+        let Some(key) = key(&name).filter(|k| !SETTINGS.contains(&k.name)) else {
             continue;
         };
         let amount = match value {
@@ -301,7 +304,7 @@ mod tests {
         }
         for key in KEYS {
             assert!(
-                documented.contains(key.name) || ["name", "mode"].contains(&key.name),
+                documented.contains(key.name) || SETTINGS.contains(&key.name),
                 "{} has no row in the README",
                 key.name
             );

@@ -82,17 +82,11 @@ pub fn subtree(root: &Path) -> Vec<PathBuf> {
 }
 
 fn is_cgroup2(path: &Path) -> Result<bool, CgroupError> {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|_| CgroupError::NotCgroup2(path.to_path_buf()))?;
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: c is a valid NUL-terminated string and st a valid out-pointer.
-    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
-        return Err(CgroupError::Io {
-            path: path.to_path_buf(),
-            source: io::Error::last_os_error(),
-        });
-    }
-    Ok(st.f_type as i64 == CGROUP2_SUPER_MAGIC)
+    let magic = crate::identity::fs_magic(path).map_err(|source| CgroupError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(magic as i64 == CGROUP2_SUPER_MAGIC)
 }
 
 /// A cgroup created for one `run`, removed on drop (after killing anything left in it).

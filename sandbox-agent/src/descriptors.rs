@@ -12,6 +12,10 @@
 //! kernel would (its walk stops at each filesystem's root), which here means a refusal the
 //! user can force, never a descriptor missed.
 //!
+//! A file of a kernel filesystem (cgroupfs, sysfs, bpffs...) open for writing is refused under
+//! every policy, as the kernel refuses opening one (self-protection): through a descriptor of
+//! `cgroup.kill` or `cgroup.procs` a confined task would kill or move tasks outside.
+//!
 //! Name rules (on a parent directory and a name) are not consulted: they exist for paths that
 //! did not exist when the policy was compiled, and for a file replaced by a rename; a file that
 //! is open now existed at compile time and has an inode rule of its own, or lies below a
@@ -29,7 +33,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use sandbox_common::{RULE_DENY_READ, RULE_DENY_WRITE};
+use sandbox_common::{KERNEL_FS_MAGICS, RULE_DENY_READ, RULE_DENY_WRITE};
 
 use crate::policy::CompiledPolicy;
 
@@ -285,6 +289,13 @@ fn check_descriptor(
         .find_map(|l| l.strip_prefix("flags:"))
         .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())?;
     let access = Access::from_flags(flags)?;
+    if access != Access::Read && on_kernel_fs(&link) {
+        let denial = Denial {
+            rule: "self-protection (a kernel filesystem's file open for writing)".into(),
+            at: target.clone(),
+        };
+        return Some((target, access, denial));
+    }
     let denial = open_file_denial(
         compiled,
         &link,
@@ -317,6 +328,12 @@ fn open_file_denial(
         chain.push((dir.to_path_buf(), ids.get(&under_root)));
     }
     denial(compiled, &chain, access)
+}
+
+/// Whether `file` is on one of the kernel's own filesystems; unknown counts as yes (the
+/// attach is refused, or forced with a warning, rather than a descriptor missed).
+fn on_kernel_fs(file: &Path) -> bool {
+    crate::identity::fs_magic(file).map_or(true, |magic| KERNEL_FS_MAGICS.contains(&magic))
 }
 
 /// Identities of directories, looked up once per scan.
@@ -421,6 +438,16 @@ mod tests {
         let c = f.policy();
         assert_eq!(decide(&c, &f.open("notes", false), Access::Read), None);
         assert_eq!(decide(&c, &f.open("notes", true), Access::Write), None);
+    }
+
+    #[test]
+    fn kernel_filesystems_are_told_from_the_others() {
+        assert!(on_kernel_fs(Path::new("/sys/kernel")), "sysfs");
+        assert!(!on_kernel_fs(&Fixture::new().path("notes")));
+        assert!(
+            on_kernel_fs(Path::new("/no/such/file")),
+            "unknown counts as one"
+        );
     }
 
     #[test]

@@ -21,6 +21,20 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// The magic number of the filesystem `path` is on (`statfs`'s `f_type`), following symlinks.
+pub fn fs_magic(path: &Path) -> io::Result<u64> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: a zeroed statfs is a valid value of this plain C struct.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: c is a valid NUL-terminated string and st a valid out-pointer.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // f_type is signed on some targets: magics with the top bit set must not be sign-extended.
+    Ok(st.f_type as u32 as u64)
+}
+
 /// A file's identity in the kernel's terms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct FileId {

@@ -7,7 +7,7 @@ pub const HOOK_BPRM_CHECK: u32 = 2;
 pub const HOOK_MMAP_FILE: u32 = 3;
 pub const HOOK_FILE_MPROTECT: u32 = 4;
 pub const HOOK_BPF: u32 = 5;
-pub const HOOK_INODE_PERMISSION: u32 = 6;
+// 6 was inode_permission, replaced by the hooks that change files (see `kernel_fs`).
 pub const HOOK_TASK_KILL: u32 = 7;
 pub const HOOK_PTRACE: u32 = 8;
 pub const HOOK_SB_MOUNT: u32 = 9;
@@ -33,6 +33,13 @@ pub const HOOK_FILE_IOCTL_COMPAT: u32 = 28;
 pub const HOOK_KERNEL_MODULE_REQUEST: u32 = 29;
 pub const HOOK_KERNEL_LOAD_DATA: u32 = 30;
 pub const HOOK_KERNEL_READ_FILE: u32 = 31;
+pub const HOOK_PATH_CHMOD: u32 = 32;
+pub const HOOK_PATH_CHOWN: u32 = 33;
+pub const HOOK_INODE_SETXATTR: u32 = 34;
+pub const HOOK_INODE_REMOVEXATTR: u32 = 35;
+pub const HOOK_FILE_TRUNCATE: u32 = 36;
+pub const HOOK_INODE_SET_ACL: u32 = 37;
+pub const HOOK_INODE_REMOVE_ACL: u32 = 38;
 
 /// The LSM hook behind a `HOOK_*` number, as audit records name it.
 pub fn hook_name(hook: u32) -> &'static str {
@@ -43,7 +50,6 @@ pub fn hook_name(hook: u32) -> &'static str {
         HOOK_FILE_MPROTECT => "file_mprotect",
         HOOK_FILE_RECEIVE => "file_receive",
         HOOK_BPF => "bpf",
-        HOOK_INODE_PERMISSION => "inode_permission",
         HOOK_TASK_KILL => "task_kill",
         HOOK_PTRACE => "ptrace_access_check",
         HOOK_SB_MOUNT => "sb_mount",
@@ -68,6 +74,13 @@ pub fn hook_name(hook: u32) -> &'static str {
         HOOK_KERNEL_MODULE_REQUEST => "kernel_module_request",
         HOOK_KERNEL_LOAD_DATA => "kernel_load_data",
         HOOK_KERNEL_READ_FILE => "kernel_read_file",
+        HOOK_PATH_CHMOD => "path_chmod",
+        HOOK_PATH_CHOWN => "path_chown",
+        HOOK_INODE_SETXATTR => "inode_setxattr",
+        HOOK_INODE_REMOVEXATTR => "inode_removexattr",
+        HOOK_FILE_TRUNCATE => "file_truncate",
+        HOOK_INODE_SET_ACL => "inode_set_acl",
+        HOOK_INODE_REMOVE_ACL => "inode_remove_acl",
         _ => "unknown",
     }
 }

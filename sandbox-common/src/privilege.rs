@@ -123,10 +123,10 @@ pub const TIOCLINUX: u32 = 0x541C;
 pub const MEMORY_DEVICES: [u32; 3] = [1 << 20 | 1, 1 << 20 | 2, 1 << 20 | 4];
 
 /// Superblock magics of the filesystems whose files are the kernel's own knobs, where a
-/// confined task may create, change, rename or remove nothing (`inode_permission` with
-/// MAY_WRITE): cgroupfs, sysfs, bpffs (the enforcer's pins), securityfs, debugfs, tracefs,
-/// configfs, efivarfs, pstore, binfmt_misc (an interpreter registered there runs for every
-/// exec on the host), fusectl, selinuxfs.
+/// confined task may create, change, rename or remove nothing (no open for writing, no path
+/// change, no truncation, mode, owner or extended attribute): cgroupfs, sysfs, bpffs (the
+/// enforcer's pins), securityfs, debugfs, tracefs, configfs, efivarfs, pstore, binfmt_misc (an
+/// interpreter registered there runs for every exec on the host), fusectl, selinuxfs.
 pub const KERNEL_FS_MAGICS: [u64; 13] = [
     0x6367_7270, // CGROUP2_SUPER_MAGIC
     0x0027_e0eb, // CGROUP_SUPER_MAGIC

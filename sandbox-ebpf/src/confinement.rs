@@ -1,11 +1,14 @@
 //! Confinement follows the task: every child of a confined task is marked with its parent's
 //! attachment when it is created, before it can run, and the mark goes when the task is freed.
+//! Nor is a child made straight into another cgroup (clone3's CLONE_INTO_CGROUP): marked, it
+//! would stay confined, but out of its sandbox's limits (pids, memory).
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{HOOK_TASK_ALLOC, RULE_ID_FAIL_CLOSED};
 
 use crate::{
     audit,
+    guard::deny,
     hook::earlier_denial,
     maps::CONFINED_TASKS,
     policy::confining_attachment,
@@ -19,6 +22,8 @@ use crate::{
 const BPF_ANY: u64 = 0;
 /// EAGAIN, what fork returns when a task limit is reached.
 const EAGAIN: i32 = 11;
+/// CLONE_INTO_CGROUP from <uapi/linux/sched.h>: clone3 puts the child in the cgroup it names.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 #[lsm(hook = "task_alloc")]
 pub fn task_alloc(ctx: LsmContext) -> i32 {
@@ -29,6 +34,14 @@ pub fn task_alloc(ctx: LsmContext) -> i32 {
     let Some((attachment, policy)) = confining_attachment() else {
         return 0;
     };
+    let flags: u64 = ctx.arg(1);
+    if flags & CLONE_INTO_CGROUP != 0 {
+        // Audit mode records it and lets it through, marked below like any child.
+        let verdict = deny(&policy, HOOK_TASK_ALLOC, Target::None);
+        if verdict != 0 {
+            return verdict;
+        }
+    }
     let child: u64 = ctx.arg(0);
     if CONFINED_TASKS.insert(&child, &attachment, BPF_ANY).is_ok() {
         return 0;

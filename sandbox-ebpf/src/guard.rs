@@ -1,39 +1,22 @@
 //! Self-protection, enforced for every confined task whatever its policy says: no bpf(), no
-//! writes into cgroupfs (so no moving out of the confined cgroup, by cgroup.procs or by
-//! clone3(CLONE_INTO_CGROUP)) or the other kernel filesystems (sysfs, bpffs with the enforcer's
-//! pins, securityfs, debugfs, tracefs...), no signals or ptrace to tasks outside its own sandbox (the daemon
-//! among them), and no mounts that could hide or replace files.
+//! signals or ptrace to tasks outside its own sandbox (the daemon among them), and no mounts
+//! that could hide or replace files. The kernel filesystems are guarded where files change
+//! (`kernel_fs`), and clone3(CLONE_INTO_CGROUP) where tasks are made (`confinement`).
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
-    CgroupPolicy, HOOK_BPF, HOOK_INODE_PERMISSION, HOOK_MOVE_MOUNT, HOOK_PTRACE, HOOK_SB_MOUNT,
-    HOOK_TASK_KILL, KERNEL_FS_MAGICS, RULE_ID_SELF_PROTECTION,
+    CgroupPolicy, HOOK_BPF, HOOK_MOVE_MOUNT, HOOK_PTRACE, HOOK_SB_MOUNT, HOOK_TASK_KILL,
+    RULE_ID_SELF_PROTECTION,
 };
 
 use crate::{
     hook::earlier_denial,
-    kernel::{offsets, read_at, read_ptr},
+    kernel::{offsets, read_at},
     maps::CONFINED_TASKS,
     policy::{confining_attachment, current_policy},
-    target::{FileId, Target},
+    target::Target,
     verdict::{enforce, Decision},
 };
-
-/// MAY_WRITE from <linux/fs.h>.
-const MAY_WRITE: i32 = 0x2;
-
-/// Whether `magic` is one of the kernel's own filesystems (cgroupfs, sysfs, bpffs...).
-#[inline(always)]
-fn is_kernel_fs(magic: u64) -> bool {
-    let mut i = 0;
-    while i < KERNEL_FS_MAGICS.len() {
-        if KERNEL_FS_MAGICS[i] == magic {
-            return true;
-        }
-        i += 1;
-    }
-    false
-}
 
 /// Denies for a confined task (recording `target`), allows for everyone else.
 #[inline(always)]
@@ -62,36 +45,6 @@ pub fn bpf(ctx: LsmContext) -> i32 {
     // Loading, reading or changing any BPF object (our pinned maps included) is off limits.
     let cmd: i32 = ctx.arg(0);
     deny_confined(HOOK_BPF, Target::BpfCommand(cmd as u32))
-}
-
-#[lsm(hook = "inode_permission")]
-pub fn inode_permission(ctx: LsmContext) -> i32 {
-    // LSM_HOOK(int, 0, inode_permission, struct inode *inode, int mask)
-    if let Some(denied) = earlier_denial(&ctx, 2) {
-        return denied;
-    }
-    // Runs on every path lookup: leave at once unless this is a write.
-    let mask: i32 = ctx.arg(1);
-    if mask & MAY_WRITE == 0 {
-        return 0;
-    }
-    let off = offsets();
-    let inode: *const u8 = ctx.arg(0);
-    let Ok(sb) = read_ptr(inode, off.inode_sb) else {
-        return deny_confined(HOOK_INODE_PERMISSION, Target::None);
-    };
-    // Unreadable: treated as one of them, so a confined task fails closed.
-    let magic: u64 = read_at(sb, off.sb_magic).unwrap_or(KERNEL_FS_MAGICS[0]);
-    if !is_kernel_fs(magic) {
-        return 0;
-    }
-    // Denied either way: an unreadable number only leaves the record without it.
-    let target = Target::file(FileId {
-        dev: read_at(sb, off.sb_dev).unwrap_or(0),
-        ino: read_at(inode, off.inode_ino).unwrap_or(0),
-        ..FileId::default()
-    });
-    deny_confined(HOOK_INODE_PERMISSION, target)
 }
 
 /// Denies a confined task acting on `task` unless `task` is confined by the same attachment

@@ -1,6 +1,7 @@
 //! Files that are the host itself, which no confined task may open whatever its policy lists:
 //! block devices (every file of a filesystem, raw), the memory and port devices, `/proc/kcore`,
-//! and, for writing, every procfs file outside a process's own `/proc/<pid>` directory
+//! and, for writing, every file of a kernel filesystem (`kernel_fs`: cgroupfs, sysfs, bpffs...)
+//! and every procfs file outside a process's own `/proc/<pid>` directory
 //! (`/proc/sys/kernel/core_pattern` and `modprobe` make the kernel run a program as host root).
 //!
 //! Decided by the inode's type and device number and by the procfs dentries themselves, so a
@@ -9,7 +10,10 @@
 use aya_ebpf::helpers::generated::bpf_probe_read_kernel_str;
 use sandbox_common::{KernelOffsets, MEMORY_DEVICES, PROC_SUPER_MAGIC};
 
-use crate::kernel::{read_at, read_ptr};
+use crate::{
+    kernel::{read_at, read_ptr},
+    kernel_fs::is_kernel_fs,
+};
 
 const S_IFMT: u16 = 0o170000;
 const S_IFBLK: u16 = 0o060000;
@@ -37,24 +41,23 @@ pub fn is_host_file(
             Ok(rdev) => MEMORY_DEVICES.contains(&rdev),
             Err(_) => true,
         },
-        _ => is_host_proc_file(off, inode, dentry, writing),
+        _ => {
+            let Ok(magic) =
+                read_ptr(inode, off.inode_sb).and_then(|sb| read_at::<u64>(sb, off.sb_magic))
+            else {
+                return true;
+            };
+            match magic {
+                PROC_SUPER_MAGIC => is_host_proc_file(off, dentry, writing),
+                magic => writing && is_kernel_fs(magic),
+            }
+        }
     }
 }
 
+/// Whether the procfs file at `dentry` is the host's (see the module's comment).
 #[inline(always)]
-fn is_host_proc_file(
-    off: &KernelOffsets,
-    inode: *const u8,
-    dentry: *const u8,
-    writing: bool,
-) -> bool {
-    let Ok(magic) = read_ptr(inode, off.inode_sb).and_then(|sb| read_at::<u64>(sb, off.sb_magic))
-    else {
-        return true;
-    };
-    if magic != PROC_SUPER_MAGIC {
-        return false;
-    }
+fn is_host_proc_file(off: &KernelOffsets, dentry: *const u8, writing: bool) -> bool {
     // The entry right below the procfs root on the way up: a pid directory, or the host's.
     let mut child = dentry;
     let mut top = core::ptr::null();

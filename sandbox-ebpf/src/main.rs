@@ -3,6 +3,7 @@
 #![no_std]
 #![no_main]
 
+mod attributes;
 mod audit;
 mod confinement;
 mod exec;
@@ -12,6 +13,7 @@ mod guard;
 mod hook;
 mod host_files;
 mod kernel;
+mod kernel_fs;
 mod maps;
 mod net;
 mod net_rules;

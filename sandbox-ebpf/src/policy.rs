@@ -1,8 +1,8 @@
 //! Which policy, if any, confines the current task.
 //!
 //! A task is confined by the policy attached to its cgroup or an ancestor, and stays confined by
-//! it wherever the task is moved afterwards (by itself it cannot move: see `guard`; a root
-//! process outside could): the first decision for a task, and every fork of a confined task,
+//! it wherever the task is moved afterwards (by itself it cannot move: see `kernel_fs` and
+//! `confinement`; a root process outside could): the first decision for a task, and every fork of a confined task,
 //! marks the task in `CONFINED_TASKS` with the attachment's cgroup id. A mark outlives a move
 //! but not a detach: it names the attachment, whose policy is looked up at each decision.
 //! A task with no mark is decided by its cgroup's cached verdict (`CGROUP_VERDICTS`), valid for

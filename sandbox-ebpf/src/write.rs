@@ -1,19 +1,21 @@
 //! deny_write, and the deny_read hardening that shares its hooks: what a confined task may
-//! create, remove, rename or link. Each hook names the directory entry it changes; the walk
-//! decides it by the inode identity of the entry and the directories above it, or, for a name
-//! that does not exist yet, by the name rules of its parent directory.
+//! create, remove, rename, link or truncate. Each hook names the directory entry it changes; the
+//! walk decides it by the inode identity of the entry and the directories above it, or, for a
+//! name that does not exist yet, by the name rules of its parent directory. On a kernel
+//! filesystem every change is refused (`kernel_fs`).
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
-    InodeKey, LinkedOut, EPERM, HOOK_PATH_LINK, HOOK_PATH_MKDIR, HOOK_PATH_MKNOD, HOOK_PATH_RENAME,
-    HOOK_PATH_RMDIR, HOOK_PATH_SYMLINK, HOOK_PATH_TRUNCATE, HOOK_PATH_UNLINK, LINKED_OUT_DIRS,
-    POLICY_ID_ANY, RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_UNIX, RULE_DENY_WRITE,
-    RULE_ID_FAIL_CLOSED,
+    InodeKey, LinkedOut, EPERM, HOOK_FILE_TRUNCATE, HOOK_PATH_LINK, HOOK_PATH_MKDIR,
+    HOOK_PATH_MKNOD, HOOK_PATH_RENAME, HOOK_PATH_RMDIR, HOOK_PATH_SYMLINK, HOOK_PATH_TRUNCATE,
+    HOOK_PATH_UNLINK, LINKED_OUT_DIRS, POLICY_ID_ANY, RULE_DENY_EXEC, RULE_DENY_READ,
+    RULE_DENY_UNIX, RULE_DENY_WRITE, RULE_ID_FAIL_CLOSED, RULE_ID_SELF_PROTECTION,
 };
 
 use crate::{
     hook::earlier_denial,
     kernel::{offsets, read_at, read_ptr},
+    kernel_fs::on_kernel_fs,
     maps::LINKED_OUT,
     policy::current_policy,
     target::{FileId, Target},
@@ -65,7 +67,7 @@ fn verdict_on_changes(hook: u32, first: Change, second: Option<Change>) -> i32 {
 
 /// Verdict of `hook` on changing the one entry `dentry` (deny_write).
 #[inline(always)]
-fn verdict_on_change(hook: u32, dentry: *const u8) -> i32 {
+pub fn verdict_on_change(hook: u32, dentry: *const u8) -> i32 {
     verdict_on_changes(
         hook,
         Change {
@@ -93,7 +95,8 @@ fn verdict_on_create(hook: u32, dentry: *const u8) -> i32 {
 const NO_RULE: u64 = u64::MAX;
 
 /// The id of the rule that forbids changing `dentry` (a rule bit in `want`), or `NO_RULE`;
-/// `target` gets the entry's identity. Not inlined: link and rename check two entries, and two
+/// `target` gets the entry's identity. Any change on a kernel filesystem is forbidden by
+/// self-protection, whatever the policy. Not inlined: link and rename check two entries, and two
 /// inlined walks would not fit the 512-byte stack together; called, they share one frame.
 #[inline(never)]
 fn denying_rule(policy_id: u32, dentry: *const u8, want: u32, target: &mut FileId) -> u64 {
@@ -102,7 +105,10 @@ fn denying_rule(policy_id: u32, dentry: *const u8, want: u32, target: &mut FileI
         return RULE_ID_FAIL_CLOSED as u64;
     }
     // The filesystem comes from the dentry: a name being created has no inode yet.
-    let Ok(dev) = read_ptr(dentry, off.dentry_sb).and_then(|sb| read_at(sb, off.sb_dev)) else {
+    let Ok(sb) = read_ptr(dentry, off.dentry_sb) else {
+        return RULE_ID_FAIL_CLOSED as u64;
+    };
+    let Ok(dev) = read_at(sb, off.sb_dev) else {
         return RULE_ID_FAIL_CLOSED as u64;
     };
     target.dev = dev;
@@ -115,6 +121,9 @@ fn denying_rule(policy_id: u32, dentry: *const u8, want: u32, target: &mut FileI
         },
         Err(_) => return RULE_ID_FAIL_CLOSED as u64,
     };
+    if on_kernel_fs(off, sb) {
+        return RULE_ID_SELF_PROTECTION as u64;
+    }
     match check_dentry(policy_id, dev, dentry, want, 0) {
         Decision::Allow => NO_RULE,
         Decision::Deny { rule_id } => rule_id as u64,
@@ -123,7 +132,7 @@ fn denying_rule(policy_id: u32, dentry: *const u8, want: u32, target: &mut FileI
 
 /// The dentry of a `struct path *`.
 #[inline(always)]
-fn path_dentry(path: *const u8) -> *const u8 {
+pub fn path_dentry(path: *const u8) -> *const u8 {
     read_ptr(path, offsets().path_dentry).unwrap_or(core::ptr::null())
 }
 
@@ -134,6 +143,19 @@ pub fn path_truncate(ctx: LsmContext) -> i32 {
         return denied;
     }
     verdict_on_change(HOOK_PATH_TRUNCATE, path_dentry(ctx.arg(0)))
+}
+
+#[lsm(hook = "file_truncate")]
+pub fn file_truncate(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, file_truncate, struct file *file): ftruncate(2), and open(O_TRUNC) of an
+    // existing file since Linux 6.2 (opened read-only, `file_open` sees no write), where
+    // `path_truncate` saw both before.
+    if let Some(denied) = earlier_denial(&ctx, 1) {
+        return denied;
+    }
+    let file: *const u8 = ctx.arg(0);
+    let dentry = read_ptr(file, offsets().file_dentry).unwrap_or(core::ptr::null());
+    verdict_on_change(HOOK_FILE_TRUNCATE, dentry)
 }
 
 #[lsm(hook = "path_unlink")]

@@ -11,10 +11,14 @@ pub use target::Target;
 
 use sandbox_common::{
     hook_name, AuditEvent, ACTION_AUDIT, ACTION_DENY, HOOK_BPF, HOOK_CAPABLE, HOOK_FILE_IOCTL,
-    HOOK_FILE_IOCTL_COMPAT, HOOK_FILE_OPEN, HOOK_FILE_RECEIVE, HOOK_INODE_PERMISSION,
+    HOOK_FILE_IOCTL_COMPAT, HOOK_FILE_OPEN, HOOK_FILE_RECEIVE, HOOK_FILE_TRUNCATE,
+    HOOK_INODE_REMOVEXATTR, HOOK_INODE_REMOVE_ACL, HOOK_INODE_SETXATTR, HOOK_INODE_SET_ACL,
     HOOK_KERNEL_LOAD_DATA, HOOK_KERNEL_MODULE_REQUEST, HOOK_KERNEL_READ_FILE, HOOK_MOVE_MOUNT,
-    HOOK_PTRACE, HOOK_SB_MOUNT, HOOK_TASK_KILL, RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS,
-    RULE_ID_NET_DEFAULT, RULE_ID_NET_RAW, RULE_ID_NOT_ALLOWED, RULE_ID_SELF_PROTECTION,
+    HOOK_PATH_CHMOD, HOOK_PATH_CHOWN, HOOK_PATH_LINK, HOOK_PATH_MKDIR, HOOK_PATH_MKNOD,
+    HOOK_PATH_RENAME, HOOK_PATH_RMDIR, HOOK_PATH_SYMLINK, HOOK_PATH_TRUNCATE, HOOK_PATH_UNLINK,
+    HOOK_PTRACE, HOOK_SB_MOUNT, HOOK_TASK_ALLOC, HOOK_TASK_KILL, RULE_ID_FAIL_CLOSED,
+    RULE_ID_FILELESS, RULE_ID_NET_DEFAULT, RULE_ID_NET_RAW, RULE_ID_NOT_ALLOWED,
+    RULE_ID_SELF_PROTECTION,
 };
 use serde::{Deserialize, Serialize};
 
@@ -152,9 +156,25 @@ fn self_protection_rule(event: &AuditEvent) -> String {
     let what = match event.hook {
         HOOK_CAPABLE => "a capability that reaches past the sandbox",
         HOOK_FILE_OPEN | HOOK_FILE_RECEIVE => {
-            "a host file (block or memory device, /proc/kcore, a /proc file outside the task's own)"
+            "a host file (block or memory device, /proc/kcore, a /proc file outside the task's \
+             own, a kernel filesystem's file for writing)"
         }
-        HOOK_INODE_PERMISSION => "a write in a kernel filesystem (cgroupfs, sysfs, bpffs...)",
+        HOOK_PATH_TRUNCATE
+        | HOOK_FILE_TRUNCATE
+        | HOOK_PATH_UNLINK
+        | HOOK_PATH_RMDIR
+        | HOOK_PATH_MKDIR
+        | HOOK_PATH_MKNOD
+        | HOOK_PATH_SYMLINK
+        | HOOK_PATH_LINK
+        | HOOK_PATH_RENAME
+        | HOOK_PATH_CHMOD
+        | HOOK_PATH_CHOWN
+        | HOOK_INODE_SETXATTR
+        | HOOK_INODE_REMOVEXATTR
+        | HOOK_INODE_SET_ACL
+        | HOOK_INODE_REMOVE_ACL => "a change in a kernel filesystem (cgroupfs, sysfs, bpffs...)",
+        HOOK_TASK_ALLOC => "a child made in another cgroup (clone3 CLONE_INTO_CGROUP)",
         HOOK_KERNEL_MODULE_REQUEST | HOOK_KERNEL_LOAD_DATA | HOOK_KERNEL_READ_FILE => {
             "loading a kernel module or image"
         }

@@ -18,7 +18,6 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("file_mprotect", "file_mprotect"),
     ("file_receive", "file_receive"),
     ("bpf", "bpf"),
-    ("inode_permission", "inode_permission"),
     ("task_kill", "task_kill"),
     ("ptrace_access_check", "ptrace_access_check"),
     ("sb_mount", "sb_mount"),
@@ -36,6 +35,10 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("path_symlink", "path_symlink"),
     ("path_link", "path_link"),
     ("path_rename", "path_rename"),
+    ("path_chmod", "path_chmod"),
+    ("path_chown", "path_chown"),
+    ("inode_setxattr", "inode_setxattr"),
+    ("inode_removexattr", "inode_removexattr"),
     ("task_alloc", "task_alloc"),
     ("task_free", "task_free"),
     ("capable", "capable"),
@@ -47,8 +50,14 @@ pub const PROGRAMS: &[(&str, &str)] = &[
 
 /// Hooks only newer kernels have, loaded and attached where the running kernel's BTF has them
 /// (`bpf_lsm_<hook>`). Where a hook is missing, the kernel takes the path it would guard through
-/// a hook of `PROGRAMS` instead: 32-bit ioctls go through `file_ioctl` before Linux 6.8.
-pub const PROGRAMS_IF_PRESENT: &[(&str, &str)] = &[("file_ioctl_compat", "file_ioctl_compat")];
+/// a hook of `PROGRAMS` instead: 32-bit ioctls go through `file_ioctl` before Linux 6.8,
+/// open(O_TRUNC) through `path_truncate` and POSIX ACLs through `inode_setxattr` before 6.2.
+pub const PROGRAMS_IF_PRESENT: &[(&str, &str)] = &[
+    ("file_ioctl_compat", "file_ioctl_compat"),
+    ("file_truncate", "file_truncate"),
+    ("inode_set_acl", "inode_set_acl"),
+    ("inode_remove_acl", "inode_remove_acl"),
+];
 
 #[cfg(test)]
 mod tests {

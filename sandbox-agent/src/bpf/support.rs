@@ -67,16 +67,14 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 /// Mounts a kernel pseudo-filesystem that init systems usually mount but minimal hosts and
 /// containers may not. Failure is left to the checks that follow, which explain it.
 fn mount_if_missing(fstype: &str, target: &str, magic: i64) {
-    let Ok(c_target) = std::ffi::CString::new(target) else {
-        return;
-    };
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: valid C string and out-pointer.
-    let mounted =
-        unsafe { libc::statfs(c_target.as_ptr(), &mut st) } == 0 && st.f_type as i64 == magic;
+    let mounted = crate::identity::fs_magic(std::path::Path::new(target))
+        .is_ok_and(|found| found as i64 == magic);
     if mounted {
         return;
     }
+    let Ok(c_target) = std::ffi::CString::new(target) else {
+        return;
+    };
     let Ok(c_type) = std::ffi::CString::new(fstype) else {
         return;
     };

@@ -26,6 +26,7 @@ const UNIX: &[&str] = &["unix_stream_connect", "unix_may_send"];
 const WRITE: &[&str] = &[
     "file_open",
     "path_truncate",
+    "file_truncate",
     "path_unlink",
     "path_rmdir",
     "path_mkdir",
@@ -33,6 +34,12 @@ const WRITE: &[&str] = &[
     "path_symlink",
     "path_link",
     "path_rename",
+    "path_chmod",
+    "path_chown",
+    "inode_setxattr",
+    "inode_removexattr",
+    "inode_set_acl",
+    "inode_remove_acl",
 ];
 const CONFINED_ROOT: &[&str] = &[
     "capable",
@@ -41,7 +48,6 @@ const CONFINED_ROOT: &[&str] = &[
     "kernel_read_file",
     "file_ioctl",
     "file_ioctl_compat",
-    "inode_permission",
     "file_open",
 ];
 
@@ -109,10 +115,10 @@ pub const KEYS: &[Key] = &[
 ];
 
 /// Hooks every attachment runs whatever its policy says: self-protection and sticky
-/// confinement.
+/// confinement. Every `deny_write` hook is among them: on a kernel filesystem it refuses any
+/// change (a test holds the two lists together).
 pub const EVERY_POLICY: &[&str] = &[
     "bpf",
-    "inode_permission",
     "task_kill",
     "ptrace_access_check",
     "sb_mount",
@@ -120,6 +126,22 @@ pub const EVERY_POLICY: &[&str] = &[
     "file_receive",
     "task_alloc",
     "task_free",
+    "file_open",
+    "path_truncate",
+    "file_truncate",
+    "path_unlink",
+    "path_rmdir",
+    "path_mkdir",
+    "path_mknod",
+    "path_symlink",
+    "path_link",
+    "path_rename",
+    "path_chmod",
+    "path_chown",
+    "inode_setxattr",
+    "inode_removexattr",
+    "inode_set_acl",
+    "inode_remove_acl",
 ];
 
 /// Keys that name and set up a policy rather than rule anything: no hooks, no README row.
@@ -227,6 +249,13 @@ mod tests {
             PathKey::UnixDeny,
         ] {
             assert!(super::key(key.name()).is_some(), "{}", key.name());
+        }
+    }
+
+    #[test]
+    fn every_deny_write_hook_guards_the_kernel_filesystems_for_every_policy() {
+        for hook in WRITE {
+            assert!(EVERY_POLICY.contains(hook), "{hook}");
         }
     }
 

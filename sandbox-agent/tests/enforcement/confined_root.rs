@@ -115,7 +115,7 @@ fn the_enforcers_pins_cannot_be_touched_from_inside_and_come_back_when_removed_o
     ] {
         assert!(!Path::new(planted).exists(), "{planted}");
     }
-    record_of(&cg, "inode_permission", self_protection);
+    record_of(&cg, "path_mkdir", self_protection);
     assert_eq!(cg.open(&home.join("secret")), Err(EPERM), "still enforced");
 
     // Root outside removes a pin by mistake: the daemon's own reference keeps the program
@@ -177,7 +177,12 @@ fn sysctls_sysfs_and_the_sysrq_trigger_cannot_be_written_from_inside() {
                 .as_str()
                 .is_some_and(|p| p.ends_with("core_pattern"))
     });
-    record_of(&cg, "inode_permission", self_protection);
+    record_of(&cg, "file_open", |r| {
+        self_protection(r)
+            && r["target"]["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/mtu"))
+    });
 
     // Outside the sandbox, root writes them as usual (the same value back).
     std::fs::write(knobs[2], &before[2]).unwrap();

@@ -4,84 +4,11 @@
 //! reading stays allowed, and nothing changes outside the cgroup.
 
 use std::{
-    collections::BTreeMap,
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
-use crate::harness::*;
-
-/// Tries each change named on the command line (`op:path[:path]`) and prints
-/// `OK:{"op": errno or 0, ...}`.
-const TRY_CHANGES: &str = r#"
-import ctypes, json, os, sys
-libc = ctypes.CDLL(None, use_errno=True)
-AT_FDCWD, RENAME_EXCHANGE = -100, 2
-def exchange(a, b):
-    if libc.renameat2(AT_FDCWD, a.encode(), AT_FDCWD, b.encode(), RENAME_EXCHANGE) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
-def append(p):
-    with open(p, "a") as f:
-        f.write("planted\n")
-def create(p):
-    with open(p, "x") as f:
-        f.write("planted\n")
-ops = {
-    "append": append,
-    "open_rw": lambda p: os.close(os.open(p, os.O_RDWR)),
-    "create": create,
-    "truncate": lambda p: os.truncate(p, 0),
-    "unlink": os.unlink,
-    "rmdir": os.rmdir,
-    "mkdir": os.mkdir,
-    "mkfifo": os.mkfifo,
-    "rename": os.rename,
-    "exchange": exchange,
-    "link": os.link,
-    "symlink": os.symlink,
-    "read": lambda p: open(p).read(),
-}
-result = {}
-for arg in sys.argv[1:]:
-    name, op, *paths = arg.split(":")
-    try:
-        ops[op](*paths)
-        result[name] = 0
-    except OSError as e:
-        result[name] = e.errno
-print("OK:" + json.dumps(result), end="")
-"#;
-
-/// Runs `tries` (name, op, paths) inside `cg`; returns the errno (0 for success) of each.
-fn try_changes(cg: &Cgroup, tries: &[(&str, &str, &[&Path])]) -> BTreeMap<String, i32> {
-    let args: Vec<String> = tries
-        .iter()
-        .map(|(name, op, paths)| {
-            let mut arg = format!("{name}:{op}");
-            for p in *paths {
-                arg.push(':');
-                arg.push_str(p.to_str().unwrap());
-            }
-            arg
-        })
-        .collect();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let json = cg.probe(TRY_CHANGES, &args).unwrap();
-    serde_json::from_str(&json).unwrap()
-}
-
-/// Asserts every try in `results` failed with EPERM except those in `allowed`, which succeeded.
-fn assert_only_allowed(results: &BTreeMap<String, i32>, allowed: &[&str]) {
-    for (name, errno) in results {
-        let want = if allowed.contains(&name.as_str()) {
-            0
-        } else {
-            EPERM
-        };
-        assert_eq!(*errno, want, "{name}: {results:?}");
-    }
-}
+use crate::{changes::*, harness::*};
 
 /// Audit records of `hook` from `cg`, waiting briefly for the daemon to drain the ring buffer.
 fn records_of_hook(cg: &Cgroup, hook: &str) -> Vec<serde_json::Value> {
@@ -136,7 +63,7 @@ fn a_protected_shell_startup_file_cannot_be_changed_by_any_route_but_stays_reada
     let moved = home.dir.join("bashrc.moved");
     let linked = home.dir.join("bashrc.link");
     let results = try_changes(
-        &cg,
+        Some(&cg),
         &[
             ("append", "append", &[bashrc]),
             ("open_rw", "open_rw", &[bashrc]),
@@ -178,7 +105,7 @@ fn nothing_can_be_planted_in_a_protected_git_hooks_directory() {
     let hooks_moved = home.dir.join("project/.git/hooks-old");
     let payload = home.payload.as_path();
     let results = try_changes(
-        &cg,
+        Some(&cg),
         &[
             ("create", "create", &[&pre_commit]),
             ("rename_in", "rename", &[payload, &pre_commit]),
@@ -234,7 +161,7 @@ fn a_protected_path_that_does_not_exist_yet_cannot_be_created() {
 
     let autostart_dir = home.join(".config/autostart");
     let results = try_changes(
-        &cg,
+        Some(&cg),
         &[
             ("create", "create", &[&zshrc]),
             ("rename_in", "rename", &[&scratch, &zshrc]),
@@ -258,7 +185,7 @@ fn deny_read_files_cannot_be_hardlinked_or_renamed_out_of_their_directory() {
     write(&key, "PRIVATE KEY");
     let cg = confined("harden-read", &home, &[&ssh]);
     let results = try_changes(
-        &cg,
+        Some(&cg),
         &[
             ("hardlink_out", "link", &[&key, &home.join("key.link")]),
             ("rename_out", "rename", &[&key, &home.join("key.moved")]),
@@ -320,4 +247,89 @@ fn a_file_handle_does_not_reach_a_denied_inode() {
     // Handles still work for what the policy allows, and outside the sandbox.
     assert_eq!(by_handle(Some(&given), &open), Ok("hello".into()));
     assert_eq!(by_handle(None, &secret), Ok("s3cret".into()));
+}
+
+/// Prints `OK:<mode> <uid> <security.capability in hex or "none"> <ACL entries or "none">` of
+/// argv[1].
+const FILE_STATE: &str = r#"
+import os, sys
+st = os.stat(sys.argv[1])
+def xattr(name):
+    try:
+        return os.getxattr(sys.argv[1], name).hex()
+    except OSError:
+        return "none"
+print("OK:%o %d %s %s" % (st.st_mode, st.st_uid, xattr("security.capability"),
+      xattr("system.posix_acl_access")), end="")
+"#;
+
+fn file_state(path: &Path) -> String {
+    probe(None, FILE_STATE, &[path.to_str().unwrap()]).unwrap()
+}
+
+#[test]
+fn the_mode_owner_file_capabilities_and_acl_of_a_protected_program_cannot_be_changed() {
+    let home = fixture_dir("write-attrs");
+    let tool = home.join("bin/tool");
+    let scratch = home.join("scratch/tool");
+    for file in [&tool, &scratch] {
+        write(file, "#!/bin/sh\necho tool\n");
+        std::fs::set_permissions(file, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    // A capability set outside, so that dropping it is a change to try too.
+    let preset = try_changes(
+        None,
+        &[
+            ("tool", "setcap", &[&tool]),
+            ("scratch", "setcap", &[&scratch]),
+        ],
+    );
+    assert_only_allowed(&preset, &["tool", "scratch"]);
+    let before = file_state(&tool);
+    let cg = Cgroup::new("write-attrs");
+    // SETFCAP given back: deny_write alone stands between the workload and the file.
+    let policy = policy_file(
+        &home,
+        "attrs",
+        "deny_write:\n  - ~/bin\ncapabilities:\n  allow: [SETFCAP]\n",
+    );
+    attach(&cg, &policy, &home);
+
+    let ops = [
+        "open_trunc",
+        "chmod_setuid",
+        "chown_nobody",
+        "setcap",
+        "dropcap",
+        "acl",
+    ];
+    let names: Vec<(String, String)> = ops
+        .iter()
+        .map(|op| (op.to_string(), format!("unprotected_{op}")))
+        .collect();
+    let mut tries: Vec<(&str, &str, &[&Path])> = Vec::new();
+    let (tool_arg, scratch_arg) = ([tool.as_path()], [scratch.as_path()]);
+    for (op, (protected, unprotected)) in ops.iter().zip(&names) {
+        tries.push((protected, op, &tool_arg));
+        tries.push((unprotected, op, &scratch_arg));
+    }
+    let results = try_changes(Some(&cg), &tries);
+    let unprotected: Vec<&str> = names.iter().map(|(_, u)| u.as_str()).collect();
+    assert_only_allowed(&results, &unprotected);
+
+    assert_eq!(
+        file_state(&tool),
+        before,
+        "mode, owner, capability or ACL changed"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&tool).unwrap(),
+        "#!/bin/sh\necho tool\n"
+    );
+    let records = records_of_hook(&cg, "path_chmod");
+    assert!(
+        records.iter().any(|r| r["rule"] == "deny_write ~/bin"),
+        "{records:?}"
+    );
 }

@@ -194,6 +194,31 @@ fn a_descriptor_open_for_writing_in_a_child_cgroup_refuses_a_deny_write_attach()
 }
 
 #[test]
+fn a_cgroup_file_held_open_for_writing_refuses_any_attach() {
+    let home = fixture_dir("fd-kernel-fs");
+    let policy = deny_read_policy(&home, &[&home.join("secret")]);
+    let cg = Cgroup::new("fd-kernel-fs");
+    let elsewhere = Cgroup::new("fd-kernel-fs-target");
+    let procs = elsewhere.path.join("cgroup.procs");
+    let stop = home.join("stop");
+    // Through it, once confined, the holder could move any task of the host.
+    let (holder, _lines) = start_holder(&cg, &procs, "3>>", &stop);
+
+    let out = try_attach(&cg.path, &policy, Some(&home));
+
+    assert_refused(
+        &out,
+        &format!(
+            "pid {} (sh) fd 3 {} (open for writing): self-protection",
+            holder.id(),
+            procs.display()
+        ),
+    );
+    assert!(!attached(&cg.path));
+    write(&stop, "");
+}
+
+#[test]
 fn processes_holding_only_allowed_files_attach_without_complaint() {
     let home = fixture_dir("fd-allowed");
     let secret = home.join("secret");

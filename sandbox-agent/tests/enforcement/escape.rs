@@ -2,11 +2,6 @@
 //! it: no moving out of the cgroup, no bpf(), no signals or ptrace to tasks outside, no mounts,
 //! no denied file handed in over a Unix socket, and no access to the daemon's own files.
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
-};
-
 use crate::harness::*;
 
 fn confined_secret(name: &str) -> (Cgroup, std::path::PathBuf, std::path::PathBuf) {
@@ -116,56 +111,6 @@ fn mounts_cannot_hide_or_replace_a_secret() {
     assert_eq!(cg.open(&secret), Err(EPERM));
 }
 
-/// Binds a Unix datagram socket at argv[1], says READY, then receives one message with up to
-/// one descriptor and prints OK:<descriptors received>.
-const RECEIVE_FD: &str = r#"
-import os, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-print("READY", flush=True)
-msg, fds, flags, addr = socket.recv_fds(s, 16, 1)
-print("OK:%d" % len(fds), end="")
-"#;
-
-/// Sends an open descriptor of `file`, from outside the sandbox, to a receiver in `cg`; returns
-/// what the receiver printed.
-fn pass_fd(cg: &Cgroup, sock: &std::path::Path, file: &std::path::Path) -> String {
-    let mut receiver = cg.spawn(&["python3", "-c", RECEIVE_FD, sock.to_str().unwrap()]);
-    let mut lines = BufReader::new(receiver.stdout.take().unwrap());
-    let mut ready = String::new();
-    lines.read_line(&mut ready).unwrap();
-    assert_eq!(ready.trim(), "READY");
-
-    // socket.send_fds of Python 3.11 ignores its address argument: sendmsg directly.
-    const SEND_FD: &str = r#"
-import array, os, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-fd = os.open(sys.argv[2], os.O_RDONLY)
-rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))]
-s.sendmsg([b"x"], rights, 0, sys.argv[1])
-"#;
-    let sent = Command::new("python3")
-        .args([
-            "-c",
-            SEND_FD,
-            sock.to_str().unwrap(),
-            file.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(
-        sent.success(),
-        "the unconfined sender opened and sent {}",
-        file.display()
-    );
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut lines, &mut rest).unwrap();
-    receiver.wait().unwrap();
-    let _ = std::fs::remove_file(sock);
-    rest
-}
-
 #[test]
 fn a_denied_file_passed_over_a_unix_socket_does_not_arrive() {
     let (cg, home, secret) = confined_secret("escape-fd");
@@ -174,12 +119,12 @@ fn a_denied_file_passed_over_a_unix_socket_does_not_arrive() {
     let sock = home.join("fd.sock");
 
     assert_eq!(
-        pass_fd(&cg, &sock, &readme),
+        pass_fd(&cg, &sock, &readme, FdMode::Read),
         "OK:1",
         "an allowed file arrives"
     );
     assert_eq!(
-        pass_fd(&cg, &sock, &secret),
+        pass_fd(&cg, &sock, &secret, FdMode::Read),
         "OK:0",
         "the denied file must not"
     );

@@ -2,6 +2,7 @@
 //! ways to try an access from inside the cgroup.
 
 use std::{
+    io::{BufRead, BufReader},
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     process::{Command, Output, Stdio},
@@ -423,4 +424,65 @@ pub fn stop_reader(reader: std::process::Child, stop: &Path) -> (u64, u64) {
             .unwrap_or_else(|| panic!("reader printed {text:?}"))
     };
     (field("leaked="), field("tries="))
+}
+
+/// Binds a Unix datagram socket at argv[1], says READY, then receives one message with up to
+/// one descriptor and prints OK:<descriptors received>.
+const RECEIVE_FD: &str = r#"
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+print("READY", flush=True)
+msg, fds, flags, addr = socket.recv_fds(s, 16, 1)
+print("OK:%d" % len(fds), end="")
+"#;
+
+/// How the sender opens the file it passes.
+#[derive(Clone, Copy)]
+pub enum FdMode {
+    Read,
+    Write,
+}
+
+/// Sends a descriptor of `file` opened as `mode`, from outside the sandbox, to a receiver in
+/// `cg`; returns what the receiver printed.
+pub fn pass_fd(cg: &Cgroup, sock: &Path, file: &Path, mode: FdMode) -> String {
+    let mut receiver = cg.spawn(&["python3", "-c", RECEIVE_FD, sock.to_str().unwrap()]);
+    let mut lines = BufReader::new(receiver.stdout.take().unwrap());
+    let mut ready = String::new();
+    lines.read_line(&mut ready).unwrap();
+    assert_eq!(ready.trim(), "READY");
+
+    // socket.send_fds of Python 3.11 ignores its address argument: sendmsg directly.
+    const SEND_FD: &str = r#"
+import array, os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+fd = os.open(sys.argv[2], os.O_WRONLY if sys.argv[3] == "w" else os.O_RDONLY)
+rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))]
+s.sendmsg([b"x"], rights, 0, sys.argv[1])
+"#;
+    let sent = Command::new("python3")
+        .args([
+            "-c",
+            SEND_FD,
+            sock.to_str().unwrap(),
+            file.to_str().unwrap(),
+            match mode {
+                FdMode::Read => "r",
+                FdMode::Write => "w",
+            },
+        ])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        sent.success(),
+        "the unconfined sender opened and sent {}",
+        file.display()
+    );
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut lines, &mut rest).unwrap();
+    receiver.wait().unwrap();
+    let _ = std::fs::remove_file(sock);
+    rest
 }

@@ -1,0 +1,93 @@
+//! Changes tried on files from inside a cgroup (or outside it, to show they work there): each
+//! route by which a file, its name, its attributes or its directory can change, by one name.
+
+use std::{collections::BTreeMap, path::Path};
+
+use crate::harness::*;
+
+/// Tries each change named on the command line (`op:path[:path]`) and prints
+/// `OK:{"op": errno or 0, ...}`.
+const TRY_CHANGES: &str = r#"
+import ctypes, json, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD, RENAME_EXCHANGE = -100, 2
+def exchange(a, b):
+    if libc.renameat2(AT_FDCWD, a.encode(), AT_FDCWD, b.encode(), RENAME_EXCHANGE) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+def append(p):
+    with open(p, "a") as f:
+        f.write("planted\n")
+def create(p):
+    with open(p, "x") as f:
+        f.write("planted\n")
+# security.capability (VFS_CAP_REVISION_2, effective): CAP_SETUID for whoever runs the file.
+SETUID_CAP = struct.pack("<IIIII", 0x02000001, 1 << 7, 0, 0, 0)
+# system.posix_acl_access: the owner's bits, nobody (65534) rw, group r, mask rw, other r.
+ACL = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", tag, perm, uid) for tag, perm, uid in
+    [(1, 6, 0xFFFFFFFF), (2, 6, 65534), (4, 4, 0xFFFFFFFF), (0x10, 6, 0xFFFFFFFF),
+     (0x20, 4, 0xFFFFFFFF)])
+ops = {
+    "append": append,
+    "open_w": lambda p: os.close(os.open(p, os.O_WRONLY)),
+    "open_rw": lambda p: os.close(os.open(p, os.O_RDWR)),
+    # Truncates on Linux though opened for reading: file_open sees no write.
+    "open_trunc": lambda p: os.close(os.open(p, os.O_RDONLY | os.O_TRUNC)),
+    "create": create,
+    "truncate": lambda p: os.truncate(p, 0),
+    "unlink": os.unlink,
+    "rmdir": os.rmdir,
+    "mkdir": os.mkdir,
+    "mkfifo": os.mkfifo,
+    "rename": os.rename,
+    "exchange": exchange,
+    "link": os.link,
+    "symlink": os.symlink,
+    "read": lambda p: open(p).read(),
+    "chmod_setuid": lambda p: os.chmod(p, 0o4777),
+    "chown_nobody": lambda p: os.chown(p, 65534, 65534),
+    "setcap": lambda p: os.setxattr(p, "security.capability", SETUID_CAP),
+    "dropcap": lambda p: os.removexattr(p, "security.capability"),
+    "user_xattr": lambda p: os.setxattr(p, "user.planted", b"1"),
+    "acl": lambda p: os.setxattr(p, "system.posix_acl_access", ACL),
+}
+result = {}
+for arg in sys.argv[1:]:
+    name, op, *paths = arg.split(":")
+    try:
+        ops[op](*paths)
+        result[name] = 0
+    except OSError as e:
+        result[name] = e.errno
+print("OK:" + json.dumps(result), end="")
+"#;
+
+/// Runs `tries` (name, op, paths) inside `cg` (outside with None); returns the errno (0 for success) of each.
+pub fn try_changes(cg: Option<&Cgroup>, tries: &[(&str, &str, &[&Path])]) -> BTreeMap<String, i32> {
+    let args: Vec<String> = tries
+        .iter()
+        .map(|(name, op, paths)| {
+            let mut arg = format!("{name}:{op}");
+            for p in *paths {
+                arg.push(':');
+                arg.push_str(p.to_str().unwrap());
+            }
+            arg
+        })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let json = probe(cg, TRY_CHANGES, &args).unwrap();
+    serde_json::from_str(&json).unwrap()
+}
+
+/// Asserts every try in `results` failed with EPERM except those in `allowed`, which succeeded.
+pub fn assert_only_allowed(results: &BTreeMap<String, i32>, allowed: &[&str]) {
+    for (name, errno) in results {
+        let want = if allowed.contains(&name.as_str()) {
+            0
+        } else {
+            EPERM
+        };
+        assert_eq!(*errno, want, "{name}: {results:?}");
+    }
+}

@@ -1,18 +1,30 @@
-//! Changes of a file that are not its content, under deny_write and on kernel filesystems: its
-//! mode (a setuid bit, a world-writable startup file), its owner, its extended attributes (file
-//! capabilities in `security.capability`) and its POSIX ACLs. Each outlasts the sandbox: what
-//! runs or writes the file later, outside, gets what the confined task set.
+//! Changes of a file that are not its content, under deny_write, deny_read and on kernel
+//! filesystems: its mode (a setuid bit, a world-writable startup file, a world-readable key),
+//! its owner, its extended attributes (file capabilities in `security.capability`) and its
+//! POSIX ACLs. Each outlasts the sandbox: what runs, writes or reads the file later, outside,
+//! gets what the confined task set.
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
     HOOK_INODE_REMOVEXATTR, HOOK_INODE_REMOVE_ACL, HOOK_INODE_SETXATTR, HOOK_INODE_SET_ACL,
-    HOOK_PATH_CHMOD, HOOK_PATH_CHOWN,
+    HOOK_PATH_CHMOD, HOOK_PATH_CHOWN, RULE_DENY_READ, RULE_DENY_WRITE,
 };
 
 use crate::{
     hook::earlier_denial,
-    write::{path_dentry, verdict_on_change},
+    write::{path_dentry, verdict_on_changes, Change},
 };
+
+/// Verdict of `hook` on changing the attributes of `dentry`: deny_write protects the file,
+/// deny_read who may read it.
+#[inline(always)]
+fn verdict_on_attributes(hook: u32, dentry: *const u8) -> i32 {
+    let change = Change {
+        dentry,
+        want: RULE_DENY_READ | RULE_DENY_WRITE,
+    };
+    verdict_on_changes(hook, change, None)
+}
 
 #[lsm(hook = "path_chmod")]
 pub fn path_chmod(ctx: LsmContext) -> i32 {
@@ -21,7 +33,7 @@ pub fn path_chmod(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 2) {
         return denied;
     }
-    verdict_on_change(HOOK_PATH_CHMOD, path_dentry(ctx.arg(0)))
+    verdict_on_attributes(HOOK_PATH_CHMOD, path_dentry(ctx.arg(0)))
 }
 
 #[lsm(hook = "path_chown")]
@@ -30,7 +42,7 @@ pub fn path_chown(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 3) {
         return denied;
     }
-    verdict_on_change(HOOK_PATH_CHOWN, path_dentry(ctx.arg(0)))
+    verdict_on_attributes(HOOK_PATH_CHOWN, path_dentry(ctx.arg(0)))
 }
 
 #[lsm(hook = "inode_setxattr")]
@@ -41,7 +53,7 @@ pub fn inode_setxattr(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 6) {
         return denied;
     }
-    verdict_on_change(HOOK_INODE_SETXATTR, ctx.arg(1))
+    verdict_on_attributes(HOOK_INODE_SETXATTR, ctx.arg(1))
 }
 
 #[lsm(hook = "inode_removexattr")]
@@ -51,7 +63,7 @@ pub fn inode_removexattr(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 3) {
         return denied;
     }
-    verdict_on_change(HOOK_INODE_REMOVEXATTR, ctx.arg(1))
+    verdict_on_attributes(HOOK_INODE_REMOVEXATTR, ctx.arg(1))
 }
 
 #[lsm(hook = "inode_set_acl")]
@@ -62,7 +74,7 @@ pub fn inode_set_acl(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 4) {
         return denied;
     }
-    verdict_on_change(HOOK_INODE_SET_ACL, ctx.arg(1))
+    verdict_on_attributes(HOOK_INODE_SET_ACL, ctx.arg(1))
 }
 
 #[lsm(hook = "inode_remove_acl")]
@@ -72,5 +84,5 @@ pub fn inode_remove_acl(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 3) {
         return denied;
     }
-    verdict_on_change(HOOK_INODE_REMOVE_ACL, ctx.arg(1))
+    verdict_on_attributes(HOOK_INODE_REMOVE_ACL, ctx.arg(1))
 }

@@ -40,14 +40,14 @@ const RENAME_EXCHANGE: u32 = 1 << 1;
 
 /// One entry the hook changes, and the rule bits that forbid it.
 #[derive(Clone, Copy)]
-struct Change {
-    dentry: *const u8,
-    want: u32,
+pub struct Change {
+    pub dentry: *const u8,
+    pub want: u32,
 }
 
 /// Verdict of `hook` on changing `first` and then, unless that is denied, `second`.
 #[inline(always)]
-fn verdict_on_changes(hook: u32, first: Change, second: Option<Change>) -> i32 {
+pub fn verdict_on_changes(hook: u32, first: Change, second: Option<Change>) -> i32 {
     let Some(policy) = current_policy() else {
         return 0;
     };
@@ -67,7 +67,7 @@ fn verdict_on_changes(hook: u32, first: Change, second: Option<Change>) -> i32 {
 
 /// Verdict of `hook` on changing the one entry `dentry` (deny_write).
 #[inline(always)]
-pub fn verdict_on_change(hook: u32, dentry: *const u8) -> i32 {
+fn verdict_on_change(hook: u32, dentry: *const u8) -> i32 {
     verdict_on_changes(
         hook,
         Change {

@@ -19,6 +19,12 @@ const FILE_READ: &[&str] = &[
     "path_mknod",
     "path_symlink",
     "path_rename",
+    "path_chmod",
+    "path_chown",
+    "inode_setxattr",
+    "inode_removexattr",
+    "inode_set_acl",
+    "inode_remove_acl",
 ];
 const EXEC: &[&str] = &["bprm_check_security", "mmap_file", "file_mprotect"];
 const NETWORK: &[&str] = &["socket_connect", "socket_sendmsg", "socket_create"];

@@ -8,6 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use std::os::unix::fs::PermissionsExt;
+
 use crate::{changes::*, harness::*};
 
 /// Audit records of `hook` from `cg`, waiting briefly for the daemon to drain the ring buffer.
@@ -178,11 +180,12 @@ fn a_protected_path_that_does_not_exist_yet_cannot_be_created() {
 }
 
 #[test]
-fn deny_read_files_cannot_be_hardlinked_or_renamed_out_of_their_directory() {
+fn deny_read_files_cannot_be_hardlinked_renamed_out_or_opened_up_to_others() {
     let home = fixture_dir("harden-read");
     let ssh = home.join(".ssh");
     let key = ssh.join("id_ed25519");
     write(&key, "PRIVATE KEY");
+    std::fs::set_permissions(&key, PermissionsExt::from_mode(0o600)).unwrap();
     let cg = confined("harden-read", &home, &[&ssh]);
     let results = try_changes(
         Some(&cg),
@@ -190,10 +193,20 @@ fn deny_read_files_cannot_be_hardlinked_or_renamed_out_of_their_directory() {
             ("hardlink_out", "link", &[&key, &home.join("key.link")]),
             ("rename_out", "rename", &[&key, &home.join("key.moved")]),
             ("rename_dir", "rename", &[&ssh, &home.join("ssh.moved")]),
+            // Readable by everyone, given away, or shared by an ACL: another user outside
+            // would read it later.
+            ("chmod", "chmod_setuid", &[&key]),
+            ("chown", "chown_nobody", &[&key]),
+            ("acl", "acl", &[&key]),
         ],
     );
     assert_only_allowed(&results, &[]);
     assert_eq!(cg.open(&key), Err(EPERM));
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o7777,
+        0o600,
+        "the key's mode changed"
+    );
     assert!(!home.join("key.link").exists());
 }
 
@@ -274,8 +287,7 @@ fn the_mode_owner_file_capabilities_and_acl_of_a_protected_program_cannot_be_cha
     let scratch = home.join("scratch/tool");
     for file in [&tool, &scratch] {
         write(file, "#!/bin/sh\necho tool\n");
-        std::fs::set_permissions(file, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
+        std::fs::set_permissions(file, PermissionsExt::from_mode(0o755)).unwrap();
     }
     // A capability set outside, so that dropping it is a change to try too.
     let preset = try_changes(

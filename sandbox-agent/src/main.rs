@@ -123,6 +123,30 @@ enum Cmd {
 enum PolicyCmd {
     /// Validate a policy file (no root needed).
     Check { file: PathBuf },
+    /// Print a tightened policy learned from the audit records of a run under a learning
+    /// policy in audit mode (`allow_exec: []`, `network.default: deny`).
+    Suggest {
+        /// Learn from the audit log (the only source so far).
+        #[arg(long, required = true)]
+        from_audit: bool,
+        /// The learning policy's name, as its records carry it.
+        #[arg(long, conflicts_with = "cgroup")]
+        policy: Option<String>,
+        /// The cgroup the learning run was confined in.
+        #[arg(long)]
+        cgroup: Option<PathBuf>,
+        /// Only records at or after this time: RFC 3339 (2026-12-02T10:00:00Z) or how long ago
+        /// (30m).
+        #[arg(long)]
+        since: Option<String>,
+        /// Read this audit log (and its rotated files) instead of asking the daemon where its
+        /// log is.
+        #[arg(long)]
+        log: Option<PathBuf>,
+        /// Control socket [default: /run/sandbox-agent.sock]
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
 }
 
 fn main() {
@@ -281,6 +305,29 @@ fn dispatch(cmd: Cmd, config: &Config) -> anyhow::Result<i32> {
         } else {
             1
         }),
+        Cmd::Policy {
+            command:
+                PolicyCmd::Suggest {
+                    from_audit: _,
+                    policy,
+                    cgroup,
+                    since,
+                    log,
+                    socket,
+                },
+        } => {
+            let since = since
+                .as_deref()
+                .map(commands::policy_suggest::parse_since)
+                .transpose()?;
+            let selection = commands::policy_suggest::Selection {
+                policy,
+                cgroup,
+                since,
+            };
+            commands::policy_suggest::suggest(&config.socket(socket), log.as_deref(), &selection)?;
+            Ok(0)
+        }
         Cmd::Doctor { bpffs_root } => Ok(if commands::doctor::run(&bpffs_root)? {
             0
         } else {

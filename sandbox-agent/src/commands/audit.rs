@@ -34,7 +34,7 @@ pub fn show(socket: &Path, follow: bool, cgroup: Option<&Path>, json: bool) -> a
 }
 
 /// `log.N` ... `log.1` that exist, oldest first.
-fn rotated_files(log: &Path) -> Vec<PathBuf> {
+pub fn rotated_files(log: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = (1..1000)
         .map(|n| rotated(log, n))
         .take_while(|p| p.exists())

@@ -2,8 +2,9 @@
 //! (`anchors`), compilation of rules to inode-identity map entries (`compile`, with the
 //! hardlinks found below denied directories: `hardlink_scan`), the `network` section
 //! (`net_spec`, `net_compile`), the exec decision for a command before it starts
-//! (`exec_check`), the variables `run` takes out of its environment (`env_rules`), and the one
-//! list of policy keys and their hooks (`keys`).
+//! (`exec_check`), the variables `run` takes out of its environment (`env_rules`), the one
+//! list of policy keys and their hooks (`keys`), and a policy learned from audit records
+//! (`suggest`).
 
 mod anchors;
 mod compile;
@@ -15,6 +16,7 @@ mod lint;
 mod net_compile;
 pub mod net_spec;
 mod schema;
+mod suggest;
 
 pub use anchors::{Anchors, WORKSPACE};
 pub use compile::{
@@ -25,3 +27,4 @@ pub use exec_check::{check_program, ExecRefusal};
 pub use keys::{in_use, EVERY_POLICY};
 pub use lint::lint;
 pub use schema::{parse, Mode, NetDefault, PathKey, Policy, PolicyError};
+pub use suggest::Learned;

@@ -1,0 +1,261 @@
+//! `policy suggest --from-audit`: a tightened policy from what a workload did under a learning
+//! policy in audit mode. Audit mode records only what the policy *would* deny, so the learning
+//! policy denies as much as it can (`allow_exec: []`, `network.default: deny`): every program
+//! executed or mapped executable and every destination contacted is then a record. From those
+//! records the suggestion lists:
+//!
+//! - the files executed or mapped executable, as `allow_exec` (exact files, by the path the
+//!   kernel reported: no directory is widened into a tree);
+//! - the destinations contacted, as `network.allow` with `default: deny`;
+//! - every `deny_read`, `deny_write` and `deny_exec` rule the workload ran into, kept.
+//!
+//! Each entry carries a comment saying how many times it was seen.
+
+use std::collections::BTreeMap;
+
+use crate::audit::AuditRecord;
+
+/// The rule text of an exec that `allow_exec` did not list (see `audit::rule_text`).
+const NOT_ALLOWED: &str = "allow_exec (not under any listed path)";
+/// The rule text of a destination no network rule allowed.
+const NET_DEFAULT: &str = "network.default: deny (no rule allows it)";
+/// The path rules a suggestion keeps when the workload ran into them.
+const KEPT_RULES: [&str; 3] = ["deny_read", "deny_write", "deny_exec"];
+
+/// What the records of one learning run amount to.
+#[derive(Debug, Default, PartialEq)]
+pub struct Learned {
+    /// Files executed or mapped executable, with how many times.
+    pub exec: BTreeMap<String, u64>,
+    /// Destinations (`addr:port`, `[v6]:port`), with how many connects and sends.
+    pub destinations: BTreeMap<String, u64>,
+    /// (key, entry as the policy wrote it) of each path rule that denied, with how many times.
+    pub kept: BTreeMap<(String, String), u64>,
+    /// Records used.
+    pub records: u64,
+    /// Events the kernel's rate limit counted instead of recording: the suggestion may miss
+    /// what they were.
+    pub suppressed: u64,
+    /// Records that could not become an entry (an exec of a file with no path, a memfd...).
+    pub skipped: Vec<String>,
+    /// First and last record time.
+    pub span: Option<(String, String)>,
+}
+
+impl Learned {
+    /// Takes in one record of the learning run.
+    pub fn add(&mut self, r: &AuditRecord) {
+        if let Some(n) = r.suppressed {
+            self.suppressed += n;
+            return;
+        }
+        if r.action != "audit" && r.action != "deny" {
+            return;
+        }
+        self.records += 1;
+        self.span = Some(match self.span.take() {
+            None => (r.time.clone(), r.time.clone()),
+            Some((first, _)) => (first, r.time.clone()),
+        });
+        let rule = r.rule.as_deref().unwrap_or_default();
+        if rule == NOT_ALLOWED {
+            match r.target.path.as_deref() {
+                Some(p) if p.starts_with('/') && !p.ends_with(" (deleted)") => {
+                    *self.exec.entry(p.to_string()).or_default() += 1;
+                }
+                other => self.skipped.push(format!(
+                    "{} by {} of {}",
+                    r.hook,
+                    r.comm,
+                    other.unwrap_or("a file with no path")
+                )),
+            }
+        } else if rule == NET_DEFAULT {
+            match &r.target.address {
+                Some(a) => *self.destinations.entry(a.clone()).or_default() += 1,
+                None => self
+                    .skipped
+                    .push(format!("{} by {} with no address", r.hook, r.comm)),
+            }
+        } else if let Some((key, entry)) = rule.split_once(' ') {
+            if KEPT_RULES.contains(&key) {
+                *self
+                    .kept
+                    .entry((key.to_string(), entry.to_string()))
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    /// The suggested policy named `name`, as YAML with a comment on each entry.
+    pub fn to_yaml(&self, name: &str, learned_from: &str) -> String {
+        let mut out = String::new();
+        out.push_str(&format!(
+            "# Suggested by `sandbox-agent policy suggest --from-audit` from {} audit records of \
+             {learned_from}",
+            self.records
+        ));
+        if let Some((first, last)) = &self.span {
+            out.push_str(&format!(", {first} to {last}"));
+        }
+        out.push_str(".\n# Exact files and addresses only: review before use.\n");
+        if self.suppressed > 0 {
+            out.push_str(&format!(
+                "# WARNING: {} events were suppressed by the audit rate limit; what they were is \
+                 not listed.\n",
+                self.suppressed
+            ));
+        }
+        for s in &self.skipped {
+            out.push_str(&format!("# not listed: {s}\n"));
+        }
+        out.push_str(&format!("name: {}\nmode: enforce\n", quoted(name)));
+        out.push_str("allow_exec:");
+        list(&mut out, &self.exec, "executed or mapped");
+        out.push_str("network:\n  default: deny\n  allow:");
+        let mut allow = String::new();
+        list(&mut allow, &self.destinations, "connected or sent to");
+        out.push_str(&allow.replace("\n  - ", "\n    - "));
+        for key in KEPT_RULES {
+            let entries: BTreeMap<String, u64> = self
+                .kept
+                .iter()
+                .filter(|((k, _), _)| k == key)
+                .map(|((_, e), n)| (e.clone(), *n))
+                .collect();
+            if !entries.is_empty() {
+                out.push_str(&format!("{key}:"));
+                list(&mut out, &entries, "denied");
+            }
+        }
+        out
+    }
+}
+
+/// Appends ` []` or one `  - "entry"  # <what> N times` line per entry.
+fn list(out: &mut String, entries: &BTreeMap<String, u64>, what: &str) {
+    if entries.is_empty() {
+        out.push_str(" []\n");
+        return;
+    }
+    out.push('\n');
+    for (entry, n) in entries {
+        let times = if *n == 1 { "once" } else { "times" };
+        let count = if *n == 1 {
+            String::new()
+        } else {
+            format!("{n} ")
+        };
+        out.push_str(&format!("  - {}  # {what} {count}{times}\n", quoted(entry)));
+    }
+}
+
+/// A YAML scalar that reads back as exactly `s`: a JSON string is one.
+fn quoted(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| format!("{s:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::Target;
+
+    fn record(hook: &str, rule: &str, target: Target) -> AuditRecord {
+        AuditRecord {
+            time: "2026-12-02T12:00:00.000Z".into(),
+            action: "audit".into(),
+            hook: hook.into(),
+            pid: 1,
+            tgid: 1,
+            uid: 0,
+            comm: "sh".into(),
+            cgroup_id: 1,
+            cgroup: Some("/sys/fs/cgroup/learn".into()),
+            policy: Some("learn".into()),
+            rule: Some(rule.into()),
+            target,
+            exe: None,
+            suppressed: None,
+        }
+    }
+
+    fn file(path: &str) -> Target {
+        Target {
+            path: Some(path.into()),
+            ..Target::default()
+        }
+    }
+
+    fn dest(address: &str) -> Target {
+        Target {
+            address: Some(address.into()),
+            ..Target::default()
+        }
+    }
+
+    fn learned() -> Learned {
+        let mut l = Learned::default();
+        for r in [
+            record("bprm_check_security", NOT_ALLOWED, file("/usr/bin/git")),
+            record("bprm_check_security", NOT_ALLOWED, file("/usr/bin/git")),
+            record("mmap_file", NOT_ALLOWED, file("/usr/lib/libc.so.6")),
+            record("mmap_file", NOT_ALLOWED, file("/memfd:x (deleted)")),
+            record("socket_connect", NET_DEFAULT, dest("127.0.0.1:8080")),
+            record("socket_sendmsg", NET_DEFAULT, dest("[::1]:53")),
+            record("file_open", "deny_read ~/.ssh", file("/root/.ssh/id")),
+            record(
+                "capable",
+                "self-protection (a capability)",
+                Target::default(),
+            ),
+        ] {
+            l.add(&r);
+        }
+        l
+    }
+
+    #[test]
+    fn execs_destinations_and_denied_secrets_are_counted() {
+        let l = learned();
+        assert_eq!(l.exec.get("/usr/bin/git"), Some(&2));
+        assert_eq!(l.exec.get("/usr/lib/libc.so.6"), Some(&1));
+        assert_eq!(l.exec.len(), 2, "a deleted file is no entry");
+        assert_eq!(l.skipped.len(), 1);
+        assert_eq!(l.destinations.len(), 2);
+        assert_eq!(
+            l.kept.get(&("deny_read".to_string(), "~/.ssh".to_string())),
+            Some(&1)
+        );
+        assert_eq!(l.records, 8);
+    }
+
+    #[test]
+    fn the_suggestion_parses_and_says_how_often_each_entry_was_seen() {
+        let yaml = learned().to_yaml("learn-suggested", "policy \"learn\"");
+        let p = crate::policy::parse("s.yaml", &yaml).unwrap();
+        assert_eq!(p.name, "learn-suggested");
+        assert!(yaml.contains("  - \"/usr/bin/git\"  # executed or mapped 2 times\n"));
+        assert!(yaml.contains("    - \"127.0.0.1:8080\"  # connected or sent to once\n"));
+        assert!(yaml.contains("deny_read:\n  - \"~/.ssh\"  # denied once\n"));
+        assert!(yaml.contains("# not listed: mmap_file by sh of /memfd:x (deleted)\n"));
+    }
+
+    #[test]
+    fn suppressed_events_are_a_warning_in_the_suggestion() {
+        let mut l = learned();
+        l.add(&AuditRecord {
+            suppressed: Some(7),
+            action: "suppressed".into(),
+            ..record("", "", Target::default())
+        });
+        let yaml = l.to_yaml("s", "policy \"learn\"");
+        assert!(yaml.contains("WARNING: 7 events were suppressed"), "{yaml}");
+    }
+
+    #[test]
+    fn nothing_learned_is_still_a_valid_policy() {
+        let yaml = Learned::default().to_yaml("empty", "policy \"learn\"");
+        crate::policy::parse("s.yaml", &yaml).unwrap();
+        assert!(yaml.contains("allow_exec: []\n"));
+    }
+}

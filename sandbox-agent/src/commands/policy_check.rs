@@ -33,7 +33,7 @@ pub fn check(file: &Path) -> anyhow::Result<bool> {
     println!(
         "  {EVERY:width$}  {:>5}  {}",
         "",
-        crate::policy::EVERY_POLICY.join(", ")
+        crate::policy::every_policy().collect::<Vec<_>>().join(", ")
     );
     Ok(lints.is_empty())
 }

@@ -21,7 +21,7 @@ use anyhow::{bail, Context as _};
 
 use crate::{
     client,
-    policy::{check_program, compile_with, Anchors, Policy},
+    policy::{check_program, compile_with, Anchors, Mode, Policy},
     protocol::{AttachInfo, Op, Reply},
     waiting_child::WaitingChild,
 };
@@ -154,14 +154,15 @@ fn end(socket: &Path, cgroup: &Path) -> anyhow::Result<()> {
 
 /// Fails when the policy would stop `program` (or the interpreter it needs) from executing, so
 /// `run` says why up front instead of starting a process whose exec fails. The daemon's compile
-/// at attach time stays the authority; this is the same decision made early.
+/// at attach time stays the authority; this is the same decision made early. In audit mode
+/// nothing is denied (a learning run's `allow_exec: []` only records), so nothing is refused.
 fn refuse_unexecutable(
     parsed: &Policy,
     anchors: &Anchors,
     program: &str,
     path: &Path,
 ) -> anyhow::Result<()> {
-    if parsed.deny_exec.is_empty() && parsed.allow_exec.is_none() {
+    if parsed.mode == Mode::Audit || parsed.deny_exec.is_empty() && parsed.allow_exec.is_none() {
         return Ok(());
     }
     let compiled = compile_with(parsed, anchors)?;

@@ -78,13 +78,13 @@ pub fn lint(file: &str, text: &str, policy: &Policy) -> Vec<PolicyError> {
             );
         } else if !allow
             .iter()
-            .any(|a| Path::new("/usr/lib").starts_with(lexical(a)))
+            .any(|a| Path::new("/usr/lib").starts_with(lexical(a)) || is_dynamic_loader(a))
         {
             warn(
                 "allow_exec",
                 None,
                 "",
-                "does not cover /usr/lib: the dynamic loader and shared libraries of dynamically linked programs cannot be mapped".into(),
+                "does not cover /usr/lib nor list the dynamic loader: the loader and shared libraries of dynamically linked programs cannot be mapped".into(),
             );
         }
         for (i, entry) in allow.iter().enumerate() {
@@ -190,6 +190,16 @@ fn lexical(entry: &str) -> PathBuf {
     out
 }
 
+/// Whether `entry` names a dynamic loader (`ld-linux-x86-64.so.2`, `ld-musl-x86_64.so.1`): an
+/// allowlist of exact files that lists it (as `policy suggest` writes) lists the libraries
+/// too.
+fn is_dynamic_loader(entry: &str) -> bool {
+    Path::new(entry)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("ld-linux") || n.starts_with("ld-musl"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +240,10 @@ mod tests {
         assert!(w[0].contains("allow_exec: warning: empty"), "{w:?}");
         let w = lints("name: a\nallow_exec: [/opt/agent]\n");
         assert!(w[0].contains("does not cover /usr/lib"), "{w:?}");
+        // Exact files with the loader among them, as `policy suggest` lists them.
+        let w =
+            lints("name: a\nallow_exec:\n  - /usr/bin/git\n  - /usr/lib64/ld-linux-x86-64.so.2\n");
+        assert_eq!(w, Vec::<String>::new());
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub use compile::{
 };
 pub use env_rules::{sockets_named, EnvRules};
 pub use exec_check::{check_program, ExecRefusal};
-pub use keys::{in_use, EVERY_POLICY};
+pub use keys::{every_policy, in_use};
 pub use lint::lint;
 pub use schema::{parse, Mode, NetDefault, PathKey, Policy, PolicyError};
 pub use suggest::Learned;

@@ -25,5 +25,6 @@ mod lifecycle;
 mod network;
 mod no_bpf_lsm;
 mod persistence;
+mod policy_suggest;
 mod run_command;
 mod scope;

@@ -289,7 +289,7 @@ fn check_descriptor(
         .find_map(|l| l.strip_prefix("flags:"))
         .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())?;
     let access = Access::from_flags(flags)?;
-    if access != Access::Read && on_kernel_fs(&link) {
+    if access != Access::Read && on_kernel_fs(&link)? {
         let denial = Denial {
             rule: "self-protection (a kernel filesystem's file open for writing)".into(),
             at: target.clone(),
@@ -330,10 +330,17 @@ fn open_file_denial(
     denial(compiled, &chain, access)
 }
 
-/// Whether `file` is on one of the kernel's own filesystems; unknown counts as yes (the
+/// Whether `file` is on one of the kernel's own filesystems: None when it is gone (the
+/// descriptor closed or its process exited meanwhile); otherwise unknown counts as yes (the
 /// attach is refused, or forced with a warning, rather than a descriptor missed).
-fn on_kernel_fs(file: &Path) -> bool {
-    crate::identity::fs_magic(file).map_or(true, |magic| KERNEL_FS_MAGICS.contains(&magic))
+fn on_kernel_fs(file: &Path) -> Option<bool> {
+    match crate::identity::fs_magic(file) {
+        Ok(magic) => Some(KERNEL_FS_MAGICS.contains(&magic)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => {
+            None
+        }
+        Err(_) => Some(true),
+    }
 }
 
 /// Identities of directories, looked up once per scan.
@@ -442,11 +449,12 @@ mod tests {
 
     #[test]
     fn kernel_filesystems_are_told_from_the_others() {
-        assert!(on_kernel_fs(Path::new("/sys/kernel")), "sysfs");
-        assert!(!on_kernel_fs(&Fixture::new().path("notes")));
-        assert!(
-            on_kernel_fs(Path::new("/no/such/file")),
-            "unknown counts as one"
+        assert_eq!(on_kernel_fs(Path::new("/sys/kernel")), Some(true), "sysfs");
+        assert_eq!(on_kernel_fs(&Fixture::new().path("notes")), Some(false));
+        assert_eq!(
+            on_kernel_fs(Path::new("/proc/self/fd/987654")),
+            None,
+            "a descriptor closed meanwhile"
         );
     }
 

@@ -12,7 +12,7 @@ fn a_denied_open_is_recorded_with_policy_rule_and_target() {
     let cg = confined("audit", &home, &[&secret]);
     assert_eq!(cg.open(&secret), Err(EPERM));
 
-    let records = records_for(ino(&secret), 1);
+    let records = records_for(&secret, 1);
     assert_eq!(records.len(), 1, "{records:?}");
     let r = &records[0];
     assert_eq!(r["action"], "deny");
@@ -31,7 +31,7 @@ fn a_denied_open_is_recorded_with_policy_rule_and_target() {
     let alias = fixture_dir("audit-alias").join("innocent");
     std::os::unix::fs::symlink(&secret, &alias).unwrap();
     assert_eq!(cg.open(&alias), Err(EPERM));
-    let records = records_for(ino(&secret), 2);
+    let records = records_for(&secret, 2);
     assert_eq!(records.len(), 2, "{records:?}");
     assert_eq!(records[1]["target"]["path"], secret.display().to_string());
 }
@@ -50,7 +50,7 @@ fn audit_mode_allows_the_open_and_records_it() {
     attach(&cg, &policy, &home);
 
     assert_eq!(cg.open(&secret), Ok("visible".into()));
-    let records = records_for(ino(&secret), 1);
+    let records = records_for(&secret, 1);
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(records[0]["action"], "audit");
     assert_eq!(records[0]["policy"], "watch-only");
@@ -69,7 +69,7 @@ fn a_denied_exec_is_recorded_once_with_the_program_that_tried() {
     attach(&cg, &policy, &home);
     assert_eq!(cg.exec(&prog), Err(EPERM));
 
-    let records = records_for(ino(&prog), 1);
+    let records = records_for(&prog, 1);
     assert_eq!(records.len(), 1, "{records:?}");
     let r = &records[0];
     assert_eq!(r["action"], "deny");

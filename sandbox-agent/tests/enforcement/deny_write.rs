@@ -85,7 +85,7 @@ fn a_protected_shell_startup_file_cannot_be_changed_by_any_route_but_stays_reada
     );
     assert!(!moved.exists() && !linked.exists());
 
-    let records = records_for(ino(bashrc), 1);
+    let records = records_for(bashrc, 1);
     assert!(
         records.iter().any(|r| r["hook"] == "path_unlink"
             && r["rule"] == "deny_write ~/.bashrc"

@@ -79,7 +79,7 @@ fn the_dynamic_loader_cannot_run_a_denied_program() {
         "{}",
         stderr(&out)
     );
-    let denials = records_for(ino(&prog), 1);
+    let denials = records_for(&prog, 1);
     assert!(
         denials
             .iter()

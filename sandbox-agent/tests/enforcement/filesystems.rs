@@ -233,7 +233,7 @@ fn btrfs_subvolumes_with_the_same_inode_numbers_stay_apart() {
             "same dir inode, other subvolume: {out}"
         );
     }
-    let records = records_for(ino(&a.join("key")), 1);
+    let records = records_for(&a.join("key"), 1);
     assert!(
         records
             .iter()

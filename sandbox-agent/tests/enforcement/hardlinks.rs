@@ -53,7 +53,7 @@ fn hardlinks_are_denied_on(label: &str, home: &Path) {
         assert_eq!(step(&out, "plain"), 0, "{label}: unrelated link: {out}");
         assert!(out.contains("Operation not permitted"), "{out}");
     }
-    let records = records_for(ino(&after), 2);
+    let records = records_for(&after, 2);
     assert!(
         records
             .iter()

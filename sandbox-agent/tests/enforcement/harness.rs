@@ -397,13 +397,16 @@ pub fn record_of(
     }
 }
 
-/// Audit records about inode `ino`, waiting briefly for the daemon to drain the ring buffer.
-pub fn records_for(ino: u64, want: usize) -> Vec<serde_json::Value> {
+/// Audit records about `file` (its inode on its filesystem: the same number on another
+/// filesystem is another file), waiting briefly for the daemon to drain the ring buffer.
+pub fn records_for(file: &Path, want: usize) -> Vec<serde_json::Value> {
+    let md = std::fs::metadata(file).unwrap();
+    let dev = format!("{}:{}", libc::major(md.dev()), libc::minor(md.dev()));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let found: Vec<_> = audit_lines()
             .into_iter()
-            .filter(|r| r["target"]["ino"] == ino)
+            .filter(|r| r["target"]["ino"] == md.ino() && r["target"]["dev"] == dev.as_str())
             .collect();
         if found.len() >= want || Instant::now() > deadline {
             return found;

@@ -396,7 +396,7 @@ fn unix_sockets_are_denied_by_inode_whatever_path_reaches_them() {
     assert_eq!(unix(Some(&cg), "unix-dgram", &dgram), Err(EPERM));
     assert_eq!(unix(Some(&cg), "unix", &open), connected());
     assert_eq!(unix(None, "unix", &alias), connected());
-    let record = records_for(ino(&stream), 2);
+    let record = records_for(&stream, 2);
     assert_eq!(record.len(), 2, "both connects are recorded: {record:?}");
     assert_eq!(record[0]["hook"], "unix_stream_connect");
 }

@@ -64,7 +64,23 @@ print("OK:" + json.dumps(result), end="")
 
 /// Runs `tries` (name, op, paths) inside `cg` (outside with None); returns the errno (0 for success) of each.
 pub fn try_changes(cg: Option<&Cgroup>, tries: &[(&str, &str, &[&Path])]) -> BTreeMap<String, i32> {
-    let args: Vec<String> = tries
+    let args = change_args(tries);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let json = probe(cg, TRY_CHANGES, &args).unwrap();
+    serde_json::from_str(&json).unwrap()
+}
+
+/// `try_changes` inside `cg` by the ordinary user (uid 1000).
+pub fn try_changes_as_user(cg: &Cgroup, tries: &[(&str, &str, &[&Path])]) -> BTreeMap<String, i32> {
+    let args = change_args(tries);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let json = probe_as_user(cg, TRY_CHANGES, &args).unwrap();
+    serde_json::from_str(&json).unwrap()
+}
+
+/// Each try as the script's `name:op:path[:path]` argument.
+fn change_args(tries: &[(&str, &str, &[&Path])]) -> Vec<String> {
+    tries
         .iter()
         .map(|(name, op, paths)| {
             let mut arg = format!("{name}:{op}");
@@ -74,10 +90,27 @@ pub fn try_changes(cg: Option<&Cgroup>, tries: &[(&str, &str, &[&Path])]) -> BTr
             }
             arg
         })
-        .collect();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let json = probe(cg, TRY_CHANGES, &args).unwrap();
-    serde_json::from_str(&json).unwrap()
+        .collect()
+}
+
+/// Prints `OK:<mode> <uid> <security.capability> <ACL> <user.planted>` of argv[1], each
+/// extended attribute in hex or "none".
+const FILE_STATE: &str = r#"
+import os, sys
+st = os.stat(sys.argv[1])
+def xattr(name):
+    try:
+        return os.getxattr(sys.argv[1], name).hex()
+    except OSError:
+        return "none"
+print("OK:%o %d %s %s %s" % (st.st_mode, st.st_uid, xattr("security.capability"),
+      xattr("system.posix_acl_access"), xattr("user.planted")), end="")
+"#;
+
+/// What an unconfined process would later see of a file: mode, owner and the extended
+/// attributes the change routes set.
+pub fn file_state(path: &Path) -> String {
+    probe(None, FILE_STATE, &[path.to_str().unwrap()]).unwrap()
 }
 
 /// Asserts every try in `results` failed with EPERM except those in `allowed`, which succeeded.

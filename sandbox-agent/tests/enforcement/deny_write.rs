@@ -262,24 +262,6 @@ fn a_file_handle_does_not_reach_a_denied_inode() {
     assert_eq!(by_handle(None, &secret), Ok("s3cret".into()));
 }
 
-/// Prints `OK:<mode> <uid> <security.capability in hex or "none"> <ACL entries or "none">` of
-/// argv[1].
-const FILE_STATE: &str = r#"
-import os, sys
-st = os.stat(sys.argv[1])
-def xattr(name):
-    try:
-        return os.getxattr(sys.argv[1], name).hex()
-    except OSError:
-        return "none"
-print("OK:%o %d %s %s" % (st.st_mode, st.st_uid, xattr("security.capability"),
-      xattr("system.posix_acl_access")), end="")
-"#;
-
-fn file_state(path: &Path) -> String {
-    probe(None, FILE_STATE, &[path.to_str().unwrap()]).unwrap()
-}
-
 #[test]
 fn the_mode_owner_file_capabilities_and_acl_of_a_protected_program_cannot_be_changed() {
     let home = fixture_dir("write-attrs");

@@ -1,6 +1,7 @@
 //! Inode identity on the filesystems agents really use, not only tmpfs: ext4, xfs and btrfs
 //! (its top level and a subvolume) on loop images, and overlayfs with its layers on different
-//! filesystems. Every rule kind holds on each, for a confined root and a confined user; on
+//! filesystems. Every rule kind holds on each, for a confined root and a confined user (a
+//! protected file's mode, owner, ACL and extended attributes included); on
 //! btrfs, a file in another subvolume with the same inode number stays readable.
 
 use std::{
@@ -10,7 +11,7 @@ use std::{
     sync::OnceLock,
 };
 
-use crate::harness::*;
+use crate::{changes::*, harness::*};
 
 /// Runs `cmd`, asserting it succeeds.
 fn sh(cmd: &str) {
@@ -164,11 +165,85 @@ fn every_rule_holds_in(label: &str, dir: &Path) -> Vec<String> {
             failures.push(format!("{label}, {who}: no EPERM: {out}"));
         }
     }
+    failures.extend(attributes_hold_in(label, dir, &cg));
     assert_eq!(
         std::fs::read_to_string(dir.join("conf")).unwrap(),
         "c",
         "{label}: the write-protected file changed"
     );
+    failures
+}
+
+/// What an unconfined process later acts on (a setuid bit, an owner, an ACL, an extended
+/// attribute) and truncation, tried on the `deny_write` file (`conf`) and the `deny_read` one
+/// (`secret`) by the user who owns them and then by root, each also on a file no rule names
+/// (`attrs`), where it must work: the refusal is the rule's, not the file system's or DAC's.
+fn attributes_hold_in(label: &str, dir: &Path, cg: &Cgroup) -> Vec<String> {
+    let (conf, secret, attrs) = (dir.join("conf"), dir.join("secret"), dir.join("attrs"));
+    file(&attrs, "a");
+    for f in [&conf, &secret, &attrs] {
+        std::os::unix::fs::chown(f, Some(USER_UID), Some(USER_GID)).unwrap();
+    }
+    let before = (file_state(&conf), file_state(&secret));
+    let mut failures = Vec::new();
+    for user in [true, false] {
+        let who = if user { "user" } else { "root" };
+        let mut ops = vec![
+            "open_trunc",
+            "truncate",
+            "chmod_setuid",
+            "user_xattr",
+            "acl",
+        ];
+        if !user {
+            ops.push("chown_nobody");
+        }
+        let (conf_arg, secret_arg, attrs_arg) =
+            ([conf.as_path()], [secret.as_path()], [attrs.as_path()]);
+        let names: Vec<[String; 3]> = ops
+            .iter()
+            .map(|op| {
+                [
+                    format!("conf_{op}"),
+                    format!("secret_{op}"),
+                    format!("attrs_{op}"),
+                ]
+            })
+            .collect();
+        let mut tries: Vec<(&str, &str, &[&Path])> = Vec::new();
+        for (op, [c, s, a]) in ops.iter().zip(&names) {
+            tries.push((c, op, &conf_arg));
+            // deny_read guards what opens a secret up to others, not its size.
+            if !op.contains("trunc") {
+                tries.push((s, op, &secret_arg));
+            }
+            tries.push((a, op, &attrs_arg));
+        }
+        let results = if user {
+            try_changes_as_user(cg, &tries)
+        } else {
+            try_changes(Some(cg), &tries)
+        };
+        for (name, errno) in &results {
+            let fine = if name.starts_with("attrs_") {
+                // tmpfs before 6.6 (an overlay's upper layer here) has no user.* xattrs.
+                *errno == 0 || (name.ends_with("user_xattr") && *errno == libc::EOPNOTSUPP)
+            } else {
+                *errno == EPERM
+            };
+            if !fine {
+                failures.push(format!(
+                    "{label}, {who}: {name} gave errno {errno}: {results:?}"
+                ));
+            }
+        }
+    }
+    if (file_state(&conf), file_state(&secret)) != before {
+        failures.push(format!(
+            "{label}: a protected file's mode, owner or attributes changed: {before:?} -> {:?}",
+            (file_state(&conf), file_state(&secret))
+        ));
+    }
     failures
 }
 

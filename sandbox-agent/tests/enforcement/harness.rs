@@ -176,6 +176,26 @@ pub fn probe_with(
         Some(cg) => cg.run(&argv),
         None => Command::new(argv[0]).args(&argv[1..]).output().unwrap(),
     };
+    probe_report(out, args)
+}
+
+/// `probe` run inside `cgroup` as the ordinary user (uid and gid 1000, no other groups).
+pub fn probe_as_user(cgroup: &Cgroup, script: &str, args: &[&str]) -> Result<String, i32> {
+    let mut argv = vec![
+        "setpriv",
+        "--reuid=1000",
+        "--regid=1000",
+        "--clear-groups",
+        "python3",
+        "-c",
+        script,
+    ];
+    argv.extend_from_slice(args);
+    probe_report(cgroup.run(&argv), args)
+}
+
+/// A probe's report: `OK:<text>` as Ok(text), `ERR:<errno>` as Err(errno).
+fn probe_report(out: Output, args: &[&str]) -> Result<String, i32> {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     if let Some(content) = stdout.strip_prefix("OK:") {
         Ok(content.to_string())

@@ -124,17 +124,6 @@ fn no_route_changes_cgroupfs_or_bpffs_from_a_confined_root_and_every_route_works
     assert_only_allowed(&outside.try_all(None), &routes);
 }
 
-/// Prints `OK:<mode> <uid>` of argv[1].
-const FILE_STATE: &str = r#"
-import os, sys
-st = os.stat(sys.argv[1])
-print("OK:%o %d" % (st.st_mode, st.st_uid), end="")
-"#;
-
-fn file_state(path: &Path) -> String {
-    probe(None, FILE_STATE, &[path.to_str().unwrap()]).unwrap()
-}
-
 /// clone3(CLONE_INTO_CGROUP) into the cgroup directory argv[1]: OK:<child pid> or ERR:<errno>.
 const CLONE_INTO_CGROUP: &str = r#"
 import ctypes, os, struct, sys

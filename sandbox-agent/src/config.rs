@@ -33,6 +33,8 @@ pub struct Config {
     pub audit_log_keep: Option<u32>,
     /// Seconds between re-resolutions of the host names in attached policies (0: never).
     pub dns_refresh_seconds: Option<u64>,
+    /// Serve Prometheus metrics on this address (`127.0.0.1:9464`); no listener when unset.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// The file this was read from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -127,6 +129,9 @@ impl Config {
         if config.audit_log_max_bytes.is_some_and(|b| b < 4096) {
             return Err(invalid("audit_log_max_bytes: at least 4096".into()));
         }
+        if config.metrics_listen.is_some_and(|a| a.port() == 0) {
+            return Err(invalid("metrics_listen: needs a port other than 0".into()));
+        }
         if let Some(g) = &config.control_group {
             g.gid()
                 .map_err(|m| invalid(format!("control_group: {m}")))?;
@@ -159,6 +164,12 @@ impl Config {
     }
     pub fn audit_log_keep(&self) -> u32 {
         self.audit_log_keep.unwrap_or(DEFAULT_AUDIT_LOG_KEEP)
+    }
+    pub fn metrics_listen(
+        &self,
+        flag: Option<std::net::SocketAddr>,
+    ) -> Option<std::net::SocketAddr> {
+        flag.or(self.metrics_listen)
     }
     /// None: host names are resolved only at attach.
     pub fn dns_refresh(&self) -> Option<std::time::Duration> {

@@ -31,6 +31,10 @@ enum Cmd {
         /// The attachment table a restarted daemon reads [default: /run/sandbox-agent/state.json]
         #[arg(long)]
         state_file: Option<PathBuf>,
+        /// Serve Prometheus metrics (`GET /metrics`) on this address, e.g. 127.0.0.1:9464;
+        /// confined tasks cannot connect to it [default: none, or the config's metrics_listen]
+        #[arg(long, value_name = "ADDR:PORT")]
+        metrics_listen: Option<std::net::SocketAddr>,
         /// Instead of serving: remove every attachment, pin and the attachment table, which
         /// stops all enforcement. Refused while a daemon is running.
         #[arg(long)]
@@ -188,6 +192,7 @@ fn dispatch(cmd: Cmd, config: &Config) -> anyhow::Result<i32> {
             bpffs,
             audit_log,
             state_file,
+            metrics_listen,
             cleanup,
         } => {
             let (audit_log, state_file) =
@@ -221,7 +226,11 @@ fn dispatch(cmd: Cmd, config: &Config) -> anyhow::Result<i32> {
                 audit_log_max_bytes: config.audit_log_max_bytes(),
                 audit_log_keep: config.audit_log_keep(),
                 dns_refresh: config.dns_refresh(),
+                metrics_listen: config.metrics_listen(metrics_listen),
             };
+            if metrics_listen.is_some_and(|a| a.port() == 0) {
+                anyhow::bail!("--metrics-listen needs a port other than 0");
+            }
             if cleanup {
                 daemon::cleanup(&opts)?;
                 return Ok(0);

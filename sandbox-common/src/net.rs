@@ -93,6 +93,10 @@ pub struct LocalAddr {
 pub const MAP_LOCAL_ADDRS: &str = "LOCAL_ADDRS";
 pub const MAX_LOCAL_ADDRS: u32 = 4096;
 
+/// Index 0: the TCP port of the daemon's own listener (its metrics), 0 when it has none. No
+/// confined task may connect there on loopback or on any of the host's own addresses.
+pub const MAP_DAEMON_PORT: &str = "DAEMON_PORT";
+
 pub const MAX_NET_RULES: u32 = 65536;
 pub const MAX_NET_BINARIES: u32 = 16384;
 

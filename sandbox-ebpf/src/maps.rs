@@ -54,6 +54,10 @@ pub static NET_RULES: LpmTrie<NetKey, NetRules> = LpmTrie::pinned(MAX_NET_RULES,
 #[map(name = "LOCAL_ADDRS")]
 pub static LOCAL_ADDRS: HashMap<LocalAddr, u32> = HashMap::pinned(MAX_LOCAL_ADDRS, 0);
 
+/// The daemon's own TCP listener port (`sandbox_common::MAP_DAEMON_PORT`), 0 for none.
+#[map(name = "DAEMON_PORT")]
+pub static DAEMON_PORT: Array<u32> = Array::pinned(1, 0);
+
 /// Scope of the per-binary network rules of an executable, by its identity.
 #[map(name = "NET_BINARIES")]
 pub static NET_BINARIES: HashMap<InodeKey, u32> = HashMap::pinned(MAX_NET_BINARIES, 0);

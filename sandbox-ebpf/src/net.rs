@@ -16,7 +16,8 @@ use crate::{
     hook::earlier_denial,
     kernel::{offsets, read_at, read_ptr},
     net_rules::{
-        decide_address, has_net_rules, Via, AF_INET, AF_INET6, AF_PACKET, AF_UNIX, AF_XDP,
+        daemon_port, decide_address, has_net_rules, Via, AF_INET, AF_INET6, AF_PACKET, AF_UNIX,
+        AF_XDP,
     },
     policy::current_policy,
     target::{FileId, Target},
@@ -57,7 +58,7 @@ fn verdict_on_address(addr: *const u8, len: i32, via: Via, hook: u32) -> i32 {
     let Some(policy) = current_policy() else {
         return 0;
     };
-    if !has_net_rules(&policy) {
+    if !has_net_rules(&policy) && daemon_port() == 0 {
         return 0;
     }
     let (decision, dest) = decide_address(&policy, addr, len, via);

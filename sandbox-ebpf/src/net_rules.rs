@@ -6,13 +6,13 @@ use sandbox_common::{
     CgroupPolicy, InodeKey, KernelOffsets, LocalAddr, NameKey, NetDest, NetKey, NAME_KEY_LEN,
     NET_ALLOW, NET_FAMILY_V4, NET_FAMILY_V6, NET_KEY_FIXED_BITS, NET_MAX_PORT_RULES,
     POLICY_NET_BINARIES, POLICY_NET_BINARY_NAMES, POLICY_NET_DEFAULT_DENY, POLICY_NET_RULES,
-    RULE_ID_FAIL_CLOSED, RULE_ID_NET_DEFAULT,
+    RULE_ID_FAIL_CLOSED, RULE_ID_NET_DEFAULT, RULE_ID_SELF_PROTECTION,
 };
 
 use crate::{
     file_check::inode_identity,
     kernel::{offsets, read_at, read_ptr},
-    maps::{LOCAL_ADDRS, NET_BINARIES, NET_BINARY_NAMES, NET_RULES},
+    maps::{DAEMON_PORT, LOCAL_ADDRS, NET_BINARIES, NET_BINARY_NAMES, NET_RULES},
     task::current_exe_file,
     verdict::Decision,
     walk::fill_name,
@@ -81,7 +81,41 @@ pub fn decide_address(
     if read_dest(addr, len, v4, &mut dest).is_err() {
         return (fail_closed, dest);
     }
+    if reaches_daemon(&dest) {
+        let protected = Decision::Deny {
+            rule_id: RULE_ID_SELF_PROTECTION,
+        };
+        return (protected, dest);
+    }
     (decide_dest(policy, &dest), dest)
+}
+
+/// The port of the daemon's own TCP listener (its metrics), 0 when it has none.
+#[inline(always)]
+pub fn daemon_port() -> u32 {
+    DAEMON_PORT.get(0).copied().unwrap_or(0)
+}
+
+/// Whether `dest` is the daemon's listener port on this host: on loopback (127.0.0.0/8, ::1;
+/// the unspecified address was made loopback already) or on one of the host's own addresses,
+/// all of which reach a listener bound to every address. Whatever the policy's rules say.
+#[inline(always)]
+fn reaches_daemon(dest: &NetDest) -> bool {
+    let port = daemon_port();
+    if port == 0 || u32::from(dest.port) != port {
+        return false;
+    }
+    let loopback = if dest.family == NET_FAMILY_V4 as u16 {
+        dest.addr[0] == 127
+    } else {
+        dest.addr[..15] == [0; 15] && dest.addr[15] == 1
+    };
+    let local = LocalAddr {
+        family: dest.family as u32,
+        addr: dest.addr,
+    };
+    // SAFETY: only tested for presence.
+    loopback || unsafe { LOCAL_ADDRS.get(&local) }.is_some()
 }
 
 /// Fills `dest` from a sockaddr_in (`v4`) or sockaddr_in6; a v4-mapped IPv6 address (which

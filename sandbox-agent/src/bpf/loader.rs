@@ -192,6 +192,15 @@ pub fn attach_and_pin(ebpf: &mut Ebpf, links_dir: &Path) -> Result<(), SupportEr
     Ok(())
 }
 
+/// The kernel's id of each loaded program, by hook: where its run count and run time are read.
+pub fn program_ids(ebpf: &Ebpf) -> Vec<(&'static str, u32)> {
+    PROGRAMS
+        .iter()
+        .chain(PROGRAMS_IF_PRESENT)
+        .filter_map(|(hook, name)| Some((*hook, ebpf.program(name)?.info().ok()?.id())))
+        .collect()
+}
+
 fn lsm_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Lsm, SupportError> {
     ebpf.program_mut(name)
         .ok_or_else(|| SupportError::Other(format!("program {name} missing from the object")))?

@@ -25,6 +25,24 @@ pub enum MapsError {
     Map { map: &'static str, message: String },
 }
 
+/// A rule map's entries against its capacity.
+#[derive(Clone, Debug)]
+pub struct MapFill {
+    pub map: &'static str,
+    pub entries: u64,
+    pub capacity: u32,
+}
+
+impl MapFill {
+    fn new(map: &'static str, entries: usize, capacity: u32) -> Self {
+        Self {
+            map,
+            entries: entries as u64,
+            capacity,
+        }
+    }
+}
+
 /// A generation's policy id and the compiled policy this process wrote under it.
 pub type Written<'a> = (u32, &'a CompiledPolicy);
 
@@ -172,6 +190,30 @@ impl PolicyMaps {
             next => next,
         };
         id
+    }
+
+    /// Each rule map's entries (counted in the kernel, whoever wrote them) and capacity: how
+    /// close the host is to an attach that would not fit.
+    pub fn fill(&self) -> Vec<MapFill> {
+        use sandbox_common::{
+            MAX_CGROUPS, MAX_INODE_RULES, MAX_NAME_RULES, MAX_NET_BINARIES, MAX_NET_RULES,
+        };
+        vec![
+            MapFill::new(MAP_CGROUP_POLICY, self.cgroups.keys().count(), MAX_CGROUPS),
+            MapFill::new(MAP_INODE_RULES, self.inodes.keys().count(), MAX_INODE_RULES),
+            MapFill::new(MAP_NAME_RULES, self.names.keys().count(), MAX_NAME_RULES),
+            MapFill::new(MAP_NET_RULES, self.net.keys().count(), MAX_NET_RULES),
+            MapFill::new(
+                MAP_NET_BINARIES,
+                self.binaries.keys().count(),
+                MAX_NET_BINARIES,
+            ),
+            MapFill::new(
+                MAP_NET_BINARY_NAMES,
+                self.binary_names.keys().count(),
+                MAX_NET_BINARIES,
+            ),
+        ]
     }
 
     /// Cgroups attached in the kernel right now (including ones an earlier daemon attached).

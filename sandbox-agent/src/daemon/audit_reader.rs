@@ -101,9 +101,9 @@ fn drain(
                 .lock()
                 .map_err(|_| anyhow::anyhow!("state poisoned"))?;
             let ctx = s.describe(event.policy_id, event.rule_id);
-            s.counters.logged += 1;
-            *s.counters.per_policy.entry(event.policy_id).or_default() += 1;
-            audit::decode(&event, clock, &ctx)
+            let record = audit::decode(&event, clock, &ctx);
+            s.counters.logged(&event, &record);
+            record
         };
         let mut record = record;
         if let Some(within) = record.target.path.take() {
@@ -145,10 +145,12 @@ impl Buckets {
                 let mut s = state
                     .lock()
                     .map_err(|_| anyhow::anyhow!("state poisoned"))?;
+                let ctx = s.describe(policy_id, u32::MAX);
                 if total > already {
-                    s.counters.suppressed += total - already;
+                    s.counters
+                        .suppressed(policy_id, ctx.policy.as_deref(), total - already);
                 }
-                (s.describe(policy_id, u32::MAX), s.is_attached(policy_id))
+                (ctx, s.is_attached(policy_id))
             };
             if total > already {
                 let record = audit::suppressed_record(SystemTime::now(), &ctx, total - already);

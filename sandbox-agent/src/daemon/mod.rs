@@ -5,6 +5,7 @@ mod attachment;
 mod audit_reader;
 mod dns_refresh;
 mod local_addrs;
+mod metrics;
 mod peer;
 mod persist;
 mod pin_keeper;
@@ -21,8 +22,8 @@ use std::{
 
 use anyhow::Context as _;
 use sandbox_common::{
-    AuditRateLimit, MAP_AUDIT_RATE, MAP_AUDIT_SUPPRESSED, MAP_EVENTS, MAP_EVENT_DROPS,
-    MAP_LOCAL_ADDRS,
+    AuditRateLimit, MAP_AUDIT_RATE, MAP_AUDIT_SUPPRESSED, MAP_DAEMON_PORT, MAP_EVENTS,
+    MAP_EVENT_DROPS, MAP_LOCAL_ADDRS,
 };
 
 use crate::{
@@ -49,6 +50,8 @@ pub struct DaemonOptions {
     pub audit_log_keep: u32,
     /// Re-resolve the host names of attached policies this often; None: only at attach.
     pub dns_refresh: Option<std::time::Duration>,
+    /// Serve Prometheus metrics here (`GET /metrics`); None: no listener.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// The daemon's own files and sockets, out of every confined process's reach.
@@ -161,6 +164,15 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     };
     // Before the first attach: a connect to the host's own address is decided from the start.
     let local_addrs = local_addrs::LocalAddrs::new(take(MAP_LOCAL_ADDRS)?)?;
+    metrics::guard_port(
+        take(MAP_DAEMON_PORT)?,
+        opts.metrics_listen.map(|a| a.port()),
+    )?;
+    let metrics_listener = match opts.metrics_listen {
+        Some(addr) => Some(metrics::bind(addr).await?),
+        None => None,
+    };
+    let program_ids = loader::program_ids(&ebpf);
     let log = AuditLog::open(
         &opts.audit_log,
         opts.audit_log_max_bytes,
@@ -181,6 +193,15 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     tokio::spawn(sweep_runs(state.clone()));
     tokio::spawn(keep_pins(keeper, state.clone()));
     tokio::spawn(local_addrs::run(local_addrs));
+    let metrics = async {
+        match metrics_listener {
+            Some(listener) => {
+                tracing::info!(listen = ?opts.metrics_listen, "serving GET /metrics");
+                metrics::serve(listener, state.clone(), program_ids).await
+            }
+            None => std::future::pending().await,
+        }
+    };
     if let Some(every) = opts.dns_refresh {
         tokio::spawn(dns_refresh::run(state.clone(), every));
     }
@@ -191,6 +212,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         _ = term.recv() => {}
         r = audit => r.context("audit reader stopped")??,
         r = serve => r.context("control server stopped")??,
+        r = metrics => r.context("metrics listener stopped")?,
     }
     let _ = std::fs::remove_file(&opts.socket);
     // `ebpf` is dropped here; the pinned links keep enforcement in place.

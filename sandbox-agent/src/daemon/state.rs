@@ -36,6 +36,54 @@ pub struct Counters {
     pub per_policy: BTreeMap<u32, u64>,
     /// Pins removed from bpffs (by someone outside) that the daemon put back.
     pub pins_restored: u64,
+    /// Logged decisions by (policy id, hook, rule id, action), with their labels as first
+    /// seen: a policy detached since keeps its name.
+    pub decisions: BTreeMap<(u32, u32, u32, u32), Decided>,
+    /// Suppressed events by policy name.
+    pub suppressed_by_policy: BTreeMap<String, u64>,
+}
+
+/// How many logged records made one decision, and how the metrics name it.
+#[derive(Clone, Debug)]
+pub struct Decided {
+    pub policy: String,
+    pub hook: String,
+    pub rule: String,
+    pub action: String,
+    pub count: u64,
+}
+
+impl Counters {
+    /// Counts a logged record of `event`.
+    pub fn logged(&mut self, event: &sandbox_common::AuditEvent, record: &audit::AuditRecord) {
+        self.logged += 1;
+        *self.per_policy.entry(event.policy_id).or_default() += 1;
+        let key = (event.policy_id, event.hook, event.rule_id, event.action);
+        self.decisions
+            .entry(key)
+            .or_insert_with(|| Decided {
+                policy: policy_label(record.policy.as_deref(), event.policy_id),
+                hook: record.hook.clone(),
+                rule: record.rule.clone().unwrap_or_default(),
+                action: record.action.clone(),
+                count: 0,
+            })
+            .count += 1;
+    }
+
+    /// Counts `count` events of `policy_id` the rate limit suppressed.
+    pub fn suppressed(&mut self, policy_id: u32, policy: Option<&str>, count: u64) {
+        self.suppressed += count;
+        *self
+            .suppressed_by_policy
+            .entry(policy_label(policy, policy_id))
+            .or_default() += count;
+    }
+}
+
+/// A policy's name, or its id when no attachment of this daemon knows it.
+fn policy_label(name: Option<&str>, policy_id: u32) -> String {
+    name.map_or_else(|| format!("policy id {policy_id}"), str::to_string)
 }
 
 pub struct DaemonState {
@@ -380,6 +428,28 @@ impl DaemonState {
             events_suppressed: self.counters.suppressed,
             events_dropped: self.counters.dropped,
             pins_restored: self.counters.pins_restored,
+        }
+    }
+
+    /// What `/metrics` reports from the daemon's own state, read under one lock.
+    pub(super) fn metrics(&self) -> super::metrics::Snapshot {
+        super::metrics::Snapshot {
+            decisions: self.counters.decisions.values().cloned().collect(),
+            logged: self.counters.logged,
+            suppressed: self.counters.suppressed_by_policy.clone(),
+            dropped: self.counters.dropped,
+            pins_restored: self.counters.pins_restored,
+            attachments: self
+                .attachments
+                .values()
+                .map(|a| super::metrics::Attached {
+                    policy: a.info.policy.clone(),
+                    cgroup: a.info.cgroup.clone(),
+                    mode: a.info.mode.clone(),
+                    run: a.info.run_by.is_some(),
+                })
+                .collect(),
+            fill: self.maps.fill(),
         }
     }
 

@@ -22,6 +22,7 @@ mod filesystems;
 mod hardlinks;
 mod kernel_filesystems;
 mod lifecycle;
+mod metrics;
 mod network;
 mod no_bpf_lsm;
 mod persistence;

@@ -16,7 +16,7 @@ use crate::harness::*;
 /// Tries to reach a destination from a python3 process: prints OK:<what happened> or
 /// ERR:<errno>. Kinds: tcp HOST PORT, udp HOST PORT (sendto without connect), unix PATH,
 /// unix-dgram PATH.
-const NET_SCRIPT: &str = r#"
+pub const NET_SCRIPT: &str = r#"
 import socket, sys
 kind = sys.argv[1]
 try:
@@ -67,7 +67,7 @@ fn listen(host: &str) -> (TcpListener, u16) {
 }
 
 /// The VM-local end of a veth pair: 10.99.0.2 (the peer holds 10.99.0.1); both ends up.
-fn veth_address() -> &'static str {
+pub fn veth_address() -> &'static str {
     static VETH: OnceLock<()> = OnceLock::new();
     VETH.get_or_init(|| {
         for args in [

@@ -18,8 +18,9 @@ if [ "$start_daemon" = 1 ]; then
         exit 1
     fi
     # Group 4242 may steer the daemon, as on a host whose config names a control_group (the
-    # enforcement suite runs the CLI as uid 1000 in and outside that group).
-    printf 'control_group: 4242\n' >/run/sandbox-agent/config.yaml
+    # enforcement suite runs the CLI as uid 1000 in and outside that group); metrics are
+    # served where the suite scrapes them.
+    printf 'control_group: 4242\nmetrics_listen: 127.0.0.1:9464\n' >/run/sandbox-agent/config.yaml
     sandbox-agent --config /run/sandbox-agent/config.yaml daemon \
         --audit-log /run/sandbox-agent/audit.log \
         </dev/null >/run/sandbox-agent/daemon.log 2>&1 &

@@ -267,6 +267,26 @@ mod tests {
     }
 
     #[test]
+    fn metrics_listen_is_an_address_with_a_port() {
+        let c = Config::parse(Path::new("c.yaml"), "metrics_listen: 127.0.0.1:9464\n").unwrap();
+        assert_eq!(
+            c.metrics_listen(None),
+            Some("127.0.0.1:9464".parse().unwrap())
+        );
+        assert_eq!(
+            c.metrics_listen(Some("[::1]:1".parse().unwrap())),
+            Some("[::1]:1".parse().unwrap())
+        );
+        let e = Config::parse(Path::new("c.yaml"), "metrics_listen: 127.0.0.1:0\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "config c.yaml: metrics_listen: needs a port other than 0"
+        );
+        let e = Config::parse(Path::new("c.yaml"), "metrics_listen: localhost\n").unwrap_err();
+        assert!(e.to_string().contains("metrics_listen"), "{e}");
+    }
+
+    #[test]
     fn the_shipped_example_config_is_valid() {
         let text = include_str!("../packaging/config.yaml");
         let c = Config::parse(Path::new("packaging/config.yaml"), text).unwrap();

@@ -8,8 +8,8 @@ use std::{
 
 use super::AuditRecord;
 
-/// Append-only JSON-lines audit log. Each record is written with a single `write` of a whole
-/// line, so a crash never leaves half a record behind a complete one. Past `max_bytes` the file
+/// Append-only JSON-lines audit log. Records are written as whole lines, a batch with a single
+/// `write`, so a crash never leaves half a record behind a complete one. Past `max_bytes` the file
 /// is rotated (`log` -> `log.1` -> ... -> `log.<keep>`, the oldest dropped) between two records,
 /// so no record is ever split across files.
 pub struct AuditLog {
@@ -41,13 +41,31 @@ impl AuditLog {
     }
 
     pub fn append(&mut self, record: &AuditRecord) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(record)?;
-        line.push(b'\n');
-        if self.size > 0 && self.size + line.len() as u64 > self.max_bytes {
-            self.rotate()?;
+        self.append_all([record])
+    }
+
+    /// Appends `records` with one `write` (one per file when a rotation falls among them): a
+    /// drain of the ring buffer costs one system call, not one per record.
+    pub fn append_all<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = &'a AuditRecord>,
+    ) -> std::io::Result<()> {
+        let mut lines = Vec::new();
+        for record in records {
+            let start = lines.len();
+            serde_json::to_writer(&mut lines, record)?;
+            lines.push(b'\n');
+            let written_before = self.size + start as u64;
+            let line = (lines.len() - start) as u64;
+            if written_before > 0 && written_before + line > self.max_bytes {
+                // The lines before this one still fit: they end the current file.
+                self.file.write_all(&lines[..start])?;
+                lines.drain(..start);
+                self.rotate()?;
+            }
         }
-        self.file.write_all(&line)?;
-        self.size += line.len() as u64;
+        self.file.write_all(&lines)?;
+        self.size += lines.len() as u64;
         Ok(())
     }
 
@@ -126,5 +144,16 @@ mod tests {
         let mut log = AuditLog::open(&path, 3 * line_len, 2).unwrap();
         log.append(&r).unwrap();
         assert_eq!(count(&path), 2);
+
+        // One batch of ten rotates between the same records as ten appends.
+        let batched = dir.path().join("batched.log");
+        let mut log = AuditLog::open(&batched, 3 * line_len, 2).unwrap();
+        log.append_all(&[r.clone(), r.clone(), r.clone(), r.clone(), r.clone()])
+            .unwrap();
+        log.append_all(&vec![r.clone(); 5]).unwrap();
+        assert_eq!(count(&batched), 1);
+        assert_eq!(count(&rotated(&batched, 1)), 3);
+        assert_eq!(count(&rotated(&batched, 2)), 3);
+        assert!(!rotated(&batched, 3).exists());
     }
 }

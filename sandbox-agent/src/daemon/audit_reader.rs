@@ -81,6 +81,11 @@ pub async fn run(
 /// Shortest time between two reads of the mount table.
 const MOUNTS_REREAD_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Records decoded under one lock and written with one `write`: a flood costs a lock and a
+/// system call per batch, not per record, and control requests still get the lock between
+/// batches.
+const DRAIN_BATCH: usize = 1024;
+
 fn drain(
     ring: &mut RingBuf<MapData>,
     mounts: &mut MountTable,
@@ -88,38 +93,56 @@ fn drain(
     log: &mut AuditLog,
     state: &Mutex<DaemonState>,
 ) -> anyhow::Result<()> {
-    while let Some(item) = ring.next() {
-        if item.len() < std::mem::size_of::<AuditEvent>() {
-            tracing::warn!("short audit event ({} bytes) ignored", item.len());
-            continue;
+    loop {
+        let mut events = Vec::new();
+        while events.len() < DRAIN_BATCH {
+            let Some(item) = ring.next() else {
+                break;
+            };
+            if item.len() < std::mem::size_of::<AuditEvent>() {
+                tracing::warn!("short audit event ({} bytes) ignored", item.len());
+                continue;
+            }
+            // SAFETY: the kernel wrote a whole AuditEvent (length checked above);
+            // read_unaligned copes with the ring buffer's 8-byte alignment.
+            events.push(unsafe { std::ptr::read_unaligned::<AuditEvent>(item.as_ptr().cast()) });
         }
-        // SAFETY: the kernel wrote a whole AuditEvent (length checked above); read_unaligned
-        // copes with the ring buffer's 8-byte alignment.
-        let event: AuditEvent = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
-        let record = {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut records = {
             let mut s = state
                 .lock()
                 .map_err(|_| anyhow::anyhow!("state poisoned"))?;
-            let ctx = s.describe(event.policy_id, event.rule_id);
-            let record = audit::decode(&event, clock, &ctx);
-            s.counters.logged(&event, &record);
-            record
+            // A flood is mostly the same few rules: each described once per batch.
+            let mut described = BTreeMap::new();
+            events
+                .iter()
+                .map(|event| {
+                    let ctx = described
+                        .entry((event.policy_id, event.rule_id))
+                        .or_insert_with(|| s.describe(event.policy_id, event.rule_id));
+                    let record = audit::decode(event, clock, ctx);
+                    s.counters.logged(event, &record);
+                    record
+                })
+                .collect::<Vec<_>>()
         };
-        let mut record = record;
-        if let Some(within) = record.target.path.take() {
-            if !mounts.knows(event.dev) && mounts.age() > MOUNTS_REREAD_AFTER {
-                // Mounted since the table was read (or in another namespace: at most once a
-                // second, not for every event).
-                *mounts = MountTable::read();
+        for (event, record) in events.iter().zip(&mut records) {
+            if let Some(within) = record.target.path.take() {
+                if !mounts.knows(event.dev) && mounts.age() > MOUNTS_REREAD_AFTER {
+                    // Mounted since the table was read (or in another namespace: at most once
+                    // a second, not for every event).
+                    *mounts = MountTable::read();
+                }
+                record.target.path = Some(mounts.locate(event.dev, &within));
             }
-            record.target.path = Some(mounts.locate(event.dev, &within));
+            tracing::debug!("{}", audit::format_line(record));
         }
-        tracing::debug!("{}", audit::format_line(&record));
-        if let Err(e) = log.append(&record) {
+        if let Err(e) = log.append_all(&records) {
             tracing::error!("cannot append to {}: {e}", log.path().display());
         }
     }
-    Ok(())
 }
 
 struct Buckets {

@@ -4,6 +4,7 @@
 pub mod cgroup;
 pub mod commands;
 pub mod config;
+pub mod container;
 pub mod daemon;
 pub mod kernel_offsets;
 pub mod policy;

@@ -67,6 +67,8 @@ impl Setup {
             ("mkfs.ext4", "e2fsprogs"),
             ("mkfs.xfs", "xfsprogs"),
             ("mkfs.btrfs", "btrfs-progs"),
+            // The containers scenario (crun, conmon and the overlay storage driver come with it).
+            ("podman", "podman"),
         ] {
             if cmd::which(binary).is_none() {
                 missing.push(package);
@@ -76,7 +78,7 @@ impl Setup {
             missing.push("busybox-static");
         }
         if missing.is_empty() {
-            eprintln!("[setup] host tools present (qemu, static busybox, cpio, xz, mkfs)");
+            eprintln!("[setup] host tools present (qemu, static busybox, cpio, xz, mkfs, podman)");
             return Ok(());
         }
         self.apt.install(&missing)?;
@@ -90,6 +92,7 @@ impl Setup {
             "mkfs.ext4",
             "mkfs.xfs",
             "mkfs.btrfs",
+            "podman",
         ] {
             if cmd::which(binary).is_none() {
                 bail!("`{binary}` is still not on PATH after apt-get install");

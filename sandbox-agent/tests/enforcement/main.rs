@@ -10,6 +10,7 @@ mod audit_events;
 mod bad_input;
 mod changes;
 mod confined_root;
+mod containers;
 mod control;
 mod default_policy;
 mod deny_exec;

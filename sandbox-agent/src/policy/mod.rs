@@ -17,6 +17,7 @@ mod net_compile;
 pub mod net_spec;
 mod schema;
 mod suggest;
+mod suggest_trees;
 
 pub use anchors::{Anchors, WORKSPACE};
 pub use compile::{

@@ -4,8 +4,8 @@
 //! executed or mapped executable and every destination contacted is then a record. From those
 //! records the suggestion lists:
 //!
-//! - the files executed or mapped executable, as `allow_exec` (exact files, by the path the
-//!   kernel reported: no directory is widened into a tree);
+//! - the files executed or mapped executable, as `allow_exec` (by the path the kernel
+//!   reported; a directory only where every file in it was seen, see `suggest_trees`);
 //! - the destinations contacted, as `network.allow` with `default: deny`;
 //! - every `deny_read`, `deny_write` and `deny_exec` rule the workload ran into, kept.
 //!
@@ -98,7 +98,10 @@ impl Learned {
         if let Some((first, last)) = &self.span {
             out.push_str(&format!(", {first} to {last}"));
         }
-        out.push_str(".\n# Exact files and addresses only: review before use.\n");
+        out.push_str(
+            ".\n# Exact files and addresses (a directory only where every file in it was seen): \
+             review before use.\n",
+        );
         if self.suppressed > 0 {
             out.push_str(&format!(
                 "# WARNING: {} events were suppressed by the audit rate limit; what they were is \
@@ -111,7 +114,23 @@ impl Learned {
         }
         out.push_str(&format!("name: {}\nmode: enforce\n", quoted(name)));
         out.push_str("allow_exec:");
-        list(&mut out, &self.exec, "executed or mapped");
+        let exec = super::suggest_trees::merge(&self.exec);
+        if exec.is_empty() {
+            out.push_str(" []\n");
+        } else {
+            out.push('\n');
+        }
+        for (entry, e) in &exec {
+            let what = match e.files {
+                Some(n) => format!("every one of its {n} files executed or mapped"),
+                None => "executed or mapped".to_string(),
+            };
+            out.push_str(&format!(
+                "  - {}  # {what} {}\n",
+                quoted(entry),
+                times(e.seen)
+            ));
+        }
         out.push_str("network:\n  default: deny\n  allow:");
         let mut allow = String::new();
         list(&mut allow, &self.destinations, "connected or sent to");
@@ -140,13 +159,16 @@ fn list(out: &mut String, entries: &BTreeMap<String, u64>, what: &str) {
     }
     out.push('\n');
     for (entry, n) in entries {
-        let times = if *n == 1 { "once" } else { "times" };
-        let count = if *n == 1 {
-            String::new()
-        } else {
-            format!("{n} ")
-        };
-        out.push_str(&format!("  - {}  # {what} {count}{times}\n", quoted(entry)));
+        out.push_str(&format!("  - {}  # {what} {}\n", quoted(entry), times(*n)));
+    }
+}
+
+/// `once` or `N times`.
+fn times(n: u64) -> String {
+    if n == 1 {
+        "once".to_string()
+    } else {
+        format!("{n} times")
     }
 }
 

@@ -16,7 +16,7 @@ use crate::harness::*;
 /// Tries to reach a destination from a python3 process: prints OK:<what happened> or
 /// ERR:<errno>. Kinds: tcp HOST PORT, udp HOST PORT (sendto without connect), unix PATH,
 /// unix-dgram PATH.
-pub const NET_SCRIPT: &str = r#"
+const NET_SCRIPT: &str = r#"
 import socket, sys
 kind = sys.argv[1]
 try:

@@ -60,6 +60,7 @@ impl Drop for Server {
 /// record is the last one.
 const WORKLOAD: &str = r#"git init -q "$1/repo" && git -C "$1/repo" status --short && echo git-ok
 python3 -c 'print("python", 6 * 7)'
+"$1/tools/fmt" && "$1/tools/lint" && echo tools-ok
 curl -s "http://127.0.0.1:$2/" && echo " curl-ok"
 cat "$1/.ssh/id_ed25519"; echo cat=$?"#;
 
@@ -99,6 +100,14 @@ fn a_policy_learned_in_audit_mode_runs_the_same_workload_with_no_denial_but_the_
     // record; the secret is denied as it will stay.
     let home = fixture_dir("suggest-learn");
     write(&home.join(".ssh/id_ed25519"), "PRIVATE KEY");
+    // A directory of the project's own tools, every one of which the workload runs: the
+    // suggestion lists it as one tree.
+    for tool in ["fmt", "lint"] {
+        let path = home.join("tools").join(tool);
+        write(&path, "#!/bin/sh\ntrue\n");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
     let learning = policy_file(
         &home,
         &name,
@@ -111,7 +120,14 @@ fn a_policy_learned_in_audit_mode_runs_the_same_workload_with_no_denial_but_the_
     let out = agent_run(&[], &learning, &home, &argv);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    for done in ["git-ok", "python 42", "ok curl-ok", "PRIVATE KEY", "cat=0"] {
+    for done in [
+        "git-ok",
+        "python 42",
+        "tools-ok",
+        "ok curl-ok",
+        "PRIVATE KEY",
+        "cat=0",
+    ] {
         assert!(text.contains(done), "audit mode denies nothing: {text}");
     }
     wait_for_the_secrets_record("policy", &name);
@@ -127,6 +143,10 @@ fn a_policy_learned_in_audit_mode_runs_the_same_workload_with_no_denial_but_the_
         "mode: enforce",
         "/git\"  # executed or mapped",
         "/curl\"  # executed or mapped",
+        &format!(
+            "{:?}  # every one of its 2 files executed or mapped",
+            home.join("tools").display().to_string()
+        ),
         &format!("\"127.0.0.1:{}\"  # connected or sent to once", server.port),
         "deny_read:\n  - \"~/.ssh\"  # denied once",
     ] {
@@ -150,7 +170,7 @@ fn a_policy_learned_in_audit_mode_runs_the_same_workload_with_no_denial_but_the_
     let enforce = Cgroup::new("suggest-enforce");
     attach(&enforce, &suggested, &home);
     let text = stdout(&enforce.run(&argv));
-    for done in ["git-ok", "python 42", "ok curl-ok"] {
+    for done in ["git-ok", "python 42", "tools-ok", "ok curl-ok"] {
         assert!(text.contains(done), "{done}: {text}");
     }
     assert!(

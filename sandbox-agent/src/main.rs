@@ -68,14 +68,6 @@ enum Cmd {
         #[arg(long)]
         socket: Option<PathBuf>,
     },
-    /// OCI runtime hook (createRuntime): attaches the policy a container's
-    /// `sandbox-agent.policy` annotation names before the container runs; a failure stops the
-    /// container from starting. Reads the container state from stdin.
-    OciHook {
-        /// Control socket [default: /run/sandbox-agent.sock]
-        #[arg(long)]
-        socket: Option<PathBuf>,
-    },
     /// Run a command confined by a policy, in a transient cgroup; exits with its status.
     Run {
         #[arg(long)]
@@ -275,10 +267,6 @@ fn dispatch(cmd: Cmd, config: &Config) -> anyhow::Result<i32> {
             let cgroup = target.resolve()?;
             commands::attach::detach(&config.socket(socket), &cgroup)?;
             println!("detached {}", cgroup.display());
-            Ok(0)
-        }
-        Cmd::OciHook { socket } => {
-            commands::oci_hook::run(&config.socket(socket))?;
             Ok(0)
         }
         Cmd::Run {

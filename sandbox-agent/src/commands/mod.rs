@@ -3,7 +3,6 @@
 pub mod attach;
 pub mod audit;
 pub mod doctor;
-pub mod oci_hook;
 pub mod policy_check;
 pub mod policy_suggest;
 pub mod run;

@@ -248,18 +248,7 @@ fn kill_detach_remove(
 /// Ends the runs whose client is gone (killed before it could end the run) and whose
 /// cgroup has emptied: the command is over, so nothing is left to confine.
 pub fn sweep_runs(state: &Mutex<DaemonState>) -> Result<(), String> {
-    let mut locked = lock(state)?;
-    for (cgroup_id, path) in locked.removed_cgroups() {
-        match locked.forget(cgroup_id) {
-            Ok(_) => tracing::info!(
-                cgroup = %path.display(),
-                "the cgroup was removed: its attachment is gone too"
-            ),
-            Err(e) => tracing::warn!(cgroup = %path.display(), "forgetting a removed cgroup: {e}"),
-        }
-    }
-    let over = locked.abandoned_runs();
-    drop(locked);
+    let over = lock(state)?.abandoned_runs();
     for (cgroup_id, path) in over {
         match end_run(state, cgroup_id, &path) {
             Ok(()) => tracing::info!(

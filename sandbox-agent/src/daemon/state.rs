@@ -390,22 +390,6 @@ impl DaemonState {
         self.ending.remove(&cgroup_id);
     }
 
-    /// Attachments (not runs: `run_end` and the run sweep remove those) whose cgroup was
-    /// removed: a container that stopped, a scope systemd cleaned up. A cgroup id is never
-    /// reused, so their entries can never confine anything again.
-    pub(super) fn removed_cgroups(&self) -> Vec<(u64, PathBuf)> {
-        self.attachments
-            .iter()
-            .filter(|(_, a)| a.info.run_by.is_none())
-            .filter(|(id, a)| match cgroup::cgroup_id(&a.info.cgroup) {
-                Ok(now) => now != **id,
-                Err(cgroup::CgroupError::Missing(_)) => true,
-                Err(_) => false,
-            })
-            .map(|(id, a)| (*id, a.info.cgroup.clone()))
-            .collect()
-    }
-
     /// Claims the runs whose client is gone (killed before it could end the run) and whose
     /// cgroup has emptied, and that nobody is ending already.
     pub(super) fn abandoned_runs(&mut self) -> Vec<(u64, PathBuf)> {

@@ -55,13 +55,8 @@ fn assert_succeeded(out: &Output, what: &str) {
 }
 
 /// A root filesystem of a static busybox, a home with a key and a workspace with a `.env`,
-/// imported as an image once for the suite.
-fn image() -> &'static str {
-    static IMAGE: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
-    IMAGE.get_or_init(|| build_image(&fixture_dir("container-image")))
-}
-
-fn build_image(dir: &Path) -> &'static str {
+/// imported as an image.
+fn image(dir: &Path) -> &'static str {
     let root = dir.join("rootfs");
     for d in ["bin", "root/.ssh", "work", "tmp"] {
         std::fs::create_dir_all(root.join(d)).unwrap();
@@ -160,7 +155,7 @@ fn attach_container(id: &str, policy: &Path, home: &Path, workspace: &Path) -> O
 #[test]
 fn a_container_attached_by_id_has_its_image_secrets_denied_and_keeps_working() {
     let dir = fixture_dir("container");
-    let image = image();
+    let image = image(&dir);
     let id = podman_ok(&[
         "run",
         "-d",
@@ -239,124 +234,4 @@ fn a_container_id_that_matches_nothing_is_a_clear_error_and_attaches_nothing() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Appends `key=<status>` of a read of the image's key to `/work/starts` as the container's very
-/// first act, at every start.
-const FIRST_ACT: &str = r#"
-{ cat /root/.ssh/id_ed25519 >/dev/null; } 2>>/work/first-errors
-echo "key=$?" >> /work/starts
-exec sleep 3600
-"#;
-
-/// Waits until the container whose root is `merged` has started `n` times; the statuses.
-fn starts(merged: &Path, n: usize) -> Vec<String> {
-    let file = merged.join("work/starts");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let lines: Vec<String> = std::fs::read_to_string(&file)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect();
-        if lines.len() >= n {
-            return lines;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the container did not start {n} times: {lines:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-}
-
-#[test]
-fn the_oci_hook_confines_a_container_from_its_first_instruction_and_after_a_restart() {
-    let dir = fixture_dir("container-hook");
-    let policy = dir.join("default.yaml");
-    write(&policy, DEFAULT_POLICY);
-    let agent_path = stdout(
-        &Command::new("sh")
-            .args(["-c", "command -v sandbox-agent"])
-            .output()
-            .unwrap(),
-    )
-    .trim()
-    .to_string();
-    let hooks = dir.join("hooks");
-    write(
-        &hooks.join("sandbox-agent.json"),
-        &serde_json::json!({
-            "version": "1.0.0",
-            "hook": {"path": agent_path, "args": ["sandbox-agent", "oci-hook"]},
-            "when": {"annotations": {"^sandbox-agent\\.policy$": ".+"}},
-            "stages": ["createRuntime"],
-        })
-        .to_string(),
-    );
-    let hooks_dir = hooks.to_str().unwrap();
-    let policy_annotation = format!("sandbox-agent.policy={}", policy.display());
-    let id = podman_ok(&[
-        "--hooks-dir",
-        hooks_dir,
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--annotation",
-        &policy_annotation,
-        "--annotation",
-        "sandbox-agent.workspace=/work",
-        image(),
-        "sh",
-        "-c",
-        FIRST_ACT,
-    ]);
-    let merged = PathBuf::from(podman_ok(&["mount", &id]));
-    // Its very first read of its key was already denied: the policy was attached before the
-    // container's process ran anything.
-    assert_eq!(starts(&merged, 1), ["key=1"]);
-    let errors = std::fs::read_to_string(merged.join("work/first-errors")).unwrap();
-    assert!(errors.contains("Operation not permitted"), "{errors}");
-
-    // A restart makes a new cgroup; the hook attaches it before the first instruction again,
-    // and the daemon forgets the removed one.
-    podman_ok(&["--hooks-dir", hooks_dir, "restart", "-t", "0", &id]);
-    assert_eq!(starts(&merged, 2), ["key=1", "key=1"]);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let status = agent().args(["status", "--json"]).output().unwrap();
-        let status: serde_json::Value = serde_json::from_str(&stdout(&status)).unwrap();
-        let ours: Vec<&serde_json::Value> = status["attachments"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|a| a["cgroup"].as_str().is_some_and(|c| c.contains(&id)))
-            .collect();
-        if ours.len() == 1 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the removed cgroup's attachment stayed: {ours:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-
-    // A container that names a policy that does not exist does not start at all.
-    let out = podman(&[
-        "--hooks-dir",
-        hooks_dir,
-        "run",
-        "-d",
-        "--network",
-        "none",
-        "--annotation",
-        "sandbox-agent.policy=/nonexistent/policy.yaml",
-        image(),
-        "sleep",
-        "3600",
-    ]);
-    assert!(!out.status.success(), "started without its policy");
-    podman_ok(&["rm", "-f", "-t", "0", &id]);
 }

@@ -227,6 +227,15 @@ fn no_confined_task_reaches_the_metrics_listener_even_where_its_policy_allows_lo
         ),
         &home,
     );
+    // The daemon reads the host's addresses every 2 s; the veth may be newer than that.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while connect_each(Some(&plain), false, &[local])[local] != EPERM {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon never learned the host's address {local}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     let hosts = [
         "127.0.0.1",
         "0.0.0.0",

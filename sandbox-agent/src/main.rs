@@ -42,16 +42,8 @@ enum Cmd {
     },
     /// Confine a cgroup (and its descendants) with a policy.
     Attach {
-        #[arg(
-            long,
-            required_unless_present = "container",
-            conflicts_with = "container"
-        )]
-        cgroup: Option<PathBuf>,
-        /// A running container's ID (or a unique prefix of 12 digits or more), in place of
-        /// --cgroup: podman, Docker, containerd and CRI-O cgroups are found
-        #[arg(long, value_name = "ID")]
-        container: Option<String>,
+        #[command(flatten)]
+        target: CgroupTarget,
         #[arg(long)]
         policy: PathBuf,
         /// What `~` means in the policy (default: the invoking user's home).
@@ -70,15 +62,8 @@ enum Cmd {
     },
     /// Stop confining a cgroup.
     Detach {
-        #[arg(
-            long,
-            required_unless_present = "container",
-            conflicts_with = "container"
-        )]
-        cgroup: Option<PathBuf>,
-        /// A running container's ID (or a unique prefix), in place of --cgroup
-        #[arg(long, value_name = "ID")]
-        container: Option<String>,
+        #[command(flatten)]
+        target: CgroupTarget,
         /// Control socket [default: /run/sandbox-agent.sock]
         #[arg(long)]
         socket: Option<PathBuf>,
@@ -258,8 +243,7 @@ fn dispatch(cmd: Cmd, config: &Config) -> anyhow::Result<i32> {
             Ok(0)
         }
         Cmd::Attach {
-            cgroup,
-            container,
+            target,
             policy,
             home,
             workspace,
@@ -267,7 +251,7 @@ fn dispatch(cmd: Cmd, config: &Config) -> anyhow::Result<i32> {
             socket,
         } => {
             let socket = config.socket(socket);
-            let cgroup = cgroup_or_container(cgroup, container)?;
+            let cgroup = target.resolve()?;
             let source = commands::attach::read_policy(&policy)?;
             let info = commands::attach::attach(
                 &socket,
@@ -279,12 +263,8 @@ fn dispatch(cmd: Cmd, config: &Config) -> anyhow::Result<i32> {
             commands::attach::print_attached(&info);
             Ok(0)
         }
-        Cmd::Detach {
-            cgroup,
-            container,
-            socket,
-        } => {
-            let cgroup = cgroup_or_container(cgroup, container)?;
+        Cmd::Detach { target, socket } => {
+            let cgroup = target.resolve()?;
             commands::attach::detach(&config.socket(socket), &cgroup)?;
             println!("detached {}", cgroup.display());
             Ok(0)
@@ -367,20 +347,29 @@ fn dispatch(cmd: Cmd, config: &Config) -> anyhow::Result<i32> {
     }
 }
 
-/// The cgroup named by `--cgroup`, or the one of the container `--container` names (clap makes
-/// sure exactly one is given).
-fn cgroup_or_container(
+/// Which cgroup `attach` and `detach` act on: a path, or a running container's.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct CgroupTarget {
+    #[arg(long)]
     cgroup: Option<PathBuf>,
+    /// A running container's ID (or a unique prefix of 12 digits or more), in place of
+    /// --cgroup: podman, Docker, containerd and CRI-O cgroups are found
+    #[arg(long, value_name = "ID")]
     container: Option<String>,
-) -> anyhow::Result<PathBuf> {
-    match (cgroup, container) {
-        (Some(cgroup), None) => Ok(cgroup),
-        (None, Some(id)) => {
-            let root = std::path::Path::new(sandbox_agent::cgroup::CGROUP_ROOT);
-            let cgroup = sandbox_agent::container::resolve(root, &id)?;
-            eprintln!("container {id}: cgroup {}", cgroup.display());
-            Ok(cgroup)
+}
+
+impl CgroupTarget {
+    fn resolve(self) -> anyhow::Result<PathBuf> {
+        match (self.cgroup, self.container) {
+            (Some(cgroup), _) => Ok(cgroup),
+            (None, Some(id)) => {
+                let root = std::path::Path::new(sandbox_agent::cgroup::CGROUP_ROOT);
+                let cgroup = sandbox_agent::container::resolve(root, &id)?;
+                eprintln!("container {id}: cgroup {}", cgroup.display());
+                Ok(cgroup)
+            }
+            (None, None) => anyhow::bail!("give --cgroup PATH or --container ID"),
         }
-        _ => anyhow::bail!("give exactly one of --cgroup and --container"),
     }
 }

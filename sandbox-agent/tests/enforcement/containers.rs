@@ -42,12 +42,16 @@ fn podman(args: &[&str]) -> Output {
 
 fn podman_ok(args: &[&str]) -> String {
     let out = podman(args);
+    assert_succeeded(&out, &format!("podman {args:?}"));
+    stdout(&out).trim().to_string()
+}
+
+fn assert_succeeded(out: &Output, what: &str) {
     assert!(
         out.status.success(),
-        "podman {args:?}: {}",
+        "{what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    stdout(&out).trim().to_string()
 }
 
 /// A root filesystem of a static busybox, a home with a key and a workspace with a `.env`,
@@ -73,11 +77,7 @@ fn image(dir: &Path) -> &'static str {
         .arg(".")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out, "tar");
     podman_ok(&[
         "import",
         tar.to_str().unwrap(),
@@ -182,11 +182,7 @@ fn a_container_attached_by_id_has_its_image_secrets_denied_and_keeps_working() {
 
     // The default policy, with `~` and `$WORKSPACE` the container's own directories.
     let attached = attach_container(short, &policy, &merged.join("root"), &merged.join("work"));
-    assert!(
-        attached.status.success(),
-        "attach --container: {}",
-        String::from_utf8_lossy(&attached.stderr)
-    );
+    assert_succeeded(&attached, "attach --container");
     let said = String::from_utf8_lossy(&attached.stderr).to_string();
     assert!(said.contains(&format!("libpod-{id}")), "{said}");
 
@@ -213,11 +209,7 @@ fn a_container_attached_by_id_has_its_image_secrets_denied_and_keeps_working() {
         .args(["detach", "--container", short])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_succeeded(&out, "detach --container");
     let (steps, errors) = round(&merged, "detached");
     assert_eq!(status(&steps, "key"), 0, "{errors}");
     podman_ok(&["rm", "-f", "-t", "0", &id]);

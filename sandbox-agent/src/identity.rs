@@ -57,19 +57,37 @@ pub fn kernel_dev(st_dev: u64) -> u32 {
 
 /// Identity of what `path` resolves to (following symlinks, as an open would).
 pub fn file_id(path: &Path) -> io::Result<FileId> {
-    let fd: OwnedFd = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-        .open(path)?
-        .into();
-    let file = std::fs::File::from(fd);
-    let md = file.metadata()?;
-    let mnt_id = mount_id(file.as_raw_fd())?;
-    let st_dev = kernel_dev(md.dev());
-    let mount = mount(mnt_id, st_dev)?;
+    file_stat(path).map(|s| s.id)
+}
+
+/// A file's identity and whether it is a directory, read together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileStat {
+    pub id: FileId,
+    pub is_dir: bool,
+}
+
+/// What one stat of a file says, before the mount table is consulted.
+struct Raw {
+    st_dev: u32,
+    ino: u64,
+    is_dir: bool,
+    mnt_id: u64,
+}
+
+/// Identity and type of what `path` resolves to (following symlinks, as an open would): one
+/// `statx` that reports the mount id too (Linux 5.8+); older kernels take an `O_PATH`
+/// descriptor and its `fdinfo`. Compiling a policy stats every rule's file: six system calls
+/// each instead of one made a 10,000-rule attach take seconds.
+pub fn file_stat(path: &Path) -> io::Result<FileStat> {
+    let raw = match statx_with_mount(path)? {
+        Some(raw) => raw,
+        None => via_fdinfo(path)?,
+    };
+    let mount = mount(raw.mnt_id, raw.st_dev)?;
     let dev = match mount.fstype.as_str() {
-        _ if st_dev == mount.sb_dev => st_dev,
-        "btrfs" => st_dev,
+        _ if raw.st_dev == mount.sb_dev => raw.st_dev,
+        "btrfs" => raw.st_dev,
         // Non-directories on an overlay whose layers are on different filesystems report a
         // pseudo device per layer; the kernel sees the overlay's own superblock, and the
         // overlay inode's number is the one reported.
@@ -80,18 +98,68 @@ pub fn file_id(path: &Path) -> io::Result<FileId> {
                  whose reported device ({}:{}) is not its superblock's ({}:{}), so a rule on it \
                  could never match",
                 path.display(),
-                st_dev >> 20,
-                st_dev & 0xfffff,
+                raw.st_dev >> 20,
+                raw.st_dev & 0xfffff,
                 mount.sb_dev >> 20,
                 mount.sb_dev & 0xfffff
             )))
         }
     };
-    Ok(FileId {
+    let id = FileId {
         dev,
-        ino: md.ino(),
+        ino: raw.ino,
         sb_dev: mount.sb_dev,
         btrfs: mount.fstype == "btrfs",
+    };
+    Ok(FileStat {
+        id,
+        is_dir: raw.is_dir,
+    })
+}
+
+/// `statx` of `path` with its mount id; None where the kernel does not report one (or has no
+/// `statx`).
+fn statx_with_mount(path: &Path) -> io::Result<Option<Raw>> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: a zeroed statx is a valid value of this plain C struct.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    let mask = libc::STATX_TYPE | libc::STATX_INO | libc::STATX_MNT_ID;
+    // SAFETY: c is a valid NUL-terminated string and stx a valid out-pointer; flags 0 follows
+    // symlinks, as open does.
+    let r = unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), 0, mask, &mut stx) };
+    if r != 0 {
+        let e = io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENOSYS) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    if stx.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Ok(None);
+    }
+    Ok(Some(Raw {
+        st_dev: (stx.stx_dev_major << 20) | (stx.stx_dev_minor & 0xfffff),
+        ino: stx.stx_ino,
+        is_dir: u32::from(stx.stx_mode) & libc::S_IFMT == libc::S_IFDIR,
+        mnt_id: stx.stx_mnt_id,
+    }))
+}
+
+/// The same through an `O_PATH` descriptor: `fstat`, then its mount id from `fdinfo`.
+fn via_fdinfo(path: &Path) -> io::Result<Raw> {
+    let fd: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)?
+        .into();
+    let file = std::fs::File::from(fd);
+    let md = file.metadata()?;
+    Ok(Raw {
+        st_dev: kernel_dev(md.dev()),
+        ino: md.ino(),
+        is_dir: md.is_dir(),
+        mnt_id: mount_id(file.as_raw_fd())?,
     })
 }
 
@@ -173,6 +241,31 @@ mod tests {
         assert_eq!(file_id(&dir.path().join("b")).unwrap(), id);
         assert_eq!(file_id(&dir.path().join("s")).unwrap(), id);
         assert_ne!(file_id(&dir.path().join("c")).unwrap(), id);
+    }
+
+    /// Kernels before 5.8 take the descriptor route: it must name the same identity.
+    #[test]
+    fn statx_and_the_descriptor_route_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "x").unwrap();
+        for (path, is_dir) in [(dir.path(), true), (file.as_path(), false)] {
+            let fast = statx_with_mount(path)
+                .unwrap()
+                .expect("this kernel reports mount ids");
+            let slow = via_fdinfo(path).unwrap();
+            assert_eq!(
+                (fast.st_dev, fast.ino, fast.is_dir, fast.mnt_id),
+                (slow.st_dev, slow.ino, slow.is_dir, slow.mnt_id)
+            );
+            assert_eq!(file_stat(path).unwrap().is_dir, is_dir);
+        }
+        assert_eq!(
+            statx_with_mount(&dir.path().join("missing"))
+                .err()
+                .map(|e| e.kind()),
+            Some(io::ErrorKind::NotFound)
+        );
     }
 
     #[test]

@@ -26,12 +26,13 @@ use sandbox_common::{
 use serde::Serialize;
 
 use super::hardlink_scan::deny_other_names;
+use super::resolve::Resolver;
 use super::{
     anchors::Anchors,
     net_spec::Cidr,
     schema::{Mode, NetDefault, PathKey, Policy},
 };
-use crate::identity::{file_id, FileId};
+use crate::identity::{file_stat, FileId, FileStat};
 
 /// (parent directory identity, name of the child).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -90,11 +91,16 @@ pub struct CompiledPolicy {
 impl CompiledPolicy {
     /// The identity of `path` for a rule, noting rules on btrfs.
     pub(super) fn identify(&mut self, path: &Path) -> Result<FileId, String> {
-        let id = file_id(path).map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
-        if id.btrfs {
+        self.identify_stat(path).map(|s| s.id)
+    }
+
+    /// Like `identify`, with whether `path` is a directory.
+    fn identify_stat(&mut self, path: &Path) -> Result<FileStat, String> {
+        let stat = file_stat(path).map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
+        if stat.id.btrfs {
             self.on_btrfs.insert(path.to_path_buf());
         }
-        Ok(id)
+        Ok(stat)
     }
 
     pub(super) fn add_inode(&mut self, id: FileId, flags: u32, rule_id: u32) {
@@ -217,16 +223,17 @@ pub fn compile_with_extra(
         ..Default::default()
     };
     let lists = policy.path_lists();
+    let mut resolver = Resolver::default();
     for (key, list) in lists {
         for entry in list {
-            add_listed(&mut out, anchors, key, entry)?;
+            add_listed(&mut out, &mut resolver, anchors, key, entry)?;
         }
     }
     super::net_compile::compile_network(policy, anchors, &mut out)?;
     for (key, entry) in extra {
         let listed = lists.iter().any(|(k, l)| k == key && l.contains(entry));
         if !listed {
-            add_listed(&mut out, anchors, *key, entry)?;
+            add_listed(&mut out, &mut resolver, anchors, *key, entry)?;
             if *key == PathKey::UnixDeny {
                 out.flags |= POLICY_UNIX_RULES;
             }
@@ -248,6 +255,7 @@ pub fn compile_with_extra(
 /// One rule of a path list, numbered next.
 fn add_listed(
     out: &mut CompiledPolicy,
+    resolver: &mut Resolver,
     anchors: &Anchors,
     key: PathKey,
     entry: &str,
@@ -267,7 +275,7 @@ fn add_listed(
         message,
     };
     let path = anchors.expand(entry).map_err(path_error)?;
-    let (resolved, exists) = add_path_rule(out, &path, flags, id).map_err(path_error)?;
+    let (resolved, exists) = add_path_rule(out, resolver, &path, flags, id).map_err(path_error)?;
     out.rules.push(RuleInfo {
         id,
         kind: key,
@@ -298,6 +306,7 @@ fn policy_flags(policy: &Policy) -> u32 {
 /// Adds the inode and name rules for one path; returns (resolved path, exists).
 fn add_path_rule(
     out: &mut CompiledPolicy,
+    resolver: &mut Resolver,
     path: &Path,
     flags: u32,
     rule_id: u32,
@@ -307,7 +316,7 @@ fn add_path_rule(
     let mut existing = lexical.clone();
     let mut missing: Vec<std::ffi::OsString> = Vec::new();
     let canonical = loop {
-        match std::fs::canonicalize(&existing) {
+        match resolver.canonicalize(&existing) {
             Ok(c) => break c,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let Some(name) = existing.file_name() else {
@@ -320,15 +329,15 @@ fn add_path_rule(
         }
     };
     if missing.is_empty() {
-        let id = out.identify(&canonical)?;
-        if flags & DENY != 0 && canonical.is_dir() {
+        let FileStat { id, is_dir } = out.identify_stat(&canonical)?;
+        if flags & DENY != 0 && is_dir {
             out.add_inode(id, flags | RULE_TREE, rule_id);
             out.deny_dirs.push((canonical.clone(), id, flags, rule_id));
         } else {
             out.add_inode(id, flags, rule_id);
         }
         if let (Some(parent), Some(name)) = (canonical.parent(), canonical.file_name()) {
-            let parent_id = out.identify(parent)?;
+            let parent_id = resolver.dir_id(parent, |p| out.identify(p))?;
             // Only meaningful when parent and child are on one filesystem (not a mount point;
             // a btrfs subvolume below its parent is on the same one).
             if parent_id.sb_dev == id.sb_dev {
@@ -400,6 +409,7 @@ fn normalize(path: &Path) -> Result<PathBuf, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::identity::file_id;
     use crate::policy::parse;
 
     fn policy(deny_read: &[&str]) -> Policy {

@@ -15,6 +15,7 @@ mod keys;
 mod lint;
 mod net_compile;
 pub mod net_spec;
+mod resolve;
 mod schema;
 mod suggest;
 mod suggest_trees;

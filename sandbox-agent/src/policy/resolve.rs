@@ -1,0 +1,111 @@
+//! Resolving a compile's rule paths with each directory resolved once: a policy of 10,000 files
+//! in a few directories made `realpath` walk (one `readlink` per component) and stat the same
+//! parents 10,000 times.
+
+use std::{
+    collections::HashMap,
+    io,
+    path::{Path, PathBuf},
+};
+
+use crate::identity::FileId;
+
+/// Memo of one compile: a snapshot of the filesystem taken as the rules are read, as a compile
+/// without it would be.
+#[derive(Default)]
+pub(super) struct Resolver {
+    /// Directory as the rule wrote it (lexically normalized) -> its canonical path.
+    canonical_dirs: HashMap<PathBuf, PathBuf>,
+    /// Canonical directory -> its identity.
+    dir_ids: HashMap<PathBuf, FileId>,
+}
+
+impl Resolver {
+    /// `std::fs::canonicalize` of a lexically normalized path: `dir/name` resolves to `dir`'s
+    /// canonical path joined with `name` whenever `name` itself is not a symlink, which one
+    /// `readlink` tells (EINVAL: it exists and is not one).
+    pub(super) fn canonicalize(&mut self, path: &Path) -> io::Result<PathBuf> {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return std::fs::canonicalize(path);
+        };
+        match std::fs::read_link(path) {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            Ok(_) => return std::fs::canonicalize(path),
+            Err(e) => return Err(e),
+        }
+        if let Some(canonical) = self.canonical_dirs.get(dir) {
+            return Ok(canonical.join(name));
+        }
+        let canonical = std::fs::canonicalize(dir)?;
+        self.canonical_dirs
+            .insert(dir.to_path_buf(), canonical.clone());
+        Ok(canonical.join(name))
+    }
+
+    /// The identity of the canonical directory `dir`, stat'ed once per compile by `identify`.
+    pub(super) fn dir_id(
+        &mut self,
+        dir: &Path,
+        identify: impl FnOnce(&Path) -> Result<FileId, String>,
+    ) -> Result<FileId, String> {
+        if let Some(id) = self.dir_ids.get(dir) {
+            return Ok(*id);
+        }
+        let id = identify(dir)?;
+        self.dir_ids.insert(dir.to_path_buf(), id);
+        Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind of path a rule can name resolves as `realpath` would, before and after its
+    /// directory is in the memo.
+    #[test]
+    fn resolves_as_realpath_does() {
+        let root = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(root.path()).unwrap();
+        let real = base.join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::fs::write(real.join("file"), "x").unwrap();
+        std::fs::create_dir(real.join("sub")).unwrap();
+        std::os::unix::fs::symlink(&real, base.join("dirlink")).unwrap();
+        std::os::unix::fs::symlink("file", real.join("filelink")).unwrap();
+        std::os::unix::fs::symlink("/nonexistent-target", real.join("dangling")).unwrap();
+        let mut r = Resolver::default();
+        for _pass in 0..2 {
+            for p in [
+                "real/file",
+                "real/sub",
+                "real/filelink",
+                "dirlink/file",
+                "dirlink/filelink",
+                "dirlink/sub",
+                "real",
+            ] {
+                let path = base.join(p);
+                assert_eq!(
+                    r.canonicalize(&path).unwrap(),
+                    std::fs::canonicalize(&path).unwrap(),
+                    "{p}"
+                );
+            }
+            for p in [
+                "real/missing",
+                "missing/file",
+                "real/dangling",
+                "real/file/x",
+            ] {
+                let path = base.join(p);
+                assert_eq!(
+                    r.canonicalize(&path).map_err(|e| e.kind()),
+                    std::fs::canonicalize(&path).map_err(|e| e.kind()),
+                    "{p}"
+                );
+            }
+        }
+        assert_eq!(r.canonicalize(Path::new("/")).unwrap(), PathBuf::from("/"));
+    }
+}

@@ -1,7 +1,8 @@
 //! The kernel side as the daemon sees it: loading the embedded programs (`loader`), the policy
-//! maps (`policy_maps`), and the kernel support checks shared by `doctor` and `daemon`
+//! maps (`policy_maps`, written in batches: `batch`), and the kernel support checks shared by `doctor` and `daemon`
 //! (`support`).
 
+mod batch;
 pub mod loader;
 pub mod policy_maps;
 pub mod support;

@@ -15,6 +15,7 @@ use sandbox_common::{
     POLICY_ID_ANY, RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_UNIX, RULE_DENY_WRITE, RULE_TREE,
 };
 
+use super::batch;
 use crate::policy::{CompiledPolicy, Mode};
 
 #[derive(Debug, thiserror::Error)]
@@ -304,19 +305,25 @@ impl PolicyMaps {
 
     fn write_rules(&mut self, policy_id: u32, policy: &CompiledPolicy) -> Result<(), MapsError> {
         use sandbox_common::{MAX_INODE_RULES, MAX_NAME_RULES, MAX_NET_BINARIES, MAX_NET_RULES};
+        let (keys, values): (Vec<_>, Vec<_>) = policy
+            .inode_rules
+            .iter()
+            .map(|(&(dev, ino), value)| (inode_key(policy_id, dev, ino), *value))
+            .unzip();
+        batch::insert_all(&mut self.inodes, &keys, &values)
+            .map_err(insert_error(MAP_INODE_RULES, MAX_INODE_RULES))?;
         for (&(dev, ino), value) in &policy.inode_rules {
-            self.inodes
-                .insert(inode_key(policy_id, dev, ino), *value, 0)
-                .map_err(insert_error(MAP_INODE_RULES, MAX_INODE_RULES))?;
             if value.flags & RULE_TREE != 0 {
                 self.count_protected(dev, ino, value.flags, 1)?;
             }
         }
-        for (k, value) in &policy.name_rules {
-            self.names
-                .insert(name_key(policy_id, k), *value, 0)
-                .map_err(insert_error(MAP_NAME_RULES, MAX_NAME_RULES))?;
-        }
+        let (keys, values): (Vec<_>, Vec<_>) = policy
+            .name_rules
+            .iter()
+            .map(|(k, value)| (name_key(policy_id, k), *value))
+            .unzip();
+        batch::insert_all(&mut self.names, &keys, &values)
+            .map_err(insert_error(MAP_NAME_RULES, MAX_NAME_RULES))?;
         for (&(scope, cidr), value) in &policy.net_rules {
             self.net
                 .insert(&net_key(policy_id, scope, &cidr), value, 0)
@@ -372,16 +379,23 @@ impl PolicyMaps {
     }
 
     fn remove_written(&mut self, policy_id: u32, policy: &CompiledPolicy) {
+        let mut others = Vec::with_capacity(policy.inode_rules.len());
         for (&(dev, ino), value) in &policy.inode_rules {
+            let key = inode_key(policy_id, dev, ino);
+            if value.flags & RULE_TREE == 0 {
+                others.push(key);
             // Counted only if it was written (a failed attach stops part way).
-            let removed = self.inodes.remove(&inode_key(policy_id, dev, ino)).is_ok();
-            if removed && value.flags & RULE_TREE != 0 {
+            } else if self.inodes.remove(&key).is_ok() {
                 let _ = self.count_protected(dev, ino, 0, -1);
             }
         }
-        for k in policy.name_rules.keys() {
-            let _ = self.names.remove(&name_key(policy_id, k));
-        }
+        batch::remove_all(&mut self.inodes, &others);
+        let names: Vec<NameKey> = policy
+            .name_rules
+            .keys()
+            .map(|k| name_key(policy_id, k))
+            .collect();
+        batch::remove_all(&mut self.names, &names);
         for (scope, cidr) in policy.net_rules.keys() {
             let _ = self.net.remove(&net_key(policy_id, *scope, cidr));
         }

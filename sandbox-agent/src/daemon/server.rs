@@ -71,6 +71,8 @@ async fn handle_connection(
     let mut out = serde_json::to_vec(&response)?;
     out.push(b'\n');
     write.write_all(&out).await?;
+    // After the answer, so the caller does not wait for it.
+    tokio::task::spawn_blocking(super::release_free_heap).await?;
     Ok(())
 }
 

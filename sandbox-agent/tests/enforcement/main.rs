@@ -22,6 +22,7 @@ mod exec_loaders;
 mod filesystems;
 mod hardlinks;
 mod kernel_filesystems;
+mod large_policy;
 mod lifecycle;
 mod metrics;
 mod network;

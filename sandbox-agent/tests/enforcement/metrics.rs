@@ -34,14 +34,14 @@ fn request(method: &str, path: &str) -> (u16, String) {
     (status, body)
 }
 
-fn scrape() -> String {
+pub(crate) fn scrape() -> String {
     let (status, body) = request("GET", "/metrics");
     assert_eq!(status, 200, "{body}");
     body
 }
 
 /// The sum of the samples of `name` whose labels include every pair of `labels`.
-fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+pub(crate) fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
     text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| {

@@ -40,6 +40,9 @@ pub fn run(agent: &Path, repo: &Path, part: Part) -> Result<()> {
     if all || part == Part::Confined {
         rows.extend(super::confined::rows(agent, &fx)?);
     }
+    if all || part == Part::Attach {
+        rows.extend(super::attach_times::rows(agent, &fx)?);
+    }
     if all || part == Part::Startup {
         rows.extend(super::startup::rows(agent, repo)?);
     }

@@ -2,6 +2,7 @@
 //! (`guest`) there, so every measurement has its baseline from the same run; prints the table
 //! and writes it as JSON to `target/bench/bench-<kernel>.json`.
 
+mod attach_times;
 mod audit_rate;
 mod confined;
 mod control;
@@ -34,8 +35,10 @@ pub enum Part {
     All,
     /// No agent against the agent loaded, for a process it does not confine (interleaved).
     Unconfined,
-    /// Confined opens against Landlock, attach times, exec and connect confined.
+    /// Confined opens against Landlock, exec and connect confined.
     Confined,
+    /// Attach and detach of 10 to 10,000 rules against a `status` round trip (interleaved).
+    Attach,
     /// `run -- true` against a bare start and bubblewrap (interleaved).
     Startup,
     /// Daemon memory, idle and with 100 policies.

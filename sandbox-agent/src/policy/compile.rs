@@ -380,7 +380,7 @@ fn add_path_rule(
     } else {
         out.not_yet_created.push(resolved.clone());
     }
-    let dir = out.identify(&canonical)?;
+    let dir = resolver.dir_id(&canonical, |p| out.identify(p))?;
     out.add_chain(dir, &missing, flags, rule_id);
     Ok((resolved, false))
 }

@@ -3,7 +3,7 @@
 //! parents 10,000 times.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     io,
     path::{Path, PathBuf},
 };
@@ -18,6 +18,9 @@ pub(super) struct Resolver {
     canonical_dirs: HashMap<PathBuf, PathBuf>,
     /// Canonical directory -> its identity.
     dir_ids: HashMap<PathBuf, FileId>,
+    /// Paths found missing: what is below them is missing too (a default policy names many
+    /// files below directories a given host does not have).
+    missing: HashSet<PathBuf>,
 }
 
 impl Resolver {
@@ -28,10 +31,21 @@ impl Resolver {
         let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
             return std::fs::canonicalize(path);
         };
+        if let Some(canonical) = self.canonical_dirs.get(path) {
+            return Ok(canonical.clone());
+        }
+        if path.ancestors().any(|a| self.missing.contains(a)) {
+            return Err(io::ErrorKind::NotFound.into());
+        }
         match std::fs::read_link(path) {
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
             Ok(_) => return std::fs::canonicalize(path),
-            Err(e) => return Err(e),
+            Err(e) => {
+                if e.kind() == io::ErrorKind::NotFound {
+                    self.missing.insert(path.to_path_buf());
+                }
+                return Err(e);
+            }
         }
         if let Some(canonical) = self.canonical_dirs.get(dir) {
             return Ok(canonical.join(name));

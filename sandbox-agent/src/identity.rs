@@ -21,10 +21,15 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// `path` for a libc call; a path with a NUL byte in it is invalid input.
+fn c_path(path: &Path) -> io::Result<std::ffi::CString> {
+    std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+}
+
 /// The magic number of the filesystem `path` is on (`statfs`'s `f_type`), following symlinks.
 pub fn fs_magic(path: &Path) -> io::Result<u64> {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let c = c_path(path)?;
     // SAFETY: a zeroed statfs is a valid value of this plain C struct.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: c is a valid NUL-terminated string and st a valid out-pointer.
@@ -120,8 +125,7 @@ pub fn file_stat(path: &Path) -> io::Result<FileStat> {
 /// `statx` of `path` with its mount id; None where the kernel does not report one (or has no
 /// `statx`).
 fn statx_with_mount(path: &Path) -> io::Result<Option<Raw>> {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let c = c_path(path)?;
     // SAFETY: a zeroed statx is a valid value of this plain C struct.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
     let mask = libc::STATX_TYPE | libc::STATX_INO | libc::STATX_MNT_ID;

@@ -48,6 +48,15 @@ pub fn insert_all<K: Pod, V: Pod>(
     Ok(())
 }
 
+/// Inserts every `(key, value)` of `entries` into `map`, as [`insert_all`] does.
+pub fn insert_entries<K: Pod, V: Pod>(
+    map: &mut HashMap<MapData, K, V>,
+    entries: impl Iterator<Item = (K, V)>,
+) -> Result<(), MapError> {
+    let (keys, values): (Vec<K>, Vec<V>) = entries.unzip();
+    insert_all(map, &keys, &values)
+}
+
 /// Removes `keys` from `map`, best effort (a key that is not there is skipped).
 pub fn remove_all<K: Pod, V: Pod>(map: &mut HashMap<MapData, K, V>, keys: &[K]) {
     let fd = map.map().fd().as_fd();

@@ -305,40 +305,48 @@ impl PolicyMaps {
 
     fn write_rules(&mut self, policy_id: u32, policy: &CompiledPolicy) -> Result<(), MapsError> {
         use sandbox_common::{MAX_INODE_RULES, MAX_NAME_RULES, MAX_NET_BINARIES, MAX_NET_RULES};
-        let (keys, values): (Vec<_>, Vec<_>) = policy
-            .inode_rules
-            .iter()
-            .map(|(&(dev, ino), value)| (inode_key(policy_id, dev, ino), *value))
-            .unzip();
-        batch::insert_all(&mut self.inodes, &keys, &values)
-            .map_err(insert_error(MAP_INODE_RULES, MAX_INODE_RULES))?;
+        batch::insert_entries(
+            &mut self.inodes,
+            policy
+                .inode_rules
+                .iter()
+                .map(|(&(dev, ino), value)| (inode_key(policy_id, dev, ino), *value)),
+        )
+        .map_err(insert_error(MAP_INODE_RULES, MAX_INODE_RULES))?;
         for (&(dev, ino), value) in &policy.inode_rules {
             if value.flags & RULE_TREE != 0 {
                 self.count_protected(dev, ino, value.flags, 1)?;
             }
         }
-        let (keys, values): (Vec<_>, Vec<_>) = policy
-            .name_rules
-            .iter()
-            .map(|(k, value)| (name_key(policy_id, k), *value))
-            .unzip();
-        batch::insert_all(&mut self.names, &keys, &values)
-            .map_err(insert_error(MAP_NAME_RULES, MAX_NAME_RULES))?;
+        batch::insert_entries(
+            &mut self.names,
+            policy
+                .name_rules
+                .iter()
+                .map(|(k, value)| (name_key(policy_id, k), *value)),
+        )
+        .map_err(insert_error(MAP_NAME_RULES, MAX_NAME_RULES))?;
         for (&(scope, cidr), value) in &policy.net_rules {
             self.net
                 .insert(&net_key(policy_id, scope, &cidr), value, 0)
                 .map_err(insert_error(MAP_NET_RULES, MAX_NET_RULES))?;
         }
-        for (&(dev, ino), scope) in &policy.net_binaries {
-            self.binaries
-                .insert(inode_key(policy_id, dev, ino), scope, 0)
-                .map_err(insert_error(MAP_NET_BINARIES, MAX_NET_BINARIES))?;
-        }
-        for (k, scope) in &policy.net_binary_names {
-            self.binary_names
-                .insert(name_key(policy_id, k), scope, 0)
-                .map_err(insert_error(MAP_NET_BINARY_NAMES, MAX_NET_BINARIES))?;
-        }
+        batch::insert_entries(
+            &mut self.binaries,
+            policy
+                .net_binaries
+                .iter()
+                .map(|(&(dev, ino), scope)| (inode_key(policy_id, dev, ino), *scope)),
+        )
+        .map_err(insert_error(MAP_NET_BINARIES, MAX_NET_BINARIES))?;
+        batch::insert_entries(
+            &mut self.binary_names,
+            policy
+                .net_binary_names
+                .iter()
+                .map(|(k, scope)| (name_key(policy_id, k), *scope)),
+        )
+        .map_err(insert_error(MAP_NET_BINARY_NAMES, MAX_NET_BINARIES))?;
         Ok(())
     }
 
@@ -384,8 +392,8 @@ impl PolicyMaps {
             let key = inode_key(policy_id, dev, ino);
             if value.flags & RULE_TREE == 0 {
                 others.push(key);
-            // Counted only if it was written (a failed attach stops part way).
             } else if self.inodes.remove(&key).is_ok() {
+                // Counted only if it was written (a failed attach stops part way).
                 let _ = self.count_protected(dev, ino, 0, -1);
             }
         }
@@ -399,12 +407,18 @@ impl PolicyMaps {
         for (scope, cidr) in policy.net_rules.keys() {
             let _ = self.net.remove(&net_key(policy_id, *scope, cidr));
         }
-        for &(dev, ino) in policy.net_binaries.keys() {
-            let _ = self.binaries.remove(&inode_key(policy_id, dev, ino));
-        }
-        for k in policy.net_binary_names.keys() {
-            let _ = self.binary_names.remove(&name_key(policy_id, k));
-        }
+        let binaries: Vec<InodeKey> = policy
+            .net_binaries
+            .keys()
+            .map(|&(dev, ino)| inode_key(policy_id, dev, ino))
+            .collect();
+        batch::remove_all(&mut self.binaries, &binaries);
+        let binary_names: Vec<NameKey> = policy
+            .net_binary_names
+            .keys()
+            .map(|k| name_key(policy_id, k))
+            .collect();
+        batch::remove_all(&mut self.binary_names, &binary_names);
     }
 
     fn sweep_rules(&mut self, policy_id: u32) {

@@ -14,7 +14,7 @@ use tokio::{
 };
 
 use super::{peer::Peer, DaemonState};
-use crate::protocol::{Request, Response, MAX_REQUEST_BYTES, PROTOCOL_VERSION};
+use crate::protocol::{Reply, Request, Response, MAX_REQUEST_BYTES, PROTOCOL_VERSION};
 
 pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -71,8 +71,11 @@ async fn handle_connection(
     let mut out = serde_json::to_vec(&response)?;
     out.push(b'\n');
     write.write_all(&out).await?;
-    // After the answer, so the caller does not wait for it.
-    tokio::task::spawn_blocking(super::release_free_heap).await?;
+    // After the answer, so the caller does not wait for it; not after a `status`, which
+    // compiles nothing (and is what a monitor polls).
+    if !matches!(response.result, Reply::Status(_)) {
+        tokio::task::spawn_blocking(super::release_free_heap).await?;
+    }
     Ok(())
 }
 

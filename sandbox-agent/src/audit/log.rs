@@ -18,6 +18,8 @@ pub struct AuditLog {
     size: u64,
     max_bytes: u64,
     keep: u32,
+    /// The lines of a batch, kept between batches so a flood does not grow a new buffer for each.
+    lines: Vec<u8>,
 }
 
 impl AuditLog {
@@ -33,6 +35,7 @@ impl AuditLog {
             size,
             max_bytes,
             keep,
+            lines: Vec::new(),
         })
     }
 
@@ -50,10 +53,21 @@ impl AuditLog {
         &mut self,
         records: impl IntoIterator<Item = &'a AuditRecord>,
     ) -> std::io::Result<()> {
-        let mut lines = Vec::new();
+        let mut lines = std::mem::take(&mut self.lines);
+        lines.clear();
+        let written = self.write_lines(records, &mut lines);
+        self.lines = lines;
+        written
+    }
+
+    fn write_lines<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = &'a AuditRecord>,
+        lines: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
         for record in records {
             let start = lines.len();
-            serde_json::to_writer(&mut lines, record)?;
+            serde_json::to_writer(&mut *lines, record)?;
             lines.push(b'\n');
             let written_before = self.size + start as u64;
             let line = (lines.len() - start) as u64;
@@ -64,7 +78,7 @@ impl AuditLog {
                 self.rotate()?;
             }
         }
-        self.file.write_all(&lines)?;
+        self.file.write_all(lines)?;
         self.size += lines.len() as u64;
         Ok(())
     }

@@ -211,16 +211,15 @@ fn kernel_path(path: &EventPath) -> Option<String> {
     if depth == 0 {
         return None;
     }
-    let names: Vec<String> = path.names[..depth]
-        .iter()
-        .rev()
-        .map(|n| {
-            let len = n.iter().position(|&b| b == 0).unwrap_or(n.len());
-            String::from_utf8_lossy(&n[..len]).into_owned()
-        })
-        .collect();
-    let start = if path.complete != 0 { "/" } else { "…/" };
-    Some(format!("{start}{}", names.join("/")))
+    let mut text = String::from(if path.complete != 0 { "/" } else { "…/" });
+    for (i, name) in path.names[..depth].iter().rev().enumerate() {
+        if i > 0 {
+            text.push('/');
+        }
+        let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+        text.push_str(&String::from_utf8_lossy(&name[..len]));
+    }
+    Some(text)
 }
 
 /// `a.b.c.d:port` or `[v6]:port`; None when the event carries no destination.

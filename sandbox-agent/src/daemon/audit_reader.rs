@@ -93,53 +93,52 @@ fn drain(
     log: &mut AuditLog,
     state: &Mutex<DaemonState>,
 ) -> anyhow::Result<()> {
+    // Each record with the filesystem its path is within. Decoded straight from the ring, one
+    // event at a time: no copy of a batch of events (a megabyte) is made. Grown only as far as
+    // a flood needs, and reused for each batch of it.
+    let mut records: Vec<(u32, audit::AuditRecord)> = Vec::new();
     loop {
-        let mut events = Vec::new();
-        while events.len() < DRAIN_BATCH {
-            let Some(item) = ring.next() else {
-                break;
-            };
-            if item.len() < std::mem::size_of::<AuditEvent>() {
-                tracing::warn!("short audit event ({} bytes) ignored", item.len());
-                continue;
-            }
-            // SAFETY: the kernel wrote a whole AuditEvent (length checked above);
-            // read_unaligned copes with the ring buffer's 8-byte alignment.
-            events.push(unsafe { std::ptr::read_unaligned::<AuditEvent>(item.as_ptr().cast()) });
-        }
-        if events.is_empty() {
-            return Ok(());
-        }
-        let mut records = {
+        records.clear();
+        {
             let mut s = state
                 .lock()
                 .map_err(|_| anyhow::anyhow!("state poisoned"))?;
             // A flood is mostly the same few rules: each described once per batch.
             let mut described = BTreeMap::new();
-            events
-                .iter()
-                .map(|event| {
-                    let ctx = described
-                        .entry((event.policy_id, event.rule_id))
-                        .or_insert_with(|| s.describe(event.policy_id, event.rule_id));
-                    let record = audit::decode(event, clock, ctx);
-                    s.counters.logged(event, &record);
-                    record
-                })
-                .collect::<Vec<_>>()
-        };
-        for (event, record) in events.iter().zip(&mut records) {
+            while records.len() < DRAIN_BATCH {
+                let Some(item) = ring.next() else {
+                    break;
+                };
+                if item.len() < std::mem::size_of::<AuditEvent>() {
+                    tracing::warn!("short audit event ({} bytes) ignored", item.len());
+                    continue;
+                }
+                // SAFETY: the kernel wrote a whole AuditEvent (length checked above);
+                // read_unaligned copes with the ring buffer's 8-byte alignment.
+                let event = unsafe { std::ptr::read_unaligned::<AuditEvent>(item.as_ptr().cast()) };
+                let ctx = described
+                    .entry((event.policy_id, event.rule_id))
+                    .or_insert_with(|| s.describe(event.policy_id, event.rule_id));
+                let record = audit::decode(&event, clock, ctx);
+                s.counters.logged(&event, &record);
+                records.push((event.dev, record));
+            }
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        for (dev, record) in &mut records {
             if let Some(within) = record.target.path.take() {
-                if !mounts.knows(event.dev) && mounts.age() > MOUNTS_REREAD_AFTER {
+                if !mounts.knows(*dev) && mounts.age() > MOUNTS_REREAD_AFTER {
                     // Mounted since the table was read (or in another namespace: at most once
                     // a second, not for every event).
                     *mounts = MountTable::read();
                 }
-                record.target.path = Some(mounts.locate(event.dev, &within));
+                record.target.path = Some(mounts.locate(*dev, &within));
             }
             tracing::debug!("{}", audit::format_line(record));
         }
-        if let Err(e) = log.append_all(&records) {
+        if let Err(e) = log.append_all(records.iter().map(|(_, record)| record)) {
             tracing::error!("cannot append to {}: {e}", log.path().display());
         }
     }

@@ -57,17 +57,20 @@ pub async fn run(
     let mut fd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
         .map_err(|e| anyhow::anyhow!("poll ring buffer: {e}"))?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // Kept between drains: a flood's buffer is not handed back to the kernel and faulted in
+    // again at every wake-up.
+    let mut records = Vec::new();
     loop {
         tokio::select! {
             guard = fd.readable_mut() => {
                 let mut guard = guard?;
-                drain(guard.get_inner_mut(), &mut mounts, &clock, &mut log, &state)?;
+                drain(guard.get_inner_mut(), &mut records, &mut mounts, &clock, &mut log, &state)?;
                 guard.clear_ready();
             }
             _ = tick.tick() => {
                 // Events sent before a count was taken are in the ring: drain them first, so
                 // the log's order matches the kernel's.
-                drain(fd.get_mut(), &mut mounts, &clock, &mut log, &state)?;
+                drain(fd.get_mut(), &mut records, &mut mounts, &clock, &mut log, &state)?;
                 buckets.report(&mut log, &state)?;
                 let dropped: u64 = drops.get(&0, 0).map(|v| v.iter().sum()).unwrap_or_default();
                 if let Ok(mut s) = state.lock() {
@@ -86,17 +89,19 @@ const MOUNTS_REREAD_AFTER: std::time::Duration = std::time::Duration::from_secs(
 /// batches.
 const DRAIN_BATCH: usize = 1024;
 
+/// Each record with the filesystem its path is within.
+type Batch = Vec<(u32, audit::AuditRecord)>;
+
 fn drain(
     ring: &mut RingBuf<MapData>,
+    records: &mut Batch,
     mounts: &mut MountTable,
     clock: &Clock,
     log: &mut AuditLog,
     state: &Mutex<DaemonState>,
 ) -> anyhow::Result<()> {
-    // Each record with the filesystem its path is within. Decoded straight from the ring, one
-    // event at a time: no copy of a batch of events (a megabyte) is made. Grown only as far as
-    // a flood needs, and reused for each batch of it.
-    let mut records: Vec<(u32, audit::AuditRecord)> = Vec::new();
+    // Decoded straight from the ring, one event at a time: no copy of a batch of events (a
+    // megabyte) is made.
     loop {
         records.clear();
         {
@@ -127,7 +132,7 @@ fn drain(
         if records.is_empty() {
             return Ok(());
         }
-        for (dev, record) in &mut records {
+        for (dev, record) in records.iter_mut() {
             if let Some(within) = record.target.path.take() {
                 if !mounts.knows(*dev) && mounts.age() > MOUNTS_REREAD_AFTER {
                     // Mounted since the table was read (or in another namespace: at most once

@@ -20,7 +20,7 @@ use aya_obj::generated::{bpf_attr, bpf_attr__bindgen_ty_3, bpf_cmd};
 const CHUNK: usize = 4096;
 
 /// Inserts every `(keys[i], values[i])` into `map`, as `HashMap::insert` with flags 0 would.
-pub fn insert_all<K: Pod, V: Pod>(
+fn insert_all<K: Pod, V: Pod>(
     map: &mut HashMap<MapData, K, V>,
     keys: &[K],
     values: &[V],
@@ -48,7 +48,7 @@ pub fn insert_all<K: Pod, V: Pod>(
     Ok(())
 }
 
-/// Inserts every `(key, value)` of `entries` into `map`, as [`insert_all`] does.
+/// Inserts every `(key, value)` of `entries` into `map`, in batches as `insert_all` does.
 pub fn insert_entries<K: Pod, V: Pod>(
     map: &mut HashMap<MapData, K, V>,
     entries: impl Iterator<Item = (K, V)>,

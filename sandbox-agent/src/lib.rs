@@ -14,6 +14,7 @@ mod bpf;
 mod client;
 mod descriptors;
 mod identity;
+mod kallsyms;
 mod mounts;
 mod protocol;
 mod signals;

@@ -202,6 +202,10 @@ pub const MAP_CGROUP_GENERATION: &str = "CGROUP_GENERATION";
 /// the programs have no mark for is decided by one lookup instead of one per level.
 pub const MAP_CGROUP_VERDICTS: &str = "CGROUP_VERDICTS";
 pub const MAX_CGROUP_VERDICTS: u32 = 16384;
+/// Files whose allowed verdicts are remembered (the `VERDICT_CACHE` LRU map, ~80 bytes each).
+pub const MAX_VERDICT_CACHE: u32 = 32768;
+/// Name of the global holding the address of the kernel's `rename_lock`.
+pub const GLOBAL_RENAME_LOCK: &str = "RENAME_LOCK";
 pub const MAP_INODE_RULES: &str = "INODE_RULES";
 pub const MAP_NAME_RULES: &str = "NAME_RULES";
 /// Confining cgroup id of each confined task, by `task_struct` address: confinement follows

@@ -13,6 +13,7 @@ use crate::{
     policy::current_policy,
     target::{FileId, Target},
     verdict::{enforce, Decision},
+    verdict_cache::Remembered,
     walk::check_dentry,
 };
 
@@ -98,10 +99,17 @@ fn decide(policy: &CgroupPolicy, file: *const u8, access: Access) -> (Decision, 
     let Ok(dentry) = read_ptr(file, off.file_dentry) else {
         return (fail_closed, Target::file(file_id));
     };
-    (
-        check_dentry(policy.policy_id, file_id.dev, dentry, want, allow),
-        Target::file(FileId { dentry, ..file_id }),
-    )
+    let target = Target::file(FileId { dentry, ..file_id });
+    // Worked out before the walk: the stamp is valid for what the walk will see.
+    let remembered = Remembered::new(policy.policy_id, want, allow, inode, dentry);
+    if remembered.as_ref().is_some_and(Remembered::allowed) {
+        return (Decision::Allow, target);
+    }
+    let decision = check_dentry(policy.policy_id, file_id.dev, dentry, want, allow);
+    if let (Decision::Allow, Some(remembered)) = (&decision, &remembered) {
+        remembered.remember_allowed();
+    }
+    (decision, target)
 }
 
 /// (kernel dev_t, inode number) of an open file.

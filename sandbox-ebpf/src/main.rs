@@ -22,6 +22,7 @@ mod privilege;
 mod target;
 mod task;
 mod verdict;
+mod verdict_cache;
 mod walk;
 mod write;
 

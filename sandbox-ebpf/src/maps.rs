@@ -10,8 +10,10 @@ use sandbox_common::{
     AuditEvent, AuditRate, CgroupPolicy, CgroupVerdict, InodeKey, LinkedOut, LocalAddr, NameKey,
     NetKey, NetRules, RuleValue, AUDIT_EVENT_SIZE, MAX_CGROUPS, MAX_CGROUP_VERDICTS,
     MAX_CONFINED_TASKS, MAX_INODE_RULES, MAX_LINKED_OUT, MAX_LOCAL_ADDRS, MAX_NAME_RULES,
-    MAX_NET_BINARIES, MAX_NET_RULES, RULE_MAP_FLAGS,
+    MAX_NET_BINARIES, MAX_NET_RULES, MAX_VERDICT_CACHE, RULE_MAP_FLAGS,
 };
+
+use crate::verdict_cache::Stamps;
 
 /// See `sandbox_common::MAP_ANY_ATTACHED`.
 #[map(name = "ANY_ATTACHED")]
@@ -65,6 +67,12 @@ pub static NET_BINARIES: HashMap<InodeKey, u32> = HashMap::pinned(MAX_NET_BINARI
 /// Scope of the per-binary network rules of an executable created after attach, by its name.
 #[map(name = "NET_BINARY_NAMES")]
 pub static NET_BINARY_NAMES: HashMap<NameKey, u32> = HashMap::pinned(MAX_NET_BINARIES, 0);
+
+/// Allowed verdicts remembered per dentry address: see `verdict_cache`. Not pinned: a cache
+/// belongs to the programs that fill it.
+#[map(name = "VERDICT_CACHE")]
+pub static VERDICT_CACHE: LruHashMap<u64, Stamps> =
+    LruHashMap::with_max_entries(MAX_VERDICT_CACHE, 0);
 
 /// Room for ~11k events; the daemon drains it continuously.
 #[map(name = "EVENTS")]

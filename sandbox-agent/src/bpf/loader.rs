@@ -13,10 +13,10 @@ use aya::{
 };
 use sandbox_common::{
     AuditRate, AuditRateLimit, CgroupPolicy, CgroupVerdict, InodeKey, NameKey, NetKey, NetRules,
-    RuleValue, GLOBAL_AUDIT_RATE_LIMIT, GLOBAL_OFFSETS, MAP_ANY_ATTACHED, MAP_AUDIT_RATE,
-    MAP_AUDIT_SUPPRESSED, MAP_CGROUP_GENERATION, MAP_CGROUP_POLICY, MAP_CGROUP_VERDICTS,
-    MAP_CONFINED_TASKS, MAP_INODE_RULES, MAP_NAME_RULES, MAP_NET_BINARIES, MAP_NET_BINARY_NAMES,
-    MAP_NET_RULES, MAX_INODE_RULES, MAX_NAME_RULES,
+    RuleValue, GLOBAL_AUDIT_RATE_LIMIT, GLOBAL_OFFSETS, GLOBAL_RENAME_LOCK, MAP_ANY_ATTACHED,
+    MAP_AUDIT_RATE, MAP_AUDIT_SUPPRESSED, MAP_CGROUP_GENERATION, MAP_CGROUP_POLICY,
+    MAP_CGROUP_VERDICTS, MAP_CONFINED_TASKS, MAP_INODE_RULES, MAP_NAME_RULES, MAP_NET_BINARIES,
+    MAP_NET_BINARY_NAMES, MAP_NET_RULES, MAX_INODE_RULES, MAX_NAME_RULES,
 };
 
 use super::{support::SupportError, EBPF_OBJECT, PROGRAMS, PROGRAMS_IF_PRESENT};
@@ -62,9 +62,11 @@ pub fn load(maps_dir: &Path, audit_rate: &AuditRateLimit) -> Result<Ebpf, Suppor
         ))
     })?;
     check_pinned_layout(maps_dir)?;
+    let rename_lock = rename_lock_address();
     let mut ebpf = EbpfLoader::new()
         .override_global(GLOBAL_OFFSETS, &offsets, true)
         .override_global(GLOBAL_AUDIT_RATE_LIMIT, audit_rate, true)
+        .override_global(GLOBAL_RENAME_LOCK, &rename_lock, true)
         .default_map_pin_directory(maps_dir)
         .load(EBPF_OBJECT)
         .map_err(|e| SupportError::Other(format!("cannot load the eBPF object: {e}")))?;
@@ -82,6 +84,22 @@ pub fn load(maps_dir: &Path, audit_rate: &AuditRateLimit) -> Result<Ebpf, Suppor
             })?;
     }
     Ok(ebpf)
+}
+
+/// The address of the kernel's `rename_lock`, which the programs' verdict cache needs to see
+/// renames; 0 (the cache stays off, every decision walks) when /proc/kallsyms hides it.
+fn rename_lock_address() -> u64 {
+    match crate::kallsyms::address_of("rename_lock") {
+        Some(address) => address,
+        None => {
+            tracing::info!(
+                "verdict cache off: {} does not show rename_lock (kernel.kptr_restrict?); \
+                 every confined open walks its directories",
+                crate::kallsyms::KALLSYMS
+            );
+            0
+        }
+    }
 }
 
 /// (map, key size, value size) this build's programs use.

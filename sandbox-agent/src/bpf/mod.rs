@@ -42,6 +42,7 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("inode_removexattr", "inode_removexattr"),
     ("task_alloc", "task_alloc"),
     ("task_free", "task_free"),
+    ("d_instantiate", "d_instantiate"),
     ("capable", "capable"),
     ("kernel_module_request", "kernel_module_request"),
     ("kernel_load_data", "kernel_load_data"),

@@ -25,8 +25,14 @@ const FILE_READ: &[&str] = &[
     "inode_removexattr",
     "inode_set_acl",
     "inode_remove_acl",
+    "d_instantiate",
 ];
-const EXEC: &[&str] = &["bprm_check_security", "mmap_file", "file_mprotect"];
+const EXEC: &[&str] = &[
+    "bprm_check_security",
+    "mmap_file",
+    "file_mprotect",
+    "d_instantiate",
+];
 const NETWORK: &[&str] = &["socket_connect", "socket_sendmsg", "socket_create"];
 const UNIX: &[&str] = &["unix_stream_connect", "unix_may_send"];
 const WRITE: &[&str] = &[

@@ -31,3 +31,4 @@ mod persistence;
 mod policy_suggest;
 mod run_command;
 mod scope;
+mod verdict_cache;

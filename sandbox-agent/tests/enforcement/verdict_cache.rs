@@ -1,0 +1,103 @@
+//! A file allowed (and so remembered by the verdict cache) and then made denied from outside,
+//! by every change that can do it, is denied at its next open or exec: a rename of the file or
+//! of a directory above it, a second name and the loss of the first, a new policy.
+
+use std::path::{Path, PathBuf};
+
+use crate::harness::*;
+
+/// A home with `public/` (allowed), `creds/` (denied to read) and `tools-denied/` (denied to
+/// execute), confined by one policy.
+fn home_with_denied_dirs(name: &str) -> (PathBuf, Cgroup) {
+    let home = fixture_dir(name);
+    for dir in ["public", "creds", "tools-denied"] {
+        std::fs::create_dir_all(home.join(dir)).unwrap();
+    }
+    write(&home.join("creds/key"), "k");
+    let policy = policy_file(
+        &home,
+        "cache",
+        &format!(
+            "deny_read:\n  - {:?}\ndeny_exec:\n  - {:?}\n",
+            home.join("creds").display().to_string(),
+            home.join("tools-denied").display().to_string()
+        ),
+    );
+    let cg = Cgroup::new(name);
+    attach(&cg, &policy, &home);
+    (home, cg)
+}
+
+/// Opened twice from inside: the first open is decided by the walk and remembered, the second
+/// by the cache.
+fn read_twice(cg: &Cgroup, path: &Path) {
+    for _ in 0..2 {
+        assert!(cg.open(path).is_ok(), "{} must be readable", path.display());
+    }
+}
+
+#[test]
+fn a_remembered_file_renamed_into_a_denied_directory_is_denied() {
+    let (home, cg) = home_with_denied_dirs("cache-rename-file");
+    let file = home.join("public/notes");
+    write(&file, "n");
+    read_twice(&cg, &file);
+
+    let moved = home.join("creds/notes");
+    std::fs::rename(&file, &moved).unwrap();
+
+    assert_eq!(cg.open(&moved), Err(EPERM));
+}
+
+#[test]
+fn files_below_a_directory_renamed_into_a_denied_one_are_denied() {
+    let (home, cg) = home_with_denied_dirs("cache-rename-dir");
+    let file = home.join("public/project/src/main.rs");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    write(&file, "fn main() {}");
+    read_twice(&cg, &file);
+
+    std::fs::rename(home.join("public/project"), home.join("creds/project")).unwrap();
+
+    assert_eq!(cg.open(&home.join("creds/project/src/main.rs")), Err(EPERM));
+}
+
+#[test]
+fn a_remembered_file_given_a_denied_name_and_stripped_of_its_allowed_one_is_denied() {
+    let (home, cg) = home_with_denied_dirs("cache-relink");
+    let file = home.join("public/draft");
+    write(&file, "d");
+    read_twice(&cg, &file);
+
+    let denied_name = home.join("creds/draft");
+    std::fs::hard_link(&file, &denied_name).unwrap();
+    std::fs::remove_file(&file).unwrap();
+
+    assert_eq!(cg.open(&denied_name), Err(EPERM));
+}
+
+#[test]
+fn a_remembered_file_is_denied_once_a_policy_denying_it_is_attached() {
+    let (home, cg) = home_with_denied_dirs("cache-reattach");
+    let file = home.join("public/plan");
+    write(&file, "p");
+    read_twice(&cg, &file);
+
+    attach(&cg, &deny_read_policy(&home, &[&file]), &home);
+
+    assert_eq!(cg.open(&file), Err(EPERM));
+}
+
+#[test]
+fn a_remembered_program_moved_into_a_denied_directory_cannot_be_run() {
+    let (home, cg) = home_with_denied_dirs("cache-exec");
+    let program = tool(&home.join("public"), "true");
+    for _ in 0..2 {
+        assert_eq!(cg.exec(&program), Ok(0));
+    }
+
+    let moved = home.join("tools-denied/true");
+    std::fs::rename(&program, &moved).unwrap();
+
+    assert_eq!(cg.exec(&moved), Err(EPERM));
+}

@@ -10,14 +10,16 @@
 //!   directory alias spliced in) changes while it moves a dentry: the directories above the file
 //!   are those the walk saw only while no rename happened anywhere since;
 //! - the dentry's address, also the key: an LRU node reused for another key mid-read never
-//!   matches.
+//!   matches;
+//! - the time, in spans of ~69 s: the 32-bit rename sequence comes back to a value only after
+//!   2^31 renames, which no host makes within one span.
 //!
 //! Only a file with one name is remembered or found (`i_nlink == 1`): a second name brings in
 //! `LINKED_OUT`, and the walk decides. A freed dentry whose memory comes back as another file's
 //! is instantiated first, and `d_instantiate` drops the entry at that address. Only allows are
 //! remembered: denials are rare, and each must walk to name its rule.
 
-use aya_ebpf::{macros::lsm, programs::LsmContext};
+use aya_ebpf::{helpers::generated::bpf_ktime_get_ns, macros::lsm, programs::LsmContext};
 use sandbox_common::{RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_WRITE};
 
 use crate::{
@@ -83,7 +85,10 @@ impl Remembered {
             return None;
         }
         let dentry = dentry as u64;
+        // SAFETY: a plain helper call.
+        let span = unsafe { bpf_ktime_get_ns() } >> 36;
         let mut h = mix(generation);
+        h = mix(h ^ span);
         h = mix(h ^ ((policy_id as u64) << 32 | sequence as u64));
         h = mix(h ^ ((want as u64) << 32 | allow as u64));
         h = mix(h ^ dentry);
@@ -158,6 +163,12 @@ pub fn d_instantiate(ctx: LsmContext) -> i32 {
     }
     // The hook's first argument, a pointer used only as a map key.
     let dentry: u64 = ctx.arg(0);
-    let _ = VERDICT_CACHE.remove(&dentry);
+    // Looked up first: a lookup takes no lock, and most dentries have no entry. No entry can
+    // appear in between: the dentry gets its inode only after this hook, so no walk starts
+    // from it, and the walks of the freed dentry it replaces ended before it was freed.
+    // SAFETY: only tests the presence of a value, read nowhere.
+    if unsafe { VERDICT_CACHE.get(&dentry) }.is_some() {
+        let _ = VERDICT_CACHE.remove(&dentry);
+    }
     0
 }

@@ -46,6 +46,9 @@ impl PinLayout {
 pub static BTRFS_SUBVOLUMES: std::sync::atomic::AtomicBool =
     std::sync::atomic::AtomicBool::new(false);
 
+/// Whether the loaded programs remember allowed verdicts (they were given `rename_lock`).
+pub static VERDICT_CACHE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Parses the object and loads every program into the kernel, without attaching. Maps are
 /// created (or reused, when already pinned) under `maps_dir`.
 pub fn load(maps_dir: &Path, audit_rate: &AuditRateLimit) -> Result<Ebpf, SupportError> {
@@ -63,6 +66,7 @@ pub fn load(maps_dir: &Path, audit_rate: &AuditRateLimit) -> Result<Ebpf, Suppor
     })?;
     check_pinned_layout(maps_dir)?;
     let rename_lock = rename_lock_address();
+    VERDICT_CACHE.store(rename_lock != 0, std::sync::atomic::Ordering::Relaxed);
     let mut ebpf = EbpfLoader::new()
         .override_global(GLOBAL_OFFSETS, &offsets, true)
         .override_global(GLOBAL_AUDIT_RATE_LIMIT, audit_rate, true)
@@ -89,6 +93,12 @@ pub fn load(maps_dir: &Path, audit_rate: &AuditRateLimit) -> Result<Ebpf, Suppor
 /// The address of the kernel's `rename_lock`, which the programs' verdict cache needs to see
 /// renames; 0 (the cache stays off, every decision walks) when /proc/kallsyms hides it.
 fn rename_lock_address() -> u64 {
+    // Elsewhere the programs' plain loads could see a directory's old parent with a rename's
+    // new sequence number: they have no barrier to put between the two.
+    if !cfg!(target_arch = "x86_64") {
+        tracing::info!("verdict cache off: only x86-64 keeps the programs' loads in order");
+        return 0;
+    }
     match crate::kallsyms::address_of("rename_lock") {
         Some(address) => address,
         None => {

@@ -28,6 +28,12 @@ pub fn print(s: &StatusInfo) {
         "events: {} logged, {} suppressed by the rate limit, {} dropped (ring buffer full)",
         s.events_logged, s.events_suppressed, s.events_dropped
     );
+    if !s.verdict_cache {
+        println!(
+            "verdict cache off: /proc/kallsyms hid rename_lock when the programs were loaded \
+             (kernel.kptr_restrict); every confined open walks its directories"
+        );
+    }
     if s.pins_restored > 0 {
         println!(
             "WARNING: {} pins were removed from {} by someone outside every sandbox; the daemon \

@@ -428,6 +428,8 @@ impl DaemonState {
             events_suppressed: self.counters.suppressed,
             events_dropped: self.counters.dropped,
             pins_restored: self.counters.pins_restored,
+            verdict_cache: crate::bpf::loader::VERDICT_CACHE
+                .load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 

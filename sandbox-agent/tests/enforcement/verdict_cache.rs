@@ -101,3 +101,11 @@ fn a_remembered_program_moved_into_a_denied_directory_cannot_be_run() {
 
     assert_eq!(cg.exec(&moved), Err(EPERM));
 }
+
+/// The tests above prove something only while the cache is in use: the daemon says it is.
+#[test]
+fn the_daemon_runs_with_the_verdict_cache_on() {
+    let out = agent().args(["status", "--json"]).output().unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["verdict_cache"], true, "{}", stdout(&out));
+}

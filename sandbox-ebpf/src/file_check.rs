@@ -51,23 +51,26 @@ fn decide(policy: &CgroupPolicy, file: *const u8, access: Access) -> (Decision, 
     let Ok(inode) = read_ptr(file, off.file_inode) else {
         return (fail_closed, Target::None);
     };
-    let Ok(file_id) = inode_identity(&off, inode) else {
+    let Ok(dentry) = read_ptr(file, off.file_dentry) else {
         return (fail_closed, Target::None);
+    };
+    // The file a denial's record names: read only for a denial, since a remembered allow
+    // needs neither its device nor its inode number.
+    let denied_file = || match inode_identity(off, inode) {
+        Ok(id) => Target::file(FileId { dentry, ..id }),
+        Err(_) => Target::None,
     };
     let (want, allow) = match access {
         Access::Open => {
             let Ok(mode) = read_at::<u32>(file, off.file_mode) else {
-                return (fail_closed, Target::file(file_id));
+                return (fail_closed, denied_file());
             };
             let writing = mode & FMODE_WRITE != 0;
-            let Ok(dentry) = read_ptr(file, off.file_dentry) else {
-                return (fail_closed, Target::file(file_id));
-            };
             if is_host_file(off, inode, dentry, writing) {
                 let host = Decision::Deny {
                     rule_id: RULE_ID_SELF_PROTECTION,
                 };
-                return (host, Target::file(FileId { dentry, ..file_id }));
+                return (host, denied_file());
             }
             if writing {
                 (RULE_DENY_READ | RULE_DENY_WRITE, 0)
@@ -79,13 +82,13 @@ fn decide(policy: &CgroupPolicy, file: *const u8, access: Access) -> (Decision, 
             if policy.flags & POLICY_DENY_FILELESS_EXEC != 0 {
                 // Only exec decisions need the link count: opens skip this read.
                 let Ok(nlink) = read_at::<u32>(inode, off.inode_nlink) else {
-                    return (fail_closed, Target::file(file_id));
+                    return (fail_closed, denied_file());
                 };
                 if nlink == 0 {
                     let fileless = Decision::Deny {
                         rule_id: RULE_ID_FILELESS,
                     };
-                    return (fileless, Target::file(file_id));
+                    return (fileless, denied_file());
                 }
             }
             let allow = if policy.flags & POLICY_EXEC_ALLOWLIST != 0 {
@@ -96,20 +99,19 @@ fn decide(policy: &CgroupPolicy, file: *const u8, access: Access) -> (Decision, 
             (RULE_DENY_EXEC, allow)
         }
     };
-    let Ok(dentry) = read_ptr(file, off.file_dentry) else {
-        return (fail_closed, Target::file(file_id));
-    };
-    let target = Target::file(FileId { dentry, ..file_id });
     // Worked out before the walk: the stamp is valid for what the walk will see.
     let remembered = Remembered::new(policy.policy_id, want, allow, inode, dentry);
     if remembered.as_ref().is_some_and(Remembered::allowed) {
-        return (Decision::Allow, target);
+        return (Decision::Allow, Target::None);
     }
+    let Ok(file_id) = inode_identity(off, inode) else {
+        return (fail_closed, Target::None);
+    };
     let decision = check_dentry(policy.policy_id, file_id.dev, dentry, want, allow);
     if let (Decision::Allow, Some(remembered)) = (&decision, &remembered) {
         remembered.remember_allowed();
     }
-    (decision, target)
+    (decision, Target::file(FileId { dentry, ..file_id }))
 }
 
 /// (kernel dev_t, inode number) of an open file.

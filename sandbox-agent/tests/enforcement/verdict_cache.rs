@@ -109,3 +109,51 @@ fn the_daemon_runs_with_the_verdict_cache_on() {
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["verdict_cache"], true, "{}", stdout(&out));
 }
+
+/// The cache keys on dentries, which every filesystem has: on ext4, xfs and btrfs, files that
+/// root and a user inside have read (and so are remembered) are denied to both once their
+/// directory is moved into a denied one.
+#[test]
+fn on_ext4_xfs_and_btrfs_remembered_files_moved_under_a_denied_directory_are_denied() {
+    use crate::filesystems::{as_whom, dir_on, file, mounted, step};
+    for kind in ["ext4", "xfs", "btrfs"] {
+        let dir = dir_on(mounted(kind), "cache");
+        for sub in ["public/sub", "creds"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        file(&dir.join("public/sub/by-root"), "r");
+        file(&dir.join("public/sub/by-user"), "u");
+        let policy = policy_file(
+            &dir,
+            &format!("cache-{kind}"),
+            &format!(
+                "deny_read:\n  - {:?}\n",
+                dir.join("creds").display().to_string()
+            ),
+        );
+        let cg = Cgroup::new(&format!("cache-{kind}"));
+        attach(&cg, &policy, &dir);
+        // Each file twice: the first read walks and is remembered, the second is the cache's.
+        let read = |user: bool, path: &Path| {
+            let script = format!(
+                "cat {0} >/dev/null; cat {0} >/dev/null; echo read=$?",
+                path.display()
+            );
+            as_whom(&cg, user, &script)
+        };
+        for (user, name) in [(false, "by-root"), (true, "by-user")] {
+            let out = read(user, &dir.join("public/sub").join(name));
+            assert_eq!(step(&out, "read"), 0, "{kind} {name}: {out}");
+        }
+
+        std::fs::rename(dir.join("public/sub"), dir.join("creds/sub")).unwrap();
+
+        for (user, name) in [(false, "by-root"), (true, "by-user")] {
+            let out = read(user, &dir.join("creds/sub").join(name));
+            assert!(
+                step(&out, "read") != 0 && out.contains("Operation not permitted"),
+                "{kind} {name}: {out}"
+            );
+        }
+    }
+}

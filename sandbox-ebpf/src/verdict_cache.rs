@@ -15,7 +15,8 @@
 //!   2^31 renames, which no host makes within one span.
 //!
 //! Only a file with one name is remembered or found (`i_nlink == 1`): a second name brings in
-//! `LINKED_OUT`, and the walk decides. A freed dentry whose memory comes back as another file's
+//! `LINKED_OUT`, and the walk decides. So is only a file opened under its own dentry: the walk
+//! takes the device from the file's inode. A freed dentry whose memory comes back as another file's
 //! is instantiated first, and `d_instantiate` drops the entry at that address. Only allows are
 //! remembered: denials are rare, and each must walk to name its rule.
 
@@ -82,6 +83,13 @@ impl Remembered {
         }
         let nlink: u32 = read_at(inode, offsets().inode_nlink).ok()?;
         if nlink != 1 {
+            return None;
+        }
+        // The walk keys on the device of the file's inode, not of the dentry's: a file opened
+        // under another's dentry (6.1's overlayfs opens the lower file under the overlay's) is
+        // decided apart, and never remembered. A positive dentry keeps its inode for life.
+        let own: *const u8 = read_at(dentry, offsets().dentry_inode).ok()?;
+        if own != inode {
             return None;
         }
         let dentry = dentry as u64;

@@ -129,8 +129,8 @@ pub struct StatusInfo {
     /// Pins removed from bpffs that the daemon put back.
     #[serde(default)]
     pub pins_restored: u64,
-    /// Whether the programs remember allowed verdicts (off when /proc/kallsyms hides
-    /// `rename_lock`: every confined open then walks its directories).
+    /// Whether the programs remember allowed verdicts (off on hosts other than x86-64 and when
+    /// /proc/kallsyms hides `rename_lock`: every confined open then walks its directories).
     #[serde(default)]
     pub verdict_cache: bool,
 }

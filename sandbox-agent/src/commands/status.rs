@@ -30,8 +30,9 @@ pub fn print(s: &StatusInfo) {
     );
     if !s.verdict_cache {
         println!(
-            "verdict cache off: /proc/kallsyms hid rename_lock when the programs were loaded \
-             (kernel.kptr_restrict); every confined open walks its directories"
+            "verdict cache off (not an x86-64 host, or /proc/kallsyms hid rename_lock when the \
+             programs were loaded: kernel.kptr_restrict); every confined open walks its \
+             directories"
         );
     }
     if s.pins_restored > 0 {

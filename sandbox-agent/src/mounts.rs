@@ -2,6 +2,7 @@
 //! kernel reports within one filesystem becomes a path a person can open.
 
 use std::{
+    borrow::Cow,
     collections::HashMap,
     path::PathBuf,
     time::{Duration, Instant},
@@ -53,18 +54,22 @@ impl MountTable {
     /// `within` (a path from the root of the filesystem whose kernel `dev_t` is `dev`) as seen
     /// from the daemon's root: through the first mount that shows it. Unchanged when no mount
     /// does (or the path is incomplete, starting with `…`).
-    pub fn locate(&self, dev: u32, within: &str) -> String {
+    pub fn locate<'p>(&self, dev: u32, within: &'p str) -> Cow<'p, str> {
         let key = (dev >> 20, dev & 0xfffff);
         let Some(mounts) = self.by_dev.get(&key) else {
-            return within.to_string();
+            return within.into();
         };
         let within_path = std::path::Path::new(within);
         for (root, point) in mounts {
             if let Ok(rest) = within_path.strip_prefix(root) {
-                return point.join(rest).display().to_string();
+                if point == root {
+                    // Mounted where it lies within its filesystem (the root filesystem).
+                    return within.into();
+                }
+                return point.join(rest).display().to_string().into();
             }
         }
-        within.to_string()
+        within.into()
     }
 
     /// Whether `dev` has a known mount (else the table may be stale).

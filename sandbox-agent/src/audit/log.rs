@@ -47,40 +47,51 @@ impl AuditLog {
         self.append_all([record])
     }
 
-    /// Appends `records` with one `write` (one per file when a rotation falls among them): a
-    /// drain of the ring buffer costs one system call, not one per record.
-    pub fn append_all<'a>(
+    /// Appends `records` with one `write` (one per file when a rotation falls among them).
+    pub fn append_all<'r, 'a: 'r>(
         &mut self,
-        records: impl IntoIterator<Item = &'a AuditRecord>,
-    ) -> std::io::Result<()> {
-        let mut lines = std::mem::take(&mut self.lines);
-        lines.clear();
-        let written = self.write_lines(records, &mut lines);
-        self.lines = lines;
-        written
-    }
-
-    fn write_lines<'a>(
-        &mut self,
-        records: impl IntoIterator<Item = &'a AuditRecord>,
-        lines: &mut Vec<u8>,
+        records: impl IntoIterator<Item = &'r AuditRecord<'a>>,
     ) -> std::io::Result<()> {
         for record in records {
-            let start = lines.len();
-            serde_json::to_writer(&mut *lines, record)?;
-            lines.push(b'\n');
-            let written_before = self.size + start as u64;
-            let line = (lines.len() - start) as u64;
-            if written_before > 0 && written_before + line > self.max_bytes {
-                // The lines before this one still fit: they end the current file.
-                self.file.write_all(&lines[..start])?;
-                lines.drain(..start);
-                self.rotate()?;
-            }
+            self.push(record)?;
         }
-        self.file.write_all(lines)?;
-        self.size += lines.len() as u64;
+        self.flush()
+    }
+
+    /// Adds `record` to the lines the next `flush` writes: a drain of the ring buffer costs one
+    /// system call, not one per record. When the line would take the file past its size, the
+    /// lines before it are written first and the file is rotated.
+    pub fn push(&mut self, record: &AuditRecord) -> std::io::Result<()> {
+        let start = self.lines.len();
+        if let Err(e) = serde_json::to_writer(&mut self.lines, record) {
+            self.lines.truncate(start);
+            return Err(e.into());
+        }
+        self.lines.push(b'\n');
+        let written_before = self.size + start as u64;
+        let line = (self.lines.len() - start) as u64;
+        if written_before > 0 && written_before + line > self.max_bytes {
+            // The lines before this one still fit: they end the current file.
+            let ended = self.file.write_all(&self.lines[..start]);
+            self.lines.drain(..start);
+            ended?;
+            self.rotate()?;
+        }
         Ok(())
+    }
+
+    /// Writes the lines `push` gathered, with one `write`.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        if self.lines.is_empty() {
+            return Ok(());
+        }
+        let written = self.file.write_all(&self.lines);
+        if written.is_ok() {
+            self.size += self.lines.len() as u64;
+        }
+        // Kept, not handed back: a flood does not grow a new buffer for each batch.
+        self.lines.clear();
+        written
     }
 
     fn rotate(&mut self) -> std::io::Result<()> {
@@ -114,7 +125,11 @@ pub fn rotated(log: &Path, n: u32) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::{decode, tests::event, Clock, Context};
+    use crate::audit::{
+        decode,
+        tests::{event, NO_CONTEXT, T},
+        Context,
+    };
 
     #[test]
     fn log_lines_are_whole_json_objects() {
@@ -122,7 +137,8 @@ mod tests {
         let path = dir.path().join("sub/audit.log");
         let mut log = AuditLog::open(&path, 1 << 20, 2).unwrap();
         let ctx = Context::default();
-        let r = decode(&event(), &Clock::now(), &ctx);
+        let e = event();
+        let r = decode(&e, T, &ctx);
         log.append(&r).unwrap();
         log.append(&r).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
@@ -135,7 +151,8 @@ mod tests {
     fn rotation_keeps_whole_lines_and_drops_only_the_oldest_files() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
-        let r = decode(&event(), &Clock::now(), &Context::default());
+        let e = event();
+        let r = decode(&e, T, &NO_CONTEXT);
         let line_len = serde_json::to_vec(&r).unwrap().len() as u64 + 1;
         // Three lines per file, two rotated files kept.
         let mut log = AuditLog::open(&path, 3 * line_len, 2).unwrap();

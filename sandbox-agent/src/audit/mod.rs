@@ -4,7 +4,11 @@
 mod log;
 mod target;
 
-use std::time::{Duration, SystemTime};
+use std::{
+    borrow::Cow,
+    fmt::Write as _,
+    time::{Duration, SystemTime},
+};
 
 pub use log::{rotated, AuditLog};
 pub use target::Target;
@@ -22,21 +26,24 @@ use sandbox_common::{
 };
 use serde::{Deserialize, Serialize};
 
-/// One audit record as written to the log (one JSON object per line).
+/// One audit record as written to the log (one JSON object per line). The daemon builds each
+/// in place from a kernel event and writes it at once: its text borrows what exists already
+/// (the policy's and rule's names, the time of the batch, the event's `comm`). Read back from a
+/// log, every field is owned.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AuditRecord {
-    pub time: String,
-    pub action: String,
-    pub hook: String,
+pub struct AuditRecord<'a> {
+    pub time: Cow<'a, str>,
+    pub action: Cow<'a, str>,
+    pub hook: Cow<'a, str>,
     pub pid: u32,
     pub tgid: u32,
     pub uid: u32,
-    pub comm: String,
+    pub comm: Cow<'a, str>,
     pub cgroup_id: u64,
-    pub cgroup: Option<String>,
-    pub policy: Option<String>,
-    pub rule: Option<String>,
-    pub target: Target,
+    pub cgroup: Option<Cow<'a, str>>,
+    pub policy: Option<Cow<'a, str>>,
+    pub rule: Option<Cow<'a, str>>,
+    pub target: Target<'a>,
     /// The program that acted, by identity: `major:minor` and inode of its executable.
     pub exe: Option<Exe>,
     /// On `"action": "suppressed"` records only: how many events of this policy the kernel's
@@ -46,18 +53,18 @@ pub struct AuditRecord {
 }
 
 /// The record that accounts for `count` events the rate limit suppressed.
-pub fn suppressed_record(time: SystemTime, ctx: &Context, count: u64) -> AuditRecord {
+pub fn suppressed_record(time: SystemTime, ctx: &Context, count: u64) -> AuditRecord<'_> {
     AuditRecord {
-        time: humantime::format_rfc3339_millis(time).to_string(),
+        time: humantime::format_rfc3339_millis(time).to_string().into(),
         action: "suppressed".into(),
-        hook: String::new(),
+        hook: "".into(),
         pid: 0,
         tgid: 0,
         uid: 0,
-        comm: String::new(),
+        comm: "".into(),
         cgroup_id: 0,
-        cgroup: ctx.cgroup.clone(),
-        policy: ctx.policy.clone(),
+        cgroup: ctx.cgroup.as_deref().map(Cow::Borrowed),
+        policy: ctx.policy.as_deref().map(Cow::Borrowed),
         rule: None,
         target: Target::default(),
         exe: None,
@@ -67,8 +74,37 @@ pub fn suppressed_record(time: SystemTime, ctx: &Context, count: u64) -> AuditRe
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Exe {
-    pub dev: String,
+    pub dev: Dev,
     pub ino: u64,
+}
+
+/// A device number in the kernel's encoding (`dev_t`: major << 20 | minor), written as
+/// `major:minor` with no text kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dev(pub u32);
+
+impl std::fmt::Display for Dev {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.0 >> 20, self.0 & 0xfffff)
+    }
+}
+
+impl Serialize for Dev {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Dev {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = Cow::<str>::deserialize(d)?;
+        text.split_once(':')
+            .and_then(|(major, minor)| {
+                let (major, minor) = (major.parse::<u32>().ok()?, minor.parse::<u32>().ok()?);
+                (major < 1 << 12 && minor < 1 << 20).then_some(Dev(major << 20 | minor))
+            })
+            .ok_or_else(|| serde::de::Error::custom(format!("not a major:minor device: {text}")))
+    }
 }
 
 /// What the daemon knows about a policy id, to enrich a raw event.
@@ -105,28 +141,56 @@ impl Clock {
     }
 }
 
-pub fn decode(event: &AuditEvent, clock: &Clock, ctx: &Context) -> AuditRecord {
+/// The records' time text, formatted again only when the millisecond changes: a flood's events
+/// come many to a millisecond.
+pub struct TimeText {
+    clock: Clock,
+    millis: u64,
+    text: String,
+}
+
+impl TimeText {
+    pub fn new(clock: Clock) -> Self {
+        Self {
+            clock,
+            millis: u64::MAX,
+            text: String::new(),
+        }
+    }
+
+    /// RFC 3339 with milliseconds, of the kernel's boot-time `boot_ns`.
+    pub fn at(&mut self, boot_ns: u64) -> &str {
+        let millis = boot_ns / 1_000_000;
+        if millis != self.millis {
+            self.millis = millis;
+            self.text.clear();
+            let wall = self.clock.wall(millis * 1_000_000);
+            let _ = write!(self.text, "{}", humantime::format_rfc3339_millis(wall));
+        }
+        &self.text
+    }
+}
+
+/// The record of `event`, stamped `time` (see `TimeText`) and described by `ctx`.
+pub fn decode<'a>(event: &'a AuditEvent, time: &'a str, ctx: &'a Context) -> AuditRecord<'a> {
     let comm_len = event
         .comm
         .iter()
         .position(|&b| b == 0)
         .unwrap_or(event.comm.len());
-    let rule = match event.rule_id {
-        RULE_ID_FAIL_CLOSED => {
-            Some("fail-closed (kernel data unreadable or path too deep)".to_string())
-        }
-        RULE_ID_NOT_ALLOWED => Some("allow_exec (not under any listed path)".to_string()),
-        RULE_ID_FILELESS => Some("deny_fileless_exec (the file has no link)".to_string()),
-        RULE_ID_NET_DEFAULT => Some("network.default: deny (no rule allows it)".to_string()),
+    let rule: Option<Cow<'a, str>> = match event.rule_id {
+        RULE_ID_FAIL_CLOSED => Some("fail-closed (kernel data unreadable or path too deep)".into()),
+        RULE_ID_NOT_ALLOWED => Some("allow_exec (not under any listed path)".into()),
+        RULE_ID_FILELESS => Some("deny_fileless_exec (the file has no link)".into()),
+        RULE_ID_NET_DEFAULT => Some("network.default: deny (no rule allows it)".into()),
         RULE_ID_NET_RAW => Some(
-            "network: no raw, packet or SCTP sockets (they reach past the address rules)"
-                .to_string(),
+            "network: no raw, packet or SCTP sockets (they reach past the address rules)".into(),
         ),
-        RULE_ID_SELF_PROTECTION => Some(self_protection_rule(event)),
-        _ => ctx.rule.as_ref().map(|(r, _)| r.clone()),
+        RULE_ID_SELF_PROTECTION => Some(self_protection_rule(event).into()),
+        _ => ctx.rule.as_ref().map(|(r, _)| Cow::Borrowed(r.as_str())),
     };
     AuditRecord {
-        time: humantime::format_rfc3339_millis(clock.wall(event.time_ns)).to_string(),
+        time: time.into(),
         action: match event.action {
             ACTION_DENY => "deny",
             ACTION_AUDIT => "audit",
@@ -137,17 +201,17 @@ pub fn decode(event: &AuditEvent, clock: &Clock, ctx: &Context) -> AuditRecord {
         pid: event.pid,
         tgid: event.tgid,
         uid: event.uid,
-        comm: String::from_utf8_lossy(&event.comm[..comm_len]).into_owned(),
+        comm: String::from_utf8_lossy(&event.comm[..comm_len]),
         cgroup_id: event.cgroup_id,
-        cgroup: ctx.cgroup.clone(),
-        policy: ctx.policy.clone(),
+        cgroup: ctx.cgroup.as_deref().map(Cow::Borrowed),
+        policy: ctx.policy.as_deref().map(Cow::Borrowed),
         rule,
         suppressed: None,
-        exe: (event.exe_ino != 0).then(|| Exe {
-            dev: target::dev_string(event.exe_dev),
+        exe: (event.exe_ino != 0).then_some(Exe {
+            dev: Dev(event.exe_dev),
             ino: event.exe_ino,
         }),
-        target: Target::decode(event, ctx.rule.as_ref().map(|(_, p)| p.clone())),
+        target: Target::decode(event, ctx.rule.as_ref().map(|(_, p)| p.as_str())),
     }
 }
 
@@ -224,6 +288,14 @@ pub(super) mod tests {
         EventPath, HOOK_MMAP_FILE, HOOK_SOCKET_CONNECT, NET_FAMILY_V4, NET_FAMILY_V6,
     };
 
+    /// A record's time, for tests.
+    pub const T: &str = "2026-12-03T10:00:00.000Z";
+    pub static NO_CONTEXT: Context = Context {
+        cgroup: None,
+        policy: None,
+        rule: None,
+    };
+
     pub fn event() -> AuditEvent {
         let mut comm = [0u8; 16];
         comm[..3].copy_from_slice(b"cat");
@@ -264,17 +336,14 @@ pub(super) mod tests {
     fn the_kernel_path_reads_from_the_root_down() {
         let mut e = event();
         e.path = path_of(&["id_ed25519", ".ssh", "root"], true);
-        let r = decode(&e, &Clock::now(), &Context::default());
+        let r = decode(&e, T, &NO_CONTEXT);
         assert_eq!(r.target.path.as_deref(), Some("/root/.ssh/id_ed25519"));
         assert!(format_line(&r).contains("target=/root/.ssh/id_ed25519"));
         e.path = path_of(&["f", "d"], false);
-        let r = decode(&e, &Clock::now(), &Context::default());
+        let r = decode(&e, T, &NO_CONTEXT);
         assert_eq!(r.target.path.as_deref(), Some("…/d/f"));
         e.path = EventPath::default();
-        assert_eq!(
-            decode(&e, &Clock::now(), &Context::default()).target.path,
-            None
-        );
+        assert_eq!(decode(&e, T, &NO_CONTEXT).target.path, None);
     }
 
     #[test]
@@ -286,39 +355,38 @@ pub(super) mod tests {
         e.net.family = NET_FAMILY_V4 as u16;
         e.net.addr[..4].copy_from_slice(&[169, 254, 169, 254]);
         e.net.port = 80;
-        let r = decode(&e, &Clock::now(), &Context::default());
+        let r = decode(&e, T, &NO_CONTEXT);
         assert_eq!(r.target.address.as_deref(), Some("169.254.169.254:80"));
         assert_eq!(r.hook, "socket_connect");
         assert!(r.rule.unwrap().starts_with("network.default: deny"));
         e.net.family = NET_FAMILY_V6 as u16;
         e.net.addr = std::net::Ipv6Addr::LOCALHOST.octets();
-        let r = decode(&e, &Clock::now(), &Context::default());
+        let r = decode(&e, T, &NO_CONTEXT);
         assert!(
             format_line(&r).contains("target=[::1]:80"),
             "{}",
             format_line(&r)
         );
-        let file = decode(&event(), &Clock::now(), &Context::default());
+        let e = event();
+        let file = decode(&e, T, &NO_CONTEXT);
         assert_eq!(file.target.address, None, "file events carry no address");
         assert!(!serde_json::to_string(&file).unwrap().contains("address"));
     }
 
     #[test]
     fn the_acting_program_is_named_by_identity() {
-        let r = decode(&event(), &Clock::now(), &Context::default());
+        let e = event();
+        let r = decode(&e, T, &NO_CONTEXT);
         assert_eq!(
             r.exe,
             Some(Exe {
-                dev: "254:3".into(),
+                dev: Dev((254 << 20) | 3),
                 ino: 77
             })
         );
         let mut kernel_thread = event();
         kernel_thread.exe_ino = 0;
-        assert_eq!(
-            decode(&kernel_thread, &Clock::now(), &Context::default()).exe,
-            None
-        );
+        assert_eq!(decode(&kernel_thread, T, &NO_CONTEXT).exe, None);
     }
 
     #[test]
@@ -328,11 +396,12 @@ pub(super) mod tests {
             policy: Some("default".into()),
             rule: Some(("deny_read ~/.ssh".into(), "/root/.ssh".into())),
         };
-        let r = decode(&event(), &Clock::now(), &ctx);
+        let e = event();
+        let r = decode(&e, T, &ctx);
         assert_eq!(r.action, "deny");
         assert_eq!(r.hook, "file_open");
         assert_eq!(r.comm, "cat");
-        assert_eq!(r.target.dev.as_deref(), Some("8:1"));
+        assert_eq!(r.target.dev.map(|d| d.to_string()).as_deref(), Some("8:1"));
         assert_eq!(r.policy.as_deref(), Some("default"));
         let line = format_line(&r);
         assert!(
@@ -347,7 +416,7 @@ pub(super) mod tests {
         let mut e = event();
         e.rule_id = RULE_ID_FAIL_CLOSED;
         let ctx = Context::default();
-        let r = decode(&e, &Clock::now(), &ctx);
+        let r = decode(&e, T, &ctx);
         assert!(r.rule.unwrap().starts_with("fail-closed"));
     }
 
@@ -356,11 +425,11 @@ pub(super) mod tests {
         let mut e = event();
         e.hook = HOOK_MMAP_FILE;
         e.rule_id = RULE_ID_NOT_ALLOWED;
-        let r = decode(&e, &Clock::now(), &Context::default());
+        let r = decode(&e, T, &NO_CONTEXT);
         assert_eq!(r.hook, "mmap_file");
         assert!(r.rule.unwrap().starts_with("allow_exec"));
         e.rule_id = RULE_ID_FILELESS;
-        let r = decode(&e, &Clock::now(), &Context::default());
+        let r = decode(&e, T, &NO_CONTEXT);
         assert!(r.rule.unwrap().starts_with("deny_fileless_exec"));
     }
 
@@ -374,7 +443,32 @@ pub(super) mod tests {
         let json = serde_json::to_string(&r).unwrap();
         assert!(json.contains("\"suppressed\":123"), "{json}");
         assert!(format_line(&r).contains("SUPPRESSED 123 events policy=p"));
-        let plain = serde_json::to_string(&decode(&event(), &Clock::now(), &ctx)).unwrap();
+        let e = event();
+        let plain = serde_json::to_string(&decode(&e, T, &ctx)).unwrap();
         assert!(!plain.contains("suppressed"), "{plain}");
+    }
+
+    #[test]
+    fn devices_are_written_and_read_as_major_minor() {
+        let dev = Dev((254 << 20) | 3);
+        assert_eq!(serde_json::to_string(&dev).unwrap(), r#""254:3""#);
+        assert_eq!(serde_json::from_str::<Dev>(r#""254:3""#).unwrap(), dev);
+        for bad in [r#""254""#, r#""a:3""#, r#""4096:0""#, r#""0:1048576""#, "3"] {
+            assert!(serde_json::from_str::<Dev>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_time_text_changes_with_the_millisecond_only() {
+        let clock = Clock::now();
+        let mut times = TimeText::new(clock);
+        let first = times.at(5_000_000_000).to_string();
+        assert_eq!(times.at(5_000_999_999), first, "same millisecond");
+        let next = times.at(5_001_000_000).to_string();
+        assert_ne!(next, first);
+        assert_eq!(
+            next,
+            humantime::format_rfc3339_millis(clock.wall(5_001_000_000)).to_string()
+        );
     }
 }

@@ -5,7 +5,11 @@ use sandbox_common::{
     capability_name, AuditEvent, EventPath, TargetKind, NET_FAMILY_V4, NET_FAMILY_V6, TIOCLINUX,
     TIOCSTI,
 };
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
+
+use super::Dev;
 
 /// `TargetKind` as records name it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,21 +46,21 @@ impl From<TargetKind> for Kind {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Target {
+pub struct Target<'a> {
     #[serde(default)]
     pub kind: Kind,
     /// Files: `major:minor` of the filesystem.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dev: Option<String>,
+    pub dev: Option<Dev>,
     /// Files: the inode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ino: Option<u64>,
     /// Files: the path as the kernel sees it (the real one, whatever alias the task used),
     /// under the daemon's mount points; starts with `…/` when deeper than the kernel reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
+    pub path: Option<Cow<'a, str>>,
     /// The path (or network) of the rule that matched.
-    pub rule_path: Option<String>,
+    pub rule_path: Option<Cow<'a, str>>,
     /// Connects and sends: where to, `address:port` (`[v6]:port`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
@@ -88,9 +92,11 @@ pub struct Socket {
     pub protocol: u32,
 }
 
-impl Target {
-    /// The target of `event`; `rule_path` is the matched rule's, when the daemon knows it.
-    pub fn decode(event: &AuditEvent, rule_path: Option<String>) -> Target {
+impl<'a> Target<'a> {
+    /// The target of `event`; `rule_path` is the matched rule's, when the daemon knows it. A
+    /// file's path is the one within its filesystem (see `MountTable::locate`).
+    pub fn decode(event: &AuditEvent, rule_path: Option<&'a str>) -> Target<'a> {
+        let rule_path = rule_path.map(Cow::Borrowed);
         let none = Target {
             rule_path,
             ..Target::default()
@@ -109,9 +115,9 @@ impl Target {
         match kind {
             TargetKind::None => kind_only,
             TargetKind::File => Target {
-                dev: Some(dev_string(event.dev)),
+                dev: Some(Dev(event.dev)),
                 ino: Some(event.ino),
-                path: kernel_path(&event.path),
+                path: kernel_path(&event.path).map(Cow::Owned),
                 ..kind_only
             },
             TargetKind::Destination => Target {
@@ -156,7 +162,7 @@ impl Target {
             return a.clone();
         }
         if let Some(p) = &t.path {
-            return p.clone();
+            return p.to_string();
         }
         if let Some(c) = &t.capability {
             return format!("CAP_{c}");
@@ -236,17 +242,12 @@ fn net_address(net: &sandbox_common::NetDest) -> Option<String> {
     Some(std::net::SocketAddr::new(ip, net.port).to_string())
 }
 
-/// The kernel's `dev_t` as `major:minor`.
-pub fn dev_string(dev: u32) -> String {
-    format!("{}:{}", dev >> 20, dev & 0xfffff)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::audit::tests::event;
 
-    fn target_of(kind: TargetKind, value: u64) -> Target {
+    fn target_of(kind: TargetKind, value: u64) -> Target<'static> {
         let mut e = event();
         e.target_kind = kind as u32;
         e.value = value;
@@ -257,8 +258,8 @@ mod tests {
     fn each_kind_fills_only_its_own_fields() {
         let file = target_of(TargetKind::File, 0);
         assert_eq!(
-            (file.kind, file.dev.as_deref(), file.ino),
-            (Kind::File, Some("8:1"), Some(1234))
+            (file.kind, file.dev.map(|d| d.to_string()), file.ino),
+            (Kind::File, Some("8:1".to_string()), Some(1234))
         );
         let task = target_of(TargetKind::Task, 4321);
         assert_eq!(

@@ -2,6 +2,7 @@
 //! suppression counts into "N events suppressed" records once a second.
 
 use std::{
+    borrow::Cow,
     collections::BTreeMap,
     sync::{Arc, Mutex},
     time::{Duration, SystemTime},
@@ -14,7 +15,7 @@ use tokio::io::unix::AsyncFd;
 
 use super::DaemonState;
 use crate::{
-    audit::{self, AuditLog, Clock},
+    audit::{self, AuditLog, Clock, TimeText},
     mounts::MountTable,
 };
 
@@ -50,27 +51,26 @@ pub async fn run(
     // Suppressions already written to the log. Starts at the kernel's counts: a restarted
     // daemon does not report again what its predecessor reported.
     buckets.reported = suppressed_totals(&buckets.suppressed);
-    let clock = Clock::now();
+    let mut times = TimeText::new(Clock::now());
     let mut mounts = MountTable::read();
     // SAFETY: the ring buffer owns its descriptor and is moved into the AsyncFd, so the fd stays
     // open and is not reused for as long as it is registered.
     let mut fd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
         .map_err(|e| anyhow::anyhow!("poll ring buffer: {e}"))?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    // Kept between drains: a flood's buffer is not handed back to the kernel and faulted in
-    // again at every wake-up.
-    let mut records = Vec::new();
     loop {
         tokio::select! {
             guard = fd.readable_mut() => {
                 let mut guard = guard?;
-                drain(guard.get_inner_mut(), &mut records, &mut mounts, &clock, &mut log, &state)?;
+                let mut sink = Sink { times: &mut times, mounts: &mut mounts, log: &mut log };
+                drain(guard.get_inner_mut(), &mut sink, &state)?;
                 guard.clear_ready();
             }
             _ = tick.tick() => {
                 // Events sent before a count was taken are in the ring: drain them first, so
                 // the log's order matches the kernel's.
-                drain(fd.get_mut(), &mut records, &mut mounts, &clock, &mut log, &state)?;
+                let mut sink = Sink { times: &mut times, mounts: &mut mounts, log: &mut log };
+                drain(fd.get_mut(), &mut sink, &state)?;
                 buckets.report(&mut log, &state)?;
                 let dropped: u64 = drops.get(&0, 0).map(|v| v.iter().sum()).unwrap_or_default();
                 if let Ok(mut s) = state.lock() {
@@ -89,64 +89,91 @@ const MOUNTS_REREAD_AFTER: std::time::Duration = std::time::Duration::from_secs(
 /// batches.
 const DRAIN_BATCH: usize = 1024;
 
-/// Each record with the filesystem its path is within.
-type Batch = Vec<(u32, audit::AuditRecord)>;
+/// What a drain needs besides the ring: where records go and what completes them.
+struct Sink<'a> {
+    times: &'a mut TimeText,
+    mounts: &'a mut MountTable,
+    log: &'a mut AuditLog,
+}
 
 fn drain(
     ring: &mut RingBuf<MapData>,
-    records: &mut Batch,
-    mounts: &mut MountTable,
-    clock: &Clock,
-    log: &mut AuditLog,
+    sink: &mut Sink,
     state: &Mutex<DaemonState>,
 ) -> anyhow::Result<()> {
-    // Decoded straight from the ring, one event at a time: no copy of a batch of events (a
-    // megabyte) is made.
     loop {
-        records.clear();
+        let mut taken = 0;
         {
             let mut s = state
                 .lock()
                 .map_err(|_| anyhow::anyhow!("state poisoned"))?;
             // A flood is mostly the same few rules: each described once per batch.
             let mut described = BTreeMap::new();
-            while records.len() < DRAIN_BATCH {
+            while taken < DRAIN_BATCH {
                 let Some(item) = ring.next() else {
                     break;
                 };
-                if item.len() < std::mem::size_of::<AuditEvent>() {
+                taken += 1;
+                let Some(event) = event_in(&item) else {
                     tracing::warn!("short audit event ({} bytes) ignored", item.len());
                     continue;
-                }
-                // SAFETY: the kernel wrote a whole AuditEvent (length checked above);
-                // read_unaligned copes with the ring buffer's 8-byte alignment.
-                let event = unsafe { std::ptr::read_unaligned::<AuditEvent>(item.as_ptr().cast()) };
+                };
                 let ctx = described
                     .entry((event.policy_id, event.rule_id))
                     .or_insert_with(|| s.describe(event.policy_id, event.rule_id));
-                let record = audit::decode(&event, clock, ctx);
+                // Built where it is written, borrowing the event and the descriptions: no
+                // record is moved or kept.
+                let mut record = audit::decode(&event, sink.times.at(event.time_ns), ctx);
+                locate(&mut record, event.dev, sink.mounts);
                 s.counters.logged(&event, &record);
-                records.push((event.dev, record));
+                tracing::debug!("{}", audit::format_line(&record));
+                if let Err(e) = sink.log.push(&record) {
+                    tracing::error!("cannot append to {}: {e}", sink.log.path().display());
+                }
             }
         }
-        if records.is_empty() {
+        if taken == 0 {
             return Ok(());
         }
-        for (dev, record) in records.iter_mut() {
-            if let Some(within) = record.target.path.take() {
-                if !mounts.knows(*dev) && mounts.age() > MOUNTS_REREAD_AFTER {
-                    // Mounted since the table was read (or in another namespace: at most once
-                    // a second, not for every event).
-                    *mounts = MountTable::read();
-                }
-                record.target.path = Some(mounts.locate(*dev, &within));
-            }
-            tracing::debug!("{}", audit::format_line(record));
-        }
-        if let Err(e) = log.append_all(records.iter().map(|(_, record)| record)) {
-            tracing::error!("cannot append to {}: {e}", log.path().display());
+        if let Err(e) = sink.log.flush() {
+            tracing::error!("cannot append to {}: {e}", sink.log.path().display());
         }
     }
+}
+
+/// The event in a ring buffer item: read in place when aligned (the ring keeps records 8-byte
+/// aligned), copied otherwise; None when the item is too short to hold one.
+fn event_in(item: &[u8]) -> Option<Cow<'_, AuditEvent>> {
+    if item.len() < std::mem::size_of::<AuditEvent>() {
+        return None;
+    }
+    let ptr = item.as_ptr().cast::<AuditEvent>();
+    if ptr.is_aligned() {
+        // SAFETY: aligned and long enough (checked above); every bit pattern is an AuditEvent
+        // (integers and byte arrays only); the item is not written while borrowed (the kernel
+        // reuses the space only after the consumer moves past it, when the item is dropped).
+        Some(Cow::Borrowed(unsafe { &*ptr }))
+    } else {
+        // SAFETY: long enough (checked above); read_unaligned copes with any alignment.
+        Some(Cow::Owned(unsafe { std::ptr::read_unaligned(ptr) }))
+    }
+}
+
+/// A file's path as seen from the daemon's mounts.
+fn locate(record: &mut audit::AuditRecord, dev: u32, mounts: &mut MountTable) {
+    let Some(within) = record.target.path.take() else {
+        return;
+    };
+    if !mounts.knows(dev) && mounts.age() > MOUNTS_REREAD_AFTER {
+        // Mounted since the table was read (or in another namespace: at most once a second,
+        // not for every event). Under the state lock: a read of /proc/self/mountinfo.
+        *mounts = MountTable::read();
+    }
+    let moved = match mounts.locate(dev, &within) {
+        Cow::Owned(path) => Some(path),
+        Cow::Borrowed(_) => None,
+    };
+    record.target.path = Some(moved.map_or(within, Cow::Owned));
 }
 
 struct Buckets {

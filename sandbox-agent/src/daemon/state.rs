@@ -63,9 +63,9 @@ impl Counters {
             .entry(key)
             .or_insert_with(|| Decided {
                 policy: policy_label(record.policy.as_deref(), event.policy_id),
-                hook: record.hook.clone(),
-                rule: record.rule.clone().unwrap_or_default(),
-                action: record.action.clone(),
+                hook: record.hook.to_string(),
+                rule: record.rule.as_deref().unwrap_or_default().to_string(),
+                action: record.action.to_string(),
                 count: 0,
             })
             .count += 1;

@@ -54,8 +54,8 @@ impl Learned {
         }
         self.records += 1;
         self.span = Some(match self.span.take() {
-            None => (r.time.clone(), r.time.clone()),
-            Some((first, _)) => (first, r.time.clone()),
+            None => (r.time.to_string(), r.time.to_string()),
+            Some((first, _)) => (first, r.time.to_string()),
         });
         let rule = r.rule.as_deref().unwrap_or_default();
         if rule == NOT_ALLOWED {
@@ -182,7 +182,7 @@ mod tests {
     use super::*;
     use crate::audit::Target;
 
-    fn record(hook: &str, rule: &str, target: Target) -> AuditRecord {
+    fn record<'a>(hook: &'a str, rule: &'a str, target: Target<'a>) -> AuditRecord<'a> {
         AuditRecord {
             time: "2026-12-02T12:00:00.000Z".into(),
             action: "audit".into(),
@@ -201,14 +201,14 @@ mod tests {
         }
     }
 
-    fn file(path: &str) -> Target {
+    fn file(path: &str) -> Target<'_> {
         Target {
             path: Some(path.into()),
             ..Target::default()
         }
     }
 
-    fn dest(address: &str) -> Target {
+    fn dest(address: &str) -> Target<'_> {
         Target {
             address: Some(address.into()),
             ..Target::default()

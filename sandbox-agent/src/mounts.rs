@@ -3,22 +3,23 @@
 
 use std::{
     borrow::Cow,
-    collections::HashMap,
+    collections::BTreeMap,
     path::PathBuf,
     time::{Duration, Instant},
 };
 
-/// Mounts by device: (root of the mount within the filesystem, mount point), in mount order.
+/// Mounts by device: (root of the mount within the filesystem, mount point), in mount order, as
+/// text (lossy UTF-8, as the kernel's names in an audit record are).
 #[derive(Debug)]
 pub struct MountTable {
-    by_dev: HashMap<(u32, u32), Vec<(PathBuf, PathBuf)>>,
+    by_dev: BTreeMap<(u32, u32), Vec<(String, String)>>,
     read_at: Instant,
 }
 
 impl Default for MountTable {
     fn default() -> Self {
         Self {
-            by_dev: HashMap::new(),
+            by_dev: BTreeMap::new(),
             read_at: Instant::now(),
         }
     }
@@ -33,12 +34,15 @@ impl MountTable {
     }
 
     pub fn parse(text: &str) -> Self {
-        let mut by_dev: HashMap<_, Vec<_>> = HashMap::new();
+        let mut by_dev: BTreeMap<_, Vec<_>> = BTreeMap::new();
         for m in entries(text) {
             by_dev
                 .entry((m.sb_dev >> 20, m.sb_dev & 0xfffff))
                 .or_default()
-                .push((m.root, m.point));
+                .push((
+                    m.root.to_string_lossy().into_owned(),
+                    m.point.to_string_lossy().into_owned(),
+                ));
         }
         Self {
             by_dev,
@@ -53,21 +57,27 @@ impl MountTable {
 
     /// `within` (a path from the root of the filesystem whose kernel `dev_t` is `dev`) as seen
     /// from the daemon's root: through the first mount that shows it. Unchanged when no mount
-    /// does (or the path is incomplete, starting with `…`).
+    /// does (or the path is incomplete, starting with `…`). Compared as text: the kernel's
+    /// paths and mountinfo's roots are already normal (no `.`, `..` or `//`).
     pub fn locate<'p>(&self, dev: u32, within: &'p str) -> Cow<'p, str> {
         let key = (dev >> 20, dev & 0xfffff);
         let Some(mounts) = self.by_dev.get(&key) else {
             return within.into();
         };
-        let within_path = std::path::Path::new(within);
         for (root, point) in mounts {
-            if let Ok(rest) = within_path.strip_prefix(root) {
-                if point == root {
-                    // Mounted where it lies within its filesystem (the root filesystem).
-                    return within.into();
-                }
-                return point.join(rest).display().to_string().into();
+            let Some(rest) = beneath(within, root) else {
+                continue;
+            };
+            if point == root {
+                // Mounted where it lies within its filesystem (the root filesystem).
+                return within.into();
             }
+            let mut located = String::with_capacity(point.len() + rest.len());
+            if point != "/" || rest.is_empty() {
+                located.push_str(point);
+            }
+            located.push_str(rest);
+            return located.into();
         }
         within.into()
     }
@@ -76,6 +86,16 @@ impl MountTable {
     pub fn knows(&self, dev: u32) -> bool {
         self.by_dev.contains_key(&(dev >> 20, dev & 0xfffff))
     }
+}
+
+/// What is left of `path` below `root` (empty, or starting with `/`) when `path` is `root` or
+/// under it, name by whole name (`/srv/database` is not under `/srv/data`).
+fn beneath<'p>(path: &'p str, root: &str) -> Option<&'p str> {
+    if root == "/" {
+        return path.starts_with('/').then_some(path);
+    }
+    let rest = path.strip_prefix(root)?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
 }
 
 /// One line of `/proc/self/mountinfo`.
@@ -168,5 +188,14 @@ mod tests {
     fn escaped_mount_points_are_decoded() {
         let t = MountTable::parse("40 22 8:1 /srv/data /mnt/my\\040data rw - ext4 /dev/sda1 rw\n");
         assert_eq!(t.locate(kdev(8, 1), "/srv/data/x"), "/mnt/my data/x");
+    }
+
+    #[test]
+    fn a_mount_root_matches_whole_names_only() {
+        let bound = MountTable::parse("40 22 8:1 /srv/data / rw - ext4 /dev/sda1 rw\n");
+        assert_eq!(bound.locate(kdev(8, 1), "/srv/data/x"), "/x");
+        assert_eq!(bound.locate(kdev(8, 1), "/srv/data"), "/");
+        // Not under /srv/data: no mount shows it.
+        assert_eq!(bound.locate(kdev(8, 1), "/srv/database"), "/srv/database");
     }
 }

@@ -82,9 +82,20 @@ fn zero_drop_rate(agent: &Path, cg: &Path, denied: &str, flood_rate: f64) -> Res
     let (mut lossless, mut lossy) = (0.0, flood_rate);
     for _ in 0..6 {
         let rate = (lossless + lossy) / 2.0;
+        // The daemon reads the kernel's drop count once a second: what the step before dropped
+        // (the unpaced flood, first) may reach its status only after that step settled. Waiting
+        // past one reading keeps it out of this step's count.
+        std::thread::sleep(DROPS_READ_EVERY + Duration::from_millis(200));
         let before = counters(agent)?;
         measure_once(Some(cg), None, "open-denied-paced", denied, rate as u32)?;
         let (_, after) = settle(agent, Instant::now())?;
+        std::thread::sleep(DROPS_READ_EVERY + Duration::from_millis(200));
+        let after = (after.0, counters(agent)?.1);
+        eprintln!(
+            "[bench] paced {rate:.0}/s: {} logged, {} dropped",
+            after.0 - before.0,
+            after.1 - before.1
+        );
         if after.1 == before.1 {
             lossless = rate;
         } else {
@@ -93,6 +104,9 @@ fn zero_drop_rate(agent: &Path, cg: &Path, denied: &str, flood_rate: f64) -> Res
     }
     Ok(lossless)
 }
+
+/// How often the daemon reads the kernel's drop count into its status.
+const DROPS_READ_EVERY: Duration = Duration::from_secs(1);
 
 /// (events logged, events dropped) from the daemon's status.
 pub(super) fn counters(agent: &Path) -> Result<(u64, u64)> {

@@ -217,15 +217,22 @@ fn kernel_path(path: &EventPath) -> Option<String> {
     if depth == 0 {
         return None;
     }
-    let mut text = String::from(if path.complete != 0 { "/" } else { "…/" });
-    for (i, name) in path.names[..depth].iter().rev().enumerate() {
+    let names = || path.names[..depth].iter().map(|n| &n[..name_len(n)]);
+    // Sized once: a path grown name by name is copied each time its buffer doubles.
+    let mut text = String::with_capacity(names().map(|n| n.len() + 1).sum::<usize>() + 3);
+    text.push_str(if path.complete != 0 { "/" } else { "…/" });
+    for (i, name) in names().rev().enumerate() {
         if i > 0 {
             text.push('/');
         }
-        let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-        text.push_str(&String::from_utf8_lossy(&name[..len]));
+        text.push_str(&String::from_utf8_lossy(name));
     }
     Some(text)
+}
+
+/// The length of a NUL-terminated name.
+fn name_len(name: &[u8]) -> usize {
+    name.iter().position(|&b| b == 0).unwrap_or(name.len())
 }
 
 /// `a.b.c.d:port` or `[v6]:port`; None when the event carries no destination.

@@ -160,11 +160,15 @@ impl TimeText {
 
     /// RFC 3339 with milliseconds, of the kernel's boot-time `boot_ns`.
     pub fn at(&mut self, boot_ns: u64) -> &str {
-        let millis = boot_ns / 1_000_000;
+        // Keyed on the wall clock's millisecond, not the boot clock's: the two are not aligned
+        // to the same millisecond, and a boot-clock key would show some events 1 ms early.
+        let wall = self.clock.wall(boot_ns);
+        let millis = wall
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
         if millis != self.millis {
             self.millis = millis;
             self.text.clear();
-            let wall = self.clock.wall(millis * 1_000_000);
             let _ = write!(self.text, "{}", humantime::format_rfc3339_millis(wall));
         }
         &self.text
@@ -459,16 +463,19 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn the_time_text_changes_with_the_millisecond_only() {
+    fn the_time_text_is_the_wall_clock_millisecond_of_each_event() {
         let clock = Clock::now();
         let mut times = TimeText::new(clock);
-        let first = times.at(5_000_000_000).to_string();
-        assert_eq!(times.at(5_000_999_999), first, "same millisecond");
-        let next = times.at(5_001_000_000).to_string();
-        assert_ne!(next, first);
-        assert_eq!(
-            next,
-            humantime::format_rfc3339_millis(clock.wall(5_001_000_000)).to_string()
-        );
+        for boot_ns in [
+            5_000_000_000,
+            5_000_000_001,
+            5_000_999_999,
+            5_001_000_000,
+            7_123_456_789,
+        ] {
+            let expected = humantime::format_rfc3339_millis(clock.wall(boot_ns)).to_string();
+            assert_eq!(times.at(boot_ns), expected, "{boot_ns}");
+            assert_eq!(times.at(boot_ns), expected, "{boot_ns}, again");
+        }
     }
 }

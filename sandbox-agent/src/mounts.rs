@@ -12,7 +12,7 @@ use std::{
 /// text (lossy UTF-8, as the kernel's names in an audit record are).
 #[derive(Debug)]
 pub struct MountTable {
-    by_dev: BTreeMap<(u32, u32), Vec<(String, String)>>,
+    by_dev: BTreeMap<u32, Vec<(String, String)>>,
     read_at: Instant,
 }
 
@@ -36,13 +36,10 @@ impl MountTable {
     pub fn parse(text: &str) -> Self {
         let mut by_dev: BTreeMap<_, Vec<_>> = BTreeMap::new();
         for m in entries(text) {
-            by_dev
-                .entry((m.sb_dev >> 20, m.sb_dev & 0xfffff))
-                .or_default()
-                .push((
-                    m.root.to_string_lossy().into_owned(),
-                    m.point.to_string_lossy().into_owned(),
-                ));
+            by_dev.entry(m.sb_dev).or_default().push((
+                m.root.to_string_lossy().into_owned(),
+                m.point.to_string_lossy().into_owned(),
+            ));
         }
         Self {
             by_dev,
@@ -60,8 +57,7 @@ impl MountTable {
     /// does (or the path is incomplete, starting with `…`). Compared as text: the kernel's
     /// paths and mountinfo's roots are already normal (no `.`, `..` or `//`).
     pub fn locate<'p>(&self, dev: u32, within: &'p str) -> Cow<'p, str> {
-        let key = (dev >> 20, dev & 0xfffff);
-        let Some(mounts) = self.by_dev.get(&key) else {
+        let Some(mounts) = self.by_dev.get(&dev) else {
             return within.into();
         };
         for (root, point) in mounts {
@@ -84,7 +80,7 @@ impl MountTable {
 
     /// Whether `dev` has a known mount (else the table may be stale).
     pub fn knows(&self, dev: u32) -> bool {
-        self.by_dev.contains_key(&(dev >> 20, dev & 0xfffff))
+        self.by_dev.contains_key(&dev)
     }
 }
 

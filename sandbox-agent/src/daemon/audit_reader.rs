@@ -36,7 +36,7 @@ fn suppressed_totals(map: &PerCpuHashMap<MapData, u32, u64>) -> BTreeMap<u32, u6
 
 pub async fn run(
     maps: AuditMaps,
-    mut log: AuditLog,
+    log: AuditLog,
     state: Arc<Mutex<DaemonState>>,
 ) -> anyhow::Result<()> {
     let ring = RingBuf::try_from(maps.events).context("EVENTS is not a ring buffer")?;
@@ -51,8 +51,11 @@ pub async fn run(
     // Suppressions already written to the log. Starts at the kernel's counts: a restarted
     // daemon does not report again what its predecessor reported.
     buckets.reported = suppressed_totals(&buckets.suppressed);
-    let mut times = TimeText::new(Clock::now());
-    let mut mounts = MountTable::read();
+    let mut sink = Sink {
+        times: TimeText::new(Clock::now()),
+        mounts: MountTable::read(),
+        log,
+    };
     // SAFETY: the ring buffer owns its descriptor and is moved into the AsyncFd, so the fd stays
     // open and is not reused for as long as it is registered.
     let mut fd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
@@ -62,16 +65,14 @@ pub async fn run(
         tokio::select! {
             guard = fd.readable_mut() => {
                 let mut guard = guard?;
-                let mut sink = Sink { times: &mut times, mounts: &mut mounts, log: &mut log };
                 drain(guard.get_inner_mut(), &mut sink, &state)?;
                 guard.clear_ready();
             }
             _ = tick.tick() => {
                 // Events sent before a count was taken are in the ring: drain them first, so
                 // the log's order matches the kernel's.
-                let mut sink = Sink { times: &mut times, mounts: &mut mounts, log: &mut log };
                 drain(fd.get_mut(), &mut sink, &state)?;
-                buckets.report(&mut log, &state)?;
+                buckets.report(&mut sink.log, &state)?;
                 let dropped: u64 = drops.get(&0, 0).map(|v| v.iter().sum()).unwrap_or_default();
                 if let Ok(mut s) = state.lock() {
                     s.counters.dropped = dropped;
@@ -90,10 +91,10 @@ const MOUNTS_REREAD_AFTER: std::time::Duration = std::time::Duration::from_secs(
 const DRAIN_BATCH: usize = 1024;
 
 /// What a drain needs besides the ring: where records go and what completes them.
-struct Sink<'a> {
-    times: &'a mut TimeText,
-    mounts: &'a mut MountTable,
-    log: &'a mut AuditLog,
+struct Sink {
+    times: TimeText,
+    mounts: MountTable,
+    log: AuditLog,
 }
 
 fn drain(
@@ -103,6 +104,8 @@ fn drain(
 ) -> anyhow::Result<()> {
     loop {
         let mut taken = 0;
+        // The first failure of a batch is reported: a log that cannot rotate fails every line.
+        let mut failed = None;
         {
             let mut s = state
                 .lock()
@@ -124,18 +127,18 @@ fn drain(
                 // Built where it is written, borrowing the event and the descriptions: no
                 // record is moved or kept.
                 let mut record = audit::decode(&event, sink.times.at(event.time_ns), ctx);
-                locate(&mut record, event.dev, sink.mounts);
+                locate(&mut record, event.dev, &mut sink.mounts);
                 s.counters.logged(&event, &record);
                 tracing::debug!("{}", audit::format_line(&record));
                 if let Err(e) = sink.log.push(&record) {
-                    tracing::error!("cannot append to {}: {e}", sink.log.path().display());
+                    failed.get_or_insert(e);
                 }
             }
         }
         if taken == 0 {
             return Ok(());
         }
-        if let Err(e) = sink.log.flush() {
+        if let Some(e) = sink.log.flush().err().or(failed) {
             tracing::error!("cannot append to {}: {e}", sink.log.path().display());
         }
     }
@@ -161,7 +164,7 @@ fn event_in(item: &[u8]) -> Option<Cow<'_, AuditEvent>> {
 
 /// A file's path as seen from the daemon's mounts.
 fn locate(record: &mut audit::AuditRecord, dev: u32, mounts: &mut MountTable) {
-    let Some(within) = record.target.path.take() else {
+    let Some(path) = record.target.path.as_mut() else {
         return;
     };
     if !mounts.knows(dev) && mounts.age() > MOUNTS_REREAD_AFTER {
@@ -169,11 +172,13 @@ fn locate(record: &mut audit::AuditRecord, dev: u32, mounts: &mut MountTable) {
         // not for every event). Under the state lock: a read of /proc/self/mountinfo.
         *mounts = MountTable::read();
     }
-    let moved = match mounts.locate(dev, &within) {
-        Cow::Owned(path) => Some(path),
+    let located = match mounts.locate(dev, path) {
+        Cow::Owned(located) => Some(located),
         Cow::Borrowed(_) => None,
     };
-    record.target.path = Some(moved.map_or(within, Cow::Owned));
+    if let Some(located) = located {
+        *path = Cow::Owned(located);
+    }
 }
 
 struct Buckets {

@@ -80,17 +80,18 @@ pub(super) fn unlimited_daemon(agent: &Path, fx: &Fixtures) -> Result<Daemon> {
 /// producer's rate) that the daemon logs with no drop.
 fn zero_drop_rate(agent: &Path, cg: &Path, denied: &str, flood_rate: f64) -> Result<f64> {
     let (mut lossless, mut lossy) = (0.0, flood_rate);
+    // The daemon reads the kernel's drop count once a second: what a flood dropped (the
+    // unpaced one before the first step, then each step) may reach its status only after the
+    // flood settled. Waiting past one reading after each keeps it out of the next step's count.
+    let past_a_reading = DROPS_READ_EVERY + Duration::from_millis(200);
+    std::thread::sleep(past_a_reading);
     for _ in 0..6 {
         let rate = (lossless + lossy) / 2.0;
-        // The daemon reads the kernel's drop count once a second: what the step before dropped
-        // (the unpaced flood, first) may reach its status only after that step settled. Waiting
-        // past one reading keeps it out of this step's count.
-        std::thread::sleep(DROPS_READ_EVERY + Duration::from_millis(200));
         let before = counters(agent)?;
         measure_once(Some(cg), None, "open-denied-paced", denied, rate as u32)?;
-        let (_, after) = settle(agent, Instant::now())?;
-        std::thread::sleep(DROPS_READ_EVERY + Duration::from_millis(200));
-        let after = (after.0, counters(agent)?.1);
+        settle(agent, Instant::now())?;
+        std::thread::sleep(past_a_reading);
+        let after = counters(agent)?;
         eprintln!(
             "[bench] paced {rate:.0}/s: {} logged, {} dropped",
             after.0 - before.0,

@@ -128,6 +128,12 @@ pub const RULE_DENY_UNIX: u32 = 1 << 3;
 /// Deny changing this file or anything below this directory: opening for write, truncating,
 /// creating, unlinking, renaming into or out of, hardlinking.
 pub const RULE_DENY_WRITE: u32 = 1 << 4;
+/// This directory or symlink is on the way to a denied path (an ancestor, or a symlink the path
+/// goes through): a confined task may not move, remove or replace it. Moving `.git` away and
+/// making a new one would leave `.git/hooks`' rules on the old directory while the owner's git
+/// runs what is in the new one. Matched only on the entry being changed, not on the directories
+/// above it: what is inside an ancestor stays free to change.
+pub const RULE_ON_THE_WAY: u32 = 1 << 5;
 /// This name is a missing directory on the way to denied paths (`~/.config` for a rule on
 /// `~/.config/gcloud` written before `~/.config` existed): follow `next_node` for the next name.
 pub const RULE_PREFIX: u32 = 1 << 30;

@@ -9,7 +9,7 @@ use aya_ebpf::{
 use sandbox_common::{
     InodeKey, KernelOffsets, NameKey, CHAIN_DEV, MAX_CHAIN, MAX_NAME_LEN, MAX_WALK_DEPTH,
     NAME_KEY_LEN, POLICY_ID_ANY, RULE_ID_FAIL_CLOSED, RULE_ID_NOT_ALLOWED, RULE_NAMED_CHILDREN,
-    RULE_PREFIX,
+    RULE_ON_THE_WAY, RULE_PREFIX,
 };
 
 use crate::{
@@ -62,7 +62,10 @@ const DENIED: u32 = 2;
 pub fn check_dentry(policy_id: u32, dev: u32, start: *const u8, want: u32, allow: u32) -> Decision {
     let (decision, _, _) = check_dentry_at(policy_id, dev, start, want, allow);
     match decision {
-        Decision::Allow if policy_id != POLICY_ID_ANY => linked_out(policy_id, start, want),
+        // The directories a link came from are above the file, never the entry changed.
+        Decision::Allow if policy_id != POLICY_ID_ANY => {
+            linked_out(policy_id, start, want & !RULE_ON_THE_WAY)
+        }
         decided => decided,
     }
 }
@@ -226,7 +229,13 @@ fn check_level(walk: &mut Walk, level: u32) -> Result<Option<Decision>, i32> {
     let dentry = walk.dentry;
     let inode: *const u8 = read_at(dentry, off.dentry_inode)?;
     if !inode.is_null() {
-        if let Some(decision) = check_inode(walk, inode)? {
+        // `RULE_ON_THE_WAY` forbids changing that entry itself, not what is below it.
+        let want = if level == 0 {
+            walk.want
+        } else {
+            walk.want & !RULE_ON_THE_WAY
+        };
+        if let Some(decision) = check_inode(walk, inode, want)? {
             return Ok(Some(decision));
         }
     } else if level != 0 {
@@ -250,9 +259,10 @@ fn check_level(walk: &mut Walk, level: u32) -> Result<Option<Decision>, i32> {
     Ok(None)
 }
 
-/// The inode rule of the directory or file `inode` on the path, then the name rules below it.
+/// The inode rule of the directory or file `inode` on the path (denying with a bit of `want`),
+/// then the name rules below it.
 #[inline(always)]
-fn check_inode(walk: &mut Walk, inode: *const u8) -> Result<Option<Decision>, i32> {
+fn check_inode(walk: &mut Walk, inode: *const u8, want: u32) -> Result<Option<Decision>, i32> {
     let off = offsets();
     let ino: u64 = read_at(inode, off.inode_ino)?;
     walk.inode_key.ino = ino;
@@ -263,7 +273,7 @@ fn check_inode(walk: &mut Walk, inode: *const u8) -> Result<Option<Decision>, i3
     let Some(rule) = (unsafe { INODE_RULES.get(&walk.inode_key).copied() }) else {
         return Ok(None);
     };
-    if rule.flags & walk.want != 0 {
+    if rule.flags & want != 0 {
         return Ok(Some(Decision::Deny {
             rule_id: rule.rule_id,
         }));

@@ -9,7 +9,7 @@ use sandbox_common::{
     InodeKey, LinkedOut, EPERM, HOOK_FILE_TRUNCATE, HOOK_PATH_LINK, HOOK_PATH_MKDIR,
     HOOK_PATH_MKNOD, HOOK_PATH_RENAME, HOOK_PATH_RMDIR, HOOK_PATH_SYMLINK, HOOK_PATH_TRUNCATE,
     HOOK_PATH_UNLINK, LINKED_OUT_DIRS, POLICY_ID_ANY, RULE_DENY_EXEC, RULE_DENY_READ,
-    RULE_DENY_UNIX, RULE_DENY_WRITE, RULE_ID_FAIL_CLOSED, RULE_ID_SELF_PROTECTION,
+    RULE_DENY_UNIX, RULE_DENY_WRITE, RULE_ID_FAIL_CLOSED, RULE_ID_SELF_PROTECTION, RULE_ON_THE_WAY,
 };
 
 use crate::{
@@ -35,6 +35,10 @@ const MOVE: u32 = RULE_DENY_READ | RULE_DENY_WRITE;
 /// rename): inside a deny_read tree, or at a deny_read name, the names belong to the owner. A
 /// planted symlink or hardlink there would catch what the owner writes later.
 const CREATE: u32 = RULE_DENY_READ | RULE_DENY_WRITE;
+/// Removing an entry, or putting another in its place (rename over it): also forbidden when it
+/// is a directory or symlink on the way to a protected path (`RULE_ON_THE_WAY`), whose rules
+/// would stay with the old entry while the owner later uses the new one.
+const REMOVE: u32 = CHANGE | RULE_ON_THE_WAY;
 /// RENAME_EXCHANGE from <uapi/linux/fs.h>: both entries move.
 const RENAME_EXCHANGE: u32 = 1 << 1;
 
@@ -73,6 +77,20 @@ fn verdict_on_change(hook: u32, dentry: *const u8) -> i32 {
         Change {
             dentry,
             want: CHANGE,
+        },
+        None,
+    )
+}
+
+/// Verdict of `hook` on removing the entry `dentry` (deny_write, and the way to any protected
+/// path: see `REMOVE`).
+#[inline(always)]
+fn verdict_on_remove(hook: u32, dentry: *const u8) -> i32 {
+    verdict_on_changes(
+        hook,
+        Change {
+            dentry,
+            want: REMOVE,
         },
         None,
     )
@@ -164,7 +182,7 @@ pub fn path_unlink(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 2) {
         return denied;
     }
-    verdict_on_change(HOOK_PATH_UNLINK, ctx.arg(1))
+    verdict_on_remove(HOOK_PATH_UNLINK, ctx.arg(1))
 }
 
 #[lsm(hook = "path_rmdir")]
@@ -173,7 +191,7 @@ pub fn path_rmdir(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 2) {
         return denied;
     }
-    verdict_on_change(HOOK_PATH_RMDIR, ctx.arg(1))
+    verdict_on_remove(HOOK_PATH_RMDIR, ctx.arg(1))
 }
 
 #[lsm(hook = "path_mkdir")]
@@ -293,19 +311,22 @@ pub fn path_rename(ctx: LsmContext) -> i32 {
         return denied;
     }
     let flags: u32 = ctx.arg(4);
+    // Either entry may be on the way to a protected path: the one moving away, and the one
+    // replaced at the new name (an empty directory renamed over, a symlink) or exchanged.
     let old = Change {
         dentry: ctx.arg(1),
-        want: MOVE,
+        want: MOVE | RULE_ON_THE_WAY,
     };
     // The entry replaced at the new name is changed, and the name given to what moves in
     // (CREATE); with RENAME_EXCHANGE the entry there moves out too (MOVE, the same bits).
     let new = Change {
         dentry: ctx.arg(3),
-        want: if flags & RENAME_EXCHANGE != 0 {
-            MOVE
-        } else {
-            CREATE
-        },
+        want: RULE_ON_THE_WAY
+            | if flags & RENAME_EXCHANGE != 0 {
+                MOVE
+            } else {
+                CREATE
+            },
     };
     verdict_on_changes(HOOK_PATH_RENAME, old, Some(new))
 }

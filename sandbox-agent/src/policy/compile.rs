@@ -27,6 +27,7 @@ use serde::Serialize;
 
 use super::hardlink_scan::deny_other_names;
 use super::resolve::Resolver;
+use super::the_way::mark_the_way;
 use super::{
     anchors::Anchors,
     net_spec::Cidr,
@@ -276,6 +277,12 @@ fn add_listed(
     };
     let path = anchors.expand(entry).map_err(path_error)?;
     let (resolved, exists) = add_path_rule(out, resolver, &path, flags, id).map_err(path_error)?;
+    if flags & DENY != 0 {
+        // An allowed path needs no guarding: moved away, it is simply no longer allowed.
+        let lexical = normalize(&path).map_err(path_error)?;
+        let canonical = exists.then_some(resolved.as_path());
+        mark_the_way(out, resolver, &lexical, canonical, id).map_err(path_error)?;
+    }
     out.rules.push(RuleInfo {
         id,
         kind: key,
@@ -329,7 +336,7 @@ fn add_path_rule(
         }
     };
     if missing.is_empty() {
-        let FileStat { id, is_dir } = out.identify_stat(&canonical)?;
+        let FileStat { id, is_dir, .. } = out.identify_stat(&canonical)?;
         if flags & DENY != 0 && is_dir {
             out.add_inode(id, flags | RULE_TREE, rule_id);
             out.deny_dirs.push((canonical.clone(), id, flags, rule_id));
@@ -411,6 +418,7 @@ mod tests {
     use super::*;
     use crate::identity::file_id;
     use crate::policy::parse;
+    use sandbox_common::RULE_ON_THE_WAY;
 
     fn policy(deny_read: &[&str]) -> Policy {
         let list = deny_read
@@ -507,7 +515,7 @@ mod tests {
         let parent = file_id(&home.path().join(".ssh")).unwrap();
         assert_eq!(
             c.inode_rules[&(parent.dev, parent.ino)].flags,
-            RULE_NAMED_CHILDREN
+            RULE_NAMED_CHILDREN | RULE_ON_THE_WAY
         );
         assert!(c.warnings.is_empty());
         assert!(c.rules[0].exists);
@@ -610,7 +618,7 @@ mod tests {
         let parent = file_id(dir.path()).unwrap();
         assert_eq!(
             c.inode_rules[&(parent.dev, parent.ino)].flags,
-            RULE_NAMED_CHILDREN
+            RULE_NAMED_CHILDREN | RULE_ON_THE_WAY
         );
         assert_eq!(c.rules.len(), 2);
     }

@@ -14,6 +14,8 @@ pub struct Key {
 const FILE_READ: &[&str] = &[
     "file_open",
     "file_receive",
+    "path_unlink",
+    "path_rmdir",
     "path_link",
     "path_mkdir",
     "path_mknod",
@@ -33,8 +35,25 @@ const EXEC: &[&str] = &[
     "file_mprotect",
     "d_instantiate",
 ];
+/// deny_exec also keeps the directories and symlinks on the way to its paths in place
+/// (`RULE_ON_THE_WAY`).
+const DENY_EXEC: &[&str] = &[
+    "bprm_check_security",
+    "mmap_file",
+    "file_mprotect",
+    "d_instantiate",
+    "path_unlink",
+    "path_rmdir",
+    "path_rename",
+];
 const NETWORK: &[&str] = &["socket_connect", "socket_sendmsg", "socket_create"];
-const UNIX: &[&str] = &["unix_stream_connect", "unix_may_send"];
+const UNIX: &[&str] = &[
+    "unix_stream_connect",
+    "unix_may_send",
+    "path_unlink",
+    "path_rmdir",
+    "path_rename",
+];
 const WRITE: &[&str] = &[
     "file_open",
     "path_truncate",
@@ -78,7 +97,7 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "deny_exec",
-        hooks: EXEC,
+        hooks: DENY_EXEC,
     },
     Key {
         name: "allow_exec",

@@ -1,6 +1,7 @@
 //! Policy files: parsing and validation (`schema`), what `~`, `$WORKSPACE` and `$UID` mean
 //! (`anchors`), compilation of rules to inode-identity map entries (`compile`, with the
-//! hardlinks found below denied directories: `hardlink_scan`), the `network` section
+//! hardlinks found below denied directories: `hardlink_scan`, and the directories and symlinks
+//! on the way to them: `the_way`), the `network` section
 //! (`net_spec`, `net_compile`), the exec decision for a command before it starts
 //! (`exec_check`), the variables `run` takes out of its environment (`env_rules`), the one
 //! list of policy keys and their hooks (`keys`), and a policy learned from audit records
@@ -19,6 +20,7 @@ mod resolve;
 mod schema;
 mod suggest;
 mod suggest_trees;
+mod the_way;
 
 pub use anchors::{Anchors, WORKSPACE};
 pub use compile::{

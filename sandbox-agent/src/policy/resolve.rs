@@ -8,7 +8,18 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::identity::FileId;
+use crate::identity::{entry_stat, FileId};
+
+/// What a path names, not following a symlink there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Entry {
+    Missing,
+    Dir(FileId),
+    /// The symlink's own identity, and what it points to.
+    Symlink(FileId, PathBuf),
+    /// Anything else: a file, a socket, a device.
+    Other,
+}
 
 /// Memo of one compile: a snapshot of the filesystem taken as the rules are read, as a compile
 /// without it would be.
@@ -21,6 +32,8 @@ pub(super) struct Resolver {
     /// Paths found missing: what is below them is missing too (a default policy names many
     /// files below directories a given host does not have).
     missing: HashSet<PathBuf>,
+    /// Entries looked at one by one (the way to each rule's path), by path.
+    entries: HashMap<PathBuf, Entry>,
 }
 
 impl Resolver {
@@ -54,6 +67,38 @@ impl Resolver {
         self.canonical_dirs
             .insert(dir.to_path_buf(), canonical.clone());
         Ok(canonical.join(name))
+    }
+
+    /// What `path` names (its last component not followed), looked at once per compile. A
+    /// path known to be a canonical directory, or to be missing, costs no system call.
+    pub(super) fn entry(&mut self, path: &Path) -> Result<Entry, String> {
+        if let Some(id) = self.dir_ids.get(path) {
+            return Ok(Entry::Dir(*id));
+        }
+        if let Some(entry) = self.entries.get(path) {
+            return Ok(entry.clone());
+        }
+        if path.ancestors().any(|a| self.missing.contains(a)) {
+            return Ok(Entry::Missing);
+        }
+        let cannot = |e: io::Error| format!("cannot stat {}: {e}", path.display());
+        let entry = match entry_stat(path) {
+            Ok(st) if st.is_symlink => {
+                Entry::Symlink(st.id, std::fs::read_link(path).map_err(cannot)?)
+            }
+            Ok(st) if st.is_dir => {
+                // Not a symlink: the path is canonical where its parent is.
+                Entry::Dir(st.id)
+            }
+            Ok(_) => Entry::Other,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+                self.missing.insert(path.to_path_buf());
+                Entry::Missing
+            }
+            Err(e) => return Err(cannot(e)),
+        };
+        self.entries.insert(path.to_path_buf(), entry.clone());
+        Ok(entry)
     }
 
     /// The identity of the canonical directory `dir`, stat'ed once per compile by `identify`.

@@ -65,7 +65,7 @@ pub fn dir_on(base: &Path, name: &str) -> PathBuf {
 }
 
 /// A btrfs subvolume named `name` at the top of the btrfs fixture.
-fn subvolume(name: &str) -> PathBuf {
+pub fn subvolume(name: &str) -> PathBuf {
     let path = mounted("btrfs").join(format!("{name}-{}", std::process::id()));
     if !path.exists() {
         sh(&format!("btrfs -q subvolume create {}", path.display()));

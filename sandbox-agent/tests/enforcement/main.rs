@@ -31,4 +31,5 @@ mod persistence;
 mod policy_suggest;
 mod run_command;
 mod scope;
+mod the_way;
 mod verdict_cache;

@@ -235,7 +235,7 @@ fn check_level(walk: &mut Walk, level: u32) -> Result<Option<Decision>, i32> {
         } else {
             walk.want & !RULE_ON_THE_WAY
         };
-        if let Some(decision) = check_inode(walk, inode, want)? {
+        if let Some(decision) = check_inode(walk, inode, want, level)? {
             return Ok(Some(decision));
         }
     } else if level != 0 {
@@ -259,10 +259,15 @@ fn check_level(walk: &mut Walk, level: u32) -> Result<Option<Decision>, i32> {
     Ok(None)
 }
 
-/// The inode rule of the directory or file `inode` on the path (denying with a bit of `want`),
-/// then the name rules below it.
+/// The inode rule of the directory or file `inode` on the path, the `level`th (denying with a
+/// bit of `want`), then the name rules below it.
 #[inline(always)]
-fn check_inode(walk: &mut Walk, inode: *const u8, want: u32) -> Result<Option<Decision>, i32> {
+fn check_inode(
+    walk: &mut Walk,
+    inode: *const u8,
+    want: u32,
+    level: u32,
+) -> Result<Option<Decision>, i32> {
     let off = offsets();
     let ino: u64 = read_at(inode, off.inode_ino)?;
     walk.inode_key.ino = ino;
@@ -282,7 +287,7 @@ fn check_inode(walk: &mut Walk, inode: *const u8, want: u32) -> Result<Option<De
         walk.listed = 1;
     }
     if rule.flags & RULE_NAMED_CHILDREN != 0 {
-        if let Some(rule_id) = check_names(walk, ino)? {
+        if let Some(rule_id) = check_names(walk, ino, level)? {
             return Ok(Some(Decision::Deny { rule_id }));
         }
     }
@@ -291,9 +296,12 @@ fn check_inode(walk: &mut Walk, inode: *const u8, want: u32) -> Result<Option<De
 
 /// Name rules below the directory `parent_ino`: the name of the child on the path, then, while
 /// the match is a `RULE_PREFIX` of a path that did not exist at attach time, the names further
-/// down. Returns the id of a rule that denies `walk.want`.
+/// down. Returns the id of a rule that denies `walk.want`. `level` is the directory's: the
+/// `i`th name below it is the entry at `level - 1 - i`, and only the entry being changed
+/// (level 0) can be denied by `RULE_ON_THE_WAY` (a missing directory on the way to a denied
+/// path, made since).
 #[inline(always)]
-fn check_names(walk: &mut Walk, parent_ino: u64) -> Result<Option<u32>, i32> {
+fn check_names(walk: &mut Walk, parent_ino: u64, level: u32) -> Result<Option<u32>, i32> {
     let off = offsets();
     walk.name_key.dev = walk.inode_key.dev;
     walk.name_key.parent_ino = parent_ino;
@@ -307,7 +315,12 @@ fn check_names(walk: &mut Walk, parent_ino: u64) -> Result<Option<u32>, i32> {
         let Some(rule) = (unsafe { NAME_RULES.get(&walk.name_key).copied() }) else {
             return Ok(None);
         };
-        if rule.flags & walk.want != 0 {
+        let want = if i as u32 + 1 == level {
+            walk.want
+        } else {
+            walk.want & !RULE_ON_THE_WAY
+        };
+        if rule.flags & want != 0 {
             return Ok(Some(rule.rule_id));
         }
         if rule.flags & walk.allow != 0 {

@@ -21,13 +21,13 @@ use sandbox_common::{
     NetRules, RuleValue, CHAIN_DEV, MAX_CHAIN, POLICY_DENY_FILELESS_EXEC, POLICY_EXEC_ALLOWLIST,
     POLICY_NET_BINARIES, POLICY_NET_BINARY_NAMES, POLICY_NET_DEFAULT_DENY, POLICY_NET_RULES,
     POLICY_UNIX_RULES, RULE_ALLOW_EXEC, RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_UNIX,
-    RULE_DENY_WRITE, RULE_NAMED_CHILDREN, RULE_PREFIX, RULE_TREE,
+    RULE_DENY_WRITE, RULE_NAMED_CHILDREN, RULE_ON_THE_WAY, RULE_PREFIX, RULE_TREE,
 };
 use serde::Serialize;
 
 use super::hardlink_scan::deny_other_names;
 use super::resolve::Resolver;
-use super::the_way::mark_the_way;
+use super::the_way::follow_the_way;
 use super::{
     anchors::Anchors,
     net_spec::Cidr,
@@ -98,10 +98,15 @@ impl CompiledPolicy {
     /// Like `identify`, with whether `path` is a directory.
     fn identify_stat(&mut self, path: &Path) -> Result<FileStat, String> {
         let stat = file_stat(path).map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
+        Ok(self.noted(path, stat))
+    }
+
+    /// `stat` of `path`, noting a rule on btrfs.
+    pub(super) fn noted(&mut self, path: &Path, stat: FileStat) -> FileStat {
         if stat.id.btrfs {
             self.on_btrfs.insert(path.to_path_buf());
         }
-        Ok(stat)
+        stat
     }
 
     pub(super) fn add_inode(&mut self, id: FileId, flags: u32, rule_id: u32) {
@@ -150,7 +155,14 @@ impl CompiledPolicy {
             }
             let next = self.chain_nodes.len() as u32 + 1;
             let node = *self.chain_nodes.entry(key.clone()).or_insert(next);
-            self.add_name_value(key.clone(), RULE_PREFIX, rule_id);
+            // Once made, a missing directory on the way to a denied path stays in place: moved
+            // aside, what the owner writes below it would leave the chain's names behind.
+            let way = if flags & DENY != 0 {
+                RULE_ON_THE_WAY
+            } else {
+                0
+            };
+            self.add_name_value(key.clone(), RULE_PREFIX | way, rule_id);
             if let Some(v) = self.name_rules.get_mut(&key) {
                 v.next_node = node;
             }
@@ -276,13 +288,12 @@ fn add_listed(
         message,
     };
     let path = anchors.expand(entry).map_err(path_error)?;
-    let (resolved, exists) = add_path_rule(out, resolver, &path, flags, id).map_err(path_error)?;
-    if flags & DENY != 0 {
-        // An allowed path needs no guarding: moved away, it is simply no longer allowed.
-        let lexical = normalize(&path).map_err(path_error)?;
-        let canonical = exists.then_some(resolved.as_path());
-        mark_the_way(out, resolver, &lexical, canonical, id).map_err(path_error)?;
-    }
+    let lexical = normalize(&path).map_err(path_error)?;
+    // An allowed path needs no guarding: moved away, it is simply no longer allowed.
+    let mark = (flags & DENY != 0).then_some(id);
+    let landing = follow_the_way(out, resolver, &lexical, mark).map_err(path_error)?;
+    let (resolved, exists) =
+        add_path_rule(out, resolver, &landing, flags, id).map_err(path_error)?;
     out.rules.push(RuleInfo {
         id,
         kind: key,
@@ -336,7 +347,10 @@ fn add_path_rule(
         }
     };
     if missing.is_empty() {
-        let FileStat { id, is_dir, .. } = out.identify_stat(&canonical)?;
+        let FileStat { id, is_dir, .. } = match resolver.known_stat(&canonical) {
+            Some(stat) => out.noted(&canonical, stat),
+            None => out.identify_stat(&canonical)?,
+        };
         if flags & DENY != 0 && is_dir {
             out.add_inode(id, flags | RULE_TREE, rule_id);
             out.deny_dirs.push((canonical.clone(), id, flags, rule_id));
@@ -418,7 +432,6 @@ mod tests {
     use super::*;
     use crate::identity::file_id;
     use crate::policy::parse;
-    use sandbox_common::RULE_ON_THE_WAY;
 
     fn policy(deny_read: &[&str]) -> Policy {
         let list = deny_read
@@ -544,7 +557,11 @@ mod tests {
         let p = policy(&["~/.config/gcloud", "~/.config/gh"]);
         let c = compile(&p, home.path()).unwrap();
         let config = &c.name_rules[&name_key(home.path(), ".config")];
-        assert_eq!(config.flags, RULE_PREFIX, "~/.config itself stays readable");
+        assert_eq!(
+            config.flags,
+            RULE_PREFIX | RULE_ON_THE_WAY,
+            "~/.config itself stays readable (and, once made, in place)"
+        );
         let under = |name: &str| NameRuleKey {
             parent_dev: CHAIN_DEV,
             parent_ino: config.next_node as u64,

@@ -8,17 +8,16 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::identity::{entry_stat, FileId};
+use crate::identity::{entry_stat, FileId, FileStat};
 
 /// What a path names, not following a symlink there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum Entry {
     Missing,
-    Dir(FileId),
     /// The symlink's own identity, and what it points to.
     Symlink(FileId, PathBuf),
-    /// Anything else: a file, a socket, a device.
-    Other,
+    /// A directory, file, socket or device.
+    Found(FileStat),
 }
 
 /// Memo of one compile: a snapshot of the filesystem taken as the rules are read, as a compile
@@ -50,7 +49,9 @@ impl Resolver {
         if path.ancestors().any(|a| self.missing.contains(a)) {
             return Err(io::ErrorKind::NotFound.into());
         }
+        let seen_no_symlink = matches!(self.entries.get(path), Some(Entry::Found(_)));
         match std::fs::read_link(path) {
+            _ if seen_no_symlink => {}
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
             Ok(_) => return std::fs::canonicalize(path),
             Err(e) => {
@@ -73,7 +74,12 @@ impl Resolver {
     /// path known to be a canonical directory, or to be missing, costs no system call.
     pub(super) fn entry(&mut self, path: &Path) -> Result<Entry, String> {
         if let Some(id) = self.dir_ids.get(path) {
-            return Ok(Entry::Dir(*id));
+            let stat = FileStat {
+                id: *id,
+                is_dir: true,
+                is_symlink: false,
+            };
+            return Ok(Entry::Found(stat));
         }
         if let Some(entry) = self.entries.get(path) {
             return Ok(entry.clone());
@@ -86,11 +92,7 @@ impl Resolver {
             Ok(st) if st.is_symlink => {
                 Entry::Symlink(st.id, std::fs::read_link(path).map_err(cannot)?)
             }
-            Ok(st) if st.is_dir => {
-                // Not a symlink: the path is canonical where its parent is.
-                Entry::Dir(st.id)
-            }
-            Ok(_) => Entry::Other,
+            Ok(st) => Entry::Found(st),
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
                 self.missing.insert(path.to_path_buf());
                 Entry::Missing
@@ -99,6 +101,22 @@ impl Resolver {
         };
         self.entries.insert(path.to_path_buf(), entry.clone());
         Ok(entry)
+    }
+
+    /// Notes that `dir` (identity `id`) is canonical: it was reached from a canonical directory
+    /// by a name that is no symlink.
+    pub(super) fn note_canonical_dir(&mut self, dir: &Path, id: FileId) {
+        self.canonical_dirs
+            .insert(dir.to_path_buf(), dir.to_path_buf());
+        self.dir_ids.insert(dir.to_path_buf(), id);
+    }
+
+    /// What a stat of `path` (following symlinks) said, if this compile made one already.
+    pub(super) fn known_stat(&self, path: &Path) -> Option<FileStat> {
+        match self.entries.get(path) {
+            Some(Entry::Found(stat)) => Some(*stat),
+            _ => None,
+        }
     }
 
     /// The identity of the canonical directory `dir`, stat'ed once per compile by `identify`.

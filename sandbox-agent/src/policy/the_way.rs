@@ -15,25 +15,35 @@ use sandbox_common::RULE_ON_THE_WAY;
 
 use super::compile::CompiledPolicy;
 use super::resolve::{Entry, Resolver};
+use crate::identity::FileId;
 
 /// As the kernel's `MAXSYMLINKS`: a path that follows more symlinks fails to resolve (ELOOP).
 const MAX_SYMLINKS: usize = 40;
 
-/// Marks the way to `path` (absolute, lexically normal, as the rule names it) for `rule_id`:
-/// each directory above what it names and each symlink followed, as the kernel resolves it. The
-/// walk stops where the path stops existing; the deepest existing directory is on the way to
-/// the rest (the name rules below it). `canonical` is what the whole path resolves to when it
-/// exists: a last component that is no symlink then needs no system call. `/` cannot move.
-pub(super) fn mark_the_way(
+/// Follows `path` (absolute, lexically normal, as the rule names it) the way the kernel
+/// resolves it, symlink by symlink, and returns where it lands: the canonical path when it
+/// exists, else its deepest existing directory's canonical path with the missing names below
+/// (a dangling symlink's target, not the symlink: the owner's program would create the file
+/// there). With `mark`, a rule id, each directory above what the path names and each symlink
+/// followed gets `RULE_ON_THE_WAY` for that rule; the deepest existing directory of a missing
+/// path is on the way to the rest (the name rules below it). `/` cannot move.
+pub(super) fn follow_the_way(
     out: &mut CompiledPolicy,
     resolver: &mut Resolver,
     path: &Path,
-    canonical: Option<&Path>,
-    rule_id: u32,
-) -> Result<(), String> {
+    mark: Option<u32>,
+) -> Result<PathBuf, String> {
     let mut names: VecDeque<OsString> = normal_names(path).collect();
     let mut at = PathBuf::from("/");
     let mut followed = 0;
+    let on_the_way = |out: &mut CompiledPolicy, entry: &Path, id: FileId| {
+        if let Some(rule_id) = mark {
+            if id.btrfs {
+                out.on_btrfs.insert(entry.to_path_buf());
+            }
+            out.add_inode(id, RULE_ON_THE_WAY, rule_id);
+        }
+    };
     while let Some(name) = names.pop_front() {
         if name == ".." {
             // `at` has no symlink in it: its parent is the physical one.
@@ -42,25 +52,28 @@ pub(super) fn mark_the_way(
         }
         let next = at.join(&name);
         let last = names.is_empty();
-        if last && canonical == Some(next.as_path()) {
-            // The rule's own file or directory, no symlink: its own rules protect it.
-            return Ok(());
-        }
         match resolver.entry(&next)? {
-            Entry::Missing | Entry::Other => return Ok(()),
-            Entry::Dir(_) if last => return Ok(()),
-            Entry::Dir(id) => {
-                note_btrfs(out, &next, id.btrfs);
-                out.add_inode(id, RULE_ON_THE_WAY, rule_id);
+            Entry::Found(stat) if stat.is_dir && !last => {
+                on_the_way(out, &next, stat.id);
+                resolver.note_canonical_dir(&next, stat.id);
                 at = next;
+            }
+            // The file or directory the rule names: its own rules protect it. Or a file in the
+            // middle of the path, which the kernel would not resolve (ENOTDIR): the rule's
+            // compile says so.
+            Entry::Found(_) | Entry::Missing => {
+                at = next;
+                break;
             }
             Entry::Symlink(id, target) => {
                 followed += 1;
                 if followed > MAX_SYMLINKS {
-                    return Ok(());
+                    return Err(format!(
+                        "{} follows more than {MAX_SYMLINKS} symlinks",
+                        path.display()
+                    ));
                 }
-                note_btrfs(out, &next, id.btrfs);
-                out.add_inode(id, RULE_ON_THE_WAY, rule_id);
+                on_the_way(out, &next, id);
                 if target.is_absolute() {
                     at = PathBuf::from("/");
                 }
@@ -70,7 +83,8 @@ pub(super) fn mark_the_way(
             }
         }
     }
-    Ok(())
+    at.extend(names);
+    Ok(at)
 }
 
 /// The names of `path` to resolve one by one, `..` kept (after a symlink it is physical).
@@ -80,13 +94,6 @@ fn normal_names(path: &Path) -> impl DoubleEndedIterator<Item = OsString> + '_ {
         Component::ParentDir => Some(OsString::from("..")),
         Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
     })
-}
-
-/// A rule entry on btrfs needs the subvolume devices the programs read through btrfs's BTF.
-fn note_btrfs(out: &mut CompiledPolicy, path: &Path, btrfs: bool) {
-    if btrfs {
-        out.on_btrfs.insert(path.to_path_buf());
-    }
 }
 
 #[cfg(test)]
@@ -165,8 +172,45 @@ mod tests {
         }
 
         let policy = compiled(&h, "deny_read", "~/sub/df/gitconfig");
+        assert_eq!(
+            policy.rules[0].resolved,
+            h.join("dotfiles/gitconfig").display().to_string()
+        );
         assert!(on_the_way(&policy, &h.join("sub/df"), false));
         assert!(on_the_way(&policy, &h.join("sub"), true));
         assert!(on_the_way(&policy, &h.join("dotfiles"), true));
+    }
+
+    /// A symlink whose target does not exist yet: the rule is on the target, where the owner's
+    /// program will create the file, and the symlink is on the way to it.
+    #[test]
+    fn a_dangling_symlink_is_denied_at_its_target() {
+        let home = tempfile::tempdir().unwrap();
+        let h = std::fs::canonicalize(home.path()).unwrap();
+        std::fs::create_dir(h.join(".docker")).unwrap();
+        std::os::unix::fs::symlink("../creds/cfg.json", h.join(".docker/config.json")).unwrap();
+        let policy = compiled(&h, "deny_read", "~/.docker/config.json");
+        let target = h.join("creds/cfg.json");
+        assert_eq!(policy.rules[0].resolved, target.display().to_string());
+        assert!(!policy.rules[0].exists);
+        assert!(on_the_way(&policy, &h.join(".docker/config.json"), false));
+        let creds = crate::policy::NameRuleKey {
+            parent_dev: file_id(&h).unwrap().dev,
+            parent_ino: file_id(&h).unwrap().ino,
+            name: b"creds".to_vec(),
+        };
+        assert!(policy.name_rules[&creds].flags & sandbox_common::RULE_PREFIX != 0);
+    }
+
+    /// A loop of symlinks is an error naming the path, as the kernel's ELOOP.
+    #[test]
+    fn a_symlink_loop_is_refused() {
+        let home = tempfile::tempdir().unwrap();
+        let h = std::fs::canonicalize(home.path()).unwrap();
+        std::os::unix::fs::symlink("b", h.join("a")).unwrap();
+        std::os::unix::fs::symlink("a", h.join("b")).unwrap();
+        let text = "name: t\ndeny_read:\n  - ~/a/x\n";
+        let err = compile(&parse("t.yaml", text).unwrap(), &h).unwrap_err();
+        assert!(err.to_string().contains("symlinks"), "{err}");
     }
 }

@@ -5,6 +5,8 @@
 //! for the developer's next commit, a secret written where the agent reads it. Every directory
 //! above a denied path and every symlink on the way cannot be moved, removed or replaced from
 //! inside, by root or a user, on each filesystem; what is inside those directories stays free.
+//! A symlink whose target does not exist yet is denied at the target, where the owner's
+//! program creates the file through it.
 
 use std::{os::unix::fs::PermissionsExt, path::Path};
 
@@ -16,7 +18,8 @@ use crate::{
 
 /// A home with a workspace whose `.git/hooks` and `.git/config` are protected, a symlinked
 /// `~/.gitconfig`, `~/.config/git/config`, and an empty `~/.docker` where the owner's
-/// `docker login` will write `config.json`; everything writable by the confined user.
+/// `docker login` will write `config.json`; everything writable by the confined user. No
+/// `~/.azure` yet: the owner makes `~/.azure/tokens/creds` after the attach.
 fn lay_out(home: &Path) {
     for dir in [
         "ws/.git/hooks",
@@ -40,6 +43,8 @@ fn lay_out(home: &Path) {
         write(&home.join(file), "[owner]\n");
     }
     std::os::unix::fs::symlink("dotfiles/gitconfig", home.join(".gitconfig")).unwrap();
+    // Its target is made by the owner's `npm login`, through the symlink.
+    std::os::unix::fs::symlink("dotfiles/npmrc", home.join(".npmrc")).unwrap();
     let everyone = std::fs::Permissions::from_mode(0o777);
     for entry in walkdir(home) {
         std::fs::set_permissions(&entry, everyone.clone()).unwrap();
@@ -65,6 +70,7 @@ fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
 fn try_moving_the_way(cg: &Cgroup, user: bool, home: &Path) {
     let p = |rel: &str| home.join(rel);
     let (git, config, docker, link) = (p("ws/.git"), p(".config"), p(".docker"), p(".gitconfig"));
+    let azure = p(".azure");
     let tries: &[(&str, &str, &[&Path])] = &[
         ("move_git", "rename", &[&git, &p("ws/.git-old")]),
         ("exchange_git", "exchange", &[&git, &p("other")]),
@@ -79,6 +85,14 @@ fn try_moving_the_way(cg: &Cgroup, user: bool, home: &Path) {
             "rename",
             &[&p("dotfiles"), &p("df")],
         ),
+        // Made after the attach, on the way to a path that did not exist then.
+        ("move_later_dir", "rename", &[&azure, &p(".azure-old")]),
+        (
+            "move_later_subdir",
+            "rename",
+            &[&p(".azure/tokens"), &p(".azure/t")],
+        ),
+        ("beside_later_dir", "mkdir", &[&p(".azure/other")]),
         // What is inside the way, or beside it, stays free.
         (
             "inside_git",
@@ -96,7 +110,13 @@ fn try_moving_the_way(cg: &Cgroup, user: bool, home: &Path) {
     };
     assert_only_allowed(
         &results,
-        &["inside_git", "sibling", "unrelated_rmdir", "inside_config"],
+        &[
+            "inside_git",
+            "sibling",
+            "unrelated_rmdir",
+            "inside_config",
+            "beside_later_dir",
+        ],
     );
 }
 
@@ -113,6 +133,14 @@ fn the_way_holds_on(label: &str, base: &Path) {
     let cg = Cgroup::new(&format!("the-way-{label}"));
     attach(&cg, &policy, &root_home);
 
+    // The owner's `az login`, outside, after the attach.
+    for home in [&root_home, &user_home] {
+        write(&home.join(".azure/tokens/creds"), "secret");
+        for dir in [".azure", ".azure/tokens"] {
+            std::fs::set_permissions(home.join(dir), std::fs::Permissions::from_mode(0o777))
+                .unwrap();
+        }
+    }
     try_moving_the_way(&cg, false, &root_home);
     try_moving_the_way(&cg, true, &user_home);
 
@@ -120,11 +148,15 @@ fn the_way_holds_on(label: &str, base: &Path) {
         assert!(home.join("ws/.git/hooks").is_dir(), "{label}: .git moved");
         // The owner logs in later, outside: the agent still cannot read what was written.
         std::fs::write(home.join(".docker/config.json"), "{\"auths\": \"secret\"}").unwrap();
-        assert_eq!(
-            cg.open(&home.join(".docker/config.json")),
-            Err(EPERM),
-            "{label}"
-        );
+        std::fs::write(home.join(".npmrc"), "//registry/:_authToken=secret").unwrap();
+        for secret in [
+            ".docker/config.json",
+            ".azure/tokens/creds",
+            ".npmrc",
+            "dotfiles/npmrc",
+        ] {
+            assert_eq!(cg.open(&home.join(secret)), Err(EPERM), "{label}: {secret}");
+        }
     }
     let record = record_of(&cg, "path_rename", |r| {
         r["action"] == "deny"
@@ -157,7 +189,10 @@ fn protect_in(homes: &[&Path]) -> String {
             ".config/git/config",
             ".gitconfig",
         ],
-    ) + &list("deny_read", &[".docker/config.json"])
+    ) + &list(
+        "deny_read",
+        &[".docker/config.json", ".azure/tokens/creds", ".npmrc"],
+    )
 }
 
 #[test]

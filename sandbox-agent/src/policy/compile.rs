@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use super::hardlink_scan::deny_other_names;
 use super::resolve::Resolver;
-use super::the_way::follow_the_way;
+use super::the_way::{follow_the_way, Landing};
 use super::{
     anchors::Anchors,
     net_spec::Cidr,
@@ -293,7 +293,7 @@ fn add_listed(
     let mark = (flags & DENY != 0).then_some(id);
     let landing = follow_the_way(out, resolver, &lexical, mark).map_err(path_error)?;
     let (resolved, exists) =
-        add_path_rule(out, resolver, &landing, flags, id).map_err(path_error)?;
+        add_path_rule(out, resolver, landing, flags, id).map_err(path_error)?;
     out.rules.push(RuleInfo {
         id,
         kind: key,
@@ -321,33 +321,22 @@ fn policy_flags(policy: &Policy) -> u32 {
     flags
 }
 
-/// Adds the inode and name rules for one path; returns (resolved path, exists).
+/// Adds the inode and name rules for the path `landing` resolves; returns (resolved path,
+/// exists).
 fn add_path_rule(
     out: &mut CompiledPolicy,
     resolver: &mut Resolver,
-    path: &Path,
+    landing: Landing,
     flags: u32,
     rule_id: u32,
 ) -> Result<(PathBuf, bool), String> {
-    let lexical = normalize(path)?;
-    // The deepest ancestor (or the path itself) that exists, and what is missing below it.
-    let mut existing = lexical.clone();
-    let mut missing: Vec<std::ffi::OsString> = Vec::new();
-    let canonical = loop {
-        match resolver.canonicalize(&existing) {
-            Ok(c) => break c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let Some(name) = existing.file_name() else {
-                    return Err(format!("no part of {} exists", lexical.display()));
-                };
-                missing.push(name.to_os_string());
-                existing.pop();
-            }
-            Err(e) => return Err(format!("cannot resolve {}: {e}", existing.display())),
-        }
-    };
+    let Landing {
+        existing: canonical,
+        mut missing,
+        stat,
+    } = landing;
     if missing.is_empty() {
-        let FileStat { id, is_dir, .. } = match resolver.known_stat(&canonical) {
+        let FileStat { id, is_dir, .. } = match stat {
             Some(stat) => out.noted(&canonical, stat),
             None => out.identify_stat(&canonical)?,
         };
@@ -367,8 +356,6 @@ fn add_path_rule(
         }
         return Ok((canonical, true));
     }
-    // `missing` was collected deepest first.
-    missing.reverse();
     let mut resolved = canonical.clone();
     resolved.extend(&missing);
     let allows = flags & RULE_ALLOW_EXEC != 0;

@@ -15,24 +15,33 @@ use sandbox_common::RULE_ON_THE_WAY;
 
 use super::compile::CompiledPolicy;
 use super::resolve::{Entry, Resolver};
-use crate::identity::FileId;
+use crate::identity::{FileId, FileStat};
 
 /// As the kernel's `MAXSYMLINKS`: a path that follows more symlinks fails to resolve (ELOOP).
 const MAX_SYMLINKS: usize = 40;
 
+/// Where a rule path lands once resolved as the kernel would.
+pub(super) struct Landing {
+    /// Canonical: the path itself when it exists, else its deepest existing directory.
+    pub existing: PathBuf,
+    /// The names below `existing` that do not exist yet, first first.
+    pub missing: Vec<OsString>,
+    /// The stat of `existing` when the walk made one.
+    pub stat: Option<FileStat>,
+}
+
 /// Follows `path` (absolute, lexically normal, as the rule names it) the way the kernel
-/// resolves it, symlink by symlink, and returns where it lands: the canonical path when it
-/// exists, else its deepest existing directory's canonical path with the missing names below
-/// (a dangling symlink's target, not the symlink: the owner's program would create the file
-/// there). With `mark`, a rule id, each directory above what the path names and each symlink
-/// followed gets `RULE_ON_THE_WAY` for that rule; the deepest existing directory of a missing
-/// path is on the way to the rest (the name rules below it). `/` cannot move.
+/// resolves it, symlink by symlink, and returns where it lands; a dangling symlink lands at its
+/// target, not at itself: the owner's program would create the file there. With `mark`, a rule
+/// id, each directory above what the path names and each symlink followed gets
+/// `RULE_ON_THE_WAY` for that rule; the deepest existing directory of a missing path is on the
+/// way to the rest (the name rules below it). `/` cannot move.
 pub(super) fn follow_the_way(
     out: &mut CompiledPolicy,
     resolver: &mut Resolver,
     path: &Path,
     mark: Option<u32>,
-) -> Result<PathBuf, String> {
+) -> Result<Landing, String> {
     let mut names: VecDeque<OsString> = normal_names(path).collect();
     let mut at = PathBuf::from("/");
     let mut followed = 0;
@@ -55,15 +64,33 @@ pub(super) fn follow_the_way(
         match resolver.entry(&next)? {
             Entry::Found(stat) if stat.is_dir && !last => {
                 on_the_way(out, &next, stat.id);
-                resolver.note_canonical_dir(&next, stat.id);
+                resolver.note_dir(&next, stat.id);
                 at = next;
             }
-            // The file or directory the rule names: its own rules protect it. Or a file in the
-            // middle of the path, which the kernel would not resolve (ENOTDIR): the rule's
-            // compile says so.
-            Entry::Found(_) | Entry::Missing => {
-                at = next;
-                break;
+            // The file or directory the rule names: its own rules protect it.
+            Entry::Found(stat) if last => {
+                return Ok(Landing {
+                    existing: next,
+                    missing: Vec::new(),
+                    stat: Some(stat),
+                })
+            }
+            // A file in the middle of the path: the kernel would not resolve it.
+            Entry::Found(_) => {
+                let below: PathBuf = next
+                    .iter()
+                    .chain(names.iter().map(|n| n.as_os_str()))
+                    .collect();
+                let e = std::io::Error::from_raw_os_error(libc::ENOTDIR);
+                return Err(format!("cannot resolve {}: {e}", below.display()));
+            }
+            Entry::Missing => {
+                names.push_front(name);
+                return Ok(Landing {
+                    existing: at,
+                    missing: missing_names(names),
+                    stat: None,
+                });
             }
             Entry::Symlink(id, target) => {
                 followed += 1;
@@ -83,8 +110,26 @@ pub(super) fn follow_the_way(
             }
         }
     }
-    at.extend(names);
-    Ok(at)
+    // Every name was `..` or the path is `/`.
+    Ok(Landing {
+        existing: at,
+        missing: Vec::new(),
+        stat: None,
+    })
+}
+
+/// The names below a missing directory, `..` taken lexically: nothing there exists for the
+/// kernel to resolve it against.
+fn missing_names(names: VecDeque<OsString>) -> Vec<OsString> {
+    let mut out = Vec::new();
+    for name in names {
+        if name == ".." {
+            out.pop();
+        } else {
+            out.push(name);
+        }
+    }
+    out
 }
 
 /// The names of `path` to resolve one by one, `..` kept (after a symlink it is physical).
@@ -212,5 +257,61 @@ mod tests {
         let text = "name: t\ndeny_read:\n  - ~/a/x\n";
         let err = compile(&parse("t.yaml", text).unwrap(), &h).unwrap_err();
         assert!(err.to_string().contains("symlinks"), "{err}");
+    }
+
+    /// Every kind of path a rule can name lands where `realpath` says, before and after its
+    /// directories are in the memo; a missing one at its deepest existing directory.
+    #[test]
+    fn lands_where_realpath_does() {
+        let root = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(root.path()).unwrap();
+        let real = base.join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::fs::write(real.join("file"), "x").unwrap();
+        std::fs::create_dir(real.join("sub")).unwrap();
+        std::os::unix::fs::symlink(&real, base.join("dirlink")).unwrap();
+        std::os::unix::fs::symlink("file", real.join("filelink")).unwrap();
+        std::os::unix::fs::symlink("../real/sub", real.join("sublink")).unwrap();
+        std::os::unix::fs::symlink("/nonexistent-target/x", real.join("dangling")).unwrap();
+        let mut out = CompiledPolicy::default();
+        let mut r = Resolver::default();
+        let mut land = |p: &str| follow_the_way(&mut out, &mut r, &base.join(p), None);
+        for _pass in 0..2 {
+            for p in [
+                "real/file",
+                "real/sub",
+                "real/filelink",
+                "real/sublink",
+                "dirlink/file",
+                "dirlink/filelink",
+                "dirlink/sub",
+                "real",
+            ] {
+                let landing = land(p).unwrap();
+                assert_eq!(
+                    landing.existing,
+                    std::fs::canonicalize(base.join(p)).unwrap(),
+                    "{p}"
+                );
+                assert!(landing.missing.is_empty() && landing.stat.is_some(), "{p}");
+            }
+            for (p, existing, missing) in [
+                ("real/missing", real.clone(), "missing"),
+                ("missing/file", base.clone(), "missing/file"),
+                ("dirlink/sub/a/b", real.join("sub"), "a/b"),
+                ("real/dangling", PathBuf::from("/"), "nonexistent-target/x"),
+            ] {
+                let landing = land(p).unwrap();
+                assert_eq!(landing.existing, existing, "{p}");
+                assert_eq!(
+                    landing.missing.iter().collect::<PathBuf>(),
+                    PathBuf::from(missing)
+                );
+            }
+            let err = land("real/file/x").err().unwrap();
+            assert!(err.contains("Not a directory"), "{err}");
+        }
+        let root = land("/").unwrap();
+        assert_eq!((root.existing, root.missing.len()), (PathBuf::from("/"), 0));
     }
 }

@@ -18,6 +18,14 @@ struct Counts {
     ignored: u64,
 }
 
+impl Counts {
+    fn add(&mut self, other: &Counts) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+        self.ignored += other.ignored;
+    }
+}
+
 enum KernelResult {
     Ran {
         counts: Counts,
@@ -43,7 +51,7 @@ pub fn command(only: Option<KernelVersion>, timeout: Duration, args: Vec<OsStrin
     let mut results = Vec::new();
     for v in kernels {
         eprintln!("[test] enforcement suite on linux-{}", v.short());
-        let result = match run_on(&mut setup, v, LSM_WITH_BPF, &command, timeout) {
+        let result = match run_on(&mut setup, v, LSM_WITH_BPF, &command, full_run, timeout) {
             Ok(r) => r,
             Err(e) => KernelResult::CouldNotRun(format!("{e:#}")),
         };
@@ -63,7 +71,7 @@ pub fn command(only: Option<KernelVersion>, timeout: Duration, args: Vec<OsStrin
             "--ignored".into(),
             "no_bpf_lsm::".into(),
         ];
-        let result = match run_on(&mut setup, v, LSM_WITHOUT_BPF, &command, timeout) {
+        let result = match run_on(&mut setup, v, LSM_WITHOUT_BPF, &command, false, timeout) {
             Ok(r) => r,
             Err(e) => KernelResult::CouldNotRun(format!("{e:#}")),
         };
@@ -101,36 +109,49 @@ pub fn command(only: Option<KernelVersion>, timeout: Duration, args: Vec<OsStrin
     Ok(if ok { 0 } else { 1 })
 }
 
+/// How many more boots a suite gets when the guest dies of an emulator fault.
+const REBOOTS_AFTER_AN_EMULATOR_FAULT: usize = 2;
+
 fn run_on(
     setup: &mut Setup,
     v: KernelVersion,
     lsm: &'static str,
     command: &[OsString],
+    whole_suite: bool,
     timeout: Duration,
 ) -> Result<KernelResult> {
     let mut guest = Guest::prepare(setup, v)?;
     guest.lsm = lsm;
     // Without the BPF LSM the daemon cannot start: that is what those tests check.
-    let mut outcome = guest.run(Some(command), lsm == LSM_WITH_BPF, timeout, true)?;
-    if panicked_while_booting(&outcome.output) {
-        // Seen under TCG: an int3 oops while the kernel patches its own text during early boot,
-        // before any of our code runs. One more boot; a second panic is reported as is.
+    let daemon = lsm == LSM_WITH_BPF;
+    let mut outcome = guest.run(Some(command), daemon, timeout, true)?;
+    // Tests finished by boots that died of an emulator fault, kept with their results.
+    let mut earlier = Counts::default();
+    let mut finished_names = Vec::new();
+    for _ in 0..REBOOTS_AFTER_AN_EMULATOR_FAULT {
+        let Some(fault) = emulator_fault(&outcome.output) else {
+            break;
+        };
+        let finished = finished_tests(&outcome.output);
+        for (name, counts) in finished {
+            earlier.add(&counts);
+            finished_names.push(name);
+        }
+        let again = resume_command(command, whole_suite, &finished_names);
         eprintln!(
-            "[test] linux-{}: the guest kernel panicked while booting; booting again",
-            v.short()
+            "[test] linux-{}: {fault}; booting again to run {} ({} of its tests finished, \
+             {} passed, {} failed)",
+            v.short(),
+            if again.len() == command.len() {
+                "the same tests"
+            } else {
+                "the tests not finished"
+            },
+            finished_names.len(),
+            earlier.passed,
+            earlier.failed,
         );
-        outcome = guest.run(Some(command), lsm == LSM_WITH_BPF, timeout, true)?;
-    } else if let Some(rip) = emulated_text_poke_oops(&outcome.output) {
-        // Seen under TCG when links are replaced (the daemon restart tests) while another vCPU
-        // runs the hook: the emulator executes the int3 the kernel already removed from the
-        // hook's text. An emulator fault, not our programs': the suite runs once more, and a
-        // second one is reported as is.
-        eprintln!(
-            "[test] linux-{}: the guest kernel oopsed on a stale int3 at {rip} while its text was \
-             patched (an emulator fault); running the suite again",
-            v.short()
-        );
-        outcome = guest.run(Some(command), lsm == LSM_WITH_BPF, timeout, true)?;
+        outcome = guest.run(Some(&again), daemon, timeout, true)?;
     }
     if outcome.timed_out {
         return Ok(KernelResult::CouldNotRun(format!(
@@ -139,7 +160,7 @@ fn run_on(
         )));
     }
     let text = String::from_utf8_lossy(&outcome.output);
-    let Some(counts) = parse_results(&text) else {
+    let Some(mut counts) = parse_results(&text) else {
         let why = match outcome.status {
             None => "the guest exited without reporting a status and no `test result:` line \
                      was printed (see the console output above)"
@@ -156,28 +177,95 @@ fn run_on(
         Some(s) if counts.failed == 0 => Some(format!("the test binary exited with status {s}")),
         Some(_) => None,
     };
+    counts.add(&earlier);
     Ok(KernelResult::Ran { counts, problem })
 }
 
-/// A kernel panic before the test binary started (no `running N tests` line yet).
-fn panicked_while_booting(output: &[u8]) -> bool {
+/// Why the guest died of a fault that is the emulator's, not the tests': a kernel panic before
+/// the test binary started, or an `Oops: int3` whose int3 is no longer in the kernel's text.
+/// The second is TCG running code the kernel already patched back (static keys, BPF trampolines
+/// and `bpf_lsm_*` stubs are patched through a temporary int3 while another vCPU runs them).
+fn emulator_fault(output: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(output);
-    match text.find("Kernel panic") {
-        Some(at) => !text[..at].lines().any(|l| l.starts_with("running ")),
-        None => false,
+    if let Some(at) = text.find("Kernel panic") {
+        if !text[..at].lines().any(|l| l.starts_with("running ")) {
+            return Some("the guest kernel panicked while booting".to_owned());
+        }
     }
-}
-
-/// The function of an `Oops: int3` in the text the kernel patches to attach BPF programs (an LSM
-/// hook's `bpf_lsm_*` stub or a trampoline), if the guest died of one.
-fn emulated_text_poke_oops(output: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(output);
     let at = text.find("Oops: int3")?;
-    let rip = text[at..].lines().find_map(|l| {
+    let after = &text[at..];
+    let rip = after.lines().find_map(|l| {
         l.split_once("RIP: 0010:")
             .map(|(_, f)| f.trim().to_string())
     })?;
-    (rip.starts_with("bpf_lsm_") || rip.starts_with("bpf_trampoline")).then_some(rip)
+    // `Code:` marks the byte at RIP with <..>; the int3 that trapped is the byte before it.
+    let code = after
+        .lines()
+        .find_map(|l| l.split_once("Code: ").map(|(_, c)| c))?;
+    let (before, _) = code.split_once('<')?;
+    let trapped = before.split_whitespace().last()?;
+    (trapped != "cc").then(|| {
+        format!(
+            "the guest kernel oopsed on an int3 at {rip} that its text no longer holds \
+             (code patched while the emulator ran it)"
+        )
+    })
+}
+
+/// The tests a boot finished, each with its result, in the order libtest ran them. A kernel
+/// message can come between `test NAME ... ` and the result, which then starts its own line.
+fn finished_tests(output: &[u8]) -> Vec<(String, Counts)> {
+    let text = String::from_utf8_lossy(output);
+    let lines: Vec<String> = text.lines().map(strip_ansi).collect();
+    let mut finished = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some((name, rest)) = line
+            .strip_prefix("test ")
+            .and_then(|l| l.split_once(" ... "))
+        else {
+            continue;
+        };
+        let later = lines[i + 1..]
+            .iter()
+            .take_while(|l| !l.starts_with("test "))
+            .map(|l| l.trim());
+        let result = std::iter::once(rest.trim())
+            .chain(later)
+            .find_map(|word| match word {
+                "ok" => Some(Counts {
+                    passed: 1,
+                    ..Counts::default()
+                }),
+                "FAILED" => Some(Counts {
+                    failed: 1,
+                    ..Counts::default()
+                }),
+                w if w.starts_with("ignored") => Some(Counts {
+                    ignored: 1,
+                    ..Counts::default()
+                }),
+                _ => None,
+            });
+        if let Some(counts) = result {
+            finished.push((name.to_owned(), counts));
+        }
+    }
+    finished
+}
+
+/// The command that runs what a dead boot left: the whole suite skips, by exact name, the tests
+/// it finished. A run given filters is run again as given (`--exact` would change its filters).
+fn resume_command(command: &[OsString], whole_suite: bool, finished: &[String]) -> Vec<OsString> {
+    let mut again = command.to_vec();
+    if !whole_suite || finished.is_empty() {
+        return again;
+    }
+    again.push("--exact".into());
+    for name in finished {
+        again.push("--skip".into());
+        again.push(name.into());
+    }
+    again
 }
 
 /// Sums libtest's `test result: ok. N passed; M failed; K ignored; ...` lines.
@@ -249,33 +337,68 @@ mod tests {
 
     #[test]
     fn only_a_panic_before_the_tests_start_is_a_boot_panic() {
-        assert!(panicked_while_booting(
-            b"[ 2.5] Oops: int3\n[ 2.6] Kernel panic - not syncing"
-        ));
-        assert!(!panicked_while_booting(
-            b"running 3 tests\ntest a ... ok\n[ 9.1] Kernel panic - not syncing"
-        ));
-        assert!(!panicked_while_booting(
-            b"running 3 tests\ntest result: ok."
-        ));
+        assert!(emulator_fault(b"[ 2.5] BUG: x\n[ 2.6] Kernel panic - not syncing").is_some());
+        assert_eq!(
+            emulator_fault(b"running 3 tests\ntest a ... ok\n[ 9.1] Kernel panic - not syncing"),
+            None
+        );
+        assert_eq!(emulator_fault(b"running 3 tests\ntest result: ok."), None);
+    }
+
+    /// As CI printed it on 6.12 while podman made a container's cgroup.
+    const STALE_INT3: &[u8] =
+        b"test containers::a ... [  258.196541] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI\n\
+        [  258.197380] RIP: 0010:kmem_cache_free+0x105/0x450\n\
+        [  258.198185] Code: 4c 0f 45 e8 66 <90> 4d 8b 45 38 49 83 f8 07\n\
+        [  258.203082] Kernel panic - not syncing: Fatal exception in interrupt\n";
+
+    #[test]
+    fn an_int3_no_longer_in_the_text_is_an_emulator_fault_and_one_still_there_is_not() {
+        let fault = emulator_fault(&[b"running 1 test\n" as &[u8], STALE_INT3].concat())
+            .unwrap_or_default();
+        assert!(fault.contains("kmem_cache_free+0x105/0x450"), "{fault}");
+        let real = b"running 1 test\ntest a ... [ 9.1] Oops: int3: 0000 [#1]\n\
+                     [ 9.1] RIP: 0010:do_sys_openat2+0x5/0x10\n\
+                     [ 9.1] Code: 90 90 cc <90> 90\n[ 9.2] Kernel panic - not syncing\n";
+        assert_eq!(emulator_fault(real), None);
+        assert_eq!(emulator_fault(b"running 3 tests\ntest a ... ok\n"), None);
     }
 
     #[test]
-    fn a_stale_int3_in_a_patched_lsm_hook_is_recognised() {
-        let oops = b"test p ... [ 670.4] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI\n\
-                     [ 670.4] CPU: 1 UID: 0 PID: 1479 Comm: cat\n\
-                     [ 670.4] RIP: 0010:bpf_lsm_inode_permission+0x5/0x10\n\
-                     [ 670.4] Kernel panic - not syncing: Fatal exception";
+    fn a_dead_boot_keeps_what_it_finished_and_the_rest_runs_again_by_exact_name() {
+        let out = [
+            b"running 4 tests\ntest aliases::a ... ok\ntest b::x ... FAILED\n" as &[u8],
+            b"test b::noisy ... [ 191.8] Invalid ELF header len 19\nok\n",
+            STALE_INT3,
+        ]
+        .concat();
+        let finished = finished_tests(&out);
+        let names: Vec<&str> = finished.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["aliases::a", "b::x", "b::noisy"]);
+        assert_eq!(finished[1].1.failed, 1);
+        assert_eq!(finished[2].1.passed, 1);
+
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let suite: Vec<OsString> = vec!["bin".into(), "--test-threads=1".into()];
+        let again = resume_command(&suite, true, &names);
         assert_eq!(
-            emulated_text_poke_oops(oops).as_deref(),
-            Some("bpf_lsm_inode_permission+0x5/0x10")
+            again,
+            [
+                "bin",
+                "--test-threads=1",
+                "--exact",
+                "--skip",
+                "aliases::a",
+                "--skip",
+                "b::x"
+            ]
+            .iter()
+            .chain(&["--skip", "b::noisy"])
+            .map(OsString::from)
+            .collect::<Vec<_>>()
         );
-        let other = b"[ 9.1] Oops: int3\n[ 9.1] RIP: 0010:do_sys_openat2+0x5/0x10\n";
-        assert_eq!(emulated_text_poke_oops(other), None);
-        assert_eq!(
-            emulated_text_poke_oops(b"running 3 tests\ntest a ... ok\n"),
-            None
-        );
+        let filtered: Vec<OsString> = vec!["bin".into(), "--test-threads=1".into(), "b::".into()];
+        assert_eq!(resume_command(&filtered, false, &names), filtered);
     }
 
     #[test]

@@ -1,9 +1,20 @@
-//! What `~`, `$WORKSPACE` and `$UID` in a rule path mean for one attachment.
+//! What `~`, `$WORKSPACE`, `$GIT_DIR`, `$GIT_COMMON_DIR` and `$UID` in a rule path mean for one
+//! attachment.
 
 use std::path::{Path, PathBuf};
 
+use super::git::GitRepo;
+
 /// Written at the start of a rule path, it means the confined command's workspace.
 pub const WORKSPACE: &str = "$WORKSPACE";
+
+/// Written at the start of a rule path, it means the git directory of the repository git uses in
+/// the workspace (`policy::git`).
+pub const GIT_DIR: &str = "$GIT_DIR";
+
+/// Written at the start of a rule path, it means where that repository's hooks and config are
+/// (the main repository's git directory, for a worktree).
+pub const GIT_COMMON_DIR: &str = "$GIT_COMMON_DIR";
 
 /// Written anywhere in a rule path, it means the confined user's uid (the owner of `~`), for
 /// per-user paths outside the home such as `/tmp/tmux-$UID`.
@@ -31,15 +42,50 @@ impl Anchors {
         if entry.contains(UID) {
             return self.expand(&entry.replace(UID, &self.uid()?.to_string()));
         }
+        if let Some((repo, rest)) = self.git_anchor(entry)? {
+            let dir = if entry.starts_with(GIT_COMMON_DIR) {
+                repo.common_dir
+            } else {
+                repo.git_dir
+            };
+            return Ok(dir.join(rest.trim_start_matches('/')));
+        }
         let Some(rest) = entry.strip_prefix(WORKSPACE) else {
             return Ok(expand_home(entry, &self.home));
         };
-        let workspace = self.workspace.as_ref().ok_or_else(|| {
+        Ok(self
+            .workspace(WORKSPACE)?
+            .join(rest.trim_start_matches('/')))
+    }
+
+    /// The entries that lead git to the directory `entry` names, when it starts with
+    /// `$GIT_DIR` or `$GIT_COMMON_DIR` (`GitRepo::way`); none otherwise.
+    pub fn git_way(&self, entry: &str) -> Result<Vec<PathBuf>, String> {
+        Ok(self
+            .git_anchor(entry)?
+            .map(|(repo, _)| repo.way)
+            .unwrap_or_default())
+    }
+
+    /// The repository and the rest of `entry`, when it starts with a git anchor.
+    fn git_anchor<'e>(&self, entry: &'e str) -> Result<Option<(GitRepo, &'e str)>, String> {
+        let Some(rest) = [GIT_COMMON_DIR, GIT_DIR]
+            .iter()
+            .find_map(|anchor| entry.strip_prefix(anchor))
+        else {
+            return Ok(None);
+        };
+        let anchor = &entry[..entry.len() - rest.len()];
+        let repo = super::git::find(self.workspace(anchor)?)?;
+        Ok(Some((repo, rest)))
+    }
+
+    fn workspace(&self, anchor: &str) -> Result<&Path, String> {
+        self.workspace.as_deref().ok_or_else(|| {
             format!(
-                "uses {WORKSPACE} but no workspace was given (attach --workspace DIR; run uses its current directory)"
+                "uses {anchor} but no workspace was given (attach --workspace DIR; run uses its current directory)"
             )
-        })?;
-        Ok(workspace.join(rest.trim_start_matches('/')))
+        })
     }
 
     /// `$UID`: the owner of `~`, which is the confined user whenever `~` is their home.

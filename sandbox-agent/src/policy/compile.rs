@@ -301,6 +301,17 @@ fn add_listed(
         resolved: resolved.display().to_string(),
         exists,
     });
+    if mark.is_some() && !resolver.git_way_denied {
+        // A rule in the repository: the `.git` file that leads git there, or a `.git` made
+        // nearer the workspace, would send the developer's git to hooks and config of the
+        // agent's making. They are denied (under the first such rule) as the way to it.
+        let way = anchors.git_way(entry).map_err(path_error)?;
+        resolver.git_way_denied = !way.is_empty();
+        for dot_git in way {
+            let landing = follow_the_way(out, resolver, &dot_git, mark).map_err(path_error)?;
+            add_path_rule(out, resolver, landing, RULE_DENY_WRITE, id).map_err(path_error)?;
+        }
+    }
     Ok(())
 }
 

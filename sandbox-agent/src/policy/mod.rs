@@ -1,5 +1,5 @@
 //! Policy files: parsing and validation (`schema`), what `~`, `$WORKSPACE` and `$UID` mean
-//! (`anchors`), compilation of rules to inode-identity map entries (`compile`, with the
+//! (`anchors`, with the repository git uses there: `git`), compilation of rules to inode-identity map entries (`compile`, with the
 //! hardlinks found below denied directories: `hardlink_scan`, and the directories and symlinks
 //! on the way to them: `the_way`), the `network` section
 //! (`net_spec`, `net_compile`), the exec decision for a command before it starts
@@ -11,6 +11,7 @@ mod anchors;
 mod compile;
 mod env_rules;
 mod exec_check;
+mod git;
 mod hardlink_scan;
 mod keys;
 mod lint;

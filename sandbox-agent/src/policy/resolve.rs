@@ -31,6 +31,8 @@ pub(super) struct Resolver {
     missing: HashSet<PathBuf>,
     /// Entries looked at one by one (the way to each rule's path), by path.
     entries: HashMap<PathBuf, Entry>,
+    /// The entries that lead git to the repository (`GitRepo::way`), once denied.
+    pub(super) git_way_denied: bool,
 }
 
 impl Resolver {

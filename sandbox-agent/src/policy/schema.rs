@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::anchors::WORKSPACE;
+use super::anchors::{GIT_COMMON_DIR, GIT_DIR, WORKSPACE};
 
 use serde::{Deserialize, Serialize};
 
@@ -391,11 +391,13 @@ fn check_path(entry: &str) -> Result<(), String> {
     if entry.contains('\0') {
         return Err("path contains a NUL byte".into());
     }
-    if let Some(rest) = entry.strip_prefix(WORKSPACE) {
-        if rest.is_empty() || rest.starts_with('/') {
-            return Ok(());
+    for anchor in [WORKSPACE, GIT_COMMON_DIR, GIT_DIR] {
+        if let Some(rest) = entry.strip_prefix(anchor) {
+            if rest.is_empty() || rest.starts_with('/') {
+                return Ok(());
+            }
+            return Err(format!("{entry:?}: write {anchor} or {anchor}/..."));
         }
-        return Err(format!("{entry:?}: write {WORKSPACE} or {WORKSPACE}/..."));
     }
     if entry.starts_with('~') && entry != "~" && !entry.starts_with("~/") {
         return Err(format!(
@@ -404,7 +406,7 @@ fn check_path(entry: &str) -> Result<(), String> {
     }
     if !entry.starts_with('/') && !entry.starts_with('~') {
         return Err(format!(
-            "{entry:?} is relative: write an absolute path or one starting with ~/ or {WORKSPACE}/"
+            "{entry:?} is relative: write an absolute path or one starting with ~/, {WORKSPACE}/ or {GIT_DIR}/"
         ));
     }
     Ok(())

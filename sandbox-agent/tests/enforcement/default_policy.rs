@@ -52,6 +52,8 @@ const PERSISTENCE: &[(&str, Before)] = &[
     ("~/.local/share/systemd/user/agent.service", Before::Nothing),
     ("$WORKSPACE/.git/config", Before::File),
     ("$WORKSPACE/.git/hooks/pre-commit", Before::Directory),
+    // Names the directory git takes hooks and config from, instead of .git.
+    ("$WORKSPACE/.git/commondir", Before::Directory),
     ("~/.bashrc", Before::File),
 ];
 

@@ -20,6 +20,7 @@ mod descriptors;
 mod escape;
 mod exec_loaders;
 mod filesystems;
+mod git_repos;
 mod hardlinks;
 mod kernel_filesystems;
 mod large_policy;

@@ -1,0 +1,199 @@
+//! What git finds from a workspace, for `$GIT_DIR` and `$GIT_COMMON_DIR`: the repository a git
+//! command run there uses, found the way git finds it, and the entries that lead git to it.
+//!
+//! Git looks for `.git` in the directory it runs in, then in each directory above. A `.git`
+//! file (a worktree's or a submodule's) names the git directory (`gitdir: PATH`), and a
+//! `commondir` file in a git directory names where its hooks and config are. Each of those can
+//! send the developer's next git to hooks and config of the agent's making, so they are the way
+//! to the repository's protected files: `way` lists them.
+
+use std::path::{Path, PathBuf};
+
+use crate::identity::entry_stat;
+
+/// The repository git uses in a workspace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GitRepo {
+    /// `$GIT_DIR`: HEAD, the index, and this worktree's own files. `$WORKSPACE/.git` when the
+    /// workspace is in no repository (where `git init` would make it).
+    pub git_dir: PathBuf,
+    /// `$GIT_COMMON_DIR`: hooks, config, objects and refs shared by every worktree.
+    pub common_dir: PathBuf,
+    /// The entries that lead git to it and must stay as they are: the `.git` file read, if
+    /// any, and each `.git` name git would find first if it were made (in the workspace and
+    /// every directory above it that has none).
+    pub way: Vec<PathBuf>,
+}
+
+/// The repository git would use when run in `workspace`.
+pub fn find(workspace: &Path) -> Result<GitRepo, String> {
+    let mut way = Vec::new();
+    let mut found = None;
+    for dir in workspace.ancestors() {
+        let dot_git = dir.join(".git");
+        match entry_kind(&dot_git)? {
+            Kind::Missing => way.push(dot_git),
+            Kind::Directory if found.is_none() => found = Some(dot_git),
+            Kind::File if found.is_none() => {
+                let git_dir = read_link_file(&dot_git, "gitdir: ", dir)?;
+                way.push(dot_git);
+                found = Some(git_dir);
+            }
+            // Above the repository: git only goes there if the one it found stopped being a
+            // repository, and a `.git` made there is what it would find then. One that is
+            // there already is the developer's.
+            Kind::Directory | Kind::File => {}
+        }
+    }
+    let git_dir = match found {
+        Some(dir) => real_or_lexical(&dir),
+        None => workspace.join(".git"),
+    };
+    let commondir = git_dir.join("commondir");
+    let common_dir = match entry_kind(&commondir)? {
+        Kind::File => real_or_lexical(&read_link_file(&commondir, "", &git_dir)?),
+        _ => git_dir.clone(),
+    };
+    Ok(GitRepo {
+        git_dir,
+        common_dir,
+        way,
+    })
+}
+
+enum Kind {
+    Missing,
+    Directory,
+    File,
+}
+
+/// What is at `path`, following a symlink as git does.
+fn entry_kind(path: &Path) -> Result<Kind, String> {
+    let kind = match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Kind::Directory,
+        Ok(_) => Kind::File,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A dangling symlink is an entry too: what it points to could be made later.
+            match entry_stat(path) {
+                Ok(_) => Kind::File,
+                Err(_) => Kind::Missing,
+            }
+        }
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    Ok(kind)
+}
+
+/// The path a `.git` file or a `commondir` file holds after `prefix`, relative to `base`.
+fn read_link_file(path: &Path, prefix: &str, base: &Path) -> Result<PathBuf, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let line = text.lines().next().unwrap_or("");
+    let target = line
+        .strip_prefix(prefix)
+        .map(str::trim_end)
+        .filter(|t| !t.is_empty());
+    let target = target.ok_or_else(|| {
+        format!(
+            "{} is not a git link file (its first line should be `{prefix}PATH`)",
+            path.display()
+        )
+    })?;
+    Ok(base.join(target))
+}
+
+/// `path` with symlinks and `..` resolved where it exists, as git resolves its directories.
+fn real_or_lexical(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let out = Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn missing_dot_gits(from: &Path, to: &Path) -> Vec<PathBuf> {
+        from.ancestors()
+            .take_while(|d| *d != to)
+            .map(|d| d.join(".git"))
+            .collect()
+    }
+
+    #[test]
+    fn a_repository_is_its_own_common_dir_and_nothing_above_it_may_become_one() {
+        let t = tempfile::tempdir().unwrap();
+        let repo = t.path().canonicalize().unwrap().join("repo");
+        std::fs::create_dir(&repo).unwrap();
+        git(&repo, &["init", "-q"]);
+        let found = find(&repo).unwrap();
+        assert_eq!(found.git_dir, repo.join(".git"));
+        assert_eq!(found.common_dir, repo.join(".git"));
+        assert_eq!(
+            found.way.first(),
+            Some(&t.path().canonicalize().unwrap().join(".git"))
+        );
+        assert!(!found.way.contains(&repo.join(".git")));
+
+        // From a directory inside it, the way is every missing `.git` down to the repository.
+        let sub = repo.join("src/deep");
+        std::fs::create_dir_all(&sub).unwrap();
+        let found = find(&sub).unwrap();
+        assert_eq!(found.git_dir, repo.join(".git"));
+        assert_eq!(found.way[..2], missing_dot_gits(&sub, &repo)[..]);
+    }
+
+    #[test]
+    fn a_worktree_leads_through_its_git_file_to_the_main_repositorys_hooks_and_config() {
+        let t = tempfile::tempdir().unwrap();
+        let base = t.path().canonicalize().unwrap();
+        let main = base.join("main");
+        std::fs::create_dir(&main).unwrap();
+        git(&main, &["init", "-q"]);
+        git(&main, &["commit", "-q", "--allow-empty", "-m", "x"]);
+        git(&main, &["worktree", "add", "-q", "../wt"]);
+        let found = find(&base.join("wt")).unwrap();
+        assert_eq!(found.git_dir, main.join(".git/worktrees/wt"));
+        assert_eq!(found.common_dir, main.join(".git"));
+        assert_eq!(found.way.first(), Some(&base.join("wt/.git")));
+    }
+
+    #[test]
+    fn no_repository_means_the_workspace_is_where_one_would_be_made() {
+        let t = tempfile::tempdir().unwrap();
+        let ws = t.path().canonicalize().unwrap();
+        let found = find(&ws).unwrap();
+        assert_eq!(found.git_dir, ws.join(".git"));
+        assert_eq!(found.common_dir, ws.join(".git"));
+        assert_eq!(found.way.first(), Some(&ws.join(".git")));
+    }
+
+    #[test]
+    fn a_git_file_that_names_no_directory_is_an_error_naming_it() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join(".git"), "not a link\n").unwrap();
+        let e = find(t.path()).unwrap_err();
+        assert!(e.contains("is not a git link file"), "{e}");
+        assert!(e.contains(".git"), "{e}");
+    }
+}

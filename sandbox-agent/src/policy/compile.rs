@@ -478,6 +478,46 @@ mod tests {
         assert_eq!(compile_with_extra(&p, &anchors, &same).unwrap().rules, own);
     }
 
+    /// A worktree: `.git` is a file naming the git directory inside the main repository.
+    #[test]
+    fn a_rule_in_the_repository_keeps_the_git_file_that_leads_there_and_no_git_made_nearer() {
+        let t = tempfile::tempdir().unwrap();
+        let base = t.path().canonicalize().unwrap();
+        let git_dir = base.join("main/.git/worktrees/wt");
+        std::fs::create_dir_all(git_dir.join("hooks")).unwrap();
+        std::fs::write(git_dir.join("commondir"), "../..\n").unwrap();
+        let wt = base.join("wt");
+        std::fs::create_dir_all(wt.join("src")).unwrap();
+        std::fs::write(wt.join(".git"), format!("gitdir: {}\n", git_dir.display())).unwrap();
+        let p = parse(
+            "t.yaml",
+            "name: t\ndeny_write: [$GIT_COMMON_DIR/hooks, $GIT_DIR/commondir]\n",
+        )
+        .unwrap();
+        let anchors = Anchors {
+            home: base.clone(),
+            workspace: Some(wt.join("src")),
+        };
+        let c = compile_with(&p, &anchors).unwrap();
+        assert_eq!(
+            c.rules[0].resolved,
+            base.join("main/.git/hooks").display().to_string()
+        );
+        assert_eq!(
+            c.rules[1].resolved,
+            git_dir.join("commondir").display().to_string()
+        );
+        let file = file_id(&wt.join(".git")).unwrap();
+        let rule = c.inode_rules[&(file.dev, file.ino)];
+        assert_eq!((rule.flags, rule.rule_id), (RULE_DENY_WRITE, 0));
+        let nearer = &c.name_rules[&name_key(&wt.join("src"), ".git")];
+        assert_eq!(nearer.flags & RULE_DENY_WRITE, RULE_DENY_WRITE);
+        assert!(c.name_rules.contains_key(&name_key(&base, ".git")));
+        // Without a workspace, the anchor is an error naming it.
+        let e = compile(&p, &base).unwrap_err().to_string();
+        assert!(e.contains("uses $GIT_COMMON_DIR but no workspace"), "{e}");
+    }
+
     fn name_key(parent: &Path, name: &str) -> NameRuleKey {
         let id = file_id(parent).unwrap();
         NameRuleKey {

@@ -27,6 +27,8 @@ pub struct GitRepo {
 
 /// The repository git would use when run in `workspace`.
 pub fn find(workspace: &Path) -> Result<GitRepo, String> {
+    // Git starts from its real working directory: the directories above it are the real ones.
+    let workspace = real_or_lexical(workspace);
     let mut way = Vec::new();
     let mut found = None;
     for dir in workspace.ancestors() {
@@ -71,7 +73,14 @@ enum Kind {
 fn entry_kind(path: &Path) -> Result<Kind, String> {
     let kind = match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => Kind::Directory,
-        Ok(_) => Kind::File,
+        Ok(m) if m.is_file() => Kind::File,
+        // A FIFO would hold the compile forever; git refuses it too.
+        Ok(_) => {
+            return Err(format!(
+                "{} is neither a directory nor a file",
+                path.display()
+            ))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             // A dangling symlink is an entry too: what it points to could be made later.
             match entry_stat(path) {
@@ -84,11 +93,19 @@ fn entry_kind(path: &Path) -> Result<Kind, String> {
     Ok(kind)
 }
 
+/// Longest path a link file can hold, with its prefix and newline.
+const PATH_MAX: u64 = 4096 + 16;
+
 /// The path a `.git` file or a `commondir` file holds after `prefix`, relative to `base`.
 fn read_link_file(path: &Path, prefix: &str, base: &Path) -> Result<PathBuf, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let line = text.lines().next().unwrap_or("");
+    use std::io::{BufRead, BufReader, Read};
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut line = String::new();
+    // Git reads one short line; a larger file is not a link file.
+    BufReader::new(file.take(PATH_MAX))
+        .read_line(&mut line)
+        .map_err(cannot)?;
     let target = line
         .strip_prefix(prefix)
         .map(str::trim_end)
@@ -179,6 +196,29 @@ mod tests {
     }
 
     #[test]
+    fn the_directories_above_a_workspace_reached_through_a_symlink_are_the_real_ones() {
+        let t = tempfile::tempdir().unwrap();
+        let base = t.path().canonicalize().unwrap();
+        let repo = base.join("data/repo");
+        std::fs::create_dir_all(repo.join("ws")).unwrap();
+        git(&repo, &["init", "-q"]);
+        std::fs::create_dir(base.join("home")).unwrap();
+        std::os::unix::fs::symlink(&repo, base.join("home/link")).unwrap();
+        let found = find(&base.join("home/link/ws")).unwrap();
+        assert_eq!(found.git_dir, repo.join(".git"));
+        assert!(
+            found.way.contains(&base.join("data/.git")),
+            "{:?}",
+            found.way
+        );
+        assert!(
+            !found.way.contains(&base.join("home/.git")),
+            "{:?}",
+            found.way
+        );
+    }
+
+    #[test]
     fn no_repository_means_the_workspace_is_where_one_would_be_made() {
         let t = tempfile::tempdir().unwrap();
         let ws = t.path().canonicalize().unwrap();
@@ -195,5 +235,11 @@ mod tests {
         let e = find(t.path()).unwrap_err();
         assert!(e.contains("is not a git link file"), "{e}");
         assert!(e.contains(".git"), "{e}");
+        // A FIFO is refused, not read (a read would wait for a writer forever).
+        std::fs::remove_file(t.path().join(".git")).unwrap();
+        let fifo = Command::new("mkfifo").arg(t.path().join(".git")).status();
+        assert!(fifo.unwrap().success());
+        let e = find(t.path()).unwrap_err();
+        assert!(e.contains("neither a directory nor a file"), "{e}");
     }
 }

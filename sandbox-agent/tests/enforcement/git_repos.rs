@@ -104,8 +104,8 @@ fn agent_script(attempts: &[String]) -> String {
 }
 
 fn assert_closed_and_committed(out: &Output, who: &str) {
-    assert_eq!(out.status.code(), Some(0), "{who}: {}", stderr(out));
     assert!(!stdout(out).contains("WROTE"), "{who}: {}", stdout(out));
+    assert_eq!(out.status.code(), Some(0), "{who}: {}", stderr(out));
     assert!(
         stdout(out).contains("commit=ok"),
         "{who}: the commit failed: {}\n{}",

@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use crate::kernels::KernelVersion;
 use crate::setup::Setup;
-use crate::vm::{Guest, LSM_WITHOUT_BPF, LSM_WITH_BPF};
+use crate::vm::{emulator_fault, Guest, LSM_WITHOUT_BPF, LSM_WITH_BPF};
 use crate::{paths, project};
 
 /// libtest's counts, summed over every `test result:` line.
@@ -181,37 +181,6 @@ fn run_on(
     Ok(KernelResult::Ran { counts, problem })
 }
 
-/// Why the guest died of a fault that is the emulator's, not the tests': a kernel panic before
-/// the test binary started, or an `Oops: int3` whose int3 is no longer in the kernel's text.
-/// The second is TCG running code the kernel already patched back (static keys, BPF trampolines
-/// and `bpf_lsm_*` stubs are patched through a temporary int3 while another vCPU runs them).
-fn emulator_fault(output: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(output);
-    if let Some(at) = text.find("Kernel panic") {
-        if !text[..at].lines().any(|l| l.starts_with("running ")) {
-            return Some("the guest kernel panicked while booting".to_owned());
-        }
-    }
-    let at = text.find("Oops: int3")?;
-    let after = &text[at..];
-    let rip = after.lines().find_map(|l| {
-        l.split_once("RIP: 0010:")
-            .map(|(_, f)| f.trim().to_string())
-    })?;
-    // `Code:` marks the byte at RIP with <..>; the int3 that trapped is the byte before it.
-    let code = after
-        .lines()
-        .find_map(|l| l.split_once("Code: ").map(|(_, c)| c))?;
-    let (before, _) = code.split_once('<')?;
-    let trapped = before.split_whitespace().last()?;
-    (trapped != "cc").then(|| {
-        format!(
-            "the guest kernel oopsed on an int3 at {rip} that its text no longer holds \
-             (code patched while the emulator ran it)"
-        )
-    })
-}
-
 /// The tests a boot finished, each with its result, in the order libtest ran them. A kernel
 /// message can come between `test NAME ... ` and the result, which then starts its own line.
 fn finished_tests(output: &[u8]) -> Vec<(String, Counts)> {
@@ -335,34 +304,12 @@ mod tests {
         );
     }
 
-    #[test]
-    fn only_a_panic_before_the_tests_start_is_a_boot_panic() {
-        assert!(emulator_fault(b"[ 2.5] BUG: x\n[ 2.6] Kernel panic - not syncing").is_some());
-        assert_eq!(
-            emulator_fault(b"running 3 tests\ntest a ... ok\n[ 9.1] Kernel panic - not syncing"),
-            None
-        );
-        assert_eq!(emulator_fault(b"running 3 tests\ntest result: ok."), None);
-    }
-
     /// As CI printed it on 6.12 while podman made a container's cgroup.
     const STALE_INT3: &[u8] =
         b"test containers::a ... [  258.196541] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI\n\
         [  258.197380] RIP: 0010:kmem_cache_free+0x105/0x450\n\
         [  258.198185] Code: 4c 0f 45 e8 66 <90> 4d 8b 45 38 49 83 f8 07\n\
         [  258.203082] Kernel panic - not syncing: Fatal exception in interrupt\n";
-
-    #[test]
-    fn an_int3_no_longer_in_the_text_is_an_emulator_fault_and_one_still_there_is_not() {
-        let fault = emulator_fault(&[b"running 1 test\n" as &[u8], STALE_INT3].concat())
-            .unwrap_or_default();
-        assert!(fault.contains("kmem_cache_free+0x105/0x450"), "{fault}");
-        let real = b"running 1 test\ntest a ... [ 9.1] Oops: int3: 0000 [#1]\n\
-                     [ 9.1] RIP: 0010:do_sys_openat2+0x5/0x10\n\
-                     [ 9.1] Code: 90 90 cc <90> 90\n[ 9.2] Kernel panic - not syncing\n";
-        assert_eq!(emulator_fault(real), None);
-        assert_eq!(emulator_fault(b"running 3 tests\ntest a ... ok\n"), None);
-    }
 
     #[test]
     fn a_dead_boot_keeps_what_it_finished_and_the_rest_runs_again_by_exact_name() {

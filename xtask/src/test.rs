@@ -289,6 +289,7 @@ fn strip_ansi(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vm::tests::STALE_INT3;
 
     #[test]
     fn parses_libtest_summary() {
@@ -303,13 +304,6 @@ mod tests {
             })
         );
     }
-
-    /// As CI printed it on 6.12 while podman made a container's cgroup.
-    const STALE_INT3: &[u8] =
-        b"test containers::a ... [  258.196541] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI\n\
-        [  258.197380] RIP: 0010:kmem_cache_free+0x105/0x450\n\
-        [  258.198185] Code: 4c 0f 45 e8 66 <90> 4d 8b 45 38 49 83 f8 07\n\
-        [  258.203082] Kernel panic - not syncing: Fatal exception in interrupt\n";
 
     #[test]
     fn a_dead_boot_keeps_what_it_finished_and_the_rest_runs_again_by_exact_name() {

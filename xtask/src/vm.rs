@@ -371,7 +371,7 @@ pub fn emulator_fault(output: &[u8]) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -385,7 +385,7 @@ mod tests {
     }
 
     /// As CI printed it on 6.12 while podman made a container's cgroup.
-    const STALE_INT3: &[u8] =
+    pub(crate) const STALE_INT3: &[u8] =
         b"test containers::a ... [  258.196541] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI\n\
         [  258.197380] RIP: 0010:kmem_cache_free+0x105/0x450\n\
         [  258.198185] Code: 4c 0f 45 e8 66 <90> 4d 8b 45 38 49 83 f8 07\n\

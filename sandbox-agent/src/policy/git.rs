@@ -20,8 +20,9 @@ pub struct GitRepo {
     /// `$GIT_COMMON_DIR`: hooks, config, objects and refs shared by every worktree.
     pub common_dir: PathBuf,
     /// The entries that lead git to it and must stay as they are: the `.git` file read, if
-    /// any, and each `.git` name git would find first if it were made (in the workspace and
-    /// every directory above it that has none).
+    /// any, each `.git` name git would find first if it were made (in the workspace and
+    /// every directory above it that has none), and the `commondir` and `config.worktree` of
+    /// the repository's other worktrees.
     pub way: Vec<PathBuf>,
 }
 
@@ -56,11 +57,36 @@ pub fn find(workspace: &Path) -> Result<GitRepo, String> {
         Kind::File => real_or_lexical(&read_link_file(&commondir, "", &git_dir)?),
         _ => git_dir.clone(),
     };
+    way.extend(other_worktrees_way(&common_dir, &git_dir)?);
     Ok(GitRepo {
         git_dir,
         common_dir,
         way,
     })
+}
+
+/// The files that tell each of the repository's worktrees where its hooks and config are,
+/// other than `git_dir`'s own (which the policy names): the developer's git in another worktree
+/// follows them as well.
+fn other_worktrees_way(common_dir: &Path, git_dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let worktrees = common_dir.join("worktrees");
+    let entries = match std::fs::read_dir(&worktrees) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("cannot read {}: {e}", worktrees.display())),
+    };
+    let mut way = Vec::new();
+    for entry in entries {
+        let dir = entry
+            .map_err(|e| format!("cannot read {}: {e}", worktrees.display()))?
+            .path();
+        if dir != git_dir && dir.is_dir() {
+            way.push(dir.join("commondir"));
+            way.push(dir.join("config.worktree"));
+        }
+    }
+    way.sort();
+    Ok(way)
 }
 
 enum Kind {
@@ -189,10 +215,22 @@ mod tests {
         git(&main, &["init", "-q"]);
         git(&main, &["commit", "-q", "--allow-empty", "-m", "x"]);
         git(&main, &["worktree", "add", "-q", "../wt"]);
+        git(&main, &["worktree", "add", "-q", "../other"]);
         let found = find(&base.join("wt")).unwrap();
         assert_eq!(found.git_dir, main.join(".git/worktrees/wt"));
         assert_eq!(found.common_dir, main.join(".git"));
         assert_eq!(found.way.first(), Some(&base.join("wt/.git")));
+        // The other worktree's way to the same hooks and config, not this one's (the policy's).
+        let other = main.join(".git/worktrees/other");
+        assert!(found.way.contains(&other.join("commondir")));
+        assert!(found.way.contains(&other.join("config.worktree")));
+        assert!(!found.way.contains(&found.git_dir.join("commondir")));
+        // From the main checkout, both worktrees' ways.
+        let found = find(&main).unwrap();
+        assert!(found.way.contains(&other.join("commondir")));
+        assert!(found
+            .way
+            .contains(&main.join(".git/worktrees/wt/commondir")));
     }
 
     #[test]

@@ -13,8 +13,9 @@ use crate::harness::*;
 
 const DEFAULT_POLICY: &str = include_str!("../../../policies/default.yaml");
 
-/// The developer's repository `main` (one commit, a tracked `sub/`), its worktree `wt` beside
-/// it, and a home; all owned by `uid`.
+/// The developer's repository `main` (a tracked `sub/`, and a submodule `lib` whose git
+/// directory is `main/.git/modules/lib`), its worktree `wt` beside it, and a home; all owned by
+/// `uid`.
 struct Repos {
     home: PathBuf,
     policy: PathBuf,
@@ -28,6 +29,7 @@ impl Repos {
         let home = base.join("home");
         let main = base.join("main");
         std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(base.join("lib")).unwrap();
         write(&main.join("sub/README"), "the developer's\n");
         let policy = home.join("default.yaml");
         std::fs::write(&policy, DEFAULT_POLICY).unwrap();
@@ -44,10 +46,17 @@ impl Repos {
             .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         let main = repos.main.display().to_string();
+        let lib = base.join("lib").display().to_string();
+        repos.git(uid, &lib, "init -q && git commit -q --allow-empty -m lib");
         repos.git(
             uid,
             &main,
             "init -q && git add sub && git commit -q -m first",
+        );
+        repos.git(
+            uid,
+            &main,
+            "-c protocol.file.allow=always submodule add -q ../lib lib && git commit -q -m lib",
         );
         repos.git(uid, &main, "worktree add -q ../wt");
         repos
@@ -120,6 +129,9 @@ fn redirections(git_dir: &Path, common: &Path, evil: &Path) -> Vec<String> {
     let (git_dir, common, evil) = (git_dir.display(), common.display(), evil.display());
     vec![
         format!("echo evil >> {common}/hooks/pre-commit"),
+        // The submodule's git directory: its fsmonitor runs in `git status` at the top.
+        format!("echo '[core] fsmonitor = evil' >> {common}/modules/lib/config"),
+        format!("echo evil > {common}/modules/lib/hooks/pre-commit"),
         format!("echo '[core] fsmonitor = evil' >> {common}/config"),
         format!("echo {evil} > {git_dir}/commondir"),
         format!("echo '[core] fsmonitor = evil' > {git_dir}/config.worktree"),
@@ -169,6 +181,12 @@ fn a_directory_inside_a_repository_keeps_the_repositorys_hooks_and_config(uid: u
     let mut attempts = redirections(&dot_git, &dot_git, &evil);
     let nested = sub.join(".git");
     attempts.extend([
+        // The worktree's way to the same hooks and config, for the developer's git there.
+        format!(
+            "echo {} > {}/worktrees/wt/commondir",
+            evil.display(),
+            dot_git.display()
+        ),
         // A `.git` in the workspace is what git there would find first.
         format!("mkdir {}", nested.display()),
         format!("echo 'gitdir: {}' > {}", evil.display(), nested.display()),

@@ -199,5 +199,6 @@ fn protect_in(homes: &[&Path]) -> String {
 fn what_leads_to_a_protected_path_cannot_be_moved_removed_or_replaced() {
     the_way_holds_on("tmpfs", &fixture_dir("the-way"));
     the_way_holds_on("ext4", mounted("ext4"));
+    the_way_holds_on("xfs", mounted("xfs"));
     the_way_holds_on("btrfs-subvolume", &subvolume("the-way"));
 }

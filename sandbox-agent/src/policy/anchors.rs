@@ -20,6 +20,11 @@ pub const GIT_COMMON_DIR: &str = "$GIT_COMMON_DIR";
 /// per-user paths outside the home such as `/tmp/tmux-$UID`.
 pub const UID: &str = "$UID";
 
+/// The repository git uses in the workspace, once found: the memo of one compile, which sees
+/// the filesystem once (`Anchors::expand_in`).
+#[derive(Default)]
+pub struct GitMemo(Option<GitRepo>);
+
 /// What the relative anchors of rule paths mean for one attachment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Anchors {
@@ -39,14 +44,20 @@ impl Anchors {
 
     /// The absolute path `entry` names.
     pub fn expand(&self, entry: &str) -> Result<PathBuf, String> {
+        self.expand_in(entry, &mut GitMemo::default())
+    }
+
+    /// Like `expand`, finding the repository git uses at most once for all the entries that
+    /// share `memo` (one compile).
+    pub fn expand_in(&self, entry: &str, memo: &mut GitMemo) -> Result<PathBuf, String> {
         if entry.contains(UID) {
-            return self.expand(&entry.replace(UID, &self.uid()?.to_string()));
+            return self.expand_in(&entry.replace(UID, &self.uid()?.to_string()), memo);
         }
-        if let Some((repo, rest)) = self.git_anchor(entry)? {
+        if let Some((repo, rest)) = self.git_anchor(entry, memo)? {
             let dir = if entry.starts_with(GIT_COMMON_DIR) {
-                repo.common_dir
+                &repo.common_dir
             } else {
-                repo.git_dir
+                &repo.git_dir
             };
             return Ok(dir.join(rest.trim_start_matches('/')));
         }
@@ -60,24 +71,30 @@ impl Anchors {
 
     /// The entries that lead git to the directory `entry` names, when it starts with
     /// `$GIT_DIR` or `$GIT_COMMON_DIR` (`GitRepo::way`); none otherwise.
-    pub fn git_way(&self, entry: &str) -> Result<Vec<PathBuf>, String> {
+    pub fn git_way(&self, entry: &str, memo: &mut GitMemo) -> Result<Vec<PathBuf>, String> {
         Ok(self
-            .git_anchor(entry)?
-            .map(|(repo, _)| repo.way)
+            .git_anchor(entry, memo)?
+            .map(|(repo, _)| repo.way.clone())
             .unwrap_or_default())
     }
 
     /// The repository and the rest of `entry`, when it starts with a git anchor.
-    fn git_anchor<'e>(&self, entry: &'e str) -> Result<Option<(GitRepo, &'e str)>, String> {
+    fn git_anchor<'m, 'e>(
+        &self,
+        entry: &'e str,
+        memo: &'m mut GitMemo,
+    ) -> Result<Option<(&'m GitRepo, &'e str)>, String> {
         let Some(rest) = [GIT_COMMON_DIR, GIT_DIR]
             .iter()
             .find_map(|anchor| entry.strip_prefix(anchor))
         else {
             return Ok(None);
         };
-        let anchor = &entry[..entry.len() - rest.len()];
-        let repo = super::git::find(self.workspace(anchor)?)?;
-        Ok(Some((repo, rest)))
+        if memo.0.is_none() {
+            let anchor = &entry[..entry.len() - rest.len()];
+            memo.0 = Some(super::git::find(self.workspace(anchor)?)?);
+        }
+        Ok(memo.0.as_ref().map(|repo| (repo, rest)))
     }
 
     fn workspace(&self, anchor: &str) -> Result<&Path, String> {

@@ -287,7 +287,9 @@ fn add_listed(
         path: entry.to_string(),
         message,
     };
-    let path = anchors.expand(entry).map_err(path_error)?;
+    let path = anchors
+        .expand_in(entry, &mut resolver.git)
+        .map_err(path_error)?;
     let lexical = normalize(&path).map_err(path_error)?;
     // An allowed path needs no guarding: moved away, it is simply no longer allowed.
     let mark = (flags & DENY != 0).then_some(id);
@@ -305,7 +307,9 @@ fn add_listed(
         // A rule in the repository: the `.git` file that leads git there, or a `.git` made
         // nearer the workspace, would send the developer's git to hooks and config of the
         // agent's making. They are denied (under the first such rule) as the way to it.
-        let way = anchors.git_way(entry).map_err(path_error)?;
+        let way = anchors
+            .git_way(entry, &mut resolver.git)
+            .map_err(path_error)?;
         resolver.git_way_denied = !way.is_empty();
         for dot_git in way {
             let landing = follow_the_way(out, resolver, &dot_git, mark).map_err(path_error)?;

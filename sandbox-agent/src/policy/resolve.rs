@@ -8,6 +8,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use super::anchors::GitMemo;
 use crate::identity::{entry_stat, FileId, FileStat};
 
 /// What a path names, not following a symlink there.
@@ -31,6 +32,8 @@ pub(super) struct Resolver {
     missing: HashSet<PathBuf>,
     /// Entries looked at one by one (the way to each rule's path), by path.
     entries: HashMap<PathBuf, Entry>,
+    /// The repository git uses in the workspace, found once.
+    pub(super) git: GitMemo,
     /// The entries that lead git to the repository (`GitRepo::way`), once denied.
     pub(super) git_way_denied: bool,
 }

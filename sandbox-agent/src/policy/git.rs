@@ -35,7 +35,9 @@ pub fn find(workspace: &Path) -> Result<GitRepo, String> {
     for dir in workspace.ancestors() {
         let dot_git = dir.join(".git");
         match entry_kind(&dot_git)? {
-            Kind::Missing => way.push(dot_git),
+            // Git passes a dangling symlink by, as it passes a missing name; either, made to
+            // lead somewhere, is what it would find first.
+            Kind::Missing | Kind::Dangling => way.push(dot_git),
             Kind::Directory if found.is_none() => found = Some(dot_git),
             Kind::File if found.is_none() => {
                 let git_dir = read_link_file(&dot_git, "gitdir: ", dir)?;
@@ -91,6 +93,8 @@ fn other_worktrees_way(common_dir: &Path, git_dir: &Path) -> Result<Vec<PathBuf>
 
 enum Kind {
     Missing,
+    /// A symlink to nothing (yet).
+    Dangling,
     Directory,
     File,
 }
@@ -107,13 +111,10 @@ fn entry_kind(path: &Path) -> Result<Kind, String> {
                 path.display()
             ))
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            // A dangling symlink is an entry too: what it points to could be made later.
-            match entry_stat(path) {
-                Ok(_) => Kind::File,
-                Err(_) => Kind::Missing,
-            }
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match entry_stat(path) {
+            Ok(_) => Kind::Dangling,
+            Err(_) => Kind::Missing,
+        },
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
     Ok(kind)
@@ -254,6 +255,19 @@ mod tests {
             "{:?}",
             found.way
         );
+    }
+
+    #[test]
+    fn a_dangling_git_symlink_is_on_the_way_and_git_looks_further_up() {
+        let t = tempfile::tempdir().unwrap();
+        let base = t.path().canonicalize().unwrap();
+        git(&base, &["init", "-q"]);
+        let ws = base.join("ws");
+        std::fs::create_dir(&ws).unwrap();
+        std::os::unix::fs::symlink(base.join("nowhere"), ws.join(".git")).unwrap();
+        let found = find(&ws).unwrap();
+        assert_eq!(found.git_dir, base.join(".git"));
+        assert_eq!(found.way.first(), Some(&ws.join(".git")));
     }
 
     #[test]

@@ -61,8 +61,8 @@ enum Command {
         /// Run the enforcement suite on this kernel only.
         #[arg(long, value_enum)]
         kernel: Option<KernelVersion>,
-        /// Kill a VM and fail after this many seconds.
-        #[arg(long, value_name = "SECS", default_value_t = 1800)]
+        /// Kill a VM and fail after this many seconds (or after 10 minutes without output).
+        #[arg(long, value_name = "SECS", default_value_t = 3000)]
         timeout: u64,
         /// Extra arguments for the enforcement test binary (e.g. a name filter).
         #[arg(last = true, value_name = "ARGS")]

@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use crate::kernels::KernelVersion;
 use crate::setup::Setup;
-use crate::vm::{emulator_fault, Guest, LSM_WITHOUT_BPF, LSM_WITH_BPF};
+use crate::vm::{emulator_fault, Guest, LSM_WITHOUT_BPF, LSM_WITH_BPF, TEST_SILENCE_LIMIT};
 use crate::{paths, project};
 
 /// libtest's counts, summed over every `test result:` line.
@@ -122,6 +122,7 @@ fn run_on(
 ) -> Result<KernelResult> {
     let mut guest = Guest::prepare(setup, v)?;
     guest.lsm = lsm;
+    guest.silence_limit = Some(TEST_SILENCE_LIMIT);
     // Without the BPF LSM the daemon cannot start: that is what those tests check.
     let daemon = lsm == LSM_WITH_BPF;
     let mut outcome = guest.run(Some(command), daemon, timeout, true)?;
@@ -155,7 +156,8 @@ fn run_on(
     }
     if outcome.timed_out {
         return Ok(KernelResult::CouldNotRun(format!(
-            "timed out after {} s",
+            "killed: no output for {} s, or past the {} s timeout (see above which)",
+            TEST_SILENCE_LIMIT.as_secs(),
             timeout.as_secs()
         )));
     }

@@ -16,6 +16,11 @@ use crate::setup::Setup;
 use crate::{cmd, initramfs, paths, project};
 
 const RUN_TEMPLATE: &str = include_str!("guest/run.sh");
+
+/// A test run that prints nothing for this long is stuck (libtest prints each test's name as it
+/// starts and its result as it ends; the slowest test takes a few minutes under TCG): it is
+/// killed then, whatever time its whole run was given.
+pub const TEST_SILENCE_LIMIT: Duration = Duration::from_secs(600);
 /// Set to 1 to boot without starting the daemon (for tests of daemon start-up failures).
 pub const NO_DAEMON_ENV: &str = "SANDBOX_AGENT_VM_NO_DAEMON";
 const APPEND: &str = "console=ttyS0 quiet panic=-1";
@@ -32,6 +37,8 @@ pub struct Guest {
     pub target: PathBuf,
     /// The kernel's `lsm=` list.
     pub lsm: &'static str,
+    /// Kill the guest once its console has been silent this long (none: only the timeout).
+    pub silence_limit: Option<Duration>,
 }
 
 pub struct Outcome {
@@ -61,6 +68,7 @@ impl Guest {
             repo,
             target,
             lsm: LSM_WITH_BPF,
+            silence_limit: None,
         })
     }
 
@@ -120,6 +128,10 @@ impl Guest {
             .stdout
             .take()
             .context("qemu's stdout was not captured")?;
+        let started = Instant::now();
+        // Seconds from `started` to the console's last output.
+        let last_output = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let heard = last_output.clone();
         let reader = std::thread::spawn(move || -> std::io::Result<(Option<i32>, Vec<u8>)> {
             let mut filter =
                 ConsoleFilter::new(std::io::stdout().lock(), &nonce, interactive, capture);
@@ -127,7 +139,13 @@ impl Guest {
             loop {
                 match stdout.read(&mut buf) {
                     Ok(0) => break,
-                    Ok(n) => filter.feed(&buf[..n])?,
+                    Ok(n) => {
+                        heard.store(
+                            started.elapsed().as_secs(),
+                            std::sync::atomic::Ordering::Relaxed,
+                        );
+                        filter.feed(&buf[..n])?
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(e),
                 }
@@ -135,15 +153,25 @@ impl Guest {
             filter.finish()
         });
 
-        let deadline = Instant::now() + timeout;
         let mut timed_out = false;
         loop {
             if child.try_wait().context("waiting for qemu")?.is_some() {
                 break;
             }
-            if Instant::now() >= deadline {
+            let elapsed = started.elapsed();
+            let silent = elapsed
+                .as_secs()
+                .saturating_sub(last_output.load(std::sync::atomic::Ordering::Relaxed));
+            let stuck = self
+                .silence_limit
+                .is_some_and(|limit| !interactive && silent >= limit.as_secs());
+            if elapsed >= timeout || stuck {
                 timed_out = true;
-                eprintln!("\n[vm] timeout after {} s: killing qemu", timeout.as_secs());
+                if stuck {
+                    eprintln!("\n[vm] no output for {silent} s: killing qemu");
+                } else {
+                    eprintln!("\n[vm] timeout after {} s: killing qemu", timeout.as_secs());
+                }
                 // It may have exited just now; either way wait() below reaps it.
                 let _ = child.kill();
                 break;

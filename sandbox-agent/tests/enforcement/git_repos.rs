@@ -7,6 +7,7 @@ use std::{
     os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Command, Output},
+    sync::OnceLock,
 };
 
 use crate::harness::*;
@@ -24,6 +25,15 @@ struct Repos {
 }
 
 impl Repos {
+    /// The repositories of `uid`, made once: both scenarios use them (each commits on its own
+    /// branch, and every other change they try is denied).
+    fn of(uid: u32, who: &str) -> &'static Repos {
+        static USER: OnceLock<Repos> = OnceLock::new();
+        static ROOT: OnceLock<Repos> = OnceLock::new();
+        let cell = if uid == 0 { &ROOT } else { &USER };
+        cell.get_or_init(|| Repos::new(who, uid))
+    }
+
     fn new(who: &str, uid: u32) -> Repos {
         let base = fixture_dir(&format!("git-{who}"));
         let home = base.join("home");
@@ -139,7 +149,7 @@ fn redirections(git_dir: &Path, common: &Path, evil: &Path) -> Vec<String> {
 }
 
 fn a_worktree_keeps_its_way_to_the_main_repository(uid: u32, who: &str) {
-    let repos = Repos::new(&format!("wt-{who}"), uid);
+    let repos = Repos::of(uid, who);
     let git_dir = repos.main.join(".git/worktrees/wt");
     let common = repos.main.join(".git");
     let evil = repos.worktree.join("evil");
@@ -173,7 +183,7 @@ fn a_worktree_keeps_its_way_to_the_main_repository(uid: u32, who: &str) {
 }
 
 fn a_directory_inside_a_repository_keeps_the_repositorys_hooks_and_config(uid: u32, who: &str) {
-    let repos = Repos::new(&format!("sub-{who}"), uid);
+    let repos = Repos::of(uid, who);
     let sub = repos.main.join("sub");
     let dot_git = repos.main.join(".git");
     let evil = sub.join("evil");

@@ -1,5 +1,8 @@
 //! Start-up of a confined command (`run -- true` with the shipped default policy) against a
-//! bare start and against `bwrap --ro-bind / /`, interleaved (see `paired`).
+//! bare start and against `bwrap --ro-bind / /`, interleaved (see `paired`). Two floors are
+//! measured against bwrap too, to tell what the policy's compile costs from what any `run`
+//! pays: a `status` round trip (the CLI's start and one request) and `run -- true` under a
+//! policy that names no path (nothing to compile or scan).
 
 use std::path::Path;
 use std::process::Command;
@@ -13,22 +16,35 @@ use super::paired::{fastest, Pairs};
 /// Starts per run of a batch (see `paired::fastest`).
 const RUNS: u32 = 2;
 
+/// A policy with no path, host or variable to resolve: `run`'s cost without the compile.
+const NO_PATHS: &str = "name: no-paths\nmode: enforce\n";
+
+/// One batch: the fastest of a few timings of `RUNS` runs of the command `make` builds.
+fn batch(make: impl Fn() -> Command) -> Result<f64> {
+    fastest(|| timed_n(RUNS, || run_ok(&mut make())))
+}
+
+fn run_true(agent: &Path, policy: &Path) -> Command {
+    let mut c = Command::new(agent);
+    c.args(["run", "--policy"])
+        .arg(policy)
+        .args(["--home", "/root", "--", STATIC_TRUE, "true"]);
+    c
+}
+
 pub(super) fn rows(agent: &Path, repo: &Path) -> Result<Vec<Row>> {
     let daemon = Daemon::start(agent)?;
-    let policy = repo.join("policies/default.yaml");
-    let bare = || fastest(|| timed_n(RUNS, || run_ok(Command::new(STATIC_TRUE).arg("true"))));
-    let ours = || {
-        fastest(|| {
-            timed_n(RUNS, || {
-                run_ok(
-                    Command::new(agent)
-                        .args(["run", "--policy"])
-                        .arg(&policy)
-                        .args(["--home", "/root", "--", STATIC_TRUE, "true"]),
-                )
-            })
+    let default_policy = repo.join("policies/default.yaml");
+    let no_paths = std::env::temp_dir().join("bench-no-paths.yaml");
+    std::fs::write(&no_paths, NO_PATHS)?;
+    let bare = || {
+        batch(|| {
+            let mut c = Command::new(STATIC_TRUE);
+            c.arg("true");
+            c
         })
     };
+    let ours = || batch(|| run_true(agent, &default_policy));
     let mut rows = vec![Pairs::measure(bare, ours)?.row(
         "sandbox-agent run -- true".into(),
         "ms",
@@ -37,26 +53,40 @@ pub(super) fn rows(agent: &Path, repo: &Path) -> Result<Vec<Row>> {
     match which("bwrap") {
         Some(bwrap) => {
             let bw = || {
-                fastest(|| {
-                    timed_n(RUNS, || {
-                        run_ok(Command::new(&bwrap).args([
-                            "--ro-bind",
-                            "/",
-                            "/",
-                            STATIC_TRUE,
-                            "true",
-                        ]))
-                    })
+                batch(|| {
+                    let mut c = Command::new(&bwrap);
+                    c.args(["--ro-bind", "/", "/", STATIC_TRUE, "true"]);
+                    c
                 })
             };
+            let floor_run = || batch(|| run_true(agent, &no_paths));
+            let status = || {
+                batch(|| {
+                    let mut c = Command::new(agent);
+                    c.arg("status");
+                    c
+                })
+            };
+            let baseline = "bwrap --ro-bind / / true";
             rows.push(Pairs::measure(bw, ours)?.row(
                 "sandbox-agent run vs bwrap".into(),
                 "ms",
-                "bwrap --ro-bind / / true",
+                baseline,
+            ));
+            rows.push(Pairs::measure(bw, floor_run)?.row(
+                "run, a policy of no paths, vs bwrap".into(),
+                "ms",
+                baseline,
+            ));
+            rows.push(Pairs::measure(bw, status)?.row(
+                "status round trip vs bwrap".into(),
+                "ms",
+                baseline,
             ));
         }
         None => println!("bench: bwrap is not installed: no bubblewrap comparison"),
     }
+    std::fs::remove_file(&no_paths)?;
     daemon.stop_and_clean(agent)?;
     Ok(rows)
 }

@@ -4,6 +4,7 @@
 //! pays: a `status` round trip (the CLI's start and one request) and `run -- true` under a
 //! policy that names no path (nothing to compile or scan).
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Command;
 
@@ -24,11 +25,18 @@ fn batch(make: impl Fn() -> Command) -> Result<f64> {
     fastest(|| timed_n(RUNS, || run_ok(&mut make())))
 }
 
+/// `program` with `args`.
+fn command<P: AsRef<OsStr>>(program: P, args: &[&OsStr]) -> Command {
+    let mut c = Command::new(program);
+    c.args(args);
+    c
+}
+
 fn run_true(agent: &Path, policy: &Path) -> Command {
-    let mut c = Command::new(agent);
-    c.args(["run", "--policy"])
-        .arg(policy)
-        .args(["--home", "/root", "--", STATIC_TRUE, "true"]);
+    let args = ["run", "--policy"].map(OsStr::new);
+    let rest = ["--home", "/root", "--", STATIC_TRUE, "true"].map(OsStr::new);
+    let mut c = command(agent, &args);
+    c.arg(policy).args(rest);
     c
 }
 
@@ -37,13 +45,7 @@ pub(super) fn rows(agent: &Path, repo: &Path) -> Result<Vec<Row>> {
     let default_policy = repo.join("policies/default.yaml");
     let no_paths = std::env::temp_dir().join("bench-no-paths.yaml");
     std::fs::write(&no_paths, NO_PATHS)?;
-    let bare = || {
-        batch(|| {
-            let mut c = Command::new(STATIC_TRUE);
-            c.arg("true");
-            c
-        })
-    };
+    let bare = || batch(|| command(STATIC_TRUE, &[OsStr::new("true")]));
     let ours = || batch(|| run_true(agent, &default_policy));
     let mut rows = vec![Pairs::measure(bare, ours)?.row(
         "sandbox-agent run -- true".into(),
@@ -52,21 +54,10 @@ pub(super) fn rows(agent: &Path, repo: &Path) -> Result<Vec<Row>> {
     )];
     match which("bwrap") {
         Some(bwrap) => {
-            let bw = || {
-                batch(|| {
-                    let mut c = Command::new(&bwrap);
-                    c.args(["--ro-bind", "/", "/", STATIC_TRUE, "true"]);
-                    c
-                })
-            };
+            let bwrap_args = ["--ro-bind", "/", "/", STATIC_TRUE, "true"].map(OsStr::new);
+            let bw = || batch(|| command(&bwrap, &bwrap_args));
             let floor_run = || batch(|| run_true(agent, &no_paths));
-            let status = || {
-                batch(|| {
-                    let mut c = Command::new(agent);
-                    c.arg("status");
-                    c
-                })
-            };
+            let status = || batch(|| command(agent, &[OsStr::new("status")]));
             let baseline = "bwrap --ro-bind / / true";
             rows.push(Pairs::measure(bw, ours)?.row(
                 "sandbox-agent run vs bwrap".into(),

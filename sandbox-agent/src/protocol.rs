@@ -42,7 +42,11 @@ pub enum Op {
     },
     /// Confine the caller's own child `pid` (forked and waiting, not yet executing anything):
     /// the daemon creates a transient cgroup, attaches the policy to it and moves `pid` into it.
-    /// Answered with `Attached`; the caller then lets the child run and ends with `RunEnd`.
+    /// Answered with `Attached`; the caller then lets the child run. The connection stays
+    /// open: once the child has exited, the daemon kills what is left in the cgroup, detaches
+    /// and removes it, and answers a second time on it (`Detached`, or an error), so a run
+    /// costs one connection. A caller whose connection closes with no second answer (the
+    /// daemon restarted meanwhile) ends the run with `RunEnd`.
     Run {
         policy_file: String,
         policy_yaml: String,
@@ -55,8 +59,8 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         deny_sockets: Vec<PathBuf>,
     },
-    /// The command of a `Run` ended: kill what is left in its cgroup, detach, remove the cgroup.
-    /// Allowed for root and for the user who made the run.
+    /// End a `Run` whose connection is gone: kill what is left in its cgroup, detach, remove
+    /// the cgroup. Allowed for root and for the user who made the run.
     RunEnd {
         cgroup: PathBuf,
     },

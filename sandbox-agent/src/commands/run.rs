@@ -69,7 +69,7 @@ pub fn run(
     let mut child = WaitingChild::spawn(&path, &argv, &env, keep_fds)
         .with_context(|| format!("cannot start {program}"))?;
     // On an error here `child` is dropped: killed, having executed nothing.
-    let info = confine(socket, &source, anchors, child.pid(), deny_sockets)?;
+    let (info, connection) = confine(socket, &source, anchors, child.pid(), deny_sockets)?;
     for w in &info.warnings {
         eprintln!("sandbox-agent: warning: {w}");
     }
@@ -89,7 +89,7 @@ pub fn run(
             child.wait().context("waiting for the command")
         });
     // The daemon kills what is left in the cgroup before it detaches the policy.
-    let ended = end(socket, &info.cgroup);
+    let ended = end(socket, connection, &info.cgroup);
     let status = status?;
     ended.context("cleaning up the transient cgroup")?;
     Ok(status
@@ -109,15 +109,16 @@ fn check_kept(keep_fds: &[RawFd]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Asks the daemon to confine our waiting child `pid` under the policy.
+/// Asks the daemon to confine our waiting child `pid` under the policy; the connection stays
+/// open for the run's end.
 fn confine(
     socket: &Path,
     source: &super::attach::PolicySource,
     anchors: &Anchors,
     pid: u32,
     deny_sockets: Vec<PathBuf>,
-) -> anyhow::Result<AttachInfo> {
-    let reply = client::call(
+) -> anyhow::Result<(AttachInfo, client::Held)> {
+    let (reply, connection) = client::call_held(
         socket,
         Op::Run {
             policy_file: source.file.clone(),
@@ -136,20 +137,24 @@ fn confine(
         }
     })?;
     match reply {
-        Reply::Attached(info) => Ok(info),
+        Reply::Attached(info) => Ok((info, connection)),
         other => bail!("unexpected answer from the daemon: {other:?}"),
     }
 }
 
-/// Tells the daemon the run is over: it empties, detaches and removes the cgroup.
-fn end(socket: &Path, cgroup: &Path) -> anyhow::Result<()> {
-    client::call(
-        socket,
-        Op::RunEnd {
-            cgroup: PathBuf::from(cgroup),
-        },
-    )?;
-    Ok(())
+/// Waits for the daemon's end of the run: once the command exited, it emptied, detached and
+/// removed the cgroup, and says so on the run's connection. A connection closed without that
+/// (the daemon restarted while the command ran) is ended with a `run_end` request instead.
+fn end(socket: &Path, mut connection: client::Held, cgroup: &Path) -> anyhow::Result<()> {
+    match connection.next_reply()? {
+        Some(Reply::Detached { .. }) => Ok(()),
+        Some(other) => bail!("unexpected answer from the daemon: {other:?}"),
+        None => {
+            let cgroup = PathBuf::from(cgroup);
+            client::call(socket, Op::RunEnd { cgroup })?;
+            Ok(())
+        }
+    }
 }
 
 /// Fails when the policy would stop `program` (or the interpreter it needs) from executing, so

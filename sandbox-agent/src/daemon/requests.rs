@@ -13,7 +13,7 @@ use crate::{
     cgroup::{self, TransientCgroup},
     descriptors,
     policy::{self, Mode},
-    protocol::{Op, Reply, RunOwner},
+    protocol::{AttachInfo, Op, Reply, RunOwner},
 };
 
 use super::{peer::Peer, prepare::prepare, runs, state::DaemonState};
@@ -29,17 +29,28 @@ fn lock(state: &Mutex<DaemonState>) -> Result<Locked<'_>, String> {
         .map_err(|_| "daemon state is poisoned; restart the daemon".to_string())
 }
 
-/// Handles one request from `peer`.
-pub fn handle(state: &Mutex<DaemonState>, op: Op, peer: &Peer) -> Reply {
-    handle_op(state, op, peer).unwrap_or_else(|message| Reply::Error { message })
+/// A run whose command was let go: the connection that made it waits for `command` to exit,
+/// then ends the run (`end_exited_run`) and answers a second time.
+pub struct RunUnderWay {
+    pub command: runs::Pidfd,
+    pub cgroup_id: u64,
 }
 
-fn handle_op(state: &Mutex<DaemonState>, op: Op, peer: &Peer) -> Result<Reply, String> {
+/// Handles one request from `peer`: its answer, and for a run what its connection waits for.
+pub fn handle(state: &Mutex<DaemonState>, op: Op, peer: &Peer) -> (Reply, Option<RunUnderWay>) {
+    handle_op(state, op, peer).unwrap_or_else(|message| (Reply::Error { message }, None))
+}
+
+fn handle_op(
+    state: &Mutex<DaemonState>,
+    op: Op,
+    peer: &Peer,
+) -> Result<(Reply, Option<RunUnderWay>), String> {
     if let Op::Status = op {
-        return Ok(Reply::Status(lock(state)?.status()));
+        return Ok((Reply::Status(lock(state)?.status()), None));
     }
     lock(state)?.may_change_policy(peer)?;
-    match op {
+    let reply = match op {
         Op::Status => unreachable!("answered above"),
         Op::Attach {
             cgroup,
@@ -64,17 +75,22 @@ fn handle_op(state: &Mutex<DaemonState>, op: Op, peer: &Peer) -> Result<Reply, S
             workspace,
             pid,
             deny_sockets,
-        } => run(
-            state,
-            peer,
-            &policy_file,
-            &policy_yaml,
-            policy::Anchors { home, workspace },
-            pid,
-            deny_sockets,
-        ),
+        } => {
+            let anchors = policy::Anchors { home, workspace };
+            let (info, run) = run(
+                state,
+                peer,
+                &policy_file,
+                &policy_yaml,
+                anchors,
+                pid,
+                deny_sockets,
+            )?;
+            return Ok((Reply::Attached(info), Some(run)));
+        }
         Op::RunEnd { cgroup } => run_end(state, peer, &cgroup),
-    }
+    }?;
+    Ok((reply, None))
 }
 
 /// Attaches a policy to a cgroup whose processes may already run. A file one of them holds
@@ -129,7 +145,7 @@ fn run(
     anchors: policy::Anchors,
     pid: u32,
     deny_sockets: Vec<PathBuf>,
-) -> Result<Reply, String> {
+) -> Result<(AttachInfo, RunUnderWay), String> {
     // Only ever adds denials for the caller's own run; bounded, absolute.
     if deny_sockets.len() > MAX_RUN_SOCKETS || deny_sockets.iter().any(|p| !p.is_absolute()) {
         return Err(format!(
@@ -205,7 +221,28 @@ fn run(
         uid = peer.uid,
         "run: the caller's child confined"
     );
-    Ok(Reply::Attached(info))
+    let cgroup_id = info.cgroup_id;
+    Ok((
+        info,
+        RunUnderWay {
+            command: child,
+            cgroup_id,
+        },
+    ))
+}
+
+/// The end of a run whose command has exited, for the connection that made it: what is left
+/// in the cgroup is killed, then the policy detached and the cgroup removed. An error when
+/// root ended or detached the run meanwhile (the command was killed from outside).
+pub fn end_exited_run(state: &Mutex<DaemonState>, cgroup_id: u64) -> Reply {
+    let ended = lock(state)
+        .and_then(|mut s| s.claim_run_by_id(cgroup_id))
+        .and_then(|path| {
+            end_run(state, cgroup_id, &path)?;
+            tracing::info!(cgroup = %path.display(), "run ended: transient cgroup removed");
+            Ok(Reply::Detached { cgroup: path })
+        });
+    ended.unwrap_or_else(|message| Reply::Error { message })
 }
 
 /// The end of a `run`: kills what is left in its cgroup, then detaches and removes it.

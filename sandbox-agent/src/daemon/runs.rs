@@ -92,6 +92,12 @@ pub fn check_own_child(pid: u32, caller_pid: i32, caller_uid: u32) -> Result<(),
 /// A pidfd: refers to one process for good, whatever happens to its pid number.
 pub struct Pidfd(OwnedFd);
 
+impl AsRawFd for Pidfd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
 impl Pidfd {
     pub fn open(pid: u32) -> io::Result<Pidfd> {
         let pid = libc::pid_t::try_from(pid)

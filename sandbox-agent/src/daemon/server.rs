@@ -1,5 +1,6 @@
-//! The control socket: one JSON request line in, one JSON response line out. A malformed
-//! request gets an error response; it never takes the daemon down.
+//! The control socket: one JSON request line in, one JSON response line out (and for `run` a
+//! second one once its command has exited). A malformed request gets an error response; it
+//! never takes the daemon down.
 
 use std::{
     os::unix::fs::PermissionsExt,
@@ -9,11 +10,15 @@ use std::{
 
 use anyhow::Context as _;
 use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
-    net::{UnixListener, UnixStream},
+    io::{unix::AsyncFd, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Interest},
+    net::{unix::OwnedWriteHalf, UnixListener, UnixStream},
 };
 
-use super::{peer::Peer, DaemonState};
+use super::{
+    peer::Peer,
+    requests::{self, RunUnderWay},
+    DaemonState,
+};
 use crate::protocol::{Reply, Request, Response, MAX_REQUEST_BYTES, PROTOCOL_VERSION};
 
 pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
@@ -67,31 +72,62 @@ async fn handle_connection(
     reader.read_until(b'\n', &mut line).await?;
     // Requests do blocking work (files, /proc, cgroups, the maps): off the async workers, so
     // the audit reader keeps draining meanwhile.
-    let response = tokio::task::spawn_blocking(move || respond(&line, &peer, &state)).await?;
-    let mut out = serde_json::to_vec(&response)?;
-    out.push(b'\n');
-    write.write_all(&out).await?;
+    let answer_state = state.clone();
+    let (response, run) =
+        tokio::task::spawn_blocking(move || respond(&line, &peer, &answer_state)).await?;
+    send(&mut write, &response).await?;
     // After the answer, so the caller does not wait for it; not after a `status`, which
     // compiles nothing (and is what a monitor polls).
     if !matches!(response.result, Reply::Status(_)) {
         tokio::task::spawn_blocking(super::release_free_heap).await?;
     }
+    if let Some(run) = run {
+        // The run ends when its command exits, whether or not its caller is still there to
+        // hear it: the caller's own `run_end` would cost it a second connection.
+        let cgroup_id = run.cgroup_id;
+        // SAFETY: the pidfd is owned by the `Pidfd` moved in, which closes it only when the
+        // `AsyncFd` drops it, and its `as_raw_fd` always gives that one descriptor.
+        let command = unsafe { AsyncFd::register_with_interest(run.command, Interest::READABLE) }
+            .map_err(std::io::Error::from)
+            .context("watching the run's command")?;
+        // A pidfd polls readable once its process has exited; nothing is read from it.
+        let exited = command.readable().await;
+        drop(exited.context("waiting for the run's command to exit")?);
+        let ended =
+            tokio::task::spawn_blocking(move || requests::end_exited_run(&state, cgroup_id))
+                .await?;
+        send(&mut write, &Response::new(ended)).await?;
+    }
     Ok(())
 }
 
-fn respond(line: &[u8], peer: &Peer, state: &Mutex<DaemonState>) -> Response {
+async fn send(write: &mut OwnedWriteHalf, response: &Response) -> anyhow::Result<()> {
+    let mut out = serde_json::to_vec(response)?;
+    out.push(b'\n');
+    write.write_all(&out).await?;
+    Ok(())
+}
+
+fn respond(
+    line: &[u8],
+    peer: &Peer,
+    state: &Mutex<DaemonState>,
+) -> (Response, Option<RunUnderWay>) {
     if line.len() > MAX_REQUEST_BYTES {
-        return Response::error(format!("request larger than {MAX_REQUEST_BYTES} bytes"));
+        let e = format!("request larger than {MAX_REQUEST_BYTES} bytes");
+        return (Response::error(e), None);
     }
     let request: Request = match serde_json::from_slice(line) {
         Ok(r) => r,
-        Err(e) => return Response::error(format!("malformed request: {e}")),
+        Err(e) => return (Response::error(format!("malformed request: {e}")), None),
     };
     if request.version != PROTOCOL_VERSION {
-        return Response::error(format!(
+        let e = format!(
             "protocol version {} not supported (daemon speaks {PROTOCOL_VERSION})",
             request.version
-        ));
+        );
+        return (Response::error(e), None);
     }
-    Response::new(super::requests::handle(state, request.op, peer))
+    let (reply, run) = requests::handle(state, request.op, peer);
+    (Response::new(reply), run)
 }

@@ -181,6 +181,7 @@ fn only_its_owner_or_root_may_end_a_run() {
     // A run of root's, still going.
     let mut run = agent_run_command(&[], &policy, &home, &["sh", "-c", "echo ready; sleep 60"])
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(run.stdout.take().unwrap()).lines();
@@ -210,9 +211,18 @@ fn only_its_owner_or_root_may_end_a_run() {
     assert!(reply.contains("detached"), "{reply}");
     assert!(!cgroup.exists());
     assert!(!attached(&cgroup));
-    // The supervisor sees its command killed, and its own run_end then fails: it says so.
-    let status = run.wait().unwrap();
-    assert_eq!(status.code(), Some(1), "run reports the failed clean-up");
+    // The supervisor sees its command killed, and the end of its run failing: it says so.
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "run reports the failed clean-up"
+    );
+    assert!(
+        stderr(&out).contains("the run was ended or detached by someone else"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// Entries of generation `policy_id` in each rule map (read from the daemon's pins).

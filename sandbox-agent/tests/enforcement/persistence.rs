@@ -1,9 +1,11 @@
 //! Enforcement lives in pinned kernel objects, not in the daemon process: killing the daemon
 //! (even with SIGKILL) leaves every attached policy enforced, and a restarted daemon takes over
-//! every attachment, including the self-service protection of confined processes.
+//! every attachment, including the self-service protection of confined processes and a `run`
+//! whose command outlived the daemon it started under.
 
 use std::{
     fs::OpenOptions,
+    io::{BufRead, BufReader, Write},
     os::unix::process::CommandExt,
     process::Stdio,
     time::{Duration, Instant},
@@ -80,6 +82,20 @@ fn enforcement_survives_kill_9_of_the_daemon_and_a_restarted_daemon_takes_over()
     let cg = confined("kill9", &home, &[&secret]);
     let stop = home.join("stop");
     let reader = cg.start_reader(&secret, &stop);
+    // A run under way when the daemon dies: its connection breaks with the daemon.
+    let policy = deny_read_policy(&home, &[&secret]);
+    let script = format!(
+        "echo ready; read go; cat {}; echo cat=$?; exit 7",
+        secret.display()
+    );
+    let mut run = agent_run_command(&[], &policy, &home, &["sh", "-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut run_out = BufReader::new(run.stdout.take().unwrap()).lines();
+    assert_eq!(run_out.next().unwrap().unwrap(), "ready");
+    let run_cg = run_cgroup(run.id());
     let pid = daemon_pid();
 
     // SAFETY: kill(2) on a pid we just read; the worst case is ESRCH.
@@ -116,6 +132,14 @@ fn enforcement_survives_kill_9_of_the_daemon_and_a_restarted_daemon_takes_over()
     assert_eq!(adopted["policy"], "test-policy");
     assert_eq!(adopted["adopted"], true);
 
+    // The run's command goes on confined; when it ends, `run` finds its connection gone and
+    // asks the new daemon to end the run: the command's status, no cgroup left.
+    writeln!(run.stdin.take().unwrap(), "go").unwrap();
+    assert_eq!(run_out.next().unwrap().unwrap(), "cat=1");
+    assert_eq!(run.wait().unwrap().code(), Some(7));
+    assert!(!run_cg.exists(), "{} was left behind", run_cg.display());
+    assert!(!attached(&run_cg));
+
     // A confined root process still cannot release itself through the new daemon.
     let agent_bin = which_agent();
     let out = cg.run(&[&agent_bin, "detach", "--cgroup", cg.path.to_str().unwrap()]);
@@ -124,7 +148,6 @@ fn enforcement_survives_kill_9_of_the_daemon_and_a_restarted_daemon_takes_over()
 
     // The control group from the config may attach; other users may not.
     let other = Cgroup::new("kill9-member");
-    let policy = deny_read_policy(&home, &[&secret]);
     assert_refused(
         &attach_as(1000, 1000, &other, &policy, &home),
         "only root or members of group 4242 may change policy",

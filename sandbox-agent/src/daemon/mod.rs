@@ -196,6 +196,10 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     // all freed by now): hand the pages back, or the idle daemon keeps them.
     release_free_heap();
     let listener = server::bind(&opts.socket)?;
+    match server::raise_descriptor_limit() {
+        Ok(limit) => tracing::debug!(limit, "open files"),
+        Err(e) => tracing::warn!("cannot raise the limit on open files: {e}"),
+    }
     tracing::info!(
         socket = %opts.socket.display(),
         bpffs = %opts.bpffs.display(),

@@ -41,12 +41,40 @@ pub fn bind(path: &Path) -> anyhow::Result<UnixListener> {
     Ok(listener)
 }
 
+/// Each run under way holds two descriptors (its connection and its command's pidfd) for as
+/// long as its command runs: the soft limit on open files (1,024 under systemd's defaults) is
+/// raised to the hard one, so hundreds of runs at once do not exhaust it. Returns the limit.
+pub fn raise_descriptor_limit() -> std::io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit that we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: setrlimit reads one rlimit that we own.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(limit.rlim_cur)
+}
+
 pub async fn serve(listener: UnixListener, state: Arc<Mutex<DaemonState>>) -> anyhow::Result<()> {
     loop {
-        let (stream, _) = listener
-            .accept()
-            .await
-            .context("accept on control socket")?;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of descriptors or memory, or a connection gone before it was taken: a
+                // later accept may succeed, and the control socket must not stop for it.
+                tracing::warn!("accept on the control socket: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
         let state = state.clone();
         tokio::spawn(async move {
             if let Err(e) = handle_connection(stream, state).await {
@@ -130,4 +158,22 @@ fn respond(
     }
     let (reply, run) = requests::handle(state, request.op, peer);
     (Response::new(reply), run)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_descriptor_limit_is_raised_to_the_hard_one() {
+        let raised = super::raise_descriptor_limit().unwrap();
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes one rlimit that we own.
+        assert_eq!(
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+            0
+        );
+        assert_eq!((limit.rlim_cur, raised), (limit.rlim_max, limit.rlim_max));
+    }
 }

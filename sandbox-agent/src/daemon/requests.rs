@@ -235,19 +235,24 @@ fn run(
 /// in the cgroup is killed, then the policy detached and the cgroup removed. An error when
 /// root ended or detached the run meanwhile (the command was killed from outside).
 pub fn end_exited_run(state: &Mutex<DaemonState>, cgroup_id: u64) -> Reply {
-    let ended = lock(state)
+    lock(state)
         .and_then(|mut s| s.claim_run_by_id(cgroup_id))
-        .and_then(|path| {
-            end_run(state, cgroup_id, &path)?;
-            tracing::info!(cgroup = %path.display(), "run ended: transient cgroup removed");
-            Ok(Reply::Detached { cgroup: path })
-        });
-    ended.unwrap_or_else(|message| Reply::Error { message })
+        .and_then(|path| end_claimed_run(state, cgroup_id, path))
+        .unwrap_or_else(|message| Reply::Error { message })
 }
 
 /// The end of a `run`: kills what is left in its cgroup, then detaches and removes it.
 fn run_end(state: &Mutex<DaemonState>, peer: &Peer, cgroup: &Path) -> Result<Reply, String> {
     let (cgroup_id, path) = lock(state)?.claim_run(peer, cgroup)?;
+    end_claimed_run(state, cgroup_id, path)
+}
+
+/// Ends a run its caller claimed, and says so.
+fn end_claimed_run(
+    state: &Mutex<DaemonState>,
+    cgroup_id: u64,
+    path: PathBuf,
+) -> Result<Reply, String> {
     end_run(state, cgroup_id, &path)?;
     tracing::info!(cgroup = %path.display(), "run ended: transient cgroup removed");
     Ok(Reply::Detached { cgroup: path })

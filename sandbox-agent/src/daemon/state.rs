@@ -379,28 +379,23 @@ impl DaemonState {
             ));
         }
         let path = a.info.cgroup.clone();
-        self.claim(cgroup_id, path).map(|path| (cgroup_id, path))
+        if !self.ending.insert(cgroup_id) {
+            return Err(format!("the run in {} is being ended", path.display()));
+        }
+        Ok((cgroup_id, path))
     }
 
     /// Claims, for its own connection, the run made as `cgroup_id` whose command has exited;
     /// an error when it was ended or detached meanwhile, or is being ended.
     pub(super) fn claim_run_by_id(&mut self, cgroup_id: u64) -> Result<PathBuf, String> {
         match self.attachments.get(&cgroup_id) {
-            Some(a) if a.info.run_by.is_some() && !self.ending.contains(&cgroup_id) => {
-                let path = a.info.cgroup.clone();
-                self.claim(cgroup_id, path)
+            Some(a) if a.info.run_by.is_some() && self.ending.insert(cgroup_id) => {
+                Ok(a.info.cgroup.clone())
             }
             _ => Err(
                 "the run was ended or detached by someone else while its command ran".to_string(),
             ),
         }
-    }
-
-    fn claim(&mut self, cgroup_id: u64, path: PathBuf) -> Result<PathBuf, String> {
-        if !self.ending.insert(cgroup_id) {
-            return Err(format!("the run in {} is being ended", path.display()));
-        }
-        Ok(path)
     }
 
     /// The end of a run claimed with `claim_run` (or `abandoned_runs`) is over, done or not.

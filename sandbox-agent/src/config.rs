@@ -35,6 +35,10 @@ pub struct Config {
     pub dns_refresh_seconds: Option<u64>,
     /// Serve Prometheus metrics on this address (`127.0.0.1:9464`); no listener when unset.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Turn on the cgroup2 mount's `favordynmods` at start, so that a `run`'s command enters
+    /// its cgroup without waiting for an RCU grace period (default true; false leaves the
+    /// mount as it is).
+    pub cgroup_favordynmods: Option<bool>,
     /// The file this was read from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -172,6 +176,10 @@ impl Config {
         flag.or(self.metrics_listen)
     }
     /// None: host names are resolved only at attach.
+    pub fn cgroup_favordynmods(&self) -> bool {
+        self.cgroup_favordynmods.unwrap_or(true)
+    }
+
     pub fn dns_refresh(&self) -> Option<std::time::Duration> {
         match self
             .dns_refresh_seconds
@@ -284,6 +292,15 @@ mod tests {
         );
         let e = Config::parse(Path::new("c.yaml"), "metrics_listen: localhost\n").unwrap_err();
         assert!(e.to_string().contains("metrics_listen"), "{e}");
+    }
+
+    #[test]
+    fn favordynmods_is_turned_on_unless_the_config_says_false() {
+        assert!(Config::default().cgroup_favordynmods());
+        let c = Config::parse(Path::new("c.yaml"), "cgroup_favordynmods: false\n").unwrap();
+        assert!(!c.cgroup_favordynmods());
+        let e = Config::parse(Path::new("c.yaml"), "cgroup_favordynmods: maybe\n").unwrap_err();
+        assert!(e.to_string().contains("cgroup_favordynmods"), "{e}");
     }
 
     #[test]

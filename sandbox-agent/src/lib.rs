@@ -11,6 +11,7 @@ pub mod policy;
 
 mod audit;
 mod bpf;
+mod cgroup_mount;
 mod client;
 mod descriptors;
 mod identity;

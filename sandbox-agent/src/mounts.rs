@@ -104,6 +104,8 @@ pub struct MountEntry {
     pub root: PathBuf,
     pub point: PathBuf,
     pub fstype: String,
+    /// The filesystem's own options (`rw,nsdelegate`), shared by all its mounts.
+    pub super_options: String,
 }
 
 /// The well-formed lines of a mountinfo text.
@@ -112,14 +114,17 @@ pub fn entries(text: &str) -> impl Iterator<Item = MountEntry> + '_ {
         let fields: Vec<&str> = line.split(' ').collect();
         let (major, minor) = fields.get(2)?.split_once(':')?;
         let (major, minor): (u32, u32) = (major.parse().ok()?, minor.parse().ok()?);
-        // The optional fields end with "-", then the filesystem type.
-        let fstype = fields.iter().skip(6).skip_while(|f| **f != "-").nth(1)?;
+        // The optional fields end with "-"; then the filesystem type, source and options.
+        let mut after = fields.iter().skip(6).skip_while(|f| **f != "-").skip(1);
+        let fstype = after.next()?;
+        let super_options = after.nth(1).copied().unwrap_or_default();
         Some(MountEntry {
             mount_id: fields.first()?.parse().ok()?,
             sb_dev: (major << 20) | (minor & 0xfffff),
             root: unescape(fields.get(3)?),
             point: unescape(fields.get(4)?),
             fstype: fstype.to_string(),
+            super_options: super_options.to_string(),
         })
     })
 }

@@ -52,6 +52,8 @@ pub struct DaemonOptions {
     pub dns_refresh: Option<std::time::Duration>,
     /// Serve Prometheus metrics here (`GET /metrics`); None: no listener.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Turn on the cgroup2 mount's `favordynmods` (see `cgroup_mount`).
+    pub cgroup_favordynmods: bool,
 }
 
 /// The daemon's own files and sockets, out of every confined process's reach.
@@ -162,6 +164,9 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     tracing::info!("programs verified and loaded in {:.1?}", started.elapsed());
     let maps = PolicyMaps::new(&mut ebpf)?;
     loader::attach_and_pin(&mut ebpf, &pins.links())?;
+    if opts.cgroup_favordynmods {
+        favor_dynamic_moves();
+    }
     let keeper = pin_keeper::PinKeeper::open(&pins)?;
     let mut take = |name: &str| {
         ebpf.take_map(name)
@@ -237,4 +242,24 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     tracing::info!("daemon stopping; pinned programs keep enforcing attached policies");
     drop(ebpf);
     Ok(())
+}
+
+/// A run's command enters its cgroup at the cost of an RCU grace period unless the cgroup2
+/// mount has `favordynmods`: turned on here, once enforcement is in place. Start-up speed
+/// only, so a failure is a warning.
+fn favor_dynamic_moves() {
+    let root = std::path::Path::new(crate::cgroup::CGROUP_ROOT);
+    match crate::cgroup_mount::favor_dynamic_moves(root) {
+        Ok(crate::cgroup_mount::Outcome::AlreadyOn) => {}
+        Ok(crate::cgroup_mount::Outcome::TurnedOn(kept)) => tracing::info!(
+            kept = %kept.join(","),
+            "cgroup2 at {}: favordynmods turned on, so a run's command enters its cgroup \
+             without waiting for an RCU grace period (cgroup_favordynmods: false leaves it off)",
+            root.display()
+        ),
+        Err(e) => tracing::warn!(
+            "{e}; each run's command waits for an RCU grace period (milliseconds) to enter \
+             its cgroup"
+        ),
+    }
 }

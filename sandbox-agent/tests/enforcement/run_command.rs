@@ -290,3 +290,27 @@ fn a_killed_run_leaves_its_command_confined_and_no_cgroup_once_the_command_ends(
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Without `favordynmods` on the cgroup2 mount, each run's command waits for an RCU grace
+/// period (milliseconds) to enter its cgroup. The daemon turned it on when it started, and kept
+/// what the VM mounted cgroup2 with, as systemd does: the filesystem's flags and the mount's.
+#[test]
+fn the_daemon_turned_on_favordynmods_and_kept_the_cgroup_mounts_options() {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = mountinfo
+        .lines()
+        .filter(|l| l.split(' ').nth(4) == Some("/sys/fs/cgroup"))
+        .last()
+        .expect("a mount at /sys/fs/cgroup");
+    let (mount, filesystem) = line.split_once(" - ").unwrap();
+    let mount_options: Vec<&str> = mount.split(' ').nth(5).unwrap().split(',').collect();
+    let filesystem: Vec<&str> = filesystem.split(' ').collect();
+    assert_eq!(filesystem[0], "cgroup2", "{line}");
+    let flags: Vec<&str> = filesystem[2].split(',').collect();
+    for flag in ["favordynmods", "nsdelegate", "memory_recursiveprot"] {
+        assert!(flags.contains(&flag), "{flag} missing: {line}");
+    }
+    for option in ["nosuid", "nodev", "noexec"] {
+        assert!(mount_options.contains(&option), "{option} missing: {line}");
+    }
+}

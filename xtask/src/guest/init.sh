@@ -47,7 +47,8 @@ step ln -sf /proc/self/fd/1 /host/dev/stdout
 step ln -sf /proc/self/fd/2 /host/dev/stderr
 step mount -t securityfs securityfs /host/sys/kernel/security
 step mount -t bpf -o mode=0700 bpf /host/sys/fs/bpf
-step mount -t cgroup2 cgroup2 /host/sys/fs/cgroup
+# As systemd mounts it: the daemon must keep these when it turns favordynmods on.
+step mount -t cgroup2 -o nosuid,nodev,noexec,relatime,nsdelegate,memory_recursiveprot cgroup2 /host/sys/fs/cgroup
 step ip link set lo up
 
 run=

@@ -138,7 +138,7 @@ fn reconfigure(point: &Path, flags: &[String]) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    /// As systemd mounts it, under a tmpfs of cgroup v1 hierarchies elsewhere.
+    /// cgroup2 as systemd mounts it, and a tmpfs elsewhere.
     const MOUNTINFO: &str = "\
 22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 rw
 35 22 0:30 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:9 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot

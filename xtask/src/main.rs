@@ -84,6 +84,10 @@ enum Command {
         /// Same as `--part hooks`.
         #[arg(long, conflicts_with = "part")]
         hooks: bool,
+        /// Measure on this machine instead of the VM (root, a kernel that enforces, and no
+        /// sandbox-agent running, pinned or configured here).
+        #[arg(long)]
+        on_host: bool,
     },
     /// Runs inside the VM for `bench` (not for direct use).
     #[command(hide = true)]
@@ -141,9 +145,14 @@ fn main() -> ExitCode {
             timeout,
             part,
             hooks,
+            on_host,
         } => {
             let part = if hooks { bench::Part::Hooks } else { part };
-            bench::command(kernel, Duration::from_secs(timeout), part)
+            if on_host {
+                bench::on_host(part)
+            } else {
+                bench::command(kernel, Duration::from_secs(timeout), part)
+            }
         }
         Command::BenchGuest { what } => match what {
             BenchGuest::Run { agent, repo, part } => {

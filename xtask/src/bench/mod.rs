@@ -11,6 +11,7 @@ mod guest;
 mod hook_stats;
 mod landlock;
 mod memory;
+mod on_host;
 mod paired;
 mod startup;
 mod unconfined;
@@ -23,6 +24,7 @@ use anyhow::{Context, Result};
 use clap::ValueEnum;
 
 pub use guest::{measure_command, run as run_in_guest};
+pub use on_host::command as on_host;
 
 use crate::kernels::KernelVersion;
 use crate::setup::Setup;
@@ -77,21 +79,32 @@ pub fn command(v: KernelVersion, timeout: Duration, part: Part) -> Result<u8> {
             .map_or("all".into(), |p| p.get_name().into()),
     );
     let outcome = guest.run(Some(&command), false, timeout, true)?;
-    let text = String::from_utf8_lossy(&outcome.output);
-    if let Some(json) = text
+    save_json(
+        &guest.target,
+        part,
+        v.short(),
+        &String::from_utf8_lossy(&outcome.output),
+    )?;
+    vm::exit_status(&outcome, timeout)
+}
+
+/// Keeps the JSON line of a benchmark's `output` as `target/bench/bench[-PART]-LABEL.json`.
+fn save_json(target: &std::path::Path, part: Part, label: &str, output: &str) -> Result<()> {
+    let Some(json) = output
         .lines()
         .find_map(|l| l.trim().strip_prefix(guest::JSON_MARKER))
-    {
-        let dir = guest.target.join("bench");
-        std::fs::create_dir_all(&dir)?;
-        let file = match part {
-            Part::All => dir.join(format!("bench-{}.json", v.short())),
-            Part::Hooks => dir.join(format!("bench-hooks-{}.json", v.short())),
-            other => dir.join(format!("bench-{other:?}-{}.json", v.short()).to_lowercase()),
-        };
-        std::fs::write(&file, format!("{json}\n"))
-            .with_context(|| format!("writing {}", file.display()))?;
-        eprintln!("[bench] results written to {}", file.display());
-    }
-    vm::exit_status(&outcome, timeout)
+    else {
+        return Ok(());
+    };
+    let dir = target.join("bench");
+    std::fs::create_dir_all(&dir)?;
+    let file = match part {
+        Part::All => dir.join(format!("bench-{label}.json")),
+        Part::Hooks => dir.join(format!("bench-hooks-{label}.json")),
+        other => dir.join(format!("bench-{other:?}-{label}.json").to_lowercase()),
+    };
+    std::fs::write(&file, format!("{json}\n"))
+        .with_context(|| format!("writing {}", file.display()))?;
+    eprintln!("[bench] results written to {}", file.display());
+    Ok(())
 }

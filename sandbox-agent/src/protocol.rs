@@ -58,6 +58,12 @@ pub enum Op {
         /// (an ssh-agent's): denied to this run on top of the policy (only ever more denial).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         deny_sockets: Vec<PathBuf>,
+        /// The caller waits on this connection for the end: the daemon ends the run when its
+        /// command exits and answers a second time. False from a client older than that (no
+        /// field), which ends the run itself with `run_end`: the daemon leaves it that to do,
+        /// rather than race it. An older daemon ignores the field and answers once.
+        #[serde(default)]
+        ends_on_exit: bool,
     },
     /// End a `Run` whose connection is gone: kill what is left in its cgroup, detach, remove
     /// the cgroup. Allowed for root and for the user who made the run.
@@ -205,6 +211,8 @@ mod tests {
         assert!(serde_json::from_str::<Request>(r#"{"version":1,"op":"format_disk"}"#).is_err());
     }
 
+    /// A request as a client older than `ends_on_exit` sends it: that client ends the run
+    /// itself, so the daemon must not.
     #[test]
     fn run_requests_parse_with_and_without_a_workspace() {
         let line = r#"{"version":1,"op":"run","policy_file":"p.yaml","policy_yaml":"name: p\n","home":"/home/a","pid":4242}"#;
@@ -218,6 +226,7 @@ mod tests {
                 workspace: None,
                 pid: 4242,
                 deny_sockets: vec![],
+                ends_on_exit: false,
             }
         );
         let with_ws = Request::new(Op::Run {
@@ -227,6 +236,7 @@ mod tests {
             workspace: Some("/src".into()),
             pid: 7,
             deny_sockets: vec!["/tmp/ssh-x/agent.1".into()],
+            ends_on_exit: true,
         });
         let line = serde_json::to_string(&with_ws).unwrap();
         assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), with_ws);

@@ -127,6 +127,7 @@ fn confine(
             workspace: anchors.workspace.clone(),
             pid,
             deny_sockets,
+            ends_on_exit: true,
         },
     )
     .map_err(|e| {

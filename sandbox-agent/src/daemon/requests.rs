@@ -75,6 +75,7 @@ fn handle_op(
             workspace,
             pid,
             deny_sockets,
+            ends_on_exit,
         } => {
             let anchors = policy::Anchors { home, workspace };
             let (info, run) = run(
@@ -86,7 +87,8 @@ fn handle_op(
                 pid,
                 deny_sockets,
             )?;
-            return Ok((Reply::Attached(info), Some(run)));
+            // Without `ends_on_exit` the caller's `run_end` (or the sweep) ends it.
+            return Ok((Reply::Attached(info), ends_on_exit.then_some(run)));
         }
         Op::RunEnd { cgroup } => run_end(state, peer, &cgroup),
     }?;

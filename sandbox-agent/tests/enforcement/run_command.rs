@@ -314,3 +314,56 @@ fn the_daemon_turned_on_favordynmods_and_kept_the_cgroup_mounts_options() {
         assert!(mount_options.contains(&option), "{option} missing: {line}");
     }
 }
+
+/// A client from before `ends_on_exit` (a request without it) ends its run itself: `run_end`
+/// on a new connection once its command has exited. The daemon leaves the end to it, so that
+/// `run_end` ends the run cleanly instead of racing the daemon's own end and failing.
+#[test]
+fn a_client_that_ends_its_own_run_has_it_ended_cleanly() {
+    let home = fixture_dir("own-end");
+    let secret = home.join(".ssh/id_ed25519");
+    write(&secret, "key");
+    let policy = policy_file(&home, "own-end", "deny_read:\n  - ~/.ssh\n");
+    // The protocol as such a client speaks it: the command forked and held, `run` without
+    // `ends_on_exit`, the command released, waited for, then `run_end`.
+    let client = r#"
+import json, os, socket, sys
+policy, home, secret = sys.argv[1:4]
+def call(request):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect("/run/sandbox-agent.sock")
+    s.sendall((json.dumps(dict(version=1, **request)) + "\n").encode())
+    reply = json.loads(s.makefile().readline())
+    s.close()
+    return reply
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(w)
+    os.read(r, 1)
+    os.execvp("cat", ["cat", secret])
+os.close(r)
+run = dict(op="run", policy_file=policy, policy_yaml=open(policy).read(), home=home, pid=pid)
+attached = call(run)
+print("run:", attached["status"], attached.get("message", ""))
+os.write(w, b"go")
+_, status = os.waitpid(pid, 0)
+print("cat exit:", os.waitstatus_to_exitcode(status))
+ended = call(dict(op="run_end", cgroup=attached["cgroup"]))
+print("run_end:", ended["status"], ended.get("message", ""))
+print("cgroup left:", os.path.exists(attached["cgroup"]))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", client])
+        .arg(&policy)
+        .arg(&home)
+        .arg(&secret)
+        .output()
+        .unwrap();
+    let said = stdout(&out);
+    assert!(out.status.success(), "{said}{}", stderr(&out));
+    assert!(said.contains("run: attached"), "{said}");
+    assert!(said.contains("cat exit: 1"), "the key was read: {said}");
+    assert!(said.contains("run_end: detached"), "{said}");
+    assert!(said.contains("cgroup left: False"), "{said}");
+}

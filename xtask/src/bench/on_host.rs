@@ -34,14 +34,14 @@ pub fn command(part: Part) -> Result<u8> {
     if !project::skip_build() {
         setup.rust_toolchain()?;
     }
-    if cmd::which("bwrap").is_none() {
-        eprintln!("[bench] installing bubblewrap for the comparison");
-        setup.apt.install(&["bubblewrap"])?;
-    }
     project::build_agent(&repo)?;
     let agent = project::agent_binary(&target)?;
     if let Some(why) = refusal(&agent) {
         bail!("{why}; nothing was changed");
+    }
+    if cmd::which("bwrap").is_none() {
+        eprintln!("[bench] installing bubblewrap for the comparison");
+        setup.apt.install(&["bubblewrap"])?;
     }
     let stats_before = std::fs::read_to_string(BPF_STATS).unwrap_or_default();
     let xtask = std::env::current_exe().context("locating the xtask binary")?;

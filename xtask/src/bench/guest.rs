@@ -147,9 +147,27 @@ pub(super) fn report(rows: &[Row]) -> Result<()> {
         }));
     }
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let doc = json!({ "kernel": kernel.trim(), "results": out });
+    let cgroup2 = cgroup2_options();
+    println!("cgroup2 at /sys/fs/cgroup: {cgroup2}");
+    let doc = json!({ "kernel": kernel.trim(), "cgroup2": cgroup2, "results": out });
     println!("{JSON_MARKER}{doc}");
     Ok(())
+}
+
+/// The cgroup2 filesystem's options as the bench ended: with `favordynmods` (which the daemon
+/// turns on) a `run`'s move into its cgroup skips an RCU grace period, milliseconds of its start.
+fn cgroup2_options() -> String {
+    cgroup2_options_in(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
+}
+
+fn cgroup2_options_in(mountinfo: &str) -> String {
+    mountinfo
+        .lines()
+        .rfind(|l| l.split(' ').nth(4) == Some("/sys/fs/cgroup"))
+        .and_then(|l| l.split_once(" - cgroup2 "))
+        .and_then(|(_, fs)| fs.split(' ').nth(1))
+        .unwrap_or("not mounted")
+        .to_string()
 }
 
 /// Median of three child runs of `workload`, confined in `cgroup` or under Landlock when asked.
@@ -242,4 +260,15 @@ pub fn measure_command(
     }
     println!("{}", super::workload::measure(workload, arg, iters)?);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_cgroup2_options_are_those_of_the_mount_on_top() {
+        let systemd = "35 22 0:30 / /sys/fs/cgroup rw shared:9 - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert_eq!(super::cgroup2_options_in(systemd), "rw,nsdelegate");
+        let covered = format!("{systemd}50 35 0:40 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n");
+        assert_eq!(super::cgroup2_options_in(&covered), "not mounted");
+    }
 }

@@ -11,17 +11,11 @@ use anyhow::{bail, Context, Result};
 use crate::kernels::KernelVersion;
 use crate::setup::Setup;
 use crate::vm::{self, Guest};
-use crate::{apt, cmd, paths, project};
+use crate::{apt, cmd, project};
 
 pub fn command(timeout: Duration) -> Result<u8> {
-    let repo = paths::repo_root()?;
-    let target = paths::target_dir(&repo)?;
     let mut setup = Setup::new()?;
-    if !project::skip_build() {
-        setup.rust_toolchain()?;
-    }
-    project::build_agent(&repo)?;
-    let agent = project::agent_binary(&target)?;
+    let (repo, _, agent) = project::built_for_host(&mut setup)?;
     let script = repo.join("xtask/demo.sh");
     if !script.is_file() {
         bail!("{} is missing", script.display());

@@ -32,6 +32,19 @@ pub fn build_agent(repo: &Path) -> Result<()> {
     cmd::run(cargo(repo)?.args(["build", "--release", "-p", "sandbox-agent"]))
 }
 
+/// This checkout's agent binary, built for running on this host: the toolchain set up and
+/// `cargo build` first, unless SANDBOX_AGENT_SKIP_BUILD=1. (repository, target dir, binary).
+pub fn built_for_host(setup: &mut setup::Setup) -> Result<(PathBuf, PathBuf, PathBuf)> {
+    let repo = crate::paths::repo_root()?;
+    let target = crate::paths::target_dir(&repo)?;
+    if !skip_build() {
+        setup.rust_toolchain()?;
+    }
+    build_agent(&repo)?;
+    let agent = agent_binary(&target)?;
+    Ok((repo, target, agent))
+}
+
 /// The agent binary, which must exist.
 pub fn agent_binary(target: &Path) -> Result<PathBuf> {
     let bin = target.join("release/sandbox-agent");

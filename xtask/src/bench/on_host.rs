@@ -14,7 +14,7 @@ use clap::ValueEnum;
 
 use super::Part;
 use crate::setup::Setup;
-use crate::{apt, cmd, paths, project};
+use crate::{apt, cmd, project};
 
 /// Where an installed daemon pins its programs and maps (the bench's daemon uses it too).
 const PINS: &str = "/sys/fs/bpf/sandbox-agent";
@@ -28,14 +28,8 @@ pub fn command(part: Part) -> Result<u8> {
     if !apt::is_root() {
         bail!("bench --on-host needs root: it loads BPF programs and makes cgroups");
     }
-    let repo = paths::repo_root()?;
-    let target = paths::target_dir(&repo)?;
     let mut setup = Setup::new()?;
-    if !project::skip_build() {
-        setup.rust_toolchain()?;
-    }
-    project::build_agent(&repo)?;
-    let agent = project::agent_binary(&target)?;
+    let (repo, target, agent) = project::built_for_host(&mut setup)?;
     if let Some(why) = refusal(&agent) {
         bail!("{why}; nothing was changed");
     }

@@ -175,11 +175,11 @@ impl Config {
     ) -> Option<std::net::SocketAddr> {
         flag.or(self.metrics_listen)
     }
-    /// None: host names are resolved only at attach.
     pub fn cgroup_favordynmods(&self) -> bool {
         self.cgroup_favordynmods.unwrap_or(true)
     }
 
+    /// None: host names are resolved only at attach.
     pub fn dns_refresh(&self) -> Option<std::time::Duration> {
         match self
             .dns_refresh_seconds

@@ -64,20 +64,7 @@ pub fn command(v: KernelVersion, timeout: Duration, part: Part) -> Result<u8> {
     let agent = project::agent_binary(&guest.target)?;
     let xtask = std::env::current_exe().context("locating the xtask binary")?;
     paths::check_visible_in_guest(&xtask, "the xtask binary")?;
-    let mut command: Vec<OsString> = vec![
-        xtask.into_os_string(),
-        "bench-guest".into(),
-        "run".into(),
-        "--agent".into(),
-        agent.into_os_string(),
-        "--repo".into(),
-        guest.repo.clone().into_os_string(),
-    ];
-    command.push("--part".into());
-    command.push(
-        part.to_possible_value()
-            .map_or("all".into(), |p| p.get_name().into()),
-    );
+    let command = guest_command(xtask, &agent, &guest.repo, part);
     let outcome = guest.run(Some(&command), false, timeout, true)?;
     save_json(
         &guest.target,
@@ -86,6 +73,29 @@ pub fn command(v: KernelVersion, timeout: Duration, part: Part) -> Result<u8> {
         &String::from_utf8_lossy(&outcome.output),
     )?;
     vm::exit_status(&outcome, timeout)
+}
+
+/// `xtask bench-guest run` for `part`: the measurements themselves, in the VM or on this host.
+fn guest_command(
+    xtask: std::path::PathBuf,
+    agent: &std::path::Path,
+    repo: &std::path::Path,
+    part: Part,
+) -> Vec<OsString> {
+    let part = part
+        .to_possible_value()
+        .map_or("all".into(), |p| p.get_name().to_string());
+    vec![
+        xtask.into_os_string(),
+        "bench-guest".into(),
+        "run".into(),
+        "--agent".into(),
+        agent.into(),
+        "--repo".into(),
+        repo.into(),
+        "--part".into(),
+        part.into(),
+    ]
 }
 
 /// Keeps the JSON line of a benchmark's `output` as `target/bench/bench[-PART]-LABEL.json`.

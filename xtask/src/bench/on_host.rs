@@ -10,7 +10,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context, Result};
-use clap::ValueEnum;
 
 use super::Part;
 use crate::setup::Setup;
@@ -39,15 +38,9 @@ pub fn command(part: Part) -> Result<u8> {
     }
     let stats_before = std::fs::read_to_string(BPF_STATS).unwrap_or_default();
     let xtask = std::env::current_exe().context("locating the xtask binary")?;
-    let part_name = part
-        .to_possible_value()
-        .map_or("all".into(), |p| p.get_name().to_string());
-    let mut child = Command::new(xtask)
-        .args(["bench-guest", "run", "--agent"])
-        .arg(&agent)
-        .arg("--repo")
-        .arg(&repo)
-        .args(["--part", &part_name])
+    let mut command = super::guest_command(xtask, &agent, &repo, part).into_iter();
+    let mut child = Command::new(command.next().context("an empty command")?)
+        .args(command)
         .stdout(Stdio::piped())
         .spawn()
         .context("starting the benchmark")?;

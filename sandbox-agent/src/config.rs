@@ -39,6 +39,14 @@ pub struct Config {
     /// its cgroup without waiting for an RCU grace period (default true; false leaves the
     /// mount as it is).
     pub cgroup_favordynmods: Option<bool>,
+    /// Reuse a compiled policy for a request with the same inputs while nothing the compile
+    /// read has changed (default true).
+    pub compile_reuse: Option<bool>,
+    /// Filesystem types (as `/proc/self/mountinfo` names them) besides the local ones
+    /// (`policy::watch::LOCAL_FILESYSTEMS`) on which a compile may be reused: only ones
+    /// nothing changes behind this host's back (a read-only network root), since inotify sees
+    /// no change made by another client.
+    pub compile_reuse_filesystems: Option<Vec<String>>,
     /// The file this was read from, if any.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -140,6 +148,15 @@ impl Config {
             g.gid()
                 .map_err(|m| invalid(format!("control_group: {m}")))?;
         }
+        for name in config.compile_reuse_filesystems.iter().flatten() {
+            let fstype = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+            if name.is_empty() || !name.chars().all(fstype) {
+                return Err(invalid(format!(
+                    "compile_reuse_filesystems: {name:?} is not a filesystem type as \
+                     /proc/self/mountinfo names one (9p, nfs4, fuse.sshfs)"
+                )));
+            }
+        }
         Ok(config)
     }
 
@@ -177,6 +194,20 @@ impl Config {
     }
     pub fn cgroup_favordynmods(&self) -> bool {
         self.cgroup_favordynmods.unwrap_or(true)
+    }
+
+    /// The filesystem types on which a compile may be reused; empty when `compile_reuse` is
+    /// off.
+    pub fn compile_reuse(&self) -> Vec<String> {
+        if self.compile_reuse == Some(false) {
+            return Vec::new();
+        }
+        let local = crate::policy::watch::LOCAL_FILESYSTEMS
+            .iter()
+            .map(|n| n.to_string());
+        local
+            .chain(self.compile_reuse_filesystems.iter().flatten().cloned())
+            .collect()
     }
 
     /// None: host names are resolved only at attach.
@@ -297,6 +328,22 @@ mod tests {
     #[test]
     fn favordynmods_is_turned_on_unless_the_config_says_false() {
         assert!(Config::default().cgroup_favordynmods());
+        assert!(Config::default()
+            .compile_reuse()
+            .contains(&"ext4".to_string()));
+        let c = Config::parse(Path::new("c.yaml"), "compile_reuse_filesystems: [9p]\n").unwrap();
+        assert!(c.compile_reuse().contains(&"9p".to_string()));
+        let c = Config::parse(Path::new("c.yaml"), "compile_reuse: false\n").unwrap();
+        assert!(c.compile_reuse().is_empty());
+        let e = Config::parse(
+            Path::new("c.yaml"),
+            "compile_reuse_filesystems: [\"a b\"]\n",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("\"a b\" is not a filesystem type"),
+            "{e}"
+        );
         let c = Config::parse(Path::new("c.yaml"), "cgroup_favordynmods: false\n").unwrap();
         assert!(!c.cgroup_favordynmods());
         let e = Config::parse(Path::new("c.yaml"), "cgroup_favordynmods: maybe\n").unwrap_err();

@@ -228,6 +228,7 @@ fn dispatch(cmd: Cmd, config: &Config) -> anyhow::Result<i32> {
                 dns_refresh: config.dns_refresh(),
                 metrics_listen: config.metrics_listen(metrics_listen),
                 cgroup_favordynmods: config.cgroup_favordynmods(),
+                compile_reuse: config.compile_reuse(),
             };
             if metrics_listen.is_some_and(|a| a.port() == 0) {
                 anyhow::bail!("--metrics-listen needs a port other than 0");

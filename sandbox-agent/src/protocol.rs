@@ -113,6 +113,9 @@ pub struct AttachInfo {
     /// Who made this attachment with `run` (None: made with `attach`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_by: Option<RunOwner>,
+    /// The daemon reused the compile of an earlier request: nothing it read had changed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub compile_reused: bool,
 }
 
 /// The `run` client that owns a transient cgroup.
@@ -284,6 +287,7 @@ mod tests {
             adopted: false,
             events_logged: 0,
             run_by: None,
+            compile_reused: false,
         };
         let line = serde_json::to_string(&info).unwrap();
         assert!(!line.contains("run_by"), "{line}");

@@ -74,6 +74,12 @@ pub fn run(
         eprintln!("sandbox-agent: warning: {w}");
     }
     if options.verbose {
+        if info.compile_reused {
+            eprintln!(
+                "sandbox-agent: the daemon reused its compile of this policy: nothing it read \
+                 has changed since"
+            );
+        }
         for p in &info.not_yet_created {
             eprintln!(
                 "sandbox-agent: {} does not exist yet: it is denied once created",

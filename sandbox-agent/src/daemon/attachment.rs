@@ -73,6 +73,7 @@ pub(super) fn adopted(
             adopted: true,
             events_logged: 0,
             run_by: record.as_ref().and_then(|r| r.run_by.clone()),
+            compile_reused: false,
         },
         compiled: compiled.unwrap_or_default(),
         written: false,

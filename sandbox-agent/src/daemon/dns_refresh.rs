@@ -30,7 +30,9 @@ pub async fn run(state: Arc<Mutex<DaemonState>>, every: Duration) {
                     home: job.home.clone(),
                     workspace: job.workspace.clone(),
                 };
+                // Compiled again on purpose: the addresses are what may have changed.
                 prepare(
+                    None,
                     &protected,
                     job.cgroup.clone(),
                     &job.policy_file,

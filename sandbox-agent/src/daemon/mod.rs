@@ -3,6 +3,7 @@
 
 mod attachment;
 mod audit_reader;
+mod compile_cache;
 mod dns_refresh;
 mod local_addrs;
 mod metrics;
@@ -54,6 +55,9 @@ pub struct DaemonOptions {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// Turn on the cgroup2 mount's `favordynmods` (see `cgroup_mount`).
     pub cgroup_favordynmods: bool,
+    /// Types of the filesystems on which a compile may be reused (`compile_cache`); empty:
+    /// every request compiles.
+    pub compile_reuse: Vec<String>,
 }
 
 /// The daemon's own files and sockets, out of every confined process's reach.

@@ -99,7 +99,7 @@ impl StateFile {
         .map_err(|e| write_err(io::Error::other(e)))?;
         let dir = self.path.parent().unwrap_or(Path::new("/"));
         std::fs::create_dir_all(dir).map_err(write_err)?;
-        let tmp = self.path.with_extension("json.tmp");
+        let tmp = temporary_name(&self.path);
         let mut file = std::fs::File::create(&tmp).map_err(write_err)?;
         file.write_all(&json).map_err(write_err)?;
         file.sync_all().map_err(write_err)?;
@@ -117,6 +117,11 @@ impl StateFile {
             _ => Ok(()),
         }
     }
+}
+
+/// Where `save` writes the table before renaming it over the state file.
+pub(super) fn temporary_name(state_file: &Path) -> PathBuf {
+    state_file.with_extension("json.tmp")
 }
 
 #[cfg(test)]

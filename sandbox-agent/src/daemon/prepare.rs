@@ -10,12 +10,14 @@ use crate::{
     policy::{self, CompiledPolicy},
 };
 
-use super::{persist::SavedAttachment, Protected};
+use super::{compile_cache::CompileCache, persist::SavedAttachment, Protected};
 
 /// A policy parsed and compiled for one cgroup, not yet in the maps.
 pub struct Prepared {
     pub compiled: CompiledPolicy,
     pub(super) saved: SavedAttachment,
+    /// The compile of an earlier request, nothing it read having changed since.
+    pub(super) compile_reused: bool,
 }
 
 /// Network rules of a compiled policy, compared to tell whether host names moved.
@@ -23,8 +25,10 @@ pub type NetRuleSet =
     std::collections::BTreeMap<(u32, policy::net_spec::Cidr), sandbox_common::NetRules>;
 
 /// Validates and compiles a policy for `cgroup` (host names are resolved here, so callers can
-/// do it without holding the daemon state).
+/// do it without holding the daemon state), reusing a compile of the same inputs from `cache`
+/// when nothing it read has changed.
 pub fn prepare(
+    cache: Option<&CompileCache>,
     protected: &Protected,
     cgroup: PathBuf,
     policy_file: &str,
@@ -35,7 +39,6 @@ pub fn prepare(
     let cgroup_id = cgroup::cgroup_id(&cgroup).map_err(|e| e.to_string())?;
     let cgroup =
         std::fs::canonicalize(&cgroup).map_err(|e| format!("cgroup {}: {e}", cgroup.display()))?;
-    let parsed = policy::parse(policy_file, policy_yaml).map_err(|e| e.to_string())?;
     for (what, dir) in [
         ("home", Some(&anchors.home)),
         ("workspace", anchors.workspace.as_ref()),
@@ -45,8 +48,20 @@ pub fn prepare(
         }
     }
     let extra = extra_rules(&deny_sockets, protected);
-    let compiled = policy::compile_with_extra(&parsed, &anchors, &extra)
-        .map_err(|e| format!("{policy_file}: {e}; nothing was attached"))?;
+    let compile = || {
+        let parsed = policy::parse(policy_file, policy_yaml).map_err(|e| e.to_string())?;
+        policy::compile_with_extra(&parsed, &anchors, &extra)
+            .map_err(|e| format!("{policy_file}: {e}; nothing was attached"))
+    };
+    let (compiled, compile_reused) = match cache {
+        // Every input of the compile: the policy's text, what its anchors mean, the rules
+        // added to it.
+        Some(cache) => cache.compile(
+            format!("{policy_file}\0{anchors:?}\0{extra:?}\0{policy_yaml}"),
+            compile,
+        )?,
+        None => (compile()?, false),
+    };
     refuse_unmatchable(&compiled)
         .map_err(|e| format!("{policy_file}: {e}; nothing was attached"))?;
     Ok(Prepared {
@@ -62,6 +77,7 @@ pub fn prepare(
             run_by: None,
             deny_sockets,
         },
+        compile_reused,
     })
 }
 

@@ -108,8 +108,9 @@ fn attach(
     anchors: policy::Anchors,
     force: bool,
 ) -> Result<Reply, String> {
-    let protected = lock(state)?.protected();
+    let (protected, cache) = lock(state)?.for_prepare();
     let prepared = prepare(
+        Some(&cache),
         &protected,
         cgroup,
         policy_file,
@@ -176,8 +177,9 @@ fn run(
         other => other,
     }
     .map_err(|e| format!("cannot create the transient cgroup: {e}"))?;
-    let protected = lock(state)?.protected();
+    let (protected, cache) = lock(state)?.for_prepare();
     let mut prepared = prepare(
+        Some(&cache),
         &protected,
         cg.path().to_path_buf(),
         policy_file,

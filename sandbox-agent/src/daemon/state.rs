@@ -17,6 +17,7 @@ use crate::{
 
 use super::{
     attachment::{adopted, Attachment},
+    compile_cache::CompileCache,
     peer::Peer,
     persist::{SavedAttachment, StateFile},
     prepare::{NetRuleSet, Prepared},
@@ -92,6 +93,7 @@ pub struct DaemonState {
     state_file: StateFile,
     control_gid: Option<u32>,
     protected: Protected,
+    compile_cache: std::sync::Arc<CompileCache>,
     bpffs: PathBuf,
     audit_log: PathBuf,
     pub counters: Counters,
@@ -108,6 +110,10 @@ impl DaemonState {
             state_file: StateFile::new(&opts.state_file),
             control_gid: opts.control_gid,
             protected: opts.protected.clone(),
+            compile_cache: std::sync::Arc::new(CompileCache::new(
+                opts.compile_reuse.clone(),
+                &opts.state_file,
+            )),
             bpffs: opts.bpffs.clone(),
             audit_log: opts.audit_log.clone(),
             counters: Counters::default(),
@@ -238,6 +244,7 @@ impl DaemonState {
         let Prepared {
             compiled,
             mut saved,
+            compile_reused,
         } = prepared;
         let (cgroup, cgroup_id) = (saved.cgroup.clone(), saved.cgroup_id);
         self.check_nesting(&cgroup, cgroup_id)?;
@@ -268,6 +275,7 @@ impl DaemonState {
             adopted: false,
             events_logged: 0,
             run_by: saved.run_by.clone(),
+            compile_reused,
         };
         tracing::info!(
             cgroup = %cgroup.display(),
@@ -301,6 +309,11 @@ impl DaemonState {
 
     pub fn protected(&self) -> Protected {
         self.protected.clone()
+    }
+
+    /// What `prepare` needs from the state, taken out so it runs without the lock.
+    pub fn for_prepare(&self) -> (Protected, std::sync::Arc<CompileCache>) {
+        (self.protected.clone(), self.compile_cache.clone())
     }
 
     /// Switches an attachment to `prepared` (its host names resolved again), unless the

@@ -108,6 +108,7 @@ impl Anchors {
     /// `$UID`: the owner of `~`, which is the confined user whenever `~` is their home.
     fn uid(&self) -> Result<u32, String> {
         use std::os::unix::fs::MetadataExt;
+        super::watch::before_follow(&self.home);
         std::fs::metadata(&self.home).map(|m| m.uid()).map_err(|e| {
             format!(
                 "uses {UID} (the owner of ~) but {} cannot be read: {e}",

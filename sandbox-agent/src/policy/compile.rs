@@ -97,6 +97,7 @@ impl CompiledPolicy {
 
     /// Like `identify`, with whether `path` is a directory.
     fn identify_stat(&mut self, path: &Path) -> Result<FileStat, String> {
+        super::watch::before_follow(path);
         let stat = file_stat(path).map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
         Ok(self.noted(path, stat))
     }

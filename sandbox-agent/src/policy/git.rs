@@ -72,6 +72,7 @@ pub fn find(workspace: &Path) -> Result<GitRepo, String> {
 /// follows them as well.
 fn other_worktrees_way(common_dir: &Path, git_dir: &Path) -> Result<Vec<PathBuf>, String> {
     let worktrees = common_dir.join("worktrees");
+    super::watch::before_listing(&worktrees);
     let entries = match std::fs::read_dir(&worktrees) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -82,7 +83,10 @@ fn other_worktrees_way(common_dir: &Path, git_dir: &Path) -> Result<Vec<PathBuf>
         let dir = entry
             .map_err(|e| format!("cannot read {}: {e}", worktrees.display()))?
             .path();
-        if dir != git_dir && dir.is_dir() {
+        if dir != git_dir && {
+            super::watch::before_follow(&dir);
+            dir.is_dir()
+        } {
             way.push(dir.join("commondir"));
             way.push(dir.join("config.worktree"));
         }
@@ -101,6 +105,7 @@ enum Kind {
 
 /// What is at `path`, following a symlink as git does.
 fn entry_kind(path: &Path) -> Result<Kind, String> {
+    super::watch::before_follow(path);
     let kind = match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => Kind::Directory,
         Ok(m) if m.is_file() => Kind::File,
@@ -127,6 +132,7 @@ const PATH_MAX: u64 = 4096 + 16;
 fn read_link_file(path: &Path, prefix: &str, base: &Path) -> Result<PathBuf, String> {
     use std::io::{BufRead, BufReader, Read};
     let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    super::watch::before_content(path);
     let file = std::fs::File::open(path).map_err(cannot)?;
     let mut line = String::new();
     // Git reads one short line; a larger file is not a link file.
@@ -148,7 +154,7 @@ fn read_link_file(path: &Path, prefix: &str, base: &Path) -> Result<PathBuf, Str
 
 /// `path` with symlinks and `..` resolved where it exists, as git resolves its directories.
 fn real_or_lexical(path: &Path) -> PathBuf {
-    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+    super::watch::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 #[cfg(test)]

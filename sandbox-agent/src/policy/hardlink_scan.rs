@@ -14,11 +14,13 @@ const HARDLINK_SCAN_LIMIT: usize = 200_000;
 pub(super) fn deny_other_names(out: &mut CompiledPolicy) {
     let mut budget = HARDLINK_SCAN_LIMIT;
     for (dir, id, flags, rule_id) in std::mem::take(&mut out.deny_dirs) {
+        super::watch::before_follow(&dir);
         let Ok(top) = std::fs::metadata(&dir) else {
             continue;
         };
         let mut stack = vec![dir.clone()];
         while let Some(d) = stack.pop() {
+            super::watch::before_listing(&d);
             let Ok(entries) = std::fs::read_dir(&d) else {
                 continue;
             };
@@ -40,15 +42,18 @@ pub(super) fn deny_other_names(out: &mut CompiledPolicy) {
                     continue;
                 }
                 let path = entry.path();
+                super::watch::before_link_count(&path);
                 let Ok(md) = std::fs::symlink_metadata(&path) else {
                     continue;
                 };
                 if md.is_dir() {
                     // Only a change of st_dev (a mount, or a btrfs subvolume) needs the
                     // mount table to tell whether the kernel's walk still gets here.
-                    let same_fs = md.dev() == top.dev()
-                        || crate::identity::file_id(&path)
-                            .is_ok_and(|child| child.sb_dev == id.sb_dev);
+                    let same_fs = md.dev() == top.dev() || {
+                        super::watch::before_follow(&path);
+                        crate::identity::file_id(&path)
+                    }
+                    .is_ok_and(|child| child.sb_dev == id.sb_dev);
                     if same_fs {
                         stack.push(path);
                     }

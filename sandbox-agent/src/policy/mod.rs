@@ -22,6 +22,7 @@ mod schema;
 mod suggest;
 mod suggest_trees;
 mod the_way;
+pub mod watch;
 
 pub use anchors::{Anchors, WORKSPACE};
 pub use compile::{

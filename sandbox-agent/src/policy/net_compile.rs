@@ -104,6 +104,8 @@ pub fn compile_network(
 
 /// Addresses of a host name (no port lookup: the name is resolved as `name:0`).
 fn resolve(name: &str) -> Vec<IpAddr> {
+    // The answers change with no file changing: the daemon resolves them again instead.
+    super::watch::not_reusable("it names hosts");
     let mut ips: Vec<IpAddr> = (name, 0)
         .to_socket_addrs()
         .map(|addrs| addrs.map(|a| a.ip()).collect())
@@ -180,7 +182,7 @@ fn add_binary(
         message,
     };
     let path = anchors.expand(entry).map_err(error)?;
-    if let Ok(real) = std::fs::canonicalize(&path) {
+    if let Ok(real) = super::watch::canonicalize(&path) {
         let id = out.identify(&real).map_err(error)?;
         if let Some(other) = out.net_binaries.insert((id.dev, id.ino), scope) {
             return Err(error(format!(
@@ -191,7 +193,9 @@ fn add_binary(
         }
         return Ok(());
     }
-    let parent = path.parent().and_then(|p| std::fs::canonicalize(p).ok());
+    let parent = path
+        .parent()
+        .and_then(|p| super::watch::canonicalize(p).ok());
     let (Some(parent), Some(name)) = (parent, path.file_name()) else {
         out.warnings.push(format!(
             "{field}: neither {} nor its directory exists: its rules do not apply until the \

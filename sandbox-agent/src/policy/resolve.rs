@@ -57,6 +57,7 @@ impl Resolver {
             return Ok(Entry::Missing);
         }
         let cannot = |e: io::Error| format!("cannot stat {}: {e}", path.display());
+        super::watch::before_entry(path);
         let entry = match entry_stat(path) {
             Ok(st) if st.is_symlink => {
                 Entry::Symlink(st.id, std::fs::read_link(path).map_err(cannot)?)

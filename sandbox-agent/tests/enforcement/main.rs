@@ -9,6 +9,7 @@ mod allow_exec;
 mod audit_events;
 mod bad_input;
 mod changes;
+mod compile_reuse;
 mod confined_root;
 mod containers;
 mod control;

@@ -19,8 +19,10 @@ if [ "$start_daemon" = 1 ]; then
     fi
     # Group 4242 may steer the daemon, as on a host whose config names a control_group (the
     # enforcement suite runs the CLI as uid 1000 in and outside that group); metrics are
-    # served where the suite scrapes them.
-    printf 'control_group: 4242\nmetrics_listen: 127.0.0.1:9464\n' >/run/sandbox-agent/config.yaml
+    # served where the suite scrapes them. The guest's root is the host's, read-only over 9p,
+    # which nothing changes during a run: a compile that walks from / may be reused here.
+    printf 'control_group: 4242\nmetrics_listen: 127.0.0.1:9464\ncompile_reuse_filesystems: [9p]\n' \
+        >/run/sandbox-agent/config.yaml
     sandbox-agent --config /run/sandbox-agent/config.yaml daemon \
         --audit-log /run/sandbox-agent/audit.log \
         </dev/null >/run/sandbox-agent/daemon.log 2>&1 &

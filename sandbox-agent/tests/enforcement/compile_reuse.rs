@@ -1,0 +1,175 @@
+//! The daemon reuses a compiled policy for a second `run` with the same inputs only while
+//! nothing the compile read has changed. Each scenario runs twice with one change made
+//! outside in between, a change a reused compile would not know, and shows the second run
+//! compiled again and enforces the change.
+
+use std::{path::Path, process::Output};
+
+use crate::harness::*;
+
+const REUSED: &str = "the daemon reused its compile of this policy";
+
+/// `run --verbose` under `policy`, in `workspace`, of `sh -c script`.
+fn run_in(workspace: &Path, policy: &Path, home: &Path, script: &str) -> Output {
+    let out = agent()
+        .current_dir(workspace)
+        .args(["run", "--verbose", "--policy"])
+        .arg(policy)
+        .arg("--home")
+        .arg(home)
+        .args(["--", "sh", "-c", script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    out
+}
+
+/// The second run after `change`: it must have compiled again and print what `script` says.
+fn after_change(
+    workspace: &Path,
+    policy: &Path,
+    home: &Path,
+    script: &str,
+    change: impl FnOnce(),
+) -> String {
+    let first = run_in(workspace, policy, home, "true");
+    assert!(!stderr(&first).contains(REUSED), "{}", stderr(&first));
+    change();
+    let second = run_in(workspace, policy, home, script);
+    assert!(
+        !stderr(&second).contains(REUSED),
+        "the change was not seen: {}",
+        stderr(&second)
+    );
+    stdout(&second)
+}
+
+#[test]
+fn an_unchanged_second_run_reuses_the_compile_and_denies_as_the_first() {
+    let home = fixture_dir("reuse-same");
+    write(&home.join(".ssh/id_ed25519"), "key");
+    let policy = policy_file(&home, "reuse-same", "deny_read:\n  - ~/.ssh\n");
+    let script = format!(
+        "cat {}; echo exit=$?",
+        home.join(".ssh/id_ed25519").display()
+    );
+
+    let first = run_in(&home, &policy, &home, &script);
+    let second = run_in(&home, &policy, &home, &script);
+
+    assert!(!stderr(&first).contains(REUSED), "{}", stderr(&first));
+    assert!(stderr(&second).contains(REUSED), "{}", stderr(&second));
+    for out in [&first, &second] {
+        assert!(stdout(out).contains("exit=1"), "{}", stdout(out));
+        assert!(!stdout(out).contains("key"), "{}", stdout(out));
+    }
+}
+
+#[test]
+fn a_hardlink_made_between_runs_to_a_file_in_a_denied_directory_is_denied() {
+    let home = fixture_dir("reuse-link");
+    write(&home.join(".ssh/id_ed25519"), "key");
+    let policy = policy_file(&home, "reuse-link", "deny_read:\n  - ~/.ssh\n");
+    let other = home.join("notes");
+
+    let said = after_change(
+        &home,
+        &policy,
+        &home,
+        &format!("cat {}; echo exit=$?", other.display()),
+        || std::fs::hard_link(home.join(".ssh/id_ed25519"), &other).unwrap(),
+    );
+
+    assert!(said.contains("exit=1"), "{said}");
+    assert!(!said.contains("key"), "{said}");
+}
+
+#[test]
+fn a_symlink_on_the_way_retargeted_between_runs_moves_the_denial_with_it() {
+    let home = fixture_dir("reuse-symlink");
+    write(&home.join("dotfiles-a/config.json"), "a");
+    write(&home.join("dotfiles-b/config.json"), "b-secret");
+    std::os::unix::fs::symlink(home.join("dotfiles-a"), home.join(".docker")).unwrap();
+    let policy = policy_file(
+        &home,
+        "reuse-symlink",
+        "deny_read:\n  - ~/.docker/config.json\n",
+    );
+
+    let said = after_change(
+        &home,
+        &policy,
+        &home,
+        &format!(
+            "cat {}; echo exit=$?",
+            home.join(".docker/config.json").display()
+        ),
+        || {
+            std::fs::remove_file(home.join(".docker")).unwrap();
+            std::os::unix::fs::symlink(home.join("dotfiles-b"), home.join(".docker")).unwrap();
+        },
+    );
+
+    assert!(said.contains("exit=1"), "{said}");
+    assert!(!said.contains("b-secret"), "{said}");
+}
+
+#[test]
+fn a_git_file_rewritten_between_runs_protects_the_hooks_it_now_leads_to() {
+    let base = fixture_dir("reuse-git");
+    let workspace = base.join("ws");
+    for repo in ["repo-a", "repo-b"] {
+        std::fs::create_dir_all(base.join(repo).join("hooks")).unwrap();
+    }
+    let gitfile = |repo: &str| format!("gitdir: {}\n", base.join(repo).display());
+    write(&workspace.join(".git"), &gitfile("repo-a"));
+    let policy = policy_file(
+        &base,
+        "reuse-git",
+        "deny_write:\n  - $GIT_COMMON_DIR/hooks\n",
+    );
+    let hook = base.join("repo-b/hooks/pre-commit");
+
+    let said = after_change(
+        &workspace,
+        &policy,
+        &base,
+        &format!("echo evil > {}; echo exit=$?", hook.display()),
+        || write(&workspace.join(".git"), &gitfile("repo-b")),
+    );
+
+    // dash reports a redirection it could not make with status 2.
+    assert!(said.contains("exit=2"), "{said}");
+    assert!(!hook.exists(), "{} was planted", hook.display());
+}
+
+#[test]
+fn a_mount_made_between_runs_over_a_denied_directory_is_denied() {
+    let home = fixture_dir("reuse-mount");
+    std::fs::create_dir(home.join("secrets")).unwrap();
+    let policy = policy_file(&home, "reuse-mount", "deny_read:\n  - ~/secrets\n");
+    let secret = home.join("secrets/token");
+    let mount = |args: &[&str]| {
+        let status = std::process::Command::new(args[0])
+            .args(&args[1..])
+            .status()
+            .unwrap();
+        assert!(status.success(), "{args:?}");
+    };
+    let dir = home.join("secrets").display().to_string();
+
+    let said = after_change(
+        &home,
+        &policy,
+        &home,
+        &format!("cat {}; echo exit=$?", secret.display()),
+        || {
+            mount(&["mount", "-t", "tmpfs", "tmpfs", &dir]);
+            write(&secret, "mounted-secret");
+        },
+    );
+    mount(&["umount", &dir]);
+
+    assert!(said.contains("exit=1"), "{said}");
+    assert!(!said.contains("mounted-secret"), "{said}");
+}

@@ -70,7 +70,8 @@ fn a_hardlink_made_between_runs_to_a_file_in_a_denied_directory_is_denied() {
     let home = fixture_dir("reuse-link");
     write(&home.join(".ssh/id_ed25519"), "key");
     let policy = policy_file(&home, "reuse-link", "deny_read:\n  - ~/.ssh\n");
-    let other = home.join("notes");
+    // A directory the compile never looks in: only the file's own link count tells.
+    let other = fixture_dir("reuse-link-elsewhere").join("notes");
 
     let said = after_change(
         &home,

@@ -14,7 +14,8 @@ const HARDLINK_SCAN_LIMIT: usize = 200_000;
 pub(super) fn deny_other_names(out: &mut CompiledPolicy) {
     let mut budget = HARDLINK_SCAN_LIMIT;
     for (dir, id, flags, rule_id) in std::mem::take(&mut out.deny_dirs) {
-        super::watch::before_follow(&dir);
+        // Listed next: its watch as a directory covers this stat too.
+        super::watch::before_listing(&dir);
         let Ok(top) = std::fs::metadata(&dir) else {
             continue;
         };
@@ -38,11 +39,17 @@ pub(super) fn deny_other_names(out: &mut CompiledPolicy) {
                 // The kind from the directory itself (no system call where the filesystem
                 // reports it): a symlink's target is not below the directory on its account,
                 // and the symlinks of systemd's unit directories are most of their entries.
-                if entry.file_type().is_ok_and(|kind| kind.is_symlink()) {
+                let kind = entry.file_type();
+                if kind.as_ref().is_ok_and(|kind| kind.is_symlink()) {
                     continue;
                 }
                 let path = entry.path();
-                super::watch::before_link_count(&path);
+                if kind.is_ok_and(|kind| kind.is_dir()) {
+                    // Listed later: one watch as a directory covers its stat too.
+                    super::watch::before_listing(&path);
+                } else {
+                    super::watch::before_link_count(&path);
+                }
                 let Ok(md) = std::fs::symlink_metadata(&path) else {
                     continue;
                 };

@@ -71,6 +71,8 @@ struct Recording {
     watched: HashMap<PathBuf, WatchFlags>,
     /// Paths known not to be symlinks.
     not_symlinks: HashSet<PathBuf>,
+    /// Directories watched with every directory above them.
+    covered: HashSet<PathBuf>,
     /// Files whose bytes were read, with their times as they were before.
     contents: Vec<(PathBuf, Option<Stamp>)>,
     /// Why this compile cannot be reused, once known.
@@ -173,6 +175,7 @@ fn start(trusted: &[String], own: &[PathBuf]) -> Result<Recording, String> {
         dirs: HashMap::new(),
         watched: HashMap::new(),
         not_symlinks: HashSet::new(),
+        covered: HashSet::new(),
         contents: Vec::new(),
         not_reusable: None,
     })
@@ -252,7 +255,14 @@ impl Recording {
     /// Every directory from `/` down to `path`'s parent. Each is a real directory, not a
     /// symlink: the walk resolves symlinks itself and names only what they lead to.
     fn directories_above(&mut self, path: &Path) {
-        let mut dirs: Vec<&Path> = path.ancestors().skip(1).collect();
+        let Some(parent) = path.parent() else {
+            return;
+        };
+        // Most reads share their directories: one lookup instead of one per level.
+        if self.covered.contains(parent) {
+            return;
+        }
+        let mut dirs: Vec<&Path> = parent.ancestors().collect();
         dirs.reverse();
         for dir in dirs {
             if !self.watch(dir, DIRECTORY | WatchFlags::ONLYDIR) {
@@ -260,6 +270,7 @@ impl Recording {
                 return;
             }
         }
+        self.covered.insert(parent.to_path_buf());
     }
 
     /// Watches `path` (never following a symlink there); false when it does not exist.

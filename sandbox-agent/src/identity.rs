@@ -219,6 +219,12 @@ thread_local! {
     static MOUNTS: RefCell<Option<(Instant, HashMap<u64, Mount>)>> = const { RefCell::new(None) };
 }
 
+/// Drops the remembered mount table: a compile recorded for reuse (`policy::watch`) must read
+/// the table after it started watching it, not one read before.
+pub fn forget_mounts() {
+    MOUNTS.set(None);
+}
+
 /// The mount `mnt_id`, from a fresh table whenever the cached one is old, lacks it, or
 /// disagrees with the file (a mount id is reused once its mount is gone).
 fn mount(mnt_id: u64, st_dev: u32) -> io::Result<Mount> {

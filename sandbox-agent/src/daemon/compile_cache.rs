@@ -64,7 +64,8 @@ impl CompileCache {
             Ok(watch) => {
                 tracing::debug!(paths = watch.paths, "compile kept for reuse");
                 let mut entries = self.entries();
-                entries.retain(|c| c.key != key);
+                // Changed ones go too, with the events queued for them in the kernel.
+                entries.retain_mut(|c| c.key != key && c.watch.unchanged().is_ok());
                 entries.push_front(Cached {
                     key,
                     compiled: compiled.clone(),

@@ -286,12 +286,14 @@ impl Recording {
             self.refuse(format!("it reads more than {MAX_WATCHES} entries"));
             return false;
         }
-        if path.components().any(|c| {
-            matches!(
-                c,
-                std::path::Component::ParentDir | std::path::Component::CurDir
-            )
-        }) {
+        if !path.is_absolute()
+            || path.components().any(|c| {
+                matches!(
+                    c,
+                    std::path::Component::ParentDir | std::path::Component::CurDir
+                )
+            })
+        {
             self.refuse(format!("{} is not a canonical path", path.display()));
             return false;
         }

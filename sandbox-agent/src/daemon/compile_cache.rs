@@ -7,7 +7,10 @@
 use std::{
     collections::VecDeque,
     path::{Path, PathBuf},
-    sync::{Mutex, PoisonError},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Mutex, PoisonError,
+    },
 };
 
 use crate::policy::{
@@ -25,6 +28,9 @@ pub struct CompileCache {
     /// a directory every policy denies (and so watches).
     own: Vec<PathBuf>,
     entries: Mutex<VecDeque<Cached>>,
+    /// Requests compiled, and requests that reused a compile (`/metrics`).
+    compiled: AtomicU64,
+    reused: AtomicU64,
 }
 
 struct Cached {
@@ -42,7 +48,17 @@ impl CompileCache {
                 crate::daemon::persist::temporary_name(state_file),
             ],
             entries: Mutex::new(VecDeque::new()),
+            compiled: AtomicU64::new(0),
+            reused: AtomicU64::new(0),
         }
+    }
+
+    /// (requests compiled, requests that reused a compile).
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.compiled.load(Ordering::Relaxed),
+            self.reused.load(Ordering::Relaxed),
+        )
     }
 
     /// The compile for `key` (every input of `compile`), reused while nothing it read has
@@ -53,11 +69,14 @@ impl CompileCache {
         compile: impl FnOnce() -> Result<CompiledPolicy, E>,
     ) -> Result<(CompiledPolicy, bool), E> {
         if self.trusted.is_empty() {
+            self.compiled.fetch_add(1, Ordering::Relaxed);
             return compile().map(|c| (c, false));
         }
         if let Some(compiled) = self.reuse(&key) {
+            self.reused.fetch_add(1, Ordering::Relaxed);
             return Ok((compiled, true));
         }
+        self.compiled.fetch_add(1, Ordering::Relaxed);
         let (compiled, watch) = watch::record(&self.trusted, &self.own, compile);
         let compiled = compiled?;
         match watch {

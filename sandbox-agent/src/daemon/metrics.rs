@@ -33,6 +33,8 @@ pub struct Snapshot {
     pub suppressed: BTreeMap<String, u64>,
     pub dropped: u64,
     pub pins_restored: u64,
+    /// (attach and run requests compiled, requests that reused a compile).
+    pub compiles: (u64, u64),
     pub attachments: Vec<Attached>,
     pub fill: Vec<MapFill>,
 }
@@ -231,6 +233,16 @@ fn exposition(
         "pins_restored",
         "Pins removed from bpffs by someone outside that the daemon put back",
         counter(snap.pins_restored),
+    );
+    registry.register(
+        "policy_compiles",
+        "Attach and run requests whose policy was compiled",
+        counter(snap.compiles.0),
+    );
+    registry.register(
+        "policy_compiles_reused",
+        "Attach and run requests that reused an earlier compile, nothing it read having changed",
+        counter(snap.compiles.1),
     );
 
     let attachments = Family::<ModeLabels, Gauge>::default();

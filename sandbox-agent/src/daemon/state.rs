@@ -467,6 +467,7 @@ impl DaemonState {
             suppressed: self.counters.suppressed_by_policy.clone(),
             dropped: self.counters.dropped,
             pins_restored: self.counters.pins_restored,
+            compiles: self.compile_cache.counts(),
             attachments: self
                 .attachments
                 .values()

@@ -54,9 +54,15 @@ fn an_unchanged_second_run_reuses_the_compile_and_denies_as_the_first() {
         home.join(".ssh/id_ed25519").display()
     );
 
+    let reused = || {
+        let text = crate::metrics::scrape();
+        crate::metrics::value(&text, "sandbox_agent_policy_compiles_reused_total", &[])
+    };
+    let before = reused();
     let first = run_in(&home, &policy, &home, &script);
     let second = run_in(&home, &policy, &home, &script);
 
+    assert_eq!(reused(), before + 1.0, "/metrics counts the reuse");
     assert!(!stderr(&first).contains(REUSED), "{}", stderr(&first));
     assert!(stderr(&second).contains(REUSED), "{}", stderr(&second));
     for out in [&first, &second] {

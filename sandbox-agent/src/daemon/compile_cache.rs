@@ -15,8 +15,18 @@ use std::{
 
 use crate::policy::{
     watch::{self, Watch},
-    CompiledPolicy,
+    Anchors, CompiledPolicy, PathKey,
 };
+
+/// Every input of a compile: the policy's file name and text, what its anchors mean, the
+/// rules the daemon adds to it.
+#[derive(PartialEq, Eq)]
+pub struct Inputs {
+    pub policy_file: String,
+    pub policy_yaml: String,
+    pub anchors: Anchors,
+    pub extra: Vec<(PathKey, String)>,
+}
 
 /// Compiles kept; each holds an inotify instance (hosts allow 128 per user by default).
 const ENTRIES: usize = 8;
@@ -34,7 +44,7 @@ pub struct CompileCache {
 }
 
 struct Cached {
-    key: String,
+    key: Inputs,
     compiled: CompiledPolicy,
     watch: Watch,
 }
@@ -65,7 +75,7 @@ impl CompileCache {
     /// changed; true when it was reused.
     pub fn compile<E>(
         &self,
-        key: String,
+        key: Inputs,
         compile: impl FnOnce() -> Result<CompiledPolicy, E>,
     ) -> Result<(CompiledPolicy, bool), E> {
         if self.trusted.is_empty() {
@@ -97,9 +107,9 @@ impl CompileCache {
         Ok((compiled, false))
     }
 
-    fn reuse(&self, key: &str) -> Option<CompiledPolicy> {
+    fn reuse(&self, key: &Inputs) -> Option<CompiledPolicy> {
         let mut entries = self.entries();
-        let at = entries.iter().position(|c| c.key == key)?;
+        let at = entries.iter().position(|c| c.key == *key)?;
         let mut cached = entries.remove(at)?;
         if let Err(changed) = cached.watch.unchanged() {
             tracing::debug!(%changed, "compiled again");

@@ -10,7 +10,11 @@ use crate::{
     policy::{self, CompiledPolicy},
 };
 
-use super::{compile_cache::CompileCache, persist::SavedAttachment, Protected};
+use super::{
+    compile_cache::{CompileCache, Inputs},
+    persist::SavedAttachment,
+    Protected,
+};
 
 /// A policy parsed and compiled for one cgroup, not yet in the maps.
 pub struct Prepared {
@@ -54,12 +58,15 @@ pub fn prepare(
             .map_err(|e| format!("{policy_file}: {e}; nothing was attached"))
     };
     let (compiled, compile_reused) = match cache {
-        // Every input of the compile: the policy's text, what its anchors mean, the rules
-        // added to it.
-        Some(cache) => cache.compile(
-            format!("{policy_file}\0{anchors:?}\0{extra:?}\0{policy_yaml}"),
-            compile,
-        )?,
+        Some(cache) => {
+            let inputs = Inputs {
+                policy_file: policy_file.to_string(),
+                policy_yaml: policy_yaml.to_string(),
+                anchors: anchors.clone(),
+                extra: extra.clone(),
+            };
+            cache.compile(inputs, compile)?
+        }
         None => (compile()?, false),
     };
     refuse_unmatchable(&compiled)

@@ -180,3 +180,56 @@ fn a_mount_made_between_runs_over_a_denied_directory_is_denied() {
     assert!(said.contains("exit=1"), "{said}");
     assert!(!said.contains("mounted-secret"), "{said}");
 }
+
+/// Two unchanged runs: the second compiled again all the same.
+fn never_reused(home: &Path, policy: &Path) {
+    for _ in 0..2 {
+        let out = run_in(home, policy, home, "true");
+        assert!(!stderr(&out).contains(REUSED), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn a_compile_that_read_an_overlay_is_never_reused() {
+    // Changes made in an overlay's layers underneath reach no watch on the overlay.
+    let base = fixture_dir("reuse-overlay");
+    let [lower, upper, work, merged] = ["lower", "upper", "work", "merged"].map(|d| {
+        std::fs::create_dir(base.join(d)).unwrap();
+        base.join(d)
+    });
+    write(&lower.join("secret"), "s");
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    let status = std::process::Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &options])
+        .arg(&merged)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let policy = policy_file(
+        &base,
+        "reuse-overlay",
+        &format!("deny_read:\n  - {}\n", merged.join("secret").display()),
+    );
+
+    never_reused(&base, &policy);
+
+    let _ = std::process::Command::new("umount").arg(&merged).status();
+}
+
+#[test]
+fn a_policy_that_names_hosts_is_never_reused() {
+    // Its addresses can change with no file changing.
+    let home = fixture_dir("reuse-hosts");
+    let policy = policy_file(
+        &home,
+        "reuse-hosts",
+        "network:\n  deny:\n    - \"localhost:9\"\n",
+    );
+
+    never_reused(&home, &policy);
+}

@@ -219,10 +219,10 @@ thread_local! {
     static MOUNTS: RefCell<Option<(Instant, HashMap<u64, Mount>)>> = const { RefCell::new(None) };
 }
 
-/// Drops the remembered mount table: a compile recorded for reuse (`policy::watch`) must read
-/// the table after it started watching it, not one read before.
-pub fn forget_mounts() {
-    MOUNTS.set(None);
+/// Remembers the mount table `text`: a compile recorded for reuse (`policy::watch`) must use
+/// the table it read after it started watching it, not one read before.
+pub fn remember_mounts(text: &str) {
+    MOUNTS.set(Some((Instant::now(), parse_mountinfo(text))));
 }
 
 /// The mount `mnt_id`, from a fresh table whenever the cached one is old, lacks it, or

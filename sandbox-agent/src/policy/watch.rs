@@ -163,7 +163,7 @@ fn start(trusted: &[String], own: &[PathBuf]) -> Result<Recording, String> {
     let mount_points = crate::mounts::entries(&table)
         .map(|m| (m.point, m.fstype))
         .collect();
-    crate::identity::forget_mounts();
+    crate::identity::remember_mounts(&table);
     let inotify = inotify::init(CreateFlags::CLOEXEC | CreateFlags::NONBLOCK)
         .map_err(|e| format!("cannot start inotify: {e}"))?;
     Ok(Recording {

@@ -7,7 +7,9 @@
 //! add an inotify watch on the path and on every directory above it, from `/` down. Watching
 //! *before* reading is what makes it sound: a change after the watch fires an event, and a
 //! change before it is what the read sees. The mount table is covered by polling the
-//! descriptor of `/proc/self/mountinfo` opened before the first read.
+//! descriptor of `/proc/self/mountinfo` opened before the first read. In a directory the
+//! compile only looked names up in, an event about another name is no change: it read nothing
+//! there (a new name for a file it counted shows on that file's own watch).
 //!
 //! A compile is not reusable when the proof does not hold: a path through a symlink the walk
 //! did not resolve itself, a filesystem whose changes this host's inotify may not see (a
@@ -17,7 +19,7 @@
 use std::{
     cell::RefCell,
     collections::{HashMap, HashSet},
-    ffi::OsStr,
+    ffi::{OsStr, OsString},
     io,
     os::{fd::OwnedFd, unix::ffi::OsStrExt},
     path::{Path, PathBuf},
@@ -67,12 +69,16 @@ struct Recording {
     own_wds: HashSet<i32>,
     /// Watch descriptor of each directory watched, for events naming an entry in it.
     dirs: HashMap<i32, PathBuf>,
-    /// Paths watched, with the flags they were watched for.
-    watched: HashMap<PathBuf, WatchFlags>,
+    /// Paths watched, with the flags they were watched for and their watch.
+    watched: HashMap<PathBuf, (WatchFlags, i32)>,
+    /// The names looked up in each directory watched.
+    looked_up: HashMap<i32, HashSet<OsString>>,
+    /// Directories listed: every name in them counts.
+    listed: HashSet<i32>,
     /// Paths known not to be symlinks.
     not_symlinks: HashSet<PathBuf>,
-    /// Directories watched with every directory above them.
-    covered: HashSet<PathBuf>,
+    /// Directories watched with every directory above them, and their watch.
+    covered: HashMap<PathBuf, i32>,
     /// Files whose bytes were read, with their times as they were before.
     contents: Vec<(PathBuf, Option<Stamp>)>,
     /// Why this compile cannot be reused, once known.
@@ -104,6 +110,8 @@ pub struct Watch {
     own: Vec<PathBuf>,
     own_wds: HashSet<i32>,
     dirs: HashMap<i32, PathBuf>,
+    looked_up: HashMap<i32, HashSet<OsString>>,
+    listed: HashSet<i32>,
     contents: Vec<(PathBuf, Option<Stamp>)>,
     /// How many paths are watched.
     pub paths: usize,
@@ -144,6 +152,8 @@ pub fn record<T>(
                 own: r.own,
                 own_wds: r.own_wds,
                 dirs: r.dirs,
+                looked_up: r.looked_up,
+                listed: r.listed,
                 contents: r.contents,
             }),
         },
@@ -176,7 +186,9 @@ fn start(trusted: &[String], own: &[PathBuf]) -> Result<Recording, String> {
         dirs: HashMap::new(),
         watched: HashMap::new(),
         not_symlinks: HashSet::new(),
-        covered: HashSet::new(),
+        covered: HashMap::new(),
+        looked_up: HashMap::new(),
+        listed: HashSet::new(),
         contents: Vec::new(),
         not_reusable: None,
     })
@@ -208,7 +220,9 @@ pub(super) fn before_link_count(path: &Path) {
 pub(super) fn before_listing(dir: &Path) {
     with_recording(|r| {
         r.directories_above(dir);
-        r.watch(dir, DIRECTORY | WatchFlags::ONLYDIR);
+        if let Some(wd) = r.watch(dir, DIRECTORY | WatchFlags::ONLYDIR) {
+            r.listed.insert(wd);
+        }
     });
 }
 
@@ -253,38 +267,59 @@ impl Recording {
         self.not_reusable.get_or_insert(why);
     }
 
-    /// Every directory from `/` down to `path`'s parent. Each is a real directory, not a
-    /// symlink: the walk resolves symlinks itself and names only what they lead to.
+    /// Every directory from `/` down to `path`'s parent, each with the name looked up in it.
+    /// Each is a real directory, not a symlink: the walk resolves symlinks itself and names
+    /// only what they lead to.
     fn directories_above(&mut self, path: &Path) {
-        let Some(parent) = path.parent() else {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
             return;
         };
         // Most reads share their directories: one lookup instead of one per level.
-        if self.covered.contains(parent) {
-            return;
+        let wd = match self.covered.get(parent) {
+            Some(wd) => Some(*wd),
+            None => self.watch_down_to(parent),
+        };
+        if let Some(wd) = wd {
+            self.looked_up
+                .entry(wd)
+                .or_default()
+                .insert(name.to_os_string());
         }
-        let mut dirs: Vec<&Path> = parent.ancestors().collect();
-        dirs.reverse();
-        for dir in dirs {
-            if !self.watch(dir, DIRECTORY | WatchFlags::ONLYDIR) {
-                // Missing: the directory above it is watched, so its creation is seen.
-                return;
-            }
-        }
-        self.covered.insert(parent.to_path_buf());
     }
 
-    /// Watches `path` (never following a symlink there); false when it does not exist.
-    fn watch(&mut self, path: &Path, flags: WatchFlags) -> bool {
-        if self.not_reusable.is_some() {
-            return false;
+    /// Watches every directory from `/` down to `dir`, noting the name looked up in each;
+    /// the watch of `dir` when all of them exist.
+    fn watch_down_to(&mut self, dir: &Path) -> Option<i32> {
+        let mut dirs: Vec<&Path> = dir.ancestors().collect();
+        dirs.reverse();
+        let mut above = None;
+        for d in dirs {
+            if let (Some(wd), Some(name)) = (above, d.file_name()) {
+                self.looked_up
+                    .entry(wd)
+                    .or_default()
+                    .insert(name.to_os_string());
+            }
+            // Missing: the directory above it is watched, so its creation is seen.
+            above = Some(self.watch(d, DIRECTORY | WatchFlags::ONLYDIR)?);
         }
-        if self.watched.get(path).is_some_and(|w| w.contains(flags)) {
-            return true;
+        let wd = above?;
+        self.covered.insert(dir.to_path_buf(), wd);
+        Some(wd)
+    }
+
+    /// Watches `path` (never following a symlink there); its watch, or None when it does not
+    /// exist or cannot be watched.
+    fn watch(&mut self, path: &Path, flags: WatchFlags) -> Option<i32> {
+        if self.not_reusable.is_some() {
+            return None;
+        }
+        if let Some((_, wd)) = self.watched.get(path).filter(|(w, _)| w.contains(flags)) {
+            return Some(*wd);
         }
         if self.watched.len() >= MAX_WATCHES {
             self.refuse(format!("it reads more than {MAX_WATCHES} entries"));
-            return false;
+            return None;
         }
         if !path.is_absolute()
             || path.components().any(|c| {
@@ -295,17 +330,17 @@ impl Recording {
             })
         {
             self.refuse(format!("{} is not a canonical path", path.display()));
-            return false;
+            return None;
         }
         let all = flags | WatchFlags::DONT_FOLLOW | WatchFlags::MASK_ADD;
         let wd = match inotify::add_watch(&self.inotify, path, all) {
             Ok(wd) => wd,
-            Err(e) if e == rustix::io::Errno::NOENT => return false,
+            Err(e) if e == rustix::io::Errno::NOENT => return None,
             Err(e) => {
                 // ENOTDIR: a symlink or a file where a directory was expected; ENOSPC: the
                 // host's limit of watches.
                 self.refuse(format!("cannot watch {}: {e}", path.display()));
-                return false;
+                return None;
             }
         };
         match self.filesystem(path) {
@@ -316,7 +351,7 @@ impl Recording {
                     "{} is on a {fstype} filesystem, whose changes this host may not see",
                     path.display()
                 ));
-                return false;
+                return None;
             }
         }
         if flags.contains(WatchFlags::ONLYDIR) {
@@ -326,8 +361,12 @@ impl Recording {
         if self.own.iter().any(|o| o == path) {
             self.own_wds.insert(wd);
         }
-        *self.watched.entry(path.to_path_buf()).or_default() |= flags;
-        true
+        let watched = self
+            .watched
+            .entry(path.to_path_buf())
+            .or_insert((WatchFlags::empty(), wd));
+        watched.0 |= flags;
+        Some(wd)
     }
 
     /// The type of the filesystem `path` (canonical) is on: the deepest mount point above it,
@@ -391,6 +430,17 @@ impl Watch {
                 continue;
             }
             let dir = self.dirs.get(&wd);
+            if let (Some(_), Some(name)) = (dir, event.file_name()) {
+                // A name the compile never looked up, in a directory it did not list: the
+                // compile read nothing there. A new name for a file it counted shows on that
+                // file's own watch.
+                let name = OsStr::from_bytes(name.to_bytes());
+                let read = self.listed.contains(&wd)
+                    || self.looked_up.get(&wd).is_some_and(|n| n.contains(name));
+                if !read {
+                    continue;
+                }
+            }
             let entry = match (dir, event.file_name()) {
                 (Some(dir), Some(name)) => dir.join(OsStr::from_bytes(name.to_bytes())),
                 (Some(dir), None) => dir.clone(),
@@ -459,6 +509,19 @@ mod tests {
         assert_eq!(watch.unchanged(), Ok(()));
         std::fs::hard_link(dir.path().join("sub/file"), dir.path().join("other")).unwrap();
         assert!(watch.unchanged().is_err());
+    }
+
+    #[test]
+    fn a_name_it_never_looked_up_is_no_change_but_one_it_did_is() {
+        let (_serial, dir) = fixture();
+        let mut watch = recorded(dir.path(), &[]);
+        // `dir` was only looked up into (for `sub`), never listed.
+        std::fs::write(dir.path().join("unrelated"), "x").unwrap();
+        std::fs::create_dir(dir.path().join("elsewhere")).unwrap();
+        assert_eq!(watch.unchanged(), Ok(()));
+        std::fs::rename(dir.path().join("sub"), dir.path().join("moved")).unwrap();
+        let changed = watch.unchanged().unwrap_err();
+        assert!(changed.contains("sub"), "{changed}");
     }
 
     #[test]

@@ -72,6 +72,27 @@ fn an_unchanged_second_run_reuses_the_compile_and_denies_as_the_first() {
 }
 
 #[test]
+fn a_file_made_between_runs_where_the_compile_never_looked_keeps_the_reuse() {
+    // The home was only looked up into (for `.ssh`): a new name beside it changes nothing the
+    // compile read, as an editor's or a shell's files do all day.
+    let home = fixture_dir("reuse-unrelated");
+    write(&home.join(".ssh/id_ed25519"), "key");
+    let policy = policy_file(&home, "reuse-unrelated", "deny_read:\n  - ~/.ssh\n");
+    let script = format!(
+        "cat {}; echo exit=$?",
+        home.join(".ssh/id_ed25519").display()
+    );
+
+    run_in(&home, &policy, &home, "true");
+    write(&home.join("notes.txt"), "x");
+    std::fs::create_dir(home.join("build")).unwrap();
+    let second = run_in(&home, &policy, &home, &script);
+
+    assert!(stderr(&second).contains(REUSED), "{}", stderr(&second));
+    assert!(stdout(&second).contains("exit=1"), "{}", stdout(&second));
+}
+
+#[test]
 fn a_hardlink_made_between_runs_to_a_file_in_a_denied_directory_is_denied() {
     let home = fixture_dir("reuse-link");
     write(&home.join(".ssh/id_ed25519"), "key");
@@ -89,6 +110,26 @@ fn a_hardlink_made_between_runs_to_a_file_in_a_denied_directory_is_denied() {
 
     assert!(said.contains("exit=1"), "{said}");
     assert!(!said.contains("key"), "{said}");
+}
+
+#[test]
+fn a_file_linked_into_a_denied_directory_between_runs_is_denied_under_its_other_name() {
+    let home = fixture_dir("reuse-link-in");
+    std::fs::create_dir(home.join(".ssh")).unwrap();
+    let policy = policy_file(&home, "reuse-link-in", "deny_read:\n  - ~/.ssh\n");
+    let outside = fixture_dir("reuse-link-in-elsewhere").join("token");
+    write(&outside, "linked-secret");
+
+    let said = after_change(
+        &home,
+        &policy,
+        &home,
+        &format!("cat {}; echo exit=$?", outside.display()),
+        || std::fs::hard_link(&outside, home.join(".ssh/token")).unwrap(),
+    );
+
+    assert!(said.contains("exit=1"), "{said}");
+    assert!(!said.contains("linked-secret"), "{said}");
 }
 
 #[test]

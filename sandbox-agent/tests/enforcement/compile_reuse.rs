@@ -44,15 +44,19 @@ fn after_change(
     stdout(&second)
 }
 
+/// A home with an ssh key, a policy denying `~/.ssh`, and a script that tries to read the key.
+fn home_with_a_key(name: &str) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let home = fixture_dir(name);
+    write(&home.join(".ssh/id_ed25519"), "key");
+    let policy = policy_file(&home, name, "deny_read:\n  - ~/.ssh\n");
+    let key = home.join(".ssh/id_ed25519");
+    let script = format!("cat {}; echo exit=$?", key.display());
+    (home, policy, script)
+}
+
 #[test]
 fn an_unchanged_second_run_reuses_the_compile_and_denies_as_the_first() {
-    let home = fixture_dir("reuse-same");
-    write(&home.join(".ssh/id_ed25519"), "key");
-    let policy = policy_file(&home, "reuse-same", "deny_read:\n  - ~/.ssh\n");
-    let script = format!(
-        "cat {}; echo exit=$?",
-        home.join(".ssh/id_ed25519").display()
-    );
+    let (home, policy, script) = home_with_a_key("reuse-same");
 
     let reused = || {
         let text = crate::metrics::scrape();
@@ -75,13 +79,7 @@ fn an_unchanged_second_run_reuses_the_compile_and_denies_as_the_first() {
 fn a_file_made_between_runs_where_the_compile_never_looked_keeps_the_reuse() {
     // The home was only looked up into (for `.ssh`): a new name beside it changes nothing the
     // compile read, as an editor's or a shell's files do all day.
-    let home = fixture_dir("reuse-unrelated");
-    write(&home.join(".ssh/id_ed25519"), "key");
-    let policy = policy_file(&home, "reuse-unrelated", "deny_read:\n  - ~/.ssh\n");
-    let script = format!(
-        "cat {}; echo exit=$?",
-        home.join(".ssh/id_ed25519").display()
-    );
+    let (home, policy, script) = home_with_a_key("reuse-unrelated");
 
     run_in(&home, &policy, &home, "true");
     write(&home.join("notes.txt"), "x");

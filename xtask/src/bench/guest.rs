@@ -161,13 +161,21 @@ fn cgroup2_options() -> String {
 }
 
 fn cgroup2_options_in(mountinfo: &str) -> String {
-    mountinfo
-        .lines()
-        .rfind(|l| l.split(' ').nth(4) == Some("/sys/fs/cgroup"))
-        .and_then(|l| l.split_once(" - cgroup2 "))
-        .and_then(|(_, fs)| fs.split(' ').nth(1))
-        .unwrap_or("not mounted")
+    mounted_at(mountinfo, "/sys/fs/cgroup")
+        .filter(|(fstype, _)| *fstype == "cgroup2")
+        .map_or("not mounted", |(_, options)| options)
         .to_string()
+}
+
+/// The filesystem type and options of what is mounted last at `point`, from a mountinfo text.
+pub(super) fn mounted_at<'m>(mountinfo: &'m str, point: &str) -> Option<(&'m str, &'m str)> {
+    let line = mountinfo
+        .lines()
+        .rfind(|l| l.split(' ').nth(4) == Some(point))?;
+    let (_, fs) = line.split_once(" - ")?;
+    let mut fields = fs.split(' ');
+    let fstype = fields.next()?;
+    Some((fstype, fields.nth(1)?))
 }
 
 /// Median of three child runs of `workload`, confined in `cgroup` or under Landlock when asked.

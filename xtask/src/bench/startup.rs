@@ -13,7 +13,7 @@ use std::process::Command;
 use anyhow::Result;
 
 use super::fixtures::{run_ok, which, Daemon, STATIC_TRUE};
-use super::guest::{timed_n, Row};
+use super::guest::{mounted_at, timed_n, Row};
 use super::paired::{fastest, Pairs};
 
 /// Starts per run of a batch (see `paired::fastest`).
@@ -53,9 +53,8 @@ fn run_true(agent: &Path, policy: &Path) -> Command {
 pub(super) fn rows(agent: &Path, repo: &Path) -> Result<Vec<Row>> {
     let scratch = std::env::temp_dir().join("bench-startup");
     std::fs::create_dir_all(&scratch)?;
-    let root_is_9p = std::fs::read_to_string("/proc/self/mountinfo")?
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some("/") && l.contains(" - 9p "));
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let root_is_9p = mounted_at(&mountinfo, "/").is_some_and(|(fstype, _)| fstype == "9p");
     let daemon = if root_is_9p {
         let config = scratch.join("config.yaml");
         std::fs::write(&config, VM_CONFIG)?;

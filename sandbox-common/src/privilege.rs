@@ -113,10 +113,69 @@ pub fn capability_name(number: u64) -> Option<&'static str> {
         .map(|c| c.name)
 }
 
-/// `file_ioctl` commands no confined task may issue on any file: they push input into a
-/// terminal, where it runs in the shell of whoever owns the terminal, outside the sandbox.
+/// One `ioctl` request no confined task may issue, on any file.
+pub struct DeniedIoctl {
+    pub request: u32,
+    /// The kernel's name for it, as audit records and the README write it.
+    pub name: &'static str,
+    /// What it would reach past the rules.
+    pub denied_because: &'static str,
+}
+
+const fn ioctl(request: u32, name: &'static str, because: &'static str) -> DeniedIoctl {
+    DeniedIoctl {
+        request,
+        name,
+        denied_because: because,
+    }
+}
+
+/// `_IOW(BTRFS_IOCTL_MAGIC, nr, 4096 bytes)`: every btrfs request below takes a
+/// `btrfs_ioctl_vol_args` or `_args_v2`, both 4,096 bytes, the same for 32-bit callers.
+const fn btrfs_vol_ioctl(nr: u32) -> u32 {
+    (1 << 30) | (4096 << 16) | (0x94 << 8) | nr
+}
+
 pub const TIOCSTI: u32 = 0x5412;
 pub const TIOCLINUX: u32 = 0x541C;
+pub const BTRFS_IOC_SNAP_CREATE: u32 = btrfs_vol_ioctl(1);
+pub const BTRFS_IOC_SNAP_DESTROY: u32 = btrfs_vol_ioctl(15);
+pub const BTRFS_IOC_SNAP_CREATE_V2: u32 = btrfs_vol_ioctl(23);
+pub const BTRFS_IOC_SNAP_DESTROY_V2: u32 = btrfs_vol_ioctl(63);
+
+/// The `ioctl` requests `file_ioctl` and `file_ioctl_compat` refuse to confined tasks, root or
+/// not, whatever the policy. One table, read by the kernel programs, the audit names and the
+/// README (a test holds the README's list to it).
+pub const DENIED_IOCTLS: [DeniedIoctl; 6] = [
+    ioctl(TIOCSTI, "TIOCSTI", "pushes input into a terminal, where it runs in the shell of whoever owns it, outside the sandbox"),
+    ioctl(TIOCLINUX, "TIOCLINUX", "the same on a virtual console (paste from its selection)"),
+    ioctl(BTRFS_IOC_SNAP_CREATE, "BTRFS_IOC_SNAP_CREATE", "a snapshot copies every file of a subvolume, denied ones too, under new inode identities, and opens none of them"),
+    ioctl(BTRFS_IOC_SNAP_CREATE_V2, "BTRFS_IOC_SNAP_CREATE_V2", "the same"),
+    ioctl(BTRFS_IOC_SNAP_DESTROY, "BTRFS_IOC_SNAP_DESTROY", "deletes a whole subvolume, protected files too, with no unlink or rmdir hook called (mounts with user_subvol_rm_allowed)"),
+    ioctl(BTRFS_IOC_SNAP_DESTROY_V2, "BTRFS_IOC_SNAP_DESTROY_V2", "the same"),
+];
+
+/// Whether confined tasks are refused `ioctl` request `request`.
+#[inline(always)]
+pub fn ioctl_denied(request: u32) -> bool {
+    // Unrolled over a constant table in the kernel programs: six compares, no map.
+    let mut i = 0;
+    while i < DENIED_IOCTLS.len() {
+        if DENIED_IOCTLS[i].request == request {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// The name of a denied `ioctl` request.
+pub fn ioctl_name(request: u32) -> Option<&'static str> {
+    DENIED_IOCTLS
+        .iter()
+        .find(|i| i.request == request)
+        .map(|i| i.name)
+}
 
 /// Character devices that are the machine's memory or I/O ports (major 1 of <linux/major.h>):
 /// /dev/mem, /dev/kmem, /dev/port, as kernel `dev_t`s (`major << 20 | minor`).
@@ -147,3 +206,27 @@ pub const KERNEL_FS_MAGICS: [u64; 13] = [
 /// `/proc/self` resolves to); `/proc/sys`, `/proc/sysrq-trigger` and every other top-level
 /// entry are the host's. `/proc/kcore` cannot be opened at all.
 pub const PROC_SUPER_MAGIC: u64 = 0x9fa0;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_btrfs_requests_are_the_kernels_numbers() {
+        // From <linux/btrfs.h> as the kernel's headers build them (printed by a C program).
+        assert_eq!(BTRFS_IOC_SNAP_CREATE, 0x5000_9401);
+        assert_eq!(BTRFS_IOC_SNAP_DESTROY, 0x5000_940f);
+        assert_eq!(BTRFS_IOC_SNAP_CREATE_V2, 0x5000_9417);
+        assert_eq!(BTRFS_IOC_SNAP_DESTROY_V2, 0x5000_943f);
+    }
+
+    #[test]
+    fn every_denied_request_is_denied_and_named_once() {
+        for (i, d) in DENIED_IOCTLS.iter().enumerate() {
+            assert!(ioctl_denied(d.request), "{}", d.name);
+            assert_eq!(ioctl_name(d.request), Some(d.name));
+            assert!(DENIED_IOCTLS[..i].iter().all(|e| e.request != d.request));
+        }
+        assert!(!ioctl_denied(0x541B), "FIONREAD stays allowed");
+    }
+}

@@ -1,13 +1,13 @@
 //! A confined root is not root: the capabilities whose reach goes past the sandbox
 //! (`capable`), kernel modules and kexec by any route (`kernel_module_request`,
-//! `kernel_load_data`, `kernel_read_file`), and keystrokes pushed into a terminal
-//! (`file_ioctl`, `file_ioctl_compat`).
+//! `kernel_load_data`, `kernel_read_file`), and the ioctls of `DENIED_IOCTLS`: keystrokes
+//! pushed into a terminal, btrfs snapshots made or deleted (`file_ioctl`, `file_ioctl_compat`).
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
-    CAP_OPT_NOAUDIT, DENIED_CAPS, HOOK_CAPABLE, HOOK_FILE_IOCTL, HOOK_FILE_IOCTL_COMPAT,
-    HOOK_KERNEL_LOAD_DATA, HOOK_KERNEL_MODULE_REQUEST, HOOK_KERNEL_READ_FILE,
-    RULE_ID_SELF_PROTECTION, TIOCLINUX, TIOCSTI,
+    ioctl_denied, CAP_OPT_NOAUDIT, DENIED_CAPS, HOOK_CAPABLE, HOOK_FILE_IOCTL,
+    HOOK_FILE_IOCTL_COMPAT, HOOK_KERNEL_LOAD_DATA, HOOK_KERNEL_MODULE_REQUEST,
+    HOOK_KERNEL_READ_FILE, RULE_ID_SELF_PROTECTION,
 };
 
 use crate::{
@@ -127,11 +127,11 @@ pub fn file_ioctl_compat(ctx: LsmContext) -> i32 {
     verdict_on_ioctl(ctx.arg(1), HOOK_FILE_IOCTL_COMPAT)
 }
 
-/// TIOCSTI and TIOCLINUX push input into a terminal: on the terminal of whoever started the
-/// sandbox it runs in their shell, unconfined. Every other ioctl leaves at once.
+/// The requests of `DENIED_IOCTLS` (terminal input, btrfs snapshots) are refused to confined
+/// tasks; every other ioctl leaves after the compares, before any lookup.
 #[inline(always)]
 fn verdict_on_ioctl(cmd: u32, hook: u32) -> i32 {
-    if cmd != TIOCSTI && cmd != TIOCLINUX {
+    if !ioctl_denied(cmd) {
         return 0;
     }
     deny_confined(hook, Target::Ioctl(cmd))

@@ -246,7 +246,9 @@ fn self_protection_rule(event: &AuditEvent) -> String {
         HOOK_KERNEL_MODULE_REQUEST | HOOK_KERNEL_LOAD_DATA | HOOK_KERNEL_READ_FILE => {
             "loading a kernel module or image"
         }
-        HOOK_FILE_IOCTL | HOOK_FILE_IOCTL_COMPAT => "terminal input injection (TIOCSTI, TIOCLINUX)",
+        HOOK_FILE_IOCTL | HOOK_FILE_IOCTL_COMPAT => {
+            "an ioctl past the rules (terminal input, btrfs snapshots)"
+        }
         HOOK_BPF => "bpf()",
         HOOK_TASK_KILL | HOOK_PTRACE => "signals and ptrace outside the sandbox",
         HOOK_SB_MOUNT | HOOK_MOVE_MOUNT => "mounts",

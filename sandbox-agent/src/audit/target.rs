@@ -2,8 +2,7 @@
 //! and path, a destination, a process, a capability... Each kind fills only its own fields.
 
 use sandbox_common::{
-    capability_name, AuditEvent, EventPath, TargetKind, NET_FAMILY_V4, NET_FAMILY_V6, TIOCLINUX,
-    TIOCSTI,
+    capability_name, AuditEvent, EventPath, TargetKind, NET_FAMILY_V4, NET_FAMILY_V6,
 };
 use std::borrow::Cow;
 
@@ -184,13 +183,12 @@ impl<'a> Target<'a> {
     }
 }
 
-/// The terminal ioctls the kernel side denies, by name.
+/// The ioctls the kernel side denies, by name (`DENIED_IOCTLS`).
 fn ioctl_name(request: u64) -> String {
-    match request as u32 {
-        TIOCSTI => "TIOCSTI".into(),
-        TIOCLINUX => "TIOCLINUX".into(),
-        other => format!("{other:#x}"),
-    }
+    u32::try_from(request)
+        .ok()
+        .and_then(sandbox_common::ioctl_name)
+        .map_or_else(|| format!("{request:#x}"), Into::into)
 }
 
 /// `enum kernel_load_data_id` / `enum kernel_read_file_id` (the same order in both).
@@ -277,7 +275,7 @@ mod tests {
         let cap = target_of(TargetKind::Capability, 21);
         assert_eq!(cap.capability.as_deref(), Some("SYS_ADMIN"));
         assert_eq!(target_of(TargetKind::BpfCommand, 5).bpf_command, Some(5));
-        let ioctl = target_of(TargetKind::Ioctl, u64::from(TIOCSTI));
+        let ioctl = target_of(TargetKind::Ioctl, u64::from(sandbox_common::TIOCSTI));
         assert_eq!(ioctl.ioctl.as_deref(), Some("TIOCSTI"));
         assert_eq!(
             target_of(TargetKind::KernelLoad, 2).kernel_load.as_deref(),

@@ -613,4 +613,14 @@ mod tests {
             );
         }
     }
+
+    /// The README's ioctl list and the kernel's compares come from the same table.
+    #[test]
+    fn the_readme_lists_every_refused_ioctl_with_its_reason() {
+        let readme = include_str!("../../../README.md");
+        for ioctl in sandbox_common::DENIED_IOCTLS.iter() {
+            let line = format!("| `{}` | {} |", ioctl.name, ioctl.denied_because);
+            assert!(readme.contains(&line), "README has no ioctl row {line}");
+        }
+    }
 }

@@ -2,7 +2,8 @@
 //! (its top level and a subvolume) on loop images, and overlayfs with its layers on different
 //! filesystems. Every rule kind holds on each, for a confined root and a confined user (a
 //! protected file's mode, owner, ACL and extended attributes included); on
-//! btrfs, a file in another subvolume with the same inode number stays readable.
+//! btrfs, a file in another subvolume with the same inode number stays readable, and no
+//! snapshot copies a denied file out.
 
 use std::{
     os::unix::{fs::PermissionsExt, net::UnixListener},
@@ -315,6 +316,79 @@ fn btrfs_subvolumes_with_the_same_inode_numbers_stay_apart() {
             .iter()
             .any(|r| r["hook"] == "file_open" && r["action"] == "deny"),
         "{records:?}"
+    );
+}
+
+/// A btrfs snapshot copies every file of a subvolume, under new inode identities (the copy's
+/// subvolume device), and opens none of them; a subvolume's deletion calls no unlink or rmdir
+/// hook. Inside, both are refused, for root and for the user who owns the subvolume (who may
+/// snapshot it outside). The deletion is tried where the mount lets more than SYS_ADMIN delete.
+#[test]
+fn btrfs_snapshots_neither_copy_out_a_denied_file_nor_delete_a_protected_one() {
+    let top = dir_on(mounted("btrfs"), "snap");
+    let home = top.join("home");
+    sh(&format!("btrfs -q subvolume create {}", home.display()));
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    file(&home.join(".ssh/id_rsa"), "THE-KEY");
+    file(&home.join(".bashrc"), "rc");
+    sh(&format!(
+        "chown -R {USER_UID}:{USER_GID} {}",
+        home.display()
+    ));
+    sh(&format!(
+        "mount -o remount,user_subvol_rm_allowed {}",
+        mounted("btrfs").display()
+    ));
+    let policy = policy_file(
+        &top,
+        "btrfs-snap",
+        &format!(
+            "deny_read: [{h}/.ssh]\ndeny_write: [{h}/.bashrc]\n",
+            h = home.display()
+        ),
+    );
+    let cg = Cgroup::new("btrfs-snap");
+    attach(&cg, &policy, &top);
+
+    for user in [true, false] {
+        let copy = top.join(format!("copy-{}", if user { "user" } else { "root" }));
+        let out = as_whom(
+            &cg,
+            user,
+            &format!(
+                "btrfs subvolume snapshot {h} {c}; echo snapshot=$?\n\
+                 cat {c}/.ssh/id_rsa; echo read=$?\n\
+                 btrfs subvolume delete {h}; echo delete=$?\n",
+                h = home.display(),
+                c = copy.display()
+            ),
+        );
+        assert_ne!(step(&out, "snapshot"), 0, "a snapshot was made: {out}");
+        assert!(!copy.exists() && !out.contains("THE-KEY"), "{out}");
+        assert_ne!(step(&out, "delete"), 0, "the subvolume was deleted: {out}");
+        assert!(out.contains("Operation not permitted"), "{out}");
+        assert_eq!(std::fs::read_to_string(home.join(".bashrc")).unwrap(), "rc");
+    }
+    for name in ["BTRFS_IOC_SNAP_CREATE", "BTRFS_IOC_SNAP_DESTROY"] {
+        record_of(&cg, "file_ioctl", |r| {
+            r["action"] == "deny"
+                && r["target"]["ioctl"]
+                    .as_str()
+                    .is_some_and(|i| i.starts_with(name))
+        });
+    }
+
+    // Outside, root makes the same snapshot, the key readable in it: the refusal is the
+    // sandbox's, not the filesystem's.
+    let outside = top.join("copy-outside");
+    sh(&format!(
+        "btrfs -q subvolume snapshot {} {}",
+        home.display(),
+        outside.display()
+    ));
+    assert_eq!(
+        std::fs::read_to_string(outside.join(".ssh/id_rsa")).unwrap(),
+        "THE-KEY"
     );
 }
 

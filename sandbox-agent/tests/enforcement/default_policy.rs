@@ -55,6 +55,20 @@ const PERSISTENCE: &[(&str, Before)] = &[
     // Names the directory git takes hooks and config from, instead of .git.
     ("$WORKSPACE/.git/commondir", Before::Directory),
     ("~/.bashrc", Before::File),
+    ("~/.bash_aliases", Before::Nothing),
+    ("~/.bashrc.d/agent.sh", Before::Directory),
+    ("~/.zlogout", Before::Nothing),
+    ("~/.zshrc.zwc", Before::Nothing),
+    ("~/.config/fish/conf.d/agent.fish", Before::Directory),
+    ("~/.config/fish/functions/ls.fish", Before::Nothing),
+    ("~/.inputrc", Before::Nothing),
+    ("~/.cargo/env", Before::File),
+    ("~/.emacs.el", Before::Nothing),
+    ("~/.config/emacs/init.el", Before::Nothing),
+    ("~/.config/tmux/tmux.conf", Before::Nothing),
+    ("~/.screenrc", Before::Nothing),
+    ("~/.gdbinit", Before::Nothing),
+    ("~/.xsessionrc", Before::Nothing),
 ];
 
 const ORIGINAL: &str = "written by the developer";

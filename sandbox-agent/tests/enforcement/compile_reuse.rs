@@ -272,3 +272,90 @@ fn a_policy_that_names_hosts_is_never_reused() {
 
     never_reused(&home, &policy);
 }
+
+/// The hardlink and the symlink scenarios above, with every file on `base`'s filesystem.
+fn changes_are_seen_on(label: &str, base: &Path) {
+    use crate::filesystems::dir_on;
+    let home = dir_on(base, &format!("reuse-{label}-home"));
+    write(&home.join(".ssh/id_ed25519"), "key");
+    let policy = policy_file(&home, &format!("reuse-{label}"), "deny_read:\n  - ~/.ssh\n");
+    let other = dir_on(base, &format!("reuse-{label}-elsewhere")).join("notes");
+    let said = after_change(
+        &home,
+        &policy,
+        &home,
+        &format!("cat {}; echo exit=$?", other.display()),
+        || std::fs::hard_link(home.join(".ssh/id_ed25519"), &other).unwrap(),
+    );
+    assert!(
+        said.contains("exit=1") && !said.contains("key"),
+        "{label}: {said}"
+    );
+
+    write(&home.join("dotfiles-a/config.json"), "a");
+    write(&home.join("dotfiles-b/config.json"), "b-secret");
+    std::os::unix::fs::symlink(home.join("dotfiles-a"), home.join(".docker")).unwrap();
+    let policy = policy_file(
+        &home,
+        &format!("reuse-{label}-symlink"),
+        "deny_read:\n  - ~/.docker/config.json\n",
+    );
+    let said = after_change(
+        &home,
+        &policy,
+        &home,
+        &format!(
+            "cat {}; echo exit=$?",
+            home.join(".docker/config.json").display()
+        ),
+        || {
+            std::fs::remove_file(home.join(".docker")).unwrap();
+            std::os::unix::fs::symlink(home.join("dotfiles-b"), home.join(".docker")).unwrap();
+        },
+    );
+    assert!(
+        said.contains("exit=1") && !said.contains("b-secret"),
+        "{label}: {said}"
+    );
+}
+
+#[test]
+fn changes_between_runs_are_seen_on_ext4_xfs_and_a_btrfs_subvolume() {
+    use crate::filesystems::{mounted, subvolume};
+    changes_are_seen_on("ext4", mounted("ext4"));
+    changes_are_seen_on("xfs", mounted("xfs"));
+    changes_are_seen_on("btrfs", &subvolume("reuse"));
+}
+
+#[test]
+fn a_directory_the_first_run_makes_on_a_denied_path_is_seen_by_the_next_compile() {
+    // The confined command itself makes a directory the compile found missing (it may: only
+    // the denied path's own name is closed), then the developer's tool fills in the rest. The
+    // next compile must see the directory, as it sees a change made outside.
+    let home = fixture_dir("reuse-inside");
+    let policy = policy_file(&home, "reuse-inside", "deny_read:\n  - ~/.config/gcloud\n");
+    let creds = home.join(".config/gcloud/credentials.db");
+
+    let first = run_in(
+        &home,
+        &policy,
+        &home,
+        &format!("mkdir {}; echo made=$?", home.join(".config").display()),
+    );
+    assert!(stdout(&first).contains("made=0"), "{}", stdout(&first));
+    write(&creds, "the-token");
+    let second = run_in(
+        &home,
+        &policy,
+        &home,
+        &format!("cat {}; echo exit=$?", creds.display()),
+    );
+
+    assert!(
+        !stderr(&second).contains(REUSED),
+        "the change was not seen: {}",
+        stderr(&second)
+    );
+    assert!(stdout(&second).contains("exit=1"), "{}", stdout(&second));
+    assert!(!stdout(&second).contains("the-token"));
+}

@@ -85,6 +85,8 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
         inode_rdev: off("inode", &["i_rdev"])?,
         unix_sock_peer: off("unix_sock", &["peer"])?,
         sock_family: off("sock", &["__sk_common", "skc_family"])?,
+        task_real_cred: off("task_struct", &["real_cred"])?,
+        task_cred: off("task_struct", &["cred"])?,
         btrfs_inode_vfs: 0,
         btrfs_inode_root: 0,
         btrfs_root_anon_dev: 0,

@@ -40,6 +40,8 @@ pub const HOOK_INODE_REMOVEXATTR: u32 = 35;
 pub const HOOK_FILE_TRUNCATE: u32 = 36;
 pub const HOOK_INODE_SET_ACL: u32 = 37;
 pub const HOOK_INODE_REMOVE_ACL: u32 = 38;
+pub const HOOK_KEY_PERMISSION: u32 = 39;
+pub const HOOK_KEY_ALLOC: u32 = 40;
 
 /// The LSM hook behind a `HOOK_*` number, as audit records name it.
 pub fn hook_name(hook: u32) -> &'static str {
@@ -81,6 +83,8 @@ pub fn hook_name(hook: u32) -> &'static str {
         HOOK_FILE_TRUNCATE => "file_truncate",
         HOOK_INODE_SET_ACL => "inode_set_acl",
         HOOK_INODE_REMOVE_ACL => "inode_remove_acl",
+        HOOK_KEY_PERMISSION => "key_permission",
+        HOOK_KEY_ALLOC => "key_alloc",
         _ => "unknown",
     }
 }
@@ -113,11 +117,13 @@ pub enum TargetKind {
     KernelLoad = 7,
     /// A socket being created: `value` is family << 32 | type << 16 | protocol.
     Socket = 8,
+    /// A key of the kernel keyrings: `value` is the `enum key_need_perm` asked for.
+    Key = 9,
 }
 
 impl TargetKind {
     /// Every kind, in number order (`from_raw` and its test go through this list).
-    pub const ALL: [TargetKind; 9] = [
+    pub const ALL: [TargetKind; 10] = [
         TargetKind::None,
         TargetKind::File,
         TargetKind::Destination,
@@ -127,6 +133,7 @@ impl TargetKind {
         TargetKind::Ioctl,
         TargetKind::KernelLoad,
         TargetKind::Socket,
+        TargetKind::Key,
     ];
 
     /// The kind numbered `raw`; None for a number no kind has (a newer kernel object).

@@ -217,6 +217,12 @@ pub const MAP_NAME_RULES: &str = "NAME_RULES";
 /// Confining cgroup id of each confined task, by `task_struct` address: confinement follows
 /// the task wherever it is moved.
 pub const MAP_CONFINED_TASKS: &str = "CONFINED_TASKS";
+/// The keys confined tasks made, by `struct key` address, with the attachment (cgroup id) whose
+/// task made each: a confined task reads or changes only its own sandbox's keys.
+pub const MAP_KEY_OWNERS: &str = "KEY_OWNERS";
+/// Keys made inside sandboxes that are remembered (an LRU map: BPF cannot hook `key_free`);
+/// past that the least recently used is its own sandbox's no more (refused like any other).
+pub const MAX_KEY_OWNERS: u32 = 16384;
 pub const MAP_EVENTS: &str = "EVENTS";
 pub const MAP_EVENT_DROPS: &str = "EVENT_DROPS";
 

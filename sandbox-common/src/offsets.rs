@@ -71,6 +71,10 @@ pub struct KernelOffsets {
     pub unix_sock_peer: u16,
     /// `struct sock` -> `__sk_common.skc_family` (a u16).
     pub sock_family: u16,
+    /// `struct task_struct` -> `real_cred` (the task's own credentials) and `cred` (what it acts
+    /// with: kernel code that acts for itself swaps in credentials of its own there).
+    pub task_real_cred: u16,
+    pub task_cred: u16,
     /// `struct btrfs_inode` -> `vfs_inode` (the `struct inode` inside it), from the btrfs
     /// module's BTF; 0 when btrfs's BTF was not available (then no rule can name a btrfs path).
     pub btrfs_inode_vfs: u16,

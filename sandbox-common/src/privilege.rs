@@ -177,6 +177,48 @@ pub fn ioctl_name(request: u32) -> Option<&'static str> {
         .map(|i| i.name)
 }
 
+/// `enum key_need_perm` of <linux/key.h> (5.8 and later): what a `key_permission` check asks.
+pub const KEY_NEED_READ: u32 = 2;
+pub const KEY_NEED_WRITE: u32 = 3;
+pub const KEY_NEED_LINK: u32 = 5;
+pub const KEY_NEED_SETATTR: u32 = 6;
+pub const KEY_NEED_UNLINK: u32 = 7;
+
+/// The accesses a confined task is refused on a key its own sandbox did not make: reading its
+/// payload (a Kerberos ticket, a token a tool stored), changing it or adding to a keyring
+/// (what the owner's later programs find there), linking, changing its owner, permissions or
+/// expiry, and unlinking. Viewing a key's description and searching keyrings stay allowed: the
+/// kernel's own lookups on a task's behalf (fscrypt, NFS, DNS) search them.
+#[inline(always)]
+pub fn key_access_guarded(need: u32) -> bool {
+    matches!(
+        need,
+        KEY_NEED_READ | KEY_NEED_WRITE | KEY_NEED_LINK | KEY_NEED_SETATTR | KEY_NEED_UNLINK
+    )
+}
+
+/// The name of a guarded key access, as audit records give it.
+pub fn key_access_name(need: u64) -> Option<&'static str> {
+    match u32::try_from(need).ok()? {
+        KEY_NEED_READ => Some("read"),
+        KEY_NEED_WRITE => Some("write"),
+        KEY_NEED_LINK => Some("link"),
+        KEY_NEED_SETATTR => Some("setattr"),
+        KEY_NEED_UNLINK => Some("unlink"),
+        _ => None,
+    }
+}
+
+/// `key_alloc` flags of <linux/key.h> for keys a sandbox's task gets made that are not the
+/// sandbox's own: the user's keyrings (`KEY_ALLOC_UID_KEYRING`: `@u` and `@us`, which every
+/// later process of the uid shares), keys outside any quota (the persistent keyring, request
+/// authorizations) and built-in ones.
+pub const KEY_ALLOC_NOT_IN_QUOTA: u64 = 0x0002;
+pub const KEY_ALLOC_BUILT_IN: u64 = 0x0004;
+pub const KEY_ALLOC_UID_KEYRING: u64 = 0x0010;
+pub const KEY_ALLOC_NOT_THE_SANDBOXS: u64 =
+    KEY_ALLOC_NOT_IN_QUOTA | KEY_ALLOC_BUILT_IN | KEY_ALLOC_UID_KEYRING;
+
 /// Character devices that are the machine's memory or I/O ports (major 1 of <linux/major.h>):
 /// /dev/mem, /dev/kmem, /dev/port, as kernel `dev_t`s (`major << 20 | minor`).
 pub const MEMORY_DEVICES: [u32; 3] = [1 << 20 | 1, 1 << 20 | 2, 1 << 20 | 4];

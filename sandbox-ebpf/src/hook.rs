@@ -17,3 +17,15 @@ pub fn earlier_denial(ctx: &LsmContext, nr_args: usize) -> Option<i32> {
     let previous = previous as i32;
     (previous != 0).then_some(previous)
 }
+
+/// Argument `n` of the hook as the raw u64 the trampoline passed, for an argument whose type
+/// the verifier cannot give a context load: a pointer to a struct the kernel's BTF only
+/// declares (`key_ref_t` of `key_permission`), which it refuses to read at all.
+#[inline(always)]
+pub fn untyped_arg(ctx: &LsmContext, n: usize) -> Result<u64, i32> {
+    let slot = (ctx.as_ptr() as *const u64).wrapping_add(n);
+    // SAFETY: the context is the trampoline's array of the hook's argument slots on the
+    // kernel stack; bpf_probe_read_kernel copies slot `n` (below the hook's argument count)
+    // through the kernel's fault-tolerant accessor, and the value is only used as a number.
+    unsafe { aya_ebpf::helpers::bpf_probe_read_kernel(slot) }
+}

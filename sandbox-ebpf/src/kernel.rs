@@ -39,6 +39,8 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     inode_rdev: 0,
     unix_sock_peer: 0,
     sock_family: 0,
+    task_real_cred: 0,
+    task_cred: 0,
     btrfs_inode_vfs: 0,
     btrfs_inode_root: 0,
     btrfs_root_anon_dev: 0,

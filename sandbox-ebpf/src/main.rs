@@ -14,6 +14,7 @@ mod hook;
 mod host_files;
 mod kernel;
 mod kernel_fs;
+mod keyrings;
 mod maps;
 mod net;
 mod net_rules;

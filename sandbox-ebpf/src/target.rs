@@ -38,6 +38,8 @@ pub enum Target {
     KernelLoad(u32),
     /// `sandbox_common::socket_value` of the socket being created.
     Socket(u64),
+    /// A key access (`enum key_need_perm`).
+    Key(u32),
 }
 
 impl Target {
@@ -67,6 +69,7 @@ impl Target {
             Target::Ioctl(cmd) => (TargetKind::Ioctl, none, cmd.into()),
             Target::KernelLoad(id) => (TargetKind::KernelLoad, none, id.into()),
             Target::Socket(value) => (TargetKind::Socket, none, value),
+            Target::Key(need) => (TargetKind::Key, none, need.into()),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! and path, a destination, a process, a capability... Each kind fills only its own fields.
 
 use sandbox_common::{
-    capability_name, AuditEvent, EventPath, TargetKind, NET_FAMILY_V4, NET_FAMILY_V6,
+    capability_name, key_access_name, AuditEvent, EventPath, TargetKind, NET_FAMILY_V4,
+    NET_FAMILY_V6,
 };
 use std::borrow::Cow;
 
@@ -24,6 +25,7 @@ pub enum Kind {
     Ioctl,
     KernelLoad,
     Socket,
+    Key,
     /// A kind this build does not know (a newer eBPF object).
     Unknown,
 }
@@ -40,6 +42,7 @@ impl From<TargetKind> for Kind {
             TargetKind::Ioctl => Kind::Ioctl,
             TargetKind::KernelLoad => Kind::KernelLoad,
             TargetKind::Socket => Kind::Socket,
+            TargetKind::Key => Kind::Key,
         }
     }
 }
@@ -81,6 +84,9 @@ pub struct Target<'a> {
     /// `socket_create`: the socket asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub socket: Option<Socket>,
+    /// `key_permission`: the access asked for on a key the sandbox did not make (`read`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_access: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -143,6 +149,10 @@ impl<'a> Target<'a> {
                 kernel_load: Some(kernel_load_name(v)),
                 ..kind_only
             },
+            TargetKind::Key => Target {
+                key_access: Some(key_access_name(v).map_or(v.to_string(), str::to_string)),
+                ..kind_only
+            },
             TargetKind::Socket => Target {
                 socket: Some(Socket {
                     family: (v >> 32) as u32,
@@ -168,6 +178,9 @@ impl<'a> Target<'a> {
         }
         if let (Some(dev), Some(ino)) = (&t.dev, t.ino) {
             return format!("{dev}:{ino}");
+        }
+        if let Some(access) = &t.key_access {
+            return format!("key {access}");
         }
         match (t.tgid, t.bpf_command, &t.ioctl, &t.kernel_load, t.socket) {
             (Some(tgid), ..) => format!("pid {tgid}"),

@@ -15,8 +15,8 @@ use sandbox_common::{
     AuditRate, AuditRateLimit, CgroupPolicy, CgroupVerdict, InodeKey, NameKey, NetKey, NetRules,
     RuleValue, GLOBAL_AUDIT_RATE_LIMIT, GLOBAL_OFFSETS, GLOBAL_RENAME_LOCK, MAP_ANY_ATTACHED,
     MAP_AUDIT_RATE, MAP_AUDIT_SUPPRESSED, MAP_CGROUP_GENERATION, MAP_CGROUP_POLICY,
-    MAP_CGROUP_VERDICTS, MAP_CONFINED_TASKS, MAP_INODE_RULES, MAP_NAME_RULES, MAP_NET_BINARIES,
-    MAP_NET_BINARY_NAMES, MAP_NET_RULES, MAX_INODE_RULES, MAX_NAME_RULES,
+    MAP_CGROUP_VERDICTS, MAP_CONFINED_TASKS, MAP_INODE_RULES, MAP_KEY_OWNERS, MAP_NAME_RULES,
+    MAP_NET_BINARIES, MAP_NET_BINARY_NAMES, MAP_NET_RULES, MAX_INODE_RULES, MAX_NAME_RULES,
 };
 
 use super::{support::SupportError, EBPF_OBJECT, PROGRAMS, PROGRAMS_IF_PRESENT};
@@ -113,7 +113,7 @@ fn rename_lock_address() -> u64 {
 }
 
 /// (map, key size, value size) this build's programs use.
-const POLICY_MAP_LAYOUT: [(&str, usize, usize); 12] = [
+const POLICY_MAP_LAYOUT: [(&str, usize, usize); 13] = [
     (MAP_ANY_ATTACHED, size_of::<u32>(), size_of::<u32>()),
     (MAP_CGROUP_GENERATION, size_of::<u32>(), size_of::<u64>()),
     (
@@ -143,6 +143,7 @@ const POLICY_MAP_LAYOUT: [(&str, usize, usize); 12] = [
     (MAP_NET_BINARIES, size_of::<InodeKey>(), size_of::<u32>()),
     (MAP_NET_BINARY_NAMES, size_of::<NameKey>(), size_of::<u32>()),
     (MAP_CONFINED_TASKS, size_of::<u64>(), size_of::<u64>()),
+    (MAP_KEY_OWNERS, size_of::<u64>(), size_of::<u64>()),
 ];
 
 /// Rule maps whose capacity changed between versions: a reused smaller pin would refuse rules.

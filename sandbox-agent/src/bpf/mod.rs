@@ -48,6 +48,8 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("kernel_load_data", "kernel_load_data"),
     ("kernel_read_file", "kernel_read_file"),
     ("file_ioctl", "file_ioctl"),
+    ("key_alloc", "key_alloc"),
+    ("key_permission", "key_permission"),
 ];
 
 /// Hooks only newer kernels have, loaded and attached where the running kernel's BTF has them

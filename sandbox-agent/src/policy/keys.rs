@@ -156,6 +156,8 @@ const GUARDS: &[&str] = &[
     "file_receive",
     "task_alloc",
     "task_free",
+    "key_alloc",
+    "key_permission",
 ];
 
 /// The hooks every attachment runs whatever its policy says (see `GUARDS`).

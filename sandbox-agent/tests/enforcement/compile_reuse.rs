@@ -90,24 +90,32 @@ fn a_file_made_between_runs_where_the_compile_never_looked_keeps_the_reuse() {
     assert!(stdout(&second).contains("exit=1"), "{}", stdout(&second));
 }
 
-#[test]
-fn a_hardlink_made_between_runs_to_a_file_in_a_denied_directory_is_denied() {
-    let home = fixture_dir("reuse-link");
+/// A hardlink made between runs, to a key in a denied `~/.ssh` of `home`, in `elsewhere`: a
+/// directory the compile never looks in, so only the file's own link count tells.
+fn a_hardlink_made_between_runs_is_denied(home: &Path, elsewhere: &Path, label: &str) {
     write(&home.join(".ssh/id_ed25519"), "key");
-    let policy = policy_file(&home, "reuse-link", "deny_read:\n  - ~/.ssh\n");
-    // A directory the compile never looks in: only the file's own link count tells.
-    let other = fixture_dir("reuse-link-elsewhere").join("notes");
+    let policy = policy_file(home, label, "deny_read:\n  - ~/.ssh\n");
+    let other = elsewhere.join("notes");
 
     let said = after_change(
-        &home,
+        home,
         &policy,
-        &home,
+        home,
         &format!("cat {}; echo exit=$?", other.display()),
         || std::fs::hard_link(home.join(".ssh/id_ed25519"), &other).unwrap(),
     );
 
-    assert!(said.contains("exit=1"), "{said}");
-    assert!(!said.contains("key"), "{said}");
+    assert!(said.contains("exit=1"), "{label}: {said}");
+    assert!(!said.contains("key"), "{label}: {said}");
+}
+
+#[test]
+fn a_hardlink_made_between_runs_to_a_file_in_a_denied_directory_is_denied() {
+    a_hardlink_made_between_runs_is_denied(
+        &fixture_dir("reuse-link"),
+        &fixture_dir("reuse-link-elsewhere"),
+        "reuse-link",
+    );
 }
 
 #[test]
@@ -130,22 +138,17 @@ fn a_file_linked_into_a_denied_directory_between_runs_is_denied_under_its_other_
     assert!(!said.contains("linked-secret"), "{said}");
 }
 
-#[test]
-fn a_symlink_on_the_way_retargeted_between_runs_moves_the_denial_with_it() {
-    let home = fixture_dir("reuse-symlink");
+/// `~/.docker` of `home` retargeted between runs from one dotfiles directory to another.
+fn a_retargeted_symlink_moves_the_denial(home: &Path, label: &str) {
     write(&home.join("dotfiles-a/config.json"), "a");
     write(&home.join("dotfiles-b/config.json"), "b-secret");
     std::os::unix::fs::symlink(home.join("dotfiles-a"), home.join(".docker")).unwrap();
-    let policy = policy_file(
-        &home,
-        "reuse-symlink",
-        "deny_read:\n  - ~/.docker/config.json\n",
-    );
+    let policy = policy_file(home, label, "deny_read:\n  - ~/.docker/config.json\n");
 
     let said = after_change(
-        &home,
+        home,
         &policy,
-        &home,
+        home,
         &format!(
             "cat {}; echo exit=$?",
             home.join(".docker/config.json").display()
@@ -156,8 +159,13 @@ fn a_symlink_on_the_way_retargeted_between_runs_moves_the_denial_with_it() {
         },
     );
 
-    assert!(said.contains("exit=1"), "{said}");
-    assert!(!said.contains("b-secret"), "{said}");
+    assert!(said.contains("exit=1"), "{label}: {said}");
+    assert!(!said.contains("b-secret"), "{label}: {said}");
+}
+
+#[test]
+fn a_symlink_on_the_way_retargeted_between_runs_moves_the_denial_with_it() {
+    a_retargeted_symlink_moves_the_denial(&fixture_dir("reuse-symlink"), "reuse-symlink");
 }
 
 #[test]
@@ -276,46 +284,14 @@ fn a_policy_that_names_hosts_is_never_reused() {
 /// The hardlink and the symlink scenarios above, with every file on `base`'s filesystem.
 fn changes_are_seen_on(label: &str, base: &Path) {
     use crate::filesystems::dir_on;
-    let home = dir_on(base, &format!("reuse-{label}-home"));
-    write(&home.join(".ssh/id_ed25519"), "key");
-    let policy = policy_file(&home, &format!("reuse-{label}"), "deny_read:\n  - ~/.ssh\n");
-    let other = dir_on(base, &format!("reuse-{label}-elsewhere")).join("notes");
-    let said = after_change(
-        &home,
-        &policy,
-        &home,
-        &format!("cat {}; echo exit=$?", other.display()),
-        || std::fs::hard_link(home.join(".ssh/id_ed25519"), &other).unwrap(),
+    a_hardlink_made_between_runs_is_denied(
+        &dir_on(base, &format!("reuse-{label}-home")),
+        &dir_on(base, &format!("reuse-{label}-elsewhere")),
+        &format!("reuse-{label}"),
     );
-    assert!(
-        said.contains("exit=1") && !said.contains("key"),
-        "{label}: {said}"
-    );
-
-    write(&home.join("dotfiles-a/config.json"), "a");
-    write(&home.join("dotfiles-b/config.json"), "b-secret");
-    std::os::unix::fs::symlink(home.join("dotfiles-a"), home.join(".docker")).unwrap();
-    let policy = policy_file(
-        &home,
+    a_retargeted_symlink_moves_the_denial(
+        &dir_on(base, &format!("reuse-{label}-dotfiles")),
         &format!("reuse-{label}-symlink"),
-        "deny_read:\n  - ~/.docker/config.json\n",
-    );
-    let said = after_change(
-        &home,
-        &policy,
-        &home,
-        &format!(
-            "cat {}; echo exit=$?",
-            home.join(".docker/config.json").display()
-        ),
-        || {
-            std::fs::remove_file(home.join(".docker")).unwrap();
-            std::os::unix::fs::symlink(home.join("dotfiles-b"), home.join(".docker")).unwrap();
-        },
-    );
-    assert!(
-        said.contains("exit=1") && !said.contains("b-secret"),
-        "{label}: {said}"
     );
 }
 

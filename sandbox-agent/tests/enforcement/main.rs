@@ -24,6 +24,7 @@ mod filesystems;
 mod git_repos;
 mod hardlinks;
 mod kernel_filesystems;
+mod keyrings;
 mod large_policy;
 mod lifecycle;
 mod metrics;

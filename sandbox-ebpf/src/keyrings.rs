@@ -1,0 +1,106 @@
+//! The kernel keyrings: a confined task reads, changes, links or unlinks only the keys its own
+//! sandbox made. The runner's session keyring and the user's keyrings hold credentials that no
+//! file rule names (Kerberos tickets in a `KEYRING:` cache, tokens a tool stored with
+//! `keyctl`), and what the sandbox adds to them the owner's later programs find. Keys are
+//! marked as a sandbox's where they are made (`key_alloc`).
+
+use aya_ebpf::{macros::lsm, programs::LsmContext};
+use sandbox_common::{
+    key_access_guarded, HOOK_KEY_ALLOC, HOOK_KEY_PERMISSION, KEY_ALLOC_NOT_IN_QUOTA,
+    KEY_ALLOC_NOT_THE_SANDBOXS,
+};
+
+use crate::{
+    guard::deny,
+    hook::{earlier_denial, untyped_arg},
+    kernel::{offsets, read_at},
+    maps::KEY_OWNERS,
+    policy::confining_attachment,
+    target::Target,
+};
+
+#[lsm(hook = "key_alloc")]
+pub fn key_alloc(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, key_alloc, struct key *key, const struct cred *cred,
+    //          unsigned long flags)
+    if let Some(denied) = earlier_denial(&ctx, 3) {
+        return denied;
+    }
+    // Every key is made here, and BPF cannot hook `key_free`: a key at an address where a
+    // sandbox's freed key was must lose that mark now, whoever makes it.
+    let key: u64 = ctx.arg(0);
+    let flags: u64 = ctx.arg(2);
+    let sandbox = match confining_attachment() {
+        Some(confining) if acting_as_itself() => Some(confining),
+        _ => None,
+    };
+    match sandbox {
+        Some((_, policy)) if flags & KEY_ALLOC_NOT_IN_QUOTA != 0 => {
+            // What a task asks for outside its quota is the persistent keyring, or the
+            // authorization of a `request_key` callout, which would start the host's
+            // /sbin/request-key as root, outside every cgroup, with the caller's text.
+            let _ = KEY_OWNERS.remove(&key);
+            deny(&policy, HOOK_KEY_ALLOC, Target::None)
+        }
+        Some((attachment, _)) if flags & KEY_ALLOC_NOT_THE_SANDBOXS == 0 => {
+            // Past the map's size the least recently used mark goes: that key's own sandbox
+            // is then refused it too, which is never more access.
+            let _ = KEY_OWNERS.insert(&key, &attachment, 0);
+            0
+        }
+        _ => {
+            let _ = KEY_OWNERS.remove(&key);
+            0
+        }
+    }
+}
+
+/// Whether the current task acts with its own credentials: kernel code that acts for itself
+/// on a task's way (NFS's id mapper, the DNS resolver's cache) swaps in credentials of its
+/// own (`override_creds`), and the keys it makes or reads then are its business, not the
+/// task's. (A `key_alloc` for a keyring the task joins passes the credentials being prepared
+/// for it, so the hook's own argument cannot tell.)
+#[inline(always)]
+fn acting_as_itself() -> bool {
+    // SAFETY: a plain helper call; the address is only read through bpf_probe_read_kernel.
+    let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() } as *const u8;
+    let off = offsets();
+    match (
+        read_at::<u64>(task, off.task_cred),
+        read_at::<u64>(task, off.task_real_cred),
+    ) {
+        (Ok(cred), Ok(real)) => cred == real,
+        // Unreadable: treated as the task's own, so the rules apply (fail closed).
+        _ => true,
+    }
+}
+
+#[lsm(hook = "key_permission")]
+pub fn key_permission(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, key_permission, key_ref_t key_ref, const struct cred *cred,
+    //          enum key_need_perm need_perm)
+    if let Some(denied) = earlier_denial(&ctx, 3) {
+        return denied;
+    }
+    let need: u32 = ctx.arg(2);
+    if !key_access_guarded(need) {
+        return 0;
+    }
+    let Some((attachment, policy)) = confining_attachment() else {
+        return 0;
+    };
+    if !acting_as_itself() {
+        return 0;
+    }
+    // Bit 0 of a key_ref_t says whether the task possesses the key; the rest is its address.
+    let Ok(key_ref) = untyped_arg(&ctx, 0) else {
+        return deny(&policy, HOOK_KEY_PERMISSION, Target::Key(need));
+    };
+    let key = key_ref & !1;
+    // SAFETY: copied out at once; a concurrent update shows the old or the new value.
+    if unsafe { KEY_OWNERS.get(&key).copied() } == Some(attachment) {
+        return 0;
+    }
+    // EPERM, not EACCES: keyctl_read lets a possessed key be read after an EACCES.
+    deny(&policy, HOOK_KEY_PERMISSION, Target::Key(need))
+}

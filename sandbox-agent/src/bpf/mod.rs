@@ -48,15 +48,16 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("kernel_load_data", "kernel_load_data"),
     ("kernel_read_file", "kernel_read_file"),
     ("file_ioctl", "file_ioctl"),
-    ("key_alloc", "key_alloc"),
-    ("key_permission", "key_permission"),
 ];
 
 /// Hooks only newer kernels have, loaded and attached where the running kernel's BTF has them
 /// (`bpf_lsm_<hook>`). Where a hook is missing, the kernel takes the path it would guard through
 /// a hook of `PROGRAMS` instead: 32-bit ioctls go through `file_ioctl` before Linux 6.8,
 /// open(O_TRUNC) through `path_truncate` and POSIX ACLs through `inode_setxattr` before 6.2.
+/// A kernel built without keyrings (`CONFIG_KEYS`) has no key hooks and no keys to guard.
 pub const PROGRAMS_IF_PRESENT: &[(&str, &str)] = &[
+    ("key_alloc", "key_alloc"),
+    ("key_permission", "key_permission"),
     ("file_ioctl_compat", "file_ioctl_compat"),
     ("file_truncate", "file_truncate"),
     ("inode_set_acl", "inode_set_acl"),

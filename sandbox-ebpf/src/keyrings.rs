@@ -7,7 +7,7 @@
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
     key_access_guarded, HOOK_KEY_ALLOC, HOOK_KEY_PERMISSION, KEY_ALLOC_NOT_IN_QUOTA,
-    KEY_ALLOC_NOT_THE_SANDBOXS,
+    KEY_ALLOC_NOT_THE_SANDBOXS, KEY_NEED_LINK,
 };
 
 use crate::{
@@ -97,8 +97,11 @@ pub fn key_permission(ctx: LsmContext) -> i32 {
         return deny(&policy, HOOK_KEY_PERMISSION, Target::Key(need));
     };
     let key = key_ref & !1;
+    // Linking is refused even for the sandbox's own keys: `keyctl session_to_parent` asks it
+    // of the caller's session keyring, and hands that keyring to a parent that may run outside
+    // (its later keys would be the sandbox's to read).
     // SAFETY: copied out at once; a concurrent update shows the old or the new value.
-    if unsafe { KEY_OWNERS.get(&key).copied() } == Some(attachment) {
+    if need != KEY_NEED_LINK && unsafe { KEY_OWNERS.get(&key).copied() } == Some(attachment) {
         return 0;
     }
     // EPERM, not EACCES: keyctl_read lets a possessed key be read after an EACCES.

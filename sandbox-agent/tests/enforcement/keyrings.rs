@@ -1,8 +1,9 @@
 //! The kernel keyrings: a confined task, root or not, reads and changes only the keys its own
 //! sandbox made. A key its uid's other processes put in the user keyring (where a Kerberos
 //! `KEYRING:` cache or a tool's token lives) cannot be read, changed, unlinked or re-permitted
-//! from inside, nothing can be added there for them to find later, and no `request_key` callout
-//! starts the host's root helper; keys the sandbox makes in a keyring of its own work.
+//! from inside, nothing can be added there for them to find later, no `request_key` callout
+//! starts the host's root helper, and no keyring of the sandbox's is handed to a parent outside;
+//! keys the sandbox makes in a keyring of its own work.
 
 use std::process::Command;
 
@@ -100,4 +101,50 @@ fn a_confined_task_reads_and_changes_only_the_keys_its_sandbox_made() {
         r["action"] == "deny" && r["target"]["key_access"] == "read"
     });
     record_of(&cg, "key_alloc", |r| r["action"] == "deny");
+}
+
+/// A process outside (single-threaded, as `keyctl session_to_parent` requires of the parent)
+/// forks a child that moves itself into the cgroup `argv[1]`, makes a session keyring of its
+/// own and asks for it to become its parent's. Prints the child's results, then whether the
+/// parent's session keyring stayed its own.
+const TO_PARENT: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+KEYCTL, SESSION_KEYRING = 250, -3
+def keyctl(*args):
+    r = libc.syscall(KEYCTL, *[ctypes.c_long(a) if isinstance(a, int) else a for a in args])
+    return r if r >= 0 else -ctypes.get_errno()
+before = keyctl(0, SESSION_KEYRING, 1)
+child = os.fork()
+if child == 0:
+    with open(os.path.join(sys.argv[1], "cgroup.procs"), "w") as f:
+        f.write(str(os.getpid()))
+    print("session=%d" % keyctl(1, None))
+    print("to_parent=%d" % keyctl(18), flush=True)
+    os._exit(0)
+os.waitpid(child, 0)
+print("parent_kept=%d" % (keyctl(0, SESSION_KEYRING, 0) == before))
+"#;
+
+#[test]
+fn a_keyring_the_sandbox_made_is_not_handed_to_a_parent_outside() {
+    let home = fixture_dir("keyrings-parent");
+    let policy = policy_file(&home, "keyrings-parent", "deny_read: []\n");
+    let cg = Cgroup::new("keyrings-parent");
+    attach(&cg, &policy, &home);
+
+    let out = Command::new("python3")
+        .args(["-c", TO_PARENT])
+        .arg(&cg.path)
+        .output()
+        .unwrap();
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+
+    assert!(out.status.success(), "{said}");
+    assert!(step(&said, "session") > 0, "{said}");
+    assert_eq!(step(&said, "to_parent"), -libc::EPERM, "{said}");
+    assert_eq!(step(&said, "parent_kept"), 1, "{said}");
+    record_of(&cg, "key_permission", |r| {
+        r["action"] == "deny" && r["target"]["key_access"] == "link"
+    });
 }

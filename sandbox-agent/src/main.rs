@@ -154,14 +154,18 @@ enum PolicyCmd {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SANDBOX_AGENT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // Only the daemon and doctor log (the kernel side, the daemon's work); the other commands
+    // print what they have to say, and a `run` does not pay for a logger it never uses.
+    if matches!(cli.command, Cmd::Daemon { .. } | Cmd::Doctor { .. }) {
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("SANDBOX_AGENT_LOG")
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            )
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let code = match Config::load(cli.config.as_deref())
         .map_err(anyhow::Error::from)
         .and_then(|config| dispatch(cli.command, &config))

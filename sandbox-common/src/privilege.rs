@@ -184,7 +184,8 @@ pub const KEY_NEED_LINK: u32 = 5;
 pub const KEY_NEED_SETATTR: u32 = 6;
 pub const KEY_NEED_UNLINK: u32 = 7;
 
-/// The accesses a confined task is refused on a key its own sandbox did not make: reading its
+/// The accesses a confined task is refused on a key its own sandbox did not make (and `link`
+/// on its own keys too: see the kernel side's `keyrings`): reading its
 /// payload (a Kerberos ticket, a token a tool stored), changing it or adding to a keyring
 /// (what the owner's later programs find there), linking, changing its owner, permissions or
 /// expiry, and unlinking. Viewing a key's description and searching keyrings stay allowed: the

@@ -290,6 +290,20 @@ mod tests {
         assert_eq!(target_of(TargetKind::BpfCommand, 5).bpf_command, Some(5));
         let ioctl = target_of(TargetKind::Ioctl, u64::from(sandbox_common::TIOCSTI));
         assert_eq!(ioctl.ioctl.as_deref(), Some("TIOCSTI"));
+        let snapshot = u64::from(sandbox_common::BTRFS_IOC_SNAP_CREATE_V2);
+        assert_eq!(
+            target_of(TargetKind::Ioctl, snapshot).describe(),
+            "BTRFS_IOC_SNAP_CREATE_V2"
+        );
+        let key = target_of(TargetKind::Key, u64::from(sandbox_common::KEY_NEED_READ));
+        assert_eq!(
+            (key.kind, key.key_access.as_deref(), key.describe()),
+            (Kind::Key, Some("read"), "key read".to_string())
+        );
+        assert_eq!(
+            target_of(TargetKind::Key, 99).key_access.as_deref(),
+            Some("99")
+        );
         assert_eq!(
             target_of(TargetKind::KernelLoad, 2).kernel_load.as_deref(),
             Some("module")

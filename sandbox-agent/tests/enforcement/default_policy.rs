@@ -69,6 +69,11 @@ const PERSISTENCE: &[(&str, Before)] = &[
     ("~/.screenrc", Before::Nothing),
     ("~/.gdbinit", Before::Nothing),
     ("~/.xsessionrc", Before::Nothing),
+    ("~/.pyenv/shims/python", Before::File),
+    ("~/.bun/bin/node", Before::Nothing),
+    ("~/.nvm/nvm.sh", Before::File),
+    ("~/.sdkman/bin/sdkman-init.sh", Before::Directory),
+    ("~/.config/starship.toml", Before::Nothing),
 ];
 
 const ORIGINAL: &str = "written by the developer";

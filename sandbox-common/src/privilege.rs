@@ -185,29 +185,39 @@ pub const KEY_NEED_SETATTR: u32 = 6;
 pub const KEY_NEED_UNLINK: u32 = 7;
 
 /// The accesses a confined task is refused on a key its own sandbox did not make (and `link`
-/// on its own keys too: see the kernel side's `keyrings`): reading its
-/// payload (a Kerberos ticket, a token a tool stored), changing it or adding to a keyring
-/// (what the owner's later programs find there), linking, changing its owner, permissions or
-/// expiry, and unlinking. Viewing a key's description and searching keyrings stay allowed: the
-/// kernel's own lookups on a task's behalf (fscrypt, NFS, DNS) search them.
+/// on its own keys too: see the kernel side's `keyrings`), with the names audit records give
+/// them: reading its payload (a Kerberos ticket, a token a tool stored), changing it or adding
+/// to a keyring (what the owner's later programs find there), linking, changing its owner,
+/// permissions or expiry, and unlinking. Viewing a key's description and searching keyrings
+/// stay allowed: the kernel's own lookups on a task's behalf (fscrypt, NFS, DNS) search them.
+pub const GUARDED_KEY_ACCESS: [(u32, &str); 5] = [
+    (KEY_NEED_READ, "read"),
+    (KEY_NEED_WRITE, "write"),
+    (KEY_NEED_LINK, "link"),
+    (KEY_NEED_SETATTR, "setattr"),
+    (KEY_NEED_UNLINK, "unlink"),
+];
+
+/// Whether `need` is one of `GUARDED_KEY_ACCESS`.
 #[inline(always)]
 pub fn key_access_guarded(need: u32) -> bool {
-    matches!(
-        need,
-        KEY_NEED_READ | KEY_NEED_WRITE | KEY_NEED_LINK | KEY_NEED_SETATTR | KEY_NEED_UNLINK
-    )
+    // Unrolled over a constant table in the kernel programs, as `ioctl_denied`.
+    let mut i = 0;
+    while i < GUARDED_KEY_ACCESS.len() {
+        if GUARDED_KEY_ACCESS[i].0 == need {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }
 
 /// The name of a guarded key access, as audit records give it.
 pub fn key_access_name(need: u64) -> Option<&'static str> {
-    match u32::try_from(need).ok()? {
-        KEY_NEED_READ => Some("read"),
-        KEY_NEED_WRITE => Some("write"),
-        KEY_NEED_LINK => Some("link"),
-        KEY_NEED_SETATTR => Some("setattr"),
-        KEY_NEED_UNLINK => Some("unlink"),
-        _ => None,
-    }
+    GUARDED_KEY_ACCESS
+        .iter()
+        .find(|(n, _)| u64::from(*n) == need)
+        .map(|(_, name)| *name)
 }
 
 /// `key_alloc` flags of <linux/key.h> for keys a sandbox's task gets made that are not the
@@ -271,5 +281,15 @@ mod tests {
             assert!(DENIED_IOCTLS[..i].iter().all(|e| e.request != d.request));
         }
         assert!(!ioctl_denied(0x541B), "FIONREAD stays allowed");
+    }
+
+    #[test]
+    fn every_guarded_key_access_is_guarded_and_named_and_view_and_search_are_not() {
+        for (need, name) in GUARDED_KEY_ACCESS {
+            assert!(key_access_guarded(need), "{name}");
+            assert_eq!(key_access_name(need.into()), Some(name));
+        }
+        // KEY_NEED_VIEW and KEY_NEED_SEARCH.
+        assert!(!key_access_guarded(1) && !key_access_guarded(4));
     }
 }

@@ -87,12 +87,40 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
         sock_family: off("sock", &["__sk_common", "skc_family"])?,
         task_real_cred: off("task_struct", &["real_cred"])?,
         task_cred: off("task_struct", &["cred"])?,
+        pt_regs_syscall_nr: off("pt_regs", &[syscalls::PT_REGS_NR])?,
+        keyctl_nr: syscalls::KEYCTL,
+        keyctl_compat_nr: syscalls::KEYCTL_COMPAT,
         btrfs_inode_vfs: 0,
         btrfs_inode_root: 0,
         btrfs_root_anon_dev: 0,
         btrfs_valid: 0,
         valid: 1,
     }))
+}
+
+/// Where the architecture keeps the current system call's number, and `keyctl`'s numbers.
+mod syscalls {
+    #[cfg(target_arch = "x86_64")]
+    pub const PT_REGS_NR: &str = "orig_ax";
+    #[cfg(target_arch = "x86_64")]
+    pub const KEYCTL: u16 = 250;
+    /// `__NR_keyctl` of arch/x86/entry/syscalls/syscall_32.tbl.
+    #[cfg(target_arch = "x86_64")]
+    pub const KEYCTL_COMPAT: u16 = 288;
+
+    #[cfg(target_arch = "aarch64")]
+    pub const PT_REGS_NR: &str = "syscallno";
+    #[cfg(target_arch = "aarch64")]
+    pub const KEYCTL: u16 = 219;
+    /// `__NR_keyctl` of arch/arm/tools/syscall.tbl.
+    #[cfg(target_arch = "aarch64")]
+    pub const KEYCTL_COMPAT: u16 = 311;
+
+    #[cfg(test)]
+    #[test]
+    fn keyctl_is_the_c_librarys_number() {
+        assert_eq!(i64::from(KEYCTL), libc::SYS_keyctl);
+    }
 }
 
 /// The btrfs module's split BTF, present while the module is loaded (or built in).

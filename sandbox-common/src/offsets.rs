@@ -75,6 +75,13 @@ pub struct KernelOffsets {
     /// with: kernel code that acts for itself swaps in credentials of its own there).
     pub task_real_cred: u16,
     pub task_cred: u16,
+    /// `struct pt_regs` -> the number of the system call the task is in (`orig_ax` on x86-64,
+    /// `syscallno` on arm64).
+    pub pt_regs_syscall_nr: u16,
+    /// The number of `keyctl` in the host's system call table and in its 32-bit one (`int
+    /// 0x80` from any process reaches the latter).
+    pub keyctl_nr: u16,
+    pub keyctl_compat_nr: u16,
     /// `struct btrfs_inode` -> `vfs_inode` (the `struct inode` inside it), from the btrfs
     /// module's BTF; 0 when btrfs's BTF was not available (then no rule can name a btrfs path).
     pub btrfs_inode_vfs: u16,

@@ -180,6 +180,7 @@ pub fn ioctl_name(request: u32) -> Option<&'static str> {
 /// `enum key_need_perm` of <linux/key.h> (5.8 and later): what a `key_permission` check asks.
 pub const KEY_NEED_READ: u32 = 2;
 pub const KEY_NEED_WRITE: u32 = 3;
+pub const KEY_NEED_SEARCH: u32 = 4;
 pub const KEY_NEED_LINK: u32 = 5;
 pub const KEY_NEED_SETATTR: u32 = 6;
 pub const KEY_NEED_UNLINK: u32 = 7;
@@ -188,8 +189,8 @@ pub const KEY_NEED_UNLINK: u32 = 7;
 /// on its own keys too: see the kernel side's `keyrings`), with the names audit records give
 /// them: reading its payload (a Kerberos ticket, a token a tool stored), changing it or adding
 /// to a keyring (what the owner's later programs find there), linking, changing its owner,
-/// permissions or expiry, and unlinking. Viewing a key's description and searching keyrings
-/// stay allowed: the kernel's own lookups on a task's behalf (fscrypt, NFS, DNS) search them.
+/// permissions or expiry, and unlinking. Viewing a key's description stays allowed, and so
+/// does searching, but for `KEYCTL_GUARDED_KEY_ACCESS`.
 pub const GUARDED_KEY_ACCESS: [(u32, &str); 5] = [
     (KEY_NEED_READ, "read"),
     (KEY_NEED_WRITE, "write"),
@@ -212,10 +213,32 @@ pub fn key_access_guarded(need: u32) -> bool {
     false
 }
 
+/// The accesses refused on a key the sandbox did not make only when the task asks them through
+/// the `keyctl` system call itself. Searching is what the kernel's own lookups on a task's
+/// behalf ask (fscrypt v1 keys, AFS tokens, found while the task opens a file), so it cannot be
+/// refused always; but `keyctl` operations that ask only it reach a key found: signing or
+/// decrypting with a private key someone outside loaded (`pkey_sign`, `pkey_decrypt`), and
+/// invalidating it (`keyctl invalidate`: the owner's Kerberos ticket gone).
+pub const KEYCTL_GUARDED_KEY_ACCESS: [(u32, &str); 1] = [(KEY_NEED_SEARCH, "search")];
+
+/// Whether `need` is one of `KEYCTL_GUARDED_KEY_ACCESS`.
+#[inline(always)]
+pub fn key_access_guarded_in_keyctl(need: u32) -> bool {
+    let mut i = 0;
+    while i < KEYCTL_GUARDED_KEY_ACCESS.len() {
+        if KEYCTL_GUARDED_KEY_ACCESS[i].0 == need {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
 /// The name of a guarded key access, as audit records give it.
 pub fn key_access_name(need: u64) -> Option<&'static str> {
     GUARDED_KEY_ACCESS
         .iter()
+        .chain(KEYCTL_GUARDED_KEY_ACCESS.iter())
         .find(|(n, _)| u64::from(*n) == need)
         .map(|(_, name)| *name)
 }
@@ -284,12 +307,24 @@ mod tests {
     }
 
     #[test]
-    fn every_guarded_key_access_is_guarded_and_named_and_view_and_search_are_not() {
+    fn every_guarded_key_access_is_guarded_and_named_and_view_is_not() {
         for (need, name) in GUARDED_KEY_ACCESS {
             assert!(key_access_guarded(need), "{name}");
+            assert!(
+                !key_access_guarded_in_keyctl(need),
+                "{name} is guarded always"
+            );
             assert_eq!(key_access_name(need.into()), Some(name));
         }
-        // KEY_NEED_VIEW and KEY_NEED_SEARCH.
-        assert!(!key_access_guarded(1) && !key_access_guarded(4));
+        for (need, name) in KEYCTL_GUARDED_KEY_ACCESS {
+            assert!(key_access_guarded_in_keyctl(need), "{name}");
+            assert!(
+                !key_access_guarded(need),
+                "{name}: the kernel's own lookups ask it"
+            );
+            assert_eq!(key_access_name(need.into()), Some(name));
+        }
+        // KEY_NEED_VIEW: describing a key.
+        assert!(!key_access_guarded(1) && !key_access_guarded_in_keyctl(1));
     }
 }

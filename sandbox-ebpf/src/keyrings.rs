@@ -1,13 +1,15 @@
 //! The kernel keyrings: a confined task reads, changes, links or unlinks only the keys its own
 //! sandbox made. The runner's session keyring and the user's keyrings hold credentials that no
 //! file rule names (Kerberos tickets in a `KEYRING:` cache, tokens a tool stored with
-//! `keyctl`), and what the sandbox adds to them the owner's later programs find. Keys are
-//! marked as a sandbox's where they are made (`key_alloc`).
+//! `keyctl`), and what the sandbox adds to them the owner's later programs find. Nor does
+//! `keyctl` itself find the other keys, so its operations that ask only a search (invalidation,
+//! public-key operations) reach none. Keys are marked as a sandbox's where they are made
+//! (`key_alloc`).
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
-    key_access_guarded, HOOK_KEY_ALLOC, HOOK_KEY_PERMISSION, KEY_ALLOC_NOT_IN_QUOTA,
-    KEY_ALLOC_NOT_THE_SANDBOXS, KEY_NEED_LINK,
+    key_access_guarded, key_access_guarded_in_keyctl, HOOK_KEY_ALLOC, HOOK_KEY_PERMISSION,
+    KEY_ALLOC_NOT_IN_QUOTA, KEY_ALLOC_NOT_THE_SANDBOXS, KEY_NEED_LINK,
 };
 
 use crate::{
@@ -75,6 +77,32 @@ fn acting_as_itself() -> bool {
     }
 }
 
+/// `__X32_SYSCALL_BIT`: x86-64's x32 ABI enters the same system calls with this bit set in
+/// the number (no other architecture has system call numbers that high).
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+
+/// Whether the current task is in the `keyctl` system call, as opposed to kernel code looking
+/// keys up on its behalf while it is in another (fscrypt during an `open`).
+#[inline(always)]
+fn in_keyctl() -> bool {
+    let off = offsets();
+    // SAFETY: plain helper calls. bpf_task_pt_regs takes the trusted task pointer that
+    // bpf_get_current_task_btf returns; its result is only read through bpf_probe_read_kernel.
+    let regs = unsafe {
+        aya_ebpf::helpers::bpf_task_pt_regs(aya_ebpf::helpers::bpf_get_current_task_btf())
+    } as *const u8;
+    match read_at::<u64>(regs, off.pt_regs_syscall_nr) {
+        Ok(nr) => {
+            // The low 32 bits, as the kernel's own dispatch reads them (a 64-bit caller's upper
+            // half is whatever it put there).
+            let nr = nr as u32 & !X32_SYSCALL_BIT;
+            nr == u32::from(off.keyctl_nr) || nr == u32::from(off.keyctl_compat_nr)
+        }
+        // Unreadable: treated as keyctl, so the rule applies (fail closed).
+        Err(_) => true,
+    }
+}
+
 #[lsm(hook = "key_permission")]
 pub fn key_permission(ctx: LsmContext) -> i32 {
     // LSM_HOOK(int, 0, key_permission, key_ref_t key_ref, const struct cred *cred,
@@ -83,13 +111,14 @@ pub fn key_permission(ctx: LsmContext) -> i32 {
         return denied;
     }
     let need: u32 = ctx.arg(2);
-    if !key_access_guarded(need) {
+    let in_keyctl_only = key_access_guarded_in_keyctl(need);
+    if !in_keyctl_only && !key_access_guarded(need) {
         return 0;
     }
     let Some((attachment, policy)) = confining_attachment() else {
         return 0;
     };
-    if !acting_as_itself() {
+    if !acting_as_itself() || (in_keyctl_only && !in_keyctl()) {
         return 0;
     }
     // Bit 0 of a key_ref_t says whether the task possesses the key; the rest is its address.

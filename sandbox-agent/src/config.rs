@@ -2,10 +2,7 @@
 //! socket, pins, audit log and attachment table, and which group besides root may steer it.
 //! Command-line flags override it; a missing default file means the built-in defaults.
 
-use std::{
-    ffi::CString,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -238,30 +235,9 @@ impl Group {
 }
 
 fn lookup_group(name: &str) -> Result<u32, String> {
-    let c = CString::new(name).map_err(|_| format!("{name:?} contains a NUL byte"))?;
-    let mut group: libc::group = unsafe { std::mem::zeroed() };
-    let mut buf = vec![0 as libc::c_char; 16 * 1024];
-    let mut result: *mut libc::group = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the call and buf's length is passed with it.
-    let rc = unsafe {
-        libc::getgrnam_r(
-            c.as_ptr(),
-            &mut group,
-            buf.as_mut_ptr(),
-            buf.len(),
-            &mut result,
-        )
-    };
-    if rc != 0 {
-        return Err(format!(
-            "cannot look up group {name:?}: {}",
-            std::io::Error::from_raw_os_error(rc)
-        ));
-    }
-    if result.is_null() {
-        return Err(format!("no group named {name:?} on this host"));
-    }
-    Ok(group.gr_gid)
+    crate::nss::group_id(name)
+        .map_err(|e| format!("cannot look up group {name:?}: {e}"))?
+        .ok_or_else(|| format!("no group named {name:?} on this host"))
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ mod descriptors;
 mod identity;
 mod kallsyms;
 mod mounts;
+mod nss;
 mod protocol;
 mod signals;
 mod waiting_child;

@@ -32,7 +32,7 @@ use crate::kernels::KernelVersion;
     about = "Build, VM and test orchestration for sandbox-agent",
     after_help = "Environment:
   SANDBOX_AGENT_CACHE=DIR        downloads, kernels, initramfs (default ~/.cache/sandbox-agent)
-  SANDBOX_AGENT_SKIP_BUILD=1     use the existing target/release/sandbox-agent (vm, demo)
+  SANDBOX_AGENT_SKIP_BUILD=1     use the existing target/<host triple>/release/sandbox-agent (vm, demo)
   SANDBOX_AGENT_VM_NO_DAEMON=1   boot the VM without starting the daemon (vm)"
 )]
 struct Cli {

@@ -37,6 +37,15 @@ pub fn target_dir(repo: &Path) -> Result<PathBuf> {
         .with_context(|| format!("target directory {dir} is not accessible"))
 }
 
+/// Where release builds of the host's binaries go: `target/<host triple>/release`, since
+/// .cargo/config.toml names the host's target (to link them statically).
+/// The host triple is the one xtask itself runs as (a Linux gnu target: the only kind the
+/// project builds for).
+pub fn release_dir(target: &Path) -> PathBuf {
+    let host = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    target.join(host).join("release")
+}
+
 /// `$SANDBOX_AGENT_CACHE`, else `$HOME/.cache/sandbox-agent`; created if missing.
 pub fn cache_dir() -> Result<PathBuf> {
     let dir = match std::env::var_os("SANDBOX_AGENT_CACHE") {

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::{cmd, setup};
 
-/// Set to 1 to skip `cargo build` (use whatever target/release/sandbox-agent is there).
+/// Set to 1 to skip `cargo build` (use whatever sandbox-agent binary is in the release directory).
 pub const SKIP_BUILD_ENV: &str = "SANDBOX_AGENT_SKIP_BUILD";
 
 fn cargo(repo: &Path) -> Result<Command> {
@@ -47,7 +47,7 @@ pub fn built_for_host(setup: &mut setup::Setup) -> Result<(PathBuf, PathBuf, Pat
 
 /// The agent binary, which must exist.
 pub fn agent_binary(target: &Path) -> Result<PathBuf> {
-    let bin = target.join("release/sandbox-agent");
+    let bin = crate::paths::release_dir(target).join("sandbox-agent");
     if !bin.is_file() {
         bail!(
             "{} does not exist; build it with `cargo build --release -p sandbox-agent`",

@@ -198,7 +198,7 @@ impl Guest {
     }
 
     fn script(&self, command: Option<&[OsString]>, daemon: bool, nonce: &str) -> Result<Vec<u8>> {
-        let bin_dir = self.target.join("release");
+        let bin_dir = crate::paths::release_dir(&self.target);
         let term = match std::env::var("TERM") {
             Ok(t) if std::io::stdout().is_terminal() && !t.is_empty() => t,
             _ => "dumb".to_owned(),

@@ -3,11 +3,7 @@
 //! kernel decides with one longest-prefix lookup), and per-binary rules get their scope keyed by
 //! the executable's identity.
 
-use std::{
-    collections::BTreeMap,
-    net::{IpAddr, ToSocketAddrs},
-    os::unix::ffi::OsStrExt,
-};
+use std::{collections::BTreeMap, net::IpAddr, os::unix::ffi::OsStrExt};
 
 use sandbox_common::{NetPortRule, NetRules, NET_ALLOW, NET_DENY, NET_MAX_PORT_RULES};
 
@@ -51,15 +47,19 @@ pub fn compile_network(
                 NetHost::Cidr(c) => (vec![*c], c.to_string()),
                 NetHost::Name(name) => {
                     out.names_hosts = true;
-                    let ips = resolve(name);
+                    let (ips, why) = match resolve(name) {
+                        Ok(ips) => (ips, String::new()),
+                        Err(e) => (Vec::new(), format!(" ({e})")),
+                    };
                     if ips.is_empty() && !allow {
                         return Err(error(format!(
-                            "cannot resolve {name}: a deny rule that denies nothing is refused"
+                            "cannot resolve {name}{why}: a deny rule that denies nothing is refused"
                         )));
                     }
                     if ips.is_empty() {
-                        out.warnings
-                            .push(format!("{key}: {name} does not resolve: it allows nothing"));
+                        out.warnings.push(format!(
+                            "{key}: {name} does not resolve{why}: it allows nothing"
+                        ));
                     }
                     let text = ips.iter().map(IpAddr::to_string).collect::<Vec<_>>();
                     let cidrs = ips.into_iter().map(Cidr::host).collect();
@@ -102,17 +102,11 @@ pub fn compile_network(
     Ok(())
 }
 
-/// Addresses of a host name (no port lookup: the name is resolved as `name:0`).
-fn resolve(name: &str) -> Vec<IpAddr> {
+/// Addresses of a host name (none when it does not resolve), or why it could not be looked up.
+fn resolve(name: &str) -> Result<Vec<IpAddr>, String> {
     // The answers change with no file changing: the daemon resolves them again instead.
     super::watch::not_reusable("it names hosts");
-    let mut ips: Vec<IpAddr> = (name, 0)
-        .to_socket_addrs()
-        .map(|addrs| addrs.map(|a| a.ip()).collect())
-        .unwrap_or_default();
-    ips.sort();
-    ips.dedup();
-    ips
+    crate::nss::host_addresses(name)
 }
 
 /// One `NET_RULES` value per distinct (scope, prefix): its own port rules (denials first), then

@@ -1,0 +1,92 @@
+//! Names the system's databases resolve (group names, host names), looked up without the C
+//! library's name service switch in this process. The binary is linked statically for a fast
+//! start, and a static glibc that reaches an NSS module it does not carry (`systemd`, `sss`,
+//! `resolve`, `mdns`) loads a second, shared C library into the process and crashes. So the
+//! local file is read first, and `getent`, a dynamic program of the host's own C library,
+//! answers the rest with every module the host configured.
+
+use std::{net::IpAddr, path::Path, process::Command};
+
+/// Where `getent` lives (glibc's libc-bin, musl-utils). Fixed paths, not `PATH`: the daemon
+/// runs it as root.
+const GETENT: [&str; 2] = ["/usr/bin/getent", "/bin/getent"];
+
+fn getent(database: &str, key: &str) -> Result<Option<String>, String> {
+    let Some(program) = GETENT.iter().find(|p| Path::new(p).is_file()) else {
+        return Err(format!(
+            "no getent program ({}) to ask the host's name services",
+            GETENT.join(" or ")
+        ));
+    };
+    let out = Command::new(program)
+        .args([database, "--", key])
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    match out.status.code() {
+        Some(0) => Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned())),
+        // 2: the key is not in the database.
+        Some(2) => Ok(None),
+        _ => Err(format!(
+            "{program} {database} {key:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+    }
+}
+
+/// The id of group `name`: `/etc/group`, then the host's other group services.
+pub fn group_id(name: &str) -> Result<Option<u32>, String> {
+    if let Some(gid) = std::fs::read_to_string("/etc/group")
+        .ok()
+        .and_then(|text| gid_in(&text, name))
+    {
+        return Ok(Some(gid));
+    }
+    Ok(getent("group", name)?.and_then(|text| gid_in(&text, name)))
+}
+
+/// The gid of `name` in `group(5)` lines (`name:password:gid:members`).
+fn gid_in(text: &str, name: &str) -> Option<u32> {
+    text.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next() == Some(name))
+            .then(|| fields.nth(1)?.parse().ok())
+            .flatten()
+    })
+}
+
+/// The addresses host `name` resolves to, IPv4 and IPv6, as the host's other programs see them
+/// (`getent ahosts`: `/etc/hosts`, DNS, systemd-resolved, whatever the host configured).
+pub fn host_addresses(name: &str) -> Result<Vec<IpAddr>, String> {
+    let mut ips: Vec<IpAddr> = getent("ahosts", name)?
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.split_whitespace().next()?.parse().ok())
+        .collect();
+    ips.sort();
+    ips.dedup();
+    Ok(ips)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_lines_give_the_gid_of_exactly_that_name() {
+        let text = "root:x:0:\nsandbox-agent:x:997:alice,bob\nsandbox:x:12:\nbroken:x:\n";
+        assert_eq!(gid_in(text, "sandbox-agent"), Some(997));
+        assert_eq!(gid_in(text, "sandbox"), Some(12));
+        assert_eq!(gid_in(text, "sandbox-age"), None);
+        assert_eq!(gid_in(text, "broken"), None);
+    }
+
+    #[test]
+    fn the_hosts_own_names_resolve_and_a_missing_group_is_none() {
+        assert_eq!(group_id("root"), Ok(Some(0)));
+        assert_eq!(group_id("no-such-group-xyz"), Ok(None));
+        let local = host_addresses("localhost").unwrap();
+        assert!(local.iter().any(IpAddr::is_loopback), "{local:?}");
+        assert_eq!(host_addresses("no-such-host.invalid"), Ok(vec![]));
+    }
+}

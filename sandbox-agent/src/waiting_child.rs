@@ -57,7 +57,7 @@ impl WaitingChild {
     ///
     /// Call it while the process is single-threaded or be sure no other thread holds a lock
     /// the child could need: the child only makes async-signal-safe calls (read, close,
-    /// close_range, open, getdents64, sigaction, sigprocmask, execve, write, _exit).
+    /// close_range, open, getdents64, keyctl, sigaction, sigprocmask, execve, write, _exit).
     pub fn spawn(
         program: &Path,
         argv: &[&OsStr],
@@ -367,6 +367,9 @@ fn parse_fd(name: &[u8]) -> Option<RawFd> {
 
 /// Reports a failure of `stage` with `errno` to the parent.
 ///
+/// `KEYCTL_JOIN_SESSION_KEYRING` of <linux/keyctl.h>: with no name, a new anonymous keyring.
+const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
+
 /// # Safety
 /// `error_w` must be the child's end of the error pipe.
 unsafe fn report(error_w: RawFd, stage: u8, errno: i32) {
@@ -410,6 +413,15 @@ unsafe fn child_main(
         libc::_exit(127);
     }
     libc::close(release_r);
+    // A session keyring of its own, made now that the child is confined, so that it is the
+    // sandbox's: what the command adds to `@s` (a `kinit` into a `KEYRING:` cache) it may read
+    // back, and it no longer holds the runner's, whose keys it may not read anyway. Best effort:
+    // without keyrings (ENOSYS) or over quota it keeps the runner's, which the kernel guards.
+    libc::syscall(
+        libc::SYS_keyctl,
+        KEYCTL_JOIN_SESSION_KEYRING,
+        std::ptr::null::<libc::c_char>(),
+    );
     // The supervisor ignores SIGINT/SIGQUIT and holds the forwarded signals blocked; the
     // command starts with the defaults (ignored dispositions and the mask survive exec).
     libc::signal(libc::SIGINT, libc::SIG_DFL);

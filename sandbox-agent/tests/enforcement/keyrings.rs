@@ -5,7 +5,7 @@
 //! starts the host's root helper, and no keyring of the sandbox's is handed to a parent outside;
 //! `keyctl` cannot find the key either, so no operation that needs only that (invalidating it,
 //! a public-key operation) reaches it, through the 64-bit system call or the 32-bit one; keys the
-//! sandbox makes in a keyring of its own work.
+//! sandbox makes in a keyring of its own work, and `run` gives its command one.
 
 use std::process::Command;
 
@@ -38,6 +38,10 @@ if sys.argv[1] == "outside":
     print("serial=%d" % add(b"developer-token", b"s3cret", USER_KEYRING))
 elif sys.argv[1] == "read":
     print("read=%s" % read(int(sys.argv[2])))
+elif sys.argv[1] == "session":
+    print("session_id=%d" % call(KEYCTL, 0, SESSION_KEYRING, 0))
+    mine = add(b"ticket", b"ours", SESSION_KEYRING)
+    print("own=%s" % (read(mine) if mine > 0 else mine))
 else:
     key = int(sys.argv[2])
     print("read=%s" % read(key))
@@ -174,4 +178,24 @@ fn a_keyring_the_sandbox_made_is_not_handed_to_a_parent_outside() {
     record_of(&cg, "key_permission", |r| {
         r["action"] == "deny" && r["target"]["key_access"] == "link"
     });
+}
+
+#[test]
+fn a_command_run_confined_has_a_session_keyring_of_its_own() {
+    let home = fixture_dir("keyrings-run");
+    let policy = policy_file(&home, "keyrings-run", "deny_read: []\n");
+    let runner = keys(None, false, &["session"]);
+    let runners_keyring = step(&runner, "session_id");
+
+    let out = agent_run(&[], &policy, &home, &["python3", "-c", KEYS, "session"]);
+    let inside = format!("{}{}", stdout(&out), stderr(&out));
+
+    // What it adds to @s without making a keyring first (kinit into a KEYRING: cache) it reads
+    // back: the keyring is the sandbox's, made after the command was confined.
+    assert!(inside.contains("own=ours"), "{inside}");
+    let keyring = step(&inside, "session_id");
+    assert!(
+        keyring > 0 && keyring != runners_keyring,
+        "{inside} / {runner}"
+    );
 }

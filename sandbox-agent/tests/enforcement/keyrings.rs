@@ -180,22 +180,33 @@ fn a_keyring_the_sandbox_made_is_not_handed_to_a_parent_outside() {
     });
 }
 
+/// `python3 -c RUNNER PROGRAM ARGS...`: joins a session keyring of its own, as a login's
+/// `pam_keyinit` gives one, prints its serial and executes PROGRAM with it.
+const RUNNER: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+print("runner_session=%d" % libc.syscall(250, ctypes.c_long(1), b"runner"), flush=True)
+os.execvp(sys.argv[1], sys.argv[1:])
+"#;
+
 #[test]
 fn a_command_run_confined_has_a_session_keyring_of_its_own() {
     let home = fixture_dir("keyrings-run");
     let policy = policy_file(&home, "keyrings-run", "deny_read: []\n");
-    let runner = keys(None, false, &["session"]);
-    let runners_keyring = step(&runner, "session_id");
-
-    let out = agent_run(&[], &policy, &home, &["python3", "-c", KEYS, "session"]);
-    let inside = format!("{}{}", stdout(&out), stderr(&out));
+    let run = agent_run_command(&[], &policy, &home, &["python3", "-c", KEYS, "session"]);
+    let out = Command::new("python3")
+        .args(["-c", RUNNER])
+        .arg(run.get_program())
+        .args(run.get_args())
+        .output()
+        .unwrap();
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    let runners_keyring = step(&said, "runner_session");
+    assert!(runners_keyring > 0, "{said}");
 
     // What it adds to @s without making a keyring first (kinit into a KEYRING: cache) it reads
-    // back: the keyring is the sandbox's, made after the command was confined.
-    assert!(inside.contains("own=ours"), "{inside}");
-    let keyring = step(&inside, "session_id");
-    assert!(
-        keyring > 0 && keyring != runners_keyring,
-        "{inside} / {runner}"
-    );
+    // back: the keyring is the sandbox's, made after the command was confined, not the runner's.
+    assert!(said.contains("own=ours"), "{said}");
+    let keyring = step(&said, "session_id");
+    assert!(keyring > 0 && keyring != runners_keyring, "{said}");
 }

@@ -23,6 +23,7 @@ mod exec_loaders;
 mod filesystems;
 mod git_repos;
 mod hardlinks;
+mod io_uring;
 mod kernel_filesystems;
 mod keyrings;
 mod large_policy;

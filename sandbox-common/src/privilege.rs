@@ -202,10 +202,16 @@ pub const GUARDED_KEY_ACCESS: [(u32, &str); 5] = [
 /// Whether `need` is one of `GUARDED_KEY_ACCESS`.
 #[inline(always)]
 pub fn key_access_guarded(need: u32) -> bool {
-    // Unrolled over a constant table in the kernel programs, as `ioctl_denied`.
+    key_access_in(&GUARDED_KEY_ACCESS, need)
+}
+
+/// Whether `need` is in `table`: unrolled over a constant table in the kernel programs, as
+/// `ioctl_denied`.
+#[inline(always)]
+fn key_access_in(table: &[(u32, &str)], need: u32) -> bool {
     let mut i = 0;
-    while i < GUARDED_KEY_ACCESS.len() {
-        if GUARDED_KEY_ACCESS[i].0 == need {
+    while i < table.len() {
+        if table[i].0 == need {
             return true;
         }
         i += 1;
@@ -224,14 +230,7 @@ pub const KEYCTL_GUARDED_KEY_ACCESS: [(u32, &str); 1] = [(KEY_NEED_SEARCH, "sear
 /// Whether `need` is one of `KEYCTL_GUARDED_KEY_ACCESS`.
 #[inline(always)]
 pub fn key_access_guarded_in_keyctl(need: u32) -> bool {
-    let mut i = 0;
-    while i < KEYCTL_GUARDED_KEY_ACCESS.len() {
-        if KEYCTL_GUARDED_KEY_ACCESS[i].0 == need {
-            return true;
-        }
-        i += 1;
-    }
-    false
+    key_access_in(&KEYCTL_GUARDED_KEY_ACCESS, need)
 }
 
 /// The name of a guarded key access, as audit records give it.

@@ -194,6 +194,23 @@ pub fn probe_as_user(cgroup: &Cgroup, script: &str, args: &[&str]) -> Result<Str
     probe_report(cgroup.run(&argv), args)
 }
 
+/// The Python `script` with `args`, as root or (with `user`) as uid 1000, inside `cg` or
+/// outside any sandbox: its stdout and stderr.
+pub fn python_as(cg: Option<&Cgroup>, user: bool, script: &str, args: &[&str]) -> String {
+    let mut argv = if user {
+        vec!["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups"]
+    } else {
+        vec![]
+    };
+    argv.extend(["python3", "-c", script]);
+    argv.extend_from_slice(args);
+    let out = match cg {
+        Some(cg) => cg.run(&argv),
+        None => Command::new(argv[0]).args(&argv[1..]).output().unwrap(),
+    };
+    format!("{}{}", stdout(&out), stderr(&out))
+}
+
 /// A probe's report: `OK:<text>` as Ok(text), `ERR:<errno>` as Err(errno).
 fn probe_report(out: Output, args: &[&str]) -> Result<String, i32> {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

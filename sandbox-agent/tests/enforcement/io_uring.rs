@@ -4,8 +4,6 @@
 //! (`IORING_SETUP_SQPOLL`). Each of them is decided as the confined task itself, for root and
 //! for an ordinary user.
 
-use std::process::Command;
-
 use crate::{filesystems::step, harness::*};
 
 /// `python3 -c URING PATH PORT`: opens PATH read-only and connects to 127.0.0.1:PORT through
@@ -77,18 +75,7 @@ fn listener() -> (std::net::TcpListener, u16) {
 }
 
 fn uring(cg: Option<&Cgroup>, user: bool, path: &str, port: u16) -> String {
-    let port = port.to_string();
-    let mut argv = if user {
-        vec!["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups"]
-    } else {
-        vec![]
-    };
-    argv.extend(["python3", "-c", URING, path, &port]);
-    let out = match cg {
-        Some(cg) => cg.run(&argv),
-        None => Command::new(argv[0]).args(&argv[1..]).output().unwrap(),
-    };
-    format!("{}{}", stdout(&out), stderr(&out))
+    python_as(cg, user, URING, &[path, &port.to_string()])
 }
 
 #[test]

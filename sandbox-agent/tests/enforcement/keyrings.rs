@@ -66,18 +66,7 @@ else:
 
 /// The key script as root or as uid 1000, inside `cg` or outside.
 fn keys(cg: Option<&Cgroup>, user: bool, args: &[&str]) -> String {
-    let mut argv = if user {
-        vec!["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups"]
-    } else {
-        vec![]
-    };
-    argv.extend(["python3", "-c", KEYS]);
-    argv.extend_from_slice(args);
-    let out = match cg {
-        Some(cg) => cg.run(&argv),
-        None => Command::new(argv[0]).args(&argv[1..]).output().unwrap(),
-    };
-    format!("{}{}", stdout(&out), stderr(&out))
+    python_as(cg, user, KEYS, args)
 }
 
 /// What a refused key access returns: EPERM from the guard itself; EACCES or ENOKEY where the

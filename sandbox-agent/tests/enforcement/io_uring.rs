@@ -7,7 +7,9 @@
 use crate::{filesystems::step, harness::*};
 
 /// `python3 -c URING PATH PORT`: opens PATH read-only and connects to 127.0.0.1:PORT through
-/// io_uring, each as submitted, forced to an io-wq worker, and through an SQPOLL ring. Prints
+/// io_uring, each as submitted, forced to an io-wq worker, and through an SQPOLL ring.
+/// `python3 -c URING paths HOME DIR`: unlinks, renames over, links out of and makes names in
+/// HOME's protected names through io-wq workers, with DIR for the other end. Prints
 /// `open_<how>=RES` and `connect_<how>=RES` lines, RES being the completion's result (a
 /// descriptor, 0, or `-errno`). The rings are set up with the raw system calls.
 const URING: &str = r#"
@@ -52,19 +54,38 @@ def submit(r, opcode, fd, addr, length, off, op_flags, sqe_flags, enter_flags):
     struct.pack_into("I", cqm, cq[0], head + 1)
     return res
 
-path = ctypes.create_string_buffer(sys.argv[1].encode())
-# struct sockaddr_in: the family in host order, the port in network order.
-addr = ctypes.create_string_buffer(struct.pack("=H", socket.AF_INET)
-    + struct.pack("!H", int(sys.argv[2])) + socket.inet_aton("127.0.0.1") + bytes(8), 16)
-for how, setup, sqe_flags, enter in [("inline", 0, 0, GETEVENTS), ("async", 0, ASYNC, GETEVENTS),
-                                     ("sqpoll", SQPOLL, 0, GETEVENTS | SQ_WAKEUP)]:
-    r = ring(setup)
-    res = submit(r, OP_OPENAT, -100, ctypes.addressof(path), 0, 0, os.O_RDONLY, sqe_flags, enter)
-    print("open_%s=%d" % (how, res))
-    s = socket.socket()
-    res = submit(r, OP_CONNECT, s.fileno(), ctypes.addressof(addr), 0, 16, 0, sqe_flags, enter)
-    print("connect_%s=%d" % (how, res), flush=True)
-    s.close()
+if sys.argv[1] != "paths":
+    path = ctypes.create_string_buffer(sys.argv[1].encode())
+    # struct sockaddr_in: the family in host order, the port in network order.
+    addr = ctypes.create_string_buffer(struct.pack("=H", socket.AF_INET)
+        + struct.pack("!H", int(sys.argv[2])) + socket.inet_aton("127.0.0.1") + bytes(8), 16)
+    for how, setup, sqe_flags, enter in [("inline", 0, 0, GETEVENTS), ("async", 0, ASYNC, GETEVENTS),
+                                         ("sqpoll", SQPOLL, 0, GETEVENTS | SQ_WAKEUP)]:
+        r = ring(setup)
+        res = submit(r, OP_OPENAT, -100, ctypes.addressof(path), 0, 0, os.O_RDONLY, sqe_flags, enter)
+        print("open_%s=%d" % (how, res))
+        s = socket.socket()
+        res = submit(r, OP_CONNECT, s.fileno(), ctypes.addressof(addr), 0, 16, 0, sqe_flags, enter)
+        print("connect_%s=%d" % (how, res), flush=True)
+        s.close()
+else:
+    # paths HOME DIR: changes below HOME's protected names, each forced to an io-wq worker.
+    home, out = sys.argv[2], sys.argv[3]
+    keep = []
+    def ptr(p):
+        keep.append(ctypes.create_string_buffer(p.encode()))
+        return ctypes.addressof(keep[-1])
+    planted = out + "/planted-%d" % os.getuid()
+    open(planted, "w").write("evil")
+    r, AT = ring(0), -100
+    def op(opcode, fd, a, length, a2):
+        return submit(r, opcode, fd, ptr(a), length & 0xffffffff, ptr(a2) if a2 else 0, 0, ASYNC,
+                      GETEVENTS)
+    print("unlink=%d" % op(36, AT, home + "/.bashrc", 0, None))
+    print("rename=%d" % op(35, AT, planted, AT, home + "/.bashrc"))
+    print("link_out=%d" % op(39, AT, home + "/.ssh/id_rsa", AT, out + "/copy"))
+    print("mkdir=%d" % op(37, AT, home + "/.ssh/new", 0o755, None))
+    print("symlink=%d" % op(38, AT, "/etc/passwd", 0, home + "/.ssh/authorized_keys2"))
 "#;
 
 /// A TCP listener on 127.0.0.1, for the connects to reach when allowed.
@@ -146,4 +167,47 @@ fn deciding_threads(cg: &Cgroup, hook: &str) -> Vec<String> {
         .filter(|r| r["cgroup"] == cgroup && r["hook"] == hook && r["action"] == "deny")
         .filter_map(|r| r["comm"].as_str().map(str::to_string))
         .collect()
+}
+
+#[test]
+fn io_uring_path_changes_are_decided_as_the_confined_task_itself() {
+    let home = fixture_dir("io-uring-paths");
+    write(&home.join(".bashrc"), "# the developer's");
+    write(&home.join(".ssh/id_rsa"), "key");
+    let out = shared_dir(&home);
+    // The user owns it all, so only the rules, not the file permissions, stand in its way.
+    let chown = std::process::Command::new("chown")
+        .args(["-R", "1000:1000"])
+        .arg(&home)
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    let policy = policy_file(
+        &home,
+        "io-uring-paths",
+        "deny_read: [~/.ssh]\ndeny_write: [~/.bashrc, ~/.ssh]\n",
+    );
+    let cg = Cgroup::new("io-uring-paths");
+    attach(&cg, &policy, &home);
+    let (home_s, out_s) = (home.to_str().unwrap(), out.to_str().unwrap());
+
+    for user in [false, true] {
+        let who = if user { "user" } else { "root" };
+        let inside = python_as(Some(&cg), user, URING, &["paths", home_s, out_s]);
+        for change in ["unlink", "rename", "link_out", "mkdir", "symlink"] {
+            assert_eq!(
+                step(&inside, change),
+                -libc::EPERM,
+                "{who}: {change}: {inside}"
+            );
+        }
+        assert_eq!(
+            std::fs::read_to_string(home.join(".bashrc")).unwrap(),
+            "# the developer's"
+        );
+        assert!(!out.join("copy").exists() && !home.join(".ssh/new").exists());
+    }
+    // Outside, the same requests go through (the probe works).
+    let outside = python_as(None, true, URING, &["paths", home_s, out_s]);
+    assert_eq!(step(&outside, "unlink"), 0, "{outside}");
 }

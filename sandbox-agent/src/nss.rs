@@ -81,6 +81,40 @@ mod tests {
         assert_eq!(gid_in(text, "broken"), None);
     }
 
+    /// The C library's name lookups (and std's, which call them) crash a static binary on a
+    /// host whose nsswitch.conf names a module: only this file may ask names, through getent.
+    #[test]
+    fn no_other_code_asks_the_c_librarys_name_services() {
+        const LOOKUPS: [&str; 9] = [
+            "getpwnam",
+            "getpwuid",
+            "getgrnam",
+            "getgrgid",
+            "getaddrinfo",
+            "gethostbyname",
+            "getservbyname",
+            "to_socket_addrs",
+            "lookup_host",
+        ];
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = vec![src];
+        let mut found = Vec::new();
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            } else if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("nss.rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                found.extend(
+                    LOOKUPS
+                        .iter()
+                        .filter(|l| text.contains(*l))
+                        .map(|l| format!("{}: {l}", path.display())),
+                );
+            }
+        }
+        assert!(found.is_empty(), "ask names through nss.rs: {found:?}");
+    }
+
     #[test]
     fn the_hosts_own_names_resolve_and_a_missing_group_is_none() {
         assert_eq!(group_id("root"), Ok(Some(0)));

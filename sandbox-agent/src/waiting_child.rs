@@ -365,11 +365,11 @@ fn parse_fd(name: &[u8]) -> Option<RawFd> {
     (digits > 0).then_some(fd)
 }
 
-/// Reports a failure of `stage` with `errno` to the parent.
-///
 /// `KEYCTL_JOIN_SESSION_KEYRING` of <linux/keyctl.h>: with no name, a new anonymous keyring.
 const KEYCTL_JOIN_SESSION_KEYRING: libc::c_int = 1;
 
+/// Reports a failure of `stage` with `errno` to the parent.
+///
 /// # Safety
 /// `error_w` must be the child's end of the error pipe.
 unsafe fn report(error_w: RawFd, stage: u8, errno: i32) {

@@ -104,14 +104,8 @@ impl Day {
                 Before::File => write(&path, ORIGINAL),
             }
         }
-        let owner = format!("{uid}:{uid}");
         for dir in [&day.home, &day.workspace] {
-            let out = Command::new("chown")
-                .args(["-R", &owner])
-                .arg(dir)
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{}", stderr(&out));
+            give_to(uid, dir);
         }
         day
     }

@@ -49,12 +49,7 @@ impl Repos {
             worktree: base.join("wt"),
             main,
         };
-        let out = Command::new("chown")
-            .args(["-R", &format!("{uid}:{uid}")])
-            .arg(&base)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
+        give_to(uid, &base);
         let main = repos.main.display().to_string();
         let lib = base.join("lib").display().to_string();
         repos.git(uid, &lib, "init -q && git commit -q --allow-empty -m lib");

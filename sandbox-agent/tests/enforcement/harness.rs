@@ -194,6 +194,17 @@ pub fn probe_as_user(cgroup: &Cgroup, script: &str, args: &[&str]) -> Result<Str
     probe_report(cgroup.run(&argv), args)
 }
 
+/// Makes uid `uid` (its own group too) the owner of `dir` and everything below it.
+pub fn give_to(uid: u32, dir: &Path) {
+    let owner = format!("{uid}:{uid}");
+    let out = Command::new("chown")
+        .args(["-R", &owner])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 /// The Python `script` with `args`, as root or (with `user`) as uid 1000, inside `cg` or
 /// outside any sandbox: its stdout and stderr.
 pub fn python_as(cg: Option<&Cgroup>, user: bool, script: &str, args: &[&str]) -> String {

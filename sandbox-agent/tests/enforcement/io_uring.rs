@@ -176,12 +176,7 @@ fn io_uring_path_changes_are_decided_as_the_confined_task_itself() {
     write(&home.join(".ssh/id_rsa"), "key");
     let out = shared_dir(&home);
     // The user owns it all, so only the rules, not the file permissions, stand in its way.
-    let chown = std::process::Command::new("chown")
-        .args(["-R", "1000:1000"])
-        .arg(&home)
-        .status()
-        .unwrap();
-    assert!(chown.success());
+    give_to(1000, &home);
     let policy = policy_file(
         &home,
         "io-uring-paths",

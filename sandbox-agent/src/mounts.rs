@@ -4,7 +4,7 @@
 use std::{
     borrow::Cow,
     collections::BTreeMap,
-    path::PathBuf,
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
@@ -98,6 +98,8 @@ fn beneath<'p>(path: &'p str, root: &str) -> Option<&'p str> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MountEntry {
     pub mount_id: u64,
+    /// The mount this one is mounted on.
+    pub parent_id: u64,
     /// `major:minor` of the superblock (`s_dev`), in the kernel's encoding.
     pub sb_dev: u32,
     /// The root of the mount within its filesystem, and where it is mounted.
@@ -120,12 +122,91 @@ pub fn entries(text: &str) -> impl Iterator<Item = MountEntry> + '_ {
         let super_options = after.nth(1).copied().unwrap_or_default();
         Some(MountEntry {
             mount_id: fields.first()?.parse().ok()?,
+            parent_id: fields.get(1)?.parse().ok()?,
             sb_dev: (major << 20) | (minor & 0xfffff),
             root: unescape(fields.get(3)?),
             point: unescape(fields.get(4)?),
             fstype: fstype.to_string(),
             super_options: super_options.to_string(),
         })
+    })
+}
+
+/// A mount whose files lie below a directory (see `mounted_below`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountBelow {
+    /// Where the daemon reaches it.
+    pub point: PathBuf,
+    /// It shows a directory that holds the directory itself (a bind of `/` below it): denying
+    /// all of it denies far more than the directory.
+    pub holds_the_directory: bool,
+}
+
+/// The mounts whose files lie below `dir` (canonical, as the daemon sees it), whichever way the
+/// kernel's walk from those files would go up: every mount on a directory at or below `dir` in
+/// its filesystem, through any mount of that filesystem (a mount on the same directory seen
+/// through a bind of it elsewhere counts), then every mount on those, and so on. The walk from
+/// a file stops at its filesystem's root (or goes up the directory it was bound from), never
+/// passing `dir`. Each mount point once, where the daemon reaches it; the topmost mount at a
+/// point is what a path there reaches.
+pub fn mounted_below(entries: &[MountEntry], dir: &Path) -> Vec<MountBelow> {
+    // The mount `dir` is on: the deepest mount point above it, the latest where several share
+    // one (the one on top).
+    let Some(on) = entries
+        .iter()
+        .filter(|m| dir.starts_with(&m.point))
+        .max_by_key(|m| m.point.components().count())
+        .and_then(|deepest| entries.iter().rev().find(|m| m.point == deepest.point))
+    else {
+        return Vec::new();
+    };
+    let Some(within) = within_filesystem(on, dir) else {
+        return Vec::new();
+    };
+    let by_id: BTreeMap<u64, &MountEntry> = entries.iter().map(|m| (m.mount_id, m)).collect();
+    let mut below: BTreeMap<u64, &MountEntry> = entries
+        .iter()
+        .filter(|m| m.mount_id != on.mount_id)
+        .filter(|m| {
+            by_id.get(&m.parent_id).is_some_and(|parent| {
+                parent.sb_dev == on.sb_dev
+                    && within_filesystem(parent, &m.point).is_some_and(|p| p.starts_with(&within))
+            })
+        })
+        .map(|m| (m.mount_id, m))
+        .collect();
+    // Mounts on those, to any depth.
+    loop {
+        let more: Vec<&MountEntry> = entries
+            .iter()
+            .filter(|m| !below.contains_key(&m.mount_id) && below.contains_key(&m.parent_id))
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        below.extend(more.into_iter().map(|m| (m.mount_id, m)));
+    }
+    let mut points: BTreeMap<&Path, bool> = BTreeMap::new();
+    for m in below.values() {
+        let holds = m.sb_dev == on.sb_dev && within.starts_with(&m.root);
+        *points.entry(&m.point).or_default() |= holds;
+    }
+    points
+        .into_iter()
+        .map(|(point, holds_the_directory)| MountBelow {
+            point: point.to_path_buf(),
+            holds_the_directory,
+        })
+        .collect()
+}
+
+/// `path` (at or below `mount`'s point) as a path from the root of `mount`'s filesystem.
+fn within_filesystem(mount: &MountEntry, path: &Path) -> Option<PathBuf> {
+    let rest = path.strip_prefix(&mount.point).ok()?;
+    Some(if rest.as_os_str().is_empty() {
+        mount.root.clone()
+    } else {
+        mount.root.join(rest)
     })
 }
 
@@ -189,6 +270,68 @@ mod tests {
     fn escaped_mount_points_are_decoded() {
         let t = MountTable::parse("40 22 8:1 /srv/data /mnt/my\\040data rw - ext4 /dev/sda1 rw\n");
         assert_eq!(t.locate(kdev(8, 1), "/srv/data/x"), "/mnt/my data/x");
+    }
+
+    /// `/tmp` (a tmpfs) holds `/tmp/d/secrets`, a denied directory, with mounts below it and
+    /// beside it.
+    const BELOW: &str = "\
+22 1 254:1 / / rw - ext4 /dev/vda1 rw
+30 22 0:27 / /tmp rw - tmpfs tmpfs rw
+40 30 0:40 / /tmp/d/secrets/tmpfs rw - tmpfs tmpfs rw
+41 40 0:41 / /tmp/d/secrets/tmpfs/inner rw - tmpfs tmpfs rw
+42 30 254:2 /below /tmp/d/secrets/ext4 rw - ext4 /dev/vdb rw
+43 30 0:27 /d/outside /tmp/d/secrets/view rw - tmpfs tmpfs rw
+44 30 0:40 / /tmp/d/elsewhere rw - tmpfs tmpfs rw
+45 30 0:27 /d /tmp/alias rw - tmpfs tmpfs rw
+46 45 0:50 / /tmp/alias/secrets/other rw - tmpfs tmpfs rw
+47 30 0:51 / /tmp/d/secretsX rw - tmpfs tmpfs rw
+48 30 0:27 / /tmp/d/secrets/root rw - tmpfs tmpfs rw
+";
+
+    fn below(table: &str, dir: &str) -> Vec<(String, bool)> {
+        let entries: Vec<_> = entries(table).collect();
+        mounted_below(&entries, Path::new(dir))
+            .into_iter()
+            .map(|m| (m.point.display().to_string(), m.holds_the_directory))
+            .collect()
+    }
+
+    #[test]
+    fn mounts_below_a_directory_are_found_through_every_mount_of_its_filesystem() {
+        assert_eq!(
+            below(BELOW, "/tmp/d/secrets"),
+            [
+                // Mounted on the directory's own filesystem where a bind of it shows it.
+                ("/tmp/alias/secrets/other".to_string(), false),
+                ("/tmp/d/secrets/ext4".to_string(), false),
+                // A bind of the root of the directory's own filesystem: it holds the directory.
+                ("/tmp/d/secrets/root".to_string(), true),
+                ("/tmp/d/secrets/tmpfs".to_string(), false),
+                // On a mount below, however deep.
+                ("/tmp/d/secrets/tmpfs/inner".to_string(), false),
+                // A directory bound from elsewhere on the same filesystem.
+                ("/tmp/d/secrets/view".to_string(), false),
+            ]
+        );
+        // A mount point is a directory of its own: `/tmp/d/secretsX` is not below.
+        assert_eq!(
+            below(BELOW, "/tmp/d/secrets/tmpfs"),
+            [("/tmp/d/secrets/tmpfs/inner".to_string(), false)]
+        );
+        assert!(below(BELOW, "/tmp/d/secrets/view").is_empty());
+    }
+
+    #[test]
+    fn a_directory_that_is_a_mount_point_is_on_the_topmost_mount() {
+        let stacked = "\
+22 1 254:1 / / rw - ext4 /dev/vda1 rw
+30 22 0:27 / /srv rw - tmpfs tmpfs rw
+31 22 0:28 / /srv rw - tmpfs tmpfs rw
+32 30 0:29 / /srv/hidden rw - tmpfs tmpfs rw
+33 31 0:30 / /srv/seen rw - tmpfs tmpfs rw
+";
+        assert_eq!(below(stacked, "/srv"), [("/srv/seen".to_string(), false)]);
+        assert!(below("", "/srv").is_empty());
     }
 
     #[test]

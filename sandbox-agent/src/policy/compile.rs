@@ -26,6 +26,7 @@ use sandbox_common::{
 use serde::Serialize;
 
 use super::hardlink_scan::deny_other_names;
+use super::mounted_below::deny_what_is_mounted_below;
 use super::resolve::Resolver;
 use super::the_way::{follow_the_way, Landing};
 use super::{
@@ -87,6 +88,9 @@ pub struct CompiledPolicy {
     pub on_btrfs: std::collections::BTreeSet<PathBuf>,
     /// Existing directories with deny rules: (path, identity, rule bits, rule id).
     pub(super) deny_dirs: Vec<(PathBuf, FileId, u32, u32)>,
+    /// Mount points below denied directories, each denied as a directory of its own: the
+    /// hardlink scan does not go through them twice.
+    pub(super) mount_points_below: std::collections::BTreeSet<PathBuf>,
 }
 
 impl CompiledPolicy {
@@ -96,7 +100,7 @@ impl CompiledPolicy {
     }
 
     /// Like `identify`, with whether `path` is a directory.
-    fn identify_stat(&mut self, path: &Path) -> Result<FileStat, String> {
+    pub(super) fn identify_stat(&mut self, path: &Path) -> Result<FileStat, String> {
         super::watch::before_follow(path);
         let stat = file_stat(path).map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
         Ok(self.noted(path, stat))
@@ -253,6 +257,7 @@ pub fn compile_with_extra(
             }
         }
     }
+    deny_what_is_mounted_below(&mut out);
     deny_other_names(&mut out);
     for (present, flag) in [
         (!out.net_rules.is_empty(), POLICY_NET_RULES),

@@ -44,6 +44,10 @@ pub(super) fn deny_other_names(out: &mut CompiledPolicy) {
                     continue;
                 }
                 let path = entry.path();
+                if out.mount_points_below.contains(&path) {
+                    // Scanned as a denied directory of its own.
+                    continue;
+                }
                 if kind.is_ok_and(|kind| kind.is_dir()) {
                     // Listed later: one watch as a directory covers its stat too.
                     super::watch::before_listing(&path);

@@ -1,6 +1,7 @@
 //! Policy files: parsing and validation (`schema`), what `~`, `$WORKSPACE` and `$UID` mean
 //! (`anchors`, with the repository git uses there: `git`), compilation of rules to inode-identity map entries (`compile`, with the
-//! hardlinks found below denied directories: `hardlink_scan`, and the directories and symlinks
+//! hardlinks found below denied directories: `hardlink_scan`, what is mounted below them:
+//! `mounted_below`, and the directories and symlinks
 //! on the way to them: `the_way`), the `network` section
 //! (`net_spec`, `net_compile`), the exec decision for a command before it starts
 //! (`exec_check`), the variables `run` takes out of its environment (`env_rules`), the one
@@ -15,6 +16,7 @@ mod git;
 mod hardlink_scan;
 mod keys;
 mod lint;
+mod mounted_below;
 mod net_compile;
 pub mod net_spec;
 mod resolve;

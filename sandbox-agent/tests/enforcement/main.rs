@@ -29,6 +29,7 @@ mod keyrings;
 mod large_policy;
 mod lifecycle;
 mod metrics;
+mod mounted_below;
 mod network;
 mod no_bpf_lsm;
 mod persistence;

@@ -1,0 +1,172 @@
+//! A denied directory covers what is mounted below it, as it covers its own files: another
+//! filesystem (a tmpfs, a directory of ext4), a directory or a single file bound there from
+//! elsewhere on the same filesystem, and a mount on such a mount. The kernel's walk from a file
+//! up its directories stops at its filesystem's root and never passes the mount point, so each
+//! of these is denied by its own identity, and so under its other names too: its own path
+//! outside, another mount of it. For a confined root and a confined user.
+
+use std::{os::unix::fs::PermissionsExt, path::Path, process::Command};
+
+use crate::{
+    filesystems::{as_whom, dir_on, file, mounted, step},
+    harness::*,
+};
+
+fn mount(args: &[&str], source: &Path, point: &Path) {
+    let out = Command::new("mount")
+        .args(args)
+        .arg(source)
+        .arg(point)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mount {args:?} {} {}: {}",
+        source.display(),
+        point.display(),
+        stderr(&out)
+    );
+}
+
+fn open_dir(path: &Path) {
+    std::fs::create_dir_all(path).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).unwrap();
+}
+
+/// Each file, by every name, read (`cat`), written (appended to) or run: `<step>=<status>`.
+const TRIES: &str = r#"
+try() { name=$1; shift; "$@" >/dev/null 2>&1; echo "$name=$?"; }
+d=$1
+try tmpfs cat "$d/secrets/tmpfs/t"
+try nested cat "$d/secrets/tmpfs/inner/n"
+try ext4 cat "$d/secrets/ext4/e"
+try ext4_own_path cat "$2/e"
+try same_fs_dir cat "$d/secrets/view/v"
+try same_fs_dir_own_path cat "$d/outside/v"
+try file cat "$d/secrets/token"
+try file_own_path cat "$d/outside-token"
+try tmpfs_other_mount cat "$d/elsewhere/t"
+try write_below sh -c "echo x >> '$d/protected/tmpfs/w'"
+try exec_below "$d/tools/tmpfs/tool"
+try public cat "$d/public"
+"#;
+
+#[test]
+fn what_is_mounted_below_a_denied_directory_is_denied_under_every_name() {
+    let d = fixture_dir("mounted-below");
+    open_dir(&d);
+    let secrets = d.join("secrets");
+    for sub in ["tmpfs", "ext4", "view", "outside"] {
+        let dir = if sub == "outside" {
+            d.join(sub)
+        } else {
+            secrets.join(sub)
+        };
+        open_dir(&dir);
+    }
+    for dir in ["elsewhere", "protected/tmpfs", "tools/tmpfs"] {
+        open_dir(&d.join(dir));
+    }
+    file(&secrets.join("token"), "");
+    file(&d.join("outside-token"), "token");
+    file(&d.join("outside/v"), "v");
+    file(&d.join("public"), "p");
+
+    let tmpfs = Path::new("tmpfs");
+    mount(
+        &["-t", "tmpfs", "-o", "mode=777"],
+        tmpfs,
+        &secrets.join("tmpfs"),
+    );
+    file(&secrets.join("tmpfs/t"), "t");
+    open_dir(&secrets.join("tmpfs/inner"));
+    mount(
+        &["-t", "tmpfs", "-o", "mode=777"],
+        tmpfs,
+        &secrets.join("tmpfs/inner"),
+    );
+    file(&secrets.join("tmpfs/inner/n"), "n");
+    let ext4 = dir_on(mounted("ext4"), "mounted-below");
+    file(&ext4.join("e"), "e");
+    mount(&["--bind"], &ext4, &secrets.join("ext4"));
+    mount(&["--bind"], &d.join("outside"), &secrets.join("view"));
+    mount(
+        &["--bind"],
+        &d.join("outside-token"),
+        &secrets.join("token"),
+    );
+    mount(&["--bind"], &secrets.join("tmpfs"), &d.join("elsewhere"));
+    mount(
+        &["-t", "tmpfs", "-o", "mode=777"],
+        tmpfs,
+        &d.join("protected/tmpfs"),
+    );
+    file(&d.join("protected/tmpfs/w"), "w");
+    mount(
+        &["-t", "tmpfs", "-o", "mode=777"],
+        tmpfs,
+        &d.join("tools/tmpfs"),
+    );
+    tool(&d.join("tools/tmpfs"), "tool");
+
+    let policy = policy_file(
+        &d,
+        "mounted-below",
+        &format!(
+            "deny_read: [{:?}]\ndeny_write: [{:?}]\ndeny_exec: [{:?}]\n",
+            secrets.display().to_string(),
+            d.join("protected").display().to_string(),
+            d.join("tools").display().to_string(),
+        ),
+    );
+    let cg = Cgroup::new("mounted-below");
+    attach(&cg, &policy, &d);
+
+    let args = format!("{} {}", d.display(), ext4.display());
+    let mut failures = Vec::new();
+    for user in [false, true] {
+        let whom = if user { "user" } else { "root" };
+        let out = as_whom(&cg, user, &format!("set -- {args}\n{TRIES}"));
+        for name in [
+            "tmpfs",
+            "nested",
+            "ext4",
+            "ext4_own_path",
+            "same_fs_dir",
+            "same_fs_dir_own_path",
+            "file",
+            "file_own_path",
+            "tmpfs_other_mount",
+            "write_below",
+            "exec_below",
+        ] {
+            if step(&out, name) == 0 {
+                failures.push(format!("{whom}: {name} was allowed"));
+            }
+        }
+        if step(&out, "public") != 0 {
+            failures.push(format!("{whom}: a file no rule names was refused:\n{out}"));
+        }
+    }
+    // Outside, every one of them is still there.
+    for (path, content) in [
+        (secrets.join("tmpfs/inner/n"), "n"),
+        (secrets.join("ext4/e"), "e"),
+        (secrets.join("token"), "token"),
+    ] {
+        assert_eq!(open_unconfined(&path), Ok(content.to_string()));
+    }
+    detach(&cg);
+    for point in [
+        "elsewhere",
+        "secrets/tmpfs",
+        "secrets/ext4",
+        "secrets/view",
+        "secrets/token",
+        "protected/tmpfs",
+        "tools/tmpfs",
+    ] {
+        let _ = Command::new("umount").arg("-R").arg(d.join(point)).status();
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}

@@ -8,8 +8,7 @@ use std::{
     time::Duration,
 };
 
-use super::{prepare::prepare, DaemonState};
-use crate::policy;
+use super::{prepare::again, DaemonState};
 
 pub async fn run(state: Arc<Mutex<DaemonState>>, every: Duration) {
     let mut tick = tokio::time::interval(every);
@@ -25,23 +24,7 @@ pub async fn run(state: Arc<Mutex<DaemonState>>, every: Duration) {
             let protected = protected.clone();
             let job = saved.clone();
             // DNS can block for seconds: resolve without holding the state.
-            let prepared = tokio::task::spawn_blocking(move || {
-                let anchors = policy::Anchors {
-                    home: job.home.clone(),
-                    workspace: job.workspace.clone(),
-                };
-                // Compiled again on purpose: the addresses are what may have changed.
-                prepare(
-                    None,
-                    &protected,
-                    job.cgroup.clone(),
-                    &job.policy_file,
-                    &job.policy_yaml,
-                    anchors,
-                    job.deny_sockets.clone(),
-                )
-            })
-            .await;
+            let prepared = tokio::task::spawn_blocking(move || again(&job, &protected)).await;
             let prepared = match prepared {
                 Ok(Ok(p)) => p,
                 Ok(Err(e)) => {

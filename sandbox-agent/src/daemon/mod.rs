@@ -7,6 +7,7 @@ mod compile_cache;
 mod dns_refresh;
 mod local_addrs;
 mod metrics;
+mod mount_watch;
 mod peer;
 mod persist;
 mod pin_keeper;
@@ -220,6 +221,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     tokio::spawn(sweep_runs(state.clone()));
     tokio::spawn(keep_pins(keeper, state.clone()));
     tokio::spawn(local_addrs::run(local_addrs));
+    tokio::spawn(mount_watch::run(state.clone()));
     let metrics = async {
         match metrics_listener {
             Some(listener) => {

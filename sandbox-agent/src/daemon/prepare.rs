@@ -88,6 +88,27 @@ pub fn prepare(
     })
 }
 
+/// The policy of the attachment `then` compiled again for its cgroup, as it was attached: the
+/// same anchors and sockets, and a run's attachment stays its run's. Never from the cache: what
+/// it read is what may have changed.
+pub fn again(then: &SavedAttachment, protected: &Protected) -> Result<Prepared, String> {
+    let anchors = policy::Anchors {
+        home: then.home.clone(),
+        workspace: then.workspace.clone(),
+    };
+    let mut prepared = prepare(
+        None,
+        protected,
+        then.cgroup.clone(),
+        &then.policy_file,
+        &then.policy_yaml,
+        anchors,
+        then.deny_sockets.clone(),
+    )?;
+    prepared.saved.run_by = then.run_by.clone();
+    Ok(prepared)
+}
+
 /// Rules the loaded programs could never match: on btrfs, unless they read subvolume devices.
 fn refuse_unmatchable(compiled: &CompiledPolicy) -> Result<(), String> {
     use std::sync::atomic::Ordering;

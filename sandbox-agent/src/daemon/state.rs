@@ -307,6 +307,15 @@ impl DaemonState {
             .collect()
     }
 
+    /// The attachments whose policies have directory rules, with what their compiles found
+    /// mounted below those directories.
+    pub fn with_mounts_below(&self) -> Vec<(SavedAttachment, crate::policy::MountsBelow)> {
+        self.attachments
+            .values()
+            .filter_map(|a| Some((a.saved.clone()?, a.compiled.mounts_below()?)))
+            .collect()
+    }
+
     pub fn protected(&self) -> Protected {
         self.protected.clone()
     }
@@ -316,8 +325,9 @@ impl DaemonState {
         (self.protected.clone(), self.compile_cache.clone())
     }
 
-    /// Switches an attachment to `prepared` (its host names resolved again), unless the
-    /// attachment changed since `then` was read.
+    /// Switches an attachment to `prepared` (compiled again: its host names resolved again, or
+    /// the mounts below its directories changed), unless the attachment changed since `then`
+    /// was read.
     pub fn refresh(&mut self, then: &SavedAttachment, prepared: Prepared) -> Result<(), String> {
         let current = self
             .attachments

@@ -26,7 +26,7 @@ use sandbox_common::{
 use serde::Serialize;
 
 use super::hardlink_scan::deny_other_names;
-use super::mounted_below::deny_what_is_mounted_below;
+use super::mounted_below::rule_what_is_mounted_below;
 use super::resolve::Resolver;
 use super::the_way::{follow_the_way, Landing};
 use super::{
@@ -88,9 +88,12 @@ pub struct CompiledPolicy {
     pub on_btrfs: std::collections::BTreeSet<PathBuf>,
     /// Existing directories with deny rules: (path, identity, rule bits, rule id).
     pub(super) deny_dirs: Vec<(PathBuf, FileId, u32, u32)>,
-    /// Mount points below denied directories, each denied as a directory of its own: the
-    /// hardlink scan does not go through them twice.
-    pub(super) mount_points_below: std::collections::BTreeSet<PathBuf>,
+    /// Existing directories with rules, deny or allow: (path, rule bits, rule id).
+    pub(super) rule_dirs: Vec<(PathBuf, u32, u32)>,
+    /// What is mounted below them, by mount point, as it was compiled: each has its
+    /// directory's rule of its own (the hardlink scan does not go through it twice), and a
+    /// change here means compiling again (`MountsBelow`). None: it could not be read.
+    pub(super) mounts_below: BTreeMap<PathBuf, Option<FileId>>,
 }
 
 impl CompiledPolicy {
@@ -257,7 +260,7 @@ pub fn compile_with_extra(
             }
         }
     }
-    deny_what_is_mounted_below(&mut out);
+    rule_what_is_mounted_below(&mut out);
     deny_other_names(&mut out);
     for (present, flag) in [
         (!out.net_rules.is_empty(), POLICY_NET_RULES),
@@ -366,6 +369,9 @@ fn add_path_rule(
             out.deny_dirs.push((canonical.clone(), id, flags, rule_id));
         } else {
             out.add_inode(id, flags, rule_id);
+        }
+        if is_dir {
+            out.rule_dirs.push((canonical.clone(), flags, rule_id));
         }
         if let (Some(parent), Some(name)) = (canonical.parent(), canonical.file_name()) {
             let parent_id = resolver.dir_id(parent, |p| out.identify(p))?;

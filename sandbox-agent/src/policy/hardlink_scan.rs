@@ -44,7 +44,7 @@ pub(super) fn deny_other_names(out: &mut CompiledPolicy) {
                     continue;
                 }
                 let path = entry.path();
-                if out.mount_points_below.contains(&path) {
+                if out.mounts_below.contains_key(&path) {
                     // Scanned as a denied directory of its own.
                     continue;
                 }

@@ -249,7 +249,7 @@ pub fn open_unconfined(path: &Path) -> Result<String, i32> {
     probe(None, OPEN_SCRIPT, &[path.to_str().unwrap()])
 }
 
-const OPEN_SCRIPT: &str = r#"
+pub const OPEN_SCRIPT: &str = r#"
 import sys
 try:
     with open(sys.argv[1], "rb") as f:

@@ -170,3 +170,95 @@ fn what_is_mounted_below_a_denied_directory_is_denied_under_every_name() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+fn policy_id(cg: &Cgroup) -> u64 {
+    attachment(&cg.path).unwrap()["policy_id"].as_u64().unwrap()
+}
+
+/// Waits (up to a minute) for the daemon to switch the attachment of `cg` to a policy other
+/// than `then`, and returns it.
+fn switched_from(cg: &Cgroup, then: u64) -> u64 {
+    for _ in 0..1200 {
+        let now = policy_id(cg);
+        if now != then {
+            return now;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("the daemon never compiled the policy again after the mount table changed");
+}
+
+#[test]
+fn a_filesystem_mounted_below_a_denied_directory_after_the_attach_is_denied_too() {
+    let d = fixture_dir("mounted-later");
+    open_dir(&d);
+    let secrets = d.join("secrets");
+    let point = secrets.join("later");
+    open_dir(&point);
+    let cg = Cgroup::new("mounted-later");
+    attach(&cg, &deny_read_policy(&d, &[&secrets]), &d);
+    let first = policy_id(&cg);
+
+    mount(
+        &["-t", "tmpfs", "-o", "mode=777"],
+        Path::new("tmpfs"),
+        &point,
+    );
+    file(&point.join("t"), "t");
+    let second = switched_from(&cg, first);
+    assert_eq!(cg.open(&point.join("t")), Err(EPERM), "root");
+    assert_eq!(
+        probe_as_user(
+            &cg,
+            crate::harness::OPEN_SCRIPT,
+            &[point.join("t").to_str().unwrap()]
+        ),
+        Err(EPERM),
+        "user"
+    );
+
+    // Replaced by another: the kernel may give the new mount the old one's id and device.
+    let out = Command::new("umount").arg(&point).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    mount(
+        &["-t", "tmpfs", "-o", "mode=777"],
+        Path::new("tmpfs"),
+        &point,
+    );
+    file(&point.join("u"), "u");
+    let mut now = switched_from(&cg, second);
+    // The unmount and the mount may each have been seen on their own.
+    while cg.open(&point.join("u")) != Err(EPERM) {
+        now = switched_from(&cg, now);
+    }
+    assert_eq!(open_unconfined(&point.join("u")), Ok("u".into()));
+    detach(&cg);
+    let _ = Command::new("umount").arg(&point).status();
+}
+
+#[test]
+fn what_is_mounted_below_an_allowed_directory_may_run() {
+    let d = fixture_dir("mounted-allowed");
+    let point = d.join("allowed/tmpfs");
+    open_dir(&point);
+    mount(&["-t", "tmpfs"], Path::new("tmpfs"), &point);
+    let below = tool(&point, "tool");
+    let beside = tool(&d, "beside");
+    let policy = policy_file(
+        &d,
+        "mounted-allowed",
+        &format!(
+            "allow_exec:\n  - /usr\n  - {:?}\n",
+            d.join("allowed").display().to_string()
+        ),
+    );
+    let cg = Cgroup::new("mounted-allowed");
+    attach(&cg, &policy, &d);
+
+    let below_ran = cg.exec(&below);
+    let beside_ran = cg.exec(&beside);
+    detach(&cg);
+    let _ = Command::new("umount").arg(&point).status();
+    assert_eq!(below_ran, Ok(0), "a program on a filesystem mounted below");
+    assert_eq!(beside_ran, Err(EPERM), "a program no allow_exec path holds");
+}

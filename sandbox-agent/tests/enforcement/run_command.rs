@@ -299,8 +299,7 @@ fn the_daemon_turned_on_favordynmods_and_kept_the_cgroup_mounts_options() {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let line = mountinfo
         .lines()
-        .filter(|l| l.split(' ').nth(4) == Some("/sys/fs/cgroup"))
-        .last()
+        .rfind(|l| l.split(' ').nth(4) == Some("/sys/fs/cgroup"))
         .expect("a mount at /sys/fs/cgroup");
     let (mount, filesystem) = line.split_once(" - ").unwrap();
     let mount_options: Vec<&str> = mount.split(' ').nth(5).unwrap().split(',').collect();

@@ -1,0 +1,77 @@
+//! A mount made, removed or replaced below a directory rule after the attach (an automount, a
+//! container runtime, an administrator; a confined task may not mount) changes what the rule
+//! must cover: the daemon waits on its mount table, which the kernel marks at every change, and
+//! compiles such an attachment again, switching it like any re-attach (a new generation,
+//! flipped in one map update).
+
+use std::{
+    io,
+    sync::{Arc, Mutex},
+};
+
+use tokio::io::{unix::AsyncFd, Interest};
+
+use super::{prepare::again, DaemonState};
+
+pub async fn run(state: Arc<Mutex<DaemonState>>) {
+    if let Err(e) = watch(state).await {
+        tracing::error!(
+            "cannot watch /proc/self/mountinfo ({e}): a mount made below a policy's directory \
+             after its attach is covered only once the policy is attached again"
+        );
+    }
+}
+
+async fn watch(state: Arc<Mutex<DaemonState>>) -> io::Result<()> {
+    let table = std::fs::File::open("/proc/self/mountinfo")?;
+    // The kernel reports a change of the mount table as POLLPRI on this file.
+    // SAFETY: the AsyncFd owns the File, which keeps its one descriptor open and unchanged
+    // until the AsyncFd is dropped.
+    let table = unsafe { AsyncFd::register_with_interest(table, Interest::PRIORITY) }
+        .map_err(io::Error::from)?;
+    loop {
+        let mut ready = table.ready(Interest::PRIORITY).await?;
+        ready.clear_ready();
+        let Ok(jobs) = state.lock().map(|s| (s.with_mounts_below(), s.protected())) else {
+            return Ok(());
+        };
+        let (jobs, protected) = jobs;
+        if jobs.is_empty() {
+            continue;
+        }
+        let text = std::fs::read_to_string("/proc/self/mountinfo")?;
+        let entries: Vec<_> = crate::mounts::entries(&text).collect();
+        for (saved, below) in jobs {
+            // Each check reads identities: off the runtime's threads, and without the state.
+            let protected = protected.clone();
+            let table = entries.clone();
+            let prepared = tokio::task::spawn_blocking(move || {
+                below
+                    .changed(&table)
+                    .then(|| again(&saved, &protected).map(|p| (saved, p)))
+            })
+            .await;
+            let (saved, prepared) = match prepared {
+                Ok(Some(Ok(done))) => done,
+                Ok(Some(Err(e))) => {
+                    tracing::warn!("the mounts below a policy's directories changed, and compiling it again failed: {e}");
+                    continue;
+                }
+                Ok(None) | Err(_) => continue,
+            };
+            let Ok(mut s) = state.lock() else {
+                return Ok(());
+            };
+            match s.refresh(&saved, prepared) {
+                Ok(()) => tracing::info!(
+                    cgroup = %saved.cgroup.display(),
+                    "the mounts below the policy's directories changed: policy switched"
+                ),
+                Err(e) => tracing::warn!(
+                    cgroup = %saved.cgroup.display(),
+                    "the mounts below the policy's directories changed, and the switch failed: {e}"
+                ),
+            }
+        }
+    }
+}

@@ -1,5 +1,5 @@
 //! A denied directory covers what is mounted below it, as it covers its own files: another
-//! filesystem (a tmpfs, a directory of ext4), a directory or a single file bound there from
+//! filesystem (a tmpfs, a directory of ext4, an overlay), a directory or a single file bound there from
 //! elsewhere on the same filesystem, and a mount on such a mount. The kernel's walk from a file
 //! up its directories stops at its filesystem's root and never passes the mount point, so each
 //! of these is denied by its own identity, and so under its other names too: its own path
@@ -46,6 +46,7 @@ try same_fs_dir_own_path cat "$d/outside/v"
 try file cat "$d/secrets/token"
 try file_own_path cat "$d/outside-token"
 try tmpfs_other_mount cat "$d/elsewhere/t"
+try overlay cat "$d/secrets/overlay/o"
 try write_below sh -c "echo x >> '$d/protected/tmpfs/w'"
 try exec_below "$d/tools/tmpfs/tool"
 try public cat "$d/public"
@@ -56,7 +57,7 @@ fn what_is_mounted_below_a_denied_directory_is_denied_under_every_name() {
     let d = fixture_dir("mounted-below");
     open_dir(&d);
     let secrets = d.join("secrets");
-    for sub in ["tmpfs", "ext4", "view", "outside"] {
+    for sub in ["tmpfs", "ext4", "view", "overlay", "outside"] {
         let dir = if sub == "outside" {
             d.join(sub)
         } else {
@@ -64,7 +65,14 @@ fn what_is_mounted_below_a_denied_directory_is_denied_under_every_name() {
         };
         open_dir(&dir);
     }
-    for dir in ["elsewhere", "protected/tmpfs", "tools/tmpfs"] {
+    for dir in [
+        "elsewhere",
+        "protected/tmpfs",
+        "tools/tmpfs",
+        "lower",
+        "upper",
+        "work",
+    ] {
         open_dir(&d.join(dir));
     }
     file(&secrets.join("token"), "");
@@ -96,6 +104,18 @@ fn what_is_mounted_below_a_denied_directory_is_denied_under_every_name() {
         &secrets.join("token"),
     );
     mount(&["--bind"], &secrets.join("tmpfs"), &d.join("elsewhere"));
+    file(&d.join("lower/o"), "o");
+    let layers = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        d.join("lower").display(),
+        d.join("upper").display(),
+        d.join("work").display()
+    );
+    mount(
+        &["-t", "overlay", "-o", &layers],
+        Path::new("overlay"),
+        &secrets.join("overlay"),
+    );
     mount(
         &["-t", "tmpfs", "-o", "mode=777"],
         tmpfs,
@@ -137,6 +157,7 @@ fn what_is_mounted_below_a_denied_directory_is_denied_under_every_name() {
             "file",
             "file_own_path",
             "tmpfs_other_mount",
+            "overlay",
             "write_below",
             "exec_below",
         ] {
@@ -163,6 +184,7 @@ fn what_is_mounted_below_a_denied_directory_is_denied_under_every_name() {
         "secrets/ext4",
         "secrets/view",
         "secrets/token",
+        "secrets/overlay",
         "protected/tmpfs",
         "tools/tmpfs",
     ] {

@@ -1,6 +1,7 @@
 //! cgroup v2 paths: validation, ids, and transient cgroups for `run`.
 
 use std::{
+    collections::BTreeSet,
     fs::OpenOptions,
     io,
     os::{fd::AsRawFd, unix::fs::MetadataExt, unix::process::CommandExt},
@@ -79,6 +80,21 @@ pub fn subtree(root: &Path) -> Vec<PathBuf> {
         out.push(dir);
     }
     out
+}
+
+/// The processes in `cgroup` and its descendants (`cgroup.procs` of each); the cgroups whose
+/// list cannot be read go to `unreadable`.
+pub fn processes_below(cgroup: &Path, unreadable: &mut Vec<(PathBuf, io::Error)>) -> BTreeSet<u32> {
+    let mut pids = BTreeSet::new();
+    for dir in subtree(cgroup) {
+        match std::fs::read_to_string(dir.join("cgroup.procs")) {
+            Ok(text) => pids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok())),
+            // Removed while we looked: nothing in it to confine.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => unreadable.push((dir, e)),
+        }
+    }
+    pids
 }
 
 fn is_cgroup2(path: &Path) -> Result<bool, CgroupError> {

@@ -26,7 +26,7 @@
 //! moment between the scan and the attach.
 
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::HashMap,
     ffi::OsStr,
     fmt, io,
     os::unix::{ffi::OsStrExt, fs::MetadataExt},
@@ -200,27 +200,18 @@ impl Scan {
 pub fn scan_cgroup(cgroup: &Path, compiled: &CompiledPolicy) -> Scan {
     let mut scan = Scan::default();
     let mut ids = IdCache::default();
-    for pid in pids_below(cgroup, &mut scan.unchecked) {
+    let mut unreadable = Vec::new();
+    let pids = crate::cgroup::processes_below(cgroup, &mut unreadable);
+    for (dir, e) in unreadable {
+        scan.unchecked.push(format!(
+            "cannot list the processes of {}: {e}; their descriptors were not checked",
+            dir.display()
+        ));
+    }
+    for pid in pids {
         scan_process(pid, compiled, &mut ids, &mut scan);
     }
     scan
-}
-
-/// The processes in `cgroup` and its descendants (`cgroup.procs` of each).
-fn pids_below(cgroup: &Path, unchecked: &mut Vec<String>) -> BTreeSet<u32> {
-    let mut pids = BTreeSet::new();
-    for dir in crate::cgroup::subtree(cgroup) {
-        match std::fs::read_to_string(dir.join("cgroup.procs")) {
-            Ok(text) => pids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok())),
-            // Removed while we looked: nothing in it to confine.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => unchecked.push(format!(
-                "cannot list the processes of {}: {e}; their descriptors were not checked",
-                dir.display()
-            )),
-        }
-    }
-    pids
 }
 
 /// Adds the denied descriptors of process `pid` to `scan`.

@@ -109,7 +109,10 @@ fn stat_as_kernel_keys(path: &Path, follow: Follow) -> io::Result<FileStat> {
         Some(raw) => raw,
         None => via_fdinfo(path, follow)?,
     };
-    let mount = mount(raw.mnt_id, raw.st_dev)?;
+    let mount = match mount(raw.mnt_id, raw.st_dev) {
+        Err(e) => namespace_mount(path, raw.mnt_id).ok_or(e)?,
+        found => found?,
+    };
     let dev = match mount.fstype.as_str() {
         _ if raw.st_dev == mount.sb_dev => raw.st_dev,
         "btrfs" => raw.st_dev,
@@ -244,6 +247,20 @@ fn mount(mnt_id: u64, st_dev: u32) -> io::Result<Mount> {
     found.ok_or_else(|| io::Error::other(format!("mount {mnt_id} is not in /proc/self/mountinfo")))
 }
 
+/// The mount `mnt_id` of a path reached through another process's root (`/proc/PID/root/...`,
+/// a container's mounts), from that process's mount table: mount ids are the same in every
+/// namespace, and the daemon's own table lists only its namespace's.
+fn namespace_mount(path: &Path, mnt_id: u64) -> Option<Mount> {
+    let mut names = path.components().skip(1);
+    let (proc, pid, root) = (names.next()?, names.next()?, names.next()?);
+    if proc.as_os_str() != "proc" || root.as_os_str() != "root" {
+        return None;
+    }
+    let pid: u32 = pid.as_os_str().to_str()?.parse().ok()?;
+    let table = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok()?;
+    parse_mountinfo(&table).remove(&mnt_id)
+}
+
 /// mount id -> (superblock device, filesystem type).
 fn parse_mountinfo(text: &str) -> HashMap<u64, Mount> {
     crate::mounts::entries(text)
@@ -338,6 +355,16 @@ mod tests {
         // Not btrfs or a split overlay here: the two agree, and the mount table said so.
         assert_eq!(id.dev, st_dev);
         assert_eq!(id.sb_dev, st_dev);
+    }
+
+    #[test]
+    fn a_path_through_another_processs_root_finds_its_mount_in_that_processs_table() {
+        let ours = parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap());
+        let (&id, mount) = ours.iter().next().unwrap();
+        let through = std::path::PathBuf::from(format!("/proc/{}/root/etc", std::process::id()));
+        assert_eq!(namespace_mount(&through, id).as_ref(), Some(mount));
+        assert_eq!(namespace_mount(Path::new("/etc"), id), None);
+        assert_eq!(namespace_mount(Path::new("/proc/self/cwd/etc"), id), None);
     }
 
     #[test]

@@ -135,42 +135,70 @@ pub fn entries(text: &str) -> impl Iterator<Item = MountEntry> + '_ {
 /// A mount whose files lie below a directory (see `mounted_below`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MountBelow {
-    /// Where the daemon reaches it.
+    /// Its mount point, as its table shows it: from the root of the process the table is of.
     pub point: PathBuf,
     /// It shows a directory that holds the directory itself (a bind of `/` below it): denying
     /// all of it denies far more than the directory.
     pub holds_the_directory: bool,
 }
 
-/// The mounts whose files lie below `dir` (canonical, as the daemon sees it), whichever way the
-/// kernel's walk from those files would go up: every mount on a directory at or below `dir` in
-/// its filesystem, through any mount of that filesystem (a mount on the same directory seen
-/// through a bind of it elsewhere counts), then every mount on those, and so on. The walk from
-/// a file stops at its filesystem's root (or goes up the directory it was bound from), never
-/// passing `dir`. Each mount point once, where the daemon reaches it; the topmost mount at a
-/// point is what a path there reaches.
-pub fn mounted_below(entries: &[MountEntry], dir: &Path) -> Vec<MountBelow> {
-    // The mount `dir` is on: the deepest mount point above it, the latest where several share
-    // one (the one on top).
-    let Some(on) = entries
+/// One process of each mount namespace among `pids` that is not the daemon's (by the
+/// namespace's identity, `/proc/PID/ns/mnt`); processes gone meanwhile are left out.
+pub fn other_namespaces(pids: impl IntoIterator<Item = u32>) -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let namespace = |path: &str| std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()));
+    let ours = namespace("/proc/self/ns/mnt");
+    let mut seen = std::collections::BTreeSet::new();
+    pids.into_iter()
+        .filter(|pid| {
+            namespace(&format!("/proc/{pid}/ns/mnt"))
+                .is_some_and(|ns| Some(ns) != ours && seen.insert(ns))
+        })
+        .collect()
+}
+
+/// Where a directory is: its filesystem (superblock device) and its path from that
+/// filesystem's root, which every mount namespace shares.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Place {
+    sb_dev: u32,
+    within: PathBuf,
+    /// The mount it was found on.
+    mount_id: u64,
+}
+
+/// Where `dir` (canonical, as the mount table `entries` sees it) is: on the deepest mount point
+/// above it, the latest mounted where several share one (the one on top).
+pub fn place(entries: &[MountEntry], dir: &Path) -> Option<Place> {
+    let on = entries
         .iter()
         .filter(|m| dir.starts_with(&m.point))
         .max_by_key(|m| m.point.components().count())
-        .and_then(|deepest| entries.iter().rev().find(|m| m.point == deepest.point))
-    else {
-        return Vec::new();
-    };
-    let Some(within) = within_filesystem(on, dir) else {
-        return Vec::new();
-    };
+        .and_then(|deepest| entries.iter().rev().find(|m| m.point == deepest.point))?;
+    Some(Place {
+        sb_dev: on.sb_dev,
+        within: within_filesystem(on, dir)?,
+        mount_id: on.mount_id,
+    })
+}
+
+/// The mounts of `entries` (a mount table, the daemon's or another namespace's) whose files lie
+/// below the directory at `place`, whichever way the kernel's walk from those files would go
+/// up: every mount on a directory at or below it in its filesystem, through any mount of that
+/// filesystem (a mount on the same directory seen through a bind of it elsewhere counts), then
+/// every mount on those, and so on. The walk from a file stops at its filesystem's root (or
+/// goes up the directories it was bound from), never passing the directory. Each mount point
+/// once, as `entries` shows it; the topmost mount at a point is what a path there reaches.
+pub fn mounted_below(entries: &[MountEntry], place: &Place) -> Vec<MountBelow> {
     let by_id: BTreeMap<u64, &MountEntry> = entries.iter().map(|m| (m.mount_id, m)).collect();
     let mut below: BTreeMap<u64, &MountEntry> = entries
         .iter()
-        .filter(|m| m.mount_id != on.mount_id)
+        .filter(|m| m.mount_id != place.mount_id)
         .filter(|m| {
             by_id.get(&m.parent_id).is_some_and(|parent| {
-                parent.sb_dev == on.sb_dev
-                    && within_filesystem(parent, &m.point).is_some_and(|p| p.starts_with(&within))
+                parent.sb_dev == place.sb_dev
+                    && within_filesystem(parent, &m.point)
+                        .is_some_and(|p| p.starts_with(&place.within))
             })
         })
         .map(|m| (m.mount_id, m))
@@ -188,7 +216,7 @@ pub fn mounted_below(entries: &[MountEntry], dir: &Path) -> Vec<MountBelow> {
     }
     let mut points: BTreeMap<&Path, bool> = BTreeMap::new();
     for m in below.values() {
-        let holds = m.sb_dev == on.sb_dev && within.starts_with(&m.root);
+        let holds = m.sb_dev == place.sb_dev && place.within.starts_with(&m.root);
         *points.entry(&m.point).or_default() |= holds;
     }
     points
@@ -290,7 +318,10 @@ mod tests {
 
     fn below(table: &str, dir: &str) -> Vec<(String, bool)> {
         let entries: Vec<_> = entries(table).collect();
-        mounted_below(&entries, Path::new(dir))
+        let Some(place) = place(&entries, Path::new(dir)) else {
+            return Vec::new();
+        };
+        mounted_below(&entries, &place)
             .into_iter()
             .map(|m| (m.point.display().to_string(), m.holds_the_directory))
             .collect()
@@ -319,6 +350,48 @@ mod tests {
             [("/tmp/d/secrets/tmpfs/inner".to_string(), false)]
         );
         assert!(below(BELOW, "/tmp/d/secrets/view").is_empty());
+    }
+
+    #[test]
+    fn mounts_another_namespace_makes_below_a_directory_are_found_by_its_filesystem_path() {
+        // The daemon sees a container's root filesystem (overlay 0:60) where the runtime
+        // mounted it; the container, as its `/`, with a directory of the host bound on
+        // `/root/.aws` and a tmpfs on `/run/secrets`.
+        let daemon: Vec<_> = entries(
+            "22 1 254:1 / / rw - ext4 /dev/vda1 rw\n\
+             90 22 0:60 / /var/lib/c/merged rw - overlay overlay rw\n",
+        )
+        .collect();
+        let container: Vec<_> = entries(
+            "500 400 0:60 / / rw - overlay overlay rw\n\
+             501 500 254:1 /home/u/.aws /root/.aws ro - ext4 /dev/vda1 rw\n\
+             502 500 0:61 / /run/secrets rw - tmpfs tmpfs rw\n\
+             503 500 0:5 / /proc rw - proc proc rw\n",
+        )
+        .collect();
+        let at = |dir: &str| place(&daemon, Path::new(dir)).unwrap();
+        let points = |dir: &str| -> Vec<PathBuf> {
+            mounted_below(&container, &at(dir))
+                .into_iter()
+                .map(|m| m.point)
+                .collect()
+        };
+        assert_eq!(
+            points("/var/lib/c/merged/root"),
+            [PathBuf::from("/root/.aws")]
+        );
+        // A rule on the mount point itself covers what is mounted on it there.
+        assert_eq!(
+            points("/var/lib/c/merged/root/.aws"),
+            [PathBuf::from("/root/.aws")]
+        );
+        assert_eq!(
+            points("/var/lib/c/merged/run"),
+            [PathBuf::from("/run/secrets")]
+        );
+        assert!(points("/var/lib/c/merged/etc").is_empty());
+        // The host's own directory is not the container's.
+        assert!(mounted_below(&container, &place(&daemon, Path::new("/run")).unwrap()).is_empty());
     }
 
     #[test]

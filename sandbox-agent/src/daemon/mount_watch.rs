@@ -29,9 +29,15 @@ async fn watch(state: Arc<Mutex<DaemonState>>) -> io::Result<()> {
     // until the AsyncFd is dropped.
     let table = unsafe { AsyncFd::register_with_interest(table, Interest::PRIORITY) }
         .map_err(io::Error::from)?;
+    // First the attachments an earlier daemon left: mounts may have changed while none
+    // watched.
+    let mut waited = false;
     loop {
-        let mut ready = table.ready(Interest::PRIORITY).await?;
-        ready.clear_ready();
+        if waited {
+            let mut ready = table.ready(Interest::PRIORITY).await?;
+            ready.clear_ready();
+        }
+        waited = true;
         let Ok(jobs) = state.lock().map(|s| (s.with_mounts_below(), s.protected())) else {
             return Ok(());
         };

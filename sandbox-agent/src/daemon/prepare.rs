@@ -24,6 +24,16 @@ pub struct Prepared {
     pub(super) compile_reused: bool,
 }
 
+impl Prepared {
+    /// Covers what the mount namespaces of `pids`, those not the daemon's (a container's),
+    /// mount below the policy's directories: its own mount table shows only the daemon's.
+    pub(super) fn cover_mounts_of(&mut self, pids: impl IntoIterator<Item = u32>) {
+        for pid in crate::mounts::other_namespaces(pids) {
+            policy::rule_what_is_mounted_below_in_namespace_of(&mut self.compiled, pid);
+        }
+    }
+}
+
 /// Network rules of a compiled policy, compared to tell whether host names moved.
 pub type NetRuleSet =
     std::collections::BTreeMap<(u32, policy::net_spec::Cidr), sandbox_common::NetRules>;
@@ -106,6 +116,7 @@ pub fn again(then: &SavedAttachment, protected: &Protected) -> Result<Prepared, 
         then.deny_sockets.clone(),
     )?;
     prepared.saved.run_by = then.run_by.clone();
+    prepared.cover_mounts_of(cgroup::processes_below(&then.cgroup, &mut Vec::new()));
     Ok(prepared)
 }
 

@@ -109,7 +109,7 @@ fn attach(
     force: bool,
 ) -> Result<Reply, String> {
     let (protected, cache) = lock(state)?.for_prepare();
-    let prepared = prepare(
+    let mut prepared = prepare(
         Some(&cache),
         &protected,
         cgroup,
@@ -118,6 +118,8 @@ fn attach(
         anchors,
         vec![],
     )?;
+    let processes = cgroup::processes_below(&prepared.saved.cgroup, &mut Vec::new());
+    prepared.cover_mounts_of(processes);
     let (path, id) = (&prepared.saved.cgroup, prepared.saved.cgroup_id);
     // Nesting first: the more fundamental refusal, and no scan for nothing.
     lock(state)?.check_nesting(path, id)?;
@@ -188,6 +190,8 @@ fn run(
         deny_sockets,
     )?;
     prepared.saved.run_by = Some(owner);
+    // Its namespace is the caller's until it starts.
+    prepared.cover_mounts_of([pid]);
     // On an error from here on, dropping `cg` removes the cgroup (nothing is in it yet).
     let info = lock(state)?.commit(prepared)?;
     let moved = if child.exited() {

@@ -312,7 +312,14 @@ impl DaemonState {
     pub fn with_mounts_below(&self) -> Vec<(SavedAttachment, crate::policy::MountsBelow)> {
         self.attachments
             .values()
-            .filter_map(|a| Some((a.saved.clone()?, a.compiled.mounts_below()?)))
+            .filter_map(|a| {
+                let below = a.compiled.mounts_below()?;
+                let below = match a.written() {
+                    Some(_) => below,
+                    None => below.not_in_the_maps(),
+                };
+                Some((a.saved.clone()?, below))
+            })
             .collect()
     }
 

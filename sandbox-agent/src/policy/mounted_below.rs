@@ -6,15 +6,18 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    path::PathBuf,
+    path::{Path, PathBuf},
 };
 
 use sandbox_common::RULE_TREE;
 
-use super::compile::{CompiledPolicy, DENY};
+use super::{
+    compile::{CompiledPolicy, DENY},
+    hardlink_scan::deny_other_names,
+};
 use crate::{
     identity::{file_id, FileId},
-    mounts::{entries, mounted_below, MountEntry},
+    mounts::{entries, mounted_below, place, MountBelow, MountEntry},
 };
 
 /// Gives every mount below a directory rule the directory's rule: below a denied directory, a
@@ -26,60 +29,107 @@ pub(super) fn rule_what_is_mounted_below(out: &mut CompiledPolicy) {
     if out.rule_dirs.is_empty() {
         return;
     }
-    let table = match std::fs::read_to_string("/proc/self/mountinfo") {
-        Ok(table) => table,
-        Err(e) => {
-            out.warnings.push(format!(
-                "cannot read /proc/self/mountinfo ({e}): filesystems mounted below the \
-                 policy's directories are not covered by their rules"
-            ));
-            return;
-        }
+    let Some(ours) = table(out, "/proc/self/mountinfo") else {
+        return;
     };
-    let entries: Vec<_> = entries(&table).collect();
     for (dir, flags, rule_id) in out.rule_dirs.clone() {
-        for below in mounted_below(&entries, &dir) {
-            let point = below.point;
-            let stat = match out.identify_stat(&point) {
-                Ok(stat) => stat,
-                Err(e) => {
-                    out.mounts_below.insert(point.clone(), None);
-                    out.warnings.push(format!(
-                        "{} is mounted below {} and cannot be read ({e}): the rule on {} does \
-                         not cover it",
-                        point.display(),
-                        dir.display(),
-                        dir.display()
-                    ));
-                    continue;
-                }
-            };
-            if below.holds_the_directory {
-                out.warnings.push(format!(
-                    "{} is mounted below {} and shows a directory that holds {} itself: the \
-                     rule on {} covers all of that directory, under every name",
-                    point.display(),
-                    dir.display(),
-                    dir.display(),
-                    dir.display()
-                ));
-            }
-            let denies = flags & DENY != 0;
-            if denies && stat.is_dir {
-                out.add_inode(stat.id, flags | RULE_TREE, rule_id);
-                let scanned = out
-                    .deny_dirs
-                    .iter()
-                    .any(|(p, _, f, _)| *p == point && *f == flags);
-                if !scanned {
-                    out.deny_dirs.push((point.clone(), stat.id, flags, rule_id));
-                }
-            } else {
-                out.add_inode(stat.id, flags, rule_id);
-            }
-            out.mounts_below.insert(point, Some(stat.id));
+        let Some(place) = place(&ours, &dir) else {
+            continue;
+        };
+        for below in mounted_below(&ours, &place) {
+            let id = rule_one(out, &dir, below.point.clone(), &below, flags, rule_id);
+            out.mounts_below.insert(below.point, id);
         }
     }
+}
+
+/// The same for the mounts of another mount namespace, that of process `pid` (a confined
+/// process that does not share the daemon's: a container's), reached through its root; then
+/// the hardlink scan of the directories it found. Done for each attach, never remembered with
+/// a compile, and not watched afterwards.
+pub fn rule_what_is_mounted_below_in_namespace_of(out: &mut CompiledPolicy, pid: u32) {
+    if out.rule_dirs.is_empty() {
+        return;
+    }
+    let (Some(ours), Some(theirs)) = (
+        table(out, "/proc/self/mountinfo"),
+        table(out, &format!("/proc/{pid}/mountinfo")),
+    ) else {
+        return;
+    };
+    let root = PathBuf::from(format!("/proc/{pid}/root"));
+    for (dir, flags, rule_id) in out.rule_dirs.clone() {
+        let Some(place) = place(&ours, &dir) else {
+            continue;
+        };
+        for below in mounted_below(&theirs, &place) {
+            let point = root.join(below.point.strip_prefix("/").unwrap_or(&below.point));
+            rule_one(out, &dir, point, &below, flags, rule_id);
+        }
+    }
+    deny_other_names(out);
+}
+
+/// The mount table at `path`, or None with a warning.
+fn table(out: &mut CompiledPolicy, path: &str) -> Option<Vec<MountEntry>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Some(entries(&text).collect()),
+        Err(e) => {
+            out.warnings.push(format!(
+                "cannot read {path} ({e}): filesystems mounted below the policy's directories \
+                 there are not covered by their rules"
+            ));
+            None
+        }
+    }
+}
+
+/// Gives the mount `below`, reached at `point`, the rule `flags` of directory `dir`; its
+/// identity, None when it cannot be read (with a warning).
+fn rule_one(
+    out: &mut CompiledPolicy,
+    dir: &Path,
+    point: PathBuf,
+    below: &MountBelow,
+    flags: u32,
+    rule_id: u32,
+) -> Option<FileId> {
+    let stat = match out.identify_stat(&point) {
+        Ok(stat) => stat,
+        Err(e) => {
+            out.warnings.push(format!(
+                "{} is mounted below {} and cannot be read ({e}): the rule on {} does not \
+                 cover it",
+                point.display(),
+                dir.display(),
+                dir.display()
+            ));
+            return None;
+        }
+    };
+    if below.holds_the_directory {
+        out.warnings.push(format!(
+            "{} is mounted below {} and shows a directory that holds {} itself: the rule on {} \
+             covers all of that directory, under every name",
+            point.display(),
+            dir.display(),
+            dir.display(),
+            dir.display()
+        ));
+    }
+    if flags & DENY != 0 && stat.is_dir {
+        out.add_inode(stat.id, flags | RULE_TREE, rule_id);
+        let scanned = out
+            .deny_dirs
+            .iter()
+            .any(|(p, _, f, _)| *p == point && *f == flags);
+        if !scanned {
+            out.deny_dirs.push((point, stat.id, flags, rule_id));
+        }
+    } else {
+        out.add_inode(stat.id, flags, rule_id);
+    }
+    Some(stat.id)
 }
 
 /// What a compiled policy found mounted below its directory rules, to tell later whether that
@@ -88,6 +138,8 @@ pub(super) fn rule_what_is_mounted_below(out: &mut CompiledPolicy) {
 pub struct MountsBelow {
     dirs: Vec<PathBuf>,
     found: BTreeMap<PathBuf, Option<FileId>>,
+    /// The maps may hold an older compile (an earlier daemon's): any mount below is news.
+    unwritten: bool,
 }
 
 impl CompiledPolicy {
@@ -100,18 +152,31 @@ impl CompiledPolicy {
                 .map(|(dir, _, _)| dir.clone())
                 .collect(),
             found: self.mounts_below.clone(),
+            unwritten: false,
         })
     }
 }
 
 impl MountsBelow {
-    /// Whether the mounts below the directories differ in `table` (made, removed, or replaced
-    /// by another: a mount id or an anonymous device an unmount frees is given to the next
-    /// mount, so the identity behind each point is read again).
+    /// For a policy an earlier daemon wrote to the maps: compiled now, with the mounts of now,
+    /// it may have found mounts made while no daemon watched.
+    pub fn not_in_the_maps(mut self) -> Self {
+        self.unwritten = true;
+        self
+    }
+
+    /// Whether the mounts below the directories differ in the daemon's mount table `table`
+    /// (made, removed, or replaced by another: a mount id or an anonymous device an unmount
+    /// frees is given to the next mount, so the identity behind each point is read again).
     pub fn changed(&self, table: &[MountEntry]) -> bool {
+        if self.unwritten && !self.found.is_empty() {
+            return true;
+        }
         let mut now: BTreeSet<PathBuf> = BTreeSet::new();
         for dir in &self.dirs {
-            now.extend(mounted_below(table, dir).into_iter().map(|m| m.point));
+            if let Some(place) = place(table, dir) {
+                now.extend(mounted_below(table, &place).into_iter().map(|m| m.point));
+            }
         }
         now.len() != self.found.len()
             || now.into_iter().any(|point| {

@@ -1,7 +1,9 @@
 //! A running podman container confined by its ID (`attach --container`): an image built on the
 //! spot from a local root filesystem, storage on tmpfs, no network. With the shipped default
 //! policy attached, the secrets in its image are denied inside it, through its overlay root
-//! filesystem, while its ordinary work goes on; `detach --container` lets them through again.
+//! filesystem, and so is a host directory bound into it below its `~` (a mount only its own
+//! namespace shows), while its ordinary work goes on; `detach --container` lets them through
+//! again.
 
 use std::{
     os::unix::fs::symlink,
@@ -97,6 +99,7 @@ for round in before attached detached; do
     {
         cat /root/.ssh/id_ed25519 >/dev/null 2>>/work/err-$round; echo "key=$?"
         cat /work/.env >/dev/null 2>>/work/err-$round; echo "env=$?"
+        cat /root/.aws/credentials >/dev/null 2>>/work/err-$round; echo "mounted=$?"
         { echo planted >> /root/.ssh/authorized_keys; } 2>>/work/err-$round; echo "plant=$?"
         cat /work/main.c >/dev/null && echo built > /work/out-$round && cat /work/out-$round >/dev/null
         echo "work=$?"
@@ -156,11 +159,21 @@ fn attach_container(id: &str, policy: &Path, home: &Path, workspace: &Path) -> O
 fn a_container_attached_by_id_has_its_image_secrets_denied_and_keeps_working() {
     let dir = fixture_dir("container");
     let image = image(&dir);
+    // A secret of the host's, bound into the container below its `~` (as `-v ~/.aws:...`):
+    // only the container's mount namespace shows it there.
+    let host_aws = dir.join("host-aws");
+    write(
+        &host_aws.join("credentials"),
+        "aws_secret_access_key = host\n",
+    );
+    let volume = format!("{}:/root/.aws:ro", host_aws.display());
     let id = podman_ok(&[
         "run",
         "-d",
         "--network",
         "none",
+        "-v",
+        &volume,
         image,
         "sh",
         "-c",
@@ -176,7 +189,7 @@ fn a_container_attached_by_id_has_its_image_secrets_denied_and_keeps_working() {
 
     // Before: the container reads its own secrets.
     let (steps, errors) = round(&merged, "before");
-    for step in ["key", "env", "plant", "work"] {
+    for step in ["key", "env", "mounted", "plant", "work"] {
         assert_eq!(status(&steps, step), 0, "{step} before attach: {errors}");
     }
 
@@ -187,13 +200,13 @@ fn a_container_attached_by_id_has_its_image_secrets_denied_and_keeps_working() {
     assert!(said.contains(&format!("libpod-{id}")), "{said}");
 
     let (steps, errors) = round(&merged, "attached");
-    for step in ["key", "env", "plant"] {
+    for step in ["key", "env", "mounted", "plant"] {
         assert_ne!(status(&steps, step), 0, "{step} allowed inside: {steps:?}");
     }
     assert_eq!(status(&steps, "work"), 0, "ordinary work failed: {errors}");
     assert_eq!(
         errors.matches("Operation not permitted").count(),
-        3,
+        4,
         "{errors}"
     );
     let records = records_for(&merged.join("root/.ssh/id_ed25519"), 1);
@@ -212,6 +225,7 @@ fn a_container_attached_by_id_has_its_image_secrets_denied_and_keeps_working() {
     assert_succeeded(&out, "detach --container");
     let (steps, errors) = round(&merged, "detached");
     assert_eq!(status(&steps, "key"), 0, "{errors}");
+    assert_eq!(status(&steps, "mounted"), 0, "{errors}");
     podman_ok(&["rm", "-f", "-t", "0", &id]);
 }
 

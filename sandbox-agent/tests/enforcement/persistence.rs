@@ -1,7 +1,8 @@
 //! Enforcement lives in pinned kernel objects, not in the daemon process: killing the daemon
 //! (even with SIGKILL) leaves every attached policy enforced, and a restarted daemon takes over
 //! every attachment, including the self-service protection of confined processes and a `run`
-//! whose command outlived the daemon it started under.
+//! whose command outlived the daemon it started under, and covers a mount made below a denied
+//! directory while it was down.
 
 use std::{
     fs::OpenOptions,
@@ -96,6 +97,16 @@ fn enforcement_survives_kill_9_of_the_daemon_and_a_restarted_daemon_takes_over()
     let mut run_out = BufReader::new(run.stdout.take().unwrap()).lines();
     assert_eq!(run_out.next().unwrap().unwrap(), "ready");
     let run_cg = run_cgroup(run.id());
+    // A denied directory, below which a filesystem is mounted while no daemon watches.
+    let vault = home.join("vault");
+    std::fs::create_dir_all(vault.join("later")).unwrap();
+    let vault_cg = Cgroup::new("kill9-vault");
+    let vault_policy = policy_file(
+        &home,
+        "kill9-vault",
+        &format!("deny_read: [{:?}]\n", vault.display().to_string()),
+    );
+    attach(&vault_cg, &vault_policy, &home);
     let pid = daemon_pid();
 
     // SAFETY: kill(2) on a pid we just read; the worst case is ESRCH.
@@ -105,6 +116,13 @@ fn enforcement_survives_kill_9_of_the_daemon_and_a_restarted_daemon_takes_over()
     });
     assert_eq!(cg.open(&secret), Err(EPERM), "no daemon: still enforced");
     assert_eq!(open_unconfined(&secret), Ok("s".into()));
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "tmpfs"])
+        .arg(vault.join("later"))
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    write(&vault.join("later/key"), "k");
 
     // The restarted daemon reads a host config that lets group 4242 steer it and rotates the
     // audit log every 64 KiB.
@@ -126,6 +144,17 @@ fn enforcement_survives_kill_9_of_the_daemon_and_a_restarted_daemon_takes_over()
         "a read succeeded while the daemon was down or restarting"
     );
     assert!(tries > 0);
+
+    // It compiled again the policy below whose directory a mount was made meanwhile.
+    wait_until(
+        "the restarted daemon covers the mount made while it was down",
+        Duration::from_secs(60),
+        || vault_cg.open(&vault.join("later/key")) == Err(EPERM),
+    );
+    let _ = std::process::Command::new("umount")
+        .arg(vault.join("later"))
+        .status();
+    detach(&vault_cg);
 
     // It knows the attachment it adopted, by cgroup and policy name.
     let adopted = attachment(&cg.path).expect("the adopted attachment is listed");

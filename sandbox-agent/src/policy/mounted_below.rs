@@ -186,3 +186,31 @@ impl MountsBelow {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sandbox_common::RULE_DENY_READ;
+
+    use super::*;
+
+    #[test]
+    fn a_mount_below_that_cannot_be_read_is_left_out_and_named_in_a_warning() {
+        let mut out = CompiledPolicy::default();
+        let point = PathBuf::from("/nonexistent/fuse-of-another-user");
+        let below = MountBelow {
+            point: point.clone(),
+            holds_the_directory: false,
+        };
+        let dir = Path::new("/home/u/.ssh");
+        let id = rule_one(&mut out, dir, point, &below, RULE_DENY_READ, 0);
+        assert_eq!(id, None);
+        assert!(out.inode_rules.is_empty());
+        assert!(
+            out.warnings[0].starts_with(
+                "/nonexistent/fuse-of-another-user is mounted below /home/u/.ssh and cannot be read"
+            ) && out.warnings[0].ends_with("the rule on /home/u/.ssh does not cover it"),
+            "{:?}",
+            out.warnings
+        );
+    }
+}

@@ -47,6 +47,7 @@ try file cat "$d/secrets/token"
 try file_own_path cat "$d/outside-token"
 try tmpfs_other_mount cat "$d/elsewhere/t"
 try overlay cat "$d/secrets/overlay/o"
+try through_a_bind_of_its_parent cat "$3/secrets/via/a"
 try write_below sh -c "echo x >> '$d/protected/tmpfs/w'"
 try exec_below "$d/tools/tmpfs/tool"
 try public cat "$d/public"
@@ -139,10 +140,22 @@ fn what_is_mounted_below_a_denied_directory_is_denied_under_every_name() {
             d.join("tools").display().to_string(),
         ),
     );
+    // A bind of the directory's parent elsewhere, and a tmpfs mounted on the denied directory's
+    // child there: only that bind shows it.
+    let alias = fixture_dir("mounted-below-alias");
+    mount(&["--bind"], &d, &alias);
+    open_dir(&alias.join("secrets/via"));
+    mount(
+        &["-t", "tmpfs", "-o", "mode=777"],
+        tmpfs,
+        &alias.join("secrets/via"),
+    );
+    file(&alias.join("secrets/via/a"), "a");
+
     let cg = Cgroup::new("mounted-below");
     attach(&cg, &policy, &d);
 
-    let args = format!("{} {}", d.display(), ext4.display());
+    let args = format!("{} {} {}", d.display(), ext4.display(), alias.display());
     let mut failures = Vec::new();
     for user in [false, true] {
         let whom = if user { "user" } else { "root" };
@@ -158,6 +171,7 @@ fn what_is_mounted_below_a_denied_directory_is_denied_under_every_name() {
             "file_own_path",
             "tmpfs_other_mount",
             "overlay",
+            "through_a_bind_of_its_parent",
             "write_below",
             "exec_below",
         ] {
@@ -178,6 +192,7 @@ fn what_is_mounted_below_a_denied_directory_is_denied_under_every_name() {
         assert_eq!(open_unconfined(&path), Ok(content.to_string()));
     }
     detach(&cg);
+    let _ = Command::new("umount").arg("-R").arg(&alias).status();
     for point in [
         "elsewhere",
         "secrets/tmpfs",
@@ -283,4 +298,25 @@ fn what_is_mounted_below_an_allowed_directory_may_run() {
     let _ = Command::new("umount").arg(&point).status();
     assert_eq!(below_ran, Ok(0), "a program on a filesystem mounted below");
     assert_eq!(beside_ran, Err(EPERM), "a program no allow_exec path holds");
+}
+
+#[test]
+fn a_mount_below_that_shows_the_directory_itself_extends_the_rule_to_all_of_it_and_says_so() {
+    let d = fixture_dir("mounted-above");
+    let secrets = d.join("secrets");
+    open_dir(&secrets.join("up"));
+    file(&d.join("public"), "p");
+    mount(&["--bind"], &d, &secrets.join("up"));
+    let cg = Cgroup::new("mounted-above");
+    let out = attach(&cg, &deny_read_policy(&d, &[&secrets]), &d);
+
+    let public = cg.open(&d.join("public"));
+    detach(&cg);
+    let _ = Command::new("umount").arg(secrets.join("up")).status();
+    let said = stderr(&out);
+    assert!(
+        said.contains("shows a directory that holds") && said.contains("up is mounted below"),
+        "{said}"
+    );
+    assert_eq!(public, Err(EPERM), "{} is below the rule now", d.display());
 }

@@ -167,65 +167,98 @@ pub struct Place {
     mount_id: u64,
 }
 
-/// Where `dir` (canonical, as the mount table `entries` sees it) is: on the deepest mount point
-/// above it, the latest mounted where several share one (the one on top).
-pub fn place(entries: &[MountEntry], dir: &Path) -> Option<Place> {
-    let on = entries
-        .iter()
-        .filter(|m| dir.starts_with(&m.point))
-        .max_by_key(|m| m.point.components().count())
-        .and_then(|deepest| entries.iter().rev().find(|m| m.point == deepest.point))?;
-    Some(Place {
-        sb_dev: on.sb_dev,
-        within: within_filesystem(on, dir)?,
-        mount_id: on.mount_id,
-    })
+/// A mount table indexed for `place` and `mounted_below`: each asks a few map lookups and the
+/// mounts it finds, not a pass over the table, as the daemon asks them for every directory of
+/// every policy at each change of a table that may hold thousands of mounts.
+pub struct MountIndex<'t> {
+    /// Mounts by mount point, in table order (the last one at a point is on top).
+    by_point: BTreeMap<&'t Path, Vec<&'t MountEntry>>,
+    /// Mounts by the mount they are on.
+    children: BTreeMap<u64, Vec<&'t MountEntry>>,
+    /// Mounts by the filesystem of the mount they are on, and the path of their mount point
+    /// from that filesystem's root. Ordered by path, name by name, so the mounts at or below
+    /// a directory are one range.
+    on_filesystem: BTreeMap<(u32, PathBuf), Vec<&'t MountEntry>>,
 }
 
-/// The mounts of `entries` (a mount table, the daemon's or another namespace's) whose files lie
-/// below the directory at `place`, whichever way the kernel's walk from those files would go
-/// up: every mount on a directory at or below it in its filesystem, through any mount of that
-/// filesystem (a mount on the same directory seen through a bind of it elsewhere counts), then
-/// every mount on those, and so on. The walk from a file stops at its filesystem's root (or
-/// goes up the directories it was bound from), never passing the directory. Each mount point
-/// once, as `entries` shows it; the topmost mount at a point is what a path there reaches.
-pub fn mounted_below(entries: &[MountEntry], place: &Place) -> Vec<MountBelow> {
-    let by_id: BTreeMap<u64, &MountEntry> = entries.iter().map(|m| (m.mount_id, m)).collect();
-    let mut below: BTreeMap<u64, &MountEntry> = entries
-        .iter()
-        .filter(|m| m.mount_id != place.mount_id)
-        .filter(|m| {
-            by_id.get(&m.parent_id).is_some_and(|parent| {
-                parent.sb_dev == place.sb_dev
-                    && within_filesystem(parent, &m.point)
-                        .is_some_and(|p| p.starts_with(&place.within))
-            })
-        })
-        .map(|m| (m.mount_id, m))
-        .collect();
-    // Mounts on those, to any depth.
-    loop {
-        let more: Vec<&MountEntry> = entries
-            .iter()
-            .filter(|m| !below.contains_key(&m.mount_id) && below.contains_key(&m.parent_id))
-            .collect();
-        if more.is_empty() {
-            break;
+impl<'t> MountIndex<'t> {
+    pub fn new(entries: &'t [MountEntry]) -> Self {
+        let by_id: BTreeMap<u64, &MountEntry> = entries.iter().map(|m| (m.mount_id, m)).collect();
+        let mut index = MountIndex {
+            by_point: BTreeMap::new(),
+            children: BTreeMap::new(),
+            on_filesystem: BTreeMap::new(),
+        };
+        for m in entries {
+            index.by_point.entry(&m.point).or_default().push(m);
+            index.children.entry(m.parent_id).or_default().push(m);
+            let Some(parent) = by_id.get(&m.parent_id) else {
+                continue;
+            };
+            if let Some(within) = within_filesystem(parent, &m.point) {
+                let key = (parent.sb_dev, within);
+                index.on_filesystem.entry(key).or_default().push(m);
+            }
         }
-        below.extend(more.into_iter().map(|m| (m.mount_id, m)));
+        index
     }
-    let mut points: BTreeMap<&Path, bool> = BTreeMap::new();
-    for m in below.values() {
-        let holds = m.sb_dev == place.sb_dev && place.within.starts_with(&m.root);
-        *points.entry(&m.point).or_default() |= holds;
-    }
-    points
-        .into_iter()
-        .map(|(point, holds_the_directory)| MountBelow {
-            point: point.to_path_buf(),
-            holds_the_directory,
+
+    /// Where `dir` (canonical, as this table sees it) is: on the deepest mount point above it,
+    /// the latest mounted where several share one (the one on top).
+    pub fn place(&self, dir: &Path) -> Option<Place> {
+        let on = dir
+            .ancestors()
+            .find_map(|point| self.by_point.get(point))
+            .and_then(|mounts| mounts.last())?;
+        Some(Place {
+            sb_dev: on.sb_dev,
+            within: within_filesystem(on, dir)?,
+            mount_id: on.mount_id,
         })
-        .collect()
+    }
+
+    /// The mounts whose files lie below the directory at `place` (found in this table or
+    /// another namespace's), whichever way the kernel's walk from those files would go up:
+    /// every mount on a directory at or below it in its filesystem, through any mount of that
+    /// filesystem (a mount on the same directory seen through a bind of it elsewhere counts),
+    /// then every mount on those, and so on. The walk from a file stops at its filesystem's
+    /// root (or goes up the directories it was bound from), never passing the directory. Each
+    /// mount point once, as this table shows it; the topmost mount at a point is what a path
+    /// there reaches.
+    pub fn mounted_below(&self, place: &Place) -> Vec<MountBelow> {
+        let start = (place.sb_dev, place.within.clone());
+        let mut below: BTreeMap<u64, &MountEntry> = self
+            .on_filesystem
+            .range(start..)
+            .take_while(|((sb_dev, within), _)| {
+                *sb_dev == place.sb_dev && within.starts_with(&place.within)
+            })
+            .flat_map(|(_, mounts)| mounts)
+            .filter(|m| m.mount_id != place.mount_id)
+            .map(|m| (m.mount_id, *m))
+            .collect();
+        // Mounts on those, to any depth.
+        let mut todo: Vec<u64> = below.keys().copied().collect();
+        while let Some(id) = todo.pop() {
+            for m in self.children.get(&id).into_iter().flatten() {
+                if below.insert(m.mount_id, m).is_none() {
+                    todo.push(m.mount_id);
+                }
+            }
+        }
+        let mut points: BTreeMap<&Path, bool> = BTreeMap::new();
+        for m in below.values() {
+            let holds = m.sb_dev == place.sb_dev && place.within.starts_with(&m.root);
+            *points.entry(&m.point).or_default() |= holds;
+        }
+        points
+            .into_iter()
+            .map(|(point, holds_the_directory)| MountBelow {
+                point: point.to_path_buf(),
+                holds_the_directory,
+            })
+            .collect()
+    }
 }
 
 /// `path` (at or below `mount`'s point) as a path from the root of `mount`'s filesystem.
@@ -318,10 +351,12 @@ mod tests {
 
     fn below(table: &str, dir: &str) -> Vec<(String, bool)> {
         let entries: Vec<_> = entries(table).collect();
-        let Some(place) = place(&entries, Path::new(dir)) else {
+        let index = MountIndex::new(&entries);
+        let Some(place) = index.place(Path::new(dir)) else {
             return Vec::new();
         };
-        mounted_below(&entries, &place)
+        index
+            .mounted_below(&place)
             .into_iter()
             .map(|m| (m.point.display().to_string(), m.holds_the_directory))
             .collect()
@@ -369,9 +404,11 @@ mod tests {
              503 500 0:5 / /proc rw - proc proc rw\n",
         )
         .collect();
-        let at = |dir: &str| place(&daemon, Path::new(dir)).unwrap();
+        let (daemon, container) = (MountIndex::new(&daemon), MountIndex::new(&container));
+        let at = |dir: &str| daemon.place(Path::new(dir)).unwrap();
         let points = |dir: &str| -> Vec<PathBuf> {
-            mounted_below(&container, &at(dir))
+            container
+                .mounted_below(&at(dir))
                 .into_iter()
                 .map(|m| m.point)
                 .collect()
@@ -391,7 +428,7 @@ mod tests {
         );
         assert!(points("/var/lib/c/merged/etc").is_empty());
         // The host's own directory is not the container's.
-        assert!(mounted_below(&container, &place(&daemon, Path::new("/run")).unwrap()).is_empty());
+        assert!(container.mounted_below(&at("/run")).is_empty());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::{
 use tokio::io::{unix::AsyncFd, Interest};
 
 use super::{prepare::again, DaemonState};
+use crate::mounts::MountIndex;
 
 pub async fn run(state: Arc<Mutex<DaemonState>>) {
     if let Err(e) = watch(state).await {
@@ -46,24 +47,28 @@ async fn watch(state: Arc<Mutex<DaemonState>>) -> io::Result<()> {
             continue;
         }
         let text = std::fs::read_to_string("/proc/self/mountinfo")?;
-        let entries: Vec<_> = crate::mounts::entries(&text).collect();
-        for (saved, below) in jobs {
-            // Each check reads identities: off the runtime's threads, and without the state.
+        // The checks read identities: off the runtime's threads, and without the state.
+        let changed = tokio::task::spawn_blocking(move || {
+            let entries: Vec<_> = crate::mounts::entries(&text).collect();
+            let index = MountIndex::new(&entries);
+            jobs.into_iter()
+                .filter(|(_, below)| below.changed(&index))
+                .map(|(saved, _)| saved)
+                .collect::<Vec<_>>()
+        })
+        .await
+        .unwrap_or_default();
+        for saved in changed {
             let protected = protected.clone();
-            let table = entries.clone();
-            let prepared = tokio::task::spawn_blocking(move || {
-                below
-                    .changed(&table)
-                    .then(|| again(&saved, &protected).map(|p| (saved, p)))
-            })
-            .await;
-            let (saved, prepared) = match prepared {
-                Ok(Some(Ok(done))) => done,
-                Ok(Some(Err(e))) => {
-                    tracing::warn!("the mounts below a policy's directories changed, and compiling it again failed: {e}");
+            let job = saved.clone();
+            let prepared = match tokio::task::spawn_blocking(move || again(&job, &protected)).await
+            {
+                Ok(Ok(prepared)) => prepared,
+                Ok(Err(e)) => {
+                    tracing::warn!(cgroup = %saved.cgroup.display(), "the mounts below the policy's directories changed, and compiling it again failed: {e}");
                     continue;
                 }
-                Ok(None) | Err(_) => continue,
+                Err(_) => continue,
             };
             let Ok(mut s) = state.lock() else {
                 return Ok(());

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::{
     identity::{file_id, FileId},
-    mounts::{entries, mounted_below, place, MountBelow, MountEntry},
+    mounts::{entries, MountBelow, MountEntry, MountIndex},
 };
 
 /// Gives every mount below a directory rule the directory's rule: below a denied directory, a
@@ -32,11 +32,12 @@ pub(super) fn rule_what_is_mounted_below(out: &mut CompiledPolicy) {
     let Some(ours) = table(out, "/proc/self/mountinfo") else {
         return;
     };
+    let ours = MountIndex::new(&ours);
     for (dir, flags, rule_id) in out.rule_dirs.clone() {
-        let Some(place) = place(&ours, &dir) else {
+        let Some(place) = ours.place(&dir) else {
             continue;
         };
-        for below in mounted_below(&ours, &place) {
+        for below in ours.mounted_below(&place) {
             let id = rule_one(out, &dir, below.point.clone(), &below, flags, rule_id);
             out.mounts_below.insert(below.point, id);
         }
@@ -57,12 +58,13 @@ pub fn rule_what_is_mounted_below_in_namespace_of(out: &mut CompiledPolicy, pid:
     ) else {
         return;
     };
+    let (ours, theirs) = (MountIndex::new(&ours), MountIndex::new(&theirs));
     let root = PathBuf::from(format!("/proc/{pid}/root"));
     for (dir, flags, rule_id) in out.rule_dirs.clone() {
-        let Some(place) = place(&ours, &dir) else {
+        let Some(place) = ours.place(&dir) else {
             continue;
         };
-        for below in mounted_below(&theirs, &place) {
+        for below in theirs.mounted_below(&place) {
             let point = root.join(below.point.strip_prefix("/").unwrap_or(&below.point));
             rule_one(out, &dir, point, &below, flags, rule_id);
         }
@@ -168,14 +170,14 @@ impl MountsBelow {
     /// Whether the mounts below the directories differ in the daemon's mount table `table`
     /// (made, removed, or replaced by another: a mount id or an anonymous device an unmount
     /// frees is given to the next mount, so the identity behind each point is read again).
-    pub fn changed(&self, table: &[MountEntry]) -> bool {
+    pub fn changed(&self, table: &MountIndex) -> bool {
         if self.unwritten && !self.found.is_empty() {
             return true;
         }
         let mut now: BTreeSet<PathBuf> = BTreeSet::new();
         for dir in &self.dirs {
-            if let Some(place) = place(table, dir) {
-                now.extend(mounted_below(table, &place).into_iter().map(|m| m.point));
+            if let Some(place) = table.place(dir) {
+                now.extend(table.mounted_below(&place).into_iter().map(|m| m.point));
             }
         }
         now.len() != self.found.len()

@@ -347,3 +347,59 @@ fn attach_says_the_environment_is_not_changed() {
     );
     detach(&cg);
 }
+
+/// The user's bus, where a systemd host has it: in the user's runtime directory, a tmpfs that
+/// logind mounts below `/run/user` at login. `systemd-run --user` starts a command outside the
+/// sandbox through it. The user may connect outside the sandbox.
+fn user_bus(uid: u32) -> (std::os::unix::net::UnixListener, PathBuf) {
+    let dir = PathBuf::from(format!("/run/user/{uid}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mounted = Command::new("mountpoint")
+        .arg("-q")
+        .arg(&dir)
+        .status()
+        .unwrap();
+    if !mounted.success() {
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o"])
+            .arg(format!("mode=700,uid={uid},gid={uid}"))
+            .arg("tmpfs")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let socket = dir.join("bus");
+    let _ = std::fs::remove_file(&socket);
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    std::os::unix::fs::chown(&socket, Some(uid), Some(uid)).unwrap();
+    (listener, socket)
+}
+
+#[test]
+fn the_users_bus_on_the_runtime_tmpfs_logind_mounts_below_run_user_is_out_of_reach() {
+    for (uid, who) in [(USER_UID, "user"), (0, "root")] {
+        let day = Day::new(&format!("user-bus-{who}"), uid);
+        let (_bus, socket) = user_bus(uid);
+        let connect = format!(
+            "import socket\ntry:\n    socket.socket(socket.AF_UNIX).connect({:?})\n    \
+             print('connected')\nexcept OSError as e:\n    print('errno', e.errno)",
+            socket.display().to_string()
+        );
+        let outside = Command::new("python3")
+            .args(["-c", &connect])
+            .uid(uid)
+            .output()
+            .unwrap();
+        assert_eq!(stdout(&outside).trim(), "connected", "{who} outside");
+        let script = day.workspace.join("connect.py");
+        write(&script, &connect);
+        let inside = day.run(uid, false, &[], "python3 connect.py");
+        assert_eq!(
+            stdout(&inside).trim(),
+            format!("errno {}", libc::EPERM),
+            "{who} inside: {}",
+            stderr(&inside)
+        );
+    }
+}

@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use super::{prepare::again, DaemonState};
+use super::{prepare::again_off_thread, DaemonState};
 
 pub async fn run(state: Arc<Mutex<DaemonState>>, every: Duration) {
     let mut tick = tokio::time::interval(every);
@@ -21,17 +21,13 @@ pub async fn run(state: Arc<Mutex<DaemonState>>, every: Duration) {
             Err(_) => return,
         };
         for (saved, rules_then) in jobs {
-            let protected = protected.clone();
-            let job = saved.clone();
             // DNS can block for seconds: resolve without holding the state.
-            let prepared = tokio::task::spawn_blocking(move || again(&job, &protected)).await;
-            let prepared = match prepared {
-                Ok(Ok(p)) => p,
-                Ok(Err(e)) => {
+            let prepared = match again_off_thread(&saved, &protected).await {
+                Ok(p) => p,
+                Err(e) => {
                     tracing::warn!(cgroup = %saved.cgroup.display(), "host names not refreshed: {e}");
                     continue;
                 }
-                Err(_) => continue,
             };
             if prepared.compiled.net_rules == rules_then {
                 continue;

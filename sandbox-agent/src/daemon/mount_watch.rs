@@ -11,7 +11,7 @@ use std::{
 
 use tokio::io::{unix::AsyncFd, Interest};
 
-use super::{prepare::again, DaemonState};
+use super::{prepare::again_off_thread, DaemonState};
 use crate::mounts::MountIndex;
 
 pub async fn run(state: Arc<Mutex<DaemonState>>) {
@@ -59,16 +59,12 @@ async fn watch(state: Arc<Mutex<DaemonState>>) -> io::Result<()> {
         .await
         .unwrap_or_default();
         for saved in changed {
-            let protected = protected.clone();
-            let job = saved.clone();
-            let prepared = match tokio::task::spawn_blocking(move || again(&job, &protected)).await
-            {
-                Ok(Ok(prepared)) => prepared,
-                Ok(Err(e)) => {
+            let prepared = match again_off_thread(&saved, &protected).await {
+                Ok(prepared) => prepared,
+                Err(e) => {
                     tracing::warn!(cgroup = %saved.cgroup.display(), "the mounts below the policy's directories changed, and compiling it again failed: {e}");
                     continue;
                 }
-                Err(_) => continue,
             };
             let Ok(mut s) = state.lock() else {
                 return Ok(());

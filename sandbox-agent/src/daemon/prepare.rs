@@ -28,9 +28,8 @@ impl Prepared {
     /// Covers what the mount namespaces of `pids`, those not the daemon's (a container's),
     /// mount below the policy's directories: its own mount table shows only the daemon's.
     pub(super) fn cover_mounts_of(&mut self, pids: impl IntoIterator<Item = u32>) {
-        for pid in crate::mounts::other_namespaces(pids) {
-            policy::rule_what_is_mounted_below_in_namespace_of(&mut self.compiled, pid);
-        }
+        let others = crate::mounts::other_namespaces(pids);
+        policy::rule_what_is_mounted_below_in_namespaces_of(&mut self.compiled, &others);
     }
 }
 
@@ -118,6 +117,17 @@ pub fn again(then: &SavedAttachment, protected: &Protected) -> Result<Prepared, 
     prepared.saved.run_by = then.run_by.clone();
     prepared.cover_mounts_of(cgroup::processes_below(&then.cgroup, &mut Vec::new()));
     Ok(prepared)
+}
+
+/// `again`, on a blocking thread: a compile resolves paths and host names, and may wait.
+pub async fn again_off_thread(
+    then: &SavedAttachment,
+    protected: &Protected,
+) -> Result<Prepared, String> {
+    let (then, protected) = (then.clone(), protected.clone());
+    tokio::task::spawn_blocking(move || again(&then, &protected))
+        .await
+        .map_err(|e| format!("the compile did not finish: {e}"))?
 }
 
 /// Rules the loaded programs could never match: on btrfs, unless they read subvolume devices.

@@ -34,6 +34,6 @@ pub use env_rules::{sockets_named, EnvRules};
 pub use exec_check::{check_program, ExecRefusal};
 pub use keys::{every_policy, in_use};
 pub use lint::lint;
-pub use mounted_below::{rule_what_is_mounted_below_in_namespace_of, MountsBelow};
+pub use mounted_below::{rule_what_is_mounted_below_in_namespaces_of, MountsBelow};
 pub use schema::{parse, Mode, NetDefault, PathKey, Policy, PolicyError};
 pub use suggest::Learned;

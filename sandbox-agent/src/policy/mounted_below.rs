@@ -44,29 +44,32 @@ pub(super) fn rule_what_is_mounted_below(out: &mut CompiledPolicy) {
     }
 }
 
-/// The same for the mounts of another mount namespace, that of process `pid` (a confined
-/// process that does not share the daemon's: a container's), reached through its root; then
-/// the hardlink scan of the directories it found. Done for each attach, never remembered with
-/// a compile, and not watched afterwards.
-pub fn rule_what_is_mounted_below_in_namespace_of(out: &mut CompiledPolicy, pid: u32) {
-    if out.rule_dirs.is_empty() {
+/// The same for the mounts of other mount namespaces, each that of a process in `pids` (a
+/// confined process that does not share the daemon's: a container's), reached through its
+/// root; then the hardlink scan of the directories they gave. Done for each attach, never
+/// remembered with a compile, and not watched afterwards.
+pub fn rule_what_is_mounted_below_in_namespaces_of(out: &mut CompiledPolicy, pids: &[u32]) {
+    if out.rule_dirs.is_empty() || pids.is_empty() {
         return;
     }
-    let (Some(ours), Some(theirs)) = (
-        table(out, "/proc/self/mountinfo"),
-        table(out, &format!("/proc/{pid}/mountinfo")),
-    ) else {
+    let Some(ours) = table(out, "/proc/self/mountinfo") else {
         return;
     };
-    let (ours, theirs) = (MountIndex::new(&ours), MountIndex::new(&theirs));
-    let root = PathBuf::from(format!("/proc/{pid}/root"));
-    for (dir, flags, rule_id) in out.rule_dirs.clone() {
-        let Some(place) = ours.place(&dir) else {
+    let ours = MountIndex::new(&ours);
+    for &pid in pids {
+        let Some(theirs) = table(out, &format!("/proc/{pid}/mountinfo")) else {
             continue;
         };
-        for below in theirs.mounted_below(&place) {
-            let point = root.join(below.point.strip_prefix("/").unwrap_or(&below.point));
-            rule_one(out, &dir, point, &below, flags, rule_id);
+        let theirs = MountIndex::new(&theirs);
+        let root = PathBuf::from(format!("/proc/{pid}/root"));
+        for (dir, flags, rule_id) in out.rule_dirs.clone() {
+            let Some(place) = ours.place(&dir) else {
+                continue;
+            };
+            for below in theirs.mounted_below(&place) {
+                let point = root.join(below.point.strip_prefix("/").unwrap_or(&below.point));
+                rule_one(out, &dir, point, &below, flags, rule_id);
+            }
         }
     }
     deny_other_names(out);

@@ -33,7 +33,10 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use sandbox_common::{KERNEL_FS_MAGICS, RULE_DENY_READ, RULE_DENY_WRITE};
+use sandbox_common::{
+    KERNEL_FS_MAGICS, MQUEUE_MAGIC, PROC_SUPER_MAGIC, RULE_ALLOW_WRITE, RULE_DENY_READ,
+    RULE_DENY_WRITE,
+};
 
 use crate::policy::CompiledPolicy;
 
@@ -298,6 +301,17 @@ fn check_descriptor(
     Some((target, access, denial))
 }
 
+/// Whether the open file `file` is one `allow_write` must list to be written, as the programs
+/// decide (`kept_for_later`): a regular file, not a process's procfs file or a message queue.
+/// Unknown counts as yes.
+fn kept_for_later(file: &Path) -> bool {
+    let regular = std::fs::metadata(file).map_or(true, |md| md.is_file());
+    regular
+        && crate::identity::fs_magic(file).map_or(true, |magic| {
+            magic != PROC_SUPER_MAGIC && magic != MQUEUE_MAGIC
+        })
+}
+
 /// The decision for an open file: `file` reaches it (a `/proc/PID/fd/N` link, or any path to
 /// it), `name` is its path as the kernel reports it (` (deleted)` and all) in the view whose
 /// root is `root` (`/proc/PID/root`).
@@ -318,7 +332,19 @@ fn open_file_denial(
         let under_root = root.join(dir.strip_prefix("/").unwrap_or(dir));
         chain.push((dir.to_path_buf(), ids.get(&under_root)));
     }
-    denial(compiled, &chain, access)
+    denial(compiled, &chain, access).or_else(|| {
+        let unlisted = access != Access::Read
+            && compiled.write_allowlist()
+            && kept_for_later(file)
+            && !chain.iter().any(|(_, id)| {
+                id.and_then(|id| compiled.inode_rules.get(&id))
+                    .is_some_and(|rule| rule.flags & RULE_ALLOW_WRITE != 0)
+            });
+        unlisted.then(|| Denial {
+            rule: "allow_write (not under any listed path)".into(),
+            at: name.to_path_buf(),
+        })
+    })
 }
 
 /// Whether `file` is on one of the kernel's own filesystems: None when it is gone (the

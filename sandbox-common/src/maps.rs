@@ -48,6 +48,8 @@ pub const POLICY_NET_BINARIES: u32 = 1 << 4;
 pub const POLICY_NET_BINARY_NAMES: u32 = 1 << 5;
 /// The policy has `unix_deny` rules (`RULE_DENY_UNIX`).
 pub const POLICY_UNIX_RULES: u32 = 1 << 6;
+/// `allow_write` is present: only what lies under `RULE_ALLOW_WRITE` rules may be changed.
+pub const POLICY_WRITE_ALLOWLIST: u32 = 1 << 7;
 
 pub const MODE_ENFORCE: u32 = 0;
 pub const MODE_AUDIT: u32 = 1;
@@ -134,6 +136,14 @@ pub const RULE_DENY_WRITE: u32 = 1 << 4;
 /// runs what is in the new one. Matched only on the entry being changed, not on the directories
 /// above it: what is inside an ancestor stays free to change.
 pub const RULE_ON_THE_WAY: u32 = 1 << 5;
+/// With an `allow_write` policy: changing this file, or anything below this directory, is
+/// allowed (deny_write still wins).
+pub const RULE_ALLOW_WRITE: u32 = 1 << 6;
+/// Never on a rule: asked of a walk together with `RULE_ALLOW_WRITE` when the change is to the
+/// file itself (its content, mode, owner, attributes). A file with other names is then allowed
+/// only when the listed directory is a whole filesystem: its other names could be anywhere on
+/// the filesystem, outside every listed directory, and no walk from this name would see them.
+pub const WALK_ONE_NAME: u32 = 1 << 28;
 /// This name is a missing directory on the way to denied paths (`~/.config` for a rule on
 /// `~/.config/gcloud` written before `~/.config` existed): follow `next_node` for the next name.
 pub const RULE_PREFIX: u32 = 1 << 30;
@@ -188,6 +198,11 @@ pub const RULE_ID_NET_DEFAULT: u32 = u32::MAX - 4;
 /// Sentinel rule id: a raw, packet or SCTP socket under a policy with network rules (they can
 /// reach addresses the rules never see).
 pub const RULE_ID_NET_RAW: u32 = u32::MAX - 5;
+/// Sentinel rule id: an `allow_write` policy lists nothing above the changed entry.
+pub const RULE_ID_NOT_WRITABLE: u32 = u32::MAX - 6;
+/// Sentinel rule id: an `allow_write` policy and the changed file has other names, which may be
+/// outside every listed directory (`WALK_ONE_NAME`).
+pub const RULE_ID_OTHER_NAMES: u32 = u32::MAX - 7;
 
 /// Deepest cgroup nesting the policy lookup examines.
 pub const MAX_CGROUP_DEPTH: i32 = 32;

@@ -281,6 +281,9 @@ pub const KERNEL_FS_MAGICS: [u64; 13] = [
 /// `/proc/self` resolves to); `/proc/sys`, `/proc/sysrq-trigger` and every other top-level
 /// entry are the host's. `/proc/kcore` cannot be opened at all.
 pub const PROC_SUPER_MAGIC: u64 = 0x9fa0;
+/// POSIX message queues (`mq_open`): not files anything runs or reads later, and outside every
+/// directory an `allow_write` policy could list.
+pub const MQUEUE_MAGIC: u64 = 0x1980_0202;
 
 #[cfg(test)]
 mod tests {

@@ -22,6 +22,7 @@ fn verdict_on_attributes(hook: u32, dentry: *const u8) -> i32 {
     let change = Change {
         dentry,
         want: RULE_DENY_READ | RULE_DENY_WRITE,
+        of_the_file: true,
     };
     verdict_on_changes(hook, change, None)
 }

@@ -2,9 +2,10 @@
 //! inode identity for the kind of access, record the denial, and return the hook's verdict.
 
 use sandbox_common::{
-    CgroupPolicy, KernelOffsets, POLICY_DENY_FILELESS_EXEC, POLICY_EXEC_ALLOWLIST, RULE_ALLOW_EXEC,
-    RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_WRITE, RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS,
-    RULE_ID_SELF_PROTECTION,
+    CgroupPolicy, KernelOffsets, MQUEUE_MAGIC, POLICY_DENY_FILELESS_EXEC, POLICY_EXEC_ALLOWLIST,
+    POLICY_WRITE_ALLOWLIST, PROC_SUPER_MAGIC, RULE_ALLOW_EXEC, RULE_ALLOW_WRITE, RULE_DENY_EXEC,
+    RULE_DENY_READ, RULE_DENY_WRITE, RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS,
+    RULE_ID_SELF_PROTECTION, WALK_ONE_NAME,
 };
 
 use crate::{
@@ -73,7 +74,13 @@ fn decide(policy: &CgroupPolicy, file: *const u8, access: Access) -> (Decision, 
                 return (host, denied_file());
             }
             if writing {
-                (RULE_DENY_READ | RULE_DENY_WRITE, 0)
+                let allow =
+                    if policy.flags & POLICY_WRITE_ALLOWLIST != 0 && kept_for_later(off, inode) {
+                        RULE_ALLOW_WRITE | WALK_ONE_NAME
+                    } else {
+                        0
+                    };
+                (RULE_DENY_READ | RULE_DENY_WRITE, allow)
             } else {
                 (RULE_DENY_READ, 0)
             }
@@ -112,6 +119,26 @@ fn decide(policy: &CgroupPolicy, file: *const u8, access: Access) -> (Decision, 
         remembered.remember_allowed();
     }
     (decision, Target::file(FileId { dentry, ..file_id }))
+}
+
+/// Whether writing `inode` changes a file that outlasts the writer, which `allow_write` must
+/// list: a regular file, except a process's own procfs files (the host's are refused anyway,
+/// `host_files`) and message queues. Devices, pipes and sockets carry data elsewhere (a raw
+/// disk is refused as a host file). Unreadable counts as kept (fail closed).
+#[inline(always)]
+fn kept_for_later(off: &KernelOffsets, inode: *const u8) -> bool {
+    const S_IFMT: u16 = 0o170000;
+    const S_IFREG: u16 = 0o100000;
+    let Ok(mode) = read_at::<u16>(inode, off.inode_mode) else {
+        return true;
+    };
+    if mode & S_IFMT != S_IFREG {
+        return false;
+    }
+    match read_ptr(inode, off.inode_sb).and_then(|sb| read_at::<u64>(sb, off.sb_magic)) {
+        Ok(magic) => magic != PROC_SUPER_MAGIC && magic != MQUEUE_MAGIC,
+        Err(_) => true,
+    }
 }
 
 /// (kernel dev_t, inode number) of an open file.

@@ -8,8 +8,9 @@ use aya_ebpf::{
 };
 use sandbox_common::{
     InodeKey, KernelOffsets, NameKey, CHAIN_DEV, MAX_CHAIN, MAX_NAME_LEN, MAX_WALK_DEPTH,
-    NAME_KEY_LEN, POLICY_ID_ANY, RULE_ID_FAIL_CLOSED, RULE_ID_NOT_ALLOWED, RULE_NAMED_CHILDREN,
-    RULE_ON_THE_WAY, RULE_PREFIX,
+    NAME_KEY_LEN, POLICY_ID_ANY, RULE_ALLOW_WRITE, RULE_ID_FAIL_CLOSED, RULE_ID_NOT_ALLOWED,
+    RULE_ID_NOT_WRITABLE, RULE_ID_OTHER_NAMES, RULE_NAMED_CHILDREN, RULE_ON_THE_WAY, RULE_PREFIX,
+    WALK_ONE_NAME,
 };
 
 use crate::{
@@ -35,9 +36,11 @@ struct Walk {
     name_key: NameKey,
     /// Rule bits that deny: the first rule with one of them decides.
     want: u32,
-    /// Rule bits that list the file (`allow_exec`); 0 when the policy has no allowlist.
+    /// Rule bits that list the file (`allow_exec`, `allow_write`); 0 when the policy has no
+    /// allowlist. May carry `WALK_ONE_NAME`.
     allow: u32,
-    /// Set once a rule with an `allow` bit was passed.
+    /// The `allow` bits of the rules passed. Or-ed in, never branched on inside the loop: a
+    /// branch there would double the states the verifier walks for every hook.
     listed: u32,
     outcome: u32,
     rule_id: u32,
@@ -54,7 +57,8 @@ const DENIED: u32 = 2;
 
 /// Decides an access to `dentry` (on the filesystem whose kernel dev_t is `dev`) under the
 /// policy `policy_id`: denied by the nearest rule with a bit in `want`; with `allow` non-zero,
-/// also denied unless some rule on the way up has a bit in `allow` (a deny always wins).
+/// also denied unless some rule on the way up has a bit in `allow` (a deny always wins); with
+/// `WALK_ONE_NAME` in `allow`, a file with other names also needs its whole filesystem listed.
 ///
 /// The walk runs in `bpf_loop`, so the verifier checks one level once instead of every level of
 /// an unrolled loop: each hook that shares it costs a fraction of a second to load, not tens.
@@ -123,8 +127,15 @@ pub fn check_dentry_at(
     };
     let decision = match walk.outcome {
         ALLOWED if walk.allow != 0 && walk.listed == 0 => Decision::Deny {
-            rule_id: RULE_ID_NOT_ALLOWED,
+            rule_id: if walk.allow & RULE_ALLOW_WRITE != 0 {
+                RULE_ID_NOT_WRITABLE
+            } else {
+                RULE_ID_NOT_ALLOWED
+            },
         },
+        // Decided here, after the loop, so the walk's own states stay as they were: this is
+        // the rare case, and the loop's verification is what every hook pays to load.
+        ALLOWED if walk.allow & WALK_ONE_NAME != 0 => one_name(&mut walk, start),
         ALLOWED => Decision::Allow,
         DENIED => Decision::Deny {
             rule_id: walk.rule_id,
@@ -133,6 +144,47 @@ pub fn check_dentry_at(
         _ => FAIL_CLOSED,
     };
     (decision, walk.inode_key, walk.dentry)
+}
+
+/// After a complete walk (`walk.dentry` is the filesystem's root): allowed if `start` is a
+/// directory, a file with one name, or on a filesystem listed whole (a rule with an `allow` bit
+/// on its root). Another name of the file may be anywhere on its filesystem, outside every
+/// listed directory (a hardlink made before the attach), and no walk from this name sees it.
+#[inline(always)]
+fn one_name(walk: &mut Walk, start: *const u8) -> Decision {
+    const S_IFMT: u16 = 0o170000;
+    const S_IFDIR: u16 = 0o040000;
+    let off = offsets();
+    let Ok(inode) = read_at::<*const u8>(start, off.dentry_inode) else {
+        return FAIL_CLOSED;
+    };
+    if inode.is_null() {
+        return Decision::Allow;
+    }
+    let (Ok(mode), Ok(nlink)) = (
+        read_at::<u16>(inode, off.inode_mode),
+        read_at::<u32>(inode, off.inode_nlink),
+    ) else {
+        return FAIL_CLOSED;
+    };
+    if mode & S_IFMT == S_IFDIR || nlink < 2 {
+        return Decision::Allow;
+    }
+    let Ok(root) = read_at::<*const u8>(walk.dentry, off.dentry_inode) else {
+        return FAIL_CLOSED;
+    };
+    let Ok(ino) = read_at::<u64>(root, off.inode_ino) else {
+        return FAIL_CLOSED;
+    };
+    // The key's device is the root's as the walk last computed it (its subvolume on btrfs).
+    walk.inode_key.ino = ino;
+    // SAFETY: copied out at once; see policy::current_policy.
+    match unsafe { INODE_RULES.get(&walk.inode_key).copied() } {
+        Some(rule) if rule.flags & walk.allow != 0 => Decision::Allow,
+        _ => Decision::Deny {
+            rule_id: RULE_ID_OTHER_NAMES,
+        },
+    }
 }
 
 /// A file with more than one name that was hardlinked out of a protected directory after the
@@ -283,9 +335,7 @@ fn check_inode(
             rule_id: rule.rule_id,
         }));
     }
-    if rule.flags & walk.allow != 0 {
-        walk.listed = 1;
-    }
+    walk.listed |= rule.flags & walk.allow;
     if rule.flags & RULE_NAMED_CHILDREN != 0 {
         if let Some(rule_id) = check_names(walk, ino, level)? {
             return Ok(Some(Decision::Deny { rule_id }));
@@ -323,9 +373,7 @@ fn check_names(walk: &mut Walk, parent_ino: u64, level: u32) -> Result<Option<u3
         if rule.flags & want != 0 {
             return Ok(Some(rule.rule_id));
         }
-        if rule.flags & walk.allow != 0 {
-            walk.listed = 1;
-        }
+        walk.listed |= rule.flags & walk.allow;
         if rule.flags & RULE_PREFIX == 0 {
             return Ok(None);
         }

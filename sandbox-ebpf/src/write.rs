@@ -8,8 +8,9 @@ use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
     InodeKey, LinkedOut, EPERM, HOOK_FILE_TRUNCATE, HOOK_PATH_LINK, HOOK_PATH_MKDIR,
     HOOK_PATH_MKNOD, HOOK_PATH_RENAME, HOOK_PATH_RMDIR, HOOK_PATH_SYMLINK, HOOK_PATH_TRUNCATE,
-    HOOK_PATH_UNLINK, LINKED_OUT_DIRS, POLICY_ID_ANY, RULE_DENY_EXEC, RULE_DENY_READ,
-    RULE_DENY_UNIX, RULE_DENY_WRITE, RULE_ID_FAIL_CLOSED, RULE_ID_SELF_PROTECTION, RULE_ON_THE_WAY,
+    HOOK_PATH_UNLINK, LINKED_OUT_DIRS, MQUEUE_MAGIC, POLICY_ID_ANY, POLICY_WRITE_ALLOWLIST,
+    PROC_SUPER_MAGIC, RULE_ALLOW_WRITE, RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_UNIX,
+    RULE_DENY_WRITE, RULE_ID_FAIL_CLOSED, RULE_ID_SELF_PROTECTION, RULE_ON_THE_WAY, WALK_ONE_NAME,
 };
 
 use crate::{
@@ -47,6 +48,9 @@ const RENAME_EXCHANGE: u32 = 1 << 1;
 pub struct Change {
     pub dentry: *const u8,
     pub want: u32,
+    /// What changes is the file itself (its size, mode, owner, attributes), not a name: under
+    /// `allow_write`, a file with other names is then changed under all of them.
+    pub of_the_file: bool,
 }
 
 /// Verdict of `hook` on changing `first` and then, unless that is denied, `second`.
@@ -55,10 +59,23 @@ pub fn verdict_on_changes(hook: u32, first: Change, second: Option<Change>) -> i
     let Some(policy) = current_policy() else {
         return 0;
     };
+    let allowlist = policy.flags & POLICY_WRITE_ALLOWLIST != 0;
     let mut target = FileId::default();
-    let mut denied = denying_rule(policy.policy_id, first.dentry, first.want, &mut target);
+    let mut denied = denying_rule(
+        policy.policy_id,
+        first.dentry,
+        first.want,
+        listed_by(allowlist, first),
+        &mut target,
+    );
     if let (NO_RULE, Some(second)) = (denied, second) {
-        denied = denying_rule(policy.policy_id, second.dentry, second.want, &mut target);
+        denied = denying_rule(
+            policy.policy_id,
+            second.dentry,
+            second.want,
+            listed_by(allowlist, second),
+            &mut target,
+        );
     }
     let decision = match denied {
         NO_RULE => Decision::Allow,
@@ -69,7 +86,17 @@ pub fn verdict_on_changes(hook: u32, first: Change, second: Option<Change>) -> i
     enforce(&policy, hook, decision, &Target::file(target))
 }
 
-/// Verdict of `hook` on changing the one entry `dentry` (deny_write).
+/// The rule bits that list `change` under an `allow_write` policy (0 without one).
+#[inline(always)]
+fn listed_by(allowlist: bool, change: Change) -> u32 {
+    match (allowlist, change.of_the_file) {
+        (false, _) => 0,
+        (true, false) => RULE_ALLOW_WRITE,
+        (true, true) => RULE_ALLOW_WRITE | WALK_ONE_NAME,
+    }
+}
+
+/// Verdict of `hook` on changing the file `dentry` (deny_write).
 #[inline(always)]
 fn verdict_on_change(hook: u32, dentry: *const u8) -> i32 {
     verdict_on_changes(
@@ -77,6 +104,7 @@ fn verdict_on_change(hook: u32, dentry: *const u8) -> i32 {
         Change {
             dentry,
             want: CHANGE,
+            of_the_file: true,
         },
         None,
     )
@@ -91,6 +119,7 @@ fn verdict_on_remove(hook: u32, dentry: *const u8) -> i32 {
         Change {
             dentry,
             want: REMOVE,
+            of_the_file: false,
         },
         None,
     )
@@ -104,6 +133,7 @@ fn verdict_on_create(hook: u32, dentry: *const u8) -> i32 {
         Change {
             dentry,
             want: CREATE,
+            of_the_file: false,
         },
         None,
     )
@@ -117,7 +147,30 @@ const NO_RULE: u64 = u64::MAX;
 /// self-protection, whatever the policy. Not inlined: link and rename check two entries, and two
 /// inlined walks would not fit the 512-byte stack together; called, they share one frame.
 #[inline(never)]
-fn denying_rule(policy_id: u32, dentry: *const u8, want: u32, target: &mut FileId) -> u64 {
+fn denying_rule(
+    policy_id: u32,
+    dentry: *const u8,
+    want: u32,
+    allow: u32,
+    target: &mut FileId,
+) -> u64 {
+    let rule = rule_against(policy_id, dentry, want, allow, target);
+    // Copied through a helper, so the verifier knows the result only as a number: each rule
+    // id it could tell apart (the sentinels, NO_RULE) would otherwise make it verify all that
+    // follows the call (path_link's second entry and its records) once per id. A failed copy
+    // is rule 0: denied.
+    read_at::<u64>(&rule as *const u64 as *const u8, 0).unwrap_or(0)
+}
+
+/// `denying_rule`'s decision, as the verifier sees every value of it.
+#[inline(always)]
+fn rule_against(
+    policy_id: u32,
+    dentry: *const u8,
+    want: u32,
+    allow: u32,
+    target: &mut FileId,
+) -> u64 {
     let off = offsets();
     if off.valid == 0 || dentry.is_null() {
         return RULE_ID_FAIL_CLOSED as u64;
@@ -142,7 +195,13 @@ fn denying_rule(policy_id: u32, dentry: *const u8, want: u32, target: &mut FileI
     if on_kernel_fs(off, sb) {
         return RULE_ID_SELF_PROTECTION as u64;
     }
-    match check_dentry(policy_id, dev, dentry, want, 0) {
+    // A process's own procfs files (`/proc/self/comm` opened with O_TRUNC) and message queues
+    // are no files that outlast it: `allow_write` cannot list them (`file_check`).
+    let allow = match read_at::<u64>(sb, off.sb_magic) {
+        Ok(PROC_SUPER_MAGIC | MQUEUE_MAGIC) => 0,
+        _ => allow,
+    };
+    match check_dentry(policy_id, dev, dentry, want, allow) {
         Decision::Allow => NO_RULE,
         Decision::Deny { rule_id } => rule_id as u64,
     }
@@ -230,13 +289,17 @@ pub fn path_link(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 3) {
         return denied;
     }
+    // Under `allow_write` the file linked must be listed too: a name for it in a listed
+    // directory would make it writable there.
     let old = Change {
         dentry: ctx.arg(0),
         want: MOVE,
+        of_the_file: false,
     };
     let new = Change {
         dentry: ctx.arg(2),
         want: CREATE,
+        of_the_file: false,
     };
     match verdict_on_changes(HOOK_PATH_LINK, old, Some(new)) {
         0 => note_link_out(old.dentry),
@@ -316,6 +379,7 @@ pub fn path_rename(ctx: LsmContext) -> i32 {
     let old = Change {
         dentry: ctx.arg(1),
         want: MOVE | RULE_ON_THE_WAY,
+        of_the_file: false,
     };
     // The entry replaced at the new name is changed, and the name given to what moves in
     // (CREATE); with RENAME_EXCHANGE the entry there moves out too (MOVE, the same bits).
@@ -327,6 +391,7 @@ pub fn path_rename(ctx: LsmContext) -> i32 {
             } else {
                 CREATE
             },
+        of_the_file: false,
     };
     verdict_on_changes(HOOK_PATH_RENAME, old, Some(new))
 }

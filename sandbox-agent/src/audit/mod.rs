@@ -22,7 +22,8 @@ use sandbox_common::{
     HOOK_PATH_MKDIR, HOOK_PATH_MKNOD, HOOK_PATH_RENAME, HOOK_PATH_RMDIR, HOOK_PATH_SYMLINK,
     HOOK_PATH_TRUNCATE, HOOK_PATH_UNLINK, HOOK_PTRACE, HOOK_SB_MOUNT, HOOK_SOCKET_CONNECT,
     HOOK_SOCKET_SENDMSG, HOOK_TASK_ALLOC, HOOK_TASK_KILL, RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS,
-    RULE_ID_NET_DEFAULT, RULE_ID_NET_RAW, RULE_ID_NOT_ALLOWED, RULE_ID_SELF_PROTECTION,
+    RULE_ID_NET_DEFAULT, RULE_ID_NET_RAW, RULE_ID_NOT_ALLOWED, RULE_ID_NOT_WRITABLE,
+    RULE_ID_OTHER_NAMES, RULE_ID_SELF_PROTECTION,
 };
 use serde::{Deserialize, Serialize};
 
@@ -185,6 +186,10 @@ pub fn decode<'a>(event: &'a AuditEvent, time: &'a str, ctx: &'a Context) -> Aud
     let rule: Option<Cow<'a, str>> = match event.rule_id {
         RULE_ID_FAIL_CLOSED => Some("fail-closed (kernel data unreadable or path too deep)".into()),
         RULE_ID_NOT_ALLOWED => Some("allow_exec (not under any listed path)".into()),
+        RULE_ID_NOT_WRITABLE => Some("allow_write (not under any listed path)".into()),
+        RULE_ID_OTHER_NAMES => Some(
+            "allow_write (the file has other names, which may be outside every listed path)".into(),
+        ),
         RULE_ID_FILELESS => Some("deny_fileless_exec (the file has no link)".into()),
         RULE_ID_NET_DEFAULT => Some("network.default: deny (no rule allows it)".into()),
         RULE_ID_NET_RAW => Some(

@@ -20,8 +20,9 @@ use std::{
 use sandbox_common::{
     NetRules, RuleValue, CHAIN_DEV, MAX_CHAIN, POLICY_DENY_FILELESS_EXEC, POLICY_EXEC_ALLOWLIST,
     POLICY_NET_BINARIES, POLICY_NET_BINARY_NAMES, POLICY_NET_DEFAULT_DENY, POLICY_NET_RULES,
-    POLICY_UNIX_RULES, RULE_ALLOW_EXEC, RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_UNIX,
-    RULE_DENY_WRITE, RULE_NAMED_CHILDREN, RULE_ON_THE_WAY, RULE_PREFIX, RULE_TREE,
+    POLICY_UNIX_RULES, POLICY_WRITE_ALLOWLIST, RULE_ALLOW_EXEC, RULE_ALLOW_WRITE, RULE_DENY_EXEC,
+    RULE_DENY_READ, RULE_DENY_UNIX, RULE_DENY_WRITE, RULE_NAMED_CHILDREN, RULE_ON_THE_WAY,
+    RULE_PREFIX, RULE_TREE,
 };
 use serde::Serialize;
 
@@ -183,6 +184,11 @@ impl CompiledPolicy {
         self.flags & POLICY_EXEC_ALLOWLIST != 0
     }
 
+    /// Whether only `allow_write` paths may be changed.
+    pub fn write_allowlist(&self) -> bool {
+        self.flags & POLICY_WRITE_ALLOWLIST != 0
+    }
+
     /// The rule behind a rule id, if any.
     pub fn rule(&self, id: u32) -> Option<&RuleInfo> {
         self.rules.get(id as usize)
@@ -194,6 +200,8 @@ impl CompiledPolicy {
 /// `structural` (a chain or named-children marker) carries no rule of its own.
 /// The rule bits that deny something.
 pub(super) const DENY: u32 = RULE_DENY_READ | RULE_DENY_EXEC | RULE_DENY_UNIX | RULE_DENY_WRITE;
+/// The rule bits that list what an allowlist allows.
+pub(super) const ALLOW: u32 = RULE_ALLOW_EXEC | RULE_ALLOW_WRITE;
 
 fn takes_rule_id(existing: u32, flags: u32, structural: u32) -> bool {
     let meaningful = |f: u32| f & !structural != 0;
@@ -288,6 +296,7 @@ fn add_listed(
         PathKey::DenyWrite => RULE_DENY_WRITE,
         PathKey::AllowExec => RULE_ALLOW_EXEC,
         PathKey::UnixDeny => RULE_DENY_UNIX,
+        PathKey::AllowWrite => RULE_ALLOW_WRITE,
     };
     let key = key.name();
     let id = out.rules.len() as u32;
@@ -339,6 +348,9 @@ fn policy_flags(policy: &Policy) -> u32 {
     if policy.allow_exec.is_some() {
         flags |= POLICY_EXEC_ALLOWLIST;
     }
+    if policy.allow_write.is_some() {
+        flags |= POLICY_WRITE_ALLOWLIST;
+    }
     if policy.deny_fileless_exec {
         flags |= POLICY_DENY_FILELESS_EXEC;
     }
@@ -385,7 +397,7 @@ fn add_path_rule(
     }
     let mut resolved = canonical.clone();
     resolved.extend(&missing);
-    let allows = flags & RULE_ALLOW_EXEC != 0;
+    let allows = flags & ALLOW != 0;
     if allows && missing.len() > MAX_CHAIN {
         // Cutting the chain short would allow a wider subtree than written: allow nothing.
         out.warnings.push(format!(
@@ -396,11 +408,15 @@ fn add_path_rule(
         ));
         return Ok((resolved, false));
     }
-    if allows {
+    if flags & RULE_ALLOW_EXEC != 0 {
         out.warnings.push(format!(
             "{} does not exist yet: executing it is allowed once created",
             resolved.display()
         ));
+    } else if allows {
+        // A place to write that is not there yet (`$GIT_COMMON_DIR` before `git init`) is
+        // unremarkable: it is listed with the other paths made later.
+        out.not_yet_created.push(resolved.clone());
     } else if missing.len() > MAX_CHAIN {
         missing.truncate(MAX_CHAIN);
         let denied_root: PathBuf = canonical

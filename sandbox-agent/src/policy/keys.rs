@@ -112,6 +112,10 @@ pub const KEYS: &[Key] = &[
         hooks: WRITE,
     },
     Key {
+        name: "allow_write",
+        hooks: WRITE,
+    },
+    Key {
         name: "network.default",
         hooks: NETWORK,
     },
@@ -226,7 +230,7 @@ mod tests {
 
     /// The keys a policy file may hold, as the parser's own types name them.
     fn parser_keys() -> BTreeSet<String> {
-        let policy = parse("p.yaml", "name: a\nallow_exec: []\n").unwrap();
+        let policy = parse("p.yaml", "name: a\nallow_exec: []\nallow_write: []\n").unwrap();
         values(&policy).into_iter().map(|(k, _)| k).collect()
     }
 
@@ -268,6 +272,7 @@ mod tests {
             PathKey::DenyWrite,
             PathKey::AllowExec,
             PathKey::UnixDeny,
+            PathKey::AllowWrite,
         ] {
             assert!(super::key(key.name()).is_some(), "{}", key.name());
         }

@@ -32,7 +32,7 @@ pub fn lint(file: &str, text: &str, policy: &Policy) -> Vec<PolicyError> {
         let key = match key {
             PathKey::DenyRead | PathKey::DenyExec | PathKey::DenyWrite => key.name(),
             // Allowing a system tree is what an allowlist does; sockets are not programs' needs.
-            PathKey::AllowExec | PathKey::UnixDeny => continue,
+            PathKey::AllowExec | PathKey::AllowWrite | PathKey::UnixDeny => continue,
         };
         for (i, entry) in list.iter().enumerate() {
             let path = lexical(entry);
@@ -87,18 +87,30 @@ pub fn lint(file: &str, text: &str, policy: &Policy) -> Vec<PolicyError> {
                 "does not cover /usr/lib nor list the dynamic loader: the loader and shared libraries of dynamically linked programs cannot be mapped".into(),
             );
         }
-        for (i, entry) in allow.iter().enumerate() {
+    }
+    let allowlists = [
+        (
+            "allow_exec",
+            &policy.allow_exec,
+            "deny_exec",
+            &policy.deny_exec,
+        ),
+        (
+            "allow_write",
+            &policy.allow_write,
+            "deny_write",
+            &policy.deny_write,
+        ),
+    ];
+    for (key, allow, deny_key, deny) in allowlists {
+        for (i, entry) in allow.iter().flatten().enumerate() {
             let path = lexical(entry);
-            if let Some(denied) = policy
-                .deny_exec
-                .iter()
-                .find(|d| path.starts_with(lexical(d)))
-            {
+            if let Some(denied) = deny.iter().find(|d| path.starts_with(lexical(d))) {
                 warn(
-                    "allow_exec",
+                    key,
                     Some(i),
                     entry,
-                    format!("inside deny_exec {denied:?}, which wins: this entry allows nothing"),
+                    format!("inside {deny_key} {denied:?}, which wins: this entry allows nothing"),
                 );
             }
         }

@@ -39,6 +39,10 @@ pub struct Policy {
     /// executable; deny_exec still wins inside them.
     #[serde(default)]
     pub allow_exec: Option<Vec<String>>,
+    /// When present, the only files (or subtrees) a confined process may change (every change
+    /// deny_write names); deny_write still wins inside them.
+    #[serde(default)]
+    pub allow_write: Option<Vec<String>>,
     /// Deny executing files that have no link: memfd, O_TMPFILE, deleted binaries.
     #[serde(default)]
     pub deny_fileless_exec: bool,
@@ -123,6 +127,7 @@ pub enum PathKey {
     DenyWrite,
     AllowExec,
     UnixDeny,
+    AllowWrite,
 }
 
 impl PathKey {
@@ -134,13 +139,14 @@ impl PathKey {
             PathKey::DenyWrite => "deny_write",
             PathKey::AllowExec => "allow_exec",
             PathKey::UnixDeny => "network.unix_deny",
+            PathKey::AllowWrite => "allow_write",
         }
     }
 }
 
 impl Policy {
     /// Every path list with its key, in rule-numbering order.
-    pub fn path_lists(&self) -> [(PathKey, &[String]); 5] {
+    pub fn path_lists(&self) -> [(PathKey, &[String]); 6] {
         [
             (PathKey::DenyRead, &self.deny_read),
             (PathKey::DenyExec, &self.deny_exec),
@@ -150,6 +156,12 @@ impl Policy {
                 self.allow_exec.as_deref().unwrap_or_default(),
             ),
             (PathKey::UnixDeny, &self.network.unix_deny),
+            // Last: rules are numbered in this order, and audit records of attachments made
+            // before this key existed name them by number.
+            (
+                PathKey::AllowWrite,
+                self.allow_write.as_deref().unwrap_or_default(),
+            ),
         ]
     }
 

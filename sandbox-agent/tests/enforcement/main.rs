@@ -6,6 +6,7 @@ mod harness;
 
 mod aliases;
 mod allow_exec;
+mod allow_write;
 mod audit_events;
 mod bad_input;
 mod changes;

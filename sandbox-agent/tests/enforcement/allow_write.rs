@@ -1,0 +1,289 @@
+//! allow_write: an allowlist of what a confined process may change. Outside the listed trees
+//! nothing changes, whoever the task runs as: a confined root cannot replace the host's
+//! programs, configuration or package scripts (`system/` below stands for /usr, /etc and
+//! /var/lib/dpkg), and a name inside a listed tree that leads outside (a symlink, a bind mount,
+//! a hardlink made before the attach) changes nothing either.
+
+use std::{
+    collections::BTreeMap,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use crate::{
+    changes::*,
+    filesystems::{dir_on, file, mounted},
+    harness::*,
+};
+
+fn mount(args: &[&str], source: &str, point: &Path) {
+    let out = Command::new("mount")
+        .args(args)
+        .arg(source)
+        .arg(point)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "mount {args:?}: {}", stderr(&out));
+}
+
+/// A host in miniature below `base`: `work/` (listed), `system/` (not listed), each file
+/// changeable by everyone, so a refusal is the policy's and not the file mode's.
+struct Host {
+    work: PathBuf,
+    system: PathBuf,
+}
+
+impl Host {
+    fn new(base: &Path) -> Host {
+        let host = Host {
+            work: base.join("work"),
+            system: base.join("system"),
+        };
+        for who in ["root", "user"] {
+            for dir in [host.work.join(who), host.system.join(who).join("dir")] {
+                std::fs::create_dir_all(&dir).unwrap();
+            }
+            file(&host.system.join(who).join("conf"), "the host's own\n");
+            file(&host.system.join(who).join("tool"), "#!/bin/sh\n");
+            file(&host.work.join(who).join("file"), "the agent's\n");
+            file(&host.work.join(who).join("other"), "the agent's\n");
+        }
+        file(&host.work.join(".bashrc"), "the developer's\n");
+        give_to(USER_UID, base);
+        host
+    }
+}
+
+/// Every route that changes something at `dir` (a file `conf`, a file `tool`, a directory
+/// `dir`), and the routes between `dir` and the listed tree `to`.
+fn every_change(dir: &Path, to: &Path) -> Vec<(&'static str, &'static str, Vec<PathBuf>)> {
+    let p = |name: &str| dir.join(name);
+    let q = |name: &str| to.join(name);
+    vec![
+        ("append", "append", vec![p("conf")]),
+        ("open_rw", "open_rw", vec![p("conf")]),
+        ("open_trunc", "open_trunc", vec![p("conf")]),
+        ("truncate", "truncate", vec![p("conf")]),
+        ("create", "create", vec![p("new")]),
+        ("mkdir", "mkdir", vec![p("newdir")]),
+        ("mkfifo", "mkfifo", vec![p("fifo")]),
+        ("symlink", "symlink", vec![q("file"), p("link")]),
+        ("chmod_setuid", "chmod_setuid", vec![p("tool")]),
+        ("acl", "acl", vec![p("conf")]),
+        // A name for it in the listed tree, or for a listed file here.
+        ("link_in", "link", vec![p("conf"), q("conf-link")]),
+        ("link_out", "link", vec![q("file"), p("file-link")]),
+        ("rename_in", "rename", vec![p("tool"), q("tool")]),
+        ("rename_out", "rename", vec![q("other"), p("other")]),
+        ("exchange", "exchange", vec![q("file"), p("conf")]),
+        ("unlink", "unlink", vec![p("conf")]),
+        ("rmdir", "rmdir", vec![p("dir")]),
+    ]
+}
+
+fn tried(cg: &Cgroup, user: bool, tries: &[(&str, &str, Vec<PathBuf>)]) -> BTreeMap<String, i32> {
+    let tries: Vec<(&str, &str, Vec<&Path>)> = tries
+        .iter()
+        .map(|(n, op, ps)| (*n, *op, ps.iter().map(PathBuf::as_path).collect()))
+        .collect();
+    let tries: Vec<(&str, &str, &[&Path])> = tries
+        .iter()
+        .map(|(n, op, ps)| (*n, *op, ps.as_slice()))
+        .collect();
+    if user {
+        try_changes_as_user(cg, &tries)
+    } else {
+        try_changes(Some(cg), &tries)
+    }
+}
+
+#[test]
+fn outside_the_listed_trees_nothing_changes_for_a_confined_root_or_user() {
+    let base = fixture_dir("allow-write");
+    let host = Host::new(&base);
+    let policy = policy_file(
+        &base,
+        "allow-write",
+        "allow_write:\n  - ~/work\ndeny_write:\n  - ~/work/.bashrc\n",
+    );
+    let cg = Cgroup::new("allow-write");
+    attach(&cg, &policy, &base);
+
+    for (who, user) in [("root", false), ("user", true)] {
+        let system = host.system.join(who);
+        let work = host.work.join(who);
+        let outside = tried(&cg, user, &every_change(&system, &work));
+        assert_only_allowed(&outside, &[]);
+        assert_eq!(
+            std::fs::read_to_string(system.join("conf")).unwrap(),
+            "the host's own\n",
+            "{who}"
+        );
+        assert_eq!(
+            file_state(&system.join("tool")),
+            "100666 1000 none none none"
+        );
+
+        // The same changes inside the listed tree all happen.
+        let inside_dir = work.join("inside");
+        std::fs::create_dir_all(inside_dir.join("dir")).unwrap();
+        file(&inside_dir.join("conf"), "c\n");
+        file(&inside_dir.join("tool"), "t\n");
+        let mirror = work.join("mirror");
+        std::fs::create_dir_all(&mirror).unwrap();
+        file(&mirror.join("file"), "f\n");
+        file(&mirror.join("other"), "o\n");
+        give_to(USER_UID, &work);
+        let inside = tried(&cg, user, &every_change(&inside_dir, &mirror));
+        let every: Vec<&str> = inside.keys().map(String::as_str).collect();
+        assert_only_allowed(&inside, &every);
+
+        // deny_write still wins inside a listed tree; devices, pipes and the task's own
+        // procfs files are no files that outlast it.
+        let script = format!(
+            "echo x >> {bashrc}; echo bashrc=$?; echo x > /dev/null; echo null=$?; \
+             echo renamed > /proc/self/comm; echo comm=$?",
+            bashrc = host.work.join(".bashrc").display()
+        );
+        let out = crate::filesystems::as_whom(&cg, user, &script);
+        assert_ne!(crate::filesystems::step(&out, "bashrc"), 0, "{who}: {out}");
+        assert_eq!(crate::filesystems::step(&out, "null"), 0, "{who}: {out}");
+        assert_eq!(crate::filesystems::step(&out, "comm"), 0, "{who}: {out}");
+    }
+
+    let record = record_of(&cg, "file_open", |r| {
+        r["rule"]
+            .as_str()
+            .is_some_and(|rule| rule.starts_with("allow_write (not under any listed path)"))
+    });
+    assert_eq!(record["action"], "deny", "{record}");
+
+    // Outside the sandbox the host changes as before; detached, so does the sandbox.
+    let conf = host.system.join("root/conf");
+    assert_eq!(
+        try_changes(None, &[("append", "append", &[conf.as_path()])])["append"],
+        0
+    );
+    detach(&cg);
+    assert_eq!(
+        try_changes(Some(&cg), &[("append", "append", &[conf.as_path()])])["append"],
+        0
+    );
+}
+
+/// Every name by which `target` may be reached from inside the listed tree (and the one name
+/// it has outside), each tried for a change of the file itself.
+const THROUGH_NAMES: &str = r#"
+set -u
+try() { name=$1; shift; "$@" 2>/dev/null; echo "$name=$?"; }
+w=$1
+try symlink sh -c "echo x >> $w/symlink"
+try bind sh -c "echo x >> $w/view/conf"
+try proc_root sh -c "echo x >> /proc/self/root$w/view/conf"
+try hardlink sh -c "echo x >> $w/hardlink"
+try hardlink_truncate truncate -s 0 "$w/hardlink"
+try hardlink_chmod chmod 4777 "$w/hardlink"
+try both_inside sh -c "echo x >> $w/twin-a"
+try whole_fs sh -c "echo x >> $w/scratch/twin-a"
+try mounted_below sh -c "echo x > $w/mnt/new-$(id -u)"
+try ext4_hardlink sh -c "echo x >> $2/work/hardlink"
+try ext4_file sh -c "echo x >> $2/work/file"
+try hardlink_unlink rm -f "$w/hardlink"
+"#;
+
+#[test]
+fn no_other_name_of_a_file_outside_makes_it_changeable() {
+    let base = fixture_dir("allow-write-names");
+    let host = Host::new(&base);
+    let conf = host.system.join("root/conf");
+    let w = &host.work;
+    // Made before the attach, by the administrator: the ways in from the listed tree.
+    std::os::unix::fs::symlink(&conf, w.join("symlink")).unwrap();
+    std::fs::create_dir_all(w.join("view")).unwrap();
+    mount(
+        &["--bind"],
+        host.system.join("root").to_str().unwrap(),
+        &w.join("view"),
+    );
+    std::fs::hard_link(&conf, w.join("hardlink")).unwrap();
+    // Two names, both inside: the walk cannot tell, so the file stays as it is.
+    file(&w.join("twin-a"), "t\n");
+    std::fs::hard_link(w.join("twin-a"), w.join("twin-b")).unwrap();
+    // A whole filesystem listed: its files' other names are all inside it.
+    std::fs::create_dir_all(w.join("scratch")).unwrap();
+    mount(&["-t", "tmpfs"], "tmpfs", &w.join("scratch"));
+    file(&w.join("scratch/twin-a"), "t\n");
+    std::fs::hard_link(w.join("scratch/twin-a"), w.join("scratch/twin-b")).unwrap();
+    // What is mounted below a listed directory is listed with it.
+    std::fs::create_dir_all(w.join("mnt")).unwrap();
+    mount(&["-t", "tmpfs"], "tmpfs", &w.join("mnt"));
+    // The same on ext4: a listed directory and a file outside it, hardlinked in.
+    let ext4 = dir_on(mounted("ext4"), "allow-write");
+    for dir in ["work", "system"] {
+        std::fs::create_dir_all(ext4.join(dir)).unwrap();
+    }
+    file(&ext4.join("system/conf"), "the host's own\n");
+    file(&ext4.join("work/file"), "the agent's\n");
+    std::fs::hard_link(ext4.join("system/conf"), ext4.join("work/hardlink")).unwrap();
+    for dir in [w.join("scratch"), w.join("mnt"), ext4.clone()] {
+        give_to(USER_UID, &dir);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+
+    let policy = policy_file(
+        &base,
+        "allow-write-names",
+        &format!(
+            "allow_write:\n  - ~/work\n  - ~/work/scratch\n  - {}/work\n",
+            ext4.display()
+        ),
+    );
+    let cg = Cgroup::new("allow-write-names");
+    attach(&cg, &policy, &base);
+    for (who, user) in [("root", false), ("user", true)] {
+        let script = format!("set -- {} {}\n{THROUGH_NAMES}", w.display(), ext4.display());
+        let out = crate::filesystems::as_whom(&cg, user, &script);
+        let step = |name| crate::filesystems::step(&out, name);
+        for refused in [
+            "symlink",
+            "bind",
+            "proc_root",
+            "hardlink",
+            "hardlink_truncate",
+            "hardlink_chmod",
+            "both_inside",
+            "ext4_hardlink",
+        ] {
+            assert_ne!(step(refused), 0, "{who}: {refused} changed the file\n{out}");
+        }
+        for allowed in ["whole_fs", "mounted_below", "ext4_file", "hardlink_unlink"] {
+            assert_eq!(step(allowed), 0, "{who}: {allowed} was refused\n{out}");
+        }
+        // Taking a name away inside the listed tree is allowed: make it again for the user.
+        if !user {
+            std::fs::hard_link(&conf, w.join("hardlink")).unwrap();
+        }
+    }
+    for outside in [&conf, &ext4.join("system/conf")] {
+        assert_eq!(
+            std::fs::read_to_string(outside).unwrap(),
+            "the host's own\n",
+            "{}",
+            outside.display()
+        );
+    }
+    assert_eq!(file_state(&conf), "100666 1000 none none none");
+
+    let record = record_of(&cg, "file_open", |r| {
+        r["rule"]
+            .as_str()
+            .is_some_and(|rule| rule.contains("the file has other names"))
+    });
+    assert_eq!(record["action"], "deny", "{record}");
+
+    detach(&cg);
+    for point in ["view", "scratch", "mnt"] {
+        let _ = Command::new("umount").arg(w.join(point)).status();
+    }
+}

@@ -1,8 +1,9 @@
 //! allow_write: an allowlist of what a confined process may change. Outside the listed trees
 //! nothing changes, whoever the task runs as: a confined root cannot replace the host's
 //! programs, configuration or package scripts (`system/` below stands for /usr, /etc and
-//! /var/lib/dpkg), and a name inside a listed tree that leads outside (a symlink, a bind mount,
-//! a hardlink made before the attach) changes nothing either.
+//! /var/lib/dpkg), and a name inside a listed tree that leads outside (a symlink, a path
+//! through /proc, a hardlink made before the attach) changes nothing either. What is mounted
+//! below a listed tree is listed with it.
 
 use std::{
     collections::BTreeMap,
@@ -179,8 +180,10 @@ set -u
 try() { name=$1; shift; "$@" 2>/dev/null; echo "$name=$?"; }
 w=$1
 try symlink sh -c "echo x >> $w/symlink"
-try bind sh -c "echo x >> $w/view/conf"
-try proc_root sh -c "echo x >> /proc/self/root$w/view/conf"
+try proc_root sh -c "echo x >> /proc/self/root$w/symlink"
+try dot_dot sh -c "echo x >> $w/../system/root/tool"
+try bind_listed sh -c "echo x >> $w/shared/f"
+try bind_own_path sh -c "echo x >> $w/../shared/f"
 try hardlink sh -c "echo x >> $w/hardlink"
 try hardlink_truncate truncate -s 0 "$w/hardlink"
 try hardlink_chmod chmod 4777 "$w/hardlink"
@@ -199,14 +202,19 @@ fn no_other_name_of_a_file_outside_makes_it_changeable() {
     let conf = host.system.join("root/conf");
     let w = &host.work;
     // Made before the attach, by the administrator: the ways in from the listed tree.
-    std::os::unix::fs::symlink(&conf, w.join("symlink")).unwrap();
-    std::fs::create_dir_all(w.join("view")).unwrap();
+    let tool = host.system.join("root/tool");
+    std::os::unix::fs::symlink(&tool, w.join("symlink")).unwrap();
+    std::fs::hard_link(&conf, w.join("hardlink")).unwrap();
+    // A directory bound below the listed tree is listed with it, under its every name: what
+    // it holds is changeable through the bind anyway.
+    std::fs::create_dir_all(base.join("shared")).unwrap();
+    file(&base.join("shared/f"), "shared\n");
+    std::fs::create_dir_all(w.join("shared")).unwrap();
     mount(
         &["--bind"],
-        host.system.join("root").to_str().unwrap(),
-        &w.join("view"),
+        base.join("shared").to_str().unwrap(),
+        &w.join("shared"),
     );
-    std::fs::hard_link(&conf, w.join("hardlink")).unwrap();
     // Two names, both inside: the walk cannot tell, so the file stays as it is.
     file(&w.join("twin-a"), "t\n");
     std::fs::hard_link(w.join("twin-a"), w.join("twin-b")).unwrap();
@@ -247,8 +255,8 @@ fn no_other_name_of_a_file_outside_makes_it_changeable() {
         let step = |name| crate::filesystems::step(&out, name);
         for refused in [
             "symlink",
-            "bind",
             "proc_root",
+            "dot_dot",
             "hardlink",
             "hardlink_truncate",
             "hardlink_chmod",
@@ -257,7 +265,14 @@ fn no_other_name_of_a_file_outside_makes_it_changeable() {
         ] {
             assert_ne!(step(refused), 0, "{who}: {refused} changed the file\n{out}");
         }
-        for allowed in ["whole_fs", "mounted_below", "ext4_file", "hardlink_unlink"] {
+        for allowed in [
+            "bind_listed",
+            "bind_own_path",
+            "whole_fs",
+            "mounted_below",
+            "ext4_file",
+            "hardlink_unlink",
+        ] {
             assert_eq!(step(allowed), 0, "{who}: {allowed} was refused\n{out}");
         }
         // Taking a name away inside the listed tree is allowed: make it again for the user.
@@ -274,6 +289,7 @@ fn no_other_name_of_a_file_outside_makes_it_changeable() {
         );
     }
     assert_eq!(file_state(&conf), "100666 1000 none none none");
+    assert_eq!(std::fs::read_to_string(&tool).unwrap(), "#!/bin/sh\n");
 
     let record = record_of(&cg, "file_open", |r| {
         r["rule"]
@@ -283,7 +299,7 @@ fn no_other_name_of_a_file_outside_makes_it_changeable() {
     assert_eq!(record["action"], "deny", "{record}");
 
     detach(&cg);
-    for point in ["view", "scratch", "mnt"] {
+    for point in ["shared", "scratch", "mnt"] {
         let _ = Command::new("umount").arg(w.join(point)).status();
     }
 }

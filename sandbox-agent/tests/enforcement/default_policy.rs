@@ -74,7 +74,21 @@ const PERSISTENCE: &[(&str, Before)] = &[
     ("~/.nvm/nvm.sh", Before::File),
     ("~/.sdkman/bin/sdkman-init.sh", Before::Directory),
     ("~/.config/starship.toml", Before::Nothing),
+    // The host's own files, outside every tree the policy lets the agent change: a system
+    // program, git's system config (its core.fsmonitor runs in every user's git), a package's
+    // script that the next upgrade runs as root, another user's startup file. Stand-ins below
+    // `HOST`, everyone's to write, since the VM's /usr and /etc are read-only.
+    ("/run/agent-host/usr/bin/git", Before::File),
+    ("/run/agent-host/etc/gitconfig", Before::Directory),
+    (
+        "/run/agent-host/var/lib/dpkg/info/git.postinst",
+        Before::Directory,
+    ),
+    ("/run/agent-host/home/dev/.bashrc", Before::File),
 ];
+
+/// Where the stand-ins for the host's own files are.
+const HOST: &str = "/run/agent-host";
 
 const ORIGINAL: &str = "written by the developer";
 
@@ -107,6 +121,13 @@ impl Day {
         for dir in [&day.home, &day.workspace] {
             give_to(uid, dir);
         }
+        // Writable to the user too, as a group-writable /usr/local is: a refusal is the
+        // policy's, not the file mode's.
+        let open_up = Command::new("chmod")
+            .args(["-R", "a+rwX", HOST])
+            .output()
+            .unwrap();
+        assert!(open_up.status.success(), "{}", stderr(&open_up));
         day
     }
 

@@ -26,9 +26,12 @@ pub struct Prepared {
 
 impl Prepared {
     /// Covers what the mount namespaces of `pids`, those not the daemon's (a container's),
-    /// mount below the policy's directories: its own mount table shows only the daemon's.
+    /// mount below the policy's directories: its own mount table shows only the daemon's. Their
+    /// own directories at the policy's absolute `allow_write` paths (a container's `/tmp`) are
+    /// listed too.
     pub(super) fn cover_mounts_of(&mut self, pids: impl IntoIterator<Item = u32>) {
         let others = crate::mounts::other_namespaces(pids);
+        policy::list_allowed_in_namespaces_of(&mut self.compiled, &others);
         policy::rule_what_is_mounted_below_in_namespaces_of(&mut self.compiled, &others);
     }
 }

@@ -1,7 +1,8 @@
 //! Policy files: parsing and validation (`schema`), what `~`, `$WORKSPACE` and `$UID` mean
 //! (`anchors`, with the repository git uses there: `git`), compilation of rules to inode-identity map entries (`compile`, with the
 //! hardlinks found below denied directories: `hardlink_scan`, what is mounted below them:
-//! `mounted_below`, and the directories and symlinks
+//! `mounted_below`, what absolute `allow_write` paths mean in a container: `in_namespaces`,
+//! and the directories and symlinks
 //! on the way to them: `the_way`), the `network` section
 //! (`net_spec`, `net_compile`), the exec decision for a command before it starts
 //! (`exec_check`), the variables `run` takes out of its environment (`env_rules`), the one
@@ -14,6 +15,7 @@ mod env_rules;
 mod exec_check;
 mod git;
 mod hardlink_scan;
+mod in_namespaces;
 mod keys;
 mod lint;
 mod mounted_below;
@@ -32,6 +34,7 @@ pub use compile::{
 };
 pub use env_rules::{sockets_named, EnvRules};
 pub use exec_check::{check_program, ExecRefusal};
+pub use in_namespaces::list_allowed_in_namespaces_of;
 pub use keys::{every_policy, in_use};
 pub use lint::lint;
 pub use mounted_below::{rule_what_is_mounted_below_in_namespaces_of, MountsBelow};

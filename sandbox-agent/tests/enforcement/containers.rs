@@ -16,6 +16,9 @@ use crate::harness::*;
 const DEFAULT_POLICY: &str = include_str!("../../../policies/default.yaml");
 
 /// podman with its storage on the guest's tmpfs, cgroups made directly (no systemd in the VM).
+/// The storage is below /tmp, which the default policy's `allow_write` lists, so the
+/// container's root filesystem, mounted there, is listed with it (a host's storage is below
+/// /var/lib, which no allow_write of the default policy lists).
 fn podman(args: &[&str]) -> Output {
     std::fs::create_dir_all("/tmp/podman/tmp").unwrap();
     Command::new("podman")
@@ -101,6 +104,7 @@ for round in before attached detached; do
         cat /work/.env >/dev/null 2>>/work/err-$round; echo "env=$?"
         cat /root/.aws/credentials >/dev/null 2>>/work/err-$round; echo "mounted=$?"
         { echo planted >> /root/.ssh/authorized_keys; } 2>>/work/err-$round; echo "plant=$?"
+        { echo x > /tmp/t-$round && echo x > /var/tmp/v-$round; } 2>>/work/err-$round; echo "tmp=$?"
         cat /work/main.c >/dev/null && echo built > /work/out-$round && cat /work/out-$round >/dev/null
         echo "work=$?"
     } > /work/result-$round.part
@@ -174,6 +178,9 @@ fn a_container_attached_by_id_has_its_image_secrets_denied_and_keeps_working() {
         "none",
         "-v",
         &volume,
+        // A tmpfs only its own mount namespace shows.
+        "--tmpfs",
+        "/var/tmp",
         image,
         "sh",
         "-c",
@@ -189,7 +196,7 @@ fn a_container_attached_by_id_has_its_image_secrets_denied_and_keeps_working() {
 
     // Before: the container reads its own secrets.
     let (steps, errors) = round(&merged, "before");
-    for step in ["key", "env", "mounted", "plant", "work"] {
+    for step in ["key", "env", "mounted", "plant", "work", "tmp"] {
         assert_eq!(status(&steps, step), 0, "{step} before attach: {errors}");
     }
 
@@ -200,10 +207,16 @@ fn a_container_attached_by_id_has_its_image_secrets_denied_and_keeps_working() {
     assert!(said.contains(&format!("libpod-{id}")), "{said}");
 
     let (steps, errors) = round(&merged, "attached");
+    // Its own /var/tmp (a tmpfs of its namespace) is what `/var/tmp` in the policy means there.
     for step in ["key", "env", "mounted", "plant"] {
         assert_ne!(status(&steps, step), 0, "{step} allowed inside: {steps:?}");
     }
     assert_eq!(status(&steps, "work"), 0, "ordinary work failed: {errors}");
+    assert_eq!(
+        status(&steps, "tmp"),
+        0,
+        "its temporary files failed: {errors}"
+    );
     assert_eq!(
         errors.matches("Operation not permitted").count(),
         4,

@@ -74,6 +74,21 @@ const PERSISTENCE: &[(&str, Before)] = &[
     ("~/.nvm/nvm.sh", Before::File),
     ("~/.sdkman/bin/sdkman-init.sh", Before::Directory),
     ("~/.config/starship.toml", Before::Nothing),
+    (
+        "~/.ipython/profile_default/startup/00-agent.py",
+        Before::Nothing,
+    ),
+    ("~/.Rprofile", Before::Nothing),
+    ("~/.gradle/init.d/agent.gradle", Before::Directory),
+    ("~/.hgrc", Before::Nothing),
+    (
+        "~/.vscode/extensions/agent.helper-1.0.0/package.json",
+        Before::Directory,
+    ),
+    (
+        "~/.local/share/applications/firefox.desktop",
+        Before::Nothing,
+    ),
     // The host's own files, outside every tree the policy lets the agent change: a system
     // program, git's system config (its core.fsmonitor runs in every user's git), a package's
     // script that the next upgrade runs as root, another user's startup file. Stand-ins below

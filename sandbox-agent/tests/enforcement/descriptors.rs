@@ -194,6 +194,40 @@ fn a_descriptor_open_for_writing_in_a_child_cgroup_refuses_a_deny_write_attach()
 }
 
 #[test]
+fn a_descriptor_open_for_writing_outside_the_allow_write_trees_refuses_the_attach() {
+    let home = fixture_dir("fd-allow-write");
+    let outside = home.join("host.conf");
+    let inside = home.join("work/log");
+    write(&outside, "c");
+    write(&inside, "l");
+    let policy = policy_file(&home, "fd-allow-write", "allow_write:\n  - ~/work\n");
+    let cg = Cgroup::new("fd-allow-write");
+    let stop = home.join("stop");
+    let (holder, _lines) = start_holder(&cg, &outside, "3>>", &stop);
+    let inner = cg.child("inner");
+    let (_logger, _log_lines) = start_holder(&inner, &inside, "3>>", &stop);
+
+    let out = try_attach(&cg.path, &policy, Some(&home));
+
+    // Only the one outside the listed tree is named.
+    assert_refused(
+        &out,
+        &format!(
+            "pid {} (sh) fd 3 {} (open for writing): allow_write (not under any listed path)",
+            holder.id(),
+            outside.display()
+        ),
+    );
+    assert!(
+        !stderr(&out).contains(&inside.display().to_string()),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!attached(&cg.path));
+    write(&stop, "");
+}
+
+#[test]
 fn a_cgroup_file_held_open_for_writing_refuses_any_attach() {
     let home = fixture_dir("fd-kernel-fs");
     let policy = deny_read_policy(&home, &[&home.join("secret")]);

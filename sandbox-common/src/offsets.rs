@@ -82,6 +82,12 @@ pub struct KernelOffsets {
     /// 0x80` from any process reaches the latter).
     pub keyctl_nr: u16,
     pub keyctl_compat_nr: u16,
+    /// `struct file` -> `f_path.mnt`, `struct mount` -> `mnt` (the `struct vfsmount` inside it)
+    /// and `struct mount` -> `mnt_ns`: a file the kernel opened on an internal mount (an
+    /// overlay's layers, `clone_private_mount`) has `MNT_NS_INTERNAL` there.
+    pub file_mnt: u16,
+    pub mount_mnt: u16,
+    pub mount_ns: u16,
     /// `struct btrfs_inode` -> `vfs_inode` (the `struct inode` inside it), from the btrfs
     /// module's BTF; 0 when btrfs's BTF was not available (then no rule can name a btrfs path).
     pub btrfs_inode_vfs: u16,

@@ -74,12 +74,13 @@ fn decide(policy: &CgroupPolicy, file: *const u8, access: Access) -> (Decision, 
                 return (host, denied_file());
             }
             if writing {
-                let allow =
-                    if policy.flags & POLICY_WRITE_ALLOWLIST != 0 && kept_for_later(off, inode) {
-                        RULE_ALLOW_WRITE | WALK_ONE_NAME
-                    } else {
-                        0
-                    };
+                let allow = if policy.flags & POLICY_WRITE_ALLOWLIST != 0
+                    && kept_for_later(off, file, inode, dentry)
+                {
+                    RULE_ALLOW_WRITE | WALK_ONE_NAME
+                } else {
+                    0
+                };
                 (RULE_DENY_READ | RULE_DENY_WRITE, allow)
             } else {
                 (RULE_DENY_READ, 0)
@@ -121,23 +122,46 @@ fn decide(policy: &CgroupPolicy, file: *const u8, access: Access) -> (Decision, 
     (decision, Target::file(FileId { dentry, ..file_id }))
 }
 
-/// Whether writing `inode` changes a file that outlasts the writer, which `allow_write` must
-/// list: a regular file, except a process's own procfs files (the host's are refused anyway,
-/// `host_files`) and message queues. Devices, pipes and sockets carry data elsewhere (a raw
-/// disk is refused as a host file). Unreadable counts as kept (fail closed).
+/// Whether writing `inode` (opened as `file` at `dentry`) changes a file that outlasts the
+/// writer, which `allow_write` must list: a regular file, except a process's own procfs files
+/// (the host's are refused anyway, `host_files`) and message queues. Devices, pipes and sockets
+/// carry data elsewhere (a raw disk is refused as a host file). Nor is it the open of an
+/// overlay's layer file, which overlayfs makes for a file of the overlay already decided by its
+/// own path: on 6.1 under the overlay's dentry (another filesystem than the inode's), since
+/// 6.6 on the layer's private mount (`MNT_NS_INTERNAL`, which no task's path reaches; an
+/// in-memory file's mount has it too). Unreadable counts as kept (fail closed).
 #[inline(always)]
-fn kept_for_later(off: &KernelOffsets, inode: *const u8) -> bool {
+fn kept_for_later(
+    off: &KernelOffsets,
+    file: *const u8,
+    inode: *const u8,
+    dentry: *const u8,
+) -> bool {
     const S_IFMT: u16 = 0o170000;
     const S_IFREG: u16 = 0o100000;
+    /// ERR_PTR(-EINVAL), fs/mount.h.
+    const MNT_NS_INTERNAL: u64 = -22i64 as u64;
     let Ok(mode) = read_at::<u16>(inode, off.inode_mode) else {
         return true;
     };
     if mode & S_IFMT != S_IFREG {
         return false;
     }
-    match read_ptr(inode, off.inode_sb).and_then(|sb| read_at::<u64>(sb, off.sb_magic)) {
-        Ok(magic) => magic != PROC_SUPER_MAGIC && magic != MQUEUE_MAGIC,
-        Err(_) => true,
+    let (Ok(sb), Ok(dentry_sb)) = (
+        read_ptr(inode, off.inode_sb),
+        read_ptr(dentry, off.dentry_sb),
+    ) else {
+        return true;
+    };
+    if sb != dentry_sb {
+        return false;
+    }
+    let namespace = read_ptr(file, off.file_mnt)
+        .and_then(|mnt| read_at::<u64>(mnt.wrapping_sub(off.mount_mnt as usize), off.mount_ns));
+    match (namespace, read_at::<u64>(sb, off.sb_magic)) {
+        (Ok(MNT_NS_INTERNAL), _) => false,
+        (Ok(_), Ok(magic)) => magic != PROC_SUPER_MAGIC && magic != MQUEUE_MAGIC,
+        _ => true,
     }
 }
 

@@ -303,3 +303,62 @@ fn no_other_name_of_a_file_outside_makes_it_changeable() {
         let _ = Command::new("umount").arg(w.join(point)).status();
     }
 }
+
+/// An overlay mounted in a listed tree (a container's root filesystem in the workspace) whose
+/// layers lie outside every listed tree: overlayfs opens and creates its layers' files itself,
+/// once the overlay's own path was decided. The layers stay unlisted under their own paths.
+/// (The image file is copied up before the attach: a copy-up asks for `SYS_ADMIN` with the
+/// mounter's credentials, which the capability rule refuses to every confined task; see the
+/// README's known limits.)
+#[test]
+fn an_overlay_in_a_listed_tree_is_written_through_while_its_layers_are_not() {
+    let base = fixture_dir("allow-write-overlay");
+    let layers = base.join("layers");
+    for dir in ["lower", "upper", "work"] {
+        std::fs::create_dir_all(layers.join(dir)).unwrap();
+        std::fs::set_permissions(layers.join(dir), std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    file(&layers.join("lower/image-file"), "from the image\n");
+    let merged = base.join("work/merged");
+    std::fs::create_dir_all(&merged).unwrap();
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        layers.join("lower").display(),
+        layers.join("upper").display(),
+        layers.join("work").display()
+    );
+    mount(&["-t", "overlay", "-o", &options], "overlay", &merged);
+    std::fs::write(merged.join("image-file"), "from the image\n").unwrap();
+    assert!(layers.join("upper/image-file").exists(), "copied up");
+    let policy = policy_file(&base, "allow-write-overlay", "allow_write:\n  - ~/work\n");
+    let cg = Cgroup::new("allow-write-overlay");
+    attach(&cg, &policy, &base);
+
+    for (who, user) in [("root", false), ("user", true)] {
+        let script = format!(
+            "try() {{ name=$1; shift; \"$@\" 2>/dev/null; echo \"$name=$?\"; }}\n\
+             try changed sh -c 'echo {who} >> {m}/image-file'\n\
+             try created sh -c 'echo {who} > {m}/new-{who}'\n\
+             try upper_layer sh -c 'echo {who} >> {l}/upper/image-file'\n\
+             try lower_layer sh -c 'echo {who} >> {l}/lower/image-file'\n",
+            m = merged.display(),
+            l = layers.display()
+        );
+        let out = crate::filesystems::as_whom(&cg, user, &script);
+        let step = |name| crate::filesystems::step(&out, name);
+        assert_eq!(step("changed"), 0, "{who}: {out}");
+        assert_eq!(step("created"), 0, "{who}: {out}");
+        assert_ne!(step("upper_layer"), 0, "{who}: {out}");
+        assert_ne!(step("lower_layer"), 0, "{who}: {out}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(merged.join("image-file")).unwrap(),
+        "from the image\nroot\nuser\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(layers.join("lower/image-file")).unwrap(),
+        "from the image\n"
+    );
+    detach(&cg);
+    let _ = Command::new("umount").arg(&merged).status();
+}

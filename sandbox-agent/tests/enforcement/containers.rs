@@ -127,8 +127,8 @@ fn round(merged: &Path, round: &str) -> (Vec<(String, i32)>, String) {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let steps = std::fs::read_to_string(&result)
-        .unwrap()
+    let text = std::fs::read_to_string(&result).unwrap();
+    let steps: Vec<(String, i32)> = text
         .lines()
         .filter_map(|l| {
             let (k, v) = l.split_once('=')?;
@@ -136,6 +136,10 @@ fn round(merged: &Path, round: &str) -> (Vec<(String, i32)>, String) {
         })
         .collect();
     let errors = std::fs::read_to_string(work.join(format!("err-{round}"))).unwrap_or_default();
+    assert!(
+        !steps.is_empty(),
+        "round {round}: {text:?}, errors {errors:?}"
+    );
     (steps, errors)
 }
 

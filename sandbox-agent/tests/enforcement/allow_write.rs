@@ -16,17 +16,8 @@ use crate::{
     changes::*,
     filesystems::{dir_on, file, mounted},
     harness::*,
+    mounted_below::mount,
 };
-
-fn mount(args: &[&str], source: &str, point: &Path) {
-    let out = Command::new("mount")
-        .args(args)
-        .arg(source)
-        .arg(point)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "mount {args:?}: {}", stderr(&out));
-}
 
 /// A host in miniature below `base`: `work/` (listed), `system/` (not listed), each file
 /// changeable by everyone, so a refusal is the policy's and not the file mode's.
@@ -210,22 +201,18 @@ fn no_other_name_of_a_file_outside_makes_it_changeable() {
     std::fs::create_dir_all(base.join("shared")).unwrap();
     file(&base.join("shared/f"), "shared\n");
     std::fs::create_dir_all(w.join("shared")).unwrap();
-    mount(
-        &["--bind"],
-        base.join("shared").to_str().unwrap(),
-        &w.join("shared"),
-    );
+    mount(&["--bind"], &base.join("shared"), &w.join("shared"));
     // Two names, both inside: the walk cannot tell, so the file stays as it is.
     file(&w.join("twin-a"), "t\n");
     std::fs::hard_link(w.join("twin-a"), w.join("twin-b")).unwrap();
     // A whole filesystem listed: its files' other names are all inside it.
     std::fs::create_dir_all(w.join("scratch")).unwrap();
-    mount(&["-t", "tmpfs"], "tmpfs", &w.join("scratch"));
+    mount(&["-t", "tmpfs"], Path::new("tmpfs"), &w.join("scratch"));
     file(&w.join("scratch/twin-a"), "t\n");
     std::fs::hard_link(w.join("scratch/twin-a"), w.join("scratch/twin-b")).unwrap();
     // What is mounted below a listed directory is listed with it.
     std::fs::create_dir_all(w.join("mnt")).unwrap();
-    mount(&["-t", "tmpfs"], "tmpfs", &w.join("mnt"));
+    mount(&["-t", "tmpfs"], Path::new("tmpfs"), &w.join("mnt"));
     // The same on ext4: a listed directory and a file outside it, hardlinked in.
     let ext4 = dir_on(mounted("ext4"), "allow-write");
     for dir in ["work", "system"] {
@@ -327,7 +314,11 @@ fn an_overlay_in_a_listed_tree_is_written_through_while_its_layers_are_not() {
         layers.join("upper").display(),
         layers.join("work").display()
     );
-    mount(&["-t", "overlay", "-o", &options], "overlay", &merged);
+    mount(
+        &["-t", "overlay", "-o", &options],
+        Path::new("overlay"),
+        &merged,
+    );
     std::fs::write(merged.join("image-file"), "from the image\n").unwrap();
     assert!(layers.join("upper/image-file").exists(), "copied up");
     let policy = policy_file(&base, "allow-write-overlay", "allow_write:\n  - ~/work\n");

@@ -12,7 +12,7 @@ use crate::{
     harness::*,
 };
 
-fn mount(args: &[&str], source: &Path, point: &Path) {
+pub fn mount(args: &[&str], source: &Path, point: &Path) {
     let out = Command::new("mount")
         .args(args)
         .arg(source)

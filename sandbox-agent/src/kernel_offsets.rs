@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use btf_rs::{Btf, BtfType, Type};
-use sandbox_common::KernelOffsets;
+use sandbox_common::{KernelOffsets, DISK_COMMAND_DEVICES};
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
@@ -52,7 +52,7 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
             bytes,
         })
     };
-    Ok(with_btrfs(KernelOffsets {
+    Ok(with_disk_command_majors(with_btrfs(KernelOffsets {
         file_dentry: off("file", &["f_path", "dentry"])?,
         file_inode: off("file", &["f_inode"])?,
         inode_ino: off("inode", &["i_ino"])?,
@@ -96,9 +96,10 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
         btrfs_inode_vfs: 0,
         btrfs_inode_root: 0,
         btrfs_root_anon_dev: 0,
+        disk_command_majors: [0; 3],
         btrfs_valid: 0,
         valid: 1,
-    }))
+    })))
 }
 
 /// Where the architecture keeps the current system call's number, and `keyctl`'s numbers.
@@ -131,6 +132,33 @@ pub const BTRFS_BTF: &str = "/sys/kernel/btf/btrfs";
 
 /// Adds the btrfs offsets when btrfs's BTF can be read: the programs then key rules on btrfs by
 /// subvolume. Without them the daemon refuses rules on btrfs paths (they could never match).
+/// The majors of `DISK_COMMAND_DEVICES` from `/proc/devices` (0 for a driver not registered).
+fn with_disk_command_majors(mut offsets: KernelOffsets) -> KernelOffsets {
+    match std::fs::read_to_string("/proc/devices") {
+        Ok(text) => {
+            for (slot, name) in DISK_COMMAND_DEVICES.iter().enumerate() {
+                offsets.disk_command_majors[slot] = char_major(&text, name).unwrap_or(0);
+            }
+        }
+        Err(e) => tracing::warn!(
+            "cannot read /proc/devices ({e}): bsg and NVMe devices are not told from others"
+        ),
+    }
+    offsets
+}
+
+/// The major of the character device `name` in the text of `/proc/devices`.
+fn char_major(devices: &str, name: &str) -> Option<u16> {
+    devices
+        .lines()
+        .skip_while(|l| !l.starts_with("Character devices:"))
+        .take_while(|l| !l.starts_with("Block devices:"))
+        .find_map(|l| {
+            let (major, driver) = l.trim().split_once(' ')?;
+            (driver == name).then(|| major.parse().ok())?
+        })
+}
+
 fn with_btrfs(mut offsets: KernelOffsets) -> KernelOffsets {
     match btrfs_offsets(Path::new(VMLINUX_BTF), Path::new(BTRFS_BTF)) {
         Ok((vfs, root, anon_dev)) => {
@@ -272,6 +300,16 @@ fn resolve_through_modifiers(btf: &Btf, mut id: u32) -> Result<Type, OffsetError
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn character_majors_are_read_from_their_section_of_proc_devices() {
+        let devices = "Character devices:\n  1 mem\n 21 sg\n239 nvme-generic\n240 nvme\n\n\
+                       Block devices:\n259 blkext\n 21 bsg\n";
+        assert_eq!(char_major(devices, "nvme-generic"), Some(239));
+        assert_eq!(char_major(devices, "nvme"), Some(240));
+        // A block device of the same name is not a character device.
+        assert_eq!(char_major(devices, "bsg"), None);
+    }
     use super::*;
 
     /// Whatever kernel runs the unit tests has BTF (the test machines do): the offsets must be

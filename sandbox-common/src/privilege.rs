@@ -256,6 +256,16 @@ pub const KEY_ALLOC_NOT_THE_SANDBOXS: u64 =
 /// /dev/mem, /dev/kmem, /dev/port, as kernel `dev_t`s (`major << 20 | minor`).
 pub const MEMORY_DEVICES: [u32; 3] = [1 << 20 | 1, 1 << 20 | 2, 1 << 20 | 4];
 
+/// SCSI generic devices (`/dev/sgN`, major 21 of <linux/major.h>): a descriptor open for
+/// writing sends `WRITE` commands to the disk (`SG_IO`) with no capability. The other character
+/// devices that pass commands to a disk have majors the kernel hands out at boot, which the
+/// daemon reads from `/proc/devices` (`KernelOffsets::disk_command_majors`).
+pub const SCSI_GENERIC_MAJOR: u32 = 21;
+/// Names in `/proc/devices` of the character devices that pass commands to a disk: the block
+/// layer's SCSI passthrough (`/dev/bsg/*`), NVMe controllers (`/dev/nvme0`) and NVMe
+/// namespaces' generic devices (`/dev/ng0n1`, whose write commands need only a writable open).
+pub const DISK_COMMAND_DEVICES: [&str; 3] = ["bsg", "nvme", "nvme-generic"];
+
 /// Superblock magics of the filesystems whose files are the kernel's own knobs, where a
 /// confined task may create, change, rename or remove nothing (no open for writing, no path
 /// change, no truncation, mode, owner or extended attribute): cgroupfs, sysfs, bpffs (the

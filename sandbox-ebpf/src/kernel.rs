@@ -47,6 +47,7 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     file_mnt: 0,
     mount_mnt: 0,
     mount_ns: 0,
+    disk_command_majors: [0; 3],
     btrfs_inode_vfs: 0,
     btrfs_inode_root: 0,
     btrfs_root_anon_dev: 0,

@@ -309,29 +309,48 @@ fn capabilities_that_reach_past_the_sandbox_are_refused_and_ordinary_root_work_g
 #[test]
 fn raw_disks_kernel_memory_and_device_nodes_made_anywhere_cannot_be_opened() {
     let (cg, home) = confined_root("root-devices", "");
-    // Nodes made outside, under any name: a loop disk and /dev/mem's device number.
+    // Nodes made outside, under any name: a loop disk, /dev/mem's device number, and the
+    // character devices that pass commands to a disk (SCSI generic's fixed major; bsg's and
+    // NVMe's, handed out at boot, where this kernel registered them).
     let disk = home.join("disk");
     let mem = home.join("mem");
     let port = home.join("port");
-    for (node, kind, major, minor) in [
-        (&disk, "b", "7", "0"),
-        (&mem, "c", "1", "1"),
-        (&port, "c", "1", "4"),
-    ] {
+    let sg = home.join("sg0");
+    let devices = std::fs::read_to_string("/proc/devices").unwrap();
+    let booted: Vec<(PathBuf, String)> = ["bsg", "nvme", "nvme-generic"]
+        .iter()
+        .filter_map(|name| {
+            let major = devices
+                .lines()
+                .take_while(|l| !l.starts_with("Block devices:"))
+                .find_map(|l| l.trim().strip_suffix(&format!(" {name}")))?;
+            Some((home.join(name), major.to_string()))
+        })
+        .collect();
+    let mut nodes = vec![
+        (disk.clone(), "b", "7".to_string(), "0"),
+        (mem.clone(), "c", "1".to_string(), "1"),
+        (port.clone(), "c", "1".to_string(), "4"),
+        (sg.clone(), "c", "21".to_string(), "0"),
+    ];
+    nodes.extend(
+        booted
+            .iter()
+            .map(|(n, major)| (n.clone(), "c", major.clone(), "0")),
+    );
+    for (node, kind, major, minor) in &nodes {
         let made = Command::new("mknod")
             .arg(node)
-            .args([kind, major, minor])
+            .args([kind, major.as_str(), minor])
             .status()
             .unwrap();
         assert!(made.success());
     }
-    for path in [
-        disk.as_path(),
-        mem.as_path(),
-        port.as_path(),
-        Path::new("/dev/mem"),
-        Path::new("/proc/kcore"),
-    ] {
+    for path in nodes
+        .iter()
+        .map(|(node, ..)| node.as_path())
+        .chain([Path::new("/dev/mem"), Path::new("/proc/kcore")])
+    {
         assert_eq!(cg.open(path), Err(EPERM), "{}", path.display());
     }
     record_of(&cg, "file_open", |r| {
@@ -351,10 +370,14 @@ fn raw_disks_kernel_memory_and_device_nodes_made_anywhere_cannot_be_opened() {
     );
     // Outside, the same node reaches the driver: ENXIO, or, once another test has attached
     // the loop device, an open one (opened only: reading a whole disk image is not the point).
-    assert_ne!(
-        probe(None, OPEN_ONLY, &[disk.to_str().unwrap()]),
-        Err(EPERM)
-    );
+    for node in [&disk, &sg] {
+        assert_ne!(
+            probe(None, OPEN_ONLY, &[node.to_str().unwrap()]),
+            Err(EPERM),
+            "{}",
+            node.display()
+        );
+    }
 }
 
 /// open(2) of argv[1] for reading, without reading it.

@@ -30,8 +30,29 @@ pub enum OffsetError {
         field: String,
         bytes: u32,
     },
+    #[error(
+        "kernel BTF: field {strukt}.{field} is not the struct's first field, as the programs need"
+    )]
+    NotFirst { strukt: String, field: String },
     #[error("kernel BTF: {0}")]
     Btf(#[from] btf_rs::Error),
+}
+
+/// The offset of `strukt.first.then`, where `first` must be `strukt`'s first field: a pointer
+/// to a `first` is then a pointer to its `strukt` (a cgroup's `self`).
+fn first_field_then(btf: &Btf, strukt: &str, first: &str, then: &str) -> Result<u16, OffsetError> {
+    if field_offset(btf, strukt, &[first])? != 0 {
+        return Err(OffsetError::NotFirst {
+            strukt: strukt.to_string(),
+            field: first.to_string(),
+        });
+    }
+    let bytes = field_offset(btf, strukt, &[first, then])?;
+    u16::try_from(bytes).map_err(|_| OffsetError::TooFar {
+        strukt: strukt.to_string(),
+        field: format!("{first}.{then}"),
+        bytes,
+    })
 }
 
 /// Reads the offsets from `/sys/kernel/btf/vmlinux`.
@@ -85,6 +106,11 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
         inode_rdev: off("inode", &["i_rdev"])?,
         unix_sock_peer: off("unix_sock", &["peer"])?,
         sock_family: off("sock", &["__sk_common", "skc_family"])?,
+        unix_sock_addr: off("unix_sock", &["addr"])?,
+        unix_address_len: off("unix_address", &["len"])?,
+        unix_address_name: off("unix_address", &["name"])?,
+        sock_cgroup: off("sock", &["sk_cgrp_data", "cgroup"])?,
+        cgroup_parent: first_field_then(&btf, "cgroup", "self", "parent")?,
         task_real_cred: off("task_struct", &["real_cred"])?,
         file_mnt: off("file", &["f_path", "mnt"])?,
         mount_mnt: off("mount", &["mnt"])?,
@@ -325,6 +351,10 @@ mod tests {
         assert_eq!(off.dentry_name_ptr, off.dentry_name_len + 4);
         assert_ne!(off.file_inode, off.file_dentry);
         assert!(off.sb_dev < 4096 && off.inode_sb < 4096);
+        // struct unix_address { refcount_t refcnt; int len; struct sockaddr_un name[]; }
+        assert_eq!(off.unix_address_name, off.unix_address_len + 4);
+        // struct cgroup_subsys_state: the parent comes after the cgroup and subsystem pointers.
+        assert!(off.cgroup_parent > 0);
     }
 
     #[test]

@@ -119,11 +119,14 @@ pub enum TargetKind {
     Socket = 8,
     /// A key of the kernel keyrings: `value` is the `enum key_need_perm` asked for.
     Key = 9,
+    /// An abstract Unix socket (bound to a name, with no file): the name's bytes after its
+    /// leading NUL are in `path.names`, read as one buffer, and `value` is their count.
+    AbstractSocket = 10,
 }
 
 impl TargetKind {
     /// Every kind, in number order (`from_raw` and its test go through this list).
-    pub const ALL: [TargetKind; 10] = [
+    pub const ALL: [TargetKind; 11] = [
         TargetKind::None,
         TargetKind::File,
         TargetKind::Destination,
@@ -134,6 +137,7 @@ impl TargetKind {
         TargetKind::KernelLoad,
         TargetKind::Socket,
         TargetKind::Key,
+        TargetKind::AbstractSocket,
     ];
 
     /// The kind numbered `raw`; None for a number no kind has (a newer kernel object).

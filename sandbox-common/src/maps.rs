@@ -50,6 +50,9 @@ pub const POLICY_NET_BINARY_NAMES: u32 = 1 << 5;
 pub const POLICY_UNIX_RULES: u32 = 1 << 6;
 /// `allow_write` is present: only what lies under `RULE_ALLOW_WRITE` rules may be changed.
 pub const POLICY_WRITE_ALLOWLIST: u32 = 1 << 7;
+/// `network.unix_abstract: deny`: an abstract Unix socket is reached only when it was made
+/// inside the sandbox (by a task of the same attachment's cgroup).
+pub const POLICY_UNIX_ABSTRACT: u32 = 1 << 8;
 
 pub const MODE_ENFORCE: u32 = 0;
 pub const MODE_AUDIT: u32 = 1;
@@ -203,6 +206,9 @@ pub const RULE_ID_NOT_WRITABLE: u32 = u32::MAX - 6;
 /// Sentinel rule id: an `allow_write` policy and the changed file has other names, which may be
 /// outside every listed directory (`WALK_ONE_NAME`).
 pub const RULE_ID_OTHER_NAMES: u32 = u32::MAX - 7;
+/// Sentinel rule id: `network.unix_abstract: deny` and the abstract socket was made outside the
+/// sandbox.
+pub const RULE_ID_UNIX_ABSTRACT: u32 = u32::MAX - 8;
 
 /// Deepest cgroup nesting the policy lookup examines.
 pub const MAX_CGROUP_DEPTH: i32 = 32;

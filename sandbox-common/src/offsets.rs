@@ -71,6 +71,17 @@ pub struct KernelOffsets {
     pub unix_sock_peer: u16,
     /// `struct sock` -> `__sk_common.skc_family` (a u16).
     pub sock_family: u16,
+    /// `struct unix_sock` -> `addr` (its `struct unix_address`, null while unbound), and in
+    /// that `len` (an int: the `sockaddr_un` length it was bound with) and `name` (the
+    /// `sockaddr_un` itself).
+    pub unix_sock_addr: u16,
+    pub unix_address_len: u16,
+    pub unix_address_name: u16,
+    /// `struct sock` -> `sk_cgrp_data.cgroup`: the cgroup (v2) of the task that made the
+    /// socket, and `struct cgroup` -> `self.parent` (its parent's `self`, which is the parent
+    /// cgroup itself: `self` is the first field, which the daemon checks).
+    pub sock_cgroup: u16,
+    pub cgroup_parent: u16,
     /// `struct task_struct` -> `real_cred` (the task's own credentials) and `cred` (what it acts
     /// with: kernel code that acts for itself swaps in credentials of its own there).
     pub task_real_cred: u16,

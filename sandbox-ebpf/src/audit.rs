@@ -7,7 +7,10 @@ use aya_ebpf::{
     cty::c_void,
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid,
-        generated::{bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns, bpf_probe_read_kernel_str},
+        generated::{
+            bpf_get_current_cgroup_id, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
+            bpf_probe_read_kernel_str,
+        },
     },
 };
 use sandbox_common::{
@@ -16,7 +19,7 @@ use sandbox_common::{
 };
 
 use crate::{
-    kernel::{offsets, read_ptr},
+    kernel::{offsets, read_at, read_ptr},
     maps::{AUDIT_RATE, AUDIT_SUPPRESSED, EVENTS, EVENT_DROPS},
     target::Target,
     task::current_exe,
@@ -88,7 +91,13 @@ fn send(
         addr_of_mut!((*event).target_kind).write(kind as u32);
         addr_of_mut!((*event).comm).write(bpf_get_current_comm().unwrap_or_default());
         addr_of_mut!((*event).net).write(*net);
-        fill_path(addr_of_mut!((*event).path), file.dentry);
+        match *target {
+            Target::AbstractSocket(address) => {
+                let len = fill_abstract_name(addr_of_mut!((*event).path), address);
+                addr_of_mut!((*event).value).write(len);
+            }
+            _ => fill_path(addr_of_mut!((*event).path), file.dentry),
+        }
         addr_of_mut!((*event)._pad).write(0);
     }
     entry.submit(0);
@@ -140,6 +149,45 @@ unsafe fn fill_path(path: *mut EventPath, dentry: *const u8) {
         addr_of_mut!((*path).depth).write(depth);
         addr_of_mut!((*path).complete).write(complete);
     }
+}
+
+/// The longest abstract name a record carries: `sun_path` less its leading NUL.
+const ABSTRACT_NAME_MAX: u32 = 107;
+
+/// Copies the name of the abstract socket bound at `address` (a `struct unix_address`) into
+/// the reserved record's `path`, as one buffer, and returns its length (0 when unreadable).
+///
+/// # Safety
+/// `path` points into a reserved ring buffer record owned by the caller.
+#[inline(always)]
+unsafe fn fill_abstract_name(path: *mut EventPath, address: *const u8) -> u64 {
+    const _: () = assert!(ABSTRACT_NAME_MAX as usize <= PATH_NAMES * PATH_NAME_LEN);
+    /// `sun_family` (2 bytes) and the NUL that makes the name abstract.
+    const BEFORE_NAME: i32 = 3;
+    let off = offsets();
+    let Ok(bound) = read_at::<i32>(address, off.unix_address_len) else {
+        return 0;
+    };
+    let len = (bound - BEFORE_NAME).clamp(0, ABSTRACT_NAME_MAX as i32) as u32;
+    let name = address.wrapping_add(off.unix_address_name as usize + BEFORE_NAME as usize);
+    // SAFETY: copies at most ABSTRACT_NAME_MAX bytes into `names`, inside the record (asserted
+    // above); only the bound name's own bytes are read.
+    let read = unsafe {
+        bpf_probe_read_kernel(
+            addr_of_mut!((*path).names) as *mut c_void,
+            len,
+            name as *const c_void,
+        )
+    };
+    if read != 0 {
+        return 0;
+    }
+    // SAFETY: inside the record, as above.
+    unsafe {
+        addr_of_mut!((*path).depth).write(0);
+        addr_of_mut!((*path).complete).write(0);
+    }
+    u64::from(len)
 }
 
 #[inline(always)]

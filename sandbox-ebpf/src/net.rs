@@ -1,13 +1,14 @@
 //! Network egress: `socket_connect` and `socket_sendmsg` (an unconnected send names its
 //! destination: UDP sendto, TCP fast open) decide IPv4/IPv6 destinations by the policy's
 //! `network` rules; `unix_stream_connect` and `unix_may_send` decide Unix sockets by the
-//! identity of their socket file, whatever path alias was used to reach it.
+//! identity of their socket file, whatever path alias was used to reach it, and abstract ones
+//! by whether the sandbox made them.
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
-    socket_value, HOOK_SOCKET_CONNECT, HOOK_SOCKET_CREATE, HOOK_SOCKET_SENDMSG, HOOK_UNIX_MAY_SEND,
-    HOOK_UNIX_STREAM_CONNECT, POLICY_UNIX_RULES, RULE_DENY_UNIX, RULE_ID_FAIL_CLOSED,
-    RULE_ID_NET_RAW,
+    socket_value, CgroupPolicy, HOOK_SOCKET_CONNECT, HOOK_SOCKET_CREATE, HOOK_SOCKET_SENDMSG,
+    HOOK_UNIX_MAY_SEND, HOOK_UNIX_STREAM_CONNECT, MAX_CGROUP_DEPTH, POLICY_UNIX_ABSTRACT,
+    POLICY_UNIX_RULES, RULE_DENY_UNIX, RULE_ID_FAIL_CLOSED, RULE_ID_NET_RAW, RULE_ID_UNIX_ABSTRACT,
 };
 
 use crate::{
@@ -19,7 +20,7 @@ use crate::{
         daemon_port, decide_address, has_net_rules, Via, AF_INET, AF_INET6, AF_PACKET, AF_UNIX,
         AF_XDP,
     },
-    policy::current_policy,
+    policy::{confining_attachment, current_policy},
     target::{FileId, Target},
     verdict::{apply, enforce, Decision},
     walk::check_dentry,
@@ -155,21 +156,22 @@ pub fn unix_may_send(ctx: LsmContext) -> i32 {
 }
 
 /// Decides a connect or send to the Unix socket `sk` (a `struct unix_sock`): by the socket file
-/// it is bound to, and the directories above it.
+/// it is bound to and the directories above it (`unix_deny`), or, for an abstract socket, by
+/// where it was made (`unix_abstract`).
 #[inline(always)]
 fn verdict_on_unix(sk: *const u8, hook: u32) -> i32 {
-    let Some(policy) = current_policy() else {
+    let Some((attachment, policy)) = confining_attachment() else {
         return 0;
     };
-    if policy.flags & POLICY_UNIX_RULES == 0 {
+    if policy.flags & (POLICY_UNIX_RULES | POLICY_UNIX_ABSTRACT) == 0 {
         return 0;
     }
-    let (decision, target) = decide_unix(policy.policy_id, sk);
+    let (decision, target) = decide_unix(&policy, attachment, sk);
     enforce(&policy, hook, decision, &target)
 }
 
 #[inline(always)]
-fn decide_unix(policy_id: u32, sk: *const u8) -> (Decision, Target) {
+fn decide_unix(policy: &CgroupPolicy, attachment: u64, sk: *const u8) -> (Decision, Target) {
     let fail_closed = Decision::Deny {
         rule_id: RULE_ID_FAIL_CLOSED,
     };
@@ -178,17 +180,73 @@ fn decide_unix(policy_id: u32, sk: *const u8) -> (Decision, Target) {
         return (fail_closed, Target::None);
     }
     let dentry = match read_at::<*const u8>(sk, off.unix_sock_dentry) {
-        // An abstract or unbound socket has no file: no path rule can name it.
-        Ok(d) if d.is_null() => return (Decision::Allow, Target::None),
+        Ok(d) if d.is_null() => return decide_fileless(policy, attachment, sk),
         Ok(d) => d,
         Err(_) => return (fail_closed, Target::None),
     };
+    if policy.flags & POLICY_UNIX_RULES == 0 {
+        return (Decision::Allow, Target::None);
+    }
     let Ok(target) = read_ptr(dentry, off.dentry_inode).and_then(|i| inode_identity(&off, i))
     else {
         return (fail_closed, Target::None);
     };
     (
-        check_dentry(policy_id, target.dev, dentry, RULE_DENY_UNIX, 0),
+        check_dentry(policy.policy_id, target.dev, dentry, RULE_DENY_UNIX, 0),
         Target::file(FileId { dentry, ..target }),
     )
+}
+
+/// A socket with no file: no path rule names it. An unbound one (the other end of a
+/// socketpair) is allowed; an abstract one (bound to a name) under `unix_abstract: deny` only
+/// when a task of the sandbox made it. Abstract names are the host's (one per network
+/// namespace): an X server's (`@/tmp/.X11-unix/X0`, where X clients look first) takes
+/// keystrokes for the developer's windows.
+#[inline(always)]
+fn decide_fileless(policy: &CgroupPolicy, attachment: u64, sk: *const u8) -> (Decision, Target) {
+    let fail_closed = Decision::Deny {
+        rule_id: RULE_ID_FAIL_CLOSED,
+    };
+    if policy.flags & POLICY_UNIX_ABSTRACT == 0 {
+        return (Decision::Allow, Target::None);
+    }
+    let off = offsets();
+    let address = match read_at::<*const u8>(sk, off.unix_sock_addr) {
+        Ok(a) if a.is_null() => return (Decision::Allow, Target::None),
+        Ok(a) => a,
+        Err(_) => return (fail_closed, Target::None),
+    };
+    let target = Target::AbstractSocket(address);
+    match made_in(sk, attachment) {
+        Ok(true) => (Decision::Allow, target),
+        Ok(false) => (
+            Decision::Deny {
+                rule_id: RULE_ID_UNIX_ABSTRACT,
+            },
+            target,
+        ),
+        Err(_) => (fail_closed, target),
+    }
+}
+
+/// Whether socket `sk` was made in the cgroup `attachment` or below it: the cgroup the kernel
+/// gave the socket when it was made (its maker's, kept however the maker moves since).
+#[inline(always)]
+fn made_in(sk: *const u8, attachment: u64) -> Result<bool, i32> {
+    let off = offsets();
+    let mut cgroup = read_ptr(sk, off.sock_cgroup)?;
+    for _ in 0..MAX_CGROUP_DEPTH {
+        let id: u64 =
+            read_ptr(cgroup, off.cgroup_kn).and_then(|kn| read_at(kn, off.kernfs_node_id))?;
+        if id == attachment {
+            return Ok(true);
+        }
+        // `self` is the cgroup's first field: its parent's `self` is the parent cgroup.
+        match read_at::<*const u8>(cgroup, off.cgroup_parent)? {
+            parent if parent.is_null() => return Ok(false),
+            parent => cgroup = parent,
+        }
+    }
+    // Deeper than the policy lookup looks: not found, so not the sandbox's.
+    Ok(false)
 }

@@ -40,6 +40,8 @@ pub enum Target {
     Socket(u64),
     /// A key access (`enum key_need_perm`).
     Key(u32),
+    /// An abstract Unix socket: its `struct unix_address`, whose name the record carries.
+    AbstractSocket(*const u8),
 }
 
 impl Target {
@@ -70,6 +72,8 @@ impl Target {
             Target::KernelLoad(id) => (TargetKind::KernelLoad, none, id.into()),
             Target::Socket(value) => (TargetKind::Socket, none, value),
             Target::Key(need) => (TargetKind::Key, none, need.into()),
+            // The name's length is read with the name (`audit::fill_abstract_name`).
+            Target::AbstractSocket(_) => (TargetKind::AbstractSocket, none, 0),
         }
     }
 }

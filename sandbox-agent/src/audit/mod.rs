@@ -23,7 +23,7 @@ use sandbox_common::{
     HOOK_PATH_TRUNCATE, HOOK_PATH_UNLINK, HOOK_PTRACE, HOOK_SB_MOUNT, HOOK_SOCKET_CONNECT,
     HOOK_SOCKET_SENDMSG, HOOK_TASK_ALLOC, HOOK_TASK_KILL, RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS,
     RULE_ID_NET_DEFAULT, RULE_ID_NET_RAW, RULE_ID_NOT_ALLOWED, RULE_ID_NOT_WRITABLE,
-    RULE_ID_OTHER_NAMES, RULE_ID_SELF_PROTECTION,
+    RULE_ID_OTHER_NAMES, RULE_ID_SELF_PROTECTION, RULE_ID_UNIX_ABSTRACT,
 };
 use serde::{Deserialize, Serialize};
 
@@ -192,6 +192,9 @@ pub fn decode<'a>(event: &'a AuditEvent, time: &'a str, ctx: &'a Context) -> Aud
         ),
         RULE_ID_FILELESS => Some("deny_fileless_exec (the file has no link)".into()),
         RULE_ID_NET_DEFAULT => Some("network.default: deny (no rule allows it)".into()),
+        RULE_ID_UNIX_ABSTRACT => {
+            Some("network.unix_abstract: deny (an abstract socket made outside the sandbox)".into())
+        }
         RULE_ID_NET_RAW => Some(
             "network: no raw, packet or SCTP sockets (they reach past the address rules)".into(),
         ),

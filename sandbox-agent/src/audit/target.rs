@@ -5,7 +5,7 @@ use sandbox_common::{
     capability_name, key_access_name, AuditEvent, EventPath, TargetKind, NET_FAMILY_V4,
     NET_FAMILY_V6,
 };
-use std::borrow::Cow;
+use std::{borrow::Cow, fmt::Write};
 
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +26,7 @@ pub enum Kind {
     KernelLoad,
     Socket,
     Key,
+    AbstractSocket,
     /// A kind this build does not know (a newer eBPF object).
     Unknown,
 }
@@ -43,6 +44,7 @@ impl From<TargetKind> for Kind {
             TargetKind::KernelLoad => Kind::KernelLoad,
             TargetKind::Socket => Kind::Socket,
             TargetKind::Key => Kind::Key,
+            TargetKind::AbstractSocket => Kind::AbstractSocket,
         }
     }
 }
@@ -87,6 +89,10 @@ pub struct Target<'a> {
     /// `key_permission`: the access asked for on a key the sandbox did not make (`read`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_access: Option<String>,
+    /// An abstract Unix socket's name, `@` first as `ss` shows it; bytes outside printable
+    /// ASCII as `\xNN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket_name: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +159,10 @@ impl<'a> Target<'a> {
                 key_access: Some(key_access_name(v).map_or(v.to_string(), str::to_string)),
                 ..kind_only
             },
+            TargetKind::AbstractSocket => Target {
+                socket_name: Some(abstract_name(&event.path, v)),
+                ..kind_only
+            },
             TargetKind::Socket => Target {
                 socket: Some(Socket {
                     family: (v >> 32) as u32,
@@ -178,6 +188,9 @@ impl<'a> Target<'a> {
         }
         if let (Some(dev), Some(ino)) = (&t.dev, t.ino) {
             return format!("{dev}:{ino}");
+        }
+        if let Some(name) = &t.socket_name {
+            return name.clone();
         }
         if let Some(access) = &t.key_access {
             return format!("key {access}");
@@ -239,6 +252,22 @@ fn kernel_path(path: &EventPath) -> Option<String> {
         text.push_str(&String::from_utf8_lossy(name));
     }
     Some(text)
+}
+
+/// The abstract socket name of `len` bytes the kernel copied into `path`'s names (one buffer).
+fn abstract_name(path: &EventPath, len: u64) -> String {
+    let bytes = path.names.as_flattened();
+    let len = usize::try_from(len).map_or(bytes.len(), |n| n.min(bytes.len()));
+    let mut name = String::with_capacity(len + 1);
+    name.push('@');
+    for &b in &bytes[..len] {
+        if b.is_ascii_graphic() || b == b' ' {
+            name.push(char::from(b));
+        } else {
+            let _ = write!(name, "\\x{b:02x}");
+        }
+    }
+    name
 }
 
 /// The length of a NUL-terminated name.
@@ -319,6 +348,22 @@ mod tests {
         );
         let json = serde_json::to_string(&raw).unwrap();
         assert!(json.contains(r#""kind":"socket""#), "{json}");
+        let mut e = event();
+        e.target_kind = TargetKind::AbstractSocket as u32;
+        let name = b"/tmp/.X11-unix/X0\x00\n";
+        e.path.names.as_flattened_mut()[..name.len()].copy_from_slice(name);
+        e.value = name.len() as u64;
+        let x11 = Target::decode(&e, None);
+        assert_eq!(
+            (x11.kind, x11.describe(), x11.path, x11.ino),
+            (
+                Kind::AbstractSocket,
+                r"@/tmp/.X11-unix/X0\x00\x0a".to_string(),
+                None,
+                None
+            ),
+            "the name's own bytes, nothing past its length, unprintable bytes escaped"
+        );
         assert!(!json.contains("\"ino\""), "a socket has no inode: {json}");
         let mut unknown = event();
         unknown.target_kind = 99;

@@ -20,9 +20,9 @@ use std::{
 use sandbox_common::{
     NetRules, RuleValue, CHAIN_DEV, MAX_CHAIN, POLICY_DENY_FILELESS_EXEC, POLICY_EXEC_ALLOWLIST,
     POLICY_NET_BINARIES, POLICY_NET_BINARY_NAMES, POLICY_NET_DEFAULT_DENY, POLICY_NET_RULES,
-    POLICY_UNIX_RULES, POLICY_WRITE_ALLOWLIST, RULE_ALLOW_EXEC, RULE_ALLOW_WRITE, RULE_DENY_EXEC,
-    RULE_DENY_READ, RULE_DENY_UNIX, RULE_DENY_WRITE, RULE_NAMED_CHILDREN, RULE_ON_THE_WAY,
-    RULE_PREFIX, RULE_TREE,
+    POLICY_UNIX_ABSTRACT, POLICY_UNIX_RULES, POLICY_WRITE_ALLOWLIST, RULE_ALLOW_EXEC,
+    RULE_ALLOW_WRITE, RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_UNIX, RULE_DENY_WRITE,
+    RULE_NAMED_CHILDREN, RULE_ON_THE_WAY, RULE_PREFIX, RULE_TREE,
 };
 use serde::Serialize;
 
@@ -33,7 +33,7 @@ use super::the_way::{follow_the_way, Landing};
 use super::{
     anchors::Anchors,
     net_spec::Cidr,
-    schema::{Mode, NetDefault, PathKey, Policy},
+    schema::{Mode, NetDefault, PathKey, Policy, UnixAbstract},
 };
 use crate::identity::{file_stat, FileId, FileStat};
 
@@ -344,6 +344,9 @@ fn policy_flags(policy: &Policy) -> u32 {
     }
     if !policy.network.unix_deny.is_empty() {
         flags |= POLICY_UNIX_RULES;
+    }
+    if policy.network.unix_abstract == UnixAbstract::Deny {
+        flags |= POLICY_UNIX_ABSTRACT;
     }
     if policy.allow_exec.is_some() {
         flags |= POLICY_EXEC_ALLOWLIST;

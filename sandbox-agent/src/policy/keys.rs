@@ -54,6 +54,8 @@ const UNIX: &[&str] = &[
     "path_rmdir",
     "path_rename",
 ];
+/// Abstract sockets: a connect, a send that names one, and a send on a connection to one.
+const UNIX_ABSTRACT: &[&str] = &["unix_stream_connect", "unix_may_send", "socket_sendmsg"];
 const WRITE: &[&str] = &[
     "file_open",
     "path_truncate",
@@ -134,6 +136,10 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "network.unix_deny",
         hooks: UNIX,
+    },
+    Key {
+        name: "network.unix_abstract",
+        hooks: UNIX_ABSTRACT,
     },
     Key {
         name: "capabilities.allow",

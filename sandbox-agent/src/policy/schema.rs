@@ -105,6 +105,20 @@ pub struct Network {
     /// Unix socket files (or directories of them) no confined program may connect or send to.
     #[serde(default)]
     pub unix_deny: Vec<String>,
+    /// Abstract Unix sockets (a name, no file) made outside the sandbox.
+    #[serde(default)]
+    pub unix_abstract: UnixAbstract,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnixAbstract {
+    /// Every abstract socket may be reached.
+    #[default]
+    Allow,
+    /// Only abstract sockets a task of the sandbox made: the host's (an X server's, a D-Bus
+    /// session bus's) are refused.
+    Deny,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -15,10 +15,12 @@ use crate::harness::*;
 
 /// Tries to reach a destination from a python3 process: prints OK:<what happened> or
 /// ERR:<errno>. Kinds: tcp HOST PORT, udp HOST PORT (sendto without connect), unix PATH,
-/// unix-dgram PATH.
+/// unix-dgram PATH; a PATH of `@name` is the abstract socket `name`.
 const NET_SCRIPT: &str = r#"
 import socket, sys
 kind = sys.argv[1]
+def unix_address(path):
+    return "\0" + path[1:] if path.startswith("@") else path
 try:
     if kind in ("tcp", "udp"):
         host, port = sys.argv[2], int(sys.argv[3])
@@ -33,11 +35,11 @@ try:
             print("OK:sent", end="")
     elif kind == "unix":
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.connect(sys.argv[2])
+        s.connect(unix_address(sys.argv[2]))
         print("OK:connected", end="")
     else:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        s.sendto(b"datagram", sys.argv[2])
+        s.sendto(b"datagram", unix_address(sys.argv[2]))
         print("OK:sent", end="")
 except OSError as e:
     print("ERR:%d" % e.errno, end="")
@@ -399,6 +401,198 @@ fn unix_sockets_are_denied_by_inode_whatever_path_reaches_them() {
     let record = records_for(&stream, 2);
     assert_eq!(record.len(), 2, "both connects are recorded: {record:?}");
     assert_eq!(record[0]["hook"], "unix_stream_connect");
+}
+
+/// Binds the abstract stream socket `@argv[1]` and the datagram socket `@argv[1]-dgram`, says
+/// READY, then waits to be killed.
+const ABSTRACT_SERVER: &str = r#"
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind("\0" + sys.argv[1])
+s.listen(16)
+d = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+d.bind("\0" + sys.argv[1] + "-dgram")
+print("READY", flush=True)
+time.sleep(600)
+"#;
+
+/// `ABSTRACT_SERVER` started inside `cg` under `name`, once it has bound its sockets.
+fn abstract_server_in(cg: &Cgroup, name: &str) -> std::process::Child {
+    let mut server = cg.spawn(&["python3", "-c", ABSTRACT_SERVER, name]);
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.as_mut().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(ready.trim(), "READY", "the server in {}", cg.path.display());
+    server
+}
+
+/// Inside one process: an abstract socket of its own making, connected and sent to, and a
+/// socketpair (unbound ends): OK:own, else ERR:<errno>.
+const ABSTRACT_OF_ITS_OWN: &str = r#"
+import os, socket
+try:
+    name = "\0sa-own-%d" % os.getpid()
+    l = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    l.bind(name)
+    l.listen(1)
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.connect(name)
+    c.sendall(b"x")
+    d = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    d.bind(name + "-dgram")
+    socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b"x", name + "-dgram")
+    a, b = socket.socketpair()
+    a.sendall(b"x")
+    print("OK:own", end="")
+except OSError as e:
+    print("ERR:%d" % e.errno, end="")
+"#;
+
+/// Binds a datagram socket at argv[1], says READY, receives one descriptor (a connected
+/// stream socket) and sends on it: OK:sent or ERR:<errno>.
+const SEND_ON_A_HANDED_IN_CONNECTION: &str = r#"
+import socket, sys
+r = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+r.bind(sys.argv[1])
+print("READY", flush=True)
+msg, fds, flags, addr = socket.recv_fds(r, 16, 1)
+s = socket.socket(fileno=fds[0])
+try:
+    s.sendall(b"x")
+    print("OK:sent", end="")
+except OSError as e:
+    print("ERR:%d" % e.errno, end="")
+"#;
+
+/// Connects to the abstract socket `@argv[2]` outside any sandbox and hands the connection to
+/// the receiver at argv[1].
+const HAND_IN_A_CONNECTION: &str = r#"
+import array, socket, sys
+c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+c.connect("\0" + sys.argv[2])
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [c.fileno()]))]
+s.sendmsg([b"x"], rights, 0, sys.argv[1])
+"#;
+
+/// What a task in `cg` gets from sending on a connection to `@name` made outside and handed
+/// in.
+fn send_on_connection_handed_in(cg: &Cgroup, home: &Path, name: &str) -> String {
+    let sock = home.join("receive.sock");
+    let _ = std::fs::remove_file(&sock);
+    let mut receiver = cg.spawn(&[
+        "python3",
+        "-c",
+        SEND_ON_A_HANDED_IN_CONNECTION,
+        sock.to_str().unwrap(),
+    ]);
+    let mut lines = std::io::BufReader::new(receiver.stdout.take().unwrap());
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut lines, &mut ready).unwrap();
+    assert_eq!(ready.trim(), "READY");
+    let sent = Command::new("python3")
+        .args(["-c", HAND_IN_A_CONNECTION, sock.to_str().unwrap(), name])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "the connection to @{name} was handed in");
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut lines, &mut said).unwrap();
+    receiver.wait().unwrap();
+    said
+}
+
+#[test]
+fn abstract_sockets_made_outside_the_sandbox_are_refused_and_its_own_reached() {
+    let home = fixture_dir("net-abstract");
+    let outside = format!("sa-outside-{}", std::process::id());
+    let (stream, dgram) = (format!("@{outside}"), format!("@{outside}-dgram"));
+    let listener = std::os::unix::net::UnixListener::bind_addr(
+        &<std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(
+            outside.as_bytes(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let _dgram = UnixDatagram::bind_addr(
+        &<std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(
+            format!("{outside}-dgram").as_bytes(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let body = "network:\n  unix_abstract: deny\n";
+    let cg = confined_by("net-abstract", &home, body);
+    let other_sandbox = confined_by("net-abstract-other", &home, body);
+
+    // The host's abstract sockets: refused to root and to a user, stream and datagram.
+    assert_eq!(unix(Some(&cg), "unix", Path::new(&stream)), Err(EPERM));
+    assert_eq!(unix(Some(&cg), "unix-dgram", Path::new(&dgram)), Err(EPERM));
+    assert_eq!(
+        probe_as_user(&cg, NET_SCRIPT, &["unix", &stream]),
+        Err(EPERM),
+        "a user"
+    );
+    assert_eq!(
+        probe_as_user(&cg, NET_SCRIPT, &["unix-dgram", &dgram]),
+        Err(EPERM)
+    );
+    // A connection made outside and handed in carries nothing either.
+    assert_eq!(
+        send_on_connection_handed_in(&cg, &home, &outside),
+        "ERR:1",
+        "a send on a connection made outside"
+    );
+    let record = record_of(&cg, "unix_stream_connect", |r| {
+        r["target"]["socket_name"] == stream.as_str()
+    });
+    assert_eq!(record["target"]["kind"], "abstract_socket");
+    assert_eq!(
+        record["rule"],
+        "network.unix_abstract: deny (an abstract socket made outside the sandbox)"
+    );
+
+    // The sandbox's own: made by the same process, or by another process of the sandbox.
+    assert_eq!(probe(Some(&cg), ABSTRACT_OF_ITS_OWN, &[]), Ok("own".into()));
+    assert_eq!(
+        probe_as_user(&cg, ABSTRACT_OF_ITS_OWN, &[]),
+        Ok("own".into())
+    );
+    let inside = format!("sa-inside-{}", std::process::id());
+    let mut server = abstract_server_in(&cg, &inside);
+    assert_eq!(
+        unix(Some(&cg), "unix", Path::new(&format!("@{inside}"))),
+        connected()
+    );
+    let inside_dgram = format!("@{inside}-dgram");
+    assert_eq!(
+        unix(Some(&cg), "unix-dgram", Path::new(&inside_dgram)),
+        Ok("sent".into())
+    );
+    // Another sandbox's are not its own.
+    assert_eq!(
+        unix(
+            Some(&other_sandbox),
+            "unix",
+            Path::new(&format!("@{inside}"))
+        ),
+        Err(EPERM),
+        "another sandbox's abstract socket"
+    );
+
+    // Outside, and once detached, everything connects.
+    assert_eq!(unix(None, "unix", Path::new(&stream)), connected());
+    detach(&cg);
+    assert_eq!(unix(Some(&cg), "unix", Path::new(&stream)), connected());
+    assert_eq!(
+        send_on_connection_handed_in(&cg, &home, &outside),
+        "OK:sent"
+    );
+    drop(listener);
+    let _ = server.kill();
+    let _ = server.wait();
 }
 
 #[test]

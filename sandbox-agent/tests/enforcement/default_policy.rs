@@ -439,3 +439,55 @@ fn the_users_bus_on_the_runtime_tmpfs_logind_mounts_below_run_user_is_out_of_rea
         );
     }
 }
+
+/// An X server stand-in: it listens where Xorg and Xwayland do, on the display's socket file
+/// and on the abstract socket of the same name, which X clients try first. Through either, a
+/// client can type into the developer's windows.
+fn x_server(display: u32) -> (Vec<std::os::unix::net::UnixListener>, String) {
+    use std::os::{linux::net::SocketAddrExt, unix::fs::PermissionsExt};
+    let dir = PathBuf::from("/tmp/.X11-unix");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let file = dir.join(format!("X{display}"));
+    let _ = std::fs::remove_file(&file);
+    let by_file = std::os::unix::net::UnixListener::bind(&file).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let name = file.display().to_string();
+    let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let by_name = std::os::unix::net::UnixListener::bind_addr(&address).unwrap();
+    (vec![by_file, by_name], name)
+}
+
+#[test]
+fn the_x_servers_abstract_socket_is_out_of_reach_as_its_file_is() {
+    let (_x, name) = x_server(std::process::id() % 1000 + 100);
+    let connect = format!(
+        "import socket\nfor a in ({name:?}, '\\0' + {name:?}):\n    try:\n        \
+         socket.socket(socket.AF_UNIX).connect(a)\n        print('connected', end=' ')\n    \
+         except OSError as e:\n        print('errno', e.errno, end=' ')"
+    );
+    for (uid, who) in [(USER_UID, "user"), (0, "root")] {
+        let day = Day::new(&format!("x11-{who}"), uid);
+        let outside = Command::new("python3")
+            .args(["-c", &connect])
+            .uid(uid)
+            .output()
+            .unwrap();
+        assert_eq!(
+            stdout(&outside).trim(),
+            "connected connected",
+            "{who} outside: {}",
+            stderr(&outside)
+        );
+        let script = day.workspace.join("connect.py");
+        write(&script, &connect);
+        let inside = day.run(uid, false, &[], "python3 connect.py");
+        let eperm = format!("errno {}", libc::EPERM);
+        assert_eq!(
+            stdout(&inside).trim(),
+            format!("{eperm} {eperm}"),
+            "{who} inside, by the file and by the abstract name: {}",
+            stderr(&inside)
+        );
+    }
+}

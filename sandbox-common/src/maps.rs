@@ -209,6 +209,10 @@ pub const RULE_ID_OTHER_NAMES: u32 = u32::MAX - 7;
 /// Sentinel rule id: `network.unix_abstract: deny` and the abstract socket was made outside the
 /// sandbox.
 pub const RULE_ID_UNIX_ABSTRACT: u32 = u32::MAX - 8;
+/// Sentinel rule id: a task outside a sandbox under `network.unix_abstract: deny` (the host's,
+/// another sandbox's) reaching an abstract socket made in it (the record is under that
+/// sandbox's policy).
+pub const RULE_ID_UNIX_ABSTRACT_INSIDE: u32 = u32::MAX - 9;
 
 /// Deepest cgroup nesting the policy lookup examines.
 pub const MAX_CGROUP_DEPTH: i32 = 32;

@@ -9,6 +9,7 @@ use sandbox_common::{
     socket_value, CgroupPolicy, HOOK_SOCKET_CONNECT, HOOK_SOCKET_CREATE, HOOK_SOCKET_SENDMSG,
     HOOK_UNIX_MAY_SEND, HOOK_UNIX_STREAM_CONNECT, MAX_CGROUP_DEPTH, POLICY_UNIX_ABSTRACT,
     POLICY_UNIX_RULES, RULE_DENY_UNIX, RULE_ID_FAIL_CLOSED, RULE_ID_NET_RAW, RULE_ID_UNIX_ABSTRACT,
+    RULE_ID_UNIX_ABSTRACT_INSIDE,
 };
 
 use crate::{
@@ -16,11 +17,12 @@ use crate::{
     file_check::inode_identity,
     hook::earlier_denial,
     kernel::{offsets, read_at, read_ptr},
+    maps::CGROUP_POLICY,
     net_rules::{
         daemon_port, decide_address, has_net_rules, Via, AF_INET, AF_INET6, AF_PACKET, AF_UNIX,
         AF_XDP,
     },
-    policy::{confining_attachment, current_policy},
+    policy::{any_attached, confining_attachment, current_policy},
     target::{FileId, Target},
     verdict::{apply, enforce, Decision},
     walk::check_dentry,
@@ -141,7 +143,7 @@ pub fn unix_stream_connect(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 3) {
         return denied;
     }
-    verdict_on_unix(ctx.arg(1), HOOK_UNIX_STREAM_CONNECT)
+    verdict_on_unix_from_anywhere(ctx.arg(1), HOOK_UNIX_STREAM_CONNECT)
 }
 
 #[lsm(hook = "unix_may_send")]
@@ -152,22 +154,71 @@ pub fn unix_may_send(ctx: LsmContext) -> i32 {
     }
     let other: *const u8 = ctx.arg(1);
     let sk = read_ptr(other, offsets().socket_sk).unwrap_or(core::ptr::null());
-    verdict_on_unix(sk, HOOK_UNIX_MAY_SEND)
+    verdict_on_unix_from_anywhere(sk, HOOK_UNIX_MAY_SEND)
 }
 
-/// Decides a connect or send to the Unix socket `sk` (a `struct unix_sock`): by the socket file
-/// it is bound to and the directories above it (`unix_deny`), or, for an abstract socket, by
-/// where it was made (`unix_abstract`).
+/// Decides a send on a connected Unix socket to its peer `sk` (a `struct unix_sock`) for a
+/// confined task.
 #[inline(always)]
 fn verdict_on_unix(sk: *const u8, hook: u32) -> i32 {
-    let Some((attachment, policy)) = confining_attachment() else {
-        return 0;
-    };
+    match confining_attachment() {
+        Some(confined) => verdict_on_unix_confined(confined, sk, hook),
+        None => 0,
+    }
+}
+
+/// Decides a connect or send to the Unix socket `sk` by a task of the `confined` attachment:
+/// by the socket file it is bound to and the directories above it (`unix_deny`), or, for an
+/// abstract socket, by where it was made (`unix_abstract`).
+#[inline(always)]
+fn verdict_on_unix_confined(confined: (u64, CgroupPolicy), sk: *const u8, hook: u32) -> i32 {
+    let (attachment, policy) = confined;
     if policy.flags & (POLICY_UNIX_RULES | POLICY_UNIX_ABSTRACT) == 0 {
         return 0;
     }
     let (decision, target) = decide_unix(&policy, attachment, sk);
     enforce(&policy, hook, decision, &target)
+}
+
+/// `verdict_on_unix` for a connect or a datagram, which also keeps an abstract socket made in
+/// a sandbox under `unix_abstract: deny` inside it: no task outside that sandbox (the host's,
+/// another sandbox's) reaches it. Such a socket could have taken a name the host's own clients
+/// look for (another display's X server, the control socket of a daemon not started yet).
+/// Sends on a connection are not decided this way for tasks outside every sandbox: they are
+/// the host's hottest path (every X11 and D-Bus message).
+#[inline(always)]
+fn verdict_on_unix_from_anywhere(sk: *const u8, hook: u32) -> i32 {
+    if !any_attached() {
+        return 0;
+    }
+    let confined = confining_attachment();
+    if let Some(confined) = confined {
+        let ret = verdict_on_unix_confined(confined, sk, hook);
+        if ret != 0 {
+            return ret;
+        }
+    }
+    let off = offsets();
+    let (Ok(dentry), Ok(address)) = (
+        read_at::<*const u8>(sk, off.unix_sock_dentry),
+        read_at::<*const u8>(sk, off.unix_sock_addr),
+    ) else {
+        return 0;
+    };
+    if !dentry.is_null() || address.is_null() {
+        return 0;
+    }
+    // Unreadable: decided for the confined above; the host's own tasks are not failed closed.
+    let Ok(Some((maker, policy))) = sandbox_that_made(sk) else {
+        return 0;
+    };
+    if policy.flags & POLICY_UNIX_ABSTRACT == 0 || confined.map(|(id, _)| id) == Some(maker) {
+        return 0;
+    }
+    let decision = Decision::Deny {
+        rule_id: RULE_ID_UNIX_ABSTRACT_INSIDE,
+    };
+    enforce(&policy, hook, decision, &Target::AbstractSocket(address))
 }
 
 #[inline(always)]
@@ -217,9 +268,9 @@ fn decide_fileless(policy: &CgroupPolicy, attachment: u64, sk: *const u8) -> (De
         Err(_) => return (fail_closed, Target::None),
     };
     let target = Target::AbstractSocket(address);
-    match made_in(sk, attachment) {
-        Ok(true) => (Decision::Allow, target),
-        Ok(false) => (
+    match sandbox_that_made(sk) {
+        Ok(Some((maker, _))) if maker == attachment => (Decision::Allow, target),
+        Ok(_) => (
             Decision::Deny {
                 rule_id: RULE_ID_UNIX_ABSTRACT,
             },
@@ -229,24 +280,27 @@ fn decide_fileless(policy: &CgroupPolicy, attachment: u64, sk: *const u8) -> (De
     }
 }
 
-/// Whether socket `sk` was made in the cgroup `attachment` or below it: the cgroup the kernel
-/// gave the socket when it was made (its maker's, kept however the maker moves since).
+/// The attachment (its cgroup id and policy) whose cgroup, or one below it, made socket `sk`:
+/// the cgroup the kernel gave the socket when it was made (its maker's, kept however the maker
+/// moves since). The daemon refuses nested attachments, so the first one found going up is
+/// the only one.
 #[inline(always)]
-fn made_in(sk: *const u8, attachment: u64) -> Result<bool, i32> {
+fn sandbox_that_made(sk: *const u8) -> Result<Option<(u64, CgroupPolicy)>, i32> {
     let off = offsets();
     let mut cgroup = read_ptr(sk, off.sock_cgroup)?;
     for _ in 0..MAX_CGROUP_DEPTH {
         let id: u64 =
             read_ptr(cgroup, off.cgroup_kn).and_then(|kn| read_at(kn, off.kernfs_node_id))?;
-        if id == attachment {
-            return Ok(true);
+        // SAFETY: copied out at once; see policy::current_policy.
+        if let Some(policy) = unsafe { CGROUP_POLICY.get(&id).copied() } {
+            return Ok(Some((id, policy)));
         }
         // `self` is the cgroup's first field: its parent's `self` is the parent cgroup.
         match read_at::<*const u8>(cgroup, off.cgroup_parent)? {
-            parent if parent.is_null() => return Ok(false),
+            parent if parent.is_null() => return Ok(None),
             parent => cgroup = parent,
         }
     }
-    // Deeper than the policy lookup looks: not found, so not the sandbox's.
-    Ok(false)
+    // Deeper than the policy lookup looks: no sandbox's.
+    Ok(None)
 }

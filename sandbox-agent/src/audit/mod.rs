@@ -24,6 +24,7 @@ use sandbox_common::{
     HOOK_SOCKET_SENDMSG, HOOK_TASK_ALLOC, HOOK_TASK_KILL, RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS,
     RULE_ID_NET_DEFAULT, RULE_ID_NET_RAW, RULE_ID_NOT_ALLOWED, RULE_ID_NOT_WRITABLE,
     RULE_ID_OTHER_NAMES, RULE_ID_SELF_PROTECTION, RULE_ID_UNIX_ABSTRACT,
+    RULE_ID_UNIX_ABSTRACT_INSIDE,
 };
 use serde::{Deserialize, Serialize};
 
@@ -195,6 +196,10 @@ pub fn decode<'a>(event: &'a AuditEvent, time: &'a str, ctx: &'a Context) -> Aud
         RULE_ID_UNIX_ABSTRACT => {
             Some("network.unix_abstract: deny (an abstract socket made outside the sandbox)".into())
         }
+        RULE_ID_UNIX_ABSTRACT_INSIDE => Some(
+            "network.unix_abstract: deny (an abstract socket made in the sandbox, reached from outside it)"
+                .into(),
+        ),
         RULE_ID_NET_RAW => Some(
             "network: no raw, packet or SCTP sockets (they reach past the address rules)".into(),
         ),

@@ -504,40 +504,44 @@ fn send_on_connection_handed_in(cg: &Cgroup, home: &Path, name: &str) -> String 
     said
 }
 
+/// The abstract stream socket `@name` and datagram socket `@name-dgram`, bound here (outside
+/// every sandbox).
+fn abstract_sockets(name: &str) -> (UnixListener, UnixDatagram) {
+    use std::os::{linux::net::SocketAddrExt, unix::net::SocketAddr};
+    let at = |n: &str| SocketAddr::from_abstract_name(n.as_bytes()).unwrap();
+    (
+        UnixListener::bind_addr(&at(name)).unwrap(),
+        UnixDatagram::bind_addr(&at(&format!("{name}-dgram"))).unwrap(),
+    )
+}
+
 #[test]
-fn abstract_sockets_made_outside_the_sandbox_are_refused_and_its_own_reached() {
+fn abstract_sockets_do_not_cross_the_sandbox_boundary_either_way() {
     let home = fixture_dir("net-abstract");
     let outside = format!("sa-outside-{}", std::process::id());
-    let (stream, dgram) = (format!("@{outside}"), format!("@{outside}-dgram"));
-    let listener = std::os::unix::net::UnixListener::bind_addr(
-        &<std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(
-            outside.as_bytes(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let _dgram = UnixDatagram::bind_addr(
-        &<std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(
-            format!("{outside}-dgram").as_bytes(),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let _host = abstract_sockets(&outside);
+    let inside = format!("sa-inside-{}", std::process::id());
+    let name = |n: &str| std::path::PathBuf::from(format!("@{n}"));
+    let dgram = |n: &str| std::path::PathBuf::from(format!("@{n}-dgram"));
     let body = "network:\n  unix_abstract: deny\n";
     let cg = confined_by("net-abstract", &home, body);
     let other_sandbox = confined_by("net-abstract-other", &home, body);
+    let without_the_rule = confined_by(
+        "net-abstract-allow",
+        &home,
+        "network:\n  unix_abstract: allow\n",
+    );
 
     // The host's abstract sockets: refused to root and to a user, stream and datagram.
-    assert_eq!(unix(Some(&cg), "unix", Path::new(&stream)), Err(EPERM));
-    assert_eq!(unix(Some(&cg), "unix-dgram", Path::new(&dgram)), Err(EPERM));
+    assert_eq!(unix(Some(&cg), "unix", &name(&outside)), Err(EPERM));
+    assert_eq!(unix(Some(&cg), "unix-dgram", &dgram(&outside)), Err(EPERM));
+    let as_user =
+        |kind: &str, to: &Path| probe_as_user(&cg, NET_SCRIPT, &[kind, to.to_str().unwrap()]);
+    assert_eq!(as_user("unix", &name(&outside)), Err(EPERM), "a user");
     assert_eq!(
-        probe_as_user(&cg, NET_SCRIPT, &["unix", &stream]),
+        as_user("unix-dgram", &dgram(&outside)),
         Err(EPERM),
         "a user"
-    );
-    assert_eq!(
-        probe_as_user(&cg, NET_SCRIPT, &["unix-dgram", &dgram]),
-        Err(EPERM)
     );
     // A connection made outside and handed in carries nothing either.
     assert_eq!(
@@ -546,7 +550,7 @@ fn abstract_sockets_made_outside_the_sandbox_are_refused_and_its_own_reached() {
         "a send on a connection made outside"
     );
     let record = record_of(&cg, "unix_stream_connect", |r| {
-        r["target"]["socket_name"] == stream.as_str()
+        r["target"]["socket_name"] == format!("@{outside}").as_str()
     });
     assert_eq!(record["target"]["kind"], "abstract_socket");
     assert_eq!(
@@ -560,37 +564,55 @@ fn abstract_sockets_made_outside_the_sandbox_are_refused_and_its_own_reached() {
         probe_as_user(&cg, ABSTRACT_OF_ITS_OWN, &[]),
         Ok("own".into())
     );
-    let inside = format!("sa-inside-{}", std::process::id());
     let mut server = abstract_server_in(&cg, &inside);
+    assert_eq!(unix(Some(&cg), "unix", &name(&inside)), connected());
     assert_eq!(
-        unix(Some(&cg), "unix", Path::new(&format!("@{inside}"))),
-        connected()
-    );
-    let inside_dgram = format!("@{inside}-dgram");
-    assert_eq!(
-        unix(Some(&cg), "unix-dgram", Path::new(&inside_dgram)),
+        unix(Some(&cg), "unix-dgram", &dgram(&inside)),
         Ok("sent".into())
     );
-    // Another sandbox's are not its own.
+    assert_eq!(as_user("unix", &name(&inside)), connected(), "a user");
+
+    // ... and no one else's: not another sandbox's, not even one without the rule, and not
+    // the host's (a name the sandbox took could be one the host's clients look for).
+    for (who, from) in [
+        ("another sandbox", Some(&other_sandbox)),
+        ("a sandbox without the rule", Some(&without_the_rule)),
+        ("the host", None),
+    ] {
+        assert_eq!(unix(from, "unix", &name(&inside)), Err(EPERM), "{who}");
+        assert_eq!(
+            unix(from, "unix-dgram", &dgram(&inside)),
+            Err(EPERM),
+            "{who}"
+        );
+    }
     assert_eq!(
-        unix(
-            Some(&other_sandbox),
-            "unix",
-            Path::new(&format!("@{inside}"))
-        ),
-        Err(EPERM),
-        "another sandbox's abstract socket"
+        unix(Some(&without_the_rule), "unix", &name(&outside)),
+        connected(),
+        "the rule is the policy's own"
+    );
+    let from_outside =
+        "network.unix_abstract: deny (an abstract socket made in the sandbox, reached from outside it)";
+    let record = audit_lines()
+        .into_iter()
+        .find(|r| {
+            r["target"]["socket_name"] == format!("@{inside}").as_str() && r["rule"] == from_outside
+        })
+        .expect("a record of the connects from outside");
+    assert_eq!(
+        record["policy"], "net-abstract",
+        "recorded under the sandbox's policy"
     );
 
     // Outside, and once detached, everything connects.
-    assert_eq!(unix(None, "unix", Path::new(&stream)), connected());
+    assert_eq!(unix(None, "unix", &name(&outside)), connected());
     detach(&cg);
-    assert_eq!(unix(Some(&cg), "unix", Path::new(&stream)), connected());
+    assert_eq!(unix(Some(&cg), "unix", &name(&outside)), connected());
+    assert_eq!(unix(None, "unix", &name(&inside)), connected());
     assert_eq!(
         send_on_connection_handed_in(&cg, &home, &outside),
         "OK:sent"
     );
-    drop(listener);
     let _ = server.kill();
     let _ = server.wait();
 }

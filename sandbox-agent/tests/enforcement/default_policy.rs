@@ -5,7 +5,7 @@
 
 use std::{
     os::unix::process::CommandExt,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Command, Output},
 };
 
@@ -489,5 +489,69 @@ fn the_x_servers_abstract_socket_is_out_of_reach_as_its_file_is() {
             "{who} inside, by the file and by the abstract name: {}",
             stderr(&inside)
         );
+    }
+}
+
+/// Where the container, VM and package managers listen (those the VM has room for: its `/run`
+/// is a tmpfs), each trusting root, and a group as much: a privileged container, a VM given the
+/// host's disk, a snap's root hooks. Stand-ins any user may connect to outside.
+const ROOT_SERVICES: [&str; 10] = [
+    "/run/docker/containerd/containerd.sock",
+    "/run/containerd/s/0123456789abcdef",
+    "/run/crio/crio.sock",
+    "/run/k3s/containerd/containerd.sock",
+    "/run/buildkit/buildkitd.sock",
+    "/run/libvirt/libvirt-sock",
+    "/run/libvirt/virtqemud-sock",
+    "/run/snapd.socket",
+    "/run/snapd-snap.socket",
+    "/run/udev/control",
+];
+
+#[test]
+fn the_container_vm_and_package_managers_sockets_are_out_of_reach() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut listeners = Vec::new();
+    for path in ROOT_SERVICES {
+        let path = Path::new(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let _ = std::fs::remove_file(path);
+        listeners.push(std::os::unix::net::UnixListener::bind(path).unwrap());
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let connect = "import socket, sys\nfor p in sys.argv[1:]:\n    try:\n        \
+                   socket.socket(socket.AF_UNIX).connect(p)\n        print('connected', p)\n    \
+                   except OSError as e:\n        print('errno', e.errno, p)";
+    for (uid, who) in [(USER_UID, "user"), (0, "root")] {
+        let day = Day::new(&format!("root-services-{who}"), uid);
+        let outside = Command::new("python3")
+            .args(["-c", connect])
+            .args(ROOT_SERVICES)
+            .uid(uid)
+            .output()
+            .unwrap();
+        let inside = {
+            let script = day.workspace.join("connect.py");
+            write(&script, connect);
+            day.run(
+                uid,
+                false,
+                &[],
+                &format!("python3 connect.py {}", ROOT_SERVICES.join(" ")),
+            )
+        };
+        for path in ROOT_SERVICES {
+            assert!(
+                stdout(&outside).contains(&format!("connected {path}\n")),
+                "{who} reaches {path} outside: {}",
+                stdout(&outside)
+            );
+            assert!(
+                stdout(&inside).contains(&format!("errno {} {path}\n", libc::EPERM)),
+                "{who} inside, {path}: {}{}",
+                stdout(&inside),
+                stderr(&inside)
+            );
+        }
     }
 }

@@ -30,12 +30,16 @@ const PROTECTED: u32 = RULE_DENY_READ | RULE_DENY_WRITE | RULE_DENY_EXEC | RULE_
 /// Changing the entry: deny_write.
 const CHANGE: u32 = RULE_DENY_WRITE;
 /// Moving the entry elsewhere or giving it a second name: it would carry a denied file out of
-/// a denied directory, so deny_read protects it too.
-const MOVE: u32 = RULE_DENY_READ | RULE_DENY_WRITE;
-/// Making a new name (mkdir, mknod and open(O_CREAT), symlink, the new side of link and
-/// rename): inside a deny_read tree, or at a deny_read name, the names belong to the owner. A
-/// planted symlink or hardlink there would catch what the owner writes later.
-const CREATE: u32 = RULE_DENY_READ | RULE_DENY_WRITE;
+/// a denied directory, so deny_read protects it too (and unix_deny: the same bits as CREATE,
+/// which an exchange is too).
+const MOVE: u32 = CREATE;
+/// Making a new name (mkdir, mknod and open(O_CREAT), a socket's bind, symlink, the new side of
+/// link and rename): inside a deny_read tree, or at a deny_read name, the names belong to the
+/// owner. A planted symlink or hardlink there would catch what the owner writes later. Inside a
+/// unix_deny tree or at a unix_deny name, the host's clients look for their server: a socket
+/// planted there (or a symlink to one) would take what they send (git credential-cache's
+/// `store` sends a password, a tmux client the keystrokes).
+const CREATE: u32 = RULE_DENY_READ | RULE_DENY_WRITE | RULE_DENY_UNIX;
 /// Removing an entry, or putting another in its place (rename over it): also forbidden when it
 /// is a directory or symlink on the way to a protected path (`RULE_ON_THE_WAY`), whose rules
 /// would stay with the old entry while the owner later uses the new one.

@@ -89,6 +89,8 @@ const PERSISTENCE: &[(&str, Before)] = &[
         "~/.local/share/applications/firefox.desktop",
         Before::Nothing,
     ),
+    // Where the developer's git looks for its credential cache, which it sends passwords to.
+    ("~/.cache/git/credential/socket", Before::Nothing),
     // The host's own files, outside every tree the policy lets the agent change: a system
     // program, git's system config (its core.fsmonitor runs in every user's git), a package's
     // script that the next upgrade runs as root, another user's startup file. Stand-ins below

@@ -617,6 +617,73 @@ fn abstract_sockets_do_not_cross_the_sandbox_boundary_either_way() {
     let _ = server.wait();
 }
 
+/// Tries to make a name where a client of a listed socket would look for its server, printing
+/// `what=0` (made) or `what=<errno>` for each: argv[1] is a listed directory, argv[2] a listed
+/// directory that does not exist yet (git credential-cache makes its own), argv[3] a directory
+/// no rule names.
+const PLANT_A_SERVER: &str = r#"
+import os, socket, sys
+listed, name, free = sys.argv[1:4]
+def attempt(what, step):
+    try:
+        step()
+        print("%s=0" % what, end=" ")
+    except OSError as e:
+        print("%s=%d" % (what, e.errno), end=" ")
+def bind(path):
+    return lambda: socket.socket(socket.AF_UNIX).bind(path)
+attempt("bind", bind(os.path.join(listed, "planted.sock")))
+attempt("symlink", lambda: os.symlink(os.path.join(free, "fake.sock"), os.path.join(listed, "link.sock")))
+attempt("mkdir", lambda: os.mkdir(os.path.join(listed, "sub")))
+attempt("rename", lambda: (socket.socket(socket.AF_UNIX).bind(os.path.join(free, "moved.sock")),
+                           os.rename(os.path.join(free, "moved.sock"), os.path.join(listed, "moved.sock"))))
+attempt("name", lambda: os.mkdir(name))
+attempt("free", bind(os.path.join(free, "own.sock")))
+"#;
+
+#[test]
+fn no_server_is_planted_where_unix_deny_names_one() {
+    for (user, who) in [(false, "root"), (true, "user")] {
+        let home = fixture_dir(&format!("net-plant-{who}"));
+        let listed = home.join("sockets");
+        let free = home.join("free");
+        std::fs::create_dir_all(&listed).unwrap();
+        std::fs::create_dir_all(&free).unwrap();
+        let _server = UnixListener::bind(listed.join("server.sock")).unwrap();
+        let name = home.join("cache/credential");
+        std::fs::create_dir_all(home.join("cache")).unwrap();
+        give_to(USER_UID, &home);
+        let cg = confined_by(
+            &format!("net-plant-{who}"),
+            &home,
+            &format!(
+                "network:\n  unix_deny:\n    - {}\n    - {}\n",
+                listed.display(),
+                name.display()
+            ),
+        );
+        let args = [
+            listed.to_str().unwrap(),
+            name.to_str().unwrap(),
+            free.to_str().unwrap(),
+        ];
+        let said = python_as(Some(&cg), user, PLANT_A_SERVER, &args);
+        assert_eq!(
+            said.trim(),
+            "bind=1 symlink=1 mkdir=1 rename=1 name=1 free=0",
+            "{who}: nothing is made in the listed directory or at the listed name"
+        );
+        let _ = std::fs::remove_file(free.join("own.sock"));
+        let _ = std::fs::remove_file(free.join("moved.sock"));
+        let said = python_as(None, user, PLANT_A_SERVER, &args);
+        assert_eq!(
+            said.trim(),
+            "bind=0 symlink=0 mkdir=0 rename=0 name=0 free=0",
+            "{who} outside"
+        );
+    }
+}
+
 #[test]
 fn a_denied_connect_is_one_audit_event_naming_the_destination_and_rule() {
     let home = fixture_dir("net-audit");

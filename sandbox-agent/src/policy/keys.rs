@@ -47,12 +47,18 @@ const DENY_EXEC: &[&str] = &[
     "path_rename",
 ];
 const NETWORK: &[&str] = &["socket_connect", "socket_sendmsg", "socket_create"];
+/// unix_deny also keeps the way to its sockets in place, and no name is made where they are
+/// looked for (`CREATE`).
 const UNIX: &[&str] = &[
     "unix_stream_connect",
     "unix_may_send",
     "path_unlink",
     "path_rmdir",
     "path_rename",
+    "path_mkdir",
+    "path_mknod",
+    "path_symlink",
+    "path_link",
 ];
 /// Abstract sockets: a connect, a send that names one, and a send on a connection to one.
 const UNIX_ABSTRACT: &[&str] = &["unix_stream_connect", "unix_may_send", "socket_sendmsg"];

@@ -222,10 +222,8 @@ fn scan_process(pid: u32, compiled: &CompiledPolicy, ids: &mut IdCache, scan: &m
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
     let entries = match std::fs::read_dir(proc_dir.join("fd")) {
         Ok(e) => e,
-        // Exited meanwhile (ESRCH for a zombie whose table is gone).
-        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => {
-            return
-        }
+        // Exited meanwhile.
+        Err(e) if gone(&e) => return,
         Err(e) => {
             scan.unchecked.push(format!(
                 "cannot read the descriptors of pid {pid}: {e}; they were not checked"
@@ -303,13 +301,24 @@ fn check_descriptor(
 
 /// Whether the open file `file` is one `allow_write` must list to be written, as the programs
 /// decide (`kept_for_later`): a regular file, not a process's procfs file or a message queue.
-/// Unknown counts as yes.
+/// Unknown counts as yes; a descriptor closed meanwhile (or its process gone) as no: it is no
+/// longer a concern.
 fn kept_for_later(file: &Path) -> bool {
-    let regular = std::fs::metadata(file).map_or(true, |md| md.is_file());
+    let regular = match std::fs::metadata(file) {
+        Ok(md) => md.is_file(),
+        Err(e) => !gone(&e),
+    };
     regular
-        && crate::identity::fs_magic(file).map_or(true, |magic| {
-            magic != PROC_SUPER_MAGIC && magic != MQUEUE_MAGIC
-        })
+        && match crate::identity::fs_magic(file) {
+            Ok(magic) => magic != PROC_SUPER_MAGIC && magic != MQUEUE_MAGIC,
+            Err(e) => !gone(&e),
+        }
+}
+
+/// Whether `e` says a descriptor (or its whole process) is gone: closed, or exited meanwhile
+/// (ESRCH for a zombie whose table is gone).
+fn gone(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH)
 }
 
 /// The decision for an open file: `file` reaches it (a `/proc/PID/fd/N` link, or any path to
@@ -353,9 +362,7 @@ fn open_file_denial(
 fn on_kernel_fs(file: &Path) -> Option<bool> {
     match crate::identity::fs_magic(file) {
         Ok(magic) => Some(KERNEL_FS_MAGICS.contains(&magic)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => {
-            None
-        }
+        Err(e) if gone(&e) => None,
         Err(_) => Some(true),
     }
 }
@@ -525,6 +532,18 @@ mod tests {
         let c = compiled(&format!("deny_write: [{key:?}]\ndeny_read: [{key:?}]\n"));
         let d = decide(&c, &f.open("secrets/deep/key", false), Access::Read).unwrap();
         assert_eq!(d.rule, format!("deny_read {key}"));
+    }
+
+    #[test]
+    fn a_descriptor_gone_meanwhile_is_no_file_the_allowlist_must_list() {
+        // A process that exits between the read of its descriptor's link and the look at what
+        // it reaches (a container's short-lived process holding /dev/null) is no concern.
+        assert!(!kept_for_later(Path::new("/proc/self/fd/1000000")));
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        assert!(kept_for_later(&file));
+        assert!(!kept_for_later(Path::new("/dev/null")), "a device");
     }
 
     #[test]

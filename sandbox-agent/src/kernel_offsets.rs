@@ -34,6 +34,8 @@ pub enum OffsetError {
         "kernel BTF: field {strukt}.{field} is not the struct's first field, as the programs need"
     )]
     NotFirst { strukt: String, field: String },
+    #[error("kernel BTF has no LSM hook {0} (bpf_lsm_{0}) with a readable prototype")]
+    NoHook(String),
     #[error("kernel BTF: {0}")]
     Btf(#[from] btf_rs::Error),
 }
@@ -122,6 +124,8 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
         btrfs_inode_vfs: 0,
         btrfs_inode_root: 0,
         btrfs_root_anon_dev: 0,
+        inode_setattr_args: hook_arguments(&btf, "inode_setattr")?,
+        iattr_valid: off("iattr", &["ia_valid"])?,
         disk_command_majors: [0; 3],
         btrfs_valid: 0,
         valid: 1,
@@ -221,6 +225,27 @@ fn btrfs_offsets(vmlinux: &Path, module: &Path) -> Result<(u16, u16, u16), Offse
         off("btrfs_inode", "root")?,
         off("btrfs_root", "anon_dev")?,
     ))
+}
+
+/// How many arguments the LSM hook `hook` takes on this kernel (its `bpf_lsm_<hook>`'s
+/// parameters).
+fn hook_arguments(btf: &Btf, hook: &str) -> Result<u16, OffsetError> {
+    let name = format!("bpf_lsm_{hook}");
+    let func = btf
+        .resolve_types_by_name(&name)
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(|t| match t {
+            Type::Func(f) => Some(f),
+            _ => None,
+        })
+        .ok_or_else(|| OffsetError::NoHook(hook.to_string()))?;
+    match btf.resolve_chained_type(&func)? {
+        Type::FuncProto(proto) => {
+            u16::try_from(proto.parameters.len()).map_err(|_| OffsetError::NoHook(hook.to_string()))
+        }
+        _ => Err(OffsetError::NoHook(hook.to_string())),
+    }
 }
 
 /// Whether the running kernel has the LSM hook `hook` (BTF names its `bpf_lsm_<hook>`
@@ -355,6 +380,11 @@ mod tests {
         assert_eq!(off.unix_address_name, off.unix_address_len + 4);
         // struct cgroup_subsys_state: the parent comes after the cgroup and subsystem pointers.
         assert!(off.cgroup_parent > 0);
+        assert!(
+            [2, 3].contains(&off.inode_setattr_args),
+            "{}",
+            off.inode_setattr_args
+        );
     }
 
     #[test]

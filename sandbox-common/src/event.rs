@@ -42,6 +42,7 @@ pub const HOOK_INODE_SET_ACL: u32 = 37;
 pub const HOOK_INODE_REMOVE_ACL: u32 = 38;
 pub const HOOK_KEY_PERMISSION: u32 = 39;
 pub const HOOK_KEY_ALLOC: u32 = 40;
+pub const HOOK_INODE_SETATTR: u32 = 41;
 
 /// The LSM hook behind a `HOOK_*` number, as audit records name it.
 pub fn hook_name(hook: u32) -> &'static str {
@@ -85,6 +86,7 @@ pub fn hook_name(hook: u32) -> &'static str {
         HOOK_INODE_REMOVE_ACL => "inode_remove_acl",
         HOOK_KEY_PERMISSION => "key_permission",
         HOOK_KEY_ALLOC => "key_alloc",
+        HOOK_INODE_SETATTR => "inode_setattr",
         _ => "unknown",
     }
 }

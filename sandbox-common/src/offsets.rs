@@ -99,6 +99,11 @@ pub struct KernelOffsets {
     pub file_mnt: u16,
     pub mount_mnt: u16,
     pub mount_ns: u16,
+    /// How many arguments the `inode_setattr` hook takes: 2 (`dentry`, `attr`) before Linux
+    /// 6.9, 3 since (`idmap` first).
+    pub inode_setattr_args: u16,
+    /// `struct iattr` -> `ia_valid` (an unsigned int: which attributes change).
+    pub iattr_valid: u16,
     /// Majors of the character devices of `DISK_COMMAND_DEVICES`, in that order; 0 for a
     /// driver not registered when the daemon started.
     pub disk_command_majors: [u16; 3],

@@ -169,6 +169,20 @@ pub fn ioctl_denied(request: u32) -> bool {
     false
 }
 
+/// The `ioctl` requests that set a file's inode flags (`chattr`: no-dump, no-atime, no-COW,
+/// sync...) and its extended attributes of the same kind (project id, extent size hint):
+/// `FS_IOC_SETFLAGS`, its 32-bit twin `FS_IOC32_SETFLAGS`, and `FS_IOC_FSSETXATTR`. Decided
+/// as changes of the file (`deny_write`, `allow_write`), not refused outright.
+pub const INODE_FLAG_IOCTLS: [u32; 3] = [0x4008_6602, 0x4004_6602, 0x401c_5820];
+
+/// Whether `ioctl` request `request` sets inode flags (see `INODE_FLAG_IOCTLS`).
+#[inline(always)]
+pub fn sets_inode_flags(request: u32) -> bool {
+    request == INODE_FLAG_IOCTLS[0]
+        || request == INODE_FLAG_IOCTLS[1]
+        || request == INODE_FLAG_IOCTLS[2]
+}
+
 /// The name of a denied `ioctl` request.
 pub fn ioctl_name(request: u32) -> Option<&'static str> {
     DENIED_IOCTLS
@@ -316,6 +330,10 @@ mod tests {
             assert!(DENIED_IOCTLS[..i].iter().all(|e| e.request != d.request));
         }
         assert!(!ioctl_denied(0x541B), "FIONREAD stays allowed");
+        for flags in INODE_FLAG_IOCTLS {
+            assert!(sets_inode_flags(flags) && !ioctl_denied(flags));
+        }
+        assert!(!sets_inode_flags(0x8008_6601), "FS_IOC_GETFLAGS only reads");
     }
 
     #[test]

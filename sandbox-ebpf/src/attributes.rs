@@ -2,17 +2,20 @@
 //! filesystems: its mode (a setuid bit, a world-writable startup file, a world-readable key),
 //! its owner, its extended attributes (file capabilities in `security.capability`) and its
 //! POSIX ACLs. Each outlasts the sandbox: what runs, writes or reads the file later, outside,
-//! gets what the confined task set.
+//! gets what the confined task set. And under deny_write and allow_write its timestamps, which
+//! tools outside trust to say whether a file changed (make, rsync, backups).
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
-    HOOK_INODE_REMOVEXATTR, HOOK_INODE_REMOVE_ACL, HOOK_INODE_SETXATTR, HOOK_INODE_SET_ACL,
-    HOOK_PATH_CHMOD, HOOK_PATH_CHOWN, RULE_DENY_READ, RULE_DENY_WRITE,
+    EPERM, HOOK_INODE_REMOVEXATTR, HOOK_INODE_REMOVE_ACL, HOOK_INODE_SETATTR, HOOK_INODE_SETXATTR,
+    HOOK_INODE_SET_ACL, HOOK_PATH_CHMOD, HOOK_PATH_CHOWN, RULE_DENY_READ, RULE_DENY_WRITE,
 };
 
 use crate::{
-    hook::earlier_denial,
-    write::{path_dentry, verdict_on_changes, Change},
+    hook::{earlier_denial, slot},
+    kernel::{offsets, read_at},
+    task::acting_as_itself,
+    write::{path_dentry, verdict_on_change, verdict_on_changes, Change},
 };
 
 /// Verdict of `hook` on changing the attributes of `dentry`: deny_write protects the file,
@@ -86,4 +89,51 @@ pub fn inode_remove_acl(ctx: LsmContext) -> i32 {
         return denied;
     }
     verdict_on_attributes(HOOK_INODE_REMOVE_ACL, ctx.arg(1))
+}
+
+/// `ia_valid` bits of <linux/fs.h>: the times being set, and the changes other hooks decide.
+const ATTR_MODE: u32 = 1 << 0;
+const ATTR_UID: u32 = 1 << 1;
+const ATTR_GID: u32 = 1 << 2;
+const ATTR_SIZE: u32 = 1 << 3;
+const ATTR_ATIME: u32 = 1 << 4;
+const ATTR_MTIME: u32 = 1 << 5;
+
+#[lsm(hook = "inode_setattr")]
+pub fn inode_setattr(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, inode_setattr, struct mnt_idmap *idmap, struct dentry *dentry,
+    //          struct iattr *attr); before Linux 6.9 without the idmap. The context holds the
+    // arguments, then the earlier programs' verdict: slots 0 to 2 exist on both kernels and
+    // are read at fixed offsets (the verifier refuses a context load at a computed one). Slot 3
+    // exists only with the idmap: its load is in the branch the verifier knows is taken only
+    // then (the offsets are read-only data it reads), and is pruned on older kernels.
+    let with_idmap = offsets().inode_setattr_args == 3;
+    let (first, second, third) = (slot(&ctx, 0), slot(&ctx, 1), slot(&ctx, 2));
+    let (dentry, attr, previous) = if with_idmap {
+        (second, third, slot(&ctx, 3))
+    } else {
+        (first, second, third)
+    };
+    if previous as i32 != 0 {
+        return previous as i32;
+    }
+    let (dentry, attr) = (dentry as *const u8, attr as *const u8);
+    // Runs for every attribute change on the host: only the times are this hook's to decide
+    // (utimensat, futimens, utimes); a size, mode or owner is decided where the change is
+    // asked for (`path_truncate`, `file_truncate`, `path_chmod`, `path_chown`).
+    let Ok(valid) = read_at::<u32>(attr, offsets().iattr_valid) else {
+        return verdict_on_change(HOOK_INODE_SETATTR, dentry);
+    };
+    if valid & (ATTR_ATIME | ATTR_MTIME) == 0
+        || valid & (ATTR_SIZE | ATTR_MODE | ATTR_UID | ATTR_GID) != 0
+    {
+        return 0;
+    }
+    // overlayfs sets the times of the layer's file with its mounter's credentials, after the
+    // same call decided them on the overlay's own path. A task cannot set times with
+    // credentials of its choosing: io_uring has no operation for it.
+    if !acting_as_itself() {
+        return 0;
+    }
+    verdict_on_change(HOOK_INODE_SETATTR, dentry)
 }

@@ -18,6 +18,17 @@ pub fn earlier_denial(ctx: &LsmContext, nr_args: usize) -> Option<i32> {
     (previous != 0).then_some(previous)
 }
 
+/// Slot `n` of the context (an argument, or the verdict after the last one) as a raw u64, read
+/// at a fixed offset: for a hook whose arguments differ between kernels, where reading each
+/// through `LsmContext::arg` in its own branch lets the compiler merge the loads into one at a
+/// computed offset, which the verifier refuses.
+#[inline(always)]
+pub fn slot(ctx: &LsmContext, n: usize) -> u64 {
+    // SAFETY: as in `earlier_denial`: a constant offset the verifier checks against the hook's
+    // prototype at load time.
+    unsafe { core::ptr::read_volatile((ctx.as_ptr() as *const u64).add(n)) }
+}
+
 /// Argument `n` of the hook as the raw u64 the trampoline passed, for an argument whose type
 /// the verifier cannot give a context load: a pointer to a struct the kernel's BTF only
 /// declares (`key_ref_t` of `key_permission`), which it refuses to read at all.

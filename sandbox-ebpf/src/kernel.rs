@@ -52,6 +52,8 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     file_mnt: 0,
     mount_mnt: 0,
     mount_ns: 0,
+    inode_setattr_args: 0,
+    iattr_valid: 0,
     disk_command_majors: [0; 3],
     btrfs_inode_vfs: 0,
     btrfs_inode_root: 0,

@@ -19,6 +19,7 @@ use crate::{
     maps::KEY_OWNERS,
     policy::confining_attachment,
     target::Target,
+    task::acting_as_itself,
 };
 
 #[lsm(hook = "key_alloc")]
@@ -54,26 +55,6 @@ pub fn key_alloc(ctx: LsmContext) -> i32 {
             let _ = KEY_OWNERS.remove(&key);
             0
         }
-    }
-}
-
-/// Whether the current task acts with its own credentials: kernel code that acts for itself
-/// on a task's way (NFS's id mapper, the DNS resolver's cache) swaps in credentials of its
-/// own (`override_creds`), and the keys it makes or reads then are its business, not the
-/// task's. (A `key_alloc` for a keyring the task joins passes the credentials being prepared
-/// for it, so the hook's own argument cannot tell.)
-#[inline(always)]
-fn acting_as_itself() -> bool {
-    // SAFETY: a plain helper call; the address is only read through bpf_probe_read_kernel.
-    let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() } as *const u8;
-    let off = offsets();
-    match (
-        read_at::<u64>(task, off.task_cred),
-        read_at::<u64>(task, off.task_real_cred),
-    ) {
-        (Ok(cred), Ok(real)) => cred == real,
-        // Unreadable: treated as the task's own, so the rules apply (fail closed).
-        _ => true,
     }
 }
 

@@ -2,10 +2,11 @@
 //! (`capable`), kernel modules and kexec by any route (`kernel_module_request`,
 //! `kernel_load_data`, `kernel_read_file`), and the ioctls of `DENIED_IOCTLS`: keystrokes
 //! pushed into a terminal, btrfs snapshots made or deleted (`file_ioctl`, `file_ioctl_compat`).
+//! The same hooks decide `chattr` as a change of the file (`deny_write`, `allow_write`).
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
-    ioctl_denied, CAP_OPT_NOAUDIT, DENIED_CAPS, HOOK_CAPABLE, HOOK_FILE_IOCTL,
+    ioctl_denied, sets_inode_flags, CAP_OPT_NOAUDIT, DENIED_CAPS, HOOK_CAPABLE, HOOK_FILE_IOCTL,
     HOOK_FILE_IOCTL_COMPAT, HOOK_KERNEL_LOAD_DATA, HOOK_KERNEL_MODULE_REQUEST,
     HOOK_KERNEL_READ_FILE, RULE_ID_SELF_PROTECTION,
 };
@@ -14,9 +15,11 @@ use crate::{
     audit,
     guard::deny_confined,
     hook::earlier_denial,
+    kernel::{offsets, read_ptr},
     policy::current_policy,
     target::Target,
     verdict::{apply, Decision},
+    write::verdict_on_change,
 };
 
 #[lsm(hook = "capable")]
@@ -113,7 +116,7 @@ pub fn file_ioctl(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 3) {
         return denied;
     }
-    verdict_on_ioctl(ctx.arg(1), HOOK_FILE_IOCTL)
+    verdict_on_ioctl(ctx.arg(0), ctx.arg(1), HOOK_FILE_IOCTL)
 }
 
 /// The 32-bit compat ioctl path has its own hook since Linux 6.8; attached where it exists.
@@ -124,13 +127,18 @@ pub fn file_ioctl_compat(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 3) {
         return denied;
     }
-    verdict_on_ioctl(ctx.arg(1), HOOK_FILE_IOCTL_COMPAT)
+    verdict_on_ioctl(ctx.arg(0), ctx.arg(1), HOOK_FILE_IOCTL_COMPAT)
 }
 
 /// The requests of `DENIED_IOCTLS` (terminal input, btrfs snapshots) are refused to confined
-/// tasks; every other ioctl leaves after the compares, before any lookup.
+/// tasks, and those that set inode flags (`chattr`) are decided as a change of `file`; every
+/// other ioctl leaves after the compares, before any lookup.
 #[inline(always)]
-fn verdict_on_ioctl(cmd: u32, hook: u32) -> i32 {
+fn verdict_on_ioctl(file: *const u8, cmd: u32, hook: u32) -> i32 {
+    if sets_inode_flags(cmd) {
+        let dentry = read_ptr(file, offsets().file_dentry).unwrap_or(core::ptr::null());
+        return verdict_on_change(hook, dentry);
+    }
     if !ioctl_denied(cmd) {
         return 0;
     }

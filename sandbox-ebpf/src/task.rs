@@ -7,7 +7,7 @@ use aya_ebpf::helpers::bpf_get_current_task;
 
 use crate::{
     file_check::file_identity,
-    kernel::{offsets, read_ptr},
+    kernel::{offsets, read_at, read_ptr},
     target::FileId,
 };
 
@@ -26,4 +26,24 @@ pub fn current_exe_file() -> Result<*const u8, i32> {
     let task = unsafe { bpf_get_current_task() } as *const u8;
     let mm = read_ptr(task, off.task_mm)?;
     read_ptr(mm, off.mm_exe_file)
+}
+
+/// Whether the current task acts with its own credentials: kernel code that acts for itself
+/// on a task's way (NFS's id mapper, the DNS resolver's cache, overlayfs on its layers) swaps
+/// in credentials of its own (`override_creds`), and what it does then is its business, not
+/// the task's. Not a test a hook may rely on where the task can reach the same change with
+/// credentials it chose (io_uring's registered personalities): see each caller.
+#[inline(always)]
+pub fn acting_as_itself() -> bool {
+    // SAFETY: a plain helper call; the address is only read through bpf_probe_read_kernel.
+    let task = unsafe { aya_ebpf::helpers::bpf_get_current_task() } as *const u8;
+    let off = offsets();
+    match (
+        read_at::<u64>(task, off.task_cred),
+        read_at::<u64>(task, off.task_real_cred),
+    ) {
+        (Ok(cred), Ok(real)) => cred == real,
+        // Unreadable: treated as the task's own, so the rules apply (fail closed).
+        _ => true,
+    }
 }

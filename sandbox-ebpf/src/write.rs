@@ -102,7 +102,7 @@ fn listed_by(allowlist: bool, change: Change) -> u32 {
 
 /// Verdict of `hook` on changing the file `dentry` (deny_write).
 #[inline(always)]
-fn verdict_on_change(hook: u32, dentry: *const u8) -> i32 {
+pub fn verdict_on_change(hook: u32, dentry: *const u8) -> i32 {
     verdict_on_changes(
         hook,
         Change {

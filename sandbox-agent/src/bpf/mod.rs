@@ -38,6 +38,7 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("path_rename", "path_rename"),
     ("path_chmod", "path_chmod"),
     ("path_chown", "path_chown"),
+    ("inode_setattr", "inode_setattr"),
     ("inode_setxattr", "inode_setxattr"),
     ("inode_removexattr", "inode_removexattr"),
     ("task_alloc", "task_alloc"),

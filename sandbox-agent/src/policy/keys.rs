@@ -75,10 +75,13 @@ const WRITE: &[&str] = &[
     "path_rename",
     "path_chmod",
     "path_chown",
+    "inode_setattr",
     "inode_setxattr",
     "inode_removexattr",
     "inode_set_acl",
     "inode_remove_acl",
+    "file_ioctl",
+    "file_ioctl_compat",
 ];
 const CONFINED_ROOT: &[&str] = &[
     "capable",

@@ -8,7 +8,7 @@ use crate::harness::*;
 /// Tries each change named on the command line (`op:path[:path]`) and prints
 /// `OK:{"op": errno or 0, ...}`.
 const TRY_CHANGES: &str = r#"
-import ctypes, json, os, struct, sys
+import ctypes, fcntl, json, os, struct, sys
 libc = ctypes.CDLL(None, use_errno=True)
 AT_FDCWD, RENAME_EXCHANGE = -100, 2
 def exchange(a, b):
@@ -18,6 +18,14 @@ def exchange(a, b):
 def append(p):
     with open(p, "a") as f:
         f.write("planted\n")
+def chattr(p):
+    # FS_IOC_GETFLAGS, then FS_IOC_SETFLAGS with FS_NODUMP_FL added (backups skip the file).
+    fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        flags = struct.unpack("l", fcntl.ioctl(fd, 0x80086601, struct.pack("l", 0)))[0]
+        fcntl.ioctl(fd, 0x40086602, struct.pack("l", flags | 0x40))
+    finally:
+        os.close(fd)
 def create(p):
     with open(p, "x") as f:
         f.write("planted\n")
@@ -45,6 +53,10 @@ ops = {
     "symlink": os.symlink,
     "read": lambda p: open(p).read(),
     "chmod_setuid": lambda p: os.chmod(p, 0o4777),
+    # Times set back (utimensat with times), and set to now (utimensat with none: touch).
+    "utimes": lambda p: os.utime(p, (0, 0)),
+    "touch": lambda p: os.utime(p),
+    "chattr": chattr,
     "chown_nobody": lambda p: os.chown(p, 65534, 65534),
     "setcap": lambda p: os.setxattr(p, "security.capability", SETUID_CAP),
     "dropcap": lambda p: os.removexattr(p, "security.capability"),

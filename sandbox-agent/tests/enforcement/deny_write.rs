@@ -281,6 +281,7 @@ fn the_mode_owner_file_capabilities_and_acl_of_a_protected_program_cannot_be_cha
     );
     assert_only_allowed(&preset, &["tool", "scratch"]);
     let before = file_state(&tool);
+    let modified = std::fs::metadata(&tool).unwrap().modified().unwrap();
     let cg = Cgroup::new("write-attrs");
     // SETFCAP given back: deny_write alone stands between the workload and the file.
     let policy = policy_file(
@@ -297,6 +298,9 @@ fn the_mode_owner_file_capabilities_and_acl_of_a_protected_program_cannot_be_cha
         "setcap",
         "dropcap",
         "acl",
+        "utimes",
+        "touch",
+        "chattr",
     ];
     let names: Vec<(String, String)> = ops
         .iter()
@@ -317,6 +321,18 @@ fn the_mode_owner_file_capabilities_and_acl_of_a_protected_program_cannot_be_cha
         before,
         "mode, owner, capability or ACL changed"
     );
+    assert_eq!(
+        std::fs::metadata(&tool).unwrap().modified().unwrap(),
+        modified,
+        "the times changed"
+    );
+    for hook in ["inode_setattr", "file_ioctl"] {
+        let records = records_of_hook(&cg, hook);
+        assert!(
+            records.iter().any(|r| r["rule"] == "deny_write ~/bin"),
+            "{hook}: {records:?}"
+        );
+    }
     assert_eq!(
         std::fs::read_to_string(&tool).unwrap(),
         "#!/bin/sh\necho tool\n"

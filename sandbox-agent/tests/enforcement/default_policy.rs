@@ -557,3 +557,54 @@ fn the_container_vm_and_package_managers_sockets_are_out_of_reach() {
         }
     }
 }
+
+/// The host's own secrets, each readable by root alone, as stand-ins on a tmpfs mounted over
+/// the directory that holds them (the VM's root is the host's, read-only).
+const HOST_SECRETS: [&str; 3] = [
+    "/etc/ssh/ssh_host_ed25519_key",
+    "/etc/ssl/private/service.key",
+    "/var/lib/systemd/credential.secret",
+];
+
+#[test]
+fn a_confined_root_reads_none_of_the_hosts_own_secrets() {
+    use std::os::unix::fs::PermissionsExt;
+    for secret in HOST_SECRETS {
+        let dir = Path::new(secret).parent().unwrap();
+        assert!(dir.is_dir(), "{} is missing on this host", dir.display());
+        let mounted = Command::new("mountpoint")
+            .arg("-q")
+            .arg(dir)
+            .status()
+            .unwrap();
+        if !mounted.success() {
+            let out = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", "mode=755", "tmpfs"])
+                .arg(dir)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+        write(Path::new(secret), "PRIVATE KEY\n");
+        std::fs::set_permissions(secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let day = Day::new("host-secrets", 0);
+    let script: String = HOST_SECRETS
+        .iter()
+        .map(|s| format!("cat {s} >/dev/null 2>&1 && echo READ {s}; "))
+        .collect();
+    let outside = Command::new("sh").args(["-c", &script]).output().unwrap();
+    let inside = day.run(0, false, &[], &script);
+    for secret in HOST_SECRETS {
+        let read = format!("READ {secret}\n");
+        assert!(
+            stdout(&outside).contains(&read),
+            "root reads {secret} outside"
+        );
+        assert!(
+            !stdout(&inside).contains(&read),
+            "a confined root read {secret}: {}",
+            stderr(&inside)
+        );
+    }
+}

@@ -40,21 +40,16 @@ pub enum OffsetError {
     Btf(#[from] btf_rs::Error),
 }
 
-/// The offset of `strukt.first.then`, where `first` must be `strukt`'s first field: a pointer
-/// to a `first` is then a pointer to its `strukt` (a cgroup's `self`).
-fn first_field_then(btf: &Btf, strukt: &str, first: &str, then: &str) -> Result<u16, OffsetError> {
-    if field_offset(btf, strukt, &[first])? != 0 {
+/// Checks that `field` is `strukt`'s first field: a pointer to it is then a pointer to its
+/// `strukt` (a cgroup's `self`).
+fn first_field(btf: &Btf, strukt: &str, field: &str) -> Result<(), OffsetError> {
+    if field_offset(btf, strukt, &[field])? != 0 {
         return Err(OffsetError::NotFirst {
             strukt: strukt.to_string(),
-            field: first.to_string(),
+            field: field.to_string(),
         });
     }
-    let bytes = field_offset(btf, strukt, &[first, then])?;
-    u16::try_from(bytes).map_err(|_| OffsetError::TooFar {
-        strukt: strukt.to_string(),
-        field: format!("{first}.{then}"),
-        bytes,
-    })
+    Ok(())
 }
 
 /// Reads the offsets from `/sys/kernel/btf/vmlinux`.
@@ -112,7 +107,8 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
         unix_address_len: off("unix_address", &["len"])?,
         unix_address_name: off("unix_address", &["name"])?,
         sock_cgroup: off("sock", &["sk_cgrp_data", "cgroup"])?,
-        cgroup_parent: first_field_then(&btf, "cgroup", "self", "parent")?,
+        cgroup_parent: first_field(&btf, "cgroup", "self")
+            .and_then(|()| off("cgroup", &["self", "parent"]))?,
         task_real_cred: off("task_struct", &["real_cred"])?,
         file_mnt: off("file", &["f_path", "mnt"])?,
         mount_mnt: off("mount", &["mnt"])?,

@@ -386,27 +386,31 @@ fn attach_says_the_environment_is_not_changed() {
     detach(&cg);
 }
 
+/// A tmpfs mounted on `dir` with `options`, unless something is mounted there already (an
+/// earlier test's, or a rerun's after a reboot of the VM).
+fn tmpfs_on(dir: &Path, options: &str) {
+    let mounted = Command::new("mountpoint")
+        .arg("-q")
+        .arg(dir)
+        .status()
+        .unwrap();
+    if !mounted.success() {
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+}
+
 /// The user's bus, where a systemd host has it: in the user's runtime directory, a tmpfs that
 /// logind mounts below `/run/user` at login. `systemd-run --user` starts a command outside the
 /// sandbox through it. The user may connect outside the sandbox.
 fn user_bus(uid: u32) -> (std::os::unix::net::UnixListener, PathBuf) {
     let dir = PathBuf::from(format!("/run/user/{uid}"));
     std::fs::create_dir_all(&dir).unwrap();
-    let mounted = Command::new("mountpoint")
-        .arg("-q")
-        .arg(&dir)
-        .status()
-        .unwrap();
-    if !mounted.success() {
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o"])
-            .arg(format!("mode=700,uid={uid},gid={uid}"))
-            .arg("tmpfs")
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
-    }
+    tmpfs_on(&dir, &format!("mode=700,uid={uid},gid={uid}"));
     let socket = dir.join("bus");
     let _ = std::fs::remove_file(&socket);
     let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
@@ -572,19 +576,7 @@ fn a_confined_root_reads_none_of_the_hosts_own_secrets() {
     for secret in HOST_SECRETS {
         let dir = Path::new(secret).parent().unwrap();
         assert!(dir.is_dir(), "{} is missing on this host", dir.display());
-        let mounted = Command::new("mountpoint")
-            .arg("-q")
-            .arg(dir)
-            .status()
-            .unwrap();
-        if !mounted.success() {
-            let out = Command::new("mount")
-                .args(["-t", "tmpfs", "-o", "mode=755", "tmpfs"])
-                .arg(dir)
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "{}", stderr(&out));
-        }
+        tmpfs_on(dir, "mode=755");
         write(Path::new(secret), "PRIVATE KEY\n");
         std::fs::set_permissions(secret, std::fs::Permissions::from_mode(0o600)).unwrap();
     }

@@ -177,7 +177,7 @@ fn every_rule_holds_in(label: &str, dir: &Path) -> Vec<String> {
 }
 
 /// What an unconfined process later acts on (a setuid bit, an owner, an ACL, an extended
-/// attribute) and truncation, tried on the `deny_write` file (`conf`) and the `deny_read` one
+/// attribute, the times, an inode flag) and truncation, tried on the `deny_write` file (`conf`) and the `deny_read` one
 /// (`secret`) by the user who owns them and then by root, each also on a file no rule names
 /// (`attrs`), where it must work: the refusal is the rule's, not the file system's or DAC's.
 fn attributes_hold_in(label: &str, dir: &Path, cg: &Cgroup) -> Vec<String> {
@@ -196,6 +196,8 @@ fn attributes_hold_in(label: &str, dir: &Path, cg: &Cgroup) -> Vec<String> {
             "chmod_setuid",
             "user_xattr",
             "acl",
+            "utimes",
+            "chattr",
         ];
         if !user {
             ops.push("chown_nobody");
@@ -215,8 +217,8 @@ fn attributes_hold_in(label: &str, dir: &Path, cg: &Cgroup) -> Vec<String> {
         let mut tries: Vec<(&str, &str, &[&Path])> = Vec::new();
         for (op, [c, s, a]) in ops.iter().zip(&names) {
             tries.push((c, op, &conf_arg));
-            // deny_read guards what opens a secret up to others, not its size.
-            if !op.contains("trunc") {
+            // deny_read guards what opens a secret up to others, not its size, times or flags.
+            if !op.contains("trunc") && *op != "utimes" && *op != "chattr" {
                 tries.push((s, op, &secret_arg));
             }
             tries.push((a, op, &attrs_arg));

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use btf_rs::{Btf, BtfType, Type};
-use sandbox_common::{KernelOffsets, DISK_COMMAND_DEVICES};
+use sandbox_common::{KernelOffsets, CRED_IDS, DISK_COMMAND_DEVICES};
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
@@ -34,6 +34,10 @@ pub enum OffsetError {
         "kernel BTF: field {strukt}.{field} is not the struct's first field, as the programs need"
     )]
     NotFirst { strukt: String, field: String },
+    #[error(
+        "kernel BTF: field {strukt}.{field} does not follow the one before it, as the programs need"
+    )]
+    NotConsecutive { strukt: String, field: String },
     #[error("kernel BTF has no LSM hook {0} (bpf_lsm_{0}) with a readable prototype")]
     NoHook(String),
     #[error("kernel BTF: {0}")]
@@ -122,6 +126,11 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
         btrfs_root_anon_dev: 0,
         inode_setattr_args: hook_arguments(&btf, "inode_setattr")?,
         iattr_valid: off("iattr", &["ia_valid"])?,
+        inode_uid: off("inode", &["i_uid"])?,
+        cred_ids: consecutive_ids(&btf).and_then(|()| off("cred", &[CRED_IDS[0]]))?,
+        cred_group_info: off("cred", &["group_info"])?,
+        group_info_ngroups: off("group_info", &["ngroups"])?,
+        group_info_gid: off("group_info", &["gid"])?,
         disk_command_majors: [0; 3],
         btrfs_valid: 0,
         valid: 1,
@@ -221,6 +230,21 @@ fn btrfs_offsets(vmlinux: &Path, module: &Path) -> Result<(u16, u16, u16), Offse
         off("btrfs_inode", "root")?,
         off("btrfs_root", "anon_dev")?,
     ))
+}
+
+/// Checks that the ids of `struct cred` follow each other in the order of `CRED_IDS`, one u32
+/// each: the programs read them as one array from the first.
+fn consecutive_ids(btf: &Btf) -> Result<(), OffsetError> {
+    let first = field_offset(btf, "cred", &[CRED_IDS[0]])?;
+    for (i, id) in CRED_IDS.iter().enumerate() {
+        if field_offset(btf, "cred", &[id])? != first + 4 * i as u32 {
+            return Err(OffsetError::NotConsecutive {
+                strukt: "cred".to_string(),
+                field: id.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// How many arguments the LSM hook `hook` takes on this kernel (its `bpf_lsm_<hook>`'s

@@ -43,6 +43,10 @@ pub const HOOK_INODE_REMOVE_ACL: u32 = 38;
 pub const HOOK_KEY_PERMISSION: u32 = 39;
 pub const HOOK_KEY_ALLOC: u32 = 40;
 pub const HOOK_INODE_SETATTR: u32 = 41;
+pub const HOOK_TASK_FIX_SETUID: u32 = 42;
+pub const HOOK_TASK_FIX_SETGID: u32 = 43;
+pub const HOOK_TASK_FIX_SETGROUPS: u32 = 44;
+pub const HOOK_URING_OVERRIDE_CREDS: u32 = 45;
 
 /// The LSM hook behind a `HOOK_*` number, as audit records name it.
 pub fn hook_name(hook: u32) -> &'static str {
@@ -87,6 +91,10 @@ pub fn hook_name(hook: u32) -> &'static str {
         HOOK_KEY_PERMISSION => "key_permission",
         HOOK_KEY_ALLOC => "key_alloc",
         HOOK_INODE_SETATTR => "inode_setattr",
+        HOOK_TASK_FIX_SETUID => "task_fix_setuid",
+        HOOK_TASK_FIX_SETGID => "task_fix_setgid",
+        HOOK_TASK_FIX_SETGROUPS => "task_fix_setgroups",
+        HOOK_URING_OVERRIDE_CREDS => "uring_override_creds",
         _ => "unknown",
     }
 }

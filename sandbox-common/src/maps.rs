@@ -16,6 +16,11 @@ pub struct CgroupPolicy {
     /// capability n: the low and the high 32 bits.
     pub caps_allowed_lo: u32,
     pub caps_allowed_hi: u32,
+    /// The sandbox's user (the owner of `~`) and its group (`~`'s): besides the task's own
+    /// ids, the only ones whose files the capabilities of `NARROWED_CAPS` reach and whose ids
+    /// a confined task may take.
+    pub user_uid: u32,
+    pub user_gid: u32,
 }
 
 impl CgroupPolicy {
@@ -29,6 +34,14 @@ impl CgroupPolicy {
         let bit = 1u64 << cap;
         let allowed = (u64::from(self.caps_allowed_hi) << 32) | u64::from(self.caps_allowed_lo);
         crate::DENIED_CAPS & bit == 0 || allowed & bit != 0
+    }
+
+    /// Whether the policy gives capability `cap` back whole (`capabilities.allow`): one of
+    /// `NARROWED_CAPS` then reaches every user's files and ids.
+    #[inline(always)]
+    pub fn gives_back(&self, cap: u32) -> bool {
+        let allowed = (u64::from(self.caps_allowed_hi) << 32) | u64::from(self.caps_allowed_lo);
+        cap < 64 && allowed & (1u64 << cap) != 0
     }
 }
 

@@ -104,6 +104,16 @@ pub struct KernelOffsets {
     pub inode_setattr_args: u16,
     /// `struct iattr` -> `ia_valid` (an unsigned int: which attributes change).
     pub iattr_valid: u16,
+    /// `struct inode` -> `i_uid` (the owner, a kuid_t: one u32).
+    pub inode_uid: u16,
+    /// `struct cred` -> `uid`, the first of its eight ids, which follow it in this order
+    /// (`CRED_IDS`), one u32 each: the daemon checks it.
+    pub cred_ids: u16,
+    /// `struct cred` -> `group_info`, `struct group_info` -> `ngroups` and `gid` (the
+    /// supplementary groups, an array of u32).
+    pub cred_group_info: u16,
+    pub group_info_ngroups: u16,
+    pub group_info_gid: u16,
     /// Majors of the character devices of `DISK_COMMAND_DEVICES`, in that order; 0 for a
     /// driver not registered when the daemon started.
     pub disk_command_majors: [u16; 3],
@@ -120,6 +130,21 @@ pub struct KernelOffsets {
     /// tasks while it is zero (fail closed).
     pub valid: u16,
 }
+
+/// The ids of `struct cred` from `uid` on, in the order they follow each other there.
+pub const CRED_IDS: [&str; 8] = [
+    "uid", "gid", "suid", "sgid", "euid", "egid", "fsuid", "fsgid",
+];
+
+/// Where each id is in the array read at `cred_ids`.
+pub const CRED_UID: usize = 0;
+pub const CRED_GID: usize = 1;
+pub const CRED_SUID: usize = 2;
+pub const CRED_SGID: usize = 3;
+pub const CRED_EUID: usize = 4;
+pub const CRED_EGID: usize = 5;
+pub const CRED_FSUID: usize = 6;
+pub const CRED_FSGID: usize = 7;
 
 /// Name of the global in the eBPF object.
 pub const GLOBAL_OFFSETS: &str = "OFFSETS";

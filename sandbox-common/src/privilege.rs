@@ -12,6 +12,9 @@ pub struct Capability {
     pub name: &'static str,
     /// Why it is refused; empty for the capabilities confined tasks keep.
     pub denied_because: &'static str,
+    /// Why confined tasks keep it for their own files and ids and the sandbox user's only;
+    /// empty for the others.
+    pub narrowed_because: &'static str,
 }
 
 const fn keep(number: u32, name: &'static str) -> Capability {
@@ -19,6 +22,7 @@ const fn keep(number: u32, name: &'static str) -> Capability {
         number,
         name,
         denied_because: "",
+        narrowed_because: "",
     }
 }
 
@@ -27,19 +31,29 @@ const fn deny(number: u32, name: &'static str, because: &'static str) -> Capabil
         number,
         name,
         denied_because: because,
+        narrowed_because: "",
+    }
+}
+
+const fn narrow(number: u32, name: &'static str, because: &'static str) -> Capability {
+    Capability {
+        number,
+        name,
+        denied_because: "",
+        narrowed_because: because,
     }
 }
 
 /// Every capability of <linux/capability.h> up to CAP_CHECKPOINT_RESTORE, by number.
 pub const CAPABILITIES: [Capability; 41] = [
-    keep(0, "CHOWN"),
-    keep(1, "DAC_OVERRIDE"),
+    narrow(0, "CHOWN", "taking another user's file makes it readable: only files of the task's own user and the sandbox's user change owner"),
+    narrow(1, "DAC_OVERRIDE", "reads, writes and searches past the permissions of files of the task's own user and the sandbox's user only: other users' files stay as closed to a confined root as to anyone"),
     deny(2, "DAC_READ_SEARCH", "open_by_handle_at reaches any inode of a filesystem without a path"),
-    keep(3, "FOWNER"),
+    narrow(3, "FOWNER", "mode, ACLs and sticky-directory deletes of files of the task's own user and the sandbox's user only"),
     keep(4, "FSETID"),
     keep(5, "KILL"),
-    keep(6, "SETGID"),
-    keep(7, "SETUID"),
+    narrow(6, "SETGID", "to the task's own groups, root's group and the sandbox user's group only: another group's files are theirs"),
+    narrow(7, "SETUID", "to the task's own uids and the sandbox's user only: becoming another user reads their files"),
     keep(8, "SETPCAP"),
     deny(9, "LINUX_IMMUTABLE", "immutable and append-only flags outlast the sandbox and lock the owner out"),
     keep(10, "NET_BIND_SERVICE"),
@@ -75,12 +89,20 @@ pub const CAPABILITIES: [Capability; 41] = [
     deny(40, "CHECKPOINT_RESTORE", "checkpoint and restore interfaces (set_tid, map_files) of other processes"),
 ];
 
-const fn denied_mask() -> u64 {
+/// The capabilities with a reason of the kind asked for: refused (`narrowed` false) or kept
+/// for the task's own and the sandbox user's files and ids only (`narrowed` true).
+const fn mask(narrowed: bool) -> u64 {
     let mut mask = 0u64;
     let mut i = 0;
     while i < CAPABILITIES.len() {
-        if !CAPABILITIES[i].denied_because.is_empty() {
-            mask |= 1 << CAPABILITIES[i].number;
+        let cap = &CAPABILITIES[i];
+        let because = if narrowed {
+            cap.narrowed_because
+        } else {
+            cap.denied_because
+        };
+        if !because.is_empty() {
+            mask |= 1 << cap.number;
         }
         i += 1;
     }
@@ -88,7 +110,17 @@ const fn denied_mask() -> u64 {
 }
 
 /// Bit `n` set: capability `n` is refused to confined tasks unless their policy allows it.
-pub const DENIED_CAPS: u64 = denied_mask();
+pub const DENIED_CAPS: u64 = mask(false);
+
+/// Bit `n` set: confined tasks keep capability `n` only for their own files and ids and the
+/// sandbox user's, unless their policy gives it back whole.
+pub const NARROWED_CAPS: u64 = mask(true);
+
+pub const CAP_CHOWN: u32 = 0;
+pub const CAP_DAC_OVERRIDE: u32 = 1;
+pub const CAP_FOWNER: u32 = 3;
+pub const CAP_SETGID: u32 = 6;
+pub const CAP_SETUID: u32 = 7;
 
 /// CAP_OPT_NOAUDIT from <linux/security.h>: the kernel probes a capability without meaning to
 /// use it (`has_capability_noaudit`); refused all the same, but never recorded.

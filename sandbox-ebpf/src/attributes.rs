@@ -7,13 +7,14 @@
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
-    EPERM, HOOK_INODE_REMOVEXATTR, HOOK_INODE_REMOVE_ACL, HOOK_INODE_SETATTR, HOOK_INODE_SETXATTR,
+    HOOK_INODE_REMOVEXATTR, HOOK_INODE_REMOVE_ACL, HOOK_INODE_SETATTR, HOOK_INODE_SETXATTR,
     HOOK_INODE_SET_ACL, HOOK_PATH_CHMOD, HOOK_PATH_CHOWN, RULE_DENY_READ, RULE_DENY_WRITE,
 };
 
 use crate::{
     hook::{earlier_denial, slot},
     kernel::{offsets, read_at},
+    other_users::{another_users_file, is_posix_acl},
     task::acting_as_itself,
     write::{path_dentry, verdict_on_change, verdict_on_changes, Change},
 };
@@ -30,6 +31,19 @@ fn verdict_on_attributes(hook: u32, dentry: *const u8) -> i32 {
     verdict_on_changes(hook, change, None)
 }
 
+/// Verdict of `hook` on changing the extended attribute `name` (null: a POSIX ACL) of
+/// `dentry`: an ACL of another user's file is refused as its mode is, and every attribute is
+/// decided as the file's attributes.
+#[inline(always)]
+fn acl_or_attribute(hook: u32, dentry: *const u8, name: *const u8) -> i32 {
+    if name.is_null() || is_posix_acl(name) {
+        if let Some(denied) = another_users_file(hook, dentry) {
+            return denied;
+        }
+    }
+    verdict_on_attributes(hook, dentry)
+}
+
 #[lsm(hook = "path_chmod")]
 pub fn path_chmod(ctx: LsmContext) -> i32 {
     // LSM_HOOK(int, 0, path_chmod, const struct path *path, umode_t mode): chmod, fchmod,
@@ -37,7 +51,11 @@ pub fn path_chmod(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 2) {
         return denied;
     }
-    verdict_on_attributes(HOOK_PATH_CHMOD, path_dentry(ctx.arg(0)))
+    let dentry = path_dentry(ctx.arg(0));
+    if let Some(denied) = another_users_file(HOOK_PATH_CHMOD, dentry) {
+        return denied;
+    }
+    verdict_on_attributes(HOOK_PATH_CHMOD, dentry)
 }
 
 #[lsm(hook = "path_chown")]
@@ -57,7 +75,7 @@ pub fn inode_setxattr(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 6) {
         return denied;
     }
-    verdict_on_attributes(HOOK_INODE_SETXATTR, ctx.arg(1))
+    acl_or_attribute(HOOK_INODE_SETXATTR, ctx.arg(1), ctx.arg(2))
 }
 
 #[lsm(hook = "inode_removexattr")]
@@ -67,7 +85,7 @@ pub fn inode_removexattr(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 3) {
         return denied;
     }
-    verdict_on_attributes(HOOK_INODE_REMOVEXATTR, ctx.arg(1))
+    acl_or_attribute(HOOK_INODE_REMOVEXATTR, ctx.arg(1), ctx.arg(2))
 }
 
 #[lsm(hook = "inode_set_acl")]
@@ -78,7 +96,7 @@ pub fn inode_set_acl(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 4) {
         return denied;
     }
-    verdict_on_attributes(HOOK_INODE_SET_ACL, ctx.arg(1))
+    acl_or_attribute(HOOK_INODE_SET_ACL, ctx.arg(1), core::ptr::null())
 }
 
 #[lsm(hook = "inode_remove_acl")]
@@ -88,7 +106,7 @@ pub fn inode_remove_acl(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 3) {
         return denied;
     }
-    verdict_on_attributes(HOOK_INODE_REMOVE_ACL, ctx.arg(1))
+    acl_or_attribute(HOOK_INODE_REMOVE_ACL, ctx.arg(1), core::ptr::null())
 }
 
 /// `ia_valid` bits of <linux/fs.h>: the times being set, and the changes other hooks decide.

@@ -8,7 +8,7 @@ use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
     ioctl_denied, sets_inode_flags, CAP_OPT_NOAUDIT, DENIED_CAPS, HOOK_CAPABLE, HOOK_FILE_IOCTL,
     HOOK_FILE_IOCTL_COMPAT, HOOK_KERNEL_LOAD_DATA, HOOK_KERNEL_MODULE_REQUEST,
-    HOOK_KERNEL_READ_FILE, RULE_ID_SELF_PROTECTION,
+    HOOK_KERNEL_READ_FILE, NARROWED_CAPS, RULE_ID_SELF_PROTECTION,
 };
 
 use crate::{
@@ -16,6 +16,7 @@ use crate::{
     guard::deny_confined,
     hook::earlier_denial,
     kernel::{offsets, read_ptr},
+    other_users::narrowed_capability,
     policy::current_policy,
     target::Target,
     verdict::{apply, Decision},
@@ -32,16 +33,27 @@ pub fn capable(ctx: LsmContext) -> i32 {
     let cap: i32 = ctx.arg(2);
     // Runs for every privileged operation on the host: a capability confined tasks keep
     // leaves before any lookup.
-    if !(0..64).contains(&cap) || DENIED_CAPS & (1u64 << cap) == 0 {
+    if !(0..64).contains(&cap) {
         return 0;
     }
-    let Some(policy) = current_policy() else {
+    let policy = if NARROWED_CAPS & (1u64 << cap) != 0 {
+        match narrowed_capability(ctx.arg(0), cap) {
+            Ok(()) => return 0,
+            Err(policy) => policy,
+        }
+    } else if DENIED_CAPS & (1u64 << cap) == 0 {
         return 0;
+    } else {
+        let Some(policy) = current_policy() else {
+            return 0;
+        };
+        // Whatever user namespace it is checked in: root in a namespace of its own is
+        // refused too.
+        if policy.capability_allowed(cap as u32) {
+            return 0;
+        }
+        policy
     };
-    // Whatever user namespace it is checked in: root in a namespace of its own is refused too.
-    if policy.capability_allowed(cap as u32) {
-        return 0;
-    }
     let decision = Decision::Deny {
         rule_id: RULE_ID_SELF_PROTECTION,
     };

@@ -21,10 +21,11 @@ use sandbox_common::{
     HOOK_KEY_ALLOC, HOOK_KEY_PERMISSION, HOOK_MOVE_MOUNT, HOOK_PATH_CHMOD, HOOK_PATH_CHOWN,
     HOOK_PATH_LINK, HOOK_PATH_MKDIR, HOOK_PATH_MKNOD, HOOK_PATH_RENAME, HOOK_PATH_RMDIR,
     HOOK_PATH_SYMLINK, HOOK_PATH_TRUNCATE, HOOK_PATH_UNLINK, HOOK_PTRACE, HOOK_SB_MOUNT,
-    HOOK_SOCKET_CONNECT, HOOK_SOCKET_SENDMSG, HOOK_TASK_ALLOC, HOOK_TASK_KILL, RULE_ID_FAIL_CLOSED,
-    RULE_ID_FILELESS, RULE_ID_NET_DEFAULT, RULE_ID_NET_RAW, RULE_ID_NOT_ALLOWED,
-    RULE_ID_NOT_WRITABLE, RULE_ID_OTHER_NAMES, RULE_ID_SELF_PROTECTION, RULE_ID_UNIX_ABSTRACT,
-    RULE_ID_UNIX_ABSTRACT_INSIDE,
+    HOOK_SOCKET_CONNECT, HOOK_SOCKET_SENDMSG, HOOK_TASK_ALLOC, HOOK_TASK_FIX_SETGID,
+    HOOK_TASK_FIX_SETGROUPS, HOOK_TASK_FIX_SETUID, HOOK_TASK_KILL, HOOK_URING_OVERRIDE_CREDS,
+    NARROWED_CAPS, RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS, RULE_ID_NET_DEFAULT, RULE_ID_NET_RAW,
+    RULE_ID_NOT_ALLOWED, RULE_ID_NOT_WRITABLE, RULE_ID_OTHER_NAMES, RULE_ID_SELF_PROTECTION,
+    RULE_ID_UNIX_ABSTRACT, RULE_ID_UNIX_ABSTRACT_INSIDE,
 };
 use serde::{Deserialize, Serialize};
 
@@ -235,7 +236,15 @@ pub fn decode<'a>(event: &'a AuditEvent, time: &'a str, ctx: &'a Context) -> Aud
 /// What a self-protection denial protected, by hook.
 fn self_protection_rule(event: &AuditEvent) -> String {
     let what = match event.hook {
+        HOOK_CAPABLE if event.value < 64 && NARROWED_CAPS & (1 << event.value) != 0 => {
+            "another user's file (the capability holds on the task's own and the sandbox \
+             user's files only)"
+        }
         HOOK_CAPABLE => "a capability that reaches past the sandbox",
+        HOOK_TASK_FIX_SETUID | HOOK_TASK_FIX_SETGID | HOOK_TASK_FIX_SETGROUPS => {
+            "another user's or group's ids"
+        }
+        HOOK_URING_OVERRIDE_CREDS => "an io_uring personality (credentials other than its own)",
         HOOK_FILE_OPEN | HOOK_FILE_RECEIVE => {
             "a host file (block or memory device, /proc/kcore, a /proc file outside the task's \
              own, a kernel filesystem's file for writing)"

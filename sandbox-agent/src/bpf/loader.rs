@@ -8,7 +8,7 @@ use std::{
 
 use aya::{
     maps::MapInfo,
-    programs::{links::FdLink, links::PinnedLink, Lsm},
+    programs::{links::FdLink, links::PinnedLink, FEntry, FExit, Lsm},
     Btf, Ebpf, EbpfLoader,
 };
 use sandbox_common::{
@@ -19,7 +19,9 @@ use sandbox_common::{
     MAP_NET_BINARIES, MAP_NET_BINARY_NAMES, MAP_NET_RULES, MAX_INODE_RULES, MAX_NAME_RULES,
 };
 
-use super::{support::SupportError, EBPF_OBJECT, PROGRAMS, PROGRAMS_IF_PRESENT};
+use super::{
+    support::SupportError, Tracing, EBPF_OBJECT, PROGRAMS, PROGRAMS_IF_PRESENT, TRACING_PROGRAMS,
+};
 
 /// bpffs layout: `<dir>/maps/<MAP>` and `<dir>/links/<hook>`.
 #[derive(Clone, Debug)]
@@ -86,6 +88,16 @@ pub fn load(maps_dir: &Path, audit_rate: &AuditRateLimit) -> Result<Ebpf, Suppor
                 program: name.to_string(),
                 detail: error_chain(&e),
             })?;
+    }
+    for (function, at, name) in TRACING_PROGRAMS {
+        let loaded = match at {
+            Tracing::Entry => program_as::<FEntry>(&mut ebpf, name)?.load(function, &btf),
+            Tracing::Exit => program_as::<FExit>(&mut ebpf, name)?.load(function, &btf),
+        };
+        loaded.map_err(|e| SupportError::ProgramRefused {
+            program: name.to_string(),
+            detail: error_chain(&e),
+        })?;
     }
     Ok(ebpf)
 }
@@ -200,37 +212,76 @@ pub fn attach_and_pin(ebpf: &mut Ebpf, links_dir: &Path) -> Result<(), SupportEr
             // Not loaded: a hook this kernel does not have (`PROGRAMS_IF_PRESENT`).
             continue;
         }
-        let id = program.attach().map_err(|e| SupportError::ProgramRefused {
-            program: name.to_string(),
-            detail: error_chain(&e),
-        })?;
-        let link: FdLink = program
-            .take_link(id)
-            .map_err(|e| SupportError::Other(format!("link of {name}: {e}")))?
-            .into();
-        let pin = links_dir.join(hook);
-        let old = PinnedLink::from_pin(&pin).ok();
-        if let Some(old) = old {
-            // Both links are attached now; dropping the old one detaches it.
-            let _ = old.unpin();
-        }
-        // The pin keeps the link (and so the program) attached after this process exits.
-        link.pin(&pin)
-            .map_err(|e| SupportError::Other(format!("cannot pin {}: {e}", pin.display())))?;
+        let link = program
+            .attach()
+            .and_then(|id| program.take_link(id))
+            .map(FdLink::from);
+        pin_link(name, link, &links_dir.join(hook))?;
     }
+    for (_, at, name) in TRACING_PROGRAMS {
+        let link = match at {
+            Tracing::Entry => {
+                let program = program_as::<FEntry>(ebpf, name)?;
+                program
+                    .attach()
+                    .and_then(|id| program.take_link(id))
+                    .map(FdLink::from)
+            }
+            Tracing::Exit => {
+                let program = program_as::<FExit>(ebpf, name)?;
+                program
+                    .attach()
+                    .and_then(|id| program.take_link(id))
+                    .map(FdLink::from)
+            }
+        };
+        pin_link(name, link, &links_dir.join(name))?;
+    }
+    Ok(())
+}
+
+/// Pins the link of program `name` at `pin`, replacing (after the new one is attached, so
+/// there is no gap) a link pinned there by an earlier daemon.
+fn pin_link(
+    name: &str,
+    link: Result<FdLink, aya::programs::ProgramError>,
+    pin: &Path,
+) -> Result<(), SupportError> {
+    let link = link.map_err(|e| SupportError::ProgramRefused {
+        program: name.to_string(),
+        detail: error_chain(&e),
+    })?;
+    if let Ok(old) = PinnedLink::from_pin(pin) {
+        // Both links are attached now; dropping the old one detaches it.
+        let _ = old.unpin();
+    }
+    // The pin keeps the link (and so the program) attached after this process exits.
+    link.pin(pin)
+        .map_err(|e| SupportError::Other(format!("cannot pin {}: {e}", pin.display())))?;
     Ok(())
 }
 
 /// The kernel's id of each loaded program, by hook: where its run count and run time are read.
 pub fn program_ids(ebpf: &Ebpf) -> Vec<(&'static str, u32)> {
+    let tracing = TRACING_PROGRAMS.iter().map(|(_, _, name)| (name, name));
     PROGRAMS
         .iter()
         .chain(PROGRAMS_IF_PRESENT)
+        .map(|(hook, name)| (hook, name))
+        .chain(tracing)
         .filter_map(|(hook, name)| Some((*hook, ebpf.program(name)?.info().ok()?.id())))
         .collect()
 }
 
 fn lsm_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Lsm, SupportError> {
+    program_as::<Lsm>(ebpf, name)
+}
+
+/// Program `name` of the object, as the kind `P` the tables say it is.
+fn program_as<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P, SupportError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
     ebpf.program_mut(name)
         .ok_or_else(|| SupportError::Other(format!("program {name} missing from the object")))?
         .try_into()

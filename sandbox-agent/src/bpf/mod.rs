@@ -49,6 +49,34 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("kernel_load_data", "kernel_load_data"),
     ("kernel_read_file", "kernel_read_file"),
     ("file_ioctl", "file_ioctl"),
+    ("task_fix_setuid", "task_fix_setuid"),
+    ("task_fix_setgid", "task_fix_setgid"),
+    ("task_fix_setgroups", "task_fix_setgroups"),
+    ("uring_override_creds", "uring_override_creds"),
+];
+
+/// Where a program that watches a kernel function (not an LSM hook) runs: on its entry or on
+/// its exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tracing {
+    Entry,
+    Exit,
+}
+
+/// Kernel functions watched, and the programs watching them: `capable_wrt_inode_uidgid`, so
+/// `capable` knows whose file a file's override is for (sandbox-ebpf's `other_users`). Their
+/// links are pinned as `<program>`, beside the hooks'.
+pub const TRACING_PROGRAMS: &[(&str, Tracing, &str)] = &[
+    (
+        "capable_wrt_inode_uidgid",
+        Tracing::Entry,
+        "file_capability_asked",
+    ),
+    (
+        "capable_wrt_inode_uidgid",
+        Tracing::Exit,
+        "file_capability_answered",
+    ),
 ];
 
 /// Hooks only newer kernels have, loaded and attached where the running kernel's BTF has them
@@ -67,7 +95,7 @@ pub const PROGRAMS_IF_PRESENT: &[(&str, &str)] = &[
 
 #[cfg(test)]
 mod tests {
-    use object::{Object, ObjectSection};
+    use object::{Object, ObjectSection, ObjectSymbol};
 
     /// Every `#[lsm]` program in the embedded object is attached by the loader, and every
     /// program the loader names exists: a hook left out of `PROGRAMS` would never run.
@@ -92,6 +120,41 @@ mod tests {
                 hook, program,
                 "a program is attached to the hook it is named for"
             );
+        }
+    }
+
+    /// The same for the programs that watch kernel functions: each section names the function
+    /// its table row attaches to, and the row says entry or exit as the section does.
+    #[test]
+    fn the_tracing_table_names_exactly_the_fentry_and_fexit_programs_of_the_object() {
+        let elf = object::File::parse(super::EBPF_OBJECT).unwrap();
+        let mut in_object: Vec<String> = elf
+            .sections()
+            .filter_map(|s| {
+                let name = s.name().ok()?;
+                (name.starts_with("fentry/") || name.starts_with("fexit/"))
+                    .then(|| name.to_string())
+            })
+            .collect();
+        in_object.sort();
+        let mut listed: Vec<String> = super::TRACING_PROGRAMS
+            .iter()
+            .map(|(function, at, _)| match at {
+                super::Tracing::Entry => format!("fentry/{function}"),
+                super::Tracing::Exit => format!("fexit/{function}"),
+            })
+            .collect();
+        listed.sort();
+        assert_eq!(
+            in_object, listed,
+            "TRACING_PROGRAMS and the eBPF object disagree"
+        );
+        let symbols: Vec<String> = elf
+            .symbols()
+            .filter_map(|s| s.name().ok().map(str::to_string))
+            .collect();
+        for (_, _, program) in super::TRACING_PROGRAMS {
+            assert!(symbols.iter().any(|s| s == program), "no program {program}");
         }
     }
 }

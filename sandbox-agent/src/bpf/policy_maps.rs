@@ -251,6 +251,8 @@ impl PolicyMaps {
             flags: policy.flags,
             caps_allowed_lo: policy.caps_allowed as u32,
             caps_allowed_hi: (policy.caps_allowed >> 32) as u32,
+            user_uid: policy.user.0,
+            user_gid: policy.user.1,
         };
         if let Err(e) = self.cgroups.insert(cgroup_id, value, 0) {
             self.remove_rules(policy_id, Some((policy_id, policy)));

@@ -107,14 +107,21 @@ impl Anchors {
 
     /// `$UID`: the owner of `~`, which is the confined user whenever `~` is their home.
     fn uid(&self) -> Result<u32, String> {
+        self.user().map(|(uid, _)| uid)
+    }
+
+    /// The sandbox's user: the owner of `~` and `~`'s group, (uid, gid).
+    pub fn user(&self) -> Result<(u32, u32), String> {
         use std::os::unix::fs::MetadataExt;
         super::watch::before_follow(&self.home);
-        std::fs::metadata(&self.home).map(|m| m.uid()).map_err(|e| {
-            format!(
-                "uses {UID} (the owner of ~) but {} cannot be read: {e}",
-                self.home.display()
-            )
-        })
+        std::fs::metadata(&self.home)
+            .map(|m| (m.uid(), m.gid()))
+            .map_err(|e| {
+                format!(
+                    "uses {UID} (the owner of ~) but {} cannot be read: {e}",
+                    self.home.display()
+                )
+            })
     }
 }
 

@@ -67,6 +67,9 @@ pub struct CompiledPolicy {
     pub flags: u32,
     /// Refused capabilities the policy gives back (bit n: capability n).
     pub caps_allowed: u64,
+    /// The sandbox's user, (uid, gid) of `~`: whose files and ids the narrowed capabilities
+    /// reach besides the task's own; `NO_USER` when `~` cannot be read.
+    pub user: (u32, u32),
     pub inode_rules: BTreeMap<(u32, u64), RuleValue>,
     pub name_rules: BTreeMap<NameRuleKey, RuleValue>,
     /// `NET_RULES` values by (scope, prefix).
@@ -224,6 +227,9 @@ pub enum CompileError {
     },
 }
 
+/// No user: `(uid_t)-1`, which no file and no task has.
+pub const NO_USER: (u32, u32) = (u32::MAX, u32::MAX);
+
 /// Resolves every rule of `policy` against the filesystem as seen by this process, with `~`
 /// meaning `home`.
 pub fn compile(policy: &Policy, home: &Path) -> Result<CompiledPolicy, CompileError> {
@@ -250,6 +256,17 @@ pub fn compile_with_extra(
         flags: policy_flags(policy),
         caps_allowed: policy.capabilities.allowed_mask(),
         ..Default::default()
+    };
+    out.user = match anchors.user() {
+        Ok(user) => user,
+        Err(_) => {
+            out.warnings.push(format!(
+                "~ ({}) cannot be read: confined tasks reach no other user's files and ids \
+                 but their own",
+                anchors.home.display()
+            ));
+            NO_USER
+        }
     };
     let lists = policy.path_lists();
     let mut resolver = Resolver::default();

@@ -85,6 +85,10 @@ const WRITE: &[&str] = &[
 ];
 const CONFINED_ROOT: &[&str] = &[
     "capable",
+    "task_fix_setuid",
+    "task_fix_setgid",
+    "task_fix_setgroups",
+    "uring_override_creds",
     "kernel_module_request",
     "kernel_load_data",
     "kernel_read_file",

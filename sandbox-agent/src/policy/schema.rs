@@ -366,9 +366,10 @@ fn validate(file: &str, text: &str, policy: &Policy) -> Result<(), PolicyError> 
                 "{name:?} is not a Linux capability (write a name such as NET_ADMIN or CAP_NET_ADMIN)"
             )));
         };
-        if cap.denied_because.is_empty() {
+        if cap.denied_because.is_empty() && cap.narrowed_because.is_empty() {
             return Err(fail(format!(
-                "{name:?}: confined tasks already keep CAP_{}; list only refused capabilities",
+                "{name:?}: confined tasks already keep CAP_{}; list only refused or narrowed \
+                 capabilities",
                 cap.name
             )));
         }
@@ -578,8 +579,14 @@ mod tests {
 
     #[test]
     fn a_capability_confined_tasks_keep_is_not_listed() {
-        let e = parse("p.yaml", "name: a\ncapabilities:\n  allow: [CHOWN]\n").unwrap_err();
-        assert!(e.message.contains("already keep CAP_CHOWN"), "{e}");
+        let e = parse("p.yaml", "name: a\ncapabilities:\n  allow: [KILL]\n").unwrap_err();
+        assert!(e.message.contains("already keep CAP_KILL"), "{e}");
+        // A narrowed one is given back whole.
+        parse(
+            "p.yaml",
+            "name: a\ncapabilities:\n  allow: [CHOWN, SETUID]\n",
+        )
+        .unwrap();
         let e = parse(
             "p.yaml",
             "name: a\ncapabilities:\n  allow: [MKNOD, CAP_MKNOD]\n",
@@ -625,18 +632,20 @@ mod tests {
         }
     }
 
-    /// The README's capability list and the kernel's mask come from the same table.
+    /// The README's capability lists and the kernel's masks come from the same table.
     #[test]
-    fn the_readme_lists_every_refused_capability_with_its_reason() {
+    fn the_readme_lists_every_refused_and_narrowed_capability_with_its_reason() {
         let readme = include_str!("../../../README.md");
         for cap in sandbox_common::CAPABILITIES.iter() {
-            let line = format!("| `{}` | {} |", cap.name, cap.denied_because);
-            assert_eq!(
-                readme.contains(&line),
-                !cap.denied_because.is_empty(),
-                "README capability table and sandbox_common::CAPABILITIES disagree on {}",
-                cap.name
-            );
+            for because in [cap.denied_because, cap.narrowed_because] {
+                let line = format!("| `{}` | {} |", cap.name, because);
+                assert_eq!(
+                    readme.contains(&line),
+                    !because.is_empty(),
+                    "README capability tables and sandbox_common::CAPABILITIES disagree on {}",
+                    cap.name
+                );
+            }
         }
     }
 

@@ -84,19 +84,7 @@ pub fn file(path: &Path, content: &str) {
 
 /// Runs a shell script inside `cg`, as root or (with `user`) as uid 1000; stdout and stderr.
 pub fn as_whom(cg: &Cgroup, user: bool, script: &str) -> String {
-    let out = if user {
-        cg.run(&[
-            "setpriv",
-            "--reuid=1000",
-            "--regid=1000",
-            "--clear-groups",
-            "sh",
-            "-c",
-            script,
-        ])
-    } else {
-        cg.run(&["sh", "-c", script])
-    };
+    let out = cg.run_as(user, &["sh", "-c", script]);
     format!("{}{}", stdout(&out), stderr(&out))
 }
 

@@ -86,11 +86,24 @@ impl Cgroup {
 
     /// Starts `argv` inside this cgroup with stdin closed, stdout piped and stderr as given.
     fn start(&self, argv: &[&str], stderr: Stdio) -> std::process::Child {
+        self.start_as(false, argv, stderr)
+    }
+
+    /// Like `start`, as the ordinary user (uid and gid 1000, no other groups) with `user`. The
+    /// ids change before the move into the cgroup, so the command starts confined as that
+    /// user, as an agent started by the user does: a confined root may not become a user
+    /// other than the sandbox's (the owner of `~`).
+    fn start_as(&self, user: bool, argv: &[&str], stderr: Stdio) -> std::process::Child {
+        use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(argv[0]);
         cmd.args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr);
+        if user {
+            // Root dropping its ids also drops its supplementary groups (std does setgroups).
+            cmd.uid(USER_UID).gid(USER_GID);
+        }
         spawn_in_cgroup(&mut cmd, &self.path)
             .unwrap_or_else(|e| panic!("cannot start {argv:?} in {}: {e}", self.path.display()))
     }
@@ -110,6 +123,13 @@ impl Cgroup {
     /// Runs `argv` inside this cgroup and waits for it.
     pub fn run(&self, argv: &[&str]) -> Output {
         self.start(argv, Stdio::piped()).wait_with_output().unwrap()
+    }
+
+    /// Runs `argv` inside this cgroup, as the ordinary user with `user`, and waits for it.
+    pub fn run_as(&self, user: bool, argv: &[&str]) -> Output {
+        self.start_as(user, argv, Stdio::piped())
+            .wait_with_output()
+            .unwrap()
     }
 
     /// Opens `path` for reading from inside the cgroup (python3's open, i.e. openat(2)) and
@@ -181,17 +201,9 @@ pub fn probe_with(
 
 /// `probe` run inside `cgroup` as the ordinary user (uid and gid 1000, no other groups).
 pub fn probe_as_user(cgroup: &Cgroup, script: &str, args: &[&str]) -> Result<String, i32> {
-    let mut argv = vec![
-        "setpriv",
-        "--reuid=1000",
-        "--regid=1000",
-        "--clear-groups",
-        "python3",
-        "-c",
-        script,
-    ];
+    let mut argv = vec!["python3", "-c", script];
     argv.extend_from_slice(args);
-    probe_report(cgroup.run(&argv), args)
+    probe_report(cgroup.run_as(true, &argv), args)
 }
 
 /// Makes uid `uid` (its own group too) the owner of `dir` and everything below it.
@@ -208,18 +220,24 @@ pub fn give_to(uid: u32, dir: &Path) {
 /// The Python `script` with `args`, as root or (with `user`) as uid 1000, inside `cg` or
 /// outside any sandbox: its stdout and stderr.
 pub fn python_as(cg: Option<&Cgroup>, user: bool, script: &str, args: &[&str]) -> String {
-    let mut argv = if user {
-        vec!["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups"]
-    } else {
-        vec![]
-    };
-    argv.extend(["python3", "-c", script]);
+    let mut argv = vec!["python3", "-c", script];
     argv.extend_from_slice(args);
     let out = match cg {
-        Some(cg) => cg.run(&argv),
-        None => Command::new(argv[0]).args(&argv[1..]).output().unwrap(),
+        Some(cg) => cg.run_as(user, &argv),
+        None => as_whom_outside(user, &argv).output().unwrap(),
     };
     format!("{}{}", stdout(&out), stderr(&out))
+}
+
+/// `argv` outside every sandbox, as the ordinary user with `user`.
+pub fn as_whom_outside(user: bool, argv: &[&str]) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(argv[0]);
+    cmd.args(&argv[1..]);
+    if user {
+        cmd.uid(USER_UID).gid(USER_GID);
+    }
+    cmd
 }
 
 /// A probe's report: `OK:<text>` as Ok(text), `ERR:<errno>` as Err(errno).

@@ -8,6 +8,7 @@ use crate::{filesystems::step, harness::*};
 
 /// `python3 -c URING PATH PORT`: opens PATH read-only and connects to 127.0.0.1:PORT through
 /// io_uring, each as submitted, forced to an io-wq worker, and through an SQPOLL ring.
+/// `python3 -c URING personality PATH`: opens PATH with a registered personality.
 /// `python3 -c URING paths HOME DIR`: unlinks, renames over, links out of and makes names in
 /// HOME's protected names through io-wq workers, with DIR for the other end. Prints
 /// `open_<how>=RES` and `connect_<how>=RES` lines, RES being the completion's result (a
@@ -35,11 +36,12 @@ def ring(flags):
     sqes = mmap.mmap(fd, sq_entries * 64, mmap.MAP_SHARED, rw, offset=0x10000000)
     return fd, sq, cq, sqm, cqm, sqes
 
-def submit(r, opcode, fd, addr, length, off, op_flags, sqe_flags, enter_flags):
+def submit(r, opcode, fd, addr, length, off, op_flags, sqe_flags, enter_flags, personality=0):
     rfd, sq, cq, sqm, cqm, sqes = r
     tail = struct.unpack_from("I", sqm, sq[1])[0]
     i = tail & struct.unpack_from("I", sqm, sq[2])[0]
-    sqe = struct.pack("BBHiQQIIQ", opcode, sqe_flags, 0, fd, off, addr, length, op_flags, 7)
+    sqe = struct.pack("BBHiQQIIQHH", opcode, sqe_flags, 0, fd, off, addr, length, op_flags, 7, 0,
+                      personality)
     sqes[i * 64:(i + 1) * 64] = sqe.ljust(64, b"\0")
     struct.pack_into("I", sqm, sq[6] + i * 4, i)
     struct.pack_into("I", sqm, sq[1], tail + 1)
@@ -54,7 +56,17 @@ def submit(r, opcode, fd, addr, length, off, op_flags, sqe_flags, enter_flags):
     struct.pack_into("I", cqm, cq[0], head + 1)
     return res
 
-if sys.argv[1] != "paths":
+if sys.argv[1] == "personality":
+    # personality PATH: opens PATH with the task's own credentials registered as a personality.
+    path = ctypes.create_string_buffer(sys.argv[2].encode())
+    r = ring(0)
+    REGISTER, REGISTER_PERSONALITY = 427, 9
+    personality = libc.syscall(REGISTER, r[0], REGISTER_PERSONALITY, None, 0)
+    print("register=%d" % (personality if personality < 0 else 0))
+    res = submit(r, OP_OPENAT, -100, ctypes.addressof(path), 0, 0, os.O_RDONLY, 0, GETEVENTS,
+                 personality)
+    print("open_personality=%d" % res, flush=True)
+elif sys.argv[1] != "paths":
     path = ctypes.create_string_buffer(sys.argv[1].encode())
     # struct sockaddr_in: the family in host order, the port in network order.
     addr = ctypes.create_string_buffer(struct.pack("=H", socket.AF_INET)
@@ -205,4 +217,30 @@ fn io_uring_path_changes_are_decided_as_the_confined_task_itself() {
     // Outside, the same requests go through (the probe works).
     let outside = python_as(None, true, URING, &["paths", home_s, out_s]);
     assert_eq!(step(&outside, "unlink"), 0, "{outside}");
+}
+
+/// A registered personality lets a request run with credentials other than the task's own,
+/// which the kernel's checks take for kernel code acting for itself: a confined task's
+/// request with one is refused (`uring_override_creds`), even with its own credentials.
+#[test]
+fn io_uring_personalities_are_refused_to_confined_tasks() {
+    let home = fixture_dir("io-uring-personality");
+    let file = home.join("plain");
+    write(&file, "plain");
+    let cg = Cgroup::new("io-uring-personality");
+    attach(&cg, &policy_file(&home, "personality", ""), &home);
+    let file = file.to_str().unwrap();
+    for user in [false, true] {
+        let who = if user { "user" } else { "root" };
+        let outside = python_as(None, user, URING, &["personality", file]);
+        assert!(step(&outside, "open_personality") >= 0, "{who}: {outside}");
+        let inside = python_as(Some(&cg), user, URING, &["personality", file]);
+        assert_eq!(step(&inside, "register"), 0, "{who}: {inside}");
+        assert_eq!(
+            step(&inside, "open_personality"),
+            -libc::EPERM,
+            "{who}: {inside}"
+        );
+    }
+    record_of(&cg, "uring_override_creds", |r| r["action"] == "deny");
 }

@@ -1,0 +1,223 @@
+//! A confined root works as itself and as the sandbox's user (the owner of `~`), and as no one
+//! else: another user's files stay as closed to it as to anyone (no read, list, read-write
+//! open, `chmod`, `chown` or sticky-directory delete past their permissions), and it cannot
+//! become another user or group instead. Its own files and the sandbox user's stay its to use;
+//! a policy that gives a capability back gets it whole; outside, root reaches everything.
+
+use std::{os::unix::fs::PermissionsExt, path::Path};
+
+use crate::{filesystems::step, harness::*};
+
+/// Another user: no account needed, only files.
+const BOB: u32 = 1001;
+
+/// `python3 -c PROBE BOB_DIR SHARED ROOTS USERS UID`: one `<step>=<errno>` line per attempt (0
+/// when it worked). The id changes run in a child each, so the probe keeps its own; the
+/// attribute changes set what is already there, so a change that works changes nothing.
+const PROBE: &str = r#"
+import ctypes, os, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+bob, shared, roots, users, other = sys.argv[1:6]
+other = int(other)
+def step(name, f):
+    try:
+        f()
+        print("%s=0" % name)
+    except OSError as e:
+        print("%s=%d" % (name, e.errno))
+def in_child(name, f):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            f()
+            os._exit(0)
+        except OSError as e:
+            os._exit(e.errno)
+    print("%s=%d" % (name, os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])))
+def setfsuid():
+    libc.setfsuid(other)
+    if libc.setfsuid(-1) != other:
+        raise OSError(1, "setfsuid")
+ticket = shared + "/ticket"
+step("read", lambda: open(bob + "/key").read())
+step("list", lambda: os.listdir(bob))
+step("create_in", lambda: open(bob + "/planted", "w").close())
+step("rdwr", lambda: os.close(os.open(ticket, os.O_RDWR)))
+# The same mode and owner again: refused without changing anything, allowed without either.
+step("chmod", lambda: os.chmod(ticket, 0o600))
+step("chown", lambda: os.chown(ticket, other, other))
+# The POSIX ACL that says what mode 0600 says (owner rw, group and others nothing).
+acl = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", tag, perm, 0xffffffff)
+                                      for tag, perm in [(1, 6), (4, 0), (0x20, 0)])
+step("acl", lambda: os.setxattr(ticket, "system.posix_acl_access", acl))
+step("roots", lambda: open(roots).read())
+step("users", lambda: open(users).read())
+step("users_chown", lambda: os.chown(users, os.stat(users).st_uid, os.stat(users).st_gid))
+in_child("setuid", lambda: os.setuid(other))
+in_child("setresuid", lambda: os.setresuid(-1, -1, other))
+in_child("setfsuid", setfsuid)
+in_child("setgid", lambda: os.setgid(other))
+in_child("setgroups", lambda: os.setgroups([other]))
+"#;
+
+/// Bob's private directory and key, a sticky shared directory (a third user's, as `/tmp` is
+/// root's) with Bob's ticket, a file only root may read and one only the ordinary user may,
+/// all below `dir`.
+struct Files {
+    bob: String,
+    shared: String,
+    roots: String,
+    users: String,
+}
+
+fn files(dir: &Path) -> Files {
+    let owned = |path: &Path, uid: u32, mode: u32| {
+        std::os::unix::fs::chown(path, Some(uid), Some(uid)).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let bob = dir.join("bob");
+    write(&bob.join("key"), "bob's key");
+    owned(&bob.join("key"), BOB, 0o600);
+    owned(&bob, BOB, 0o700);
+    let shared = dir.join("shared");
+    write(&shared.join("ticket"), "bob's ticket");
+    owned(&shared.join("ticket"), BOB, 0o600);
+    // Not root's: a sticky directory's owner may remove any entry without a capability.
+    owned(&shared, BOB + 1, 0o1777);
+    let roots = dir.join("roots");
+    write(&roots, "root's own");
+    owned(&roots, 0, 0o600);
+    let users = dir.join("users");
+    write(&users, "the user's own");
+    owned(&users, USER_UID, 0o600);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    Files {
+        bob: s(&bob),
+        shared: s(&shared),
+        roots: s(&roots),
+        users: s(&users),
+    }
+}
+
+fn probe(cg: Option<&Cgroup>, user: bool, f: &Files, other: u32) -> String {
+    let other = other.to_string();
+    let args = [&f.bob, &f.shared, &f.roots, &f.users, &other];
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    python_as(cg, user, PROBE, &args)
+}
+
+/// Asserts each of `steps` ended with `errno` (0: it worked).
+fn assert_steps(out: &str, steps: &[&str], errno: i32, who: &str) {
+    for s in steps {
+        assert_eq!(step(out, s), errno, "{who}: {s}: {out}");
+    }
+}
+
+const BOBS_FILES: [&str; 4] = ["read", "list", "create_in", "rdwr"];
+const BOBS_ATTRIBUTES: [&str; 3] = ["chmod", "chown", "acl"];
+const IDS: [&str; 5] = ["setuid", "setresuid", "setfsuid", "setgid", "setgroups"];
+
+#[test]
+fn a_confined_root_takes_no_other_users_files_or_ids() {
+    let dir = fixture_dir("other-users");
+    let f = files(&dir);
+    // A sandbox whose user is root (its `~` is root's), and one whose user is the ordinary
+    // user (its `~` is theirs).
+    let roots_home = dir.join("root-home");
+    std::fs::create_dir(&roots_home).unwrap();
+    let users_home = dir.join("user-home");
+    std::fs::create_dir(&users_home).unwrap();
+    give_to(USER_UID, &users_home);
+    let cg = Cgroup::new("other-users");
+    attach(&cg, &policy_file(&dir, "other-users", ""), &roots_home);
+    let for_user = Cgroup::new("other-users-for-user");
+    attach(&for_user, &policy_file(&dir, "for-user", ""), &users_home);
+
+    // Outside, root reaches everything and becomes anyone.
+    let outside = probe(None, false, &f, BOB);
+    assert_steps(&outside, &BOBS_FILES, 0, "outside");
+    assert_steps(&outside, &BOBS_ATTRIBUTES, 0, "outside");
+    assert_steps(&outside, &["roots", "users", "users_chown"], 0, "outside");
+    assert_steps(&outside, &IDS, 0, "outside");
+    std::fs::remove_file(Path::new(&f.bob).join("planted")).unwrap();
+
+    // Inside, Bob's files are as closed to root as to anyone, and root becomes no one else;
+    // its own file stays its own. The ordinary user's file is another user's here too.
+    let inside = probe(Some(&cg), false, &f, BOB);
+    assert_steps(&inside, &BOBS_FILES, libc::EACCES, "root");
+    assert_steps(&inside, &BOBS_ATTRIBUTES, libc::EPERM, "root");
+    assert_steps(&inside, &["roots"], 0, "root");
+    assert_steps(&inside, &["users"], libc::EACCES, "root");
+    assert_steps(&inside, &IDS, libc::EPERM, "root");
+    assert!(!Path::new(&f.bob).join("planted").exists());
+    record_of(&cg, "capable", |r| {
+        r["action"] == "deny" && r["target"]["capability"] == "DAC_OVERRIDE"
+    });
+    record_of(&cg, "task_fix_setuid", |r| {
+        r["action"] == "deny" && r["target"]["capability"] == "SETUID"
+    });
+    // A confined ordinary user was never let in anyway.
+    let user = probe(Some(&cg), true, &f, BOB);
+    assert_steps(&user, &BOBS_FILES, libc::EACCES, "user");
+    assert_steps(&user, &IDS, libc::EPERM, "user");
+
+    // Where the sandbox's user is the ordinary user, root reaches that user's files and ids,
+    // and still no one else's.
+    let inside = probe(Some(&for_user), false, &f, USER_UID);
+    assert_steps(
+        &inside,
+        &["roots", "users", "users_chown"],
+        0,
+        "root for the user",
+    );
+    assert_steps(&inside, &IDS, 0, "root for the user");
+    assert_steps(&inside, &BOBS_FILES, libc::EACCES, "root for the user");
+    let inside = probe(Some(&for_user), false, &f, BOB);
+    assert_steps(
+        &inside,
+        &IDS,
+        libc::EPERM,
+        "root for the user, becoming Bob",
+    );
+
+    // Nor does root delete Bob's ticket from the sticky directory.
+    let out = cg.run(&["rm", "-f", &format!("{}/ticket", f.shared)]);
+    assert!(!out.status.success(), "{}", stderr(&out));
+    assert!(Path::new(&f.shared).join("ticket").exists());
+
+    // After detach, root reaches Bob's files again.
+    detach(&cg);
+    let after = probe(Some(&cg), false, &f, BOB);
+    assert_steps(&after, &["read", "list", "rdwr"], 0, "after detach");
+}
+
+#[test]
+fn a_policy_that_gives_a_narrowed_capability_back_gives_it_whole() {
+    let dir = fixture_dir("other-users-back");
+    let f = files(&dir);
+    let home = dir.join("home");
+    std::fs::create_dir(&home).unwrap();
+    let policy = policy_file(
+        &dir,
+        "back",
+        "capabilities:\n  allow: [DAC_OVERRIDE, SETUID]\n",
+    );
+    let cg = Cgroup::new("other-users-back");
+    attach(&cg, &policy, &home);
+    let inside = probe(Some(&cg), false, &f, BOB);
+    assert_steps(&inside, &["read", "list", "rdwr", "users"], 0, "given back");
+    assert_steps(
+        &inside,
+        &["setuid", "setresuid", "setfsuid"],
+        0,
+        "given back",
+    );
+    // What was not given back stays narrowed.
+    assert_steps(&inside, &BOBS_ATTRIBUTES, libc::EPERM, "not given back");
+    assert_steps(
+        &inside,
+        &["setgid", "setgroups"],
+        libc::EPERM,
+        "not given back",
+    );
+}

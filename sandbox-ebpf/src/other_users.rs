@@ -1,0 +1,396 @@
+//! A confined task works as itself and as the sandbox's user, and as no one else: the
+//! capabilities that pass over file permissions (`NARROWED_CAPS`: DAC_OVERRIDE, FOWNER, CHOWN)
+//! hold only on files of the task's own user or of the sandbox's user, and SETUID and SETGID
+//! take only ids the task already has or the sandbox user's (`task_fix_setuid`,
+//! `task_fix_setgid`, `task_fix_setgroups`). Without this a confined root reads every user's
+//! home, and `setpriv --reuid` to anyone makes the rest of the host's users' files its own.
+//!
+//! The kernel asks `capable` for a file's override without saying which file: its callers
+//! (`generic_permission`, `inode_owner_or_capable`, `chown_ok`) go through
+//! `capable_wrt_inode_uidgid(idmap, inode, cap)`, which these programs see on entry (the
+//! owner of `inode` is noted for the thread) and on exit (the note is dropped), so `capable`,
+//! called in between, knows whose file it is about.
+
+use aya_ebpf::{
+    cty::c_void,
+    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_loop},
+    macros::{fentry, fexit, lsm, map},
+    maps::HashMap,
+    programs::{FEntryContext, FExitContext, LsmContext},
+};
+use sandbox_common::{
+    CgroupPolicy, CAP_FOWNER, CAP_SETGID, CAP_SETUID, CRED_EGID, CRED_EUID, CRED_FSGID, CRED_FSUID,
+    CRED_GID, CRED_SGID, CRED_SUID, CRED_UID, HOOK_TASK_FIX_SETGID, HOOK_TASK_FIX_SETGROUPS,
+    HOOK_TASK_FIX_SETUID, HOOK_URING_OVERRIDE_CREDS, NARROWED_CAPS,
+};
+
+use crate::{
+    guard::{deny, deny_confined},
+    hook::earlier_denial,
+    kernel::{offsets, read_at, read_ptr},
+    policy::{any_attached, current_policy},
+    target::Target,
+    task::acting_as_itself,
+};
+
+/// The file a narrowed capability is being asked for, by thread: the capability and the
+/// file's owner (a kuid).
+#[derive(Clone, Copy)]
+#[repr(C)]
+pub struct FileCapability {
+    cap: u32,
+    owner: u32,
+}
+
+/// Threads inside `capable_wrt_inode_uidgid` for a narrowed capability. An entry lives for
+/// one call; the size only bounds how many threads may be inside at once. Not pinned: it
+/// belongs to the programs that fill it.
+#[map(name = "FILE_CAPABILITY")]
+static FILE_CAPABILITY: HashMap<u32, FileCapability> = HashMap::with_max_entries(16384, 0);
+
+/// Ids the supplementary group lists are compared on, at most: a longer new list is refused,
+/// a longer old one counts its first ones only (fail closed either way).
+const MAX_GROUPS: u32 = 32;
+
+/// A uid or gid no file and no task has (`(uid_t)-1`, INVALID_UID): the owner of a file whose
+/// owner cannot be read, so no override reaches it.
+const NO_ID: u32 = u32::MAX;
+
+#[inline(always)]
+fn narrowed(cap: i32) -> bool {
+    (0..64).contains(&cap) && NARROWED_CAPS & (1u64 << cap) != 0
+}
+
+#[inline(always)]
+fn thread_id() -> u32 {
+    // The low half is the thread id (the kernel's pid).
+    bpf_get_current_pid_tgid() as u32
+}
+
+#[fentry(function = "capable_wrt_inode_uidgid")]
+pub fn file_capability_asked(ctx: FEntryContext) -> i32 {
+    // bool capable_wrt_inode_uidgid(struct mnt_idmap *idmap (a user_namespace before 6.3),
+    //                               const struct inode *inode, int cap)
+    let cap: i32 = ctx.arg(2);
+    if !narrowed(cap) || !any_attached() {
+        return 0;
+    }
+    let inode: *const u8 = ctx.arg(1);
+    let owner = read_at::<u32>(inode, offsets().inode_uid).unwrap_or(NO_ID);
+    let note = FileCapability {
+        cap: cap as u32,
+        owner,
+    };
+    // Full only with 16,384 threads inside this call at once: then `capable`, finding no
+    // note, cannot tell a file's override from another use and allows, as without this check.
+    let _ = FILE_CAPABILITY.insert(&thread_id(), &note, 0);
+    0
+}
+
+#[fexit(function = "capable_wrt_inode_uidgid")]
+pub fn file_capability_answered(ctx: FExitContext) -> i32 {
+    let cap: i32 = ctx.arg(2);
+    if narrowed(cap) {
+        // Whatever happened to `ANY_ATTACHED` since the entry: no note outlives its call.
+        let _ = FILE_CAPABILITY.remove(&thread_id());
+    }
+    0
+}
+
+/// The verdict of `capable` on a narrowed capability `cap` for `cred`: a file's override
+/// holds only on files of the task's own user (`cred`'s fsuid) or of the sandbox's user, and
+/// SETUID and SETGID are decided on the ids themselves (`task_fix_*`). Allowed outside every
+/// sandbox, under a policy that gives `cap` back, and for credentials kernel code swapped in
+/// for itself (overlayfs checks a layer's file as its mounter, after the task's own check on
+/// the overlay's file decided as here; io_uring's personalities, the one way a task chooses
+/// other credentials, are refused to confined tasks).
+#[inline(always)]
+pub fn narrowed_capability(cred: *const u8, cap: i32) -> Result<(), CgroupPolicy> {
+    let Some(policy) = current_policy() else {
+        return Ok(());
+    };
+    let cap = cap as u32;
+    if cap == CAP_SETUID || cap == CAP_SETGID || policy.gives_back(cap) || !acting_as_itself() {
+        return Ok(());
+    }
+    // SAFETY: copied out at once; only this thread writes its entry.
+    let Some(note) = (unsafe { FILE_CAPABILITY.get(&thread_id()).copied() }) else {
+        // Not asked about a file.
+        return Ok(());
+    };
+    if note.cap != cap {
+        return Ok(());
+    }
+    let fsuid = cred_id(cred, CRED_FSUID);
+    if note.owner == policy.user_uid || fsuid == Some(note.owner) {
+        return Ok(());
+    }
+    Err(policy)
+}
+
+/// Id `which` (`CRED_*`) of `cred`; None when unreadable.
+#[inline(always)]
+fn cred_id(cred: *const u8, which: usize) -> Option<u32> {
+    let at = offsets().cred_ids.wrapping_add((which * 4) as u16);
+    read_at::<u32>(cred, at).ok()
+}
+
+/// Whether `id` is one of `ids` (`CRED_*`) of `old`, or one of `extra`. (Plain loops: the
+/// iterator adaptors' closures are left as calls, which the verifier refuses here.)
+#[inline(always)]
+fn held(old: *const u8, ids: [usize; 4], id: u32, extra: [u32; 2]) -> bool {
+    if id == extra[0] || id == extra[1] {
+        return true;
+    }
+    let mut i = 0;
+    while i < ids.len() {
+        if cred_id(old, ids[i]) == Some(id) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Whether every one of `ids` of `new` is `held` by `old` (or is one of `extra`).
+#[inline(always)]
+fn takes_only_held(new: *const u8, old: *const u8, ids: [usize; 4], extra: [u32; 2]) -> bool {
+    let mut i = 0;
+    while i < ids.len() {
+        match cred_id(new, ids[i]) {
+            Some(id) if held(old, ids, id, extra) => {}
+            _ => return false,
+        }
+        i += 1;
+    }
+    true
+}
+
+const UIDS: [usize; 4] = [CRED_UID, CRED_EUID, CRED_SUID, CRED_FSUID];
+const GIDS: [usize; 4] = [CRED_GID, CRED_EGID, CRED_SGID, CRED_FSGID];
+
+/// The gids a confined task may take besides its own: the sandbox user's group, and root's,
+/// which `sudo` and `su` take on their way to root (whose files a confined root owns anyway).
+#[inline(always)]
+fn other_gids(policy: &CgroupPolicy) -> [u32; 2] {
+    [policy.user_gid, 0]
+}
+
+#[lsm(hook = "task_fix_setuid")]
+pub fn task_fix_setuid(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, task_fix_setuid, struct cred *new, const struct cred *old, int flags)
+    if let Some(denied) = earlier_denial(&ctx, 3) {
+        return denied;
+    }
+    let Some(policy) = current_policy() else {
+        return 0;
+    };
+    let others = [policy.user_uid, policy.user_uid];
+    if policy.gives_back(CAP_SETUID) || takes_only_held(ctx.arg(0), ctx.arg(1), UIDS, others) {
+        return 0;
+    }
+    deny(
+        &policy,
+        HOOK_TASK_FIX_SETUID,
+        Target::Capability(CAP_SETUID),
+    )
+}
+
+#[lsm(hook = "task_fix_setgid")]
+pub fn task_fix_setgid(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, task_fix_setgid, struct cred *new, const struct cred *old, int flags)
+    if let Some(denied) = earlier_denial(&ctx, 3) {
+        return denied;
+    }
+    let Some(policy) = current_policy() else {
+        return 0;
+    };
+    let others = other_gids(&policy);
+    if policy.gives_back(CAP_SETGID) || takes_only_held(ctx.arg(0), ctx.arg(1), GIDS, others) {
+        return 0;
+    }
+    deny(
+        &policy,
+        HOOK_TASK_FIX_SETGID,
+        Target::Capability(CAP_SETGID),
+    )
+}
+
+#[lsm(hook = "task_fix_setgroups")]
+pub fn task_fix_setgroups(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, task_fix_setgroups, struct cred *new, const struct cred *old)
+    if let Some(denied) = earlier_denial(&ctx, 2) {
+        return denied;
+    }
+    let Some(policy) = current_policy() else {
+        return 0;
+    };
+    let others = other_gids(&policy);
+    if policy.gives_back(CAP_SETGID) || groups_held(ctx.arg(0), ctx.arg(1), others) {
+        return 0;
+    }
+    deny(
+        &policy,
+        HOOK_TASK_FIX_SETGROUPS,
+        Target::Capability(CAP_SETGID),
+    )
+}
+
+/// (count, array) of the supplementary groups of `cred`.
+#[inline(always)]
+fn groups(cred: *const u8) -> Result<(u32, *const u8), i32> {
+    let off = offsets();
+    let info = read_ptr(cred, off.cred_group_info)?;
+    let count = read_at::<i32>(info, off.group_info_ngroups)?;
+    Ok((
+        count.max(0) as u32,
+        info.wrapping_add(off.group_info_gid as usize),
+    ))
+}
+
+/// Whether each supplementary group of `new` is one of `old`'s groups or gids, or one of
+/// `extra`. The kernel keeps both lists sorted (`groups_sort` before every `set_groups`), so
+/// one walk along both decides, in at most as many steps as the two lists hold: a `bpf_loop`
+/// whose step the verifier checks once (an open-coded loop over two indexes is too many
+/// states for it).
+#[inline(always)]
+fn groups_held(new: *const u8, old: *const u8, extra: [u32; 2]) -> bool {
+    let (Ok((count, gids)), Ok((old_count, old_gids))) = (groups(new), groups(old)) else {
+        return false;
+    };
+    if count > MAX_GROUPS {
+        return false;
+    }
+    let id = |which| cred_id(old, which).unwrap_or(NO_ID);
+    let mut walk = GroupWalk {
+        gids,
+        old_gids,
+        count,
+        old_count: old_count.min(MAX_GROUPS),
+        held: [
+            id(GIDS[0]),
+            id(GIDS[1]),
+            id(GIDS[2]),
+            id(GIDS[3]),
+            extra[0],
+            extra[1],
+        ],
+        i: 0,
+        j: 0,
+        verdict: UNDECIDED,
+    };
+    // SAFETY: bpf_loop calls `group_walk_step` with the address given, a GroupWalk on this
+    // stack frame that outlives the call; the step reads and writes only that struct and
+    // kernel memory through bpf_probe_read_kernel.
+    unsafe {
+        bpf_loop(
+            2 * MAX_GROUPS,
+            group_walk_step as *mut c_void,
+            &mut walk as *mut GroupWalk as *mut c_void,
+            0,
+        );
+    }
+    walk.verdict == HELD
+}
+
+const UNDECIDED: u32 = 0;
+const HELD: u32 = 1;
+const NOT_HELD: u32 = 2;
+
+/// The state of `groups_held`'s walk: the next new group `i` and old group `j`.
+#[repr(C)]
+struct GroupWalk {
+    gids: *const u8,
+    old_gids: *const u8,
+    count: u32,
+    old_count: u32,
+    /// The old credentials' gids and the extra ones.
+    held: [u32; 6],
+    i: u32,
+    j: u32,
+    verdict: u32,
+}
+
+/// One step of the walk: decides the next new group, or moves along the old list. Returns 1
+/// (stop) once the verdict is known.
+#[inline(never)]
+extern "C" fn group_walk_step(_index: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: the pointer `groups_held` gave bpf_loop, to its live GroupWalk.
+    let walk = unsafe { &mut *(ctx as *mut GroupWalk) };
+    if walk.i >= walk.count {
+        walk.verdict = HELD;
+        return 1;
+    }
+    let Ok(gid) = read_at::<u32>(walk.gids, (walk.i * 4) as u16) else {
+        walk.verdict = NOT_HELD;
+        return 1;
+    };
+    let mut k = 0;
+    while k < walk.held.len() {
+        if walk.held[k] == gid {
+            walk.i += 1;
+            return 0;
+        }
+        k += 1;
+    }
+    let old = match walk.j < walk.old_count {
+        true => read_at::<u32>(walk.old_gids, (walk.j * 4) as u16).ok(),
+        false => None,
+    };
+    match old {
+        Some(old) if old == gid => walk.i += 1,
+        Some(old) if old < gid => walk.j += 1,
+        _ => {
+            walk.verdict = NOT_HELD;
+            return 1;
+        }
+    }
+    0
+}
+
+/// Denies a confined task's change of the mode or POSIX ACL of another user's file (`dentry`,
+/// under `hook`): the kernel asks `FOWNER` for those through `inode_owner_or_capable`, which
+/// names no file to `capable`, so they are decided here, where the change is asked for. A
+/// file of the task's own user or the sandbox's is the task's to change; a policy that gives
+/// `FOWNER` back changes any.
+#[inline(always)]
+pub fn another_users_file(hook: u32, dentry: *const u8) -> Option<i32> {
+    let policy = current_policy()?;
+    if policy.gives_back(CAP_FOWNER) || !acting_as_itself() {
+        return None;
+    }
+    let off = offsets();
+    let owner = read_ptr(dentry, off.dentry_inode)
+        .and_then(|inode| read_at::<u32>(inode, off.inode_uid))
+        .unwrap_or(NO_ID);
+    // SAFETY: a plain helper call; the address is only read through bpf_probe_read_kernel.
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let fsuid = read_ptr(task, off.task_cred)
+        .ok()
+        .and_then(|cred| cred_id(cred, CRED_FSUID));
+    if owner == policy.user_uid || fsuid == Some(owner) {
+        return None;
+    }
+    Some(deny(&policy, hook, Target::Capability(CAP_FOWNER)))
+}
+
+/// Whether the extended attribute `name` is a POSIX ACL (`system.posix_acl_access` or
+/// `_default`), which only the file's owner (or `FOWNER`) may set; an unreadable name counts
+/// as one (the owner check then applies: fail closed).
+#[inline(always)]
+pub fn is_posix_acl(name: *const u8) -> bool {
+    const PREFIX: [u8; 16] = *b"system.posix_acl";
+    read_at::<[u8; 16]>(name, 0).map_or(true, |start| start == PREFIX)
+}
+
+#[lsm(hook = "uring_override_creds")]
+pub fn uring_override_creds(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, uring_override_creds, const struct cred *new): a request submitted with
+    // a registered personality runs with those credentials. Kernel code that swaps in its own
+    // credentials is trusted to act for itself (`narrowed_capability`); this is the one way a
+    // task picks the credentials it acts with, so a confined task gets none.
+    if let Some(denied) = earlier_denial(&ctx, 1) {
+        return denied;
+    }
+    deny_confined(HOOK_URING_OVERRIDE_CREDS, Target::None)
+}

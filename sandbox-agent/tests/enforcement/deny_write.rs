@@ -291,16 +291,17 @@ fn the_mode_owner_file_capabilities_and_acl_of_a_protected_program_cannot_be_cha
     );
     attach(&cg, &policy, &home);
 
+    // Giving the file away comes last: nobody's file is no longer root's to change.
     let ops = [
         "open_trunc",
         "chmod_setuid",
-        "chown_nobody",
         "setcap",
         "dropcap",
         "acl",
         "utimes",
         "touch",
         "chattr",
+        "chown_nobody",
     ];
     let names: Vec<(String, String)> = ops
         .iter()

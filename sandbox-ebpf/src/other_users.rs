@@ -106,19 +106,23 @@ pub fn file_capability_answered(ctx: FExitContext) -> i32 {
 /// other credentials, are refused to confined tasks).
 #[inline(always)]
 pub fn narrowed_capability(cred: *const u8, cap: i32) -> Result<(), CgroupPolicy> {
-    let Some(policy) = current_policy() else {
-        return Ok(());
-    };
     let cap = cap as u32;
-    if cap == CAP_SETUID || cap == CAP_SETGID || policy.gives_back(cap) || !acting_as_itself() {
+    if cap == CAP_SETUID || cap == CAP_SETGID {
         return Ok(());
     }
+    // Runs for every such check on the host: the thread's note (none unless the kernel asked
+    // about a file while something was attached) comes before the policy lookup.
     // SAFETY: copied out at once; only this thread writes its entry.
     let Some(note) = (unsafe { FILE_CAPABILITY.get(&thread_id()).copied() }) else {
-        // Not asked about a file.
         return Ok(());
     };
     if note.cap != cap {
+        return Ok(());
+    }
+    let Some(policy) = current_policy() else {
+        return Ok(());
+    };
+    if policy.gives_back(cap) || !acting_as_itself() {
         return Ok(());
     }
     let fsuid = cred_id(cred, CRED_FSUID);

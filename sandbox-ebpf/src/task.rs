@@ -31,8 +31,8 @@ pub fn current_exe_file() -> Result<*const u8, i32> {
 /// Whether the current task acts with its own credentials: kernel code that acts for itself
 /// on a task's way (NFS's id mapper, the DNS resolver's cache, overlayfs on its layers) swaps
 /// in credentials of its own (`override_creds`), and what it does then is its business, not
-/// the task's. Not a test a hook may rely on where the task can reach the same change with
-/// credentials it chose (io_uring's registered personalities): see each caller.
+/// the task's. The one way a task chooses other credentials, io_uring's registered
+/// personalities, is refused to confined tasks (`other_users::uring_override_creds`).
 #[inline(always)]
 pub fn acting_as_itself() -> bool {
     // SAFETY: a plain helper call; the address is only read through bpf_probe_read_kernel.

@@ -570,6 +570,13 @@ const HOST_SECRETS: [&str; 3] = [
     "/var/lib/systemd/credential.secret",
 ];
 
+/// Stand-ins in the root account's home (a tmpfs in the VM).
+const ROOT_ACCOUNT_SECRETS: &[&str] = &[
+    "/root/.ssh/id_ed25519",
+    "/root/.aws/credentials",
+    "/root/.kube/config",
+];
+
 #[test]
 fn a_confined_root_reads_none_of_the_hosts_own_secrets() {
     use std::os::unix::fs::PermissionsExt;
@@ -580,14 +587,19 @@ fn a_confined_root_reads_none_of_the_hosts_own_secrets() {
         write(Path::new(secret), "PRIVATE KEY\n");
         std::fs::set_permissions(secret, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
+    // The root account's credentials, for a root agent whose `~` is not /root.
+    for secret in ROOT_ACCOUNT_SECRETS {
+        write(Path::new(secret), "TOKEN\n");
+        std::fs::set_permissions(secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     let day = Day::new("host-secrets", 0);
-    let script: String = HOST_SECRETS
-        .iter()
+    let secrets = || HOST_SECRETS.iter().chain(ROOT_ACCOUNT_SECRETS);
+    let script: String = secrets()
         .map(|s| format!("cat {s} >/dev/null 2>&1 && echo READ {s}; "))
         .collect();
     let outside = Command::new("sh").args(["-c", &script]).output().unwrap();
     let inside = day.run(0, false, &[], &script);
-    for secret in HOST_SECRETS {
+    for secret in secrets() {
         let read = format!("READ {secret}\n");
         assert!(
             stdout(&outside).contains(&read),

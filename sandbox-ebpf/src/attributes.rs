@@ -13,8 +13,8 @@ use sandbox_common::{
 
 use crate::{
     hook::{earlier_denial, slot},
-    kernel::{offsets, read_at},
-    other_users::{another_users_file, is_posix_acl},
+    kernel::{offsets, read_at, read_ptr},
+    other_users::{another_users_file, is_posix_acl, regular_file, setid_program},
     task::acting_as_itself,
     write::{path_dentry, verdict_on_change, verdict_on_changes, Change},
 };
@@ -52,6 +52,14 @@ pub fn path_chmod(ctx: LsmContext) -> i32 {
         return denied;
     }
     let dentry = path_dentry(ctx.arg(0));
+    let mode = ctx.arg::<u64>(1) as u32 & 0xffff;
+    let off = offsets();
+    let regular = read_ptr(dentry, off.dentry_inode)
+        .and_then(|inode| read_at::<u16>(inode, off.inode_mode))
+        .map_or(true, |old| regular_file(u32::from(old)));
+    if let Some(denied) = setid_program(HOOK_PATH_CHMOD, mode, regular) {
+        return denied;
+    }
     if let Some(denied) = another_users_file(HOOK_PATH_CHMOD, dentry) {
         return denied;
     }

@@ -18,6 +18,7 @@ use crate::{
     kernel::{offsets, read_at, read_ptr},
     kernel_fs::on_kernel_fs,
     maps::LINKED_OUT,
+    other_users::{regular_file, setid_program},
     policy::current_policy,
     target::{FileId, Target},
     verdict::{enforce, Decision},
@@ -271,6 +272,10 @@ pub fn path_mknod(ctx: LsmContext) -> i32 {
     // LSM_HOOK(int, 0, path_mknod, const struct path *dir, struct dentry *dentry, umode_t mode,
     //          unsigned int dev): also open(O_CREAT) of a name that does not exist.
     if let Some(denied) = earlier_denial(&ctx, 4) {
+        return denied;
+    }
+    let mode = ctx.arg::<u64>(2) as u32 & 0xffff;
+    if let Some(denied) = setid_program(HOOK_PATH_MKNOD, mode, regular_file(mode)) {
         return denied;
     }
     verdict_on_create(HOOK_PATH_MKNOD, ctx.arg(1))

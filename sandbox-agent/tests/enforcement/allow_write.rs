@@ -61,7 +61,7 @@ fn every_change(dir: &Path, to: &Path) -> Vec<(&'static str, &'static str, Vec<P
         ("mkdir", "mkdir", vec![p("newdir")]),
         ("mkfifo", "mkfifo", vec![p("fifo")]),
         ("symlink", "symlink", vec![q("file"), p("link")]),
-        ("chmod_setuid", "chmod_setuid", vec![p("tool")]),
+        ("chmod_open", "chmod_open", vec![p("tool")]),
         ("acl", "acl", vec![p("conf")]),
         ("utimes", "utimes", vec![p("conf")]),
         ("chattr", "chattr", vec![p("conf")]),

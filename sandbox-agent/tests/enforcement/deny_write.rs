@@ -195,7 +195,7 @@ fn deny_read_files_cannot_be_hardlinked_renamed_out_or_opened_up_to_others() {
             ("rename_dir", "rename", &[&ssh, &home.join("ssh.moved")]),
             // Readable by everyone, given away, or shared by an ACL: another user outside
             // would read it later.
-            ("chmod", "chmod_setuid", &[&key]),
+            ("chmod", "chmod_open", &[&key]),
             ("chown", "chown_nobody", &[&key]),
             ("acl", "acl", &[&key]),
         ],
@@ -294,7 +294,7 @@ fn the_mode_owner_file_capabilities_and_acl_of_a_protected_program_cannot_be_cha
     // Giving the file away comes last: nobody's file is no longer root's to change.
     let ops = [
         "open_trunc",
-        "chmod_setuid",
+        "chmod_open",
         "setcap",
         "dropcap",
         "acl",

@@ -186,7 +186,7 @@ fn attributes_hold_in(label: &str, dir: &Path, cg: &Cgroup) -> Vec<String> {
         let mut ops = vec![
             "open_trunc",
             "truncate",
-            "chmod_setuid",
+            "chmod_open",
             "user_xattr",
             "acl",
             "utimes",

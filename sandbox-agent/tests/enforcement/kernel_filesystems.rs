@@ -39,7 +39,7 @@ impl Targets {
             ("open_write", "open_w", vec![procs.clone()]),
             ("open_truncate", "open_trunc", vec![depth.clone()]),
             ("truncate", "truncate", vec![depth]),
-            ("chmod", "chmod_setuid", vec![procs.clone()]),
+            ("chmod", "chmod_open", vec![procs.clone()]),
             ("chown", "chown_nobody", vec![procs.clone()]),
             ("utimes", "utimes", vec![procs]),
             ("xattr", "user_xattr", vec![self.cgroup.path.clone()]),

@@ -221,3 +221,62 @@ fn a_policy_that_gives_a_narrowed_capability_back_gives_it_whole() {
         "not given back",
     );
 }
+
+/// `python3 -c SETID DIR`: makes the program DIR/prog run as its owner or its group, by
+/// `chmod` and by creating a new file with such a mode (`open(O_CREAT)`, `mknod`); plain
+/// modes and a set-group-ID directory, which runs nothing, for comparison.
+const SETID: &str = r#"
+import os, sys
+d = sys.argv[1]
+def step(name, f):
+    try:
+        f()
+        print("%s=0" % name)
+    except OSError as e:
+        print("%s=%d" % (name, e.errno))
+n = os.getpid()
+step("chmod_setuid", lambda: os.chmod(d + "/prog", 0o4755))
+step("chmod_setgid", lambda: os.chmod(d + "/prog", 0o2755))
+step("create_setuid", lambda: os.close(os.open("%s/new-%d" % (d, n), os.O_CREAT | os.O_WRONLY, 0o4755)))
+step("mknod_setgid", lambda: os.mknod("%s/node-%d" % (d, n), 0o100000 | 0o2755))
+step("chmod_plain", lambda: os.chmod(d + "/prog", 0o755))
+step("chmod_setgid_dir", lambda: os.chmod(d + "/shared", 0o2775))
+print("setid_bits=%o" % (os.stat(d + "/prog").st_mode & 0o6000))
+"#;
+
+const SETID_PROGRAMS: [&str; 4] = [
+    "chmod_setuid",
+    "chmod_setgid",
+    "create_setuid",
+    "mknod_setgid",
+];
+
+#[test]
+fn no_setuid_or_setgid_program_is_made_inside() {
+    let dir = fixture_dir("setid");
+    let cg = Cgroup::new("setid");
+    attach(&cg, &policy_file(&dir, "setid", ""), &dir);
+    for user in [false, true] {
+        let who = if user { "user" } else { "root" };
+        // The mover's own directory, program and shared directory.
+        let own = dir.join(who);
+        write(&own.join("prog"), "#!/bin/sh\nid -u\n");
+        std::fs::create_dir_all(own.join("shared")).unwrap();
+        if user {
+            give_to(USER_UID, &own);
+        }
+        let d = own.to_str().unwrap();
+        let outside = python_as(None, user, SETID, &[d]);
+        assert_steps(&outside, &SETID_PROGRAMS, 0, &format!("{who} outside"));
+        let inside = python_as(Some(&cg), user, SETID, &[d]);
+        assert_steps(&inside, &SETID_PROGRAMS, libc::EPERM, who);
+        assert_steps(&inside, &["chmod_plain", "chmod_setgid_dir"], 0, who);
+        assert_eq!(step(&inside, "setid_bits"), 0, "{who}: {inside}");
+    }
+    record_of(&cg, "path_chmod", |r| {
+        r["action"] == "deny" && r["target"]["capability"] == "SETUID"
+    });
+    record_of(&cg, "path_mknod", |r| {
+        r["action"] == "deny" && r["target"]["capability"] == "SETGID"
+    });
+}

@@ -298,6 +298,15 @@ pub fn path_link(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 3) {
         return denied;
     }
+    // A set-user-ID file made without a name (O_TMPFILE, whose creation no hook sees) gets
+    // one here.
+    let off = offsets();
+    let mode = read_ptr(ctx.arg(0), off.dentry_inode)
+        .and_then(|inode| read_at::<u16>(inode, off.inode_mode))
+        .map_or(0, u32::from);
+    if let Some(denied) = setid_program(HOOK_PATH_LINK, mode, regular_file(mode)) {
+        return denied;
+    }
     // Under `allow_write` the file linked must be listed too: a name for it in a listed
     // directory would make it writable there.
     let old = Change {

@@ -91,6 +91,7 @@ const CONFINED_ROOT: &[&str] = &[
     "uring_override_creds",
     "path_chmod",
     "path_mknod",
+    "path_link",
     "inode_setxattr",
     "inode_removexattr",
     "inode_set_acl",

@@ -223,7 +223,8 @@ fn a_policy_that_gives_a_narrowed_capability_back_gives_it_whole() {
 }
 
 /// `python3 -c SETID DIR`: makes the program DIR/prog run as its owner or its group, by
-/// `chmod` and by creating a new file with such a mode (`open(O_CREAT)`, `mknod`); plain
+/// `chmod` and by creating a new file with such a mode (`open(O_CREAT)`, `mknod`, a nameless
+/// `O_TMPFILE` given a name by `linkat`); plain
 /// modes and a set-group-ID directory, which runs nothing, for comparison.
 const SETID: &str = r#"
 import os, sys
@@ -239,6 +240,13 @@ step("chmod_setuid", lambda: os.chmod(d + "/prog", 0o4755))
 step("chmod_setgid", lambda: os.chmod(d + "/prog", 0o2755))
 step("create_setuid", lambda: os.close(os.open("%s/new-%d" % (d, n), os.O_CREAT | os.O_WRONLY, 0o4755)))
 step("mknod_setgid", lambda: os.mknod("%s/node-%d" % (d, n), 0o100000 | 0o2755))
+def tmpfile_setuid():
+    fd = os.open(d, os.O_TMPFILE | os.O_WRONLY, 0o4755)
+    try:
+        os.link("/proc/self/fd/%d" % fd, "%s/tmp-%d" % (d, n), follow_symlinks=True)
+    finally:
+        os.close(fd)
+step("tmpfile_setuid", tmpfile_setuid)
 step("chmod_plain", lambda: os.chmod(d + "/prog", 0o755))
 step("chmod_setgid_dir", lambda: os.chmod(d + "/shared", 0o2775))
 print("setid_bits=%o" % (os.stat(d + "/prog").st_mode & 0o6000))

@@ -4,12 +4,15 @@
 //! take only ids the task already has or the sandbox user's (`task_fix_setuid`,
 //! `task_fix_setgid`, `task_fix_setgroups`). Without this a confined root reads every user's
 //! home, and `setpriv --reuid` to anyone makes the rest of the host's users' files its own.
+//! Nor does it leave a program behind that runs as someone else (`setid_program`).
 //!
-//! The kernel asks `capable` for a file's override without saying which file: its callers
-//! (`generic_permission`, `inode_owner_or_capable`, `chown_ok`) go through
+//! The kernel asks `capable` for a file's override without saying which file. Most callers
+//! (`generic_permission`, `chown_ok`, the sticky-directory check) go through
 //! `capable_wrt_inode_uidgid(idmap, inode, cap)`, which these programs see on entry (the
 //! owner of `inode` is noted for the thread) and on exit (the note is dropped), so `capable`,
-//! called in between, knows whose file it is about.
+//! called in between, knows whose file it is about. `inode_owner_or_capable` asks `FOWNER`
+//! without it: a mode or ACL change is decided on the file's owner where it is asked for
+//! (`another_users_file`).
 
 use aya_ebpf::{
     cty::c_void,
@@ -37,7 +40,7 @@ use crate::{
 /// file's owner (a kuid).
 #[derive(Clone, Copy)]
 #[repr(C)]
-pub struct FileCapability {
+struct FileCapability {
     cap: u32,
     owner: u32,
 }

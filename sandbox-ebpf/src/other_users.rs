@@ -183,24 +183,46 @@ fn other_gids(policy: &CgroupPolicy) -> [u32; 2] {
     [policy.user_gid, 0]
 }
 
+/// Which ids an id change sets.
+#[derive(Clone, Copy)]
+enum Ids {
+    Uids,
+    Gids,
+    Groups,
+}
+
+/// Verdict of `hook` on a change from the credentials `old` to `new`: allowed outside every
+/// sandbox, under a policy that gives the capability back, and when every new id of the kind
+/// is held (`takes_only_held`, `groups_held`).
+#[inline(always)]
+fn id_change(hook: u32, new: *const u8, old: *const u8, ids: Ids) -> i32 {
+    let Some(policy) = current_policy() else {
+        return 0;
+    };
+    let (cap, held) = match ids {
+        Ids::Uids => (
+            CAP_SETUID,
+            takes_only_held(new, old, UIDS, [policy.user_uid; 2]),
+        ),
+        Ids::Gids => (
+            CAP_SETGID,
+            takes_only_held(new, old, GIDS, other_gids(&policy)),
+        ),
+        Ids::Groups => (CAP_SETGID, groups_held(new, old, other_gids(&policy))),
+    };
+    if policy.gives_back(cap) || held {
+        return 0;
+    }
+    deny(&policy, hook, Target::Capability(cap))
+}
+
 #[lsm(hook = "task_fix_setuid")]
 pub fn task_fix_setuid(ctx: LsmContext) -> i32 {
     // LSM_HOOK(int, 0, task_fix_setuid, struct cred *new, const struct cred *old, int flags)
     if let Some(denied) = earlier_denial(&ctx, 3) {
         return denied;
     }
-    let Some(policy) = current_policy() else {
-        return 0;
-    };
-    let others = [policy.user_uid, policy.user_uid];
-    if policy.gives_back(CAP_SETUID) || takes_only_held(ctx.arg(0), ctx.arg(1), UIDS, others) {
-        return 0;
-    }
-    deny(
-        &policy,
-        HOOK_TASK_FIX_SETUID,
-        Target::Capability(CAP_SETUID),
-    )
+    id_change(HOOK_TASK_FIX_SETUID, ctx.arg(0), ctx.arg(1), Ids::Uids)
 }
 
 #[lsm(hook = "task_fix_setgid")]
@@ -209,18 +231,7 @@ pub fn task_fix_setgid(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 3) {
         return denied;
     }
-    let Some(policy) = current_policy() else {
-        return 0;
-    };
-    let others = other_gids(&policy);
-    if policy.gives_back(CAP_SETGID) || takes_only_held(ctx.arg(0), ctx.arg(1), GIDS, others) {
-        return 0;
-    }
-    deny(
-        &policy,
-        HOOK_TASK_FIX_SETGID,
-        Target::Capability(CAP_SETGID),
-    )
+    id_change(HOOK_TASK_FIX_SETGID, ctx.arg(0), ctx.arg(1), Ids::Gids)
 }
 
 #[lsm(hook = "task_fix_setgroups")]
@@ -229,18 +240,7 @@ pub fn task_fix_setgroups(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 2) {
         return denied;
     }
-    let Some(policy) = current_policy() else {
-        return 0;
-    };
-    let others = other_gids(&policy);
-    if policy.gives_back(CAP_SETGID) || groups_held(ctx.arg(0), ctx.arg(1), others) {
-        return 0;
-    }
-    deny(
-        &policy,
-        HOOK_TASK_FIX_SETGROUPS,
-        Target::Capability(CAP_SETGID),
-    )
+    id_change(HOOK_TASK_FIX_SETGROUPS, ctx.arg(0), ctx.arg(1), Ids::Groups)
 }
 
 /// (count, array) of the supplementary groups of `cred`.

@@ -46,7 +46,7 @@ const fn narrow(number: u32, name: &'static str, because: &'static str) -> Capab
 
 /// Every capability of <linux/capability.h> up to CAP_CHECKPOINT_RESTORE, by number.
 pub const CAPABILITIES: [Capability; 41] = [
-    narrow(0, "CHOWN", "taking another user's file makes it readable: only files of the task's own user and the sandbox's user change owner"),
+    narrow(0, "CHOWN", "taking another user's file makes it readable, and one given to another user is trusted as theirs: only files of the task's own user and the sandbox's user change owner, and only to them"),
     narrow(1, "DAC_OVERRIDE", "reads, writes and searches past the permissions of files of the task's own user and the sandbox's user only: other users' files stay as closed to a confined root as to anyone"),
     deny(2, "DAC_READ_SEARCH", "open_by_handle_at reaches any inode of a filesystem without a path"),
     narrow(3, "FOWNER", "mode, ACLs and sticky-directory deletes of files of the task's own user and the sandbox's user only"),

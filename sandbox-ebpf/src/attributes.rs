@@ -14,7 +14,9 @@ use sandbox_common::{
 use crate::{
     hook::{earlier_denial, slot},
     kernel::{offsets, read_at, read_ptr},
-    other_users::{another_users_file, is_posix_acl, regular_file, setid_program},
+    other_users::{
+        another_users_file, given_to_another, is_posix_acl, regular_file, setid_program,
+    },
     task::acting_as_itself,
     write::{path_dentry, verdict_on_change, verdict_on_changes, Change},
 };
@@ -70,6 +72,10 @@ pub fn path_chmod(ctx: LsmContext) -> i32 {
 pub fn path_chown(ctx: LsmContext) -> i32 {
     // LSM_HOOK(int, 0, path_chown, const struct path *path, kuid_t uid, kgid_t gid)
     if let Some(denied) = earlier_denial(&ctx, 3) {
+        return denied;
+    }
+    let (uid, gid) = (ctx.arg::<u64>(1) as u32, ctx.arg::<u64>(2) as u32);
+    if let Some(denied) = given_to_another(HOOK_PATH_CHOWN, uid, gid) {
         return denied;
     }
     verdict_on_attributes(HOOK_PATH_CHOWN, path_dentry(ctx.arg(0)))

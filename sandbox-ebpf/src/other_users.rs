@@ -22,9 +22,9 @@ use aya_ebpf::{
     programs::{FEntryContext, FExitContext, LsmContext},
 };
 use sandbox_common::{
-    CgroupPolicy, CAP_FOWNER, CAP_SETGID, CAP_SETUID, CRED_EGID, CRED_EUID, CRED_FSGID, CRED_FSUID,
-    CRED_GID, CRED_SGID, CRED_SUID, CRED_UID, HOOK_TASK_FIX_SETGID, HOOK_TASK_FIX_SETGROUPS,
-    HOOK_TASK_FIX_SETUID, HOOK_URING_OVERRIDE_CREDS, NARROWED_CAPS,
+    CgroupPolicy, CAP_CHOWN, CAP_FOWNER, CAP_SETGID, CAP_SETUID, CRED_EGID, CRED_EUID, CRED_FSGID,
+    CRED_FSUID, CRED_GID, CRED_SGID, CRED_SUID, CRED_UID, HOOK_TASK_FIX_SETGID,
+    HOOK_TASK_FIX_SETGROUPS, HOOK_TASK_FIX_SETUID, HOOK_URING_OVERRIDE_CREDS, NARROWED_CAPS,
 };
 
 use crate::{
@@ -379,6 +379,48 @@ pub fn another_users_file(hook: u32, dentry: *const u8) -> Option<i32> {
         return None;
     }
     Some(deny(&policy, hook, Target::Capability(CAP_FOWNER)))
+}
+
+/// Denies a confined task giving a file to a user or group other than its own and the sandbox
+/// user's (`chown` to `uid`, `chgrp` to `gid`, each `NO_ID` when unchanged): a file planted
+/// under another user's name is one that user's programs trust (a tmux server's directory in
+/// `/tmp` that looks like theirs). A policy that gives `CHOWN` back gives files to anyone.
+#[inline(always)]
+pub fn given_to_another(hook: u32, uid: u32, gid: u32) -> Option<i32> {
+    if uid == NO_ID && gid == NO_ID {
+        return None;
+    }
+    let policy = current_policy()?;
+    if policy.gives_back(CAP_CHOWN) || !acting_as_itself() {
+        return None;
+    }
+    // SAFETY: a plain helper call; the address is only read through bpf_probe_read_kernel.
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let cred = read_ptr(task, offsets().task_cred).unwrap_or(core::ptr::null());
+    let uid_held = uid == NO_ID || held(cred, UIDS, uid, [policy.user_uid; 2]);
+    let gid_held =
+        gid == NO_ID || held(cred, GIDS, gid, other_gids(&policy)) || in_groups(cred, gid);
+    if uid_held && gid_held {
+        return None;
+    }
+    Some(deny(&policy, hook, Target::Capability(CAP_CHOWN)))
+}
+
+/// Whether `gid` is one of the supplementary groups of `cred` (its first `MAX_GROUPS`).
+#[inline(always)]
+fn in_groups(cred: *const u8, gid: u32) -> bool {
+    let Ok((count, gids)) = groups(cred) else {
+        return false;
+    };
+    for i in 0..MAX_GROUPS {
+        if i >= count {
+            return false;
+        }
+        if read_at::<u32>(gids, (i * 4) as u16) == Ok(gid) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Whether the extended attribute `name` is a POSIX ACL (`system.posix_acl_access` or

@@ -90,6 +90,7 @@ const CONFINED_ROOT: &[&str] = &[
     "task_fix_setgroups",
     "uring_override_creds",
     "path_chmod",
+    "path_chown",
     "path_mknod",
     "path_link",
     "inode_setxattr",

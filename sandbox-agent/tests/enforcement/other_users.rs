@@ -50,6 +50,11 @@ step("chown", lambda: os.chown(ticket, other, other))
 acl = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", tag, perm, 0xffffffff)
                                       for tag, perm in [(1, 6), (4, 0), (0x20, 0)])
 step("acl", lambda: os.setxattr(ticket, "system.posix_acl_access", acl))
+# A new file of the prober's own, given away: to the user, to the group.
+gift = "%s/gift-%d" % (shared, os.getpid())
+open(gift, "w").close()
+step("give", lambda: os.chown(gift, other, -1))
+step("give_group", lambda: os.chown(gift, -1, other))
 step("roots", lambda: open(roots).read())
 step("users", lambda: open(users).read())
 step("users_chown", lambda: os.chown(users, os.stat(users).st_uid, os.stat(users).st_gid))
@@ -114,7 +119,7 @@ fn assert_steps(out: &str, steps: &[&str], errno: i32, who: &str) {
 }
 
 const BOBS_FILES: [&str; 4] = ["read", "list", "create_in", "rdwr"];
-const BOBS_ATTRIBUTES: [&str; 3] = ["chmod", "chown", "acl"];
+const BOBS_ATTRIBUTES: [&str; 5] = ["chmod", "chown", "acl", "give", "give_group"];
 const IDS: [&str; 5] = ["setuid", "setresuid", "setfsuid", "setgid", "setgroups"];
 
 #[test]
@@ -166,7 +171,7 @@ fn a_confined_root_takes_no_other_users_files_or_ids() {
     let inside = probe(Some(&for_user), false, &f, USER_UID);
     assert_steps(
         &inside,
-        &["roots", "users", "users_chown"],
+        &["roots", "users", "users_chown", "give", "give_group"],
         0,
         "root for the user",
     );
@@ -178,6 +183,12 @@ fn a_confined_root_takes_no_other_users_files_or_ids() {
         &IDS,
         libc::EPERM,
         "root for the user, becoming Bob",
+    );
+    assert_steps(
+        &inside,
+        &["give", "give_group"],
+        libc::EPERM,
+        "root for the user, giving to Bob",
     );
 
     // Nor does root delete Bob's ticket from the sticky directory.

@@ -193,10 +193,10 @@ fn deny_read_files_cannot_be_hardlinked_renamed_out_or_opened_up_to_others() {
             ("hardlink_out", "link", &[&key, &home.join("key.link")]),
             ("rename_out", "rename", &[&key, &home.join("key.moved")]),
             ("rename_dir", "rename", &[&ssh, &home.join("ssh.moved")]),
-            // Readable by everyone, given away, or shared by an ACL: another user outside
+            // Readable by everyone, its owner changed, or shared by an ACL: another user outside
             // would read it later.
             ("chmod", "chmod_open", &[&key]),
-            ("chown", "chown_nobody", &[&key]),
+            ("chown", "chown_root", &[&key]),
             ("acl", "acl", &[&key]),
         ],
     );
@@ -291,7 +291,6 @@ fn the_mode_owner_file_capabilities_and_acl_of_a_protected_program_cannot_be_cha
     );
     attach(&cg, &policy, &home);
 
-    // Giving the file away comes last: nobody's file is no longer root's to change.
     let ops = [
         "open_trunc",
         "chmod_open",
@@ -301,7 +300,7 @@ fn the_mode_owner_file_capabilities_and_acl_of_a_protected_program_cannot_be_cha
         "utimes",
         "touch",
         "chattr",
-        "chown_nobody",
+        "chown_root",
     ];
     let names: Vec<(String, String)> = ops
         .iter()

@@ -193,7 +193,7 @@ fn attributes_hold_in(label: &str, dir: &Path, cg: &Cgroup) -> Vec<String> {
             "chattr",
         ];
         if !user {
-            ops.push("chown_nobody");
+            ops.push("chown_root");
         }
         let (conf_arg, secret_arg, attrs_arg) =
             ([conf.as_path()], [secret.as_path()], [attrs.as_path()]);

@@ -40,7 +40,7 @@ impl Targets {
             ("open_truncate", "open_trunc", vec![depth.clone()]),
             ("truncate", "truncate", vec![depth]),
             ("chmod", "chmod_open", vec![procs.clone()]),
-            ("chown", "chown_nobody", vec![procs.clone()]),
+            ("chown", "chown_root", vec![procs.clone()]),
             ("utimes", "utimes", vec![procs]),
             ("xattr", "user_xattr", vec![self.cgroup.path.clone()]),
             ("mkdir", "mkdir", vec![self.file("made")]),

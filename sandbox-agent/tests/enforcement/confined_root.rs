@@ -18,7 +18,15 @@ use crate::harness::*;
 /// A cgroup confined by a deny_read policy on `<home>/secret` plus `extra` policy lines, with
 /// the policy applied to root (the tests run as root).
 fn confined_root(name: &str, extra: &str) -> (Cgroup, PathBuf) {
+    confined_root_working_for(name, extra, 0)
+}
+
+/// Like `confined_root`, for the sandbox's user `uid` (the owner of its `~`).
+fn confined_root_working_for(name: &str, extra: &str, uid: u32) -> (Cgroup, PathBuf) {
     let home = fixture_dir(name);
+    if uid != 0 {
+        give_to(uid, &home);
+    }
     let secret = home.join("secret");
     write(&secret, "s");
     let policy = policy_file(
@@ -273,9 +281,11 @@ fn capabilities_that_reach_past_the_sandbox_are_refused_and_ordinary_root_work_g
         capability_record(&cg, cap);
     }
 
-    // Ordinary root work: chown in the workspace, a low port on loopback, a compile.
+    // Ordinary root work for the sandbox's user: chown to them in the workspace, a low port
+    // on loopback, a compile.
+    let (for_user, home) = confined_root_working_for("root-caps-work", "", USER_UID);
     let text = sh(
-        &cg,
+        &for_user,
         &format!(
             "cd {home} && touch owned && chown 1000:1000 owned && echo chown=$?; \
              python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\", 80)); print(\"bind=0\")'; \

@@ -238,7 +238,8 @@ fn a_policy_that_gives_a_narrowed_capability_back_gives_it_whole() {
 /// `O_TMPFILE` given a name by `linkat`); plain
 /// modes and a set-group-ID directory, which runs nothing, for comparison.
 const SETID: &str = r#"
-import os, sys
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
 d = sys.argv[1]
 def step(name, f):
     try:
@@ -254,7 +255,12 @@ step("mknod_setgid", lambda: os.mknod("%s/node-%d" % (d, n), 0o100000 | 0o2755))
 def tmpfile_setuid():
     fd = os.open(d, os.O_TMPFILE | os.O_WRONLY, 0o4755)
     try:
-        os.link("/proc/self/fd/%d" % fd, "%s/tmp-%d" % (d, n), follow_symlinks=True)
+        # linkat(AT_SYMLINK_FOLLOW) through /proc: Python's os.link calls link(2), which
+        # would link the /proc symlink itself.
+        src = ("/proc/self/fd/%d" % fd).encode()
+        dst = ("%s/tmp-%d" % (d, n)).encode()
+        if libc.linkat(-100, src, -100, dst, 0x400) != 0:
+            raise OSError(ctypes.get_errno(), "linkat")
     finally:
         os.close(fd)
 step("tmpfile_setuid", tmpfile_setuid)
@@ -263,11 +269,12 @@ step("chmod_setgid_dir", lambda: os.chmod(d + "/shared", 0o2775))
 print("setid_bits=%o" % (os.stat(d + "/prog").st_mode & 0o6000))
 "#;
 
-const SETID_PROGRAMS: [&str; 4] = [
+const SETID_PROGRAMS: [&str; 5] = [
     "chmod_setuid",
     "chmod_setgid",
     "create_setuid",
     "mknod_setgid",
+    "tmpfile_setuid",
 ];
 
 #[test]

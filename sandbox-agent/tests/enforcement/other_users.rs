@@ -104,6 +104,17 @@ fn files(dir: &Path) -> Files {
     }
 }
 
+/// A sandbox named `name` with the policy `body`, whose user is `uid`: its `~` is a directory
+/// of `dir` that `uid` owns.
+fn sandbox_for(dir: &Path, name: &str, body: &str, uid: u32) -> Cgroup {
+    let home = dir.join(format!("{name}-home"));
+    std::fs::create_dir(&home).unwrap();
+    give_to(uid, &home);
+    let cg = Cgroup::new(name);
+    attach(&cg, &policy_file(dir, name, body), &home);
+    cg
+}
+
 fn probe(cg: Option<&Cgroup>, user: bool, f: &Files, other: u32) -> String {
     let other = other.to_string();
     let args = [&f.bob, &f.shared, &f.roots, &f.users, &other];
@@ -128,15 +139,8 @@ fn a_confined_root_takes_no_other_users_files_or_ids() {
     let f = files(&dir);
     // A sandbox whose user is root (its `~` is root's), and one whose user is the ordinary
     // user (its `~` is theirs).
-    let roots_home = dir.join("root-home");
-    std::fs::create_dir(&roots_home).unwrap();
-    let users_home = dir.join("user-home");
-    std::fs::create_dir(&users_home).unwrap();
-    give_to(USER_UID, &users_home);
-    let cg = Cgroup::new("other-users");
-    attach(&cg, &policy_file(&dir, "other-users", ""), &roots_home);
-    let for_user = Cgroup::new("other-users-for-user");
-    attach(&for_user, &policy_file(&dir, "for-user", ""), &users_home);
+    let cg = sandbox_for(&dir, "other-users", "", 0);
+    let for_user = sandbox_for(&dir, "other-users-for-user", "", USER_UID);
 
     // Outside, root reaches everything and becomes anyone.
     let outside = probe(None, false, &f, BOB);
@@ -206,15 +210,8 @@ fn a_confined_root_takes_no_other_users_files_or_ids() {
 fn a_policy_that_gives_a_narrowed_capability_back_gives_it_whole() {
     let dir = fixture_dir("other-users-back");
     let f = files(&dir);
-    let home = dir.join("home");
-    std::fs::create_dir(&home).unwrap();
-    let policy = policy_file(
-        &dir,
-        "back",
-        "capabilities:\n  allow: [DAC_OVERRIDE, SETUID]\n",
-    );
-    let cg = Cgroup::new("other-users-back");
-    attach(&cg, &policy, &home);
+    let body = "capabilities:\n  allow: [DAC_OVERRIDE, SETUID]\n";
+    let cg = sandbox_for(&dir, "other-users-back", body, 0);
     let inside = probe(Some(&cg), false, &f, BOB);
     assert_steps(&inside, &["read", "list", "rdwr", "users"], 0, "given back");
     assert_steps(

@@ -15,7 +15,7 @@ use crate::{
     hook::{earlier_denial, slot},
     kernel::{offsets, read_at, read_ptr},
     other_users::{
-        another_users_file, given_to_another, is_posix_acl, regular_file, setid_program,
+        another_users_file, given_to_another, is_posix_acl, regular_file, setid_program, sets_id,
     },
     task::acting_as_itself,
     write::{path_dentry, verdict_on_change, verdict_on_changes, Change},
@@ -55,12 +55,15 @@ pub fn path_chmod(ctx: LsmContext) -> i32 {
     }
     let dentry = path_dentry(ctx.arg(0));
     let mode = ctx.arg::<u64>(1) as u32 & 0xffff;
-    let off = offsets();
-    let regular = read_ptr(dentry, off.dentry_inode)
-        .and_then(|inode| read_at::<u16>(inode, off.inode_mode))
-        .map_or(true, |old| regular_file(u32::from(old)));
-    if let Some(denied) = setid_program(HOOK_PATH_CHMOD, mode, regular) {
-        return denied;
+    // Runs for every chmod on the host: the file's type is read only for a set-id mode.
+    if sets_id(mode) {
+        let off = offsets();
+        let regular = read_ptr(dentry, off.dentry_inode)
+            .and_then(|inode| read_at::<u16>(inode, off.inode_mode))
+            .map_or(true, |old| regular_file(u32::from(old)));
+        if let Some(denied) = setid_program(HOOK_PATH_CHMOD, mode, regular) {
+            return denied;
+        }
     }
     if let Some(denied) = another_users_file(HOOK_PATH_CHMOD, dentry) {
         return denied;

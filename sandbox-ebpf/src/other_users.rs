@@ -16,7 +16,7 @@
 
 use aya_ebpf::{
     cty::c_void,
-    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_loop},
+    helpers::{bpf_get_current_pid_tgid, bpf_loop},
     macros::{fentry, fexit, lsm, map},
     maps::HashMap,
     programs::{FEntryContext, FExitContext, LsmContext},
@@ -33,7 +33,7 @@ use crate::{
     kernel::{offsets, read_at, read_ptr},
     policy::{any_attached, current_policy},
     target::Target,
-    task::acting_as_itself,
+    task::{acting_as_itself, current_cred},
 };
 
 /// The file a narrowed capability is being asked for, by thread: the capability and the
@@ -370,11 +370,7 @@ pub fn another_users_file(hook: u32, dentry: *const u8) -> Option<i32> {
     let owner = read_ptr(dentry, off.dentry_inode)
         .and_then(|inode| read_at::<u32>(inode, off.inode_uid))
         .unwrap_or(NO_ID);
-    // SAFETY: a plain helper call; the address is only read through bpf_probe_read_kernel.
-    let task = unsafe { bpf_get_current_task() } as *const u8;
-    let fsuid = read_ptr(task, off.task_cred)
-        .ok()
-        .and_then(|cred| cred_id(cred, CRED_FSUID));
+    let fsuid = cred_id(current_cred(), CRED_FSUID);
     if owner == policy.user_uid || fsuid == Some(owner) {
         return None;
     }
@@ -394,9 +390,7 @@ pub fn given_to_another(hook: u32, uid: u32, gid: u32) -> Option<i32> {
     if policy.gives_back(CAP_CHOWN) || !acting_as_itself() {
         return None;
     }
-    // SAFETY: a plain helper call; the address is only read through bpf_probe_read_kernel.
-    let task = unsafe { bpf_get_current_task() } as *const u8;
-    let cred = read_ptr(task, offsets().task_cred).unwrap_or(core::ptr::null());
+    let cred = current_cred();
     let uid_held = uid == NO_ID || held(cred, UIDS, uid, [policy.user_uid; 2]);
     let gid_held =
         gid == NO_ID || held(cred, GIDS, gid, other_gids(&policy)) || in_groups(cred, gid);
@@ -446,17 +440,26 @@ const S_IXGRP: u32 = 0o010;
 /// (`regular`); a policy that gives SETUID (SETGID) back makes such programs.
 #[inline(always)]
 pub fn setid_program(hook: u32, mode: u32, regular: bool) -> Option<i32> {
-    let setuid = mode & S_ISUID != 0;
-    let setgid = mode & (S_ISGID | S_IXGRP) == S_ISGID | S_IXGRP;
-    if !regular || !(setuid || setgid) {
+    if !regular || !sets_id(mode) {
         return None;
     }
     let policy = current_policy()?;
-    let cap = if setuid { CAP_SETUID } else { CAP_SETGID };
+    let cap = if mode & S_ISUID != 0 {
+        CAP_SETUID
+    } else {
+        CAP_SETGID
+    };
     if policy.gives_back(cap) || !acting_as_itself() {
         return None;
     }
     Some(deny(&policy, hook, Target::Capability(cap)))
+}
+
+/// Whether `mode` makes a program run as its owner (set-user-ID) or its group (set-group-ID
+/// with group execute).
+#[inline(always)]
+pub fn sets_id(mode: u32) -> bool {
+    mode & S_ISUID != 0 || mode & (S_ISGID | S_IXGRP) == S_ISGID | S_IXGRP
 }
 
 /// Whether `mode` (with its `S_IFMT` bits, none meaning a regular file as `mknod` takes it)

@@ -28,6 +28,14 @@ pub fn current_exe_file() -> Result<*const u8, i32> {
     read_ptr(mm, off.mm_exe_file)
 }
 
+/// `current->cred`: the credentials the current task acts with; null when unreadable.
+#[inline(always)]
+pub fn current_cred() -> *const u8 {
+    // SAFETY: a plain helper call; the address is only read through bpf_probe_read_kernel.
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    read_ptr(task, offsets().task_cred).unwrap_or(core::ptr::null())
+}
+
 /// Whether the current task acts with its own credentials: kernel code that acts for itself
 /// on a task's way (NFS's id mapper, the DNS resolver's cache, overlayfs on its layers) swaps
 /// in credentials of its own (`override_creds`), and what it does then is its business, not

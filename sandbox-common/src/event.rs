@@ -47,6 +47,10 @@ pub const HOOK_TASK_FIX_SETUID: u32 = 42;
 pub const HOOK_TASK_FIX_SETGID: u32 = 43;
 pub const HOOK_TASK_FIX_SETGROUPS: u32 = 44;
 pub const HOOK_URING_OVERRIDE_CREDS: u32 = 45;
+pub const HOOK_TASK_SETNICE: u32 = 46;
+pub const HOOK_TASK_SETIOPRIO: u32 = 47;
+pub const HOOK_TASK_SETSCHEDULER: u32 = 48;
+pub const HOOK_TASK_PRLIMIT: u32 = 49;
 
 /// The LSM hook behind a `HOOK_*` number, as audit records name it.
 pub fn hook_name(hook: u32) -> &'static str {
@@ -95,6 +99,10 @@ pub fn hook_name(hook: u32) -> &'static str {
         HOOK_TASK_FIX_SETGID => "task_fix_setgid",
         HOOK_TASK_FIX_SETGROUPS => "task_fix_setgroups",
         HOOK_URING_OVERRIDE_CREDS => "uring_override_creds",
+        HOOK_TASK_SETNICE => "task_setnice",
+        HOOK_TASK_SETIOPRIO => "task_setioprio",
+        HOOK_TASK_SETSCHEDULER => "task_setscheduler",
+        HOOK_TASK_PRLIMIT => "task_prlimit",
         _ => "unknown",
     }
 }

@@ -114,6 +114,14 @@ pub struct KernelOffsets {
     pub cred_group_info: u16,
     pub group_info_ngroups: u16,
     pub group_info_gid: u16,
+    /// `struct proc_inode` -> `pid` and -> `vfs_inode` (the `struct inode` inside it): the
+    /// process a `/proc/<pid>` directory stands for. `struct pid` -> `tasks` (the first list,
+    /// PIDTYPE_PID, holds its task) and `struct task_struct` -> `pid_links` (that list's
+    /// node in the task).
+    pub proc_inode_pid: u16,
+    pub proc_inode_vfs_inode: u16,
+    pub pid_tasks: u16,
+    pub task_pid_links: u16,
     /// Majors of the character devices of `DISK_COMMAND_DEVICES`, in that order; 0 for a
     /// driver not registered when the daemon started.
     pub disk_command_majors: [u16; 3],

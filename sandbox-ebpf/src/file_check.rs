@@ -11,7 +11,7 @@ use sandbox_common::{
 use crate::{
     host_files::is_host_file,
     kernel::{offsets, read_at, read_ptr, rule_dev},
-    policy::current_policy,
+    policy::confining_attachment,
     target::{FileId, Target},
     verdict::{enforce, Decision},
     verdict_cache::Remembered,
@@ -33,15 +33,20 @@ pub enum Access {
 /// Verdict of `hook` on `access` to `file` by the current task.
 #[inline(always)]
 pub fn verdict_on_file(file: *const u8, access: Access, hook: u32) -> i32 {
-    let Some(policy) = current_policy() else {
+    let Some((attachment, policy)) = confining_attachment() else {
         return 0;
     };
-    let (decision, target) = decide(&policy, file, access);
+    let (decision, target) = decide(&policy, attachment, file, access);
     enforce(&policy, hook, decision, &target)
 }
 
 #[inline(always)]
-fn decide(policy: &CgroupPolicy, file: *const u8, access: Access) -> (Decision, Target) {
+fn decide(
+    policy: &CgroupPolicy,
+    attachment: u64,
+    file: *const u8,
+    access: Access,
+) -> (Decision, Target) {
     let fail_closed = Decision::Deny {
         rule_id: RULE_ID_FAIL_CLOSED,
     };
@@ -67,7 +72,7 @@ fn decide(policy: &CgroupPolicy, file: *const u8, access: Access) -> (Decision, 
                 return (fail_closed, denied_file());
             };
             let writing = mode & FMODE_WRITE != 0;
-            if is_host_file(off, inode, dentry, writing) {
+            if is_host_file(off, inode, dentry, writing, attachment) {
                 let host = Decision::Deny {
                     rule_id: RULE_ID_SELF_PROTECTION,
                 };

@@ -47,16 +47,23 @@ pub fn bpf(ctx: LsmContext) -> i32 {
     deny_confined(HOOK_BPF, Target::BpfCommand(cmd as u32))
 }
 
-/// Denies a confined task acting on `task` unless `task` is confined by the same attachment
-/// (marked with it: see `policy`). A task moved out of the sandbox by someone outside stays
-/// confined, and still cannot signal what now shares its cgroup.
+/// Whether `task` is confined by `attachment` (marked with it: see `policy`).
 #[inline(always)]
-fn only_own_sandbox(hook: u32, task: *const u8) -> i32 {
+pub fn in_sandbox(task: *const u8, attachment: u64) -> bool {
+    // SAFETY: copied out at once; see policy::current_policy.
+    let mark = unsafe { CONFINED_TASKS.get(&(task as u64)).copied() };
+    mark == Some(attachment)
+}
+
+/// Denies a confined task acting on `task` unless `task` is confined by the same attachment
+/// (`in_sandbox`). A task moved out of the sandbox by someone outside stays confined, and
+/// still cannot signal what now shares its cgroup.
+#[inline(always)]
+pub fn only_own_sandbox(hook: u32, task: *const u8) -> i32 {
     let Some((attachment, policy)) = confining_attachment() else {
         return 0;
     };
-    // SAFETY: copied out at once; see policy::current_policy.
-    if unsafe { CONFINED_TASKS.get(&(task as u64)).copied() } == Some(attachment) {
+    if in_sandbox(task, attachment) {
         return 0;
     }
     let tgid: u32 = read_at(task, offsets().task_tgid).unwrap_or(0);

@@ -2,8 +2,10 @@
 //! block devices (every file of a filesystem, raw), the character devices that pass commands to
 //! a disk (SCSI generic, bsg, NVMe), the memory and port devices, `/proc/kcore`,
 //! and, for writing, every file of a kernel filesystem (`kernel_fs`: cgroupfs, sysfs, bpffs...)
-//! and every procfs file outside a process's own `/proc/<pid>` directory
-//! (`/proc/sys/kernel/core_pattern` and `modprobe` make the kernel run a program as host root).
+//! every procfs file outside a process's own `/proc/<pid>` directory
+//! (`/proc/sys/kernel/core_pattern` and `modprobe` make the kernel run a program as host root),
+//! and every file of the `/proc/<pid>` directory of a process outside the sandbox (its
+//! `oom_score_adj` decides which process the OOM killer takes: see `other_processes`).
 //!
 //! Decided by the inode's type and device number and by the procfs dentries themselves, so a
 //! node made anywhere, an old alias, a bind mount or another procfs mount is caught too.
@@ -12,6 +14,7 @@ use aya_ebpf::helpers::generated::bpf_probe_read_kernel_str;
 use sandbox_common::{KernelOffsets, MEMORY_DEVICES, PROC_SUPER_MAGIC, SCSI_GENERIC_MAJOR};
 
 use crate::{
+    guard::in_sandbox,
     kernel::{read_at, read_ptr},
     kernel_fs::is_kernel_fs,
 };
@@ -24,14 +27,15 @@ const S_IFCHR: u16 = 0o020000;
 /// is refused (fail closed).
 const MAX_PROC_DEPTH: usize = 10;
 
-/// Whether opening `inode` (reached through `dentry`; `writing`: for write) is refused as a
-/// host file. Unreadable kernel data counts as refused.
+/// Whether opening `inode` (reached through `dentry`; `writing`: for write) by a task confined
+/// by `attachment` is refused as a host file. Unreadable kernel data counts as refused.
 #[inline(always)]
 pub fn is_host_file(
     off: &KernelOffsets,
     inode: *const u8,
     dentry: *const u8,
     writing: bool,
+    attachment: u64,
 ) -> bool {
     let Ok(mode) = read_at::<u16>(inode, off.inode_mode) else {
         return true;
@@ -49,7 +53,7 @@ pub fn is_host_file(
                 return true;
             };
             match magic {
-                PROC_SUPER_MAGIC => is_host_proc_file(off, dentry, writing),
+                PROC_SUPER_MAGIC => is_host_proc_file(off, dentry, writing, attachment),
                 magic => writing && is_kernel_fs(magic),
             }
         }
@@ -69,7 +73,12 @@ fn passes_disk_commands(off: &KernelOffsets, major: u32) -> bool {
 
 /// Whether the procfs file at `dentry` is the host's (see the module's comment).
 #[inline(always)]
-fn is_host_proc_file(off: &KernelOffsets, dentry: *const u8, writing: bool) -> bool {
+fn is_host_proc_file(
+    off: &KernelOffsets,
+    dentry: *const u8,
+    writing: bool,
+    attachment: u64,
+) -> bool {
     // The entry right below the procfs root on the way up: a pid directory, or the host's.
     let mut child = dentry;
     let mut top = core::ptr::null();
@@ -113,5 +122,25 @@ fn is_host_proc_file(off: &KernelOffsets, dentry: *const u8, writing: bool) -> b
     if top == dentry && &name[..6] == b"kcore\0" {
         return true;
     }
-    writing && !name[0].is_ascii_digit()
+    writing && !(name[0].is_ascii_digit() && process_in_sandbox(off, top, attachment))
+}
+
+/// Whether the process the `/proc/<pid>` directory `dir` stands for is confined by
+/// `attachment`. False when it cannot be read (fail closed) or has exited.
+#[inline(always)]
+fn process_in_sandbox(off: &KernelOffsets, dir: *const u8, attachment: u64) -> bool {
+    let Ok(inode) = read_ptr(dir, off.dentry_inode) else {
+        return false;
+    };
+    // Every procfs inode is the `vfs_inode` of a `struct proc_inode`, whose `pid` is the
+    // process's for its directory.
+    let proc_inode = inode.wrapping_sub(off.proc_inode_vfs_inode as usize);
+    let Ok(pid) = read_ptr(proc_inode, off.proc_inode_pid) else {
+        return false;
+    };
+    // pid->tasks[PIDTYPE_PID].first is &task->pid_links[PIDTYPE_PID] (null once it exited).
+    let Ok(link) = read_ptr(pid, off.pid_tasks) else {
+        return false;
+    };
+    in_sandbox(link.wrapping_sub(off.task_pid_links as usize), attachment)
 }

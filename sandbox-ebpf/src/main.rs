@@ -18,6 +18,7 @@ mod keyrings;
 mod maps;
 mod net;
 mod net_rules;
+mod other_processes;
 mod other_users;
 mod policy;
 mod privilege;

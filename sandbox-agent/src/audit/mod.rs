@@ -22,7 +22,8 @@ use sandbox_common::{
     HOOK_PATH_LINK, HOOK_PATH_MKDIR, HOOK_PATH_MKNOD, HOOK_PATH_RENAME, HOOK_PATH_RMDIR,
     HOOK_PATH_SYMLINK, HOOK_PATH_TRUNCATE, HOOK_PATH_UNLINK, HOOK_PTRACE, HOOK_SB_MOUNT,
     HOOK_SOCKET_CONNECT, HOOK_SOCKET_SENDMSG, HOOK_TASK_ALLOC, HOOK_TASK_FIX_SETGID,
-    HOOK_TASK_FIX_SETGROUPS, HOOK_TASK_FIX_SETUID, HOOK_TASK_KILL, HOOK_URING_OVERRIDE_CREDS,
+    HOOK_TASK_FIX_SETGROUPS, HOOK_TASK_FIX_SETUID, HOOK_TASK_KILL, HOOK_TASK_PRLIMIT,
+    HOOK_TASK_SETIOPRIO, HOOK_TASK_SETNICE, HOOK_TASK_SETSCHEDULER, HOOK_URING_OVERRIDE_CREDS,
     NARROWED_CAPS, RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS, RULE_ID_NET_DEFAULT, RULE_ID_NET_RAW,
     RULE_ID_NOT_ALLOWED, RULE_ID_NOT_WRITABLE, RULE_ID_OTHER_NAMES, RULE_ID_SELF_PROTECTION,
     RULE_ID_UNIX_ABSTRACT, RULE_ID_UNIX_ABSTRACT_INSIDE,
@@ -247,7 +248,7 @@ fn self_protection_rule(event: &AuditEvent) -> String {
         HOOK_URING_OVERRIDE_CREDS => "an io_uring personality (credentials other than its own)",
         HOOK_FILE_OPEN | HOOK_FILE_RECEIVE => {
             "a host file (block or memory device, /proc/kcore, a /proc file outside the task's \
-             own, a kernel filesystem's file for writing)"
+             own or of a process outside the sandbox, a kernel filesystem's file for writing)"
         }
         HOOK_PATH_TRUNCATE
         | HOOK_FILE_TRUNCATE
@@ -276,6 +277,9 @@ fn self_protection_rule(event: &AuditEvent) -> String {
         HOOK_KEY_ALLOC => "a request-key callout or the persistent keyring",
         HOOK_BPF => "bpf()",
         HOOK_TASK_KILL | HOOK_PTRACE => "signals and ptrace outside the sandbox",
+        HOOK_TASK_SETNICE | HOOK_TASK_SETIOPRIO | HOOK_TASK_SETSCHEDULER | HOOK_TASK_PRLIMIT => {
+            "the priority, scheduling or limits of a process outside the sandbox"
+        }
         HOOK_SB_MOUNT | HOOK_MOVE_MOUNT => "mounts",
         HOOK_SOCKET_CONNECT | HOOK_SOCKET_SENDMSG => "the daemon's metrics listener",
         _ => "the enforcer and the host",

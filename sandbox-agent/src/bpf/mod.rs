@@ -53,6 +53,10 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("task_fix_setgid", "task_fix_setgid"),
     ("task_fix_setgroups", "task_fix_setgroups"),
     ("uring_override_creds", "uring_override_creds"),
+    ("task_setnice", "task_setnice"),
+    ("task_setioprio", "task_setioprio"),
+    ("task_setscheduler", "task_setscheduler"),
+    ("task_prlimit", "task_prlimit"),
 ];
 
 /// Where a program that watches a kernel function (not an LSM hook) runs: on its entry or on

@@ -33,6 +33,7 @@ mod metrics;
 mod mounted_below;
 mod network;
 mod no_bpf_lsm;
+mod other_processes;
 mod other_users;
 mod persistence;
 mod policy_suggest;

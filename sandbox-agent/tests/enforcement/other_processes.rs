@@ -1,0 +1,131 @@
+//! A confined task steers no process outside its sandbox. Outside, the kernel lets a task
+//! lower the priority, change the scheduling, CPUs, resource limits and OOM score of any
+//! process of its own user without a capability: for root, of the daemon, sshd and every
+//! root process on the host. Inside, it may do so only to its own sandbox's processes.
+
+use crate::{filesystems::step, harness::*};
+
+/// `python3 -c STEER PID`: one `<step>=<errno>` line per change tried on process PID (0 when
+/// it worked), or on a child of the probe's own with `child`. Each change sets what is
+/// already there, so one that works changes nothing.
+const STEER: &str = r#"
+import ctypes, os, resource, subprocess, sys
+libc = ctypes.CDLL(None, use_errno=True)
+child = None
+if sys.argv[1] == "child":
+    child = subprocess.Popen(["sleep", "60"])
+    pid = child.pid
+else:
+    pid = int(sys.argv[1])
+def step(name, f):
+    try:
+        f()
+        print("%s=0" % name)
+    except OSError as e:
+        print("%s=%d" % (name, e.errno))
+def checked(ret):
+    if ret < 0:
+        raise OSError(ctypes.get_errno(), "syscall")
+    return ret
+# ioprio_get and ioprio_set (x86-64), IOPRIO_WHO_PROCESS.
+def ioprio():
+    checked(libc.syscall(251, 1, pid, checked(libc.syscall(252, 1, pid))))
+def oom_score_adj():
+    path = "/proc/%d/oom_score_adj" % pid
+    value = open(path).read()
+    with open(path, "w") as f:
+        f.write(value)
+nofile = resource.RLIMIT_NOFILE
+step("nice", lambda: os.setpriority(os.PRIO_PROCESS, pid, os.getpriority(os.PRIO_PROCESS, pid)))
+step("ioprio", ioprio)
+step("sched", lambda: os.sched_setscheduler(pid, os.sched_getscheduler(pid), os.sched_getparam(pid)))
+step("affinity", lambda: os.sched_setaffinity(pid, os.sched_getaffinity(pid)))
+step("prlimit_read", lambda: resource.prlimit(pid, nofile))
+step("prlimit", lambda: resource.prlimit(pid, nofile, resource.prlimit(pid, nofile)))
+step("oom_score_adj", oom_score_adj)
+step("prlimit_own", lambda: resource.prlimit(0, nofile, resource.prlimit(0, nofile)))
+if child:
+    child.kill()
+"#;
+
+const CHANGES: [&str; 6] = [
+    "nice",
+    "ioprio",
+    "sched",
+    "affinity",
+    "prlimit",
+    "oom_score_adj",
+];
+
+/// The changes `STEER` makes to `pid`, by root or (with `user`) the ordinary user, inside
+/// `cg` or outside.
+fn steer(cg: Option<&Cgroup>, user: bool, pid: &str) -> String {
+    python_as(cg, user, STEER, &[pid])
+}
+
+fn assert_steps(out: &str, steps: &[&str], errno: i32, who: &str) {
+    for s in steps {
+        assert_eq!(step(out, s), errno, "{who}: {s}: {out}");
+    }
+}
+
+#[test]
+fn a_confined_task_steers_no_process_outside_its_sandbox() {
+    let dir = fixture_dir("other-processes");
+    let cg = confined("other-processes", &dir, &[]);
+    // Processes outside: one of root's (as the daemon and sshd are) and one of the user's.
+    let mut roots = as_whom_outside(false, &["sleep", "300"]).spawn().unwrap();
+    let mut users = as_whom_outside(true, &["sleep", "300"]).spawn().unwrap();
+    let (root_pid, user_pid) = (roots.id().to_string(), users.id().to_string());
+
+    // Outside, each changes its own user's process; no capability is asked.
+    assert_steps(&steer(None, false, &root_pid), &CHANGES, 0, "root outside");
+    assert_steps(&steer(None, true, &user_pid), &CHANGES, 0, "user outside");
+
+    // Inside, neither does; reading the limits stays allowed.
+    for (user, pid, who) in [(false, &root_pid, "root"), (true, &user_pid, "user")] {
+        let out = steer(Some(&cg), user, pid);
+        assert_steps(&out, &CHANGES, EPERM, who);
+        assert_steps(&out, &["prlimit_read"], 0, who);
+    }
+    let root_tgid: u32 = root_pid.parse().unwrap();
+    record_of(&cg, "task_setnice", |r| {
+        r["action"] == "deny" && r["target"]["tgid"] == root_tgid
+    });
+    record_of(&cg, "task_setscheduler", |r| r["action"] == "deny");
+    record_of(&cg, "task_prlimit", |r| r["action"] == "deny");
+    record_of(&cg, "file_open", |r| {
+        r["action"] == "deny"
+            && r["target"]["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("oom_score_adj"))
+    });
+
+    // Its own processes stay its to steer, and its own limits its to set. The kernel tells
+    // the limits' hook whose credentials, not which process: another process's limits are
+    // refused even in the sandbox.
+    for user in [false, true] {
+        let out = steer(Some(&cg), user, "child");
+        assert_steps(&out, &CHANGES[..4], 0, "own child");
+        assert_steps(
+            &out,
+            &["oom_score_adj", "prlimit_read", "prlimit_own"],
+            0,
+            "own",
+        );
+        assert_steps(&out, &["prlimit"], EPERM, "own child's limits");
+    }
+
+    // After detach, root reaches root's process again.
+    detach(&cg);
+    assert_steps(
+        &steer(Some(&cg), false, &root_pid),
+        &CHANGES,
+        0,
+        "after detach",
+    );
+    for p in [&mut roots, &mut users] {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+}

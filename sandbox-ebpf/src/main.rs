@@ -22,6 +22,7 @@ mod other_processes;
 mod other_users;
 mod policy;
 mod privilege;
+mod sticky_dirs;
 mod target;
 mod task;
 mod verdict;

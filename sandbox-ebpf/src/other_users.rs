@@ -57,7 +57,7 @@ const MAX_GROUPS: u32 = 32;
 
 /// A uid or gid no file and no task has (`(uid_t)-1`, INVALID_UID): the owner of a file whose
 /// owner cannot be read, so no override reaches it.
-const NO_ID: u32 = u32::MAX;
+pub const NO_ID: u32 = u32::MAX;
 
 #[inline(always)]
 fn narrowed(cap: i32) -> bool {
@@ -137,7 +137,7 @@ pub fn narrowed_capability(cred: *const u8, cap: i32) -> Result<(), CgroupPolicy
 
 /// Id `which` (`CRED_*`) of `cred`; None when unreadable.
 #[inline(always)]
-fn cred_id(cred: *const u8, which: usize) -> Option<u32> {
+pub fn cred_id(cred: *const u8, which: usize) -> Option<u32> {
     let at = offsets().cred_ids.wrapping_add((which * 4) as u16);
     read_at::<u32>(cred, at).ok()
 }
@@ -427,7 +427,7 @@ pub fn is_posix_acl(name: *const u8) -> bool {
 }
 
 /// Mode bits of <linux/stat.h>.
-const S_IFMT: u32 = 0o170000;
+pub const S_IFMT: u32 = 0o170000;
 const S_IFREG: u32 = 0o100000;
 const S_ISUID: u32 = 0o4000;
 const S_ISGID: u32 = 0o2000;

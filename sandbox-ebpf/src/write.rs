@@ -18,8 +18,9 @@ use crate::{
     kernel::{offsets, read_at, read_ptr},
     kernel_fs::on_kernel_fs,
     maps::LINKED_OUT,
-    other_users::{regular_file, setid_program},
+    other_users::{another_users_file, regular_file, setid_program},
     policy::current_policy,
+    sticky_dirs::{mode_of, plants_trusted_symlink, removes_another_users_entry, S_IFLNK},
     target::{FileId, Target},
     verdict::{enforce, Decision},
     walk::{check_dentry, check_dentry_at, inode_key},
@@ -119,6 +120,9 @@ pub fn verdict_on_change(hook: u32, dentry: *const u8) -> i32 {
 /// path: see `REMOVE`).
 #[inline(always)]
 fn verdict_on_remove(hook: u32, dentry: *const u8) -> i32 {
+    if let Some(denied) = removes_another_users_entry(hook, dentry) {
+        return denied;
+    }
     verdict_on_changes(
         hook,
         Change {
@@ -288,6 +292,9 @@ pub fn path_symlink(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 3) {
         return denied;
     }
+    if let Some(denied) = plants_trusted_symlink(HOOK_PATH_SYMLINK, ctx.arg(1), S_IFLNK) {
+        return denied;
+    }
     verdict_on_create(HOOK_PATH_SYMLINK, ctx.arg(1))
 }
 
@@ -305,6 +312,14 @@ pub fn path_link(ctx: LsmContext) -> i32 {
         .and_then(|inode| read_at::<u16>(inode, off.inode_mode))
         .map_or(0, u32::from);
     if let Some(denied) = setid_program(HOOK_PATH_LINK, mode, regular_file(mode)) {
+        return denied;
+    }
+    // Another user's file, which `fs.protected_hardlinks` lets only its owner (or `FOWNER`,
+    // asked without naming the file) link when the linker may not read and write it; and a
+    // symlink linked into root's `/tmp` (see `sticky_dirs`).
+    if let Some(denied) = another_users_file(HOOK_PATH_LINK, ctx.arg(0))
+        .or_else(|| plants_trusted_symlink(HOOK_PATH_LINK, ctx.arg(2), mode))
+    {
         return denied;
     }
     // Under `allow_write` the file linked must be listed too: a name for it in a listed
@@ -392,6 +407,20 @@ pub fn path_rename(ctx: LsmContext) -> i32 {
         return denied;
     }
     let flags: u32 = ctx.arg(4);
+    let (old_dentry, new_dentry): (*const u8, *const u8) = (ctx.arg(1), ctx.arg(3));
+    // Another user's entry of a sticky directory moves away or is replaced, or a symlink
+    // moves into root's `/tmp` (see `sticky_dirs`); with RENAME_EXCHANGE both ways.
+    let exchange = flags & RENAME_EXCHANGE != 0;
+    if let Some(denied) = removes_another_users_entry(HOOK_PATH_RENAME, old_dentry)
+        .or_else(|| removes_another_users_entry(HOOK_PATH_RENAME, new_dentry))
+        .or_else(|| plants_trusted_symlink(HOOK_PATH_RENAME, new_dentry, mode_of(old_dentry)))
+        .or_else(|| match exchange {
+            true => plants_trusted_symlink(HOOK_PATH_RENAME, old_dentry, mode_of(new_dentry)),
+            false => None,
+        })
+    {
+        return denied;
+    }
     // Either entry may be on the way to a protected path: the one moving away, and the one
     // replaced at the new name (an empty directory renamed over, a symlink) or exchanged.
     let old = Change {

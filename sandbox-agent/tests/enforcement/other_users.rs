@@ -87,7 +87,7 @@ fn files(dir: &Path) -> Files {
     let shared = dir.join("shared");
     write(&shared.join("ticket"), "bob's ticket");
     owned(&shared.join("ticket"), BOB, 0o600);
-    // Not root's: a sticky directory's owner may remove any entry without a capability.
+    // A third user's: root's own sticky directory is `owning_tmp_gives_a_confined_root_...`'s.
     owned(&shared, BOB + 1, 0o1777);
     let roots = dir.join("roots");
     write(&roots, "root's own");
@@ -302,4 +302,107 @@ fn no_setuid_or_setgid_program_is_made_inside() {
     record_of(&cg, "path_mknod", |r| {
         r["action"] == "deny" && r["target"]["capability"] == "SETGID"
     });
+}
+
+/// `python3 -c STICKY TMP ELSEWHERE`: what owning `TMP` (a sticky world-writable directory,
+/// as `/tmp` is root's) would let its owner do to Bob's entries there (`bob-*`), and the
+/// symlinks it would plant there, which every user follows (`fs.protected_symlinks` trusts
+/// the directory's owner); ELSEWHERE is a plain directory for the prober's own symlink.
+const STICKY: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+tmp, elsewhere = sys.argv[1:3]
+n = os.getpid()
+def step(name, f):
+    try:
+        f()
+        print("%s=0" % name)
+    except OSError as e:
+        print("%s=%d" % (name, e.errno))
+def linkat(src, dst):
+    # linkat(2) without AT_SYMLINK_FOLLOW links a symlink itself.
+    if libc.linkat(-100, src.encode(), -100, dst.encode(), 0) != 0:
+        raise OSError(ctypes.get_errno(), "linkat")
+mine = "%s/mine-%d" % (tmp, n)
+open(mine, "w").close()
+step("unlink", lambda: os.unlink(tmp + "/bob-unlink"))
+step("rmdir", lambda: os.rmdir(tmp + "/bob-rmdir"))
+step("rename_away", lambda: os.rename(tmp + "/bob-rename", "%s/taken-%d" % (tmp, n)))
+step("rename_over", lambda: os.rename(mine, tmp + "/bob-over"))
+step("hardlink", lambda: linkat(tmp + "/bob-link", "%s/bobs-%d" % (tmp, n)))
+step("symlink", lambda: os.symlink("/etc/hostname", "%s/sl-%d" % (tmp, n)))
+made = "%s/sl-%d" % (elsewhere, n)
+step("symlink_elsewhere", lambda: os.symlink("/etc/hostname", made))
+step("symlink_moved_in", lambda: os.rename(made, "%s/moved-%d" % (tmp, n)))
+kept = made + "-kept"
+os.symlink("/etc/hostname", kept)
+step("symlink_linked_in", lambda: linkat(kept, "%s/linked-%d" % (tmp, n)))
+own = "%s/own-%d" % (tmp, n)
+open(own, "w").close()
+step("own_link", lambda: linkat(own, own + "-link"))
+step("own_unlink", lambda: os.unlink(own))
+"#;
+
+/// Bob's entries of `tmp` for `STICKY`, made again before each run (a run that works
+/// removes them).
+fn bobs_entries(tmp: &Path) {
+    for name in ["bob-unlink", "bob-rename", "bob-over", "bob-link"] {
+        let path = tmp.join(name);
+        write(&path, "bob's");
+        std::os::unix::fs::chown(&path, Some(BOB), Some(BOB)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let dir = tmp.join("bob-rmdir");
+    let _ = std::fs::create_dir(&dir);
+    std::os::unix::fs::chown(&dir, Some(BOB), Some(BOB)).unwrap();
+}
+
+const BOBS_ENTRIES: [&str; 5] = ["unlink", "rmdir", "rename_away", "rename_over", "hardlink"];
+const PLANTED_SYMLINKS: [&str; 3] = ["symlink", "symlink_moved_in", "symlink_linked_in"];
+
+#[test]
+fn owning_tmp_gives_a_confined_root_nothing_over_other_users() {
+    let dir = fixture_dir("sticky");
+    let tmp = dir.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let args = [tmp.to_str().unwrap(), elsewhere.to_str().unwrap()];
+    let cg = sandbox_for(&dir, "sticky", "", 0);
+
+    // Outside, root removes, replaces and links Bob's entries as the directory's owner, and
+    // its symlinks there are trusted by everyone.
+    bobs_entries(&tmp);
+    let outside = python_as(None, false, STICKY, &args);
+    assert_steps(&outside, &BOBS_ENTRIES, 0, "root outside");
+    assert_steps(&outside, &PLANTED_SYMLINKS, 0, "root outside");
+
+    // Inside, none of it; its own entries stay its own.
+    bobs_entries(&tmp);
+    let inside = python_as(Some(&cg), false, STICKY, &args);
+    assert_steps(&inside, &BOBS_ENTRIES, EPERM, "root");
+    assert_steps(&inside, &PLANTED_SYMLINKS, EPERM, "root");
+    assert_steps(
+        &inside,
+        &["symlink_elsewhere", "own_link", "own_unlink"],
+        0,
+        "root's own",
+    );
+    for name in ["bob-unlink", "bob-rmdir", "bob-rename", "bob-over"] {
+        assert!(tmp.join(name).exists(), "{name} is gone: {inside}");
+    }
+    record_of(&cg, "path_unlink", |r| {
+        r["action"] == "deny" && r["target"]["capability"] == "FOWNER"
+    });
+    record_of(&cg, "path_symlink", |r| {
+        r["action"] == "deny" && r["target"]["capability"] == "FOWNER"
+    });
+
+    // A confined user, who does not own the directory, was never let near Bob's entries,
+    // and its symlinks there are followed by itself only: they stay allowed.
+    let user = python_as(Some(&cg), true, STICKY, &args);
+    assert_steps(&user, &BOBS_ENTRIES, EPERM, "user");
+    assert_steps(&user, &PLANTED_SYMLINKS, 0, "user");
 }

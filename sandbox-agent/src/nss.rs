@@ -55,6 +55,66 @@ fn gid_in(text: &str, name: &str) -> Option<u32> {
     })
 }
 
+/// The supplementary groups of the user with id `uid`, sorted: the groups that list its name
+/// as a member. A user of `/etc/passwd` is looked up in `/etc/group`; any other in the host's
+/// other services (`getent initgroups`). None for an id no account has.
+pub fn supplementary_groups(uid: u32) -> Result<Vec<u32>, String> {
+    let local = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|text| name_of(&text, uid));
+    let mut gids = match local {
+        Some(name) => std::fs::read_to_string("/etc/group")
+            .map(|text| groups_of(&text, &name))
+            .map_err(|e| format!("/etc/group: {e}"))?,
+        None => {
+            let name = getent("passwd", &uid.to_string())?.and_then(|text| name_of(&text, uid));
+            match name {
+                Some(name) => getent("initgroups", &name)?
+                    .map(|text| initgroups_of(&text))
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            }
+        }
+    };
+    gids.sort_unstable();
+    gids.dedup();
+    Ok(gids)
+}
+
+/// The name of the account with id `uid` in `passwd(5)` lines (`name:password:uid:...`).
+fn name_of(text: &str, uid: u32) -> Option<String> {
+    text.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        let name = fields.next()?;
+        (fields.nth(1)?.parse() == Ok(uid)).then(|| name.to_string())
+    })
+}
+
+/// The gids of the `group(5)` lines (`name:password:gid:members`) that list `user` as a member.
+fn groups_of(text: &str, user: &str) -> Vec<u32> {
+    text.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            let [_, _, gid, members] = fields[..] else {
+                return None;
+            };
+            members
+                .split(',')
+                .any(|m| m.trim() == user)
+                .then(|| gid.parse().ok())
+                .flatten()
+        })
+        .collect()
+}
+
+/// The gids of `getent initgroups` output (`name gid gid...`).
+fn initgroups_of(text: &str) -> Vec<u32> {
+    text.split_whitespace()
+        .skip(1)
+        .filter_map(|gid| gid.parse().ok())
+        .collect()
+}
+
 /// The addresses host `name` resolves to, IPv4 and IPv6, as the host's other programs see them
 /// (`getent ahosts`: `/etc/hosts`, DNS, systemd-resolved, whatever the host configured).
 pub fn host_addresses(name: &str) -> Result<Vec<IpAddr>, String> {
@@ -71,6 +131,17 @@ pub fn host_addresses(name: &str) -> Result<Vec<IpAddr>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_users_groups_are_those_that_list_exactly_its_name() {
+        let passwd = "root:x:0:0::/root:/bin/sh\ndev:x:1000:1000::/home/dev:/bin/bash\n";
+        assert_eq!(name_of(passwd, 1000).as_deref(), Some("dev"));
+        assert_eq!(name_of(passwd, 1001), None);
+        let group = "root:x:0:\nsudo:x:27:dev\ndocker:x:999:alice,dev\ndevs:x:1001:developer\n\
+                     dev:x:1000:\nbroken:x:\n";
+        assert_eq!(groups_of(group, "dev"), vec![27, 999]);
+        assert_eq!(initgroups_of("dev 1000 27 999\n"), vec![1000, 27, 999]);
+    }
 
     #[test]
     fn group_lines_give_the_gid_of_exactly_that_name() {

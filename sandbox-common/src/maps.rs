@@ -261,6 +261,8 @@ pub const MAP_KEY_OWNERS: &str = "KEY_OWNERS";
 /// Keys made inside sandboxes that are remembered (an LRU map: BPF cannot hook `key_free`);
 /// past that the least recently used is its own sandbox's no more (refused like any other).
 pub const MAX_KEY_OWNERS: u32 = 16384;
+/// The sandbox user's supplementary groups (`UserGroups`), by attachment (cgroup id).
+pub const MAP_USER_GROUPS: &str = "USER_GROUPS";
 pub const MAP_EVENTS: &str = "EVENTS";
 pub const MAP_EVENT_DROPS: &str = "EVENT_DROPS";
 
@@ -274,6 +276,19 @@ pub const MAX_NAME_RULES: u32 = 262_144;
 pub const RULE_MAP_FLAGS: u32 = 1;
 /// Tasks marked as confined (`CONFINED_TASKS`); a confined task cannot fork past this many.
 pub const MAX_CONFINED_TASKS: u32 = 65536;
+
+/// Supplementary groups of the sandbox's user kept for its attachment, at most.
+pub const MAX_USER_GROUPS: usize = 32;
+
+/// Value of `USER_GROUPS`: the supplementary groups of the sandbox's user, which a confined
+/// task may take besides its own (`su` and `sudo -u` to the user set them).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserGroups {
+    /// How many of `gids` are the user's.
+    pub count: u32,
+    pub gids: [u32; MAX_USER_GROUPS],
+}
 
 /// Value of `CGROUP_VERDICTS`: the attachment (cgroup id; 0 for none) confining the cgroup's
 /// tasks, as found at `generation`. Written with the generation read *before* the walk, so a
@@ -294,4 +309,5 @@ mod pod {
     unsafe impl aya::Pod for super::LinkedOut {}
     unsafe impl aya::Pod for super::NameKey {}
     unsafe impl aya::Pod for super::RuleValue {}
+    unsafe impl aya::Pod for super::UserGroups {}
 }

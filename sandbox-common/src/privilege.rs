@@ -52,7 +52,7 @@ pub const CAPABILITIES: [Capability; 41] = [
     narrow(3, "FOWNER", "mode, ACLs, hardlinks and sticky-directory deletes of files of the task's own user and the sandbox's user only, and no removal of others' entries as a sticky directory's owner (root owns `/tmp`)"),
     keep(4, "FSETID"),
     keep(5, "KILL"),
-    narrow(6, "SETGID", "to the task's own groups, root's group and the sandbox user's group only, and no set-group-ID program made: another group's files are theirs"),
+    narrow(6, "SETGID", "to the task's own groups, root's group and the sandbox user's groups only, and no set-group-ID program made: another group's files are theirs"),
     narrow(7, "SETUID", "to the task's own uids and the sandbox's user only, and no set-user-ID program made: becoming another user reads their files"),
     keep(8, "SETPCAP"),
     deny(9, "LINUX_IMMUTABLE", "immutable and append-only flags outlast the sandbox and lock the owner out"),

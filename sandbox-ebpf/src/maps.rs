@@ -8,7 +8,7 @@ use aya_ebpf::{
 };
 use sandbox_common::{
     AuditEvent, AuditRate, CgroupPolicy, CgroupVerdict, InodeKey, LinkedOut, LocalAddr, NameKey,
-    NetKey, NetRules, RuleValue, AUDIT_EVENT_SIZE, MAX_CGROUPS, MAX_CGROUP_VERDICTS,
+    NetKey, NetRules, RuleValue, UserGroups, AUDIT_EVENT_SIZE, MAX_CGROUPS, MAX_CGROUP_VERDICTS,
     MAX_CONFINED_TASKS, MAX_INODE_RULES, MAX_KEY_OWNERS, MAX_LINKED_OUT, MAX_LOCAL_ADDRS,
     MAX_NAME_RULES, MAX_NET_BINARIES, MAX_NET_RULES, MAX_VERDICT_CACHE, RULE_MAP_FLAGS,
 };
@@ -47,6 +47,10 @@ pub static LINKED_OUT: HashMap<InodeKey, LinkedOut> = HashMap::pinned(MAX_LINKED
 /// Marked at fork and at a task's first decision; removed when the task is freed.
 #[map(name = "CONFINED_TASKS")]
 pub static CONFINED_TASKS: HashMap<u64, u64> = HashMap::pinned(MAX_CONFINED_TASKS, 0);
+
+/// See `sandbox_common::MAP_USER_GROUPS`.
+#[map(name = "USER_GROUPS")]
+pub static USER_GROUPS: HashMap<u64, UserGroups> = HashMap::pinned(MAX_CGROUPS, 0);
 
 /// See `sandbox_common::MAP_KEY_OWNERS`: marked, and unmarked, in `key_alloc`.
 #[map(name = "KEY_OWNERS")]

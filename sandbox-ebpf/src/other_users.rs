@@ -24,14 +24,16 @@ use aya_ebpf::{
 use sandbox_common::{
     CgroupPolicy, CAP_CHOWN, CAP_FOWNER, CAP_SETGID, CAP_SETUID, CRED_EGID, CRED_EUID, CRED_FSGID,
     CRED_FSUID, CRED_GID, CRED_SGID, CRED_SUID, CRED_UID, HOOK_TASK_FIX_SETGID,
-    HOOK_TASK_FIX_SETGROUPS, HOOK_TASK_FIX_SETUID, HOOK_URING_OVERRIDE_CREDS, NARROWED_CAPS,
+    HOOK_TASK_FIX_SETGROUPS, HOOK_TASK_FIX_SETUID, HOOK_URING_OVERRIDE_CREDS, MAX_USER_GROUPS,
+    NARROWED_CAPS,
 };
 
 use crate::{
     guard::{deny, deny_confined},
     hook::earlier_denial,
     kernel::{offsets, read_at, read_ptr},
-    policy::{any_attached, current_policy},
+    maps::USER_GROUPS,
+    policy::{any_attached, confining_attachment, current_policy},
     target::Target,
     task::{acting_as_itself, current_cred},
 };
@@ -142,11 +144,46 @@ pub fn cred_id(cred: *const u8, which: usize) -> Option<u32> {
     read_at::<u32>(cred, at).ok()
 }
 
-/// Whether `id` is one of `ids` (`CRED_*`) of `old`, or one of `extra`. (Plain loops: the
+/// The ids a confined task may take besides its own: two ids, and for gids the sandbox user's
+/// supplementary groups (a `UserGroups` in `USER_GROUPS`; null for none).
+#[derive(Clone, Copy)]
+struct Others {
+    ids: [u32; 2],
+    groups: *const u8,
+}
+
+impl Others {
+    #[inline(always)]
+    fn contain(&self, id: u32) -> bool {
+        id == self.ids[0] || id == self.ids[1] || in_user_groups(self.groups, id)
+    }
+}
+
+/// Whether `gid` is one of the `UserGroups` at `groups` (null: none).
+#[inline(always)]
+fn in_user_groups(groups: *const u8, gid: u32) -> bool {
+    if groups.is_null() {
+        return false;
+    }
+    let Ok(count) = read_at::<u32>(groups, 0) else {
+        return false;
+    };
+    let count = count.min(MAX_USER_GROUPS as u32);
+    let mut i = 0;
+    while i < count {
+        if read_at::<u32>(groups, (4 + 4 * i) as u16) == Ok(gid) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Whether `id` is one of `ids` (`CRED_*`) of `old`, or one of `others`. (Plain loops: the
 /// iterator adaptors' closures are left as calls, which the verifier refuses here.)
 #[inline(always)]
-fn held(old: *const u8, ids: [usize; 4], id: u32, extra: [u32; 2]) -> bool {
-    if id == extra[0] || id == extra[1] {
+fn held(old: *const u8, ids: [usize; 4], id: u32, others: Others) -> bool {
+    if others.contain(id) {
         return true;
     }
     let mut i = 0;
@@ -159,13 +196,13 @@ fn held(old: *const u8, ids: [usize; 4], id: u32, extra: [u32; 2]) -> bool {
     false
 }
 
-/// Whether every one of `ids` of `new` is `held` by `old` (or is one of `extra`).
+/// Whether every one of `ids` of `new` is `held` by `old` (or is one of `others`).
 #[inline(always)]
-fn takes_only_held(new: *const u8, old: *const u8, ids: [usize; 4], extra: [u32; 2]) -> bool {
+fn takes_only_held(new: *const u8, old: *const u8, ids: [usize; 4], others: Others) -> bool {
     let mut i = 0;
     while i < ids.len() {
         match cred_id(new, ids[i]) {
-            Some(id) if held(old, ids, id, extra) => {}
+            Some(id) if held(old, ids, id, others) => {}
             _ => return false,
         }
         i += 1;
@@ -176,11 +213,27 @@ fn takes_only_held(new: *const u8, old: *const u8, ids: [usize; 4], extra: [u32;
 const UIDS: [usize; 4] = [CRED_UID, CRED_EUID, CRED_SUID, CRED_FSUID];
 const GIDS: [usize; 4] = [CRED_GID, CRED_EGID, CRED_SGID, CRED_FSGID];
 
-/// The gids a confined task may take besides its own: the sandbox user's group, and root's,
-/// which `sudo` and `su` take on their way to root (whose files a confined root owns anyway).
+/// The uids a confined task may take besides its own: the sandbox user's.
 #[inline(always)]
-fn other_gids(policy: &CgroupPolicy) -> [u32; 2] {
-    [policy.user_gid, 0]
+fn other_uids(policy: &CgroupPolicy) -> Others {
+    Others {
+        ids: [policy.user_uid; 2],
+        groups: core::ptr::null(),
+    }
+}
+
+/// The gids a confined task may take besides its own: the sandbox user's group and
+/// supplementary groups (`su` and `sudo -u` to the user take them), and root's group, which
+/// `sudo` and `su` take on their way to root (whose files a confined root owns anyway).
+#[inline(always)]
+fn other_gids(attachment: u64, policy: &CgroupPolicy) -> Others {
+    // SAFETY: only the address is kept, and read through bpf_probe_read_kernel (the daemon
+    // may replace the value meanwhile: either version is the user's).
+    let groups = unsafe { USER_GROUPS.get_ptr(&attachment) };
+    Others {
+        ids: [policy.user_gid, 0],
+        groups: groups.map_or(core::ptr::null(), |p| p as *const u8),
+    }
 }
 
 /// Which ids an id change sets.
@@ -196,19 +249,22 @@ enum Ids {
 /// is held (`takes_only_held`, `groups_held`).
 #[inline(always)]
 fn id_change(hook: u32, new: *const u8, old: *const u8, ids: Ids) -> i32 {
-    let Some(policy) = current_policy() else {
+    let Some((attachment, policy)) = confining_attachment() else {
         return 0;
     };
     let (cap, held) = match ids {
         Ids::Uids => (
             CAP_SETUID,
-            takes_only_held(new, old, UIDS, [policy.user_uid; 2]),
+            takes_only_held(new, old, UIDS, other_uids(&policy)),
         ),
         Ids::Gids => (
             CAP_SETGID,
-            takes_only_held(new, old, GIDS, other_gids(&policy)),
+            takes_only_held(new, old, GIDS, other_gids(attachment, &policy)),
         ),
-        Ids::Groups => (CAP_SETGID, groups_held(new, old, other_gids(&policy))),
+        Ids::Groups => (
+            CAP_SETGID,
+            groups_held(new, old, other_gids(attachment, &policy)),
+        ),
     };
     if policy.gives_back(cap) || held {
         return 0;
@@ -256,12 +312,12 @@ fn groups(cred: *const u8) -> Result<(u32, *const u8), i32> {
 }
 
 /// Whether each supplementary group of `new` is one of `old`'s groups or gids, or one of
-/// `extra`. The kernel keeps both lists sorted (`groups_sort` before every `set_groups`), so
+/// `others`. The kernel keeps both lists sorted (`groups_sort` before every `set_groups`), so
 /// one walk along both decides, in at most as many steps as the two lists hold: a `bpf_loop`
 /// whose step the verifier checks once (an open-coded loop over two indexes is too many
 /// states for it).
 #[inline(always)]
-fn groups_held(new: *const u8, old: *const u8, extra: [u32; 2]) -> bool {
+fn groups_held(new: *const u8, old: *const u8, others: Others) -> bool {
     let (Ok((count, gids)), Ok((old_count, old_gids))) = (groups(new), groups(old)) else {
         return false;
     };
@@ -279,9 +335,10 @@ fn groups_held(new: *const u8, old: *const u8, extra: [u32; 2]) -> bool {
             id(GIDS[1]),
             id(GIDS[2]),
             id(GIDS[3]),
-            extra[0],
-            extra[1],
+            others.ids[0],
+            others.ids[1],
         ],
+        user_groups: others.groups,
         i: 0,
         j: 0,
         verdict: UNDECIDED,
@@ -311,8 +368,10 @@ struct GroupWalk {
     old_gids: *const u8,
     count: u32,
     old_count: u32,
-    /// The old credentials' gids and the extra ones.
+    /// The old credentials' gids and the two others'.
     held: [u32; 6],
+    /// The sandbox user's supplementary groups (see `Others`).
+    user_groups: *const u8,
     i: u32,
     j: u32,
     verdict: u32,
@@ -339,6 +398,10 @@ extern "C" fn group_walk_step(_index: u64, ctx: *mut c_void) -> i64 {
             return 0;
         }
         k += 1;
+    }
+    if in_user_groups(walk.user_groups, gid) {
+        walk.i += 1;
+        return 0;
     }
     let old = match walk.j < walk.old_count {
         true => read_at::<u32>(walk.old_gids, (walk.j * 4) as u16).ok(),
@@ -386,14 +449,15 @@ pub fn given_to_another(hook: u32, uid: u32, gid: u32) -> Option<i32> {
     if uid == NO_ID && gid == NO_ID {
         return None;
     }
-    let policy = current_policy()?;
+    let (attachment, policy) = confining_attachment()?;
     if policy.gives_back(CAP_CHOWN) || !acting_as_itself() {
         return None;
     }
     let cred = current_cred();
-    let uid_held = uid == NO_ID || held(cred, UIDS, uid, [policy.user_uid; 2]);
-    let gid_held =
-        gid == NO_ID || held(cred, GIDS, gid, other_gids(&policy)) || in_groups(cred, gid);
+    let uid_held = uid == NO_ID || held(cred, UIDS, uid, other_uids(&policy));
+    let gid_held = gid == NO_ID
+        || held(cred, GIDS, gid, other_gids(attachment, &policy))
+        || in_groups(cred, gid);
     if uid_held && gid_held {
         return None;
     }

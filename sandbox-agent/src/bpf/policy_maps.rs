@@ -9,10 +9,11 @@ use aya::maps::{
     Array, HashMap, Map, MapData,
 };
 use sandbox_common::{
-    CgroupPolicy, InodeKey, NameKey, NetKey, NetRules, RuleValue, MAP_ANY_ATTACHED,
+    CgroupPolicy, InodeKey, NameKey, NetKey, NetRules, RuleValue, UserGroups, MAP_ANY_ATTACHED,
     MAP_CGROUP_GENERATION, MAP_CGROUP_POLICY, MAP_INODE_RULES, MAP_NAME_RULES, MAP_NET_BINARIES,
-    MAP_NET_BINARY_NAMES, MAP_NET_RULES, MODE_AUDIT, MODE_ENFORCE, NET_KEY_FIXED_BITS,
-    POLICY_ID_ANY, RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_UNIX, RULE_DENY_WRITE, RULE_TREE,
+    MAP_NET_BINARY_NAMES, MAP_NET_RULES, MAP_USER_GROUPS, MAX_USER_GROUPS, MODE_AUDIT,
+    MODE_ENFORCE, NET_KEY_FIXED_BITS, POLICY_ID_ANY, RULE_DENY_EXEC, RULE_DENY_READ,
+    RULE_DENY_UNIX, RULE_DENY_WRITE, RULE_TREE,
 };
 
 use super::batch;
@@ -56,6 +57,7 @@ pub struct PolicyMaps {
     net: LpmTrie<MapData, NetKey, NetRules>,
     binaries: HashMap<MapData, InodeKey, u32>,
     binary_names: HashMap<MapData, NameKey, u32>,
+    user_groups: HashMap<MapData, u64, UserGroups>,
     next_policy_id: u32,
 }
 
@@ -95,6 +97,19 @@ fn net_key(policy_id: u32, scope: u32, cidr: &crate::policy::net_spec::Cidr) -> 
 }
 
 /// The error of a failed insert into `map`, which holds at most `capacity` entries.
+/// The `USER_GROUPS` value of `policy`: its user's groups, the first `MAX_USER_GROUPS`.
+fn user_groups(policy: &CompiledPolicy) -> UserGroups {
+    let mut value = UserGroups {
+        count: 0,
+        gids: [u32::MAX; MAX_USER_GROUPS],
+    };
+    for (slot, gid) in value.gids.iter_mut().zip(&policy.user_groups) {
+        *slot = *gid;
+        value.count += 1;
+    }
+    value
+}
+
 fn insert_error(map: &'static str, capacity: u32) -> impl Fn(aya::maps::MapError) -> MapsError {
     move |e| MapsError::Map {
         map,
@@ -113,6 +128,7 @@ impl PolicyMaps {
             net: take(ebpf, MAP_NET_RULES)?,
             binaries: take(ebpf, MAP_NET_BINARIES)?,
             binary_names: take(ebpf, MAP_NET_BINARY_NAMES)?,
+            user_groups: take(ebpf, MAP_USER_GROUPS)?,
             next_policy_id: 1,
         };
         // Pinned maps may hold generations written by an earlier daemon: never reuse their ids.
@@ -242,6 +258,17 @@ impl PolicyMaps {
             self.remove_rules(policy_id, Some((policy_id, policy)));
             return Err(e);
         }
+        // The user's groups go in before the policy that lets its tasks take them. In between,
+        // a previous policy's tasks could take the new user's groups, which the new policy
+        // gives them a moment later anyway.
+        let previous_groups = self.user_groups.get(&cgroup_id, 0).ok();
+        if let Err(e) = self.user_groups.insert(cgroup_id, user_groups(policy), 0) {
+            self.remove_rules(policy_id, Some((policy_id, policy)));
+            return Err(MapsError::Map {
+                map: MAP_USER_GROUPS,
+                message: e.to_string(),
+            });
+        }
         let value = CgroupPolicy {
             policy_id,
             mode: match policy.mode {
@@ -255,6 +282,7 @@ impl PolicyMaps {
             user_gid: policy.user.1,
         };
         if let Err(e) = self.cgroups.insert(cgroup_id, value, 0) {
+            self.restore_groups(cgroup_id, previous_groups);
             self.remove_rules(policy_id, Some((policy_id, policy)));
             return Err(MapsError::Map {
                 map: MAP_CGROUP_POLICY,
@@ -268,6 +296,7 @@ impl PolicyMaps {
                 Some(previous) => self.cgroups.insert(cgroup_id, previous, 0),
                 None => self.cgroups.remove(&cgroup_id),
             };
+            self.restore_groups(cgroup_id, previous_groups);
             self.remove_rules(policy_id, Some((policy_id, policy)));
             return Err(e);
         }
@@ -296,6 +325,8 @@ impl PolicyMaps {
                 map: MAP_CGROUP_POLICY,
                 message: e.to_string(),
             })?;
+        // No policy names them now; one left behind is replaced by the next attach.
+        let _ = self.user_groups.remove(&cgroup_id);
         // Only precision: a cached verdict naming a detached cgroup finds no policy and walks.
         if let Err(e) = self.next_generation() {
             tracing::warn!("{e}");
@@ -303,6 +334,14 @@ impl PolicyMaps {
         self.remove_rules(previous.policy_id, written);
         self.settle();
         Ok(true)
+    }
+
+    /// Puts back the user's groups a failed attach replaced (`previous`: none before it).
+    fn restore_groups(&mut self, cgroup_id: u64, previous: Option<UserGroups>) {
+        let _ = match previous {
+            Some(previous) => self.user_groups.insert(cgroup_id, previous, 0),
+            None => self.user_groups.remove(&cgroup_id),
+        };
     }
 
     fn write_rules(&mut self, policy_id: u32, policy: &CompiledPolicy) -> Result<(), MapsError> {

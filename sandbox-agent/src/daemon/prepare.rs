@@ -83,6 +83,8 @@ pub fn prepare(
     };
     refuse_unmatchable(&compiled)
         .map_err(|e| format!("{policy_file}: {e}; nothing was attached"))?;
+    let mut compiled = compiled;
+    with_user_groups(&mut compiled);
     Ok(Prepared {
         compiled,
         saved: SavedAttachment {
@@ -98,6 +100,35 @@ pub fn prepare(
         },
         compile_reused,
     })
+}
+
+/// Adds the supplementary groups of the sandbox's user to `compiled`: a confined task may
+/// take them (`su` and `sudo -u` to the user set them). Read at every attach, so a group
+/// added to the user counts from the next one; what cannot be read is left out, with a
+/// warning (fail closed: the task may take fewer groups).
+fn with_user_groups(compiled: &mut CompiledPolicy) {
+    use sandbox_common::MAX_USER_GROUPS;
+    if compiled.user == policy::NO_USER {
+        return;
+    }
+    let uid = compiled.user.0;
+    match crate::nss::supplementary_groups(uid) {
+        Ok(mut gids) => {
+            if gids.len() > MAX_USER_GROUPS {
+                compiled.warnings.push(format!(
+                    "~'s owner (uid {uid}) is in {} groups: confined tasks may take the first \
+                     {MAX_USER_GROUPS} only (`su` and `sudo -u` to the user fail)",
+                    gids.len()
+                ));
+                gids.truncate(MAX_USER_GROUPS);
+            }
+            compiled.user_groups = gids;
+        }
+        Err(e) => compiled.warnings.push(format!(
+            "the groups of ~'s owner (uid {uid}) cannot be read ({e}): confined tasks cannot \
+             take them (`su` and `sudo -u` to the user fail)"
+        )),
+    }
 }
 
 /// The policy of the attachment `then` compiled again for its cgroup, as it was attached: the

@@ -70,6 +70,10 @@ pub struct CompiledPolicy {
     /// The sandbox's user, (uid, gid) of `~`: whose files and ids the narrowed capabilities
     /// reach besides the task's own; `NO_USER` when `~` cannot be read.
     pub user: (u32, u32),
+    /// The supplementary groups of that user (`MAX_USER_GROUPS` at most): filled by the
+    /// daemon at each attach, not by the compile (they are read from the host's account
+    /// databases, which a reused compile does not watch).
+    pub user_groups: Vec<u32>,
     pub inode_rules: BTreeMap<(u32, u64), RuleValue>,
     pub name_rules: BTreeMap<NameRuleKey, RuleValue>,
     /// `NET_RULES` values by (scope, prefix).

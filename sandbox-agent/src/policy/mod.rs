@@ -30,7 +30,7 @@ pub mod watch;
 
 pub use anchors::{Anchors, WORKSPACE};
 pub use compile::{
-    compile, compile_with, compile_with_extra, CompiledPolicy, NameRuleKey, RuleInfo,
+    compile, compile_with, compile_with_extra, CompiledPolicy, NameRuleKey, RuleInfo, NO_USER,
 };
 pub use env_rules::{sockets_named, EnvRules};
 pub use exec_check::{check_program, ExecRefusal};

@@ -4,7 +4,11 @@
 //! become another user or group instead. Its own files and the sandbox user's stay its to use;
 //! a policy that gives a capability back gets it whole; outside, root reaches everything.
 
-use std::{os::unix::fs::PermissionsExt, path::Path};
+use std::{
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    process::Command,
+};
 
 use crate::{filesystems::step, harness::*};
 
@@ -405,4 +409,125 @@ fn owning_tmp_gives_a_confined_root_nothing_over_other_users() {
     let user = python_as(Some(&cg), true, STICKY, &args);
     assert_steps(&user, &BOBS_ENTRIES, EPERM, "user");
     assert_steps(&user, &PLANTED_SYMLINKS, 0, "user");
+}
+
+/// A group the ordinary user is a member of, for the groups test, and one it is not.
+const USERS_GROUP: u32 = 4300;
+const NOT_USERS_GROUP: u32 = 4301;
+
+/// The host's account databases with the ordinary user (named `sbxuser` when the host has no
+/// account with its uid) a member of `USERS_GROUP`, bound over `/etc/passwd` and `/etc/group`
+/// while it lives. Its name is the user's.
+struct Accounts {
+    name: String,
+    files: Vec<PathBuf>,
+}
+
+impl Accounts {
+    fn with_users_group(dir: &Path) -> Self {
+        let mut passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+        let named = passwd.lines().find_map(|line| {
+            let f: Vec<&str> = line.split(':').collect();
+            (f.len() > 2 && f[2] == USER_UID.to_string()).then(|| f[0].to_string())
+        });
+        let name = named.unwrap_or_else(|| {
+            passwd.push_str(&format!(
+                "sbxuser:x:{USER_UID}:{USER_GID}::/nonexistent:/bin/sh\n"
+            ));
+            "sbxuser".to_string()
+        });
+        let mut group = std::fs::read_to_string("/etc/group").unwrap();
+        group.push_str(&format!(
+            "sbxgroup:x:{USERS_GROUP}:{name}\nsbxother:x:{NOT_USERS_GROUP}:\n"
+        ));
+        let mut files = Vec::new();
+        for (file, text) in [("passwd", passwd), ("group", group)] {
+            let copy = dir.join(file);
+            std::fs::write(&copy, text).unwrap();
+            let target = Path::new("/etc").join(file);
+            let out = Command::new("mount")
+                .arg("--bind")
+                .arg(&copy)
+                .arg(&target)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+            files.push(target);
+        }
+        Accounts { name, files }
+    }
+}
+
+impl Drop for Accounts {
+    fn drop(&mut self) {
+        for file in &self.files {
+            let _ = Command::new("umount").arg(file).status();
+        }
+    }
+}
+
+/// `python3 -c JOIN GID`: in a child each, takes GID as its supplementary group (`setgroups`,
+/// as `su` and `sudo -u` do) and as its group (`setgid`).
+const JOIN: &str = r#"
+import os, sys
+gid = int(sys.argv[1])
+def in_child(name, f):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            f()
+            os._exit(0)
+        except OSError as e:
+            os._exit(e.errno)
+    print("%s=%d" % (name, os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])))
+in_child("setgroups", lambda: os.setgroups([gid]))
+in_child("setgid", lambda: os.setgid(gid))
+"#;
+
+#[test]
+fn a_confined_root_becomes_the_sandbox_user_with_the_users_groups() {
+    let dir = fixture_dir("user-groups");
+    let accounts = Accounts::with_users_group(&dir);
+    // Attached once the account databases say which groups the user has.
+    let for_user = sandbox_for(&dir, "user-groups", "", USER_UID);
+    let for_root = sandbox_for(&dir, "user-groups-root", "", 0);
+    let join = |cg: Option<&Cgroup>, gid: u32| python_as(cg, false, JOIN, &[&gid.to_string()]);
+    let steps = ["setgroups", "setgid"];
+
+    // Outside, root takes any group.
+    for gid in [USERS_GROUP, NOT_USERS_GROUP] {
+        assert_steps(&join(None, gid), &steps, 0, "outside");
+    }
+    // Inside a sandbox whose user is the ordinary user, root takes the user's groups (su and
+    // sudo -u to the user work), and still no other group.
+    assert_steps(&join(Some(&for_user), USERS_GROUP), &steps, 0, "the user's group");
+    assert_steps(
+        &join(Some(&for_user), NOT_USERS_GROUP),
+        &steps,
+        EPERM,
+        "another group",
+    );
+    let name = accounts.name.as_str();
+    let out = for_user.run(&[
+        "setpriv",
+        &format!("--reuid={name}"),
+        &format!("--regid={name}"),
+        "--init-groups",
+        "id",
+        "-G",
+    ]);
+    assert!(out.status.success(), "setpriv: {}", stderr(&out));
+    let groups = stdout(&out);
+    assert!(
+        groups.split_whitespace().any(|g| g == USERS_GROUP.to_string()),
+        "{groups}"
+    );
+    // Where the sandbox's user is root, the user's groups are another user's.
+    assert_steps(
+        &join(Some(&for_root), USERS_GROUP),
+        &steps,
+        EPERM,
+        "the user's group, for root",
+    );
+    drop(accounts);
 }

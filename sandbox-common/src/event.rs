@@ -50,7 +50,7 @@ pub const HOOK_URING_OVERRIDE_CREDS: u32 = 45;
 pub const HOOK_TASK_SETNICE: u32 = 46;
 pub const HOOK_TASK_SETIOPRIO: u32 = 47;
 pub const HOOK_TASK_SETSCHEDULER: u32 = 48;
-pub const HOOK_TASK_PRLIMIT: u32 = 49;
+pub const HOOK_TASK_SETRLIMIT: u32 = 49;
 
 /// The LSM hook behind a `HOOK_*` number, as audit records name it.
 pub fn hook_name(hook: u32) -> &'static str {
@@ -102,7 +102,7 @@ pub fn hook_name(hook: u32) -> &'static str {
         HOOK_TASK_SETNICE => "task_setnice",
         HOOK_TASK_SETIOPRIO => "task_setioprio",
         HOOK_TASK_SETSCHEDULER => "task_setscheduler",
-        HOOK_TASK_PRLIMIT => "task_prlimit",
+        HOOK_TASK_SETRLIMIT => "task_setrlimit",
         _ => "unknown",
     }
 }

@@ -11,18 +11,10 @@
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
-    HOOK_TASK_PRLIMIT, HOOK_TASK_SETIOPRIO, HOOK_TASK_SETNICE, HOOK_TASK_SETSCHEDULER,
+    HOOK_TASK_SETIOPRIO, HOOK_TASK_SETNICE, HOOK_TASK_SETRLIMIT, HOOK_TASK_SETSCHEDULER,
 };
 
-use crate::{
-    guard::{deny, only_own_sandbox},
-    hook::earlier_denial,
-    policy::current_policy,
-    target::Target,
-};
-
-/// `LSM_PRLIMIT_WRITE` of <linux/security.h>: the call sets limits (else it only reads them).
-const LSM_PRLIMIT_WRITE: u32 = 2;
+use crate::{guard::only_own_sandbox, hook::earlier_denial};
 
 #[lsm(hook = "task_setnice")]
 pub fn task_setnice(ctx: LsmContext) -> i32 {
@@ -51,24 +43,13 @@ pub fn task_setscheduler(ctx: LsmContext) -> i32 {
     only_own_sandbox(HOOK_TASK_SETSCHEDULER, ctx.arg(0))
 }
 
-#[lsm(hook = "task_prlimit")]
-pub fn task_prlimit(ctx: LsmContext) -> i32 {
-    // LSM_HOOK(int, 0, task_prlimit, const struct cred *cred, const struct cred *tcred,
-    //          unsigned int flags): only for another task than the caller. The hook is told
-    // the target's credentials, not the target, so a confined task sets the limits of no
-    // other process (its own threads, which share its credentials, excepted); reading them
-    // stays allowed.
+#[lsm(hook = "task_setrlimit")]
+pub fn task_setrlimit(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, task_setrlimit, struct task_struct *p, unsigned int resource,
+    //          struct rlimit *new_rlim): `setrlimit` and `prlimit` with new limits, the task
+    // whose limits change. Reading another process's limits stays allowed.
     if let Some(denied) = earlier_denial(&ctx, 3) {
         return denied;
     }
-    let flags: u32 = ctx.arg(2);
-    let cred: *const u8 = ctx.arg(0);
-    let target: *const u8 = ctx.arg(1);
-    if flags & LSM_PRLIMIT_WRITE == 0 || cred == target {
-        return 0;
-    }
-    match current_policy() {
-        Some(policy) => deny(&policy, HOOK_TASK_PRLIMIT, Target::None),
-        None => 0,
-    }
+    only_own_sandbox(HOOK_TASK_SETRLIMIT, ctx.arg(0))
 }

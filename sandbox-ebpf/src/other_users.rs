@@ -227,9 +227,9 @@ fn other_uids(policy: &CgroupPolicy) -> Others {
 /// `sudo` and `su` take on their way to root (whose files a confined root owns anyway).
 #[inline(always)]
 fn other_gids(attachment: u64, policy: &CgroupPolicy) -> Others {
-    // SAFETY: only the address is kept, and read through bpf_probe_read_kernel (the daemon
-    // may replace the value meanwhile: either version is the user's).
-    let groups = unsafe { USER_GROUPS.get_ptr(&attachment) };
+    // Only the address is kept, and read through bpf_probe_read_kernel (the daemon may
+    // replace the value meanwhile: either version is the user's).
+    let groups = USER_GROUPS.get_ptr(&attachment);
     Others {
         ids: [policy.user_gid, 0],
         groups: groups.map_or(core::ptr::null(), |p| p as *const u8),

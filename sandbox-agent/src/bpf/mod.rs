@@ -56,7 +56,7 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("task_setnice", "task_setnice"),
     ("task_setioprio", "task_setioprio"),
     ("task_setscheduler", "task_setscheduler"),
-    ("task_prlimit", "task_prlimit"),
+    ("task_setrlimit", "task_setrlimit"),
 ];
 
 /// Where a program that watches a kernel function (not an LSM hook) runs: on its entry or on

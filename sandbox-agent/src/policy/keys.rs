@@ -189,7 +189,7 @@ const GUARDS: &[&str] = &[
     "task_setnice",
     "task_setioprio",
     "task_setscheduler",
-    "task_prlimit",
+    "task_setrlimit",
     "sb_mount",
     "move_mount",
     "file_receive",

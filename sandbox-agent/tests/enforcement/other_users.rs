@@ -500,7 +500,12 @@ fn a_confined_root_becomes_the_sandbox_user_with_the_users_groups() {
     }
     // Inside a sandbox whose user is the ordinary user, root takes the user's groups (su and
     // sudo -u to the user work), and still no other group.
-    assert_steps(&join(Some(&for_user), USERS_GROUP), &steps, 0, "the user's group");
+    assert_steps(
+        &join(Some(&for_user), USERS_GROUP),
+        &steps,
+        0,
+        "the user's group",
+    );
     assert_steps(
         &join(Some(&for_user), NOT_USERS_GROUP),
         &steps,
@@ -519,7 +524,9 @@ fn a_confined_root_becomes_the_sandbox_user_with_the_users_groups() {
     assert!(out.status.success(), "setpriv: {}", stderr(&out));
     let groups = stdout(&out);
     assert!(
-        groups.split_whitespace().any(|g| g == USERS_GROUP.to_string()),
+        groups
+            .split_whitespace()
+            .any(|g| g == USERS_GROUP.to_string()),
         "{groups}"
     );
     // Where the sandbox's user is root, the user's groups are another user's.

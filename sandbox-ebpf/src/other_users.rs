@@ -227,12 +227,15 @@ fn other_uids(policy: &CgroupPolicy) -> Others {
 /// `sudo` and `su` take on their way to root (whose files a confined root owns anyway).
 #[inline(always)]
 fn other_gids(attachment: u64, policy: &CgroupPolicy) -> Others {
-    // Only the address is kept, and read through bpf_probe_read_kernel (the daemon may
-    // replace the value meanwhile: either version is the user's).
-    let groups = USER_GROUPS.get_ptr(&attachment);
+    // Only the address is kept, and the value read through bpf_probe_read_kernel (the daemon
+    // may replace it meanwhile: either version is the user's). The verifier refuses arithmetic
+    // on a map value's address before its null check, which the compiler may move ahead: read
+    // back through the same accessor, the address is a plain number.
+    let found = USER_GROUPS.get_ptr(&attachment).map_or(0u64, |p| p as u64);
+    let groups = read_at::<u64>(&found as *const u64 as *const u8, 0).unwrap_or(0);
     Others {
         ids: [policy.user_gid, 0],
-        groups: groups.map_or(core::ptr::null(), |p| p as *const u8),
+        groups: groups as *const u8,
     }
 }
 

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use btf_rs::{Btf, BtfType, Type};
-use sandbox_common::{KernelOffsets, CRED_IDS, DISK_COMMAND_DEVICES};
+use sandbox_common::{KernelOffsets, COMMAND_DEVICES, CRED_IDS};
 
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
@@ -74,7 +74,7 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
             bytes,
         })
     };
-    Ok(with_disk_command_majors(with_btrfs(KernelOffsets {
+    Ok(with_command_majors(with_btrfs(KernelOffsets {
         file_dentry: off("file", &["f_path", "dentry"])?,
         file_inode: off("file", &["f_inode"])?,
         inode_ino: off("inode", &["i_ino"])?,
@@ -135,7 +135,7 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
         proc_inode_vfs_inode: off("proc_inode", &["vfs_inode"])?,
         pid_tasks: off("pid", &["tasks"])?,
         task_pid_links: off("task_struct", &["pid_links"])?,
-        disk_command_majors: [0; 3],
+        command_majors: [0; 4],
         btrfs_valid: 0,
         valid: 1,
     })))
@@ -169,18 +169,16 @@ mod syscalls {
 /// The btrfs module's split BTF, present while the module is loaded (or built in).
 pub const BTRFS_BTF: &str = "/sys/kernel/btf/btrfs";
 
-/// Adds the btrfs offsets when btrfs's BTF can be read: the programs then key rules on btrfs by
-/// subvolume. Without them the daemon refuses rules on btrfs paths (they could never match).
-/// The majors of `DISK_COMMAND_DEVICES` from `/proc/devices` (0 for a driver not registered).
-fn with_disk_command_majors(mut offsets: KernelOffsets) -> KernelOffsets {
+/// The majors of `COMMAND_DEVICES` from `/proc/devices` (0 for a driver not registered).
+fn with_command_majors(mut offsets: KernelOffsets) -> KernelOffsets {
     match std::fs::read_to_string("/proc/devices") {
         Ok(text) => {
-            for (slot, name) in DISK_COMMAND_DEVICES.iter().enumerate() {
-                offsets.disk_command_majors[slot] = char_major(&text, name).unwrap_or(0);
+            for (slot, name) in COMMAND_DEVICES.iter().enumerate() {
+                offsets.command_majors[slot] = char_major(&text, name).unwrap_or(0);
             }
         }
         Err(e) => tracing::warn!(
-            "cannot read /proc/devices ({e}): bsg and NVMe devices are not told from others"
+            "cannot read /proc/devices ({e}): bsg, NVMe and TPM devices are not told from others"
         ),
     }
     offsets
@@ -198,6 +196,8 @@ fn char_major(devices: &str, name: &str) -> Option<u16> {
         })
 }
 
+/// Adds the btrfs offsets when btrfs's BTF can be read: the programs then key rules on btrfs by
+/// subvolume. Without them the daemon refuses rules on btrfs paths (they could never match).
 fn with_btrfs(mut offsets: KernelOffsets) -> KernelOffsets {
     match btrfs_offsets(Path::new(VMLINUX_BTF), Path::new(BTRFS_BTF)) {
         Ok((vfs, root, anon_dev)) => {

@@ -122,9 +122,9 @@ pub struct KernelOffsets {
     pub proc_inode_vfs_inode: u16,
     pub pid_tasks: u16,
     pub task_pid_links: u16,
-    /// Majors of the character devices of `DISK_COMMAND_DEVICES`, in that order; 0 for a
-    /// driver not registered when the daemon started.
-    pub disk_command_majors: [u16; 3],
+    /// Majors of the character devices of `COMMAND_DEVICES`, in that order; 0 for a driver
+    /// not registered when the daemon started.
+    pub command_majors: [u16; 4],
     /// `struct btrfs_inode` -> `vfs_inode` (the `struct inode` inside it), from the btrfs
     /// module's BTF; 0 when btrfs's BTF was not available (then no rule can name a btrfs path).
     pub btrfs_inode_vfs: u16,

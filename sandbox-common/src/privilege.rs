@@ -304,13 +304,18 @@ pub const MEMORY_DEVICES: [u32; 3] = [1 << 20 | 1, 1 << 20 | 2, 1 << 20 | 4];
 
 /// SCSI generic devices (`/dev/sgN`, major 21 of <linux/major.h>): a descriptor open for
 /// writing sends `WRITE` commands to the disk (`SG_IO`) with no capability. The other character
-/// devices that pass commands to a disk have majors the kernel hands out at boot, which the
-/// daemon reads from `/proc/devices` (`KernelOffsets::disk_command_majors`).
+/// devices that pass commands to a disk or the TPM have majors the kernel hands out at boot,
+/// which the daemon reads from `/proc/devices` (`KernelOffsets::command_majors`).
 pub const SCSI_GENERIC_MAJOR: u32 = 21;
-/// Names in `/proc/devices` of the character devices that pass commands to a disk: the block
-/// layer's SCSI passthrough (`/dev/bsg/*`), NVMe controllers (`/dev/nvme0`) and NVMe
-/// namespaces' generic devices (`/dev/ng0n1`, whose write commands need only a writable open).
-pub const DISK_COMMAND_DEVICES: [&str; 3] = ["bsg", "nvme", "nvme-generic"];
+/// Names in `/proc/devices` of the character devices that pass commands to hardware holding
+/// the host's data or secrets: the block layer's SCSI passthrough (`/dev/bsg/*`), NVMe
+/// controllers (`/dev/nvme0`) and NVMe namespaces' generic devices (`/dev/ng0n1`, whose write
+/// commands need only a writable open), and the TPM (`/dev/tpmN` and `/dev/tpmrmN`: root
+/// unseals with it the secrets the host sealed to its boot state, a disk's key among them).
+pub const COMMAND_DEVICES: [&str; 4] = ["bsg", "nvme", "nvme-generic", "tpm"];
+/// `/dev/tpm0`, the first TPM, which the kernel puts at misc minor 224 (<linux/miscdevice.h>)
+/// rather than under the `tpm` major, as a kernel `dev_t`.
+pub const TPM_LEGACY_DEVICE: u32 = 10 << 20 | 224;
 
 /// Superblock magics of the filesystems whose files are the kernel's own knobs, where a
 /// confined task may create, change, rename or remove nothing (no open for writing, no path

@@ -1,6 +1,6 @@
 //! Files that are the host itself, which no confined task may open whatever its policy lists:
 //! block devices (every file of a filesystem, raw), the character devices that pass commands to
-//! a disk (SCSI generic, bsg, NVMe), the memory and port devices, `/proc/kcore`,
+//! a disk (SCSI generic, bsg, NVMe) or to the TPM, the memory and port devices, `/proc/kcore`,
 //! and, for writing, every file of a kernel filesystem (`kernel_fs`: cgroupfs, sysfs, bpffs...)
 //! every procfs file outside a process's own `/proc/<pid>` directory
 //! (`/proc/sys/kernel/core_pattern` and `modprobe` make the kernel run a program as host root),
@@ -11,7 +11,9 @@
 //! node made anywhere, an old alias, a bind mount or another procfs mount is caught too.
 
 use aya_ebpf::helpers::generated::bpf_probe_read_kernel_str;
-use sandbox_common::{KernelOffsets, MEMORY_DEVICES, PROC_SUPER_MAGIC, SCSI_GENERIC_MAJOR};
+use sandbox_common::{
+    KernelOffsets, MEMORY_DEVICES, PROC_SUPER_MAGIC, SCSI_GENERIC_MAJOR, TPM_LEGACY_DEVICE,
+};
 
 use crate::{
     guard::in_sandbox,
@@ -43,7 +45,11 @@ pub fn is_host_file(
     match mode & S_IFMT {
         S_IFBLK => true,
         S_IFCHR => match read_at::<u32>(inode, off.inode_rdev) {
-            Ok(rdev) => MEMORY_DEVICES.contains(&rdev) || passes_disk_commands(off, rdev >> 20),
+            Ok(rdev) => {
+                MEMORY_DEVICES.contains(&rdev)
+                    || rdev == TPM_LEGACY_DEVICE
+                    || passes_commands(off, rdev >> 20)
+            }
             Err(_) => true,
         },
         _ => {
@@ -61,12 +67,12 @@ pub fn is_host_file(
 }
 
 /// Whether the character device major `major` passes commands to a disk (SCSI generic, bsg,
-/// NVMe): as good as the raw disk.
+/// NVMe) or to the TPM: as good as the raw disk, or the secrets the host sealed.
 #[inline(always)]
-fn passes_disk_commands(off: &KernelOffsets, major: u32) -> bool {
+fn passes_commands(off: &KernelOffsets, major: u32) -> bool {
     major == SCSI_GENERIC_MAJOR
         || off
-            .disk_command_majors
+            .command_majors
             .iter()
             .any(|&m| m != 0 && u32::from(m) == major)
 }

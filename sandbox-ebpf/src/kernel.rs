@@ -63,7 +63,7 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     proc_inode_vfs_inode: 0,
     pid_tasks: 0,
     task_pid_links: 0,
-    disk_command_majors: [0; 3],
+    command_majors: [0; 4],
     btrfs_inode_vfs: 0,
     btrfs_inode_root: 0,
     btrfs_root_anon_dev: 0,

@@ -320,33 +320,51 @@ fn capabilities_that_reach_past_the_sandbox_are_refused_and_ordinary_root_work_g
 fn raw_disks_kernel_memory_and_device_nodes_made_anywhere_cannot_be_opened() {
     let (cg, home) = confined_root("root-devices", "");
     // Nodes made outside, under any name: a loop disk, /dev/mem's device number, and the
-    // character devices that pass commands to a disk (SCSI generic's fixed major; bsg's and
-    // NVMe's, handed out at boot, where this kernel registered them).
+    // character devices that pass commands to a disk or the TPM (SCSI generic's fixed major,
+    // the first TPM's misc minor; bsg's, NVMe's and the TPM's, handed out at boot, where this
+    // kernel registered them; the TPM's resource manager `tpmrm0` is the TPM major's minor
+    // 65536). The VM has no TPM: the driver is there, the chip is not.
     let disk = home.join("disk");
     let mem = home.join("mem");
     let port = home.join("port");
     let sg = home.join("sg0");
     let devices = std::fs::read_to_string("/proc/devices").unwrap();
-    let booted: Vec<(PathBuf, String)> = ["bsg", "nvme", "nvme-generic"]
-        .iter()
-        .filter_map(|name| {
-            let major = devices
-                .lines()
-                .take_while(|l| !l.starts_with("Block devices:"))
-                .find_map(|l| l.trim().strip_suffix(&format!(" {name}")))?;
-            Some((home.join(name), major.to_string()))
-        })
-        .collect();
+    let booted: Vec<(PathBuf, String, &str)> = [
+        ("bsg", "0"),
+        ("nvme", "0"),
+        ("nvme-generic", "0"),
+        ("tpm", "1"),
+        ("tpm", "65536"),
+    ]
+    .iter()
+    .filter_map(|&(name, minor)| {
+        let major = devices
+            .lines()
+            .take_while(|l| !l.starts_with("Block devices:"))
+            .find_map(|l| l.trim().strip_suffix(&format!(" {name}")))?;
+        Some((
+            home.join(format!("{name}-{minor}")),
+            major.to_string(),
+            minor,
+        ))
+    })
+    .collect();
+    assert!(
+        booted.iter().any(|(node, ..)| node.ends_with("tpm-65536")),
+        "the kernel registers the TPM major: {devices}"
+    );
+    let tpm0 = home.join("tpm0");
     let mut nodes = vec![
         (disk.clone(), "b", "7".to_string(), "0"),
         (mem.clone(), "c", "1".to_string(), "1"),
         (port.clone(), "c", "1".to_string(), "4"),
         (sg.clone(), "c", "21".to_string(), "0"),
+        (tpm0.clone(), "c", "10".to_string(), "224"),
     ];
     nodes.extend(
         booted
             .iter()
-            .map(|(n, major)| (n.clone(), "c", major.clone(), "0")),
+            .map(|(n, major, minor)| (n.clone(), "c", major.clone(), *minor)),
     );
     for (node, kind, major, minor) in &nodes {
         let made = Command::new("mknod")
@@ -380,7 +398,7 @@ fn raw_disks_kernel_memory_and_device_nodes_made_anywhere_cannot_be_opened() {
     );
     // Outside, the same node reaches the driver: ENXIO, or, once another test has attached
     // the loop device, an open one (opened only: reading a whole disk image is not the point).
-    for node in [&disk, &sg] {
+    for node in [&disk, &sg, &tpm0] {
         assert_ne!(
             probe(None, OPEN_ONLY, &[node.to_str().unwrap()]),
             Err(EPERM),

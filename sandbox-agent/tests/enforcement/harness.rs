@@ -229,6 +229,33 @@ pub fn python_as(cg: Option<&Cgroup>, user: bool, script: &str, args: &[&str]) -
     format!("{}{}", stdout(&out), stderr(&out))
 }
 
+/// The Python helpers step probes share: `step(name, f)` prints `name=0` when `f()` worked,
+/// else `name=<errno>`; `in_child(name, f)` does the same in a forked child, so the probe
+/// keeps its own credentials.
+const STEPS: &str = r#"
+import os
+def step(name, f):
+    try:
+        f()
+        print("%s=0" % name)
+    except OSError as e:
+        print("%s=%d" % (name, e.errno))
+def in_child(name, f):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            f()
+            os._exit(0)
+        except OSError as e:
+            os._exit(e.errno)
+    print("%s=%d" % (name, os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])))
+"#;
+
+/// `python_as` of a step probe: `script`, with `step` and `in_child` defined.
+pub fn steps_as(cg: Option<&Cgroup>, user: bool, script: &str, args: &[&str]) -> String {
+    python_as(cg, user, &format!("{STEPS}{script}"), args)
+}
+
 /// `argv` outside every sandbox, as the ordinary user with `user`.
 pub fn as_whom_outside(user: bool, argv: &[&str]) -> Command {
     use std::os::unix::process::CommandExt;

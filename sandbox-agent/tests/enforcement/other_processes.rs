@@ -17,12 +17,6 @@ if sys.argv[1] == "child":
     pid = child.pid
 else:
     pid = int(sys.argv[1])
-def step(name, f):
-    try:
-        f()
-        print("%s=0" % name)
-    except OSError as e:
-        print("%s=%d" % (name, e.errno))
 def checked(ret):
     if ret < 0:
         raise OSError(ctypes.get_errno(), "syscall")
@@ -60,7 +54,7 @@ const CHANGES: [&str; 6] = [
 /// The changes `STEER` makes to `pid`, by root or (with `user`) the ordinary user, inside
 /// `cg` or outside.
 fn steer(cg: Option<&Cgroup>, user: bool, pid: &str) -> String {
-    python_as(cg, user, STEER, &[pid])
+    steps_as(cg, user, STEER, &[pid])
 }
 
 fn assert_steps(out: &str, steps: &[&str], errno: i32, who: &str) {

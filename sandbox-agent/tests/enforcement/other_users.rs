@@ -23,21 +23,6 @@ import ctypes, os, struct, sys
 libc = ctypes.CDLL(None, use_errno=True)
 bob, shared, roots, users, other = sys.argv[1:6]
 other = int(other)
-def step(name, f):
-    try:
-        f()
-        print("%s=0" % name)
-    except OSError as e:
-        print("%s=%d" % (name, e.errno))
-def in_child(name, f):
-    pid = os.fork()
-    if pid == 0:
-        try:
-            f()
-            os._exit(0)
-        except OSError as e:
-            os._exit(e.errno)
-    print("%s=%d" % (name, os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])))
 def setfsuid():
     libc.setfsuid(other)
     if libc.setfsuid(-1) != other:
@@ -123,7 +108,7 @@ fn probe(cg: Option<&Cgroup>, user: bool, f: &Files, other: u32) -> String {
     let other = other.to_string();
     let args = [&f.bob, &f.shared, &f.roots, &f.users, &other];
     let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-    python_as(cg, user, PROBE, &args)
+    steps_as(cg, user, PROBE, &args)
 }
 
 /// Asserts each of `steps` ended with `errno` (0: it worked).
@@ -242,12 +227,6 @@ const SETID: &str = r#"
 import ctypes, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
 d = sys.argv[1]
-def step(name, f):
-    try:
-        f()
-        print("%s=0" % name)
-    except OSError as e:
-        print("%s=%d" % (name, e.errno))
 n = os.getpid()
 step("chmod_setuid", lambda: os.chmod(d + "/prog", 0o4755))
 step("chmod_setgid", lambda: os.chmod(d + "/prog", 0o2755))
@@ -293,9 +272,9 @@ fn no_setuid_or_setgid_program_is_made_inside() {
             give_to(USER_UID, &own);
         }
         let d = own.to_str().unwrap();
-        let outside = python_as(None, user, SETID, &[d]);
+        let outside = steps_as(None, user, SETID, &[d]);
         assert_steps(&outside, &SETID_PROGRAMS, 0, &format!("{who} outside"));
-        let inside = python_as(Some(&cg), user, SETID, &[d]);
+        let inside = steps_as(Some(&cg), user, SETID, &[d]);
         assert_steps(&inside, &SETID_PROGRAMS, libc::EPERM, who);
         assert_steps(&inside, &["chmod_plain", "chmod_setgid_dir"], 0, who);
         assert_eq!(step(&inside, "setid_bits"), 0, "{who}: {inside}");
@@ -317,12 +296,6 @@ import ctypes, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
 tmp, elsewhere = sys.argv[1:3]
 n = os.getpid()
-def step(name, f):
-    try:
-        f()
-        print("%s=0" % name)
-    except OSError as e:
-        print("%s=%d" % (name, e.errno))
 def linkat(src, dst):
     # linkat(2) without AT_SYMLINK_FOLLOW links a symlink itself.
     if libc.linkat(-100, src.encode(), -100, dst.encode(), 0) != 0:
@@ -379,13 +352,13 @@ fn owning_tmp_gives_a_confined_root_nothing_over_other_users() {
     // Outside, root removes, replaces and links Bob's entries as the directory's owner, and
     // its symlinks there are trusted by everyone.
     bobs_entries(&tmp);
-    let outside = python_as(None, false, STICKY, &args);
+    let outside = steps_as(None, false, STICKY, &args);
     assert_steps(&outside, &BOBS_ENTRIES, 0, "root outside");
     assert_steps(&outside, &PLANTED_SYMLINKS, 0, "root outside");
 
     // Inside, none of it; its own entries stay its own.
     bobs_entries(&tmp);
-    let inside = python_as(Some(&cg), false, STICKY, &args);
+    let inside = steps_as(Some(&cg), false, STICKY, &args);
     assert_steps(&inside, &BOBS_ENTRIES, EPERM, "root");
     assert_steps(&inside, &PLANTED_SYMLINKS, EPERM, "root");
     assert_steps(
@@ -406,7 +379,7 @@ fn owning_tmp_gives_a_confined_root_nothing_over_other_users() {
 
     // A confined user, who does not own the directory, was never let near Bob's entries,
     // and its symlinks there are followed by itself only: they stay allowed.
-    let user = python_as(Some(&cg), true, STICKY, &args);
+    let user = steps_as(Some(&cg), true, STICKY, &args);
     assert_steps(&user, &BOBS_ENTRIES, EPERM, "user");
     assert_steps(&user, &PLANTED_SYMLINKS, 0, "user");
 }
@@ -471,15 +444,6 @@ impl Drop for Accounts {
 const JOIN: &str = r#"
 import os, sys
 gid = int(sys.argv[1])
-def in_child(name, f):
-    pid = os.fork()
-    if pid == 0:
-        try:
-            f()
-            os._exit(0)
-        except OSError as e:
-            os._exit(e.errno)
-    print("%s=%d" % (name, os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])))
 in_child("setgroups", lambda: os.setgroups([gid]))
 in_child("setgid", lambda: os.setgid(gid))
 "#;
@@ -491,7 +455,7 @@ fn a_confined_root_becomes_the_sandbox_user_with_the_users_groups() {
     // Attached once the account databases say which groups the user has.
     let for_user = sandbox_for(&dir, "user-groups", "", USER_UID);
     let for_root = sandbox_for(&dir, "user-groups-root", "", 0);
-    let join = |cg: Option<&Cgroup>, gid: u32| python_as(cg, false, JOIN, &[&gid.to_string()]);
+    let join = |cg: Option<&Cgroup>, gid: u32| steps_as(cg, false, JOIN, &[&gid.to_string()]);
     let steps = ["setgroups", "setgid"];
 
     // Outside, root takes any group.

@@ -133,6 +133,8 @@ const ATTR_GID: u32 = 1 << 2;
 const ATTR_SIZE: u32 = 1 << 3;
 const ATTR_ATIME: u32 = 1 << 4;
 const ATTR_MTIME: u32 = 1 << 5;
+const ATTR_ATIME_SET: u32 = 1 << 7;
+const ATTR_MTIME_SET: u32 = 1 << 8;
 
 #[lsm(hook = "inode_setattr")]
 pub fn inode_setattr(ctx: LsmContext) -> i32 {
@@ -169,6 +171,14 @@ pub fn inode_setattr(ctx: LsmContext) -> i32 {
     // credentials of its choosing: io_uring has no operation for it.
     if !acting_as_itself() {
         return 0;
+    }
+    // Times of the caller's choosing are the owner's to set (`inode_owner_or_capable`, which
+    // asks FOWNER without naming the file): `touch -d` on another user's file would tell
+    // make, rsync and backups it did or did not change.
+    if valid & (ATTR_ATIME_SET | ATTR_MTIME_SET) != 0 {
+        if let Some(denied) = another_users_file(HOOK_INODE_SETATTR, dentry) {
+            return denied;
+        }
     }
     verdict_on_change(HOOK_INODE_SETATTR, dentry)
 }

@@ -97,6 +97,7 @@ const CONFINED_ROOT: &[&str] = &[
     "path_rmdir",
     "path_rename",
     "path_symlink",
+    "inode_setattr",
     "inode_setxattr",
     "inode_removexattr",
     "inode_set_acl",

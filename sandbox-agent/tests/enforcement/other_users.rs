@@ -35,6 +35,8 @@ step("rdwr", lambda: os.close(os.open(ticket, os.O_RDWR)))
 # The same mode and owner again: refused without changing anything, allowed without either.
 step("chmod", lambda: os.chmod(ticket, 0o600))
 step("chown", lambda: os.chown(ticket, other, other))
+st = os.stat(ticket)
+step("times", lambda: os.utime(ticket, ns=(st.st_atime_ns, st.st_mtime_ns)))
 # The POSIX ACL that says what mode 0600 says (owner rw, group and others nothing).
 acl = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", tag, perm, 0xffffffff)
                                       for tag, perm in [(1, 6), (4, 0), (0x20, 0)])
@@ -119,7 +121,7 @@ fn assert_steps(out: &str, steps: &[&str], errno: i32, who: &str) {
 }
 
 const BOBS_FILES: [&str; 4] = ["read", "list", "create_in", "rdwr"];
-const BOBS_ATTRIBUTES: [&str; 5] = ["chmod", "chown", "acl", "give", "give_group"];
+const BOBS_ATTRIBUTES: [&str; 6] = ["chmod", "chown", "times", "acl", "give", "give_group"];
 const IDS: [&str; 5] = ["setuid", "setresuid", "setfsuid", "setgid", "setgroups"];
 
 #[test]

@@ -74,7 +74,7 @@ pub const CAPABILITIES: [Capability; 41] = [
     deny(25, "SYS_TIME", "the clock is the host's (certificates, logs, timers of every process)"),
     deny(26, "SYS_TTY_CONFIG", "vhangup and console configuration reach terminals outside the sandbox"),
     deny(27, "MKNOD", "a device node made anywhere opens a raw disk or kernel memory"),
-    keep(28, "LEASE"),
+    deny(28, "LEASE", "a lease on another user's file holds their opens of it for up to 45 s and tells the holder when they come (a file's owner needs no capability for one)"),
     keep(29, "AUDIT_WRITE"),
     deny(30, "AUDIT_CONTROL", "the host's audit rules, which watch the sandbox too"),
     deny(31, "SETFCAP", "file capabilities planted on a binary give privilege to whoever runs it later"),

@@ -19,7 +19,7 @@ const BOB: u32 = 1001;
 /// when it worked). The id changes run in a child each, so the probe keeps its own; the
 /// attribute changes set what is already there, so a change that works changes nothing.
 const PROBE: &str = r#"
-import ctypes, os, struct, sys
+import ctypes, fcntl, os, struct, sys
 libc = ctypes.CDLL(None, use_errno=True)
 bob, shared, roots, users, other = sys.argv[1:6]
 other = int(other)
@@ -37,6 +37,15 @@ step("chmod", lambda: os.chmod(ticket, 0o600))
 step("chown", lambda: os.chown(ticket, other, other))
 st = os.stat(ticket)
 step("times", lambda: os.utime(ticket, ns=(st.st_atime_ns, st.st_mtime_ns)))
+def lease():
+    # A read lease on Bob's readable file, given up at once.
+    fd = os.open(shared + "/notice", os.O_RDONLY)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+    finally:
+        os.close(fd)
+step("lease", lease)
 # The POSIX ACL that says what mode 0600 says (owner rw, group and others nothing).
 acl = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", tag, perm, 0xffffffff)
                                       for tag, perm in [(1, 6), (4, 0), (0x20, 0)])
@@ -57,7 +66,8 @@ in_child("setgroups", lambda: os.setgroups([other]))
 "#;
 
 /// Bob's private directory and key, a sticky shared directory (a third user's, as `/tmp` is
-/// root's) with Bob's ticket, a file only root may read and one only the ordinary user may,
+/// root's) with Bob's ticket and a notice of his anyone may read, a file only root may read
+/// and one only the ordinary user may,
 /// all below `dir`.
 struct Files {
     bob: String,
@@ -78,6 +88,8 @@ fn files(dir: &Path) -> Files {
     let shared = dir.join("shared");
     write(&shared.join("ticket"), "bob's ticket");
     owned(&shared.join("ticket"), BOB, 0o600);
+    write(&shared.join("notice"), "bob's, for everyone to read");
+    owned(&shared.join("notice"), BOB, 0o644);
     // A third user's: root's own sticky directory is `owning_tmp_gives_a_confined_root_...`'s.
     owned(&shared, BOB + 1, 0o1777);
     let roots = dir.join("roots");
@@ -146,6 +158,8 @@ fn a_confined_root_takes_no_other_users_files_or_ids() {
     let inside = probe(Some(&cg), false, &f, BOB);
     assert_steps(&inside, &BOBS_FILES, libc::EACCES, "root");
     assert_steps(&inside, &BOBS_ATTRIBUTES, libc::EPERM, "root");
+    assert_steps(&outside, &["lease"], 0, "outside");
+    assert_steps(&inside, &["lease"], libc::EACCES, "root");
     assert_steps(&inside, &["roots"], 0, "root");
     assert_steps(&inside, &["users"], libc::EACCES, "root");
     assert_steps(&inside, &IDS, libc::EPERM, "root");

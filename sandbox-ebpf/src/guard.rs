@@ -12,8 +12,7 @@ use sandbox_common::{
 use crate::{
     hook::earlier_denial,
     kernel::{offsets, read_at},
-    maps::CONFINED_TASKS,
-    policy::{confining_attachment, current_policy},
+    policy::{attachment_of_task, confining_attachment, current_policy},
     target::Target,
     verdict::{enforce, Decision},
 };
@@ -47,12 +46,10 @@ pub fn bpf(ctx: LsmContext) -> i32 {
     deny_confined(HOOK_BPF, Target::BpfCommand(cmd as u32))
 }
 
-/// Whether `task` is confined by `attachment` (marked with it: see `policy`).
+/// Whether `task` is confined by `attachment` (see `policy::attachment_of_task`).
 #[inline(always)]
 pub fn in_sandbox(task: *const u8, attachment: u64) -> bool {
-    // SAFETY: copied out at once; see policy::current_policy.
-    let mark = unsafe { CONFINED_TASKS.get(&(task as u64)).copied() };
-    mark == Some(attachment)
+    attachment_of_task(task) == Some(attachment)
 }
 
 /// Denies a confined task acting on `task` unless `task` is confined by the same attachment

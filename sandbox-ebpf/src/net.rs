@@ -7,8 +7,8 @@
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
     socket_value, CgroupPolicy, HOOK_SOCKET_CONNECT, HOOK_SOCKET_CREATE, HOOK_SOCKET_SENDMSG,
-    HOOK_UNIX_MAY_SEND, HOOK_UNIX_STREAM_CONNECT, MAX_CGROUP_DEPTH, POLICY_UNIX_ABSTRACT,
-    POLICY_UNIX_RULES, RULE_DENY_UNIX, RULE_ID_FAIL_CLOSED, RULE_ID_NET_RAW, RULE_ID_UNIX_ABSTRACT,
+    HOOK_UNIX_MAY_SEND, HOOK_UNIX_STREAM_CONNECT, POLICY_UNIX_ABSTRACT, POLICY_UNIX_RULES,
+    RULE_DENY_UNIX, RULE_ID_FAIL_CLOSED, RULE_ID_NET_RAW, RULE_ID_UNIX_ABSTRACT,
     RULE_ID_UNIX_ABSTRACT_INSIDE,
 };
 
@@ -17,12 +17,11 @@ use crate::{
     file_check::inode_identity,
     hook::earlier_denial,
     kernel::{offsets, read_at, read_ptr},
-    maps::CGROUP_POLICY,
     net_rules::{
         daemon_port, decide_address, has_net_rules, Via, AF_INET, AF_INET6, AF_PACKET, AF_UNIX,
         AF_XDP,
     },
-    policy::{any_attached, confining_attachment, current_policy},
+    policy::{any_attached, attachment_of_cgroup, confining_attachment, current_policy},
     target::{FileId, Target},
     verdict::{apply, enforce, Decision},
     walk::check_dentry,
@@ -282,25 +281,8 @@ fn decide_fileless(policy: &CgroupPolicy, attachment: u64, sk: *const u8) -> (De
 
 /// The attachment (its cgroup id and policy) whose cgroup, or one below it, made socket `sk`:
 /// the cgroup the kernel gave the socket when it was made (its maker's, kept however the maker
-/// moves since). The daemon refuses nested attachments, so the first one found going up is
-/// the only one.
+/// moves since).
 #[inline(always)]
 fn sandbox_that_made(sk: *const u8) -> Result<Option<(u64, CgroupPolicy)>, i32> {
-    let off = offsets();
-    let mut cgroup = read_ptr(sk, off.sock_cgroup)?;
-    for _ in 0..MAX_CGROUP_DEPTH {
-        let id: u64 =
-            read_ptr(cgroup, off.cgroup_kn).and_then(|kn| read_at(kn, off.kernfs_node_id))?;
-        // SAFETY: copied out at once; see policy::current_policy.
-        if let Some(policy) = unsafe { CGROUP_POLICY.get(&id).copied() } {
-            return Ok(Some((id, policy)));
-        }
-        // `self` is the cgroup's first field: its parent's `self` is the parent cgroup.
-        match read_at::<*const u8>(cgroup, off.cgroup_parent)? {
-            parent if parent.is_null() => return Ok(None),
-            parent => cgroup = parent,
-        }
-    }
-    // Deeper than the policy lookup looks: no sandbox's.
-    Ok(None)
+    attachment_of_cgroup(read_ptr(sk, offsets().sock_cgroup)?)
 }

@@ -13,6 +13,8 @@ use aya_ebpf::helpers::generated::{
 };
 use sandbox_common::{CgroupPolicy, CgroupVerdict, MAX_CGROUP_DEPTH};
 
+use crate::kernel::{offsets, read_at, read_ptr};
+
 use crate::maps::{
     ANY_ATTACHED, CGROUP_GENERATION, CGROUP_POLICY, CGROUP_VERDICTS, CONFINED_TASKS,
 };
@@ -108,4 +110,43 @@ fn attached_ancestor() -> Option<(u64, CgroupPolicy)> {
         }
     }
     None
+}
+
+/// The attachment (its cgroup id and policy) of the cgroup `cgroup` (a `struct cgroup`) or of
+/// its nearest attached ancestor. The daemon refuses nested attachments, so the first one found
+/// going up is the only one.
+#[inline(always)]
+pub fn attachment_of_cgroup(mut cgroup: *const u8) -> Result<Option<(u64, CgroupPolicy)>, i32> {
+    let off = offsets();
+    for _ in 0..MAX_CGROUP_DEPTH {
+        let id: u64 =
+            read_ptr(cgroup, off.cgroup_kn).and_then(|kn| read_at(kn, off.kernfs_node_id))?;
+        // SAFETY: copied out at once; see `current_policy`.
+        if let Some(policy) = unsafe { CGROUP_POLICY.get(&id).copied() } {
+            return Ok(Some((id, policy)));
+        }
+        // `self` is the cgroup's first field: its parent's `self` is the parent cgroup.
+        match read_at::<*const u8>(cgroup, off.cgroup_parent)? {
+            parent if parent.is_null() => return Ok(None),
+            parent => cgroup = parent,
+        }
+    }
+    // Deeper than the policy lookup looks: no sandbox's.
+    Ok(None)
+}
+
+/// The attachment confining `task` (a `struct task_struct`): its mark, else, for a task with
+/// none yet (in its cgroup when the policy was attached, and no decision of its own since),
+/// its cgroup's.
+#[inline(always)]
+pub fn attachment_of_task(task: *const u8) -> Option<u64> {
+    // SAFETY: copied out at once, as above.
+    if let Some(mark) = unsafe { CONFINED_TASKS.get(&(task as u64)).copied() } {
+        return Some(mark);
+    }
+    let off = offsets();
+    let cgroup = read_ptr(task, off.task_cgroups)
+        .and_then(|css_set| read_ptr(css_set, off.css_set_dfl_cgrp))
+        .ok()?;
+    attachment_of_cgroup(cgroup).ok()?.map(|(id, _)| id)
 }

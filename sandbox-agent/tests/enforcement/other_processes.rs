@@ -115,3 +115,19 @@ fn a_confined_task_steers_no_process_outside_its_sandbox() {
         let _ = p.wait();
     }
 }
+
+#[test]
+fn a_process_already_in_the_cgroup_at_the_attach_is_the_sandboxs_own() {
+    let dir = fixture_dir("other-processes-before");
+    let cg = Cgroup::new("other-processes-before");
+    // Started in the cgroup before the policy was attached, and idle since: no decision of
+    // its own has marked it as confined. Its cgroup's attachment confines it all the same.
+    let mut idle = cg.spawn(&["sleep", "300"]);
+    attach(&cg, &deny_read_policy(&dir, &[]), &dir);
+    let pid = idle.id().to_string();
+    assert_steps(&steer(Some(&cg), false, &pid), &CHANGES, 0, "its own");
+    let signal = cg.run(&["sh", "-c", &format!("kill -0 {pid}")]);
+    assert!(signal.status.success(), "kill: {}", stderr(&signal));
+    let _ = idle.kill();
+    let _ = idle.wait();
+}

@@ -135,10 +135,31 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
         proc_inode_vfs_inode: off("proc_inode", &["vfs_inode"])?,
         pid_tasks: off("pid", &["tasks"])?,
         task_pid_links: off("task_struct", &["pid_links"])?,
+        task_thread_pid: off("task_struct", &["thread_pid"])?,
+        task_group_leader: off("task_struct", &["group_leader"])?,
+        pid_level: off("pid", &["level"])?,
+        pid_numbers: off("pid", &["numbers"])?,
+        upid_size: upid_size(&btf)?,
         command_majors: [0; 4],
         btrfs_valid: 0,
         valid: 1,
     })))
+}
+
+/// The size of `struct upid` (`{ int nr; struct pid_namespace *ns; }`), the stride of
+/// `pid.numbers`: the number first, the namespace pointer after it and last.
+fn upid_size(btf: &Btf) -> Result<u16, OffsetError> {
+    let field = |name: &str| (String::from("upid"), String::from(name));
+    if field_offset(btf, "upid", &["nr"])? != 0 {
+        let (strukt, field) = field("nr");
+        return Err(OffsetError::NotFirst { strukt, field });
+    }
+    let ns = field_offset(btf, "upid", &["ns"])?;
+    if ns != 8 {
+        let (strukt, field) = field("ns");
+        return Err(OffsetError::NotConsecutive { strukt, field });
+    }
+    Ok(16)
 }
 
 /// Where the architecture keeps the current system call's number, and `keyctl`'s numbers.

@@ -51,6 +51,7 @@ pub const HOOK_TASK_SETNICE: u32 = 46;
 pub const HOOK_TASK_SETIOPRIO: u32 = 47;
 pub const HOOK_TASK_SETSCHEDULER: u32 = 48;
 pub const HOOK_TASK_SETRLIMIT: u32 = 49;
+pub const HOOK_FILE_FCNTL: u32 = 50;
 
 /// The LSM hook behind a `HOOK_*` number, as audit records name it.
 pub fn hook_name(hook: u32) -> &'static str {
@@ -103,6 +104,7 @@ pub fn hook_name(hook: u32) -> &'static str {
         HOOK_TASK_SETIOPRIO => "task_setioprio",
         HOOK_TASK_SETSCHEDULER => "task_setscheduler",
         HOOK_TASK_SETRLIMIT => "task_setrlimit",
+        HOOK_FILE_FCNTL => "file_fcntl",
         _ => "unknown",
     }
 }

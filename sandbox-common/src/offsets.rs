@@ -122,6 +122,15 @@ pub struct KernelOffsets {
     pub proc_inode_vfs_inode: u16,
     pub pid_tasks: u16,
     pub task_pid_links: u16,
+    /// `struct task_struct` -> `thread_pid` and -> `group_leader`; `struct pid` -> `level` (an
+    /// unsigned int: how deep its namespace is) and -> `numbers` (a `struct upid` per level,
+    /// `upid_size` bytes each, with the number first): a task's ids as its own pid namespace
+    /// numbers them.
+    pub task_thread_pid: u16,
+    pub task_group_leader: u16,
+    pub pid_level: u16,
+    pub pid_numbers: u16,
+    pub upid_size: u16,
     /// Majors of the character devices of `COMMAND_DEVICES`, in that order; 0 for a driver
     /// not registered when the daemon started.
     pub command_majors: [u16; 4],

@@ -8,13 +8,43 @@
 //! Writing its `/proc/<pid>` files (`oom_score_adj`: the OOM killer's choice) is refused where
 //! files are opened (`host_files`). Moving its memory (`migrate_pages`, `move_pages`) passes
 //! ptrace's check first, which `guard` refuses.
+//!
+//! Nor does it name another process as the one a file's SIGIO and SIGURG go to (`F_SETOWN`,
+//! `F_SETOWN_EX`, and `FIOSETOWN` and `SIOCSPGRP` on a socket): the kernel then signals that
+//! process whenever the file is ready, with any signal `F_SETSIG` chose (SIGKILL too), checked
+//! against the credentials of whoever named it (root may signal anyone), and not through
+//! `task_kill`. Which process a pid number names is not known here (no pid lookup from these
+//! programs), so a confined task names only itself: its own pid or thread id, as its own pid
+//! namespace numbers them, or 0 (none).
 
-use aya_ebpf::{macros::lsm, programs::LsmContext};
+use aya_ebpf::{
+    helpers::{bpf_get_current_task, bpf_probe_read_user},
+    macros::lsm,
+    programs::LsmContext,
+};
 use sandbox_common::{
-    HOOK_TASK_SETIOPRIO, HOOK_TASK_SETNICE, HOOK_TASK_SETRLIMIT, HOOK_TASK_SETSCHEDULER,
+    HOOK_FILE_FCNTL, HOOK_TASK_SETIOPRIO, HOOK_TASK_SETNICE, HOOK_TASK_SETRLIMIT,
+    HOOK_TASK_SETSCHEDULER,
 };
 
-use crate::{guard::only_own_sandbox, hook::earlier_denial};
+use crate::{
+    guard::{deny, only_own_sandbox},
+    hook::earlier_denial,
+    kernel::{offsets, read_at, read_ptr},
+    policy::current_policy,
+    target::Target,
+};
+
+/// fcntl commands of <uapi/asm-generic/fcntl.h> and ioctl requests of
+/// <uapi/asm-generic/sockios.h> that name where a file's SIGIO and SIGURG go: a pid (a process
+/// group as its negation), a `struct f_owner_ex` in the caller's memory, an int there.
+const F_SETOWN: u32 = 8;
+const F_SETOWN_EX: u32 = 15;
+pub const FIOSETOWN: u32 = 0x8901;
+pub const SIOCSPGRP: u32 = 0x8902;
+/// `f_owner_ex.type`: a thread, a process (a process group is the third).
+const F_OWNER_TID: i32 = 0;
+const F_OWNER_PID: i32 = 1;
 
 #[lsm(hook = "task_setnice")]
 pub fn task_setnice(ctx: LsmContext) -> i32 {
@@ -52,4 +82,92 @@ pub fn task_setrlimit(ctx: LsmContext) -> i32 {
         return denied;
     }
     only_own_sandbox(HOOK_TASK_SETRLIMIT, ctx.arg(0))
+}
+
+#[lsm(hook = "file_fcntl")]
+pub fn file_fcntl(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, file_fcntl, struct file *file, unsigned int cmd, unsigned long arg):
+    // every fcntl on the host; all but two commands leave after the compare.
+    if let Some(denied) = earlier_denial(&ctx, 3) {
+        return denied;
+    }
+    let cmd: u32 = ctx.arg(1);
+    let arg: u64 = ctx.arg(2);
+    let owner = match cmd {
+        F_SETOWN => Owner::Process(arg as i32),
+        F_SETOWN_EX => {
+            // struct f_owner_ex { int type; pid_t pid; }
+            // SAFETY: copies 8 bytes from the caller's memory through the fault-tolerant
+            // accessor; an unreadable address is an error, decided below as a refusal.
+            match unsafe { bpf_probe_read_user(arg as *const [i32; 2]) } {
+                Ok([F_OWNER_TID, tid]) => Owner::Thread(tid),
+                Ok([F_OWNER_PID, pid]) => Owner::Process(pid),
+                _ => Owner::Other,
+            }
+        }
+        _ => return 0,
+    };
+    signals_only_itself(HOOK_FILE_FCNTL, owner)
+}
+
+/// Verdict of `hook` (`file_ioctl`) on `FIOSETOWN` or `SIOCSPGRP` with `arg`, the address of
+/// an int in the caller's memory: a pid, or a process group as its negation.
+#[inline(always)]
+pub fn verdict_on_owner_ioctl(hook: u32, arg: u64) -> i32 {
+    // SAFETY: copies 4 bytes from the caller's memory through the fault-tolerant accessor.
+    let owner = match unsafe { bpf_probe_read_user(arg as *const i32) } {
+        Ok(pid) => Owner::Process(pid),
+        Err(_) => Owner::Other,
+    };
+    signals_only_itself(hook, owner)
+}
+
+/// Where a file's signals are to go.
+#[derive(Clone, Copy)]
+enum Owner {
+    /// A process by pid; a process group by its negation; 0: nowhere.
+    Process(i32),
+    Thread(i32),
+    /// A process group by `F_SETOWN_EX`, or an owner that cannot be read.
+    Other,
+}
+
+/// Refuses a confined task naming any owner but itself (or none): see the module's comment.
+#[inline(always)]
+fn signals_only_itself(hook: u32, owner: Owner) -> i32 {
+    let Some(policy) = current_policy() else {
+        return 0;
+    };
+    // SAFETY: a plain helper call; the address is only read through bpf_probe_read_kernel.
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let itself = match owner {
+        Owner::Process(0) => true,
+        Owner::Process(pid) => {
+            pid > 0
+                && (Some(pid) == own_number(task)
+                    || read_ptr(task, offsets().task_group_leader)
+                        .is_ok_and(|leader| Some(pid) == own_number(leader)))
+        }
+        Owner::Thread(tid) => Some(tid) == own_number(task),
+        Owner::Other => false,
+    };
+    if itself {
+        return 0;
+    }
+    deny(&policy, hook, Target::None)
+}
+
+/// The number `task` has in its own pid namespace (what `gettid` returns in it):
+/// `task->thread_pid->numbers[level].nr`.
+#[inline(always)]
+fn own_number(task: *const u8) -> Option<i32> {
+    let off = offsets();
+    let pid = read_ptr(task, off.task_thread_pid).ok()?;
+    let level = read_at::<u32>(pid, off.pid_level).ok()?;
+    // Pid namespaces nest at most 32 deep (MAX_PID_NS_LEVEL).
+    if level > 32 {
+        return None;
+    }
+    let at = u32::from(off.pid_numbers) + level * u32::from(off.upid_size);
+    read_at::<i32>(pid, u16::try_from(at).ok()?).ok()
 }

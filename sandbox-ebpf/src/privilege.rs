@@ -16,6 +16,7 @@ use crate::{
     guard::deny_confined,
     hook::earlier_denial,
     kernel::{offsets, read_ptr},
+    other_processes::{verdict_on_owner_ioctl, FIOSETOWN, SIOCSPGRP},
     other_users::narrowed_capability,
     policy::current_policy,
     target::Target,
@@ -128,7 +129,7 @@ pub fn file_ioctl(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 3) {
         return denied;
     }
-    verdict_on_ioctl(ctx.arg(0), ctx.arg(1), HOOK_FILE_IOCTL)
+    verdict_on_ioctl(ctx.arg(0), ctx.arg(1), ctx.arg(2), HOOK_FILE_IOCTL)
 }
 
 /// The 32-bit compat ioctl path has its own hook since Linux 6.8; attached where it exists.
@@ -139,14 +140,17 @@ pub fn file_ioctl_compat(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 3) {
         return denied;
     }
-    verdict_on_ioctl(ctx.arg(0), ctx.arg(1), HOOK_FILE_IOCTL_COMPAT)
+    verdict_on_ioctl(ctx.arg(0), ctx.arg(1), ctx.arg(2), HOOK_FILE_IOCTL_COMPAT)
 }
 
 /// The requests of `DENIED_IOCTLS` (terminal input, btrfs snapshots) are refused to confined
 /// tasks, and those that set inode flags (`chattr`) are decided as a change of `file`; every
 /// other ioctl leaves after the compares, before any lookup.
 #[inline(always)]
-fn verdict_on_ioctl(file: *const u8, cmd: u32, hook: u32) -> i32 {
+fn verdict_on_ioctl(file: *const u8, cmd: u32, arg: u64, hook: u32) -> i32 {
+    if cmd == FIOSETOWN || cmd == SIOCSPGRP {
+        return verdict_on_owner_ioctl(hook, arg);
+    }
     if sets_inode_flags(cmd) {
         let dentry = read_ptr(file, offsets().file_dentry).unwrap_or(core::ptr::null());
         return verdict_on_change(hook, dentry);

@@ -14,8 +14,8 @@ pub use log::{rotated, AuditLog};
 pub use target::Target;
 
 use sandbox_common::{
-    hook_name, AuditEvent, ACTION_AUDIT, ACTION_DENY, HOOK_BPF, HOOK_CAPABLE, HOOK_FILE_IOCTL,
-    HOOK_FILE_IOCTL_COMPAT, HOOK_FILE_OPEN, HOOK_FILE_RECEIVE, HOOK_FILE_TRUNCATE,
+    hook_name, AuditEvent, ACTION_AUDIT, ACTION_DENY, HOOK_BPF, HOOK_CAPABLE, HOOK_FILE_FCNTL,
+    HOOK_FILE_IOCTL, HOOK_FILE_IOCTL_COMPAT, HOOK_FILE_OPEN, HOOK_FILE_RECEIVE, HOOK_FILE_TRUNCATE,
     HOOK_INODE_REMOVEXATTR, HOOK_INODE_REMOVE_ACL, HOOK_INODE_SETATTR, HOOK_INODE_SETXATTR,
     HOOK_INODE_SET_ACL, HOOK_KERNEL_LOAD_DATA, HOOK_KERNEL_MODULE_REQUEST, HOOK_KERNEL_READ_FILE,
     HOOK_KEY_ALLOC, HOOK_KEY_PERMISSION, HOOK_MOVE_MOUNT, HOOK_PATH_CHMOD, HOOK_PATH_CHOWN,
@@ -271,7 +271,8 @@ fn self_protection_rule(event: &AuditEvent) -> String {
             "loading a kernel module or image"
         }
         HOOK_FILE_IOCTL | HOOK_FILE_IOCTL_COMPAT => {
-            "an ioctl past the rules (terminal input, btrfs snapshots)"
+            "an ioctl past the rules (terminal input, btrfs snapshots, a socket's signals sent to \
+             another process)"
         }
         HOOK_KEY_PERMISSION => "a key of the kernel keyrings the sandbox did not make",
         HOOK_KEY_ALLOC => "a request-key callout or the persistent keyring",
@@ -280,6 +281,7 @@ fn self_protection_rule(event: &AuditEvent) -> String {
         HOOK_TASK_SETNICE | HOOK_TASK_SETIOPRIO | HOOK_TASK_SETSCHEDULER | HOOK_TASK_SETRLIMIT => {
             "the priority, scheduling or limits of a process outside the sandbox"
         }
+        HOOK_FILE_FCNTL => "a file's signals sent to a process other than itself (F_SETOWN)",
         HOOK_SB_MOUNT | HOOK_MOVE_MOUNT => "mounts",
         HOOK_SOCKET_CONNECT | HOOK_SOCKET_SENDMSG => "the daemon's metrics listener",
         _ => "the enforcer and the host",

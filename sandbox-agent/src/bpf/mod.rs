@@ -57,6 +57,7 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("task_setioprio", "task_setioprio"),
     ("task_setscheduler", "task_setscheduler"),
     ("task_setrlimit", "task_setrlimit"),
+    ("file_fcntl", "file_fcntl"),
 ];
 
 /// Where a program that watches a kernel function (not an LSM hook) runs: on its entry or on

@@ -191,6 +191,7 @@ const GUARDS: &[&str] = &[
     "task_setioprio",
     "task_setscheduler",
     "task_setrlimit",
+    "file_fcntl",
     "sb_mount",
     "move_mount",
     "file_receive",

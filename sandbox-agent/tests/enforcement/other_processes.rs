@@ -131,3 +131,59 @@ fn a_process_already_in_the_cgroup_at_the_attach_is_the_sandboxs_own() {
     let _ = idle.kill();
     let _ = idle.wait();
 }
+
+/// `python3 -c OWNERS PID`: names PID, then the prober itself, as the process a pipe's or a
+/// socket's SIGIO and SIGURG go to: `F_SETOWN` (and a process group, the prober's own),
+/// `F_SETOWN_EX` by process and by thread, `FIOSETOWN` and `SIOCSPGRP`.
+const OWNERS: &str = r#"
+import fcntl, os, socket, struct, sys, threading
+pid = int(sys.argv[1])
+r, w = os.pipe()
+s = socket.socket()
+F_SETOWN_EX, FIOSETOWN, SIOCSPGRP = 15, 0x8901, 0x8902
+def owners(suffix, pid, tid):
+    step("setown" + suffix, lambda: fcntl.fcntl(r, fcntl.F_SETOWN, pid))
+    step("setown_ex" + suffix, lambda: fcntl.fcntl(r, F_SETOWN_EX, struct.pack("ii", 1, pid)))
+    step("setown_ex_tid" + suffix, lambda: fcntl.fcntl(r, F_SETOWN_EX, struct.pack("ii", 0, tid)))
+    step("fiosetown" + suffix, lambda: fcntl.ioctl(s.fileno(), FIOSETOWN, struct.pack("i", pid)))
+    step("siocspgrp" + suffix, lambda: fcntl.ioctl(s.fileno(), SIOCSPGRP, struct.pack("i", pid)))
+owners("", pid, pid)
+owners("_self", os.getpid(), threading.get_native_id())
+step("setown_group", lambda: fcntl.fcntl(r, fcntl.F_SETOWN, -os.getpgrp()))
+step("setown_none", lambda: fcntl.fcntl(r, fcntl.F_SETOWN, 0))
+"#;
+
+const OWNER_STEPS: [&str; 5] = [
+    "setown",
+    "setown_ex",
+    "setown_ex_tid",
+    "fiosetown",
+    "siocspgrp",
+];
+
+#[test]
+fn no_file_signals_a_process_outside_the_sandbox() {
+    let dir = fixture_dir("other-processes-sigio");
+    let cg = confined("other-processes-sigio", &dir, &[]);
+    // F_SETOWN with F_SETSIG(SIGKILL) would kill it the moment the file is ready, whoever
+    // makes it ready: the kernel checks only the namer's credentials, and root's pass.
+    let mut roots = as_whom_outside(false, &["sleep", "300"]).spawn().unwrap();
+    let pid = roots.id().to_string();
+    let outside = steps_as(None, false, OWNERS, &[&pid]);
+    assert_steps(&outside, &OWNER_STEPS, 0, "outside");
+    for user in [false, true] {
+        let who = if user { "user" } else { "root" };
+        let inside = steps_as(Some(&cg), user, OWNERS, &[&pid]);
+        // The kernel checks no permission here (only the namer's credentials, at delivery).
+        assert_steps(&inside, &OWNER_STEPS, EPERM, who);
+        let own: Vec<String> = OWNER_STEPS.iter().map(|s| format!("{s}_self")).collect();
+        let own: Vec<&str> = own.iter().map(String::as_str).collect();
+        assert_steps(&inside, &own, 0, who);
+        assert_steps(&inside, &["setown_none"], 0, who);
+        // A process group may hold processes outside: none is named.
+        assert_steps(&inside, &["setown_group"], EPERM, who);
+    }
+    record_of(&cg, "file_fcntl", |r| r["action"] == "deny");
+    let _ = roots.kill();
+    let _ = roots.wait();
+}

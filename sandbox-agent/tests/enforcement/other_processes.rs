@@ -1,7 +1,10 @@
 //! A confined task steers no process outside its sandbox. Outside, the kernel lets a task
 //! lower the priority, change the scheduling, CPUs, resource limits and OOM score of any
 //! process of its own user without a capability: for root, of the daemon, sshd and every
-//! root process on the host. Inside, it may do so only to its own sandbox's processes.
+//! root process on the host, and name any of them as the one a file's signals go to. Inside,
+//! it may do so only to its own sandbox's processes (and signals only itself by a file).
+
+use std::os::unix::process::ExitStatusExt;
 
 use crate::{filesystems::step, harness::*};
 
@@ -153,6 +156,17 @@ step("setown_group", lambda: fcntl.fcntl(r, fcntl.F_SETOWN, -os.getpgrp()))
 step("setown_none", lambda: fcntl.fcntl(r, fcntl.F_SETOWN, 0))
 "#;
 
+/// `python3 -c SIGKILL_BY_FILE PID`: makes a pipe signal PID with SIGKILL once it is ready
+/// (`F_SETOWN`, `F_SETSIG`, `O_ASYNC`), then makes it ready.
+const SIGKILL_BY_FILE: &str = r#"
+import fcntl, os, sys
+r, w = os.pipe()
+step("setown", lambda: fcntl.fcntl(r, fcntl.F_SETOWN, int(sys.argv[1])))
+fcntl.fcntl(r, 10, 9)
+fcntl.fcntl(r, fcntl.F_SETFL, fcntl.fcntl(r, fcntl.F_GETFL) | os.O_ASYNC)
+os.write(w, b"x")
+"#;
+
 const OWNER_STEPS: [&str; 5] = [
     "setown",
     "setown_ex",
@@ -167,7 +181,33 @@ fn no_file_signals_a_process_outside_the_sandbox() {
     let cg = confined("other-processes-sigio", &dir, &[]);
     // F_SETOWN with F_SETSIG(SIGKILL) would kill it the moment the file is ready, whoever
     // makes it ready: the kernel checks only the namer's credentials, and root's pass.
-    let mut roots = as_whom_outside(false, &["sleep", "300"]).spawn().unwrap();
+    let victim = |who| {
+        as_whom_outside(false, &["sleep", "300"])
+            .spawn()
+            .expect(who)
+    };
+    let mut killed = victim("a victim outside");
+    let out = steps_as(None, false, SIGKILL_BY_FILE, &[&killed.id().to_string()]);
+    assert_steps(&out, &["setown"], 0, "outside");
+    let status = killed.wait().unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{out}");
+    let mut spared = victim("a victim inside");
+    let inside = steps_as(
+        Some(&cg),
+        false,
+        SIGKILL_BY_FILE,
+        &[&spared.id().to_string()],
+    );
+    assert_steps(&inside, &["setown"], EPERM, "inside");
+    assert!(
+        spared.try_wait().unwrap().is_none(),
+        "killed from inside: {inside}"
+    );
+    let _ = spared.kill();
+    let _ = spared.wait();
+
+    // Every way to name the owner, and the names that stay allowed.
+    let mut roots = victim("a process outside");
     let pid = roots.id().to_string();
     let outside = steps_as(None, false, OWNERS, &[&pid]);
     assert_steps(&outside, &OWNER_STEPS, 0, "outside");

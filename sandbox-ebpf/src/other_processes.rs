@@ -15,7 +15,9 @@
 //! against the credentials of whoever named it (root may signal anyone), and not through
 //! `task_kill`. Which process a pid number names is not known here (no pid lookup from these
 //! programs), so a confined task names only itself: its own pid or thread id, as its own pid
-//! namespace numbers them, or 0 (none).
+//! namespace numbers them, or 0 (none). A terminal names its foreground process group itself
+//! when a descriptor of it is made asynchronous (`O_ASYNC`, `FIOASYNC`): that, on any
+//! character device, is refused too.
 
 use aya_ebpf::{
     helpers::{bpf_get_current_task, bpf_probe_read_user},
@@ -42,6 +44,13 @@ const F_SETOWN: u32 = 8;
 const F_SETOWN_EX: u32 = 15;
 pub const FIOSETOWN: u32 = 0x8901;
 pub const SIOCSPGRP: u32 = 0x8902;
+/// `F_SETFL` with `FASYNC` (<uapi/asm-generic/fcntl.h>), and `FIOASYNC` (an int in the
+/// caller's memory, non-zero to turn it on), which make a descriptor signal its owner.
+const F_SETFL: u32 = 4;
+const FASYNC: u64 = 0o20000;
+pub const FIOASYNC: u32 = 0x5452;
+const S_IFMT: u16 = 0o170000;
+const S_IFCHR: u16 = 0o020000;
 /// `f_owner_ex.type`: a thread, a process (a process group is the third).
 const F_OWNER_TID: i32 = 0;
 const F_OWNER_PID: i32 = 1;
@@ -95,6 +104,7 @@ pub fn file_fcntl(ctx: LsmContext) -> i32 {
     let arg: u64 = ctx.arg(2);
     let owner = match cmd {
         F_SETOWN => Owner::Process(arg as i32),
+        F_SETFL if arg & FASYNC != 0 => return verdict_on_async(HOOK_FILE_FCNTL, ctx.arg(0)),
         F_SETOWN_EX => {
             // struct f_owner_ex { int type; pid_t pid; }
             // SAFETY: copies 8 bytes from the caller's memory through the fault-tolerant
@@ -120,6 +130,33 @@ pub fn verdict_on_owner_ioctl(hook: u32, arg: u64) -> i32 {
         Err(_) => Owner::Other,
     };
     signals_only_itself(hook, owner)
+}
+
+/// Verdict of `hook` (`file_ioctl`) on `FIOASYNC` with `arg`, the address of an int in the
+/// caller's memory: non-zero turns signals on.
+#[inline(always)]
+pub fn verdict_on_async_ioctl(hook: u32, file: *const u8, arg: u64) -> i32 {
+    // SAFETY: copies 4 bytes from the caller's memory through the fault-tolerant accessor.
+    match unsafe { bpf_probe_read_user(arg as *const i32) } {
+        Ok(0) => 0,
+        _ => verdict_on_async(hook, file),
+    }
+}
+
+/// Refuses a confined task making a character device's descriptor asynchronous: a terminal
+/// then signals its foreground process group, which may be outside the sandbox.
+#[inline(always)]
+fn verdict_on_async(hook: u32, file: *const u8) -> i32 {
+    let Some(policy) = current_policy() else {
+        return 0;
+    };
+    let off = offsets();
+    let mode =
+        read_ptr(file, off.file_inode).and_then(|inode| read_at::<u16>(inode, off.inode_mode));
+    match mode {
+        Ok(mode) if mode & S_IFMT != S_IFCHR => 0,
+        _ => deny(&policy, hook, Target::None),
+    }
 }
 
 /// Where a file's signals are to go.

@@ -16,7 +16,9 @@ use crate::{
     guard::deny_confined,
     hook::earlier_denial,
     kernel::{offsets, read_ptr},
-    other_processes::{verdict_on_owner_ioctl, FIOSETOWN, SIOCSPGRP},
+    other_processes::{
+        verdict_on_async_ioctl, verdict_on_owner_ioctl, FIOASYNC, FIOSETOWN, SIOCSPGRP,
+    },
     other_users::narrowed_capability,
     policy::current_policy,
     target::Target,
@@ -150,6 +152,9 @@ pub fn file_ioctl_compat(ctx: LsmContext) -> i32 {
 fn verdict_on_ioctl(file: *const u8, cmd: u32, arg: u64, hook: u32) -> i32 {
     if cmd == FIOSETOWN || cmd == SIOCSPGRP {
         return verdict_on_owner_ioctl(hook, arg);
+    }
+    if cmd == FIOASYNC {
+        return verdict_on_async_ioctl(hook, file, arg);
     }
     if sets_inode_flags(cmd) {
         let dentry = read_ptr(file, offsets().file_dentry).unwrap_or(core::ptr::null());

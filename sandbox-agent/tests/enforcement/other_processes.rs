@@ -154,6 +154,14 @@ owners("", pid, pid)
 owners("_self", os.getpid(), threading.get_native_id())
 step("setown_group", lambda: fcntl.fcntl(r, fcntl.F_SETOWN, -os.getpgrp()))
 step("setown_none", lambda: fcntl.fcntl(r, fcntl.F_SETOWN, 0))
+# A terminal signals its foreground process group once a descriptor of it is asynchronous;
+# a pipe signals the owner named above.
+master, tty = os.openpty()
+flags = fcntl.fcntl(tty, fcntl.F_GETFL)
+step("tty_async", lambda: fcntl.fcntl(tty, fcntl.F_SETFL, flags | os.O_ASYNC))
+step("tty_fioasync", lambda: fcntl.ioctl(tty, 0x5452, struct.pack("i", 1)))
+step("tty_nonblock", lambda: fcntl.fcntl(tty, fcntl.F_SETFL, flags | os.O_NONBLOCK))
+step("pipe_async", lambda: fcntl.fcntl(r, fcntl.F_SETFL, fcntl.fcntl(r, fcntl.F_GETFL) | os.O_ASYNC))
 "#;
 
 /// `python3 -c SIGKILL_BY_FILE PID`: makes a pipe signal PID with SIGKILL once it is ready
@@ -211,6 +219,7 @@ fn no_file_signals_a_process_outside_the_sandbox() {
     let pid = roots.id().to_string();
     let outside = steps_as(None, false, OWNERS, &[&pid]);
     assert_steps(&outside, &OWNER_STEPS, 0, "outside");
+    assert_steps(&outside, &["tty_async", "tty_fioasync"], 0, "outside");
     for user in [false, true] {
         let who = if user { "user" } else { "root" };
         let inside = steps_as(Some(&cg), user, OWNERS, &[&pid]);
@@ -222,6 +231,8 @@ fn no_file_signals_a_process_outside_the_sandbox() {
         assert_steps(&inside, &["setown_none"], 0, who);
         // A process group may hold processes outside: none is named.
         assert_steps(&inside, &["setown_group"], EPERM, who);
+        assert_steps(&inside, &["tty_async", "tty_fioasync"], EPERM, who);
+        assert_steps(&inside, &["tty_nonblock", "pipe_async"], 0, who);
     }
     record_of(&cg, "file_fcntl", |r| r["action"] == "deny");
     let _ = roots.kill();

@@ -421,17 +421,31 @@ extern "C" fn group_walk_step(_index: u64, ctx: *mut c_void) -> i64 {
     0
 }
 
-/// Denies a confined task's change of the mode or POSIX ACL of another user's file (`dentry`,
-/// under `hook`): the kernel asks `FOWNER` for those through `inode_owner_or_capable`, which
-/// names no file to `capable`, so they are decided here, where the change is asked for. A
-/// file of the task's own user or the sandbox's is the task's to change; a policy that gives
-/// `FOWNER` back changes any.
+/// The policy of a confined task acting as itself under a policy that keeps `FOWNER`
+/// narrowed: the tasks for which `FOWNER` asked without naming a file is decided by the
+/// hooks (`another_users_file`, `sticky_dirs`). One lookup for hooks that check several ways.
 #[inline(always)]
-pub fn another_users_file(hook: u32, dentry: *const u8) -> Option<i32> {
+pub fn narrowed_fowner() -> Option<CgroupPolicy> {
     let policy = current_policy()?;
     if policy.gives_back(CAP_FOWNER) || !acting_as_itself() {
         return None;
     }
+    Some(policy)
+}
+
+/// Denies a confined task's change of the mode, POSIX ACL or times, or a hardlink, of another
+/// user's file (`dentry`, under `hook`): the kernel asks `FOWNER` for those through
+/// `inode_owner_or_capable`, which names no file to `capable`, so they are decided here,
+/// where the change is asked for. A file of the task's own user or the sandbox's is the
+/// task's to change; a policy that gives `FOWNER` back changes any.
+#[inline(always)]
+pub fn another_users_file(hook: u32, dentry: *const u8) -> Option<i32> {
+    owned_by_another(&narrowed_fowner()?, hook, dentry)
+}
+
+/// `another_users_file` under `policy`, already found by `narrowed_fowner`.
+#[inline(always)]
+pub fn owned_by_another(policy: &CgroupPolicy, hook: u32, dentry: *const u8) -> Option<i32> {
     let off = offsets();
     let owner = read_ptr(dentry, off.dentry_inode)
         .and_then(|inode| read_at::<u32>(inode, off.inode_uid))
@@ -440,7 +454,7 @@ pub fn another_users_file(hook: u32, dentry: *const u8) -> Option<i32> {
     if owner == policy.user_uid || fsuid == Some(owner) {
         return None;
     }
-    Some(deny(&policy, hook, Target::Capability(CAP_FOWNER)))
+    Some(deny(policy, hook, Target::Capability(CAP_FOWNER)))
 }
 
 /// Denies a confined task giving a file to a user or group other than its own and the sandbox

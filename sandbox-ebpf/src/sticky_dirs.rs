@@ -10,7 +10,8 @@
 //!   program into that user's own files; an ordinary user's plant is refused there
 //!   (`plants_trusted_symlink`).
 //!
-//! A policy that gives `FOWNER` back (which passes the sticky check for any entry) does both.
+//! Decided for the tasks `narrowed_fowner` returns a policy for: a policy that gives `FOWNER`
+//! back (which passes the sticky check for any entry) does both.
 
 use sandbox_common::{CgroupPolicy, CAP_FOWNER, CRED_FSUID};
 
@@ -18,25 +19,13 @@ use crate::{
     guard::deny,
     kernel::{offsets, read_at, read_ptr},
     other_users::{cred_id, NO_ID, S_IFMT},
-    policy::current_policy,
     target::Target,
-    task::{acting_as_itself, current_cred},
+    task::current_cred,
 };
 
 pub const S_IFLNK: u32 = 0o120000;
 const S_ISVTX: u32 = 0o1000;
 const S_IWOTH: u32 = 0o002;
-
-/// The policy of a confined task acting as itself under a policy that keeps `FOWNER`
-/// narrowed: the tasks these rules hold for.
-#[inline(always)]
-fn narrowed_fowner() -> Option<CgroupPolicy> {
-    let policy = current_policy()?;
-    if policy.gives_back(CAP_FOWNER) || !acting_as_itself() {
-        return None;
-    }
-    Some(policy)
-}
 
 /// (mode, owner) of the directory `dentry` is an entry of; None when unreadable.
 #[inline(always)]
@@ -54,12 +43,15 @@ fn directory_of(dentry: *const u8) -> Option<(u32, u32)> {
 /// another user's entry of a sticky directory: one whose owner is neither the task's user nor
 /// the sandbox's. Such an entry only a sticky directory's owner (or `FOWNER`) may remove.
 #[inline(always)]
-pub fn removes_another_users_entry(hook: u32, dentry: *const u8) -> Option<i32> {
-    let policy = narrowed_fowner()?;
+pub fn removes_another_users_entry(
+    policy: &CgroupPolicy,
+    hook: u32,
+    dentry: *const u8,
+) -> Option<i32> {
     let off = offsets();
     // A negative dentry (a rename's new name that does not exist yet) removes nothing.
     let inode = read_ptr(dentry, off.dentry_inode).ok()?;
-    let denied = || Some(deny(&policy, hook, Target::Capability(CAP_FOWNER)));
+    let denied = || Some(deny(policy, hook, Target::Capability(CAP_FOWNER)));
     let Some((dir_mode, _)) = directory_of(dentry) else {
         return denied();
     };
@@ -78,12 +70,16 @@ pub fn removes_another_users_entry(hook: u32, dentry: *const u8) -> Option<i32> 
 /// (`fs.protected_symlinks` trusts the directory's owner), where an ordinary user's symlink
 /// there is followed by its maker only.
 #[inline(always)]
-pub fn plants_trusted_symlink(hook: u32, dentry: *const u8, mode: u32) -> Option<i32> {
+pub fn plants_trusted_symlink(
+    policy: &CgroupPolicy,
+    hook: u32,
+    dentry: *const u8,
+    mode: u32,
+) -> Option<i32> {
     if mode & S_IFMT != S_IFLNK {
         return None;
     }
-    let policy = narrowed_fowner()?;
-    let denied = || Some(deny(&policy, hook, Target::Capability(CAP_FOWNER)));
+    let denied = || Some(deny(policy, hook, Target::Capability(CAP_FOWNER)));
     let Some((dir_mode, dir_owner)) = directory_of(dentry) else {
         return denied();
     };

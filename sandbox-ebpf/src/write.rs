@@ -18,7 +18,7 @@ use crate::{
     kernel::{offsets, read_at, read_ptr},
     kernel_fs::on_kernel_fs,
     maps::LINKED_OUT,
-    other_users::{another_users_file, regular_file, setid_program},
+    other_users::{narrowed_fowner, owned_by_another, regular_file, setid_program},
     policy::current_policy,
     sticky_dirs::{mode_of, plants_trusted_symlink, removes_another_users_entry, S_IFLNK},
     target::{FileId, Target},
@@ -120,7 +120,9 @@ pub fn verdict_on_change(hook: u32, dentry: *const u8) -> i32 {
 /// path: see `REMOVE`).
 #[inline(always)]
 fn verdict_on_remove(hook: u32, dentry: *const u8) -> i32 {
-    if let Some(denied) = removes_another_users_entry(hook, dentry) {
+    if let Some(denied) =
+        narrowed_fowner().and_then(|policy| removes_another_users_entry(&policy, hook, dentry))
+    {
         return denied;
     }
     verdict_on_changes(
@@ -292,7 +294,10 @@ pub fn path_symlink(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 3) {
         return denied;
     }
-    if let Some(denied) = plants_trusted_symlink(HOOK_PATH_SYMLINK, ctx.arg(1), S_IFLNK) {
+    let dentry: *const u8 = ctx.arg(1);
+    if let Some(denied) = narrowed_fowner()
+        .and_then(|policy| plants_trusted_symlink(&policy, HOOK_PATH_SYMLINK, dentry, S_IFLNK))
+    {
         return denied;
     }
     verdict_on_create(HOOK_PATH_SYMLINK, ctx.arg(1))
@@ -317,10 +322,13 @@ pub fn path_link(ctx: LsmContext) -> i32 {
     // Another user's file, which `fs.protected_hardlinks` lets only its owner (or `FOWNER`,
     // asked without naming the file) link when the linker may not read and write it; and a
     // symlink linked into root's `/tmp` (see `sticky_dirs`).
-    if let Some(denied) = another_users_file(HOOK_PATH_LINK, ctx.arg(0))
-        .or_else(|| plants_trusted_symlink(HOOK_PATH_LINK, ctx.arg(2), mode))
-    {
-        return denied;
+    let (old_dentry, new_dentry): (*const u8, *const u8) = (ctx.arg(0), ctx.arg(2));
+    if let Some(policy) = narrowed_fowner() {
+        if let Some(denied) = owned_by_another(&policy, HOOK_PATH_LINK, old_dentry)
+            .or_else(|| plants_trusted_symlink(&policy, HOOK_PATH_LINK, new_dentry, mode))
+        {
+            return denied;
+        }
     }
     // Under `allow_write` the file linked must be listed too: a name for it in a listed
     // directory would make it writable there.
@@ -411,15 +419,18 @@ pub fn path_rename(ctx: LsmContext) -> i32 {
     // Another user's entry of a sticky directory moves away or is replaced, or a symlink
     // moves into root's `/tmp` (see `sticky_dirs`); with RENAME_EXCHANGE both ways.
     let exchange = flags & RENAME_EXCHANGE != 0;
-    if let Some(denied) = removes_another_users_entry(HOOK_PATH_RENAME, old_dentry)
-        .or_else(|| removes_another_users_entry(HOOK_PATH_RENAME, new_dentry))
-        .or_else(|| plants_trusted_symlink(HOOK_PATH_RENAME, new_dentry, mode_of(old_dentry)))
-        .or_else(|| match exchange {
-            true => plants_trusted_symlink(HOOK_PATH_RENAME, old_dentry, mode_of(new_dentry)),
-            false => None,
-        })
-    {
-        return denied;
+    if let Some(policy) = narrowed_fowner() {
+        let hook = HOOK_PATH_RENAME;
+        if let Some(denied) = removes_another_users_entry(&policy, hook, old_dentry)
+            .or_else(|| removes_another_users_entry(&policy, hook, new_dentry))
+            .or_else(|| plants_trusted_symlink(&policy, hook, new_dentry, mode_of(old_dentry)))
+            .or_else(|| match exchange {
+                true => plants_trusted_symlink(&policy, hook, old_dentry, mode_of(new_dentry)),
+                false => None,
+            })
+        {
+            return denied;
+        }
     }
     // Either entry may be on the way to a protected path: the one moving away, and the one
     // replaced at the new name (an empty directory renamed over, a symlink) or exchanged.

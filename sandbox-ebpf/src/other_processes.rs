@@ -96,7 +96,8 @@ pub fn task_setrlimit(ctx: LsmContext) -> i32 {
 #[lsm(hook = "file_fcntl")]
 pub fn file_fcntl(ctx: LsmContext) -> i32 {
     // LSM_HOOK(int, 0, file_fcntl, struct file *file, unsigned int cmd, unsigned long arg):
-    // every fcntl on the host; all but two commands leave after the compare.
+    // every fcntl on the host; all but F_SETOWN, F_SETOWN_EX and F_SETFL with O_ASYNC leave
+    // after the compares.
     if let Some(denied) = earlier_denial(&ctx, 3) {
         return denied;
     }

@@ -140,6 +140,12 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
         pid_level: off("pid", &["level"])?,
         pid_numbers: off("pid", &["numbers"])?,
         upid_size: upid_size(&btf)?,
+        task_fs: off("task_struct", &["fs"])?,
+        fs_struct_umask: off("fs_struct", &["umask"])?,
+        inode_default_acl: match off("inode", &["i_default_acl"]) {
+            Err(OffsetError::NoField { .. }) => 0,
+            other => other?,
+        },
         command_majors: [0; 4],
         btrfs_valid: 0,
         valid: 1,

@@ -131,6 +131,13 @@ pub struct KernelOffsets {
     pub pid_level: u16,
     pub pid_numbers: u16,
     pub upid_size: u16,
+    /// `struct task_struct` -> `fs`, `struct fs_struct` -> `umask` (an int): what a new file's
+    /// mode loses.
+    pub task_fs: u16,
+    pub fs_struct_umask: u16,
+    /// `struct inode` -> `i_default_acl` (a directory's default ACL as cached: null for none,
+    /// `ACL_NOT_CACHED` when not read yet); 0 on a kernel built without POSIX ACLs.
+    pub inode_default_acl: u16,
     /// Majors of the character devices of `COMMAND_DEVICES`, in that order; 0 for a driver
     /// not registered when the daemon started.
     pub command_majors: [u16; 4],

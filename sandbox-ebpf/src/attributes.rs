@@ -7,43 +7,62 @@
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
-    HOOK_INODE_REMOVEXATTR, HOOK_INODE_REMOVE_ACL, HOOK_INODE_SETATTR, HOOK_INODE_SETXATTR,
-    HOOK_INODE_SET_ACL, HOOK_PATH_CHMOD, HOOK_PATH_CHOWN, RULE_DENY_READ, RULE_DENY_WRITE,
+    CgroupPolicy, HOOK_INODE_REMOVEXATTR, HOOK_INODE_REMOVE_ACL, HOOK_INODE_SETATTR,
+    HOOK_INODE_SETXATTR, HOOK_INODE_SET_ACL, HOOK_PATH_CHMOD, HOOK_PATH_CHOWN, RULE_DENY_READ,
+    RULE_DENY_WRITE,
 };
 
 use crate::{
     hook::{earlier_denial, slot},
     kernel::{offsets, read_at, read_ptr},
+    mode::{inode_mode, S_IWGRP_IWOTH},
     other_users::{
-        another_users_file, given_to_another, is_posix_acl, regular_file, setid_program, sets_id,
+        fowner_narrowed, given_to_another, is_posix_acl, owned_by_another, regular_file,
+        setid_program, sets_id,
     },
+    policy::{confining_attachment, current_policy},
+    sticky_dirs::{changes_a_shared_directory, opens_up_trusted_file},
     task::acting_as_itself,
-    write::{path_dentry, verdict_on_change, verdict_on_changes, Change},
+    write::{path_dentry, verdict_on_change, verdict_on_change_under, verdict_under, Change},
 };
 
-/// Verdict of `hook` on changing the attributes of `dentry`: deny_write protects the file,
-/// deny_read who may read it.
+/// Verdict of `hook` on changing the attributes of `dentry` for a task `policy` confines:
+/// deny_write protects the file, deny_read who may read it.
 #[inline(always)]
-fn verdict_on_attributes(hook: u32, dentry: *const u8) -> i32 {
+fn verdict_on_attributes(policy: &CgroupPolicy, hook: u32, dentry: *const u8) -> i32 {
     let change = Change {
         dentry,
         want: RULE_DENY_READ | RULE_DENY_WRITE,
         of_the_file: true,
     };
-    verdict_on_changes(hook, change, None)
+    verdict_under(policy, hook, change, None)
 }
 
 /// Verdict of `hook` on changing the extended attribute `name` (null: a POSIX ACL) of
-/// `dentry`: an ACL of another user's file is refused as its mode is, and every attribute is
-/// decided as the file's attributes.
+/// `dentry`: no attribute of a shared directory (see `sticky_dirs`) changes; an ACL of another
+/// user's file is refused as its mode is, and so is one of a file in root's `/tmp` (as if it
+/// gave others write); and every attribute is decided as the file's attributes.
 #[inline(always)]
 fn acl_or_attribute(hook: u32, dentry: *const u8, name: *const u8) -> i32 {
-    if name.is_null() || is_posix_acl(name) {
-        if let Some(denied) = another_users_file(hook, dentry) {
+    let Some(policy) = current_policy() else {
+        return 0;
+    };
+    // Plain ifs, no closures: a closure the compiler keeps as a call hands its `Option<i32>`
+    // back through the stack, and the verifier then cannot bound the program's return value.
+    if fowner_narrowed(&policy) {
+        if let Some(denied) = changes_a_shared_directory(&policy, hook, dentry) {
             return denied;
         }
+        if name.is_null() || is_posix_acl(name) {
+            if let Some(denied) = owned_by_another(&policy, hook, dentry) {
+                return denied;
+            }
+            if let Some(denied) = opens_up_trusted_file(&policy, hook, dentry, S_IWGRP_IWOTH) {
+                return denied;
+            }
+        }
     }
-    verdict_on_attributes(hook, dentry)
+    verdict_on_attributes(&policy, hook, dentry)
 }
 
 #[lsm(hook = "path_chmod")]
@@ -55,20 +74,33 @@ pub fn path_chmod(ctx: LsmContext) -> i32 {
     }
     let dentry = path_dentry(ctx.arg(0));
     let mode = ctx.arg::<u64>(1) as u32 & 0xffff;
-    // Runs for every chmod on the host: the file's type is read only for a set-id mode.
+    let Some(policy) = current_policy() else {
+        return 0;
+    };
+    let (hook, policy) = (HOOK_PATH_CHMOD, &policy);
+    // The file's type is read only for a set-id mode.
     if sets_id(mode) {
-        let off = offsets();
-        let regular = read_ptr(dentry, off.dentry_inode)
-            .and_then(|inode| read_at::<u16>(inode, off.inode_mode))
-            .map_or(true, |old| regular_file(u32::from(old)));
-        if let Some(denied) = setid_program(HOOK_PATH_CHMOD, mode, regular) {
+        let regular = read_ptr(dentry, offsets().dentry_inode)
+            .and_then(inode_mode)
+            .map_or(true, regular_file);
+        if let Some(denied) = setid_program(policy, hook, mode, regular) {
             return denied;
         }
     }
-    if let Some(denied) = another_users_file(HOOK_PATH_CHMOD, dentry) {
-        return denied;
+    // Another user's file; a shared directory or a file others may write in root's `/tmp`
+    // (see `sticky_dirs`).
+    if fowner_narrowed(policy) {
+        if let Some(denied) = owned_by_another(policy, hook, dentry) {
+            return denied;
+        }
+        if let Some(denied) = changes_a_shared_directory(policy, hook, dentry) {
+            return denied;
+        }
+        if let Some(denied) = opens_up_trusted_file(policy, hook, dentry, mode) {
+            return denied;
+        }
     }
-    verdict_on_attributes(HOOK_PATH_CHMOD, dentry)
+    verdict_on_attributes(policy, hook, dentry)
 }
 
 #[lsm(hook = "path_chown")]
@@ -78,10 +110,21 @@ pub fn path_chown(ctx: LsmContext) -> i32 {
         return denied;
     }
     let (uid, gid) = (ctx.arg::<u64>(1) as u32, ctx.arg::<u64>(2) as u32);
-    if let Some(denied) = given_to_another(HOOK_PATH_CHOWN, uid, gid) {
+    let dentry = path_dentry(ctx.arg(0));
+    let Some((attachment, policy)) = confining_attachment() else {
+        return 0;
+    };
+    let (hook, policy) = (HOOK_PATH_CHOWN, &policy);
+    if let Some(denied) = given_to_another((attachment, policy), hook, uid, gid) {
         return denied;
     }
-    verdict_on_attributes(HOOK_PATH_CHOWN, path_dentry(ctx.arg(0)))
+    // A shared directory keeps its owner (see `sticky_dirs`).
+    if fowner_narrowed(policy) {
+        if let Some(denied) = changes_a_shared_directory(policy, hook, dentry) {
+            return denied;
+        }
+    }
+    verdict_on_attributes(policy, hook, dentry)
 }
 
 #[lsm(hook = "inode_setxattr")]
@@ -172,13 +215,16 @@ pub fn inode_setattr(ctx: LsmContext) -> i32 {
     if !acting_as_itself() {
         return 0;
     }
+    let Some(policy) = current_policy() else {
+        return 0;
+    };
     // Times of the caller's choosing are the owner's to set (`inode_owner_or_capable`, which
     // asks FOWNER without naming the file): `touch -d` on another user's file would tell
     // make, rsync and backups it did or did not change.
-    if valid & (ATTR_ATIME_SET | ATTR_MTIME_SET) != 0 {
-        if let Some(denied) = another_users_file(HOOK_INODE_SETATTR, dentry) {
+    if valid & (ATTR_ATIME_SET | ATTR_MTIME_SET) != 0 && fowner_narrowed(&policy) {
+        if let Some(denied) = owned_by_another(&policy, HOOK_INODE_SETATTR, dentry) {
             return denied;
         }
     }
-    verdict_on_change(HOOK_INODE_SETATTR, dentry)
+    verdict_on_change_under(&policy, HOOK_INODE_SETATTR, dentry)
 }

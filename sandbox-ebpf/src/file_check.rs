@@ -8,6 +8,7 @@ use sandbox_common::{
     RULE_ID_SELF_PROTECTION, WALK_ONE_NAME,
 };
 
+use crate::mode::{file_type, inode_mode, S_IFREG};
 use crate::{
     host_files::is_host_file,
     kernel::{offsets, read_at, read_ptr, rule_dev},
@@ -142,14 +143,12 @@ fn kept_for_later(
     inode: *const u8,
     dentry: *const u8,
 ) -> bool {
-    const S_IFMT: u16 = 0o170000;
-    const S_IFREG: u16 = 0o100000;
     /// ERR_PTR(-EINVAL), fs/mount.h.
     const MNT_NS_INTERNAL: u64 = -22i64 as u64;
-    let Ok(mode) = read_at::<u16>(inode, off.inode_mode) else {
+    let Ok(mode) = inode_mode(inode) else {
         return true;
     };
-    if mode & S_IFMT != S_IFREG {
+    if file_type(mode) != S_IFREG {
         return false;
     }
     let (Ok(sb), Ok(dentry_sb)) = (

@@ -15,15 +15,12 @@ use sandbox_common::{
     KernelOffsets, MEMORY_DEVICES, PROC_SUPER_MAGIC, SCSI_GENERIC_MAJOR, TPM_LEGACY_DEVICE,
 };
 
+use crate::mode::{file_type, inode_mode, S_IFBLK, S_IFCHR};
 use crate::{
     guard::in_sandbox,
     kernel::{read_at, read_ptr},
     kernel_fs::is_kernel_fs,
 };
-
-const S_IFMT: u16 = 0o170000;
-const S_IFBLK: u16 = 0o060000;
-const S_IFCHR: u16 = 0o020000;
 
 /// Deepest /proc path examined (`/proc/sys/net/ipv4/conf/<if>/<knob>` is 6); a deeper write
 /// is refused (fail closed).
@@ -39,10 +36,10 @@ pub fn is_host_file(
     writing: bool,
     attachment: u64,
 ) -> bool {
-    let Ok(mode) = read_at::<u16>(inode, off.inode_mode) else {
+    let Ok(mode) = inode_mode(inode) else {
         return true;
     };
-    match mode & S_IFMT {
+    match file_type(mode) {
         S_IFBLK => true,
         S_IFCHR => match read_at::<u32>(inode, off.inode_rdev) {
             Ok(rdev) => {

@@ -16,6 +16,7 @@ mod kernel;
 mod kernel_fs;
 mod keyrings;
 mod maps;
+mod mode;
 mod net;
 mod net_rules;
 mod other_processes;

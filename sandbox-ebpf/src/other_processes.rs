@@ -29,6 +29,7 @@ use sandbox_common::{
     HOOK_TASK_SETSCHEDULER,
 };
 
+use crate::mode::{file_type, inode_mode, S_IFCHR};
 use crate::{
     guard::{deny, only_own_sandbox},
     hook::earlier_denial,
@@ -49,8 +50,6 @@ pub const SIOCSPGRP: u32 = 0x8902;
 const F_SETFL: u32 = 4;
 const FASYNC: u64 = 0o20000;
 pub const FIOASYNC: u32 = 0x5452;
-const S_IFMT: u16 = 0o170000;
-const S_IFCHR: u16 = 0o020000;
 /// `f_owner_ex.type`: a thread, a process (a process group is the third).
 const F_OWNER_TID: i32 = 0;
 const F_OWNER_PID: i32 = 1;
@@ -151,11 +150,9 @@ fn verdict_on_async(hook: u32, file: *const u8) -> i32 {
     let Some(policy) = current_policy() else {
         return 0;
     };
-    let off = offsets();
-    let mode =
-        read_ptr(file, off.file_inode).and_then(|inode| read_at::<u16>(inode, off.inode_mode));
+    let mode = read_ptr(file, offsets().file_inode).and_then(inode_mode);
     match mode {
-        Ok(mode) if mode & S_IFMT != S_IFCHR => 0,
+        Ok(mode) if file_type(mode) != S_IFCHR => 0,
         _ => deny(&policy, hook, Target::None),
     }
 }

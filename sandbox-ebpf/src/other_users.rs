@@ -12,7 +12,7 @@
 //! owner of `inode` is noted for the thread) and on exit (the note is dropped), so `capable`,
 //! called in between, knows whose file it is about. `inode_owner_or_capable` asks `FOWNER`
 //! without it: a mode or ACL change is decided on the file's owner where it is asked for
-//! (`another_users_file`).
+//! (`owned_by_another`).
 
 use aya_ebpf::{
     cty::c_void,
@@ -33,6 +33,7 @@ use crate::{
     hook::earlier_denial,
     kernel::{offsets, read_at, read_ptr},
     maps::USER_GROUPS,
+    mode::{file_type, S_IFREG, S_ISGID, S_ISUID, S_IXGRP},
     policy::{any_attached, confining_attachment, current_policy},
     target::Target,
     task::{acting_as_itself, current_cred},
@@ -421,29 +422,20 @@ extern "C" fn group_walk_step(_index: u64, ctx: *mut c_void) -> i64 {
     0
 }
 
-/// The policy of a confined task acting as itself under a policy that keeps `FOWNER`
-/// narrowed: the tasks for which `FOWNER` asked without naming a file is decided by the
-/// hooks (`another_users_file`, `sticky_dirs`). One lookup for hooks that check several ways.
+/// Whether the current task, which `policy` confines, is one for which `FOWNER` asked without
+/// naming a file is decided by the hooks (`owned_by_another`, `sticky_dirs`): it acts as
+/// itself, under a policy that keeps `FOWNER` narrowed.
 #[inline(always)]
-pub fn narrowed_fowner() -> Option<CgroupPolicy> {
-    let policy = current_policy()?;
-    if policy.gives_back(CAP_FOWNER) || !acting_as_itself() {
-        return None;
-    }
-    Some(policy)
+pub fn fowner_narrowed(policy: &CgroupPolicy) -> bool {
+    !policy.gives_back(CAP_FOWNER) && acting_as_itself()
 }
 
 /// Denies a confined task's change of the mode, POSIX ACL or times, or a hardlink, of another
 /// user's file (`dentry`, under `hook`): the kernel asks `FOWNER` for those through
 /// `inode_owner_or_capable`, which names no file to `capable`, so they are decided here,
 /// where the change is asked for. A file of the task's own user or the sandbox's is the
-/// task's to change; a policy that gives `FOWNER` back changes any.
-#[inline(always)]
-pub fn another_users_file(hook: u32, dentry: *const u8) -> Option<i32> {
-    owned_by_another(&narrowed_fowner()?, hook, dentry)
-}
-
-/// `another_users_file` under `policy`, already found by `narrowed_fowner`.
+/// task's to change; a policy that gives `FOWNER` back changes any (`fowner_narrowed`, which
+/// the caller checked for `policy`, the task's).
 #[inline(always)]
 pub fn owned_by_another(policy: &CgroupPolicy, hook: u32, dentry: *const u8) -> Option<i32> {
     let off = offsets();
@@ -462,23 +454,27 @@ pub fn owned_by_another(policy: &CgroupPolicy, hook: u32, dentry: *const u8) -> 
 /// under another user's name is one that user's programs trust (a tmux server's directory in
 /// `/tmp` that looks like theirs). A policy that gives `CHOWN` back gives files to anyone.
 #[inline(always)]
-pub fn given_to_another(hook: u32, uid: u32, gid: u32) -> Option<i32> {
+pub fn given_to_another(
+    (attachment, policy): (u64, &CgroupPolicy),
+    hook: u32,
+    uid: u32,
+    gid: u32,
+) -> Option<i32> {
     if uid == NO_ID && gid == NO_ID {
         return None;
     }
-    let (attachment, policy) = confining_attachment()?;
     if policy.gives_back(CAP_CHOWN) || !acting_as_itself() {
         return None;
     }
     let cred = current_cred();
-    let uid_held = uid == NO_ID || held(cred, UIDS, uid, other_uids(&policy));
+    let uid_held = uid == NO_ID || held(cred, UIDS, uid, other_uids(policy));
     let gid_held = gid == NO_ID
-        || held(cred, GIDS, gid, other_gids(attachment, &policy))
+        || held(cred, GIDS, gid, other_gids(attachment, policy))
         || in_groups(cred, gid);
     if uid_held && gid_held {
         return None;
     }
-    Some(deny(&policy, hook, Target::Capability(CAP_CHOWN)))
+    Some(deny(policy, hook, Target::Capability(CAP_CHOWN)))
 }
 
 /// Whether `gid` is one of the supplementary groups of `cred` (its first `MAX_GROUPS`).
@@ -507,24 +503,17 @@ pub fn is_posix_acl(name: *const u8) -> bool {
     read_at::<[u8; 16]>(name, 0).map_or(true, |start| start == PREFIX)
 }
 
-/// Mode bits of <linux/stat.h>.
-pub const S_IFMT: u32 = 0o170000;
-const S_IFREG: u32 = 0o100000;
-const S_ISUID: u32 = 0o4000;
-const S_ISGID: u32 = 0o2000;
-const S_IXGRP: u32 = 0o010;
-
 /// Denies a confined task making a program that runs as its owner (set-user-ID) or its group
 /// (set-group-ID with group execute): whoever runs it later, outside the sandbox, would act
 /// as that user. A confined root's own file would give root to the developer's next `make`;
 /// git keeps no such bit, so no review shows it. `mode` is the new mode of a regular file
-/// (`regular`); a policy that gives SETUID (SETGID) back makes such programs.
+/// (`regular`); a policy (`policy`, the task's) that gives SETUID (SETGID) back makes such
+/// programs.
 #[inline(always)]
-pub fn setid_program(hook: u32, mode: u32, regular: bool) -> Option<i32> {
+pub fn setid_program(policy: &CgroupPolicy, hook: u32, mode: u32, regular: bool) -> Option<i32> {
     if !regular || !sets_id(mode) {
         return None;
     }
-    let policy = current_policy()?;
     let cap = if mode & S_ISUID != 0 {
         CAP_SETUID
     } else {
@@ -533,7 +522,7 @@ pub fn setid_program(hook: u32, mode: u32, regular: bool) -> Option<i32> {
     if policy.gives_back(cap) || !acting_as_itself() {
         return None;
     }
-    Some(deny(&policy, hook, Target::Capability(cap)))
+    Some(deny(policy, hook, Target::Capability(cap)))
 }
 
 /// Whether `mode` makes a program run as its owner (set-user-ID) or its group (set-group-ID
@@ -547,7 +536,7 @@ pub fn sets_id(mode: u32) -> bool {
 /// is a regular file's.
 #[inline(always)]
 pub fn regular_file(mode: u32) -> bool {
-    matches!(mode & S_IFMT, 0 | S_IFREG)
+    matches!(file_type(mode), 0 | S_IFREG)
 }
 
 #[lsm(hook = "uring_override_creds")]

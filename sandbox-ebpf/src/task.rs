@@ -36,6 +36,18 @@ pub fn current_cred() -> *const u8 {
     read_ptr(task, offsets().task_cred).unwrap_or(core::ptr::null())
 }
 
+/// The current task's umask (`current->fs->umask`); 0 when unreadable, which takes nothing
+/// off a new file's mode (fail closed for `sticky_dirs::creates_trusted_plant`).
+#[inline(always)]
+pub fn current_umask() -> u32 {
+    // SAFETY: a plain helper call; the address is only read through bpf_probe_read_kernel.
+    let task = unsafe { bpf_get_current_task() } as *const u8;
+    let off = offsets();
+    read_ptr(task, off.task_fs)
+        .and_then(|fs| read_at::<u32>(fs, off.fs_struct_umask))
+        .unwrap_or(0)
+}
+
 /// Whether the current task acts with its own credentials: kernel code that acts for itself
 /// on a task's way (NFS's id mapper, the DNS resolver's cache, overlayfs on its layers) swaps
 /// in credentials of its own (`override_creds`), and what it does then is its business, not

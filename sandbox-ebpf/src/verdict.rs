@@ -9,13 +9,25 @@ pub enum Decision {
     Deny { rule_id: u32 },
 }
 
+/// What a denial returns. Read through `denied`, where the compiler cannot see it: with the
+/// value in sight LLVM may compute "0 or -EPERM" as `-(flag & 1)`, whose range the verifier
+/// does not follow through the negation (6.12 does not), and it refuses a program whose
+/// return value it cannot bound to [-4095, 0]. Read-only data, whose value the verifier knows.
+static DENIED: i32 = -EPERM;
+
+#[inline(always)]
+fn denied() -> i32 {
+    // SAFETY: a plain read of an immutable static.
+    unsafe { core::ptr::read_volatile(&DENIED) }
+}
+
 /// The hook's return value for a decision under `policy`, and the audit action to record.
 #[inline(always)]
 pub fn apply(policy: &CgroupPolicy, decision: &Decision) -> (i32, Option<u32>) {
     match decision {
         Decision::Allow => (0, None),
         Decision::Deny { .. } if policy.mode == MODE_AUDIT => (0, Some(ACTION_AUDIT)),
-        Decision::Deny { .. } => (-EPERM, Some(ACTION_DENY)),
+        Decision::Deny { .. } => (denied(), Some(ACTION_DENY)),
     }
 }
 

@@ -13,6 +13,7 @@ use sandbox_common::{
     WALK_ONE_NAME,
 };
 
+use crate::mode::{file_type, inode_mode, S_IFDIR};
 use crate::{
     kernel::{btrfs_subvolume_dev, keyed_by_subvolume, offsets, read_at, read_ptr},
     maps::{INODE_RULES, LINKED_OUT, NAME_RULES},
@@ -152,8 +153,6 @@ pub fn check_dentry_at(
 /// listed directory (a hardlink made before the attach), and no walk from this name sees it.
 #[inline(always)]
 fn one_name(walk: &mut Walk, start: *const u8) -> Decision {
-    const S_IFMT: u16 = 0o170000;
-    const S_IFDIR: u16 = 0o040000;
     let off = offsets();
     let Ok(inode) = read_at::<*const u8>(start, off.dentry_inode) else {
         return FAIL_CLOSED;
@@ -161,13 +160,10 @@ fn one_name(walk: &mut Walk, start: *const u8) -> Decision {
     if inode.is_null() {
         return Decision::Allow;
     }
-    let (Ok(mode), Ok(nlink)) = (
-        read_at::<u16>(inode, off.inode_mode),
-        read_at::<u32>(inode, off.inode_nlink),
-    ) else {
+    let (Ok(mode), Ok(nlink)) = (inode_mode(inode), read_at::<u32>(inode, off.inode_nlink)) else {
         return FAIL_CLOSED;
     };
-    if mode & S_IFMT == S_IFDIR || nlink < 2 {
+    if file_type(mode) == S_IFDIR || nlink < 2 {
         return Decision::Allow;
     }
     let Ok(root) = read_at::<*const u8>(walk.dentry, off.dentry_inode) else {

@@ -6,7 +6,7 @@
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
-    InodeKey, LinkedOut, EPERM, HOOK_FILE_TRUNCATE, HOOK_PATH_LINK, HOOK_PATH_MKDIR,
+    CgroupPolicy, InodeKey, LinkedOut, EPERM, HOOK_FILE_TRUNCATE, HOOK_PATH_LINK, HOOK_PATH_MKDIR,
     HOOK_PATH_MKNOD, HOOK_PATH_RENAME, HOOK_PATH_RMDIR, HOOK_PATH_SYMLINK, HOOK_PATH_TRUNCATE,
     HOOK_PATH_UNLINK, LINKED_OUT_DIRS, MQUEUE_MAGIC, POLICY_ID_ANY, POLICY_WRITE_ALLOWLIST,
     PROC_SUPER_MAGIC, RULE_ALLOW_WRITE, RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_UNIX,
@@ -18,9 +18,12 @@ use crate::{
     kernel::{offsets, read_at, read_ptr},
     kernel_fs::on_kernel_fs,
     maps::LINKED_OUT,
-    other_users::{narrowed_fowner, owned_by_another, regular_file, setid_program},
+    mode::{mode_of, S_IFLNK},
+    other_users::{fowner_narrowed, owned_by_another, regular_file, setid_program},
     policy::current_policy,
-    sticky_dirs::{mode_of, plants_trusted_symlink, removes_another_users_entry, S_IFLNK},
+    sticky_dirs::{
+        creates_trusted_plant, entry_of, plants_trusted_entry, removes_another_users_entry, Entry,
+    },
     target::{FileId, Target},
     verdict::{enforce, Decision},
     walk::{check_dentry, check_dentry_at, inode_key},
@@ -59,12 +62,15 @@ pub struct Change {
     pub of_the_file: bool,
 }
 
-/// Verdict of `hook` on changing `first` and then, unless that is denied, `second`.
+/// Verdict of `hook` on changing `first` and then, unless that is denied, `second`, for a task
+/// `policy` confines (each hook looks it up once, for all it checks).
 #[inline(always)]
-pub fn verdict_on_changes(hook: u32, first: Change, second: Option<Change>) -> i32 {
-    let Some(policy) = current_policy() else {
-        return 0;
-    };
+pub fn verdict_under(
+    policy: &CgroupPolicy,
+    hook: u32,
+    first: Change,
+    second: Option<Change>,
+) -> i32 {
     let allowlist = policy.flags & POLICY_WRITE_ALLOWLIST != 0;
     let mut target = FileId::default();
     let mut denied = denying_rule(
@@ -89,7 +95,7 @@ pub fn verdict_on_changes(hook: u32, first: Change, second: Option<Change>) -> i
             rule_id: rule as u32,
         },
     };
-    enforce(&policy, hook, decision, &Target::file(target))
+    enforce(policy, hook, decision, &Target::file(target))
 }
 
 /// The rule bits that list `change` under an `allow_write` policy (0 without one).
@@ -105,27 +111,37 @@ fn listed_by(allowlist: bool, change: Change) -> u32 {
 /// Verdict of `hook` on changing the file `dentry` (deny_write).
 #[inline(always)]
 pub fn verdict_on_change(hook: u32, dentry: *const u8) -> i32 {
-    verdict_on_changes(
-        hook,
-        Change {
-            dentry,
-            want: CHANGE,
-            of_the_file: true,
-        },
-        None,
-    )
+    match current_policy() {
+        Some(policy) => verdict_on_change_under(&policy, hook, dentry),
+        None => 0,
+    }
+}
+
+/// `verdict_on_change` for a task `policy` confines.
+#[inline(always)]
+pub fn verdict_on_change_under(policy: &CgroupPolicy, hook: u32, dentry: *const u8) -> i32 {
+    let change = Change {
+        dentry,
+        want: CHANGE,
+        of_the_file: true,
+    };
+    verdict_under(policy, hook, change, None)
 }
 
 /// Verdict of `hook` on removing the entry `dentry` (deny_write, and the way to any protected
 /// path: see `REMOVE`).
 #[inline(always)]
 fn verdict_on_remove(hook: u32, dentry: *const u8) -> i32 {
-    if let Some(denied) =
-        narrowed_fowner().and_then(|policy| removes_another_users_entry(&policy, hook, dentry))
-    {
-        return denied;
+    let Some(policy) = current_policy() else {
+        return 0;
+    };
+    if fowner_narrowed(&policy) {
+        if let Some(denied) = removes_another_users_entry(&policy, hook, dentry) {
+            return denied;
+        }
     }
-    verdict_on_changes(
+    verdict_under(
+        &policy,
         hook,
         Change {
             dentry,
@@ -139,15 +155,21 @@ fn verdict_on_remove(hook: u32, dentry: *const u8) -> i32 {
 /// Verdict of `hook` on creating the name `dentry` (deny_write, and deny_read: see `CREATE`).
 #[inline(always)]
 fn verdict_on_create(hook: u32, dentry: *const u8) -> i32 {
-    verdict_on_changes(
-        hook,
-        Change {
-            dentry,
-            want: CREATE,
-            of_the_file: false,
-        },
-        None,
-    )
+    match current_policy() {
+        Some(policy) => verdict_on_create_under(&policy, hook, dentry),
+        None => 0,
+    }
+}
+
+/// `verdict_on_create` for a task `policy` confines.
+#[inline(always)]
+fn verdict_on_create_under(policy: &CgroupPolicy, hook: u32, dentry: *const u8) -> i32 {
+    let change = Change {
+        dentry,
+        want: CREATE,
+        of_the_file: false,
+    };
+    verdict_under(policy, hook, change, None)
 }
 
 /// What `denying_rule` returns when nothing denies; a rule id is a u32.
@@ -281,10 +303,20 @@ pub fn path_mknod(ctx: LsmContext) -> i32 {
         return denied;
     }
     let mode = ctx.arg::<u64>(2) as u32 & 0xffff;
-    if let Some(denied) = setid_program(HOOK_PATH_MKNOD, mode, regular_file(mode)) {
+    let dentry: *const u8 = ctx.arg(1);
+    let Some(policy) = current_policy() else {
+        return 0;
+    };
+    if let Some(denied) = setid_program(&policy, HOOK_PATH_MKNOD, mode, regular_file(mode)) {
         return denied;
     }
-    verdict_on_create(HOOK_PATH_MKNOD, ctx.arg(1))
+    // A file or FIFO others may write, made in root's `/tmp` (see `sticky_dirs`).
+    if fowner_narrowed(&policy) {
+        if let Some(denied) = creates_trusted_plant(&policy, HOOK_PATH_MKNOD, dentry, mode) {
+            return denied;
+        }
+    }
+    verdict_on_create_under(&policy, HOOK_PATH_MKNOD, dentry)
 }
 
 #[lsm(hook = "path_symlink")]
@@ -295,12 +327,19 @@ pub fn path_symlink(ctx: LsmContext) -> i32 {
         return denied;
     }
     let dentry: *const u8 = ctx.arg(1);
-    if let Some(denied) = narrowed_fowner()
-        .and_then(|policy| plants_trusted_symlink(&policy, HOOK_PATH_SYMLINK, dentry, S_IFLNK))
-    {
-        return denied;
+    let Some(policy) = current_policy() else {
+        return 0;
+    };
+    let symlink = Entry {
+        mode: S_IFLNK,
+        other_names: false,
+    };
+    if fowner_narrowed(&policy) {
+        if let Some(denied) = plants_trusted_entry(&policy, HOOK_PATH_SYMLINK, dentry, symlink) {
+            return denied;
+        }
     }
-    verdict_on_create(HOOK_PATH_SYMLINK, ctx.arg(1))
+    verdict_on_create_under(&policy, HOOK_PATH_SYMLINK, dentry)
 }
 
 #[lsm(hook = "path_link")]
@@ -310,42 +349,56 @@ pub fn path_link(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 3) {
         return denied;
     }
+    let (old_dentry, new_dentry): (*const u8, *const u8) = (ctx.arg(0), ctx.arg(2));
+    let verdict = match current_policy() {
+        Some(policy) => verdict_on_link(&policy, old_dentry, new_dentry),
+        None => 0,
+    };
+    match verdict {
+        0 => note_link_out(old_dentry),
+        denied => denied,
+    }
+}
+
+/// Verdict on a task `policy` confines giving the file of `old_dentry` the new name
+/// `new_dentry`.
+#[inline(always)]
+fn verdict_on_link(policy: &CgroupPolicy, old_dentry: *const u8, new_dentry: *const u8) -> i32 {
     // A set-user-ID file made without a name (O_TMPFILE, whose creation no hook sees) gets
     // one here.
-    let off = offsets();
-    let mode = read_ptr(ctx.arg(0), off.dentry_inode)
-        .and_then(|inode| read_at::<u16>(inode, off.inode_mode))
-        .map_or(0, u32::from);
-    if let Some(denied) = setid_program(HOOK_PATH_LINK, mode, regular_file(mode)) {
+    let mode = mode_of(old_dentry);
+    if let Some(denied) = setid_program(policy, HOOK_PATH_LINK, mode, regular_file(mode)) {
         return denied;
     }
     // Another user's file, which `fs.protected_hardlinks` lets only its owner (or `FOWNER`,
     // asked without naming the file) link when the linker may not read and write it; and a
-    // symlink linked into root's `/tmp` (see `sticky_dirs`).
-    let (old_dentry, new_dentry): (*const u8, *const u8) = (ctx.arg(0), ctx.arg(2));
-    if let Some(policy) = narrowed_fowner() {
-        if let Some(denied) = owned_by_another(&policy, HOOK_PATH_LINK, old_dentry)
-            .or_else(|| plants_trusted_symlink(&policy, HOOK_PATH_LINK, new_dentry, mode))
-        {
+    // symlink, file or FIFO linked into root's `/tmp` (see `sticky_dirs`), which keeps its
+    // name elsewhere to be opened up by.
+    if fowner_narrowed(policy) {
+        let entry = Entry {
+            mode,
+            other_names: true,
+        };
+        if let Some(denied) = owned_by_another(policy, HOOK_PATH_LINK, old_dentry) {
+            return denied;
+        }
+        if let Some(denied) = plants_trusted_entry(policy, HOOK_PATH_LINK, new_dentry, entry) {
             return denied;
         }
     }
     // Under `allow_write` the file linked must be listed too: a name for it in a listed
     // directory would make it writable there.
     let old = Change {
-        dentry: ctx.arg(0),
+        dentry: old_dentry,
         want: MOVE,
         of_the_file: false,
     };
     let new = Change {
-        dentry: ctx.arg(2),
+        dentry: new_dentry,
         want: CREATE,
         of_the_file: false,
     };
-    match verdict_on_changes(HOOK_PATH_LINK, old, Some(new)) {
-        0 => note_link_out(old.dentry),
-        denied => denied,
-    }
+    verdict_under(policy, HOOK_PATH_LINK, old, Some(new))
 }
 
 /// Records a file about to get a second name while it is inside directories some attached
@@ -416,40 +469,44 @@ pub fn path_rename(ctx: LsmContext) -> i32 {
     }
     let flags: u32 = ctx.arg(4);
     let (old_dentry, new_dentry): (*const u8, *const u8) = (ctx.arg(1), ctx.arg(3));
-    // Another user's entry of a sticky directory moves away or is replaced, or a symlink
-    // moves into root's `/tmp` (see `sticky_dirs`); with RENAME_EXCHANGE both ways.
+    let Some(policy) = current_policy() else {
+        return 0;
+    };
+    // Another user's entry of a sticky directory, or a shared directory, moves away or is
+    // replaced, or a trusted plant moves into root's `/tmp` (see `sticky_dirs`); with
+    // RENAME_EXCHANGE both ways.
     let exchange = flags & RENAME_EXCHANGE != 0;
-    if let Some(policy) = narrowed_fowner() {
-        let hook = HOOK_PATH_RENAME;
-        if let Some(denied) = removes_another_users_entry(&policy, hook, old_dentry)
-            .or_else(|| removes_another_users_entry(&policy, hook, new_dentry))
-            .or_else(|| plants_trusted_symlink(&policy, hook, new_dentry, mode_of(old_dentry)))
-            .or_else(|| match exchange {
-                true => plants_trusted_symlink(&policy, hook, old_dentry, mode_of(new_dentry)),
-                false => None,
-            })
-        {
+    if fowner_narrowed(&policy) {
+        let (hook, policy) = (HOOK_PATH_RENAME, &policy);
+        if let Some(denied) = removes_another_users_entry(policy, hook, old_dentry) {
             return denied;
+        }
+        if let Some(denied) = removes_another_users_entry(policy, hook, new_dentry) {
+            return denied;
+        }
+        if let Some(denied) = plants_trusted_entry(policy, hook, new_dentry, entry_of(old_dentry)) {
+            return denied;
+        }
+        if exchange {
+            let entry = entry_of(new_dentry);
+            if let Some(denied) = plants_trusted_entry(policy, hook, old_dentry, entry) {
+                return denied;
+            }
         }
     }
     // Either entry may be on the way to a protected path: the one moving away, and the one
     // replaced at the new name (an empty directory renamed over, a symlink) or exchanged.
     let old = Change {
-        dentry: ctx.arg(1),
+        dentry: old_dentry,
         want: MOVE | RULE_ON_THE_WAY,
         of_the_file: false,
     };
     // The entry replaced at the new name is changed, and the name given to what moves in
     // (CREATE); with RENAME_EXCHANGE the entry there moves out too (MOVE, the same bits).
     let new = Change {
-        dentry: ctx.arg(3),
-        want: RULE_ON_THE_WAY
-            | if flags & RENAME_EXCHANGE != 0 {
-                MOVE
-            } else {
-                CREATE
-            },
+        dentry: new_dentry,
+        want: RULE_ON_THE_WAY | if exchange { MOVE } else { CREATE },
         of_the_file: false,
     };
-    verdict_on_changes(HOOK_PATH_RENAME, old, Some(new))
+    verdict_under(&policy, HOOK_PATH_RENAME, old, Some(new))
 }

@@ -304,14 +304,23 @@ fn no_setuid_or_setgid_program_is_made_inside() {
 }
 
 /// `python3 -c STICKY TMP ELSEWHERE`: what owning `TMP` (a sticky world-writable directory,
-/// as `/tmp` is root's) would let its owner do to Bob's entries there (`bob-*`), and the
-/// symlinks it would plant there, which every user follows (`fs.protected_symlinks` trusts
-/// the directory's owner); ELSEWHERE is a plain directory for the prober's own symlink.
+/// as `/tmp` is root's) would let its owner do to Bob's entries there (`bob-*`), to `TMP`
+/// itself and to the shared directories in it (`shared-*`), and the plants it would leave
+/// there, which every user trusts (`fs.protected_symlinks` follows the owner's symlinks,
+/// `fs.protected_regular` and `protected_fifos` let `O_CREAT` open the owner's files and
+/// FIFOs); ELSEWHERE is a plain directory for the prober's own files. For the plants the
+/// umask is 0, so a file gets the mode it is made with.
 const STICKY: &str = r#"
-import ctypes, os, sys
+import ctypes, os, struct, sys
 libc = ctypes.CDLL(None, use_errno=True)
 tmp, elsewhere = sys.argv[1:3]
 n = os.getpid()
+def create(path, mode):
+    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode))
+def acl(user, group, other):
+    # A POSIX ACL with only the entries a mode has (so setting it sets the mode).
+    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", tag, perm, 0xffffffff)
+        for tag, perm in [(1, user), (4, group), (0x20, other)])
 def linkat(src, dst):
     # linkat(2) without AT_SYMLINK_FOLLOW links a symlink itself.
     if libc.linkat(-100, src.encode(), -100, dst.encode(), 0) != 0:
@@ -332,8 +341,38 @@ os.symlink("/etc/hostname", kept)
 step("symlink_linked_in", lambda: linkat(kept, "%s/linked-%d" % (tmp, n)))
 own = "%s/own-%d" % (tmp, n)
 open(own, "w").close()
-step("own_link", lambda: linkat(own, own + "-link"))
+# A second name elsewhere for its own file there (one there is a plant: below).
+step("own_link", lambda: linkat(own, "%s/own-link-%d" % (elsewhere, n)))
 step("own_unlink", lambda: os.unlink(own))
+# The shared directory itself: its mode, owner and ACL set again as they are, and shared
+# directories in it removed and renamed away.
+st = os.stat(tmp)
+step("chmod_shared", lambda: os.chmod(tmp, st.st_mode & 0o7777))
+step("chown_shared", lambda: os.chown(tmp, st.st_uid, st.st_gid))
+step("acl_shared", lambda: os.setxattr(tmp, "system.posix_acl_access", acl(7, 7, 7)))
+step("rmdir_shared", lambda: os.rmdir(tmp + "/shared-rmdir"))
+step("rename_shared", lambda: os.rename(tmp + "/shared-rename", "%s/gone-%d" % (tmp, n)))
+# Files and FIFOs others may write, made there, opened up there, moved or linked in.
+os.umask(0)
+step("plant_file", lambda: create("%s/plant-%d" % (tmp, n), 0o666))
+step("plant_fifo", lambda: os.mkfifo("%s/fifo-%d" % (tmp, n), 0o622))
+private = "%s/private-%d" % (tmp, n)
+step("own_private", lambda: create(private, 0o644))
+os.umask(0o022)
+step("own_umask", lambda: create("%s/umask-%d" % (tmp, n), 0o666))
+os.umask(0)
+step("plant_chmod", lambda: os.chmod(private, 0o666))
+step("plant_acl", lambda: os.setxattr(private, "system.posix_acl_access", acl(6, 4, 6)))
+loose = "%s/loose-%d" % (elsewhere, n)
+create(loose, 0o666)
+step("plant_moved_in", lambda: os.rename(loose, "%s/moved-file-%d" % (tmp, n)))
+kept_file = "%s/kept-file-%d" % (elsewhere, n)
+create(kept_file, 0o600)
+step("plant_linked_in", lambda: linkat(kept_file, "%s/linked-file-%d" % (tmp, n)))
+# A second name elsewhere for its file there, opened up under that name.
+alias = "%s/alias-%d" % (elsewhere, n)
+step("own_alias", lambda: linkat(private, alias))
+step("plant_chmod_alias", lambda: os.chmod(alias, 0o666))
 "#;
 
 /// Bob's entries of `tmp` for `STICKY`, made again before each run (a run that works
@@ -348,10 +387,30 @@ fn bobs_entries(tmp: &Path) {
     let dir = tmp.join("bob-rmdir");
     let _ = std::fs::create_dir(&dir);
     std::os::unix::fs::chown(&dir, Some(BOB), Some(BOB)).unwrap();
+    for name in ["shared-rmdir", "shared-rename"] {
+        let _ = std::fs::create_dir(tmp.join(name));
+        std::fs::set_permissions(tmp.join(name), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    }
 }
 
 const BOBS_ENTRIES: [&str; 5] = ["unlink", "rmdir", "rename_away", "rename_over", "hardlink"];
 const PLANTED_SYMLINKS: [&str; 3] = ["symlink", "symlink_moved_in", "symlink_linked_in"];
+const SHARED_DIRECTORY: [&str; 5] = [
+    "chmod_shared",
+    "chown_shared",
+    "acl_shared",
+    "rmdir_shared",
+    "rename_shared",
+];
+const PLANTED_FILES: [&str; 6] = [
+    "plant_file",
+    "plant_fifo",
+    "plant_chmod",
+    "plant_acl",
+    "plant_moved_in",
+    "plant_linked_in",
+];
+const OWN_FILES: [&str; 3] = ["own_private", "own_umask", "own_alias"];
 
 #[test]
 fn owning_tmp_gives_a_confined_root_nothing_over_other_users() {
@@ -365,18 +424,32 @@ fn owning_tmp_gives_a_confined_root_nothing_over_other_users() {
     let args = [tmp.to_str().unwrap(), elsewhere.to_str().unwrap()];
     let cg = sandbox_for(&dir, "sticky", "", 0);
 
-    // Outside, root removes, replaces and links Bob's entries as the directory's owner, and
-    // its symlinks there are trusted by everyone.
+    // Outside, root removes, replaces and links Bob's entries as the directory's owner,
+    // changes the directory and removes shared ones, and its symlinks, files and FIFOs there
+    // are trusted by everyone.
     bobs_entries(&tmp);
     let outside = steps_as(None, false, STICKY, &args);
     assert_steps(&outside, &BOBS_ENTRIES, 0, "root outside");
     assert_steps(&outside, &PLANTED_SYMLINKS, 0, "root outside");
+    assert_steps(&outside, &SHARED_DIRECTORY, 0, "root outside");
+    assert_steps(&outside, &PLANTED_FILES, 0, "root outside");
+    assert_steps(&outside, &OWN_FILES, 0, "root outside");
+    assert_eq!(
+        step(&outside, "plant_chmod_alias"),
+        0,
+        "root outside: {outside}"
+    );
 
-    // Inside, none of it; its own entries stay its own.
+    // Inside, none of it; its own entries stay its own, and so do its files there that only
+    // it may write (made with the umask taking the others' write away, as `>` does).
     bobs_entries(&tmp);
     let inside = steps_as(Some(&cg), false, STICKY, &args);
     assert_steps(&inside, &BOBS_ENTRIES, EPERM, "root");
     assert_steps(&inside, &PLANTED_SYMLINKS, EPERM, "root");
+    assert_steps(&inside, &SHARED_DIRECTORY, EPERM, "root");
+    assert_steps(&inside, &PLANTED_FILES, EPERM, "root");
+    assert_eq!(step(&inside, "plant_chmod_alias"), EPERM, "root: {inside}");
+    assert_steps(&inside, &OWN_FILES, 0, "root's own");
     assert_steps(
         &inside,
         &["symlink_elsewhere", "own_link", "own_unlink"],
@@ -386,18 +459,33 @@ fn owning_tmp_gives_a_confined_root_nothing_over_other_users() {
     for name in ["bob-unlink", "bob-rmdir", "bob-rename", "bob-over"] {
         assert!(tmp.join(name).exists(), "{name} is gone: {inside}");
     }
-    record_of(&cg, "path_unlink", |r| {
-        r["action"] == "deny" && r["target"]["capability"] == "FOWNER"
-    });
-    record_of(&cg, "path_symlink", |r| {
-        r["action"] == "deny" && r["target"]["capability"] == "FOWNER"
-    });
+    for name in ["shared-rmdir", "shared-rename"] {
+        assert!(tmp.join(name).is_dir(), "{name} is gone: {inside}");
+    }
+    let mode = std::fs::metadata(&tmp).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o7777,
+        0o1777,
+        "the directory's mode changed: {inside}"
+    );
+    for hook in ["path_unlink", "path_symlink", "path_mknod", "path_chmod"] {
+        record_of(&cg, hook, |r| {
+            r["action"] == "deny" && r["target"]["capability"] == "FOWNER"
+        });
+    }
 
-    // A confined user, who does not own the directory, was never let near Bob's entries,
-    // and its symlinks there are followed by itself only: they stay allowed.
+    // A confined user, who does not own the directory, was never let near Bob's entries or
+    // the directory, and its symlinks, files and FIFOs there are trusted by itself only: they
+    // stay allowed. Where a file's other names are is not known, so opening up one with
+    // several is refused to every confined task.
+    bobs_entries(&tmp);
     let user = steps_as(Some(&cg), true, STICKY, &args);
     assert_steps(&user, &BOBS_ENTRIES, EPERM, "user");
+    assert_steps(&user, &SHARED_DIRECTORY, EPERM, "user");
     assert_steps(&user, &PLANTED_SYMLINKS, 0, "user");
+    assert_steps(&user, &PLANTED_FILES, 0, "user");
+    assert_steps(&user, &OWN_FILES, 0, "user");
+    assert_eq!(step(&user, "plant_chmod_alias"), EPERM, "user: {user}");
 }
 
 /// A group the ordinary user is a member of, for the groups test, and one it is not.

@@ -49,7 +49,7 @@ pub const CAPABILITIES: [Capability; 41] = [
     narrow(0, "CHOWN", "taking another user's file makes it readable, and one given to another user is trusted as theirs: only files of the task's own user and the sandbox's user change owner, and only to them"),
     narrow(1, "DAC_OVERRIDE", "reads, writes and searches past the permissions of files of the task's own user and the sandbox's user only: other users' files stay as closed to a confined root as to anyone"),
     deny(2, "DAC_READ_SEARCH", "open_by_handle_at reaches any inode of a filesystem without a path"),
-    narrow(3, "FOWNER", "mode, ACLs, times, hardlinks and sticky-directory deletes of files of the task's own user and the sandbox's user only, and no removal of others' entries as a sticky directory's owner (root owns `/tmp`)"),
+    narrow(3, "FOWNER", "mode, ACLs, times, hardlinks and sticky-directory deletes of files of the task's own user and the sandbox's user only; as a shared sticky directory's owner (root owns `/tmp`), no removal of others' entries, no change of the directory, and no symlink, file or FIFO there that the kernel would trust to every user"),
     keep(4, "FSETID"),
     keep(5, "KILL"),
     narrow(6, "SETGID", "to the task's own groups, root's group and the sandbox user's groups only, and no set-group-ID program made: another group's files are theirs"),

@@ -155,6 +155,9 @@ pub const RULE_ON_THE_WAY: u32 = 1 << 5;
 /// With an `allow_write` policy: changing this file, or anything below this directory, is
 /// allowed (deny_write still wins).
 pub const RULE_ALLOW_WRITE: u32 = 1 << 6;
+/// `network.unix_root_allow`: a confined task holding root may reach this Unix socket, or any
+/// socket below this directory, though its server is outside the sandbox.
+pub const RULE_ALLOW_UNIX_ROOT: u32 = 1 << 7;
 /// Never on a rule: asked of a walk together with `RULE_ALLOW_WRITE` when the change is to the
 /// file itself (its content, mode, owner, attributes). A file with other names is then allowed
 /// only when the listed directory is a whole filesystem: its other names could be anywhere on
@@ -226,6 +229,10 @@ pub const RULE_ID_UNIX_ABSTRACT: u32 = u32::MAX - 8;
 /// another sandbox's) reaching an abstract socket made in it (the record is under that
 /// sandbox's policy).
 pub const RULE_ID_UNIX_ABSTRACT_INSIDE: u32 = u32::MAX - 9;
+/// Sentinel rule id: a confined task holding root reaching a Unix socket whose server is
+/// outside its sandbox, which `network.unix_root_allow` does not list (the server would see
+/// root).
+pub const RULE_ID_UNIX_ROOT: u32 = u32::MAX - 10;
 
 /// Deepest cgroup nesting the policy lookup examines.
 pub const MAX_CGROUP_DEPTH: i32 = 32;

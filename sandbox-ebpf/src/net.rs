@@ -6,10 +6,11 @@
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
-    socket_value, CgroupPolicy, HOOK_SOCKET_CONNECT, HOOK_SOCKET_CREATE, HOOK_SOCKET_SENDMSG,
-    HOOK_UNIX_MAY_SEND, HOOK_UNIX_STREAM_CONNECT, POLICY_UNIX_ABSTRACT, POLICY_UNIX_RULES,
-    RULE_DENY_UNIX, RULE_ID_FAIL_CLOSED, RULE_ID_NET_RAW, RULE_ID_UNIX_ABSTRACT,
-    RULE_ID_UNIX_ABSTRACT_INSIDE,
+    socket_value, CgroupPolicy, CRED_EUID, CRED_SUID, CRED_UID, HOOK_SOCKET_CONNECT,
+    HOOK_SOCKET_CREATE, HOOK_SOCKET_SENDMSG, HOOK_UNIX_MAY_SEND, HOOK_UNIX_STREAM_CONNECT,
+    POLICY_UNIX_ABSTRACT, POLICY_UNIX_RULES, RULE_ALLOW_UNIX_ROOT, RULE_DENY_UNIX,
+    RULE_ID_FAIL_CLOSED, RULE_ID_NET_RAW, RULE_ID_NOT_ALLOWED, RULE_ID_UNIX_ABSTRACT,
+    RULE_ID_UNIX_ABSTRACT_INSIDE, RULE_ID_UNIX_ROOT,
 };
 
 use crate::{
@@ -21,8 +22,10 @@ use crate::{
         daemon_port, decide_address, has_net_rules, Via, AF_INET, AF_INET6, AF_PACKET, AF_UNIX,
         AF_XDP,
     },
+    other_users::cred_id,
     policy::{any_attached, attachment_of_cgroup, confining_attachment, current_policy},
     target::{FileId, Target},
+    task::{acting_as_itself, current_cred},
     verdict::{apply, enforce, Decision},
     walk::check_dentry,
 };
@@ -196,6 +199,10 @@ fn verdict_on_unix_from_anywhere(sk: *const u8, hook: u32) -> i32 {
         if ret != 0 {
             return ret;
         }
+        let ret = verdict_on_root_client(confined, sk, hook);
+        if ret != 0 {
+            return ret;
+        }
     }
     let off = offsets();
     let (Ok(dentry), Ok(address)) = (
@@ -218,6 +225,79 @@ fn verdict_on_unix_from_anywhere(sk: *const u8, hook: u32) -> i32 {
         rule_id: RULE_ID_UNIX_ABSTRACT_INSIDE,
     };
     enforce(&policy, hook, decision, &Target::AbstractSocket(address))
+}
+
+/// Decides a connect or send to the Unix socket `sk` by a task of the `confined` attachment
+/// that holds root (its real, effective or saved uid is 0): its server, when outside the
+/// sandbox, would see root (`SO_PEERCRED`, `SCM_CREDENTIALS`) and may trust it with
+/// everything it serves (a database's root, a service manager, an intrusion blocker's
+/// actions), so only servers of its own sandbox and the socket files
+/// `network.unix_root_allow` lists are reached. Under every policy. Sends on a connection
+/// made before are not decided here: a service's stdout connected to the journal stays.
+#[inline(always)]
+fn verdict_on_root_client(confined: (u64, CgroupPolicy), sk: *const u8, hook: u32) -> i32 {
+    let (attachment, policy) = confined;
+    // Unreadable ids count as root (fail closed).
+    let cred = current_cred();
+    let uid = cred_id(cred, CRED_UID).unwrap_or(0);
+    let euid = cred_id(cred, CRED_EUID).unwrap_or(0);
+    let suid = cred_id(cred, CRED_SUID).unwrap_or(0);
+    // Kernel code that connects for itself with credentials of its own is not the task.
+    if (uid != 0 && euid != 0 && suid != 0) || !acting_as_itself() {
+        return 0;
+    }
+    let (decision, target) = match sandbox_that_made(sk) {
+        Ok(Some((maker, _))) if maker == attachment => return 0,
+        Ok(_) => decide_root_client(&policy, sk),
+        Err(_) => (
+            Decision::Deny {
+                rule_id: RULE_ID_FAIL_CLOSED,
+            },
+            Target::None,
+        ),
+    };
+    enforce(&policy, hook, decision, &target)
+}
+
+/// `verdict_on_root_client`'s decision on a server outside the sandbox: allowed only at a
+/// socket file `network.unix_root_allow` lists (or below a directory it lists). An abstract
+/// or unnamed socket has no file to list.
+#[inline(always)]
+fn decide_root_client(policy: &CgroupPolicy, sk: *const u8) -> (Decision, Target) {
+    let fail_closed = Decision::Deny {
+        rule_id: RULE_ID_FAIL_CLOSED,
+    };
+    let refused = Decision::Deny {
+        rule_id: RULE_ID_UNIX_ROOT,
+    };
+    let off = offsets();
+    let dentry = match read_at::<*const u8>(sk, off.unix_sock_dentry) {
+        Ok(d) if d.is_null() => {
+            let target = match read_at::<*const u8>(sk, off.unix_sock_addr) {
+                Ok(address) if !address.is_null() => Target::AbstractSocket(address),
+                _ => Target::None,
+            };
+            return (refused, target);
+        }
+        Ok(d) => d,
+        Err(_) => return (fail_closed, Target::None),
+    };
+    let Ok(target) = read_ptr(dentry, off.dentry_inode).and_then(|i| inode_identity(off, i)) else {
+        return (fail_closed, Target::None);
+    };
+    let decision = match check_dentry(
+        policy.policy_id,
+        target.dev,
+        dentry,
+        0,
+        RULE_ALLOW_UNIX_ROOT,
+    ) {
+        Decision::Deny {
+            rule_id: RULE_ID_NOT_ALLOWED,
+        } => refused,
+        decided => decided,
+    };
+    (decision, Target::file(FileId { dentry, ..target }))
 }
 
 #[inline(always)]

@@ -21,8 +21,8 @@ use sandbox_common::{
     NetRules, RuleValue, CHAIN_DEV, MAX_CHAIN, POLICY_DENY_FILELESS_EXEC, POLICY_EXEC_ALLOWLIST,
     POLICY_NET_BINARIES, POLICY_NET_BINARY_NAMES, POLICY_NET_DEFAULT_DENY, POLICY_NET_RULES,
     POLICY_UNIX_ABSTRACT, POLICY_UNIX_RULES, POLICY_WRITE_ALLOWLIST, RULE_ALLOW_EXEC,
-    RULE_ALLOW_WRITE, RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_UNIX, RULE_DENY_WRITE,
-    RULE_NAMED_CHILDREN, RULE_ON_THE_WAY, RULE_PREFIX, RULE_TREE,
+    RULE_ALLOW_UNIX_ROOT, RULE_ALLOW_WRITE, RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_UNIX,
+    RULE_DENY_WRITE, RULE_NAMED_CHILDREN, RULE_ON_THE_WAY, RULE_PREFIX, RULE_TREE,
 };
 use serde::Serialize;
 
@@ -208,7 +208,7 @@ impl CompiledPolicy {
 /// The rule bits that deny something.
 pub(super) const DENY: u32 = RULE_DENY_READ | RULE_DENY_EXEC | RULE_DENY_UNIX | RULE_DENY_WRITE;
 /// The rule bits that list what an allowlist allows.
-pub(super) const ALLOW: u32 = RULE_ALLOW_EXEC | RULE_ALLOW_WRITE;
+pub(super) const ALLOW: u32 = RULE_ALLOW_EXEC | RULE_ALLOW_WRITE | RULE_ALLOW_UNIX_ROOT;
 
 fn takes_rule_id(existing: u32, flags: u32, structural: u32) -> bool {
     let meaningful = |f: u32| f & !structural != 0;
@@ -318,6 +318,7 @@ fn add_listed(
         PathKey::AllowExec => RULE_ALLOW_EXEC,
         PathKey::UnixDeny => RULE_DENY_UNIX,
         PathKey::AllowWrite => RULE_ALLOW_WRITE,
+        PathKey::UnixRootAllow => RULE_ALLOW_UNIX_ROOT,
     };
     let key = key.name();
     let id = out.rules.len() as u32;

@@ -60,6 +60,9 @@ const UNIX: &[&str] = &[
     "path_symlink",
     "path_link",
 ];
+/// Unix socket servers outside the sandbox, which see a confined root as root: a connect and a
+/// datagram.
+const UNIX_ROOT: &[&str] = &["unix_stream_connect", "unix_may_send"];
 /// Abstract sockets: a connect, a send that names one, and a send on a connection to one.
 const UNIX_ABSTRACT: &[&str] = &["unix_stream_connect", "unix_may_send", "socket_sendmsg"];
 const WRITE: &[&str] = &[
@@ -166,6 +169,10 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "network.unix_abstract",
         hooks: UNIX_ABSTRACT,
+    },
+    Key {
+        name: "network.unix_root_allow",
+        hooks: UNIX_ROOT,
     },
     Key {
         name: "capabilities.allow",

@@ -32,7 +32,10 @@ pub fn lint(file: &str, text: &str, policy: &Policy) -> Vec<PolicyError> {
         let key = match key {
             PathKey::DenyRead | PathKey::DenyExec | PathKey::DenyWrite => key.name(),
             // Allowing a system tree is what an allowlist does; sockets are not programs' needs.
-            PathKey::AllowExec | PathKey::AllowWrite | PathKey::UnixDeny => continue,
+            PathKey::AllowExec
+            | PathKey::AllowWrite
+            | PathKey::UnixDeny
+            | PathKey::UnixRootAllow => continue,
         };
         for (i, entry) in list.iter().enumerate() {
             let path = lexical(entry);

@@ -108,6 +108,11 @@ pub struct Network {
     /// Abstract Unix sockets (a name, no file) made outside the sandbox.
     #[serde(default)]
     pub unix_abstract: UnixAbstract,
+    /// Unix socket files (or directories of them) whose servers outside the sandbox a
+    /// confined task holding root may reach; every other such server would see root
+    /// (`SO_PEERCRED`) and is refused to it, under every policy.
+    #[serde(default)]
+    pub unix_root_allow: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +147,7 @@ pub enum PathKey {
     AllowExec,
     UnixDeny,
     AllowWrite,
+    UnixRootAllow,
 }
 
 impl PathKey {
@@ -154,13 +160,14 @@ impl PathKey {
             PathKey::AllowExec => "allow_exec",
             PathKey::UnixDeny => "network.unix_deny",
             PathKey::AllowWrite => "allow_write",
+            PathKey::UnixRootAllow => "network.unix_root_allow",
         }
     }
 }
 
 impl Policy {
     /// Every path list with its key, in rule-numbering order.
-    pub fn path_lists(&self) -> [(PathKey, &[String]); 6] {
+    pub fn path_lists(&self) -> [(PathKey, &[String]); 7] {
         [
             (PathKey::DenyRead, &self.deny_read),
             (PathKey::DenyExec, &self.deny_exec),
@@ -176,6 +183,7 @@ impl Policy {
                 PathKey::AllowWrite,
                 self.allow_write.as_deref().unwrap_or_default(),
             ),
+            (PathKey::UnixRootAllow, &self.network.unix_root_allow),
         ]
     }
 

@@ -107,6 +107,7 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
         inode_rdev: off("inode", &["i_rdev"])?,
         unix_sock_peer: off("unix_sock", &["peer"])?,
         sock_family: off("sock", &["__sk_common", "skc_family"])?,
+        sock_num: off("sock", &["__sk_common", "skc_num"])?,
         unix_sock_addr: off("unix_sock", &["addr"])?,
         unix_address_len: off("unix_address", &["len"])?,
         unix_address_name: off("unix_address", &["name"])?,

@@ -233,6 +233,9 @@ pub const RULE_ID_UNIX_ABSTRACT_INSIDE: u32 = u32::MAX - 9;
 /// outside its sandbox, which `network.unix_root_allow` does not list (the server would see
 /// root).
 pub const RULE_ID_UNIX_ROOT: u32 = u32::MAX - 10;
+/// Sentinel rule id (every policy): a connect or send from a reserved local port (below 1024),
+/// which other hosts' services trust as the host's root speaking.
+pub const RULE_ID_RESERVED_PORT: u32 = u32::MAX - 11;
 
 /// Deepest cgroup nesting the policy lookup examines.
 pub const MAX_CGROUP_DEPTH: i32 = 32;

@@ -71,6 +71,9 @@ pub struct KernelOffsets {
     pub unix_sock_peer: u16,
     /// `struct sock` -> `__sk_common.skc_family` (a u16).
     pub sock_family: u16,
+    /// `struct sock` -> `__sk_common.skc_num`: the local port an inet socket is bound to (host
+    /// order; 0 before it is bound).
+    pub sock_num: u16,
     /// `struct unix_sock` -> `addr` (its `struct unix_address`, null while unbound), and in
     /// that `len` (an int: the `sockaddr_un` length it was bound with) and `name` (the
     /// `sockaddr_un` itself).

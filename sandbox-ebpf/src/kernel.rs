@@ -39,6 +39,7 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     inode_rdev: 0,
     unix_sock_peer: 0,
     sock_family: 0,
+    sock_num: 0,
     unix_sock_addr: 0,
     unix_address_len: 0,
     unix_address_name: 0,

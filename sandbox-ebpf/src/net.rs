@@ -9,8 +9,8 @@ use sandbox_common::{
     socket_value, CgroupPolicy, CRED_EUID, CRED_SUID, CRED_UID, HOOK_SOCKET_CONNECT,
     HOOK_SOCKET_CREATE, HOOK_SOCKET_SENDMSG, HOOK_UNIX_MAY_SEND, HOOK_UNIX_STREAM_CONNECT,
     POLICY_UNIX_ABSTRACT, POLICY_UNIX_RULES, RULE_ALLOW_UNIX_ROOT, RULE_DENY_UNIX,
-    RULE_ID_FAIL_CLOSED, RULE_ID_NET_RAW, RULE_ID_NOT_ALLOWED, RULE_ID_UNIX_ABSTRACT,
-    RULE_ID_UNIX_ABSTRACT_INSIDE, RULE_ID_UNIX_ROOT,
+    RULE_ID_FAIL_CLOSED, RULE_ID_NET_RAW, RULE_ID_NOT_ALLOWED, RULE_ID_RESERVED_PORT,
+    RULE_ID_UNIX_ABSTRACT, RULE_ID_UNIX_ABSTRACT_INSIDE, RULE_ID_UNIX_ROOT,
 };
 
 use crate::{
@@ -37,7 +37,13 @@ pub fn socket_connect(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 3) {
         return denied;
     }
-    verdict_on_address(ctx.arg(1), ctx.arg(2), Via::Connect, HOOK_SOCKET_CONNECT)
+    verdict_on_address(
+        ctx.arg(0),
+        ctx.arg(1),
+        ctx.arg(2),
+        Via::Connect,
+        HOOK_SOCKET_CONNECT,
+    )
 }
 
 #[lsm(hook = "socket_sendmsg")]
@@ -55,23 +61,57 @@ pub fn socket_sendmsg(ctx: LsmContext) -> i32 {
         // Unreadable: fails closed below for confined tasks.
         Err(_) => (core::ptr::null(), 0),
     };
-    verdict_on_address(name, len, Via::Send, HOOK_SOCKET_SENDMSG)
+    verdict_on_address(ctx.arg(0), name, len, Via::Send, HOOK_SOCKET_SENDMSG)
 }
 
 #[inline(always)]
-fn verdict_on_address(addr: *const u8, len: i32, via: Via, hook: u32) -> i32 {
+fn verdict_on_address(sock: *const u8, addr: *const u8, len: i32, via: Via, hook: u32) -> i32 {
     let Some(policy) = current_policy() else {
         return 0;
     };
-    if !has_net_rules(&policy) && daemon_port() == 0 {
+    let from_reserved_port = from_reserved_port(sock);
+    if !from_reserved_port && !has_net_rules(&policy) && daemon_port() == 0 {
         return 0;
     }
-    let (decision, dest) = decide_address(&policy, addr, len, via);
+    let (decision, dest) = match decide_address(&policy, addr, len, via) {
+        // Only a destination an inet address names: a Unix socket or a disconnect is not
+        // reached from a port.
+        (Decision::Allow, dest) if from_reserved_port && dest.family != 0 => {
+            let reserved = Decision::Deny {
+                rule_id: RULE_ID_RESERVED_PORT,
+            };
+            (reserved, dest)
+        }
+        decided => decided,
+    };
     let (ret, action) = apply(&policy, &decision);
     if let (Some(action), Decision::Deny { rule_id }) = (action, &decision) {
         audit::emit_net(&policy, hook, action, *rule_id, &dest);
     }
     ret
+}
+
+/// Ports below this are reserved to root (`PROT_SOCK`): a service elsewhere that sees a
+/// connection from one (NFS with its default `secure` export option, rsh) trusts what it says
+/// about its user (AUTH_SYS: any uid) as the host's root speaking.
+const RESERVED_PORTS: u16 = 1024;
+
+/// Whether `sock` (a `struct socket`) is an inet socket bound to a reserved local port, from
+/// which a confined task connects or sends to no one (every policy): a confined root may bind
+/// one (`NET_BIND_SERVICE` stays, for servers), but speaking from it to NFS would read every
+/// user's files there. Unreadable counts as reserved (fail closed).
+#[inline(always)]
+fn from_reserved_port(sock: *const u8) -> bool {
+    let off = offsets();
+    let Ok(sk) = read_ptr(sock, off.socket_sk) else {
+        return true;
+    };
+    match read_at::<u16>(sk, off.sock_family) {
+        Ok(AF_INET | AF_INET6) => {}
+        Ok(_) => return false,
+        Err(_) => return true,
+    }
+    read_at::<u16>(sk, off.sock_num).map_or(true, |port| port != 0 && port < RESERVED_PORTS)
 }
 
 /// A send without an address on a connected Unix socket goes to the socket it was connected

@@ -199,6 +199,8 @@ const GUARDS: &[&str] = &[
     "task_setscheduler",
     "task_setrlimit",
     "file_fcntl",
+    "socket_connect",
+    "socket_sendmsg",
     "sb_mount",
     "move_mount",
     "file_receive",
@@ -317,6 +319,7 @@ mod tests {
             PathKey::AllowExec,
             PathKey::UnixDeny,
             PathKey::AllowWrite,
+            PathKey::UnixRootAllow,
         ] {
             assert!(super::key(key.name()).is_some(), "{}", key.name());
         }

@@ -875,3 +875,95 @@ fn raw_packet_and_sctp_sockets_are_refused_where_network_rules_apply() {
         created
     );
 }
+
+/// `python3 -c FROM_PORTS TCP_PORT UDP_PORT RESERVED`: a TCP connect and a UDP datagram to
+/// 127.0.0.1 from the reserved local port RESERVED (and RESERVED + 1), from a port the kernel
+/// picks, and a server listening on RESERVED + 2.
+const FROM_PORTS: &str = r#"
+import socket, sys
+tcp, udp, reserved = (int(a) for a in sys.argv[1:4])
+def connect_from(port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", port))
+        s.connect(("127.0.0.1", tcp))
+    finally:
+        s.close()
+def send_from(port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.bind(("127.0.0.1", port))
+        s.sendto(b"x", ("127.0.0.1", udp))
+    finally:
+        s.close()
+def serve_on(port):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        s.listen(1)
+    finally:
+        s.close()
+step("tcp_reserved", lambda: connect_from(reserved))
+step("udp_reserved", lambda: send_from(reserved + 1))
+step("tcp_any", lambda: connect_from(0))
+step("udp_any", lambda: send_from(0))
+step("serve_reserved", lambda: serve_on(reserved + 2))
+"#;
+
+#[test]
+fn no_connection_leaves_from_a_reserved_port() {
+    // NFS (with its default `secure` export option) and rsh believe the user a connection from
+    // a port below 1024 names: only the host's root can bind one. A confined root still may,
+    // for a server, but speaks to no one from it, under every policy.
+    let home = fixture_dir("net-reserved");
+    let (_tcp, tcp) = listen("127.0.0.1");
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp_port = udp.local_addr().unwrap().port().to_string();
+    let reserved = (600 + std::process::id() % 300).to_string();
+    let cg = confined_by("net-reserved", &home, "");
+    let tcp = tcp.to_string();
+    let args = [tcp.as_str(), udp_port.as_str(), reserved.as_str()];
+
+    let outside = steps_as(None, false, FROM_PORTS, &args);
+    let inside = steps_as(Some(&cg), false, FROM_PORTS, &args);
+    for s in [
+        "tcp_reserved",
+        "udp_reserved",
+        "tcp_any",
+        "udp_any",
+        "serve_reserved",
+    ] {
+        assert_eq!(
+            crate::filesystems::step(&outside, s),
+            0,
+            "outside: {s}: {outside}"
+        );
+    }
+    for s in ["tcp_reserved", "udp_reserved"] {
+        assert_eq!(
+            crate::filesystems::step(&inside, s),
+            EPERM,
+            "inside: {s}: {inside}"
+        );
+    }
+    for s in ["tcp_any", "udp_any", "serve_reserved"] {
+        assert_eq!(
+            crate::filesystems::step(&inside, s),
+            0,
+            "inside: {s}: {inside}"
+        );
+    }
+    record_of(&cg, "socket_connect", |r| {
+        r["action"] == "deny"
+            && r["rule"]
+                .as_str()
+                .is_some_and(|s| s.contains("reserved port"))
+    });
+    record_of(&cg, "socket_sendmsg", |r| {
+        r["action"] == "deny"
+            && r["rule"]
+                .as_str()
+                .is_some_and(|s| s.contains("reserved port"))
+    });
+}

@@ -442,32 +442,7 @@ fn owning_tmp_gives_a_confined_root_nothing_over_other_users() {
 
     // Inside, none of it; its own entries stay its own, and so do its files there that only
     // it may write (made with the umask taking the others' write away, as `>` does).
-    bobs_entries(&tmp);
-    let inside = steps_as(Some(&cg), false, STICKY, &args);
-    assert_steps(&inside, &BOBS_ENTRIES, EPERM, "root");
-    assert_steps(&inside, &PLANTED_SYMLINKS, EPERM, "root");
-    assert_steps(&inside, &SHARED_DIRECTORY, EPERM, "root");
-    assert_steps(&inside, &PLANTED_FILES, EPERM, "root");
-    assert_eq!(step(&inside, "plant_chmod_alias"), EPERM, "root: {inside}");
-    assert_steps(&inside, &OWN_FILES, 0, "root's own");
-    assert_steps(
-        &inside,
-        &["symlink_elsewhere", "own_link", "own_unlink"],
-        0,
-        "root's own",
-    );
-    for name in ["bob-unlink", "bob-rmdir", "bob-rename", "bob-over"] {
-        assert!(tmp.join(name).exists(), "{name} is gone: {inside}");
-    }
-    for name in ["shared-rmdir", "shared-rename"] {
-        assert!(tmp.join(name).is_dir(), "{name} is gone: {inside}");
-    }
-    let mode = std::fs::metadata(&tmp).unwrap().permissions().mode();
-    assert_eq!(
-        mode & 0o7777,
-        0o1777,
-        "the directory's mode changed: {inside}"
-    );
+    nothing_over_other_users(&cg, &tmp, &elsewhere, "tmpfs");
     for hook in ["path_unlink", "path_symlink", "path_mknod", "path_chmod"] {
         record_of(&cg, hook, |r| {
             r["action"] == "deny" && r["target"]["capability"] == "FOWNER"
@@ -486,6 +461,51 @@ fn owning_tmp_gives_a_confined_root_nothing_over_other_users() {
     assert_steps(&user, &PLANTED_FILES, 0, "user");
     assert_steps(&user, &OWN_FILES, 0, "user");
     assert_eq!(step(&user, "plant_chmod_alias"), EPERM, "user: {user}");
+
+    // The same on disk filesystems, which keep a directory's ACLs on disk and read them when
+    // first asked.
+    for kind in ["ext4", "xfs", "btrfs"] {
+        let base = crate::filesystems::mounted(kind);
+        let tmp = crate::filesystems::dir_on(base, "sticky");
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let elsewhere = crate::filesystems::dir_on(base, "sticky-elsewhere");
+        nothing_over_other_users(&cg, &tmp, &elsewhere, kind);
+    }
+}
+
+/// Runs `STICKY` in `cg` as root on `tmp` (a root-owned 1777 directory, on `fs`) with Bob's
+/// entries made again: every step over Bob's entries, the directory and trusted plants is
+/// refused, the prober's own entries are made, and nothing of Bob's or of the directory
+/// changed.
+fn nothing_over_other_users(cg: &Cgroup, tmp: &Path, elsewhere: &Path, fs: &str) {
+    bobs_entries(tmp);
+    let args = [tmp.to_str().unwrap(), elsewhere.to_str().unwrap()];
+    let inside = steps_as(Some(cg), false, STICKY, &args);
+    let root = format!("root on {fs}");
+    assert_steps(&inside, &BOBS_ENTRIES, EPERM, &root);
+    assert_steps(&inside, &PLANTED_SYMLINKS, EPERM, &root);
+    assert_steps(&inside, &SHARED_DIRECTORY, EPERM, &root);
+    assert_steps(&inside, &PLANTED_FILES, EPERM, &root);
+    assert_steps(&inside, &["plant_chmod_alias"], EPERM, &root);
+    assert_steps(&inside, &OWN_FILES, 0, &root);
+    assert_steps(
+        &inside,
+        &["symlink_elsewhere", "own_link", "own_unlink"],
+        0,
+        &root,
+    );
+    for name in ["bob-unlink", "bob-rmdir", "bob-rename", "bob-over"] {
+        assert!(tmp.join(name).exists(), "{fs}: {name} is gone: {inside}");
+    }
+    for name in ["shared-rmdir", "shared-rename"] {
+        assert!(tmp.join(name).is_dir(), "{fs}: {name} is gone: {inside}");
+    }
+    let mode = std::fs::metadata(tmp).unwrap().permissions().mode();
+    assert_eq!(
+        mode & 0o7777,
+        0o1777,
+        "{fs}: the directory's mode changed: {inside}"
+    );
 }
 
 /// A group the ordinary user is a member of, for the groups test, and one it is not.

@@ -54,6 +54,13 @@ struct FileCapability {
 #[map(name = "FILE_CAPABILITY")]
 static FILE_CAPABILITY: HashMap<u32, FileCapability> = HashMap::with_max_entries(16384, 0);
 
+/// Threads inside `__scm_send`, where the kernel asks SETUID and SETGID for a message's
+/// credentials (`SCM_CREDENTIALS`) that name a uid or gid other than the sender's own: ids
+/// claimed to the receiver, not taken, so no `task_fix_*` hook sees them. The value is unused.
+/// Not pinned, as `FILE_CAPABILITY`.
+#[map(name = "SCM_SEND")]
+static SCM_SEND: HashMap<u32, u8> = HashMap::with_max_entries(16384, 0);
+
 /// Ids the supplementary group lists are compared on, at most: a longer new list is refused,
 /// a longer old one counts its first ones only (fail closed either way).
 const MAX_GROUPS: u32 = 32;
@@ -103,6 +110,23 @@ pub fn file_capability_answered(ctx: FExitContext) -> i32 {
     0
 }
 
+#[fentry(function = "__scm_send")]
+pub fn credentials_claimed(_ctx: FEntryContext) -> i32 {
+    // int __scm_send(struct socket *sock, struct msghdr *msg, struct scm_cookie *p): every
+    // send with control messages (descriptors, credentials).
+    if any_attached() {
+        // Full only with 16,384 threads inside at once: then a claim is allowed, as before.
+        let _ = SCM_SEND.insert(&thread_id(), &1, 0);
+    }
+    0
+}
+
+#[fexit(function = "__scm_send")]
+pub fn credentials_sent(_ctx: FExitContext) -> i32 {
+    let _ = SCM_SEND.remove(&thread_id());
+    0
+}
+
 /// The verdict of `capable` on a narrowed capability `cap` for `cred`: a file's override
 /// holds only on files of the task's own user (`cred`'s fsuid) or of the sandbox's user, and
 /// SETUID and SETGID are decided on the ids themselves (`task_fix_*`). Allowed outside every
@@ -114,7 +138,7 @@ pub fn file_capability_answered(ctx: FExitContext) -> i32 {
 pub fn narrowed_capability(cred: *const u8, cap: i32) -> Result<(), CgroupPolicy> {
     let cap = cap as u32;
     if cap == CAP_SETUID || cap == CAP_SETGID {
-        return Ok(());
+        return claimed_ids(cap);
     }
     // Runs for every such check on the host: the thread's note (none unless the kernel asked
     // about a file while something was attached) comes before the policy lookup.
@@ -133,6 +157,25 @@ pub fn narrowed_capability(cred: *const u8, cap: i32) -> Result<(), CgroupPolicy
     }
     let fsuid = cred_id(cred, CRED_FSUID);
     if note.owner == policy.user_uid || fsuid == Some(note.owner) {
+        return Ok(());
+    }
+    Err(policy)
+}
+
+/// The verdict on SETUID or SETGID (`cap`): an id change is decided on the ids themselves
+/// (`task_fix_*`), but in a message's credentials (`__scm_send`) an id other than the sender's
+/// own is only claimed, and the receiver believes it (journald's `_UID`, a server's
+/// `SO_PASSCRED` check): a confined task claims none.
+#[inline(always)]
+fn claimed_ids(cap: u32) -> Result<(), CgroupPolicy> {
+    // SAFETY: copied out at once; only this thread writes its entry.
+    if unsafe { SCM_SEND.get(&thread_id()) }.is_none() {
+        return Ok(());
+    }
+    let Some(policy) = current_policy() else {
+        return Ok(());
+    };
+    if policy.gives_back(cap) || !acting_as_itself() {
         return Ok(());
     }
     Err(policy)

@@ -69,7 +69,8 @@ pub enum Tracing {
 }
 
 /// Kernel functions watched, and the programs watching them: `capable_wrt_inode_uidgid`, so
-/// `capable` knows whose file a file's override is for (sandbox-ebpf's `other_users`). Their
+/// `capable` knows whose file a file's override is for, and `__scm_send`, so it knows SETUID
+/// and SETGID asked there are for ids a message claims (sandbox-ebpf's `other_users`). Their
 /// links are pinned as `<program>`, beside the hooks'.
 pub const TRACING_PROGRAMS: &[(&str, Tracing, &str)] = &[
     (
@@ -82,6 +83,8 @@ pub const TRACING_PROGRAMS: &[(&str, Tracing, &str)] = &[
         Tracing::Exit,
         "file_capability_answered",
     ),
+    ("__scm_send", Tracing::Entry, "credentials_claimed"),
+    ("__scm_send", Tracing::Exit, "credentials_sent"),
 ];
 
 /// Hooks only newer kernels have, loaded and attached where the running kernel's BTF has them

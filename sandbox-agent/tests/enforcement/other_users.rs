@@ -19,7 +19,7 @@ const BOB: u32 = 1001;
 /// when it worked). The id changes run in a child each, so the probe keeps its own; the
 /// attribute changes set what is already there, so a change that works changes nothing.
 const PROBE: &str = r#"
-import ctypes, fcntl, os, struct, sys
+import ctypes, fcntl, os, socket, struct, sys
 libc = ctypes.CDLL(None, use_errno=True)
 bob, shared, roots, users, other = sys.argv[1:6]
 other = int(other)
@@ -58,6 +58,19 @@ step("give_group", lambda: os.chown(gift, -1, other))
 step("roots", lambda: open(roots).read())
 step("users", lambda: open(users).read())
 step("users_chown", lambda: os.chown(users, os.stat(users).st_uid, os.stat(users).st_gid))
+def claim(uid, gid):
+    # A message whose credentials (SCM_CREDENTIALS) name uid and gid, which its receiver
+    # believes: ids other than the sender's own need SETUID or SETGID.
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        creds = struct.pack("iII", os.getpid(), uid, gid)
+        a.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, creds)])
+    finally:
+        a.close()
+        b.close()
+step("claim_uid", lambda: claim(other, os.getgid()))
+step("claim_gid", lambda: claim(os.getuid(), other))
+step("claim_own", lambda: claim(os.getuid(), os.getgid()))
 in_child("setuid", lambda: os.setuid(other))
 in_child("setresuid", lambda: os.setresuid(-1, -1, other))
 in_child("setfsuid", setfsuid)
@@ -135,6 +148,8 @@ fn assert_steps(out: &str, steps: &[&str], errno: i32, who: &str) {
 const BOBS_FILES: [&str; 4] = ["read", "list", "create_in", "rdwr"];
 const BOBS_ATTRIBUTES: [&str; 6] = ["chmod", "chown", "times", "acl", "give", "give_group"];
 const IDS: [&str; 5] = ["setuid", "setresuid", "setfsuid", "setgid", "setgroups"];
+/// Credentials a message claims: another uid, another gid.
+const CLAIMS: [&str; 2] = ["claim_uid", "claim_gid"];
 
 #[test]
 fn a_confined_root_takes_no_other_users_files_or_ids() {
@@ -151,6 +166,7 @@ fn a_confined_root_takes_no_other_users_files_or_ids() {
     assert_steps(&outside, &BOBS_ATTRIBUTES, 0, "outside");
     assert_steps(&outside, &["roots", "users", "users_chown"], 0, "outside");
     assert_steps(&outside, &IDS, 0, "outside");
+    assert_steps(&outside, &CLAIMS, 0, "outside");
     std::fs::remove_file(Path::new(&f.bob).join("planted")).unwrap();
 
     // Inside, Bob's files are as closed to root as to anyone, and root becomes no one else;
@@ -163,6 +179,8 @@ fn a_confined_root_takes_no_other_users_files_or_ids() {
     assert_steps(&inside, &["roots"], 0, "root");
     assert_steps(&inside, &["users"], libc::EACCES, "root");
     assert_steps(&inside, &IDS, libc::EPERM, "root");
+    assert_steps(&inside, &CLAIMS, libc::EPERM, "root");
+    assert_steps(&inside, &["claim_own"], 0, "root");
     assert!(!Path::new(&f.bob).join("planted").exists());
     record_of(&cg, "capable", |r| {
         r["action"] == "deny" && r["target"]["capability"] == "DAC_OVERRIDE"
@@ -170,10 +188,15 @@ fn a_confined_root_takes_no_other_users_files_or_ids() {
     record_of(&cg, "task_fix_setuid", |r| {
         r["action"] == "deny" && r["target"]["capability"] == "SETUID"
     });
+    record_of(&cg, "capable", |r| {
+        r["action"] == "deny" && r["target"]["capability"] == "SETUID"
+    });
     // A confined ordinary user was never let in anyway.
     let user = probe(Some(&cg), true, &f, BOB);
     assert_steps(&user, &BOBS_FILES, libc::EACCES, "user");
     assert_steps(&user, &IDS, libc::EPERM, "user");
+    assert_steps(&user, &CLAIMS, libc::EPERM, "user");
+    assert_steps(&user, &["claim_own"], 0, "user");
 
     // Where the sandbox's user is the ordinary user, root reaches that user's files and ids,
     // and still no one else's.
@@ -185,6 +208,9 @@ fn a_confined_root_takes_no_other_users_files_or_ids() {
         "root for the user",
     );
     assert_steps(&inside, &IDS, 0, "root for the user");
+    // Credentials a message claims are only ever the sender's own: the claimed ids cannot
+    // be read where the kernel asks, so even the sandbox user's are refused.
+    assert_steps(&inside, &CLAIMS, libc::EPERM, "root for the user");
     assert_steps(&inside, &BOBS_FILES, libc::EACCES, "root for the user");
     let inside = probe(Some(&for_user), false, &f, BOB);
     assert_steps(
@@ -221,7 +247,7 @@ fn a_policy_that_gives_a_narrowed_capability_back_gives_it_whole() {
     assert_steps(&inside, &["read", "list", "rdwr", "users"], 0, "given back");
     assert_steps(
         &inside,
-        &["setuid", "setresuid", "setfsuid"],
+        &["setuid", "setresuid", "setfsuid", "claim_uid"],
         0,
         "given back",
     );
@@ -229,7 +255,7 @@ fn a_policy_that_gives_a_narrowed_capability_back_gives_it_whole() {
     assert_steps(&inside, &BOBS_ATTRIBUTES, libc::EPERM, "not given back");
     assert_steps(
         &inside,
-        &["setgid", "setgroups"],
+        &["setgid", "setgroups", "claim_gid"],
         libc::EPERM,
         "not given back",
     );

@@ -147,7 +147,7 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
             Err(OffsetError::NoField { .. }) => 0,
             other => other?,
         },
-        command_majors: [0; 4],
+        command_majors: [0; 5],
         btrfs_valid: 0,
         valid: 1,
     })))
@@ -206,7 +206,7 @@ fn with_command_majors(mut offsets: KernelOffsets) -> KernelOffsets {
             }
         }
         Err(e) => tracing::warn!(
-            "cannot read /proc/devices ({e}): bsg, NVMe and TPM devices are not told from others"
+            "cannot read /proc/devices ({e}): bsg, NVMe, TPM and raw HID devices are not told from others"
         ),
     }
     offsets

@@ -143,7 +143,7 @@ pub struct KernelOffsets {
     pub inode_default_acl: u16,
     /// Majors of the character devices of `COMMAND_DEVICES`, in that order; 0 for a driver
     /// not registered when the daemon started.
-    pub command_majors: [u16; 4],
+    pub command_majors: [u16; 5],
     /// `struct btrfs_inode` -> `vfs_inode` (the `struct inode` inside it), from the btrfs
     /// module's BTF; 0 when btrfs's BTF was not available (then no rule can name a btrfs path).
     pub btrfs_inode_vfs: u16,

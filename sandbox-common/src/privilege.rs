@@ -310,9 +310,19 @@ pub const SCSI_GENERIC_MAJOR: u32 = 21;
 /// Names in `/proc/devices` of the character devices that pass commands to hardware holding
 /// the host's data or secrets: the block layer's SCSI passthrough (`/dev/bsg/*`), NVMe
 /// controllers (`/dev/nvme0`) and NVMe namespaces' generic devices (`/dev/ng0n1`, whose write
-/// commands need only a writable open), and the TPM (`/dev/tpmN` and `/dev/tpmrmN`: root
-/// unseals with it the secrets the host sealed to its boot state, a disk's key among them).
-pub const COMMAND_DEVICES: [&str; 4] = ["bsg", "nvme", "nvme-generic", "tpm"];
+/// commands need only a writable open), the TPM (`/dev/tpmN` and `/dev/tpmrmN`: root
+/// unseals with it the secrets the host sealed to its boot state, a disk's key among them),
+/// and raw HID (`/dev/hidrawN`: a keyboard's keystrokes, a security key's requests).
+pub const COMMAND_DEVICES: [&str; 5] = ["bsg", "nvme", "nvme-generic", "tpm", "hidraw"];
+/// Majors of the character devices that carry what the host's people type and see: virtual
+/// consoles and serial ports (4: `tty1`, a serial console's login at `ttyS0`), virtual console
+/// memory (7: `/dev/vcs*`, the console's screen), input events (13: `/dev/input/*`, every
+/// keyboard and mouse), framebuffers (29: `/dev/fb0`, what the screen shows).
+pub const CONSOLE_MAJORS: [u32; 4] = [4, 7, 13, 29];
+/// ... and single devices of that kind, as kernel `dev_t`s: `/dev/console` (5:1), and the
+/// misc devices that make a keyboard from user space, whose keystrokes go to the developer's
+/// desktop session (`/dev/uinput` 10:223, `/dev/uhid` 10:239).
+pub const CONSOLE_DEVICES: [u32; 3] = [5 << 20 | 1, 10 << 20 | 223, 10 << 20 | 239];
 /// `/dev/tpm0`, the first TPM, which the kernel puts at misc minor 224 (<linux/miscdevice.h>)
 /// rather than under the `tpm` major, as a kernel `dev_t`.
 pub const TPM_LEGACY_DEVICE: u32 = 10 << 20 | 224;

@@ -1,6 +1,8 @@
 //! Files that are the host itself, which no confined task may open whatever its policy lists:
 //! block devices (every file of a filesystem, raw), the character devices that pass commands to
-//! a disk (SCSI generic, bsg, NVMe) or to the TPM, the memory and port devices, `/proc/kcore`,
+//! a disk (SCSI generic, bsg, NVMe), to the TPM or to a HID device, the memory and port
+//! devices, the consoles, serial ports and input devices (what the host's people type and see,
+//! and virtual keyboards that type into their sessions), `/proc/kcore`,
 //! and, for writing, every file of a kernel filesystem (`kernel_fs`: cgroupfs, sysfs, bpffs...)
 //! every procfs file outside a process's own `/proc/<pid>` directory
 //! (`/proc/sys/kernel/core_pattern` and `modprobe` make the kernel run a program as host root),
@@ -12,7 +14,8 @@
 
 use aya_ebpf::helpers::generated::bpf_probe_read_kernel_str;
 use sandbox_common::{
-    KernelOffsets, MEMORY_DEVICES, PROC_SUPER_MAGIC, SCSI_GENERIC_MAJOR, TPM_LEGACY_DEVICE,
+    KernelOffsets, CONSOLE_DEVICES, CONSOLE_MAJORS, MEMORY_DEVICES, PROC_SUPER_MAGIC,
+    SCSI_GENERIC_MAJOR, TPM_LEGACY_DEVICE,
 };
 
 use crate::mode::{file_type, inode_mode, S_IFBLK, S_IFCHR};
@@ -46,6 +49,8 @@ pub fn is_host_file(
                 MEMORY_DEVICES.contains(&rdev)
                     || rdev == TPM_LEGACY_DEVICE
                     || passes_commands(off, rdev >> 20)
+                    || CONSOLE_DEVICES.contains(&rdev)
+                    || CONSOLE_MAJORS.contains(&(rdev >> 20))
             }
             Err(_) => true,
         },

@@ -72,7 +72,7 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     task_fs: 0,
     fs_struct_umask: 0,
     inode_default_acl: 0,
-    command_majors: [0; 4],
+    command_majors: [0; 5],
     btrfs_inode_vfs: 0,
     btrfs_inode_root: 0,
     btrfs_root_anon_dev: 0,

@@ -323,7 +323,11 @@ fn raw_disks_kernel_memory_and_device_nodes_made_anywhere_cannot_be_opened() {
     // character devices that pass commands to a disk or the TPM (SCSI generic's fixed major,
     // the first TPM's misc minor; bsg's, NVMe's and the TPM's, handed out at boot, where this
     // kernel registered them; the TPM's resource manager `tpmrm0` is the TPM major's minor
-    // 65536). The VM has no TPM: the driver is there, the chip is not.
+    // 65536). The VM has no TPM: the driver is there, the chip is not. And what carries what
+    // the host's people type and see: a virtual console, a serial port, the console, the
+    // console's screen memory, the framebuffer, an input event device, raw HID (a major handed
+    // out when its driver loads: a module these kernels have not loaded here), and the devices
+    // that make a keyboard from user space.
     let disk = home.join("disk");
     let mem = home.join("mem");
     let port = home.join("port");
@@ -335,6 +339,7 @@ fn raw_disks_kernel_memory_and_device_nodes_made_anywhere_cannot_be_opened() {
         ("nvme-generic", "0"),
         ("tpm", "1"),
         ("tpm", "65536"),
+        ("hidraw", "0"),
     ]
     .iter()
     .filter_map(|&(name, minor)| {
@@ -354,7 +359,16 @@ fn raw_disks_kernel_memory_and_device_nodes_made_anywhere_cannot_be_opened() {
         "the kernel registers the TPM major: {devices}"
     );
     let tpm0 = home.join("tpm0");
+    let (event0, uinput) = (home.join("event0"), home.join("uinput"));
     let mut nodes = vec![
+        (home.join("tty1"), "c", "4".to_string(), "1"),
+        (home.join("ttyS0"), "c", "4".to_string(), "64"),
+        (home.join("console"), "c", "5".to_string(), "1"),
+        (home.join("vcs"), "c", "7".to_string(), "0"),
+        (home.join("fb0"), "c", "29".to_string(), "0"),
+        (event0.clone(), "c", "13".to_string(), "64"),
+        (uinput.clone(), "c", "10".to_string(), "223"),
+        (home.join("uhid"), "c", "10".to_string(), "239"),
         (disk.clone(), "b", "7".to_string(), "0"),
         (mem.clone(), "c", "1".to_string(), "1"),
         (port.clone(), "c", "1".to_string(), "4"),
@@ -387,18 +401,18 @@ fn raw_disks_kernel_memory_and_device_nodes_made_anywhere_cannot_be_opened() {
                 .as_str()
                 .is_some_and(|p| p.ends_with("/kcore"))
     });
-    // Ordinary devices stay usable.
+    // Ordinary devices stay usable, and so does a terminal of the sandbox's own making.
     let text = sh(
         &cg,
-        "head -c 4 /dev/urandom > /dev/null; echo urandom=$?; echo x > /dev/null; echo null=$?",
+        "head -c 4 /dev/urandom > /dev/null; echo urandom=$?; echo x > /dev/null; echo null=$?; \
+         python3 -c 'import os; os.openpty()'; echo pty=$?",
     );
-    assert!(
-        text.contains("urandom=0") && text.contains("null=0"),
-        "{text}"
-    );
+    for step in ["urandom=0", "null=0", "pty=0"] {
+        assert!(text.contains(step), "{step}: {text}");
+    }
     // Outside, the same node reaches the driver: ENXIO, or, once another test has attached
     // the loop device, an open one (opened only: reading a whole disk image is not the point).
-    for node in [&disk, &sg, &tpm0] {
+    for node in [&disk, &sg, &tpm0, &event0, &uinput] {
         assert_ne!(
             probe(None, OPEN_ONLY, &[node.to_str().unwrap()]),
             Err(EPERM),

@@ -8,10 +8,10 @@ use sandbox_common::{
     RULE_ID_SELF_PROTECTION, WALK_ONE_NAME,
 };
 
-use crate::mode::{file_type, inode_mode, S_IFREG};
 use crate::{
     host_files::is_host_file,
     kernel::{offsets, read_at, read_ptr, rule_dev},
+    mode::{file_type, inode_mode, S_IFREG},
     policy::confining_attachment,
     target::{FileId, Target},
     verdict::{enforce, Decision},

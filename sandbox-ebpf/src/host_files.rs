@@ -18,11 +18,11 @@ use sandbox_common::{
     SCSI_GENERIC_MAJOR, TPM_LEGACY_DEVICE,
 };
 
-use crate::mode::{file_type, inode_mode, S_IFBLK, S_IFCHR};
 use crate::{
     guard::in_sandbox,
     kernel::{read_at, read_ptr},
     kernel_fs::is_kernel_fs,
+    mode::{file_type, inode_mode, S_IFBLK, S_IFCHR},
 };
 
 /// Deepest /proc path examined (`/proc/sys/net/ipv4/conf/<if>/<knob>` is 6); a deeper write

@@ -29,11 +29,11 @@ use sandbox_common::{
     HOOK_TASK_SETSCHEDULER,
 };
 
-use crate::mode::{file_type, inode_mode, S_IFCHR};
 use crate::{
     guard::{deny, only_own_sandbox},
     hook::earlier_denial,
     kernel::{offsets, read_at, read_ptr},
+    mode::{file_type, inode_mode, S_IFCHR},
     policy::current_policy,
     target::Target,
 };

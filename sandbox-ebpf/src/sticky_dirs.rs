@@ -84,7 +84,7 @@ pub fn removes_another_users_entry(
     let Some((_, dir_mode, _)) = directory_of(dentry) else {
         return refused(policy, hook);
     };
-    if let Some(denied) = changes_a_shared_directory(policy, hook, dentry) {
+    if let Some(denied) = refused_if_shared(policy, hook, inode) {
         return Some(denied);
     }
     if dir_mode & S_ISVTX == 0 {
@@ -107,6 +107,13 @@ pub fn changes_a_shared_directory(
 ) -> Option<i32> {
     // A negative dentry (a rename's new name that does not exist yet) is no directory.
     let inode = read_ptr(dentry, offsets().dentry_inode).ok()?;
+    refused_if_shared(policy, hook, inode)
+}
+
+/// `changes_a_shared_directory` of the (positive) dentry's `inode`; unreadable counts as
+/// shared (fail closed).
+#[inline(always)]
+fn refused_if_shared(policy: &CgroupPolicy, hook: u32, inode: *const u8) -> Option<i32> {
     match inode_mode(inode) {
         Ok(mode) if !shared(mode) => None,
         _ => refused(policy, hook),

@@ -13,10 +13,10 @@ use sandbox_common::{
     WALK_ONE_NAME,
 };
 
-use crate::mode::{file_type, inode_mode, S_IFDIR};
 use crate::{
     kernel::{btrfs_subvolume_dev, keyed_by_subvolume, offsets, read_at, read_ptr},
     maps::{INODE_RULES, LINKED_OUT, NAME_RULES},
+    mode::{file_type, inode_mode, S_IFDIR},
     verdict::Decision,
 };
 

@@ -147,6 +147,13 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
             Err(OffsetError::NoField { .. }) => 0,
             other => other?,
         },
+        dentry_fsdata: off("dentry", &["d_fsdata"])?,
+        task_signal: off("task_struct", &["signal"])?,
+        signal_tty: off("signal_struct", &["tty"])?,
+        tty_session: match off("tty_struct", &["ctrl", "session"]) {
+            Err(OffsetError::NoField { .. }) => off("tty_struct", &["session"])?,
+            other => other?,
+        },
         command_majors: [0; 5],
         btrfs_valid: 0,
         valid: 1,

@@ -271,6 +271,15 @@ pub const MAP_KEY_OWNERS: &str = "KEY_OWNERS";
 /// Keys made inside sandboxes that are remembered (an LRU map: BPF cannot hook `key_free`);
 /// past that the least recently used is its own sandbox's no more (refused like any other).
 pub const MAX_KEY_OWNERS: u32 = 16384;
+/// The pseudo-terminals made while a sandbox was attached, by the address of the slave end's
+/// `struct tty_struct`, with the attachment (cgroup id) whose task made each, 0 for one made
+/// outside: a confined task opens a terminal that has no session yet only when its own sandbox
+/// made it. Written for every pseudo-terminal made (`devpts_pty_new`), so a freed terminal's
+/// entry never speaks for the next one at its address.
+pub const MAP_PTY_MAKERS: &str = "PTY_MAKERS";
+/// Pseudo-terminals remembered (an LRU map); past that the least recently used is its own
+/// sandbox's no more (refused like any other until it has a session of the sandbox).
+pub const MAX_PTY_MAKERS: u32 = 8192;
 /// The sandbox user's supplementary groups (`UserGroups`), by attachment (cgroup id).
 pub const MAP_USER_GROUPS: &str = "USER_GROUPS";
 pub const MAP_EVENTS: &str = "EVENTS";

@@ -141,6 +141,14 @@ pub struct KernelOffsets {
     /// `struct inode` -> `i_default_acl` (a directory's default ACL as cached: null for none,
     /// `ACL_NOT_CACHED` when not read yet); 0 on a kernel built without POSIX ACLs.
     pub inode_default_acl: u16,
+    /// `struct dentry` -> `d_fsdata` (on devpts, a pseudo-terminal's slave `struct tty_struct`),
+    /// `struct task_struct` -> `signal`, `struct signal_struct` -> `tty` (the controlling
+    /// terminal), `struct tty_struct` -> `ctrl.session` (`session` before Linux 5.19; the
+    /// `struct pid` of its session's leader, null for none).
+    pub dentry_fsdata: u16,
+    pub task_signal: u16,
+    pub signal_tty: u16,
+    pub tty_session: u16,
     /// Majors of the character devices of `COMMAND_DEVICES`, in that order; 0 for a driver
     /// not registered when the daemon started.
     pub command_majors: [u16; 5],

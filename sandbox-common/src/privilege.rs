@@ -323,6 +323,13 @@ pub const CONSOLE_MAJORS: [u32; 4] = [4, 7, 13, 29];
 /// misc devices that make a keyboard from user space, whose keystrokes go to the developer's
 /// desktop session (`/dev/uinput` 10:223, `/dev/uhid` 10:239).
 pub const CONSOLE_DEVICES: [u32; 3] = [5 << 20 | 1, 10 << 20 | 223, 10 << 20 | 239];
+/// Majors of the pseudo-terminals' slave ends (`/dev/pts/N`, <linux/major.h>'s
+/// `UNIX98_PTY_SLAVE_MAJOR` and the seven after it): a confined task opens only its own
+/// (`terminals` in sandbox-ebpf), not the developer's other sessions.
+pub const PTY_SLAVE_MAJORS: core::ops::RangeInclusive<u32> = 136..=143;
+/// The filesystem of those slave ends: the kernel opens a pseudo-terminal only at its name
+/// there (a node with its number made elsewhere gets `EIO`).
+pub const DEVPTS_SUPER_MAGIC: u64 = 0x1cd1;
 /// `/dev/tpm0`, the first TPM, which the kernel puts at misc minor 224 (<linux/miscdevice.h>)
 /// rather than under the `tpm` major, as a kernel `dev_t`.
 pub const TPM_LEGACY_DEVICE: u32 = 10 << 20 | 224;

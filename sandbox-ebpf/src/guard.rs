@@ -5,13 +5,13 @@
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
-    CgroupPolicy, HOOK_BPF, HOOK_MOVE_MOUNT, HOOK_PTRACE, HOOK_SB_MOUNT, HOOK_TASK_KILL,
-    RULE_ID_SELF_PROTECTION,
+    CgroupPolicy, KernelOffsets, HOOK_BPF, HOOK_MOVE_MOUNT, HOOK_PTRACE, HOOK_SB_MOUNT,
+    HOOK_TASK_KILL, RULE_ID_SELF_PROTECTION,
 };
 
 use crate::{
     hook::earlier_denial,
-    kernel::{offsets, read_at},
+    kernel::{offsets, read_at, read_ptr},
     policy::{attachment_of_task, confining_attachment, current_policy},
     target::Target,
     verdict::{enforce, Decision},
@@ -50,6 +50,19 @@ pub fn bpf(ctx: LsmContext) -> i32 {
 #[inline(always)]
 pub fn in_sandbox(task: *const u8, attachment: u64) -> bool {
     attachment_of_task(task) == Some(attachment)
+}
+
+/// Whether the task of `pid` (a `struct pid`: the task whose id it is) is confined by
+/// `attachment`. False when it cannot be read (fail closed) or has exited.
+#[inline(always)]
+pub fn pid_in_sandbox(off: &KernelOffsets, pid: *const u8, attachment: u64) -> bool {
+    // pid->tasks[PIDTYPE_PID].first is &task->pid_links[PIDTYPE_PID] (null once it exited).
+    match read_ptr(pid, off.pid_tasks) {
+        Ok(link) if !link.is_null() => {
+            in_sandbox(link.wrapping_sub(off.task_pid_links as usize), attachment)
+        }
+        _ => false,
+    }
 }
 
 /// Denies a confined task acting on `task` unless `task` is confined by the same attachment

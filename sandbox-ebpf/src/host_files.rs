@@ -2,7 +2,8 @@
 //! block devices (every file of a filesystem, raw), the character devices that pass commands to
 //! a disk (SCSI generic, bsg, NVMe), to the TPM or to a HID device, the memory and port
 //! devices, the consoles, serial ports and input devices (what the host's people type and see,
-//! and virtual keyboards that type into their sessions), `/proc/kcore`,
+//! and virtual keyboards that type into their sessions), pseudo-terminals other than the
+//! sandbox's own (`terminals`), `/proc/kcore`,
 //! and, for writing, every file of a kernel filesystem (`kernel_fs`: cgroupfs, sysfs, bpffs...)
 //! every procfs file outside a process's own `/proc/<pid>` directory
 //! (`/proc/sys/kernel/core_pattern` and `modprobe` make the kernel run a program as host root),
@@ -15,14 +16,15 @@
 use aya_ebpf::helpers::generated::bpf_probe_read_kernel_str;
 use sandbox_common::{
     KernelOffsets, CONSOLE_DEVICES, CONSOLE_MAJORS, MEMORY_DEVICES, PROC_SUPER_MAGIC,
-    SCSI_GENERIC_MAJOR, TPM_LEGACY_DEVICE,
+    PTY_SLAVE_MAJORS, SCSI_GENERIC_MAJOR, TPM_LEGACY_DEVICE,
 };
 
 use crate::{
-    guard::in_sandbox,
+    guard::pid_in_sandbox,
     kernel::{read_at, read_ptr},
     kernel_fs::is_kernel_fs,
     mode::{file_type, inode_mode, S_IFBLK, S_IFCHR},
+    terminals::is_other_terminal,
 };
 
 /// Deepest /proc path examined (`/proc/sys/net/ipv4/conf/<if>/<knob>` is 6); a deeper write
@@ -51,6 +53,8 @@ pub fn is_host_file(
                     || passes_commands(off, rdev >> 20)
                     || CONSOLE_DEVICES.contains(&rdev)
                     || CONSOLE_MAJORS.contains(&(rdev >> 20))
+                    || (PTY_SLAVE_MAJORS.contains(&(rdev >> 20))
+                        && is_other_terminal(off, dentry, attachment))
             }
             Err(_) => true,
         },
@@ -143,12 +147,8 @@ fn process_in_sandbox(off: &KernelOffsets, dir: *const u8, attachment: u64) -> b
     // Every procfs inode is the `vfs_inode` of a `struct proc_inode`, whose `pid` is the
     // process's for its directory.
     let proc_inode = inode.wrapping_sub(off.proc_inode_vfs_inode as usize);
-    let Ok(pid) = read_ptr(proc_inode, off.proc_inode_pid) else {
-        return false;
-    };
-    // pid->tasks[PIDTYPE_PID].first is &task->pid_links[PIDTYPE_PID] (null once it exited).
-    let Ok(link) = read_ptr(pid, off.pid_tasks) else {
-        return false;
-    };
-    in_sandbox(link.wrapping_sub(off.task_pid_links as usize), attachment)
+    match read_ptr(proc_inode, off.proc_inode_pid) {
+        Ok(pid) => pid_in_sandbox(off, pid, attachment),
+        Err(_) => false,
+    }
 }

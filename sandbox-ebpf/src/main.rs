@@ -26,6 +26,7 @@ mod privilege;
 mod sticky_dirs;
 mod target;
 mod task;
+mod terminals;
 mod verdict;
 mod verdict_cache;
 mod walk;

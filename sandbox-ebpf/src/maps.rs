@@ -10,7 +10,8 @@ use sandbox_common::{
     AuditEvent, AuditRate, CgroupPolicy, CgroupVerdict, InodeKey, LinkedOut, LocalAddr, NameKey,
     NetKey, NetRules, RuleValue, UserGroups, AUDIT_EVENT_SIZE, MAX_CGROUPS, MAX_CGROUP_VERDICTS,
     MAX_CONFINED_TASKS, MAX_INODE_RULES, MAX_KEY_OWNERS, MAX_LINKED_OUT, MAX_LOCAL_ADDRS,
-    MAX_NAME_RULES, MAX_NET_BINARIES, MAX_NET_RULES, MAX_VERDICT_CACHE, RULE_MAP_FLAGS,
+    MAX_NAME_RULES, MAX_NET_BINARIES, MAX_NET_RULES, MAX_PTY_MAKERS, MAX_VERDICT_CACHE,
+    RULE_MAP_FLAGS,
 };
 
 use crate::verdict_cache::Stamps;
@@ -55,6 +56,11 @@ pub static USER_GROUPS: HashMap<u64, UserGroups> = HashMap::pinned(MAX_CGROUPS, 
 /// See `sandbox_common::MAP_KEY_OWNERS`: marked, and unmarked, in `key_alloc`.
 #[map(name = "KEY_OWNERS")]
 pub static KEY_OWNERS: LruHashMap<u64, u64> = LruHashMap::pinned(MAX_KEY_OWNERS, 0);
+
+/// See `sandbox_common::MAP_PTY_MAKERS`: marked, and unmarked, in `terminals::pty_made`.
+/// Pinned like the keys' marks: a restarted daemon's programs still know the sandbox's terminals.
+#[map(name = "PTY_MAKERS")]
+pub static PTY_MAKERS: LruHashMap<u64, u64> = LruHashMap::pinned(MAX_PTY_MAKERS, 0);
 
 /// Network rules by (policy, scope, family, address prefix).
 #[map(name = "NET_RULES")]

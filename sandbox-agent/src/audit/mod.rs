@@ -256,8 +256,9 @@ fn self_protection_rule(event: &AuditEvent) -> String {
         }
         HOOK_URING_OVERRIDE_CREDS => "an io_uring personality (credentials other than its own)",
         HOOK_FILE_OPEN | HOOK_FILE_RECEIVE => {
-            "a host file (block, memory or TPM device, /proc/kcore, a /proc file outside the task's \
-             own or of a process outside the sandbox, a kernel filesystem's file for writing)"
+            "a host file (a disk, memory, TPM, console or input device, a terminal other than the \
+             sandbox's own, /proc/kcore, a /proc file outside the task's own or of a process \
+             outside the sandbox, a kernel filesystem's file for writing)"
         }
         HOOK_PATH_TRUNCATE
         | HOOK_FILE_TRUNCATE

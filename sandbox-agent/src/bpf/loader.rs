@@ -16,8 +16,8 @@ use sandbox_common::{
     RuleValue, UserGroups, GLOBAL_AUDIT_RATE_LIMIT, GLOBAL_OFFSETS, GLOBAL_RENAME_LOCK,
     MAP_ANY_ATTACHED, MAP_AUDIT_RATE, MAP_AUDIT_SUPPRESSED, MAP_CGROUP_GENERATION,
     MAP_CGROUP_POLICY, MAP_CGROUP_VERDICTS, MAP_CONFINED_TASKS, MAP_INODE_RULES, MAP_KEY_OWNERS,
-    MAP_NAME_RULES, MAP_NET_BINARIES, MAP_NET_BINARY_NAMES, MAP_NET_RULES, MAP_USER_GROUPS,
-    MAX_INODE_RULES, MAX_NAME_RULES,
+    MAP_NAME_RULES, MAP_NET_BINARIES, MAP_NET_BINARY_NAMES, MAP_NET_RULES, MAP_PTY_MAKERS,
+    MAP_USER_GROUPS, MAX_INODE_RULES, MAX_NAME_RULES,
 };
 
 use super::{
@@ -126,7 +126,7 @@ fn rename_lock_address() -> u64 {
 }
 
 /// (map, key size, value size) this build's programs use.
-const POLICY_MAP_LAYOUT: [(&str, usize, usize); 14] = [
+const POLICY_MAP_LAYOUT: [(&str, usize, usize); 15] = [
     (MAP_ANY_ATTACHED, size_of::<u32>(), size_of::<u32>()),
     (MAP_CGROUP_GENERATION, size_of::<u32>(), size_of::<u64>()),
     (
@@ -157,6 +157,7 @@ const POLICY_MAP_LAYOUT: [(&str, usize, usize); 14] = [
     (MAP_NET_BINARY_NAMES, size_of::<NameKey>(), size_of::<u32>()),
     (MAP_CONFINED_TASKS, size_of::<u64>(), size_of::<u64>()),
     (MAP_KEY_OWNERS, size_of::<u64>(), size_of::<u64>()),
+    (MAP_PTY_MAKERS, size_of::<u64>(), size_of::<u64>()),
     (MAP_USER_GROUPS, size_of::<u64>(), size_of::<UserGroups>()),
 ];
 

@@ -40,5 +40,6 @@ mod policy_suggest;
 mod root_services;
 mod run_command;
 mod scope;
+mod terminals;
 mod the_way;
 mod verdict_cache;

@@ -148,6 +148,7 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
             other => other?,
         },
         dentry_fsdata: off("dentry", &["d_fsdata"])?,
+        socket_type: off("socket", &["type"])?,
         task_signal: off("task_struct", &["signal"])?,
         signal_tty: off("signal_struct", &["tty"])?,
         tty_session: match off("tty_struct", &["ctrl", "session"]) {

@@ -52,6 +52,7 @@ pub const HOOK_TASK_SETIOPRIO: u32 = 47;
 pub const HOOK_TASK_SETSCHEDULER: u32 = 48;
 pub const HOOK_TASK_SETRLIMIT: u32 = 49;
 pub const HOOK_FILE_FCNTL: u32 = 50;
+pub const HOOK_SOCKET_SETSOCKOPT: u32 = 51;
 
 /// The LSM hook behind a `HOOK_*` number, as audit records name it.
 pub fn hook_name(hook: u32) -> &'static str {
@@ -105,6 +106,7 @@ pub fn hook_name(hook: u32) -> &'static str {
         HOOK_TASK_SETSCHEDULER => "task_setscheduler",
         HOOK_TASK_SETRLIMIT => "task_setrlimit",
         HOOK_FILE_FCNTL => "file_fcntl",
+        HOOK_SOCKET_SETSOCKOPT => "socket_setsockopt",
         _ => "unknown",
     }
 }

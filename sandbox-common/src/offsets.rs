@@ -146,6 +146,8 @@ pub struct KernelOffsets {
     /// terminal), `struct tty_struct` -> `ctrl.session` (`session` before Linux 5.19; the
     /// `struct pid` of its session's leader, null for none).
     pub dentry_fsdata: u16,
+    /// `struct socket` -> `type` (a short: `SOCK_STREAM`, `SOCK_DGRAM`...).
+    pub socket_type: u16,
     pub task_signal: u16,
     pub signal_tty: u16,
     pub tty_session: u16,

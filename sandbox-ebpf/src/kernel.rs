@@ -73,6 +73,7 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     fs_struct_umask: 0,
     inode_default_acl: 0,
     dentry_fsdata: 0,
+    socket_type: 0,
     task_signal: 0,
     signal_tty: 0,
     tty_session: 0,

@@ -58,6 +58,7 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("task_setscheduler", "task_setscheduler"),
     ("task_setrlimit", "task_setrlimit"),
     ("file_fcntl", "file_fcntl"),
+    ("socket_setsockopt", "socket_setsockopt"),
 ];
 
 /// Where a program that watches a kernel function (not an LSM hook) runs: on its entry or on

@@ -199,6 +199,7 @@ const GUARDS: &[&str] = &[
     "task_setscheduler",
     "task_setrlimit",
     "file_fcntl",
+    "socket_setsockopt",
     "socket_connect",
     "socket_sendmsg",
     "sb_mount",

@@ -34,6 +34,8 @@ use crate::{
 
 /// `ACL_NOT_CACHED` of <linux/fs.h>: an inode's ACL not read from its filesystem yet.
 const ACL_NOT_CACHED: u64 = u64::MAX;
+/// `ACL_DONT_CACHE`: an inode whose ACLs are never cached, an overlay's (they are its layer's).
+const ACL_DONT_CACHE: u64 = u64::MAX - 2;
 
 #[inline(always)]
 fn refused(policy: &CgroupPolicy, hook: u32) -> Option<i32> {
@@ -187,14 +189,15 @@ pub fn creates_trusted_plant(
         return refused(policy, hook);
     };
     let off = offsets();
-    // An ACL not read yet counts as none: a confined task cannot give a shared directory a
-    // default ACL (`changes_a_shared_directory`).
+    // An ACL not read yet, or kept by an overlay's layer, counts as none: a confined task
+    // cannot give a shared directory a default ACL (`changes_a_shared_directory`), and
+    // counting it as one would refuse every `>` of a root agent in a container's `/tmp`.
     let default_acl = match off.inode_default_acl {
         0 => 0,
         at => read_at::<u64>(dir, at).unwrap_or(ACL_NOT_CACHED),
     };
     let mode = match default_acl {
-        0 | ACL_NOT_CACHED => mode & !current_umask(),
+        0 | ACL_NOT_CACHED | ACL_DONT_CACHE => mode & !current_umask(),
         _ => mode,
     };
     let entry = Entry {

@@ -909,6 +909,17 @@ step("udp_reserved", lambda: send_from(reserved + 1))
 step("tcp_any", lambda: connect_from(0))
 step("udp_any", lambda: send_from(0))
 step("serve_reserved", lambda: serve_on(reserved + 2))
+if len(sys.argv) > 4:
+    # Sockets bound outside, then confined with the process holding them (handed in): decided
+    # on the socket's port, whoever bound it.
+    t = socket.socket()
+    t.bind(("127.0.0.1", reserved + 3))
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", reserved + 4))
+    with open(sys.argv[4] + "/cgroup.procs", "w") as f:
+        f.write("0")
+    step("tcp_handed_in", lambda: t.connect(("127.0.0.1", tcp)))
+    step("udp_handed_in", lambda: u.sendto(b"x", ("127.0.0.1", udp)))
 "#;
 
 #[test]
@@ -952,6 +963,20 @@ fn no_connection_leaves_from_a_reserved_port() {
             crate::filesystems::step(&inside, s),
             0,
             "inside: {s}: {inside}"
+        );
+    }
+    let cgroup = cg.path.to_str().unwrap();
+    let handed_in = steps_as(
+        None,
+        false,
+        FROM_PORTS,
+        &[&tcp, &udp_port, &reserved, cgroup],
+    );
+    for s in ["tcp_handed_in", "udp_handed_in"] {
+        assert_eq!(
+            crate::filesystems::step(&handed_in, s),
+            EPERM,
+            "handed in: {s}: {handed_in}"
         );
     }
     record_of(&cg, "socket_connect", |r| {

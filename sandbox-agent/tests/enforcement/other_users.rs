@@ -497,6 +497,67 @@ fn owning_tmp_gives_a_confined_root_nothing_over_other_users() {
         let elsewhere = crate::filesystems::dir_on(base, "sticky-elsewhere");
         nothing_over_other_users(&cg, &tmp, &elsewhere, kind);
     }
+    // And through an overlay (a container's `/tmp`): the shared directory in its lower layer
+    // on ext4, copied up to the upper layer on tmpfs when Bob's entries are made in it.
+    let lower = crate::filesystems::dir_on(crate::filesystems::mounted("ext4"), "sticky-lower");
+    std::fs::create_dir_all(lower.join("tmp")).unwrap();
+    std::fs::set_permissions(lower.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
+    for d in [&upper, &work, &merged] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    let mount = Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &options])
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert!(mount.status.success(), "{}", stderr(&mount));
+    let elsewhere = merged.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o777)).unwrap();
+    nothing_over_other_users(&cg, &merged.join("tmp"), &elsewhere, "overlay");
+    let _ = Command::new("umount").arg(&merged).status();
+}
+
+/// `python3 -c OPENED_OUTSIDE FILE [CGROUP]`: opens FILE, moves itself into CGROUP when one is
+/// given (a descriptor opened outside and handed in), then changes the file's mode through
+/// the descriptor (`fchmod`, decided on the file's path as `chmod` is).
+const OPENED_OUTSIDE: &str = r#"
+import sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+if len(sys.argv) > 2:
+    with open(sys.argv[2] + "/cgroup.procs", "w") as f:
+        f.write("0")
+step("open_up", lambda: os.fchmod(fd, 0o666))
+step("narrow", lambda: os.fchmod(fd, 0o600))
+"#;
+
+#[test]
+fn a_descriptor_opened_outside_opens_up_no_file_in_a_shared_directory() {
+    let dir = fixture_dir("sticky-fd");
+    let tmp = dir.join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let plant = tmp.join("plant");
+    std::fs::write(&plant, "p").unwrap();
+    let cg = sandbox_for(&dir, "sticky-fd", "", 0);
+    let path = plant.to_str().unwrap();
+
+    let outside = steps_as(None, false, OPENED_OUTSIDE, &[path]);
+    assert_steps(&outside, &["open_up", "narrow"], 0, "root outside");
+    std::fs::set_permissions(&plant, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let cgroup = cg.path.to_str().unwrap();
+    let handed_in = steps_as(None, false, OPENED_OUTSIDE, &[path, cgroup]);
+    assert_steps(&handed_in, &["open_up"], EPERM, "root, handed in");
+    assert_steps(&handed_in, &["narrow"], 0, "root, handed in");
+    let mode = std::fs::metadata(&plant).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{handed_in}");
 }
 
 /// Runs `STICKY` in `cg` as root on `tmp` (a root-owned 1777 directory, on `fs`) with Bob's

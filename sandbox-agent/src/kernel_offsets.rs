@@ -149,6 +149,8 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
         },
         dentry_fsdata: off("dentry", &["d_fsdata"])?,
         socket_type: off("socket", &["type"])?,
+        sock_net: off("sock", &["__sk_common", "skc_net", "net"])?,
+        net_ns_inum: off("net", &["ns", "inum"])?,
         task_signal: off("task_struct", &["signal"])?,
         signal_tty: off("signal_struct", &["tty"])?,
         tty_session: match off("tty_struct", &["ctrl", "session"]) {

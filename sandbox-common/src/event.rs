@@ -53,6 +53,7 @@ pub const HOOK_TASK_SETSCHEDULER: u32 = 48;
 pub const HOOK_TASK_SETRLIMIT: u32 = 49;
 pub const HOOK_FILE_FCNTL: u32 = 50;
 pub const HOOK_SOCKET_SETSOCKOPT: u32 = 51;
+pub const HOOK_SOCKET_BIND: u32 = 52;
 
 /// The LSM hook behind a `HOOK_*` number, as audit records name it.
 pub fn hook_name(hook: u32) -> &'static str {
@@ -107,6 +108,7 @@ pub fn hook_name(hook: u32) -> &'static str {
         HOOK_TASK_SETRLIMIT => "task_setrlimit",
         HOOK_FILE_FCNTL => "file_fcntl",
         HOOK_SOCKET_SETSOCKOPT => "socket_setsockopt",
+        HOOK_SOCKET_BIND => "socket_bind",
         _ => "unknown",
     }
 }

@@ -260,6 +260,9 @@ pub const MAX_CGROUP_VERDICTS: u32 = 16384;
 pub const MAX_VERDICT_CACHE: u32 = 32768;
 /// Name of the global holding the address of the kernel's `rename_lock`.
 pub const GLOBAL_RENAME_LOCK: &str = "RENAME_LOCK";
+/// Name of the global holding the inode number of the host's network namespace (the daemon's
+/// own, `/proc/self/ns/net`); 0 when unknown, and then every namespace counts as the host's.
+pub const GLOBAL_HOST_NET_NS: &str = "HOST_NET_NS";
 pub const MAP_INODE_RULES: &str = "INODE_RULES";
 pub const MAP_NAME_RULES: &str = "NAME_RULES";
 /// Confining cgroup id of each confined task, by `task_struct` address: confinement follows

@@ -148,6 +148,10 @@ pub struct KernelOffsets {
     pub dentry_fsdata: u16,
     /// `struct socket` -> `type` (a short: `SOCK_STREAM`, `SOCK_DGRAM`...).
     pub socket_type: u16,
+    /// `struct sock` -> `__sk_common.skc_net.net` (its network namespace), `struct net` ->
+    /// `ns.inum` (the namespace's inode number, as `/proc/<pid>/ns/net` shows it).
+    pub sock_net: u16,
+    pub net_ns_inum: u16,
     pub task_signal: u16,
     pub signal_tty: u16,
     pub tty_session: u16,

@@ -74,6 +74,8 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     inode_default_acl: 0,
     dentry_fsdata: 0,
     socket_type: 0,
+    sock_net: 0,
+    net_ns_inum: 0,
     task_signal: 0,
     signal_tty: 0,
     tty_session: 0,

@@ -94,7 +94,7 @@ fn verdict_on_address(sock: *const u8, addr: *const u8, len: i32, via: Via, hook
 /// Ports below this are reserved to root (`PROT_SOCK`): a service elsewhere that sees a
 /// connection from one (NFS with its default `secure` export option, rsh) trusts what it says
 /// about its user (AUTH_SYS: any uid) as the host's root speaking.
-const RESERVED_PORTS: u16 = 1024;
+pub const RESERVED_PORTS: u16 = 1024;
 
 /// Whether `sock` (a `struct socket`) is an inet socket bound to a reserved local port, from
 /// which a confined task connects or sends to no one (every policy): a confined root may bind

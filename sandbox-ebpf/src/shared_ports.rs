@@ -1,4 +1,11 @@
-//! No port shared with a socket outside the sandbox. Two socket options let a later bind take
+//! No port of a service outside the sandbox. A confined task binds no reserved port (below
+//! 1024) in the host's network namespace (`socket_bind`): a root agent would otherwise take the
+//! port of a host service that is down or restarting, or bound to another of the host's
+//! addresses (a server on 192.0.2.10:80 leaves 127.0.0.1:80 free), and answer the host's own
+//! clients as that service (a DNS resolver, a mail relay). In a network namespace of its own
+//! (a container's) the ports are its own.
+//!
+//! Nor does it share a port with a socket outside. Two socket options let a later bind take
 //! traffic meant for a socket already bound to the same port:
 //! - `SO_REUSEPORT`, which the kernel allows between sockets of the same user: a confined root
 //!   joins the group of a root service on its port (DNS, a web server with `reuseport`) and
@@ -7,16 +14,18 @@
 //!   stub, NTP, a DHCP client), or to one of that port's addresses, receives the service's
 //!   datagrams, whoever it runs as.
 //!
-//! A confined task sets neither on an inet socket, under every policy. TCP's `SO_REUSEADDR`
-//! shares no listening port (only time-waiting connections') and stays.
+//! A confined task sets neither on an inet socket of the host's network namespace, under every
+//! policy. TCP's `SO_REUSEADDR` shares no listening port (only time-waiting connections') and
+//! stays.
 
 use aya_ebpf::{macros::lsm, programs::LsmContext};
-use sandbox_common::{socket_value, HOOK_SOCKET_SETSOCKOPT};
+use sandbox_common::{socket_value, HOOK_SOCKET_BIND, HOOK_SOCKET_SETSOCKOPT};
 
 use crate::{
     guard::deny,
     hook::earlier_denial,
     kernel::{offsets, read_at, read_ptr},
+    net::RESERVED_PORTS,
     net_rules::{AF_INET, AF_INET6},
     policy::current_policy,
     target::Target,
@@ -46,14 +55,67 @@ pub fn socket_setsockopt(ctx: LsmContext) -> i32 {
     };
     let off = offsets();
     let sock: *const u8 = ctx.arg(0);
-    let family = read_ptr(sock, off.socket_sk).and_then(|sk| read_at::<u16>(sk, off.sock_family));
-    let (Ok(family), Ok(ty)) = (family, read_at::<i16>(sock, off.socket_type)) else {
+    let sk = read_ptr(sock, off.socket_sk);
+    let family = sk.and_then(|sk| read_at::<u16>(sk, off.sock_family));
+    let (Ok(sk), Ok(family), Ok(ty)) = (sk, family, read_at::<i16>(sock, off.socket_type)) else {
         // Unreadable: refused (fail closed).
         return deny(&policy, HOOK_SOCKET_SETSOCKOPT, Target::None);
     };
-    if (family != AF_INET && family != AF_INET6) || (optname == SO_REUSEADDR && ty != SOCK_DGRAM) {
+    if (family != AF_INET && family != AF_INET6)
+        || (optname == SO_REUSEADDR && ty != SOCK_DGRAM)
+        || !in_host_network(sk)
+    {
         return 0;
     }
     let socket = socket_value(family.into(), ty as u32, 0);
     deny(&policy, HOOK_SOCKET_SETSOCKOPT, Target::Socket(socket))
+}
+
+/// Filled by the daemon before load: the inode number of the host's network namespace. Zero
+/// when it could not be read, and then every namespace counts as the host's (fail closed).
+#[no_mangle]
+static HOST_NET_NS: u64 = 0;
+
+/// Whether the socket `sk` (a `struct sock`) is in the host's network namespace, where the
+/// services outside the sandbox are; in a namespace of its own (a container's) the ports are
+/// the sandbox's. Unreadable, or the host's namespace unknown, counts as the host's.
+#[inline(always)]
+fn in_host_network(sk: *const u8) -> bool {
+    let off = offsets();
+    // SAFETY: a volatile read of a static the loader rewrites in .rodata, so the zero
+    // initializer is not folded in.
+    let host = unsafe { core::ptr::read_volatile(&HOST_NET_NS) };
+    let namespace = read_ptr(sk, off.sock_net).and_then(|net| read_at::<u32>(net, off.net_ns_inum));
+    !matches!(namespace, Ok(inum) if host != 0 && u64::from(inum) != host)
+}
+
+#[lsm(hook = "socket_bind")]
+pub fn socket_bind(ctx: LsmContext) -> i32 {
+    // LSM_HOOK(int, 0, socket_bind, struct socket *sock, struct sockaddr *address, int addrlen)
+    if let Some(denied) = earlier_denial(&ctx, 3) {
+        return denied;
+    }
+    let Some(policy) = current_policy() else {
+        return 0;
+    };
+    let off = offsets();
+    let sock: *const u8 = ctx.arg(0);
+    let address: *const u8 = ctx.arg(1);
+    // The family is the socket's: an inet socket takes an `AF_UNSPEC` address as `AF_INET`.
+    // The port is where `sockaddr_in` and `sockaddr_in6` keep it, in network order.
+    let sk = read_ptr(sock, off.socket_sk);
+    let family = sk.and_then(|sk| read_at::<u16>(sk, off.sock_family));
+    let (Ok(sk), Ok(family), Ok(port)) = (sk, family, read_at::<u16>(address, 2)) else {
+        return deny(&policy, HOOK_SOCKET_BIND, Target::None);
+    };
+    let port = u16::from_be(port);
+    if (family != AF_INET && family != AF_INET6) || port == 0 || port >= RESERVED_PORTS {
+        return 0;
+    }
+    if !in_host_network(sk) {
+        return 0;
+    }
+    let ty = read_at::<i16>(sock, off.socket_type).unwrap_or(0);
+    let socket = socket_value(family.into(), ty as u32, 0);
+    deny(&policy, HOOK_SOCKET_BIND, Target::Socket(socket))
 }

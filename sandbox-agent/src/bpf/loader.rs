@@ -13,11 +13,11 @@ use aya::{
 };
 use sandbox_common::{
     AuditRate, AuditRateLimit, CgroupPolicy, CgroupVerdict, InodeKey, NameKey, NetKey, NetRules,
-    RuleValue, UserGroups, GLOBAL_AUDIT_RATE_LIMIT, GLOBAL_OFFSETS, GLOBAL_RENAME_LOCK,
-    MAP_ANY_ATTACHED, MAP_AUDIT_RATE, MAP_AUDIT_SUPPRESSED, MAP_CGROUP_GENERATION,
-    MAP_CGROUP_POLICY, MAP_CGROUP_VERDICTS, MAP_CONFINED_TASKS, MAP_INODE_RULES, MAP_KEY_OWNERS,
-    MAP_NAME_RULES, MAP_NET_BINARIES, MAP_NET_BINARY_NAMES, MAP_NET_RULES, MAP_PTY_MAKERS,
-    MAP_USER_GROUPS, MAX_INODE_RULES, MAX_NAME_RULES,
+    RuleValue, UserGroups, GLOBAL_AUDIT_RATE_LIMIT, GLOBAL_HOST_NET_NS, GLOBAL_OFFSETS,
+    GLOBAL_RENAME_LOCK, MAP_ANY_ATTACHED, MAP_AUDIT_RATE, MAP_AUDIT_SUPPRESSED,
+    MAP_CGROUP_GENERATION, MAP_CGROUP_POLICY, MAP_CGROUP_VERDICTS, MAP_CONFINED_TASKS,
+    MAP_INODE_RULES, MAP_KEY_OWNERS, MAP_NAME_RULES, MAP_NET_BINARIES, MAP_NET_BINARY_NAMES,
+    MAP_NET_RULES, MAP_PTY_MAKERS, MAP_USER_GROUPS, MAX_INODE_RULES, MAX_NAME_RULES,
 };
 
 use super::{
@@ -74,6 +74,7 @@ pub fn load(maps_dir: &Path, audit_rate: &AuditRateLimit) -> Result<Ebpf, Suppor
         .override_global(GLOBAL_OFFSETS, &offsets, true)
         .override_global(GLOBAL_AUDIT_RATE_LIMIT, audit_rate, true)
         .override_global(GLOBAL_RENAME_LOCK, &rename_lock, true)
+        .override_global(GLOBAL_HOST_NET_NS, &host_network_namespace(), true)
         .default_map_pin_directory(maps_dir)
         .load(EBPF_OBJECT)
         .map_err(|e| SupportError::Other(format!("cannot load the eBPF object: {e}")))?;
@@ -119,6 +120,22 @@ fn rename_lock_address() -> u64 {
                 "verdict cache off: {} does not show rename_lock (kernel.kptr_restrict?); \
                  every confined open walks its directories",
                 crate::kallsyms::KALLSYMS
+            );
+            0
+        }
+    }
+}
+
+/// The inode number of the host's network namespace, the daemon's own: a confined task binds
+/// no reserved port there. 0 (every namespace counts as the host's) when it cannot be read.
+fn host_network_namespace() -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata("/proc/self/ns/net") {
+        Ok(ns) => ns.ino(),
+        Err(e) => {
+            tracing::warn!(
+                "cannot read /proc/self/ns/net ({e}): a confined task binds no reserved port \
+                 in any network namespace, its own included"
             );
             0
         }

@@ -59,6 +59,7 @@ pub const PROGRAMS: &[(&str, &str)] = &[
     ("task_setrlimit", "task_setrlimit"),
     ("file_fcntl", "file_fcntl"),
     ("socket_setsockopt", "socket_setsockopt"),
+    ("socket_bind", "socket_bind"),
 ];
 
 /// Where a program that watches a kernel function (not an LSM hook) runs: on its entry or on

@@ -200,6 +200,7 @@ const GUARDS: &[&str] = &[
     "task_setrlimit",
     "file_fcntl",
     "socket_setsockopt",
+    "socket_bind",
     "socket_connect",
     "socket_sendmsg",
     "sb_mount",

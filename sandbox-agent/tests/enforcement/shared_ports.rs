@@ -1,4 +1,6 @@
-//! A confined task shares no port with a service outside its sandbox: it sets neither
+//! A confined task takes no port of a service outside its sandbox. It binds no reserved port
+//! in the host's network namespace (in a namespace of its own, a container's, it does), by any
+//! address family the kernel takes for inet. And it shares no port: it sets neither
 //! `SO_REUSEPORT` (which lets a socket of the same user, root for a confined root, join a
 //! service's port and take its share of the traffic) nor, on UDP, `SO_REUSEADDR` (which lets a
 //! later socket on a port a service set it on take the service's datagrams, whoever it runs
@@ -104,4 +106,69 @@ fn no_port_is_shared_with_a_service_outside() {
 
     drop(service.stdin.take());
     assert!(service.wait().unwrap().success());
+}
+
+/// `python3 -c BIND PORT [CGROUP]`: binds reserved PORT over TCP, UDP, IPv6 and an `AF_UNSPEC`
+/// address (which an inet socket takes as `AF_INET`), and the port 1024 above it, then sets
+/// the options that share a port. With CGROUP, first enters a network namespace of its own
+/// (a container's), then the sandbox.
+const BIND: &str = r#"
+import ctypes, socket, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+port = int(sys.argv[1])
+if len(sys.argv) > 2:
+    if libc.unshare(0x40000000) != 0:
+        raise OSError(ctypes.get_errno(), "unshare")
+    with open(sys.argv[2] + "/cgroup.procs", "w") as f:
+        f.write("0")
+def bind(family, kind, address):
+    socket.socket(family, kind).bind(address)
+def bind_unspec():
+    s = socket.socket()
+    address = struct.pack("=HH4x8x", 0, socket.htons(port))
+    if libc.bind(s.fileno(), address, len(address)) != 0:
+        raise OSError(ctypes.get_errno(), "bind")
+step("tcp", lambda: bind(socket.AF_INET, socket.SOCK_STREAM, ("0.0.0.0", port)))
+step("udp", lambda: bind(socket.AF_INET, socket.SOCK_DGRAM, ("0.0.0.0", port)))
+step("tcp6", lambda: bind(socket.AF_INET6, socket.SOCK_STREAM, ("::", port)))
+step("unspec", bind_unspec)
+step("high", lambda: bind(socket.AF_INET, socket.SOCK_STREAM, ("0.0.0.0", port + 1024)))
+def option(kind, name):
+    socket.socket(socket.AF_INET, kind).setsockopt(socket.SOL_SOCKET, name, 1)
+step("reuseport", lambda: option(socket.SOCK_STREAM, socket.SO_REUSEPORT))
+step("udp_reuseaddr", lambda: option(socket.SOCK_DGRAM, socket.SO_REUSEADDR))
+"#;
+
+#[test]
+fn no_reserved_port_of_the_host_is_bound_inside() {
+    let home = fixture_dir("host-ports");
+    let policy = policy_file(&home, "host-ports", "deny_read: []\n");
+    let cg = Cgroup::new("host-ports");
+    attach(&cg, &policy, &home);
+    // A reserved port no other test binds (network's 600-903, the shared service's 900-999).
+    let port = (1000 + std::process::id() % 24).to_string();
+    let reserved = ["tcp", "udp", "tcp6", "unspec", "reuseport", "udp_reuseaddr"];
+
+    let outside = steps_as(None, false, BIND, &[&port]);
+    for s in reserved.iter().chain(&["high"]) {
+        assert_eq!(step(&outside, s), 0, "outside: {s}: {outside}");
+    }
+    let inside = steps_as(Some(&cg), false, BIND, &[&port]);
+    for s in reserved {
+        assert_eq!(step(&inside, s), EPERM, "inside: {s}: {inside}");
+    }
+    assert_eq!(step(&inside, "high"), 0, "inside: {inside}");
+    // In a network namespace of its own, a container's, the ports are its own, and so is
+    // sharing them.
+    let cgroup = cg.path.to_str().unwrap();
+    let own = steps_as(None, false, BIND, &[&port, cgroup]);
+    for s in reserved.iter().chain(&["high"]) {
+        assert_eq!(step(&own, s), 0, "own namespace: {s}: {own}");
+    }
+    record_of(&cg, "socket_bind", |r| {
+        r["action"] == "deny"
+            && r["rule"]
+                .as_str()
+                .is_some_and(|s| s.contains("reserved port"))
+    });
 }

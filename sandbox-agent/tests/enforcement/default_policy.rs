@@ -225,13 +225,15 @@ const ORDINARY_WORK: &str =
     "mkdir -p src && echo 'print(1)' > src/main.py && cat src/main.py >/dev/null \
      && echo work=ok; mkdir -p ~/.cache/tool && echo x > ~/.cache/tool/x && echo cache=ok";
 
-/// The user's tmux server socket (`/tmp/tmux-UID/default`), which the user may connect to
-/// outside the sandbox: `tmux send-keys` through it types into the developer's shells.
-fn tmux_server(uid: u32) -> (std::os::unix::net::UnixListener, PathBuf) {
+/// A server socket of the user's in `/tmp` (`dir`/`name`), which the user may connect to outside
+/// the sandbox: tmux's (`/tmp/tmux-UID/default`: `tmux send-keys` through it types into the
+/// developer's shells) and Emacs's (`/tmp/emacsUID/server`: `emacsclient -e` evaluates Lisp in
+/// the developer's Emacs).
+fn users_server(uid: u32, dir: &str, name: &str) -> (std::os::unix::net::UnixListener, PathBuf) {
     use std::os::unix::fs::PermissionsExt;
-    let dir = PathBuf::from(format!("/tmp/tmux-{uid}"));
+    let dir = PathBuf::from(format!("/tmp/{dir}{uid}"));
     std::fs::create_dir_all(&dir).unwrap();
-    let socket = dir.join("default");
+    let socket = dir.join(name);
     let _ = std::fs::remove_file(&socket);
     let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -250,14 +252,21 @@ fn tmux_server(uid: u32) -> (std::os::unix::net::UnixListener, PathBuf) {
 
 fn day_under_the_default_policy(uid: u32, who: &str) {
     let day = Day::new(&format!("default-{who}"), uid);
-    let (_tmux, socket) = tmux_server(uid);
+    let (_tmux, tmux) = users_server(uid, "tmux-", "default");
+    let (_emacs, emacs) = users_server(uid, "emacs", "server");
+    let connect = |socket: &std::path::Path, what: &str| {
+        format!(
+            "python3 -c 'import socket; socket.socket(socket.AF_UNIX).connect(\"{}\")' \
+             2>/dev/null && echo WROTE to {what}; ",
+            socket.display()
+        )
+    };
     let script = format!(
-        "export HOME={home}; {}{ORDINARY_WORK}; \
-         python3 -c 'import socket; socket.socket(socket.AF_UNIX).connect(\"{socket}\")' \
-         2>/dev/null && echo WROTE to tmux; true",
+        "export HOME={home}; {}{ORDINARY_WORK}; {}{}true",
         persistence_script(&day),
+        connect(&tmux, "tmux"),
+        connect(&emacs, "emacs"),
         home = day.home.display(),
-        socket = socket.display(),
     );
     let out = day.run(uid, false, &[], &script);
     assert_eq!(out.status.code(), Some(0), "{who}: {}", stderr(&out));

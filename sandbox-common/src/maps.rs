@@ -275,10 +275,10 @@ pub const MAP_KEY_OWNERS: &str = "KEY_OWNERS";
 /// past that the least recently used is its own sandbox's no more (refused like any other).
 pub const MAX_KEY_OWNERS: u32 = 16384;
 /// The pseudo-terminals made while a sandbox was attached, by the address of the slave end's
-/// `struct tty_struct`, with the attachment (cgroup id) whose task made each, 0 for one made
+/// `struct tty_struct`, with the attachment (cgroup id) whose task made each; none for one made
 /// outside: a confined task opens a terminal that has no session yet only when its own sandbox
-/// made it. Written for every pseudo-terminal made (`devpts_pty_new`), so a freed terminal's
-/// entry never speaks for the next one at its address.
+/// made it. Written or removed for every pseudo-terminal made (`devpts_pty_new`), so a freed
+/// terminal's entry never speaks for the next one at its address.
 pub const MAP_PTY_MAKERS: &str = "PTY_MAKERS";
 /// Pseudo-terminals remembered (an LRU map); past that the least recently used is its own
 /// sandbox's no more (refused like any other until it has a session of the sandbox).

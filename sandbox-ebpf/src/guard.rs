@@ -56,12 +56,11 @@ pub fn in_sandbox(task: *const u8, attachment: u64) -> bool {
 /// `attachment`. False when it cannot be read (fail closed) or has exited.
 #[inline(always)]
 pub fn pid_in_sandbox(off: &KernelOffsets, pid: *const u8, attachment: u64) -> bool {
-    // pid->tasks[PIDTYPE_PID].first is &task->pid_links[PIDTYPE_PID] (null once it exited).
+    // pid->tasks[PIDTYPE_PID].first is &task->pid_links[PIDTYPE_PID] (null, an error here,
+    // once it exited).
     match read_ptr(pid, off.pid_tasks) {
-        Ok(link) if !link.is_null() => {
-            in_sandbox(link.wrapping_sub(off.task_pid_links as usize), attachment)
-        }
-        _ => false,
+        Ok(link) => in_sandbox(link.wrapping_sub(off.task_pid_links as usize), attachment),
+        Err(_) => false,
     }
 }
 

@@ -95,21 +95,25 @@ pub fn socket_bind(ctx: LsmContext) -> i32 {
     if let Some(denied) = earlier_denial(&ctx, 3) {
         return denied;
     }
+    // Runs on every bind on the host: leaves before any lookup unless the port is reserved.
+    // The port is where `sockaddr_in` and `sockaddr_in6` keep it, in network order.
+    let address: *const u8 = ctx.arg(1);
+    let port = read_at::<u16>(address, 2).map(u16::from_be);
+    if matches!(port, Ok(port) if port == 0 || port >= RESERVED_PORTS) {
+        return 0;
+    }
     let Some(policy) = current_policy() else {
         return 0;
     };
     let off = offsets();
     let sock: *const u8 = ctx.arg(0);
-    let address: *const u8 = ctx.arg(1);
     // The family is the socket's: an inet socket takes an `AF_UNSPEC` address as `AF_INET`.
-    // The port is where `sockaddr_in` and `sockaddr_in6` keep it, in network order.
     let sk = read_ptr(sock, off.socket_sk);
     let family = sk.and_then(|sk| read_at::<u16>(sk, off.sock_family));
-    let (Ok(sk), Ok(family), Ok(port)) = (sk, family, read_at::<u16>(address, 2)) else {
+    let (Ok(sk), Ok(family), Ok(_)) = (sk, family, port) else {
         return deny(&policy, HOOK_SOCKET_BIND, Target::None);
     };
-    let port = u16::from_be(port);
-    if (family != AF_INET && family != AF_INET6) || port == 0 || port >= RESERVED_PORTS {
+    if family != AF_INET && family != AF_INET6 {
         return 0;
     }
     if !in_host_network(sk) {

@@ -8,12 +8,13 @@
 //! - its controlling terminal (the one `run` was started from: its descriptors are open anyway),
 //! - in a session whose leader is in its sandbox (`script`, `tmux`, `expect` inside), or
 //! - without a session, and made by its sandbox (`openpty` opens the slave before any session
-//!   takes it): a pseudo-terminal made outside is open to a poller of `/dev/pts` from the moment
-//!   `/dev/ptmx` makes it until the login's shell makes it its own, so no session is no leave.
+//!   takes it). Having no session is not enough: a pseudo-terminal made outside would be open to
+//!   a poller of `/dev/pts` from the moment `/dev/ptmx` makes it until the login's shell takes
+//!   it.
 //!
 //! The kernel opens a slave end only at its devpts name (`pts_unix98_lookup`), whose dentry
-//! holds the slave's `tty_struct`: another name, a bind mount or `/proc/<pid>/fd` of it reach
-//! the same dentry, and a node with its number made elsewhere is refused here (`EIO` there).
+//! holds the slave's `tty_struct`: a bind mount of devpts reaches the same dentry, and a node
+//! with its number made elsewhere is refused here (`EIO` there).
 
 use aya_ebpf::{macros::fentry, programs::FEntryContext};
 use sandbox_common::{KernelOffsets, DEVPTS_SUPER_MAGIC};

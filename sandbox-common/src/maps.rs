@@ -66,6 +66,9 @@ pub const POLICY_WRITE_ALLOWLIST: u32 = 1 << 7;
 /// `network.unix_abstract: deny`: an abstract Unix socket is reached only when it was made
 /// inside the sandbox (by a task of the same attachment's cgroup).
 pub const POLICY_UNIX_ABSTRACT: u32 = 1 << 8;
+/// `network.unix_default: deny`: a confined task reaches a Unix socket server outside its
+/// sandbox only at a socket file `network.unix_allow` (or `unix_root_allow`) lists.
+pub const POLICY_UNIX_DEFAULT_DENY: u32 = 1 << 9;
 
 pub const MODE_ENFORCE: u32 = 0;
 pub const MODE_AUDIT: u32 = 1;
@@ -158,6 +161,9 @@ pub const RULE_ALLOW_WRITE: u32 = 1 << 6;
 /// `network.unix_root_allow`: a confined task holding root may reach this Unix socket, or any
 /// socket below this directory, though its server is outside the sandbox.
 pub const RULE_ALLOW_UNIX_ROOT: u32 = 1 << 7;
+/// `network.unix_allow`: under `network.unix_default: deny`, a confined task may reach this
+/// Unix socket, or any socket below this directory, though its server is outside the sandbox.
+pub const RULE_ALLOW_UNIX: u32 = 1 << 8;
 /// Never on a rule: asked of a walk together with `RULE_ALLOW_WRITE` when the change is to the
 /// file itself (its content, mode, owner, attributes). A file with other names is then allowed
 /// only when the listed directory is a whole filesystem: its other names could be anywhere on
@@ -236,6 +242,9 @@ pub const RULE_ID_UNIX_ROOT: u32 = u32::MAX - 10;
 /// Sentinel rule id (every policy): a connect or send from a reserved local port (below 1024),
 /// which other hosts' services trust as the host's root speaking.
 pub const RULE_ID_RESERVED_PORT: u32 = u32::MAX - 11;
+/// Sentinel rule id: `network.unix_default: deny` and a Unix socket whose server is outside
+/// the sandbox, which neither `network.unix_allow` nor `network.unix_root_allow` lists.
+pub const RULE_ID_UNIX_DEFAULT: u32 = u32::MAX - 12;
 
 /// Deepest cgroup nesting the policy lookup examines.
 pub const MAX_CGROUP_DEPTH: i32 = 32;

@@ -8,9 +8,10 @@ use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
     socket_value, CgroupPolicy, CRED_EUID, CRED_SUID, CRED_UID, HOOK_SOCKET_CONNECT,
     HOOK_SOCKET_CREATE, HOOK_SOCKET_SENDMSG, HOOK_UNIX_MAY_SEND, HOOK_UNIX_STREAM_CONNECT,
-    POLICY_UNIX_ABSTRACT, POLICY_UNIX_RULES, RULE_ALLOW_UNIX_ROOT, RULE_DENY_UNIX,
-    RULE_ID_FAIL_CLOSED, RULE_ID_NET_RAW, RULE_ID_NOT_ALLOWED, RULE_ID_RESERVED_PORT,
-    RULE_ID_UNIX_ABSTRACT, RULE_ID_UNIX_ABSTRACT_INSIDE, RULE_ID_UNIX_ROOT,
+    POLICY_UNIX_ABSTRACT, POLICY_UNIX_DEFAULT_DENY, POLICY_UNIX_RULES, RULE_ALLOW_UNIX,
+    RULE_ALLOW_UNIX_ROOT, RULE_DENY_UNIX, RULE_ID_FAIL_CLOSED, RULE_ID_NET_RAW,
+    RULE_ID_NOT_ALLOWED, RULE_ID_RESERVED_PORT, RULE_ID_UNIX_ABSTRACT,
+    RULE_ID_UNIX_ABSTRACT_INSIDE, RULE_ID_UNIX_DEFAULT, RULE_ID_UNIX_ROOT,
 };
 
 use crate::{
@@ -239,7 +240,7 @@ fn verdict_on_unix_from_anywhere(sk: *const u8, hook: u32) -> i32 {
         if ret != 0 {
             return ret;
         }
-        let ret = verdict_on_root_client(confined, sk, hook);
+        let ret = verdict_on_server_outside(confined, sk, hook);
         if ret != 0 {
             return ret;
         }
@@ -268,27 +269,35 @@ fn verdict_on_unix_from_anywhere(sk: *const u8, hook: u32) -> i32 {
 }
 
 /// Decides a connect or send to the Unix socket `sk` by a task of the `confined` attachment
-/// that holds root (its real, effective or saved uid is 0): its server, when outside the
-/// sandbox, would see root (`SO_PEERCRED`, `SCM_CREDENTIALS`) and may trust it with
-/// everything it serves (a database's root, a service manager, an intrusion blocker's
-/// actions), so only servers of its own sandbox and the socket files
-/// `network.unix_root_allow` lists are reached. Under every policy. Sends on a connection
-/// made before are not decided here: a service's stdout connected to the journal stays.
+/// when its server is outside the sandbox (the cgroup the kernel gave the server's socket, its
+/// maker's, is not the attachment's or below it):
+/// - a task that holds root (its real, effective or saved uid is 0), under every policy: the
+///   server would see root (`SO_PEERCRED`, `SCM_CREDENTIALS`) and may trust it with all it
+///   serves (a database's root, a service manager, an intrusion blocker's actions), so only
+///   the socket files `network.unix_root_allow` lists are reached;
+/// - every task under `network.unix_default: deny`: servers of the sandbox's own user act on
+///   its requests (another session's ssh-agent signs, an editor's remote-control socket opens
+///   and runs files), so only the socket files `network.unix_allow` or `unix_root_allow` lists
+///   are reached.
+///
+/// Sends on a connection made before are not decided here: a service's stdout connected to
+/// the journal stays, as does a socketpair handed in.
 #[inline(always)]
-fn verdict_on_root_client(confined: (u64, CgroupPolicy), sk: *const u8, hook: u32) -> i32 {
+fn verdict_on_server_outside(confined: (u64, CgroupPolicy), sk: *const u8, hook: u32) -> i32 {
     let (attachment, policy) = confined;
     // Unreadable ids count as root (fail closed).
     let cred = current_cred();
     let uid = cred_id(cred, CRED_UID).unwrap_or(0);
     let euid = cred_id(cred, CRED_EUID).unwrap_or(0);
     let suid = cred_id(cred, CRED_SUID).unwrap_or(0);
+    let root = uid == 0 || euid == 0 || suid == 0;
     // Kernel code that connects for itself with credentials of its own is not the task.
-    if (uid != 0 && euid != 0 && suid != 0) || !acting_as_itself() {
+    if !(root || policy.flags & POLICY_UNIX_DEFAULT_DENY != 0) || !acting_as_itself() {
         return 0;
     }
     let (decision, target) = match sandbox_that_made(sk) {
         Ok(Some((maker, _))) if maker == attachment => return 0,
-        Ok(_) => decide_root_client(&policy, sk),
+        Ok(_) => decide_server_outside(&policy, sk, root),
         Err(_) => (
             Decision::Deny {
                 rule_id: RULE_ID_FAIL_CLOSED,
@@ -299,25 +308,31 @@ fn verdict_on_root_client(confined: (u64, CgroupPolicy), sk: *const u8, hook: u3
     enforce(&policy, hook, decision, &target)
 }
 
-/// `verdict_on_root_client`'s decision on a server outside the sandbox: allowed only at a
-/// socket file `network.unix_root_allow` lists (or below a directory it lists). An abstract
-/// or unnamed socket has no file to list.
+/// `verdict_on_server_outside`'s decision: allowed only at a socket file the lists for the
+/// task (`unix_root_allow` for root, that or `unix_allow` for the others) name, or below a
+/// directory they name. An abstract socket has no file to list; an unbound one (the other end
+/// of a socketpair) is reached only through a connection made before, which a task that does
+/// not hold root keeps.
 #[inline(always)]
-fn decide_root_client(policy: &CgroupPolicy, sk: *const u8) -> (Decision, Target) {
+fn decide_server_outside(policy: &CgroupPolicy, sk: *const u8, root: bool) -> (Decision, Target) {
     let fail_closed = Decision::Deny {
         rule_id: RULE_ID_FAIL_CLOSED,
     };
-    let refused = Decision::Deny {
-        rule_id: RULE_ID_UNIX_ROOT,
+    let (refused, listed) = if root {
+        (RULE_ID_UNIX_ROOT, RULE_ALLOW_UNIX_ROOT)
+    } else {
+        (RULE_ID_UNIX_DEFAULT, RULE_ALLOW_UNIX | RULE_ALLOW_UNIX_ROOT)
     };
+    let refused = Decision::Deny { rule_id: refused };
     let off = offsets();
     let dentry = match read_at::<*const u8>(sk, off.unix_sock_dentry) {
         Ok(d) if d.is_null() => {
-            let target = match read_at::<*const u8>(sk, off.unix_sock_addr) {
-                Ok(address) if !address.is_null() => Target::AbstractSocket(address),
-                _ => Target::None,
+            return match read_at::<*const u8>(sk, off.unix_sock_addr) {
+                Ok(address) if !address.is_null() => (refused, Target::AbstractSocket(address)),
+                Ok(_) if !root => (Decision::Allow, Target::None),
+                Ok(_) => (refused, Target::None),
+                Err(_) => (fail_closed, Target::None),
             };
-            return (refused, target);
         }
         Ok(d) => d,
         Err(_) => return (fail_closed, Target::None),
@@ -325,13 +340,7 @@ fn decide_root_client(policy: &CgroupPolicy, sk: *const u8) -> (Decision, Target
     let Ok(target) = read_ptr(dentry, off.dentry_inode).and_then(|i| inode_identity(off, i)) else {
         return (fail_closed, Target::None);
     };
-    let decision = match check_dentry(
-        policy.policy_id,
-        target.dev,
-        dentry,
-        0,
-        RULE_ALLOW_UNIX_ROOT,
-    ) {
+    let decision = match check_dentry(policy.policy_id, target.dev, dentry, 0, listed) {
         Decision::Deny {
             rule_id: RULE_ID_NOT_ALLOWED,
         } => refused,

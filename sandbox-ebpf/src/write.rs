@@ -9,8 +9,9 @@ use sandbox_common::{
     CgroupPolicy, InodeKey, LinkedOut, EPERM, HOOK_FILE_TRUNCATE, HOOK_PATH_LINK, HOOK_PATH_MKDIR,
     HOOK_PATH_MKNOD, HOOK_PATH_RENAME, HOOK_PATH_RMDIR, HOOK_PATH_SYMLINK, HOOK_PATH_TRUNCATE,
     HOOK_PATH_UNLINK, LINKED_OUT_DIRS, MQUEUE_MAGIC, POLICY_ID_ANY, POLICY_WRITE_ALLOWLIST,
-    PROC_SUPER_MAGIC, RULE_ALLOW_WRITE, RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_UNIX,
-    RULE_DENY_WRITE, RULE_ID_FAIL_CLOSED, RULE_ID_SELF_PROTECTION, RULE_ON_THE_WAY, WALK_ONE_NAME,
+    PROC_SUPER_MAGIC, RULE_ALLOW_UNIX, RULE_ALLOW_UNIX_ROOT, RULE_ALLOW_WRITE, RULE_DENY_EXEC,
+    RULE_DENY_READ, RULE_DENY_UNIX, RULE_DENY_WRITE, RULE_ID_FAIL_CLOSED, RULE_ID_SELF_PROTECTION,
+    RULE_ON_THE_WAY, WALK_ONE_NAME,
 };
 
 use crate::{
@@ -43,8 +44,12 @@ const MOVE: u32 = CREATE;
 /// owner. A planted symlink or hardlink there would catch what the owner writes later. Inside a
 /// unix_deny tree or at a unix_deny name, the host's clients look for their server: a socket
 /// planted there (or a symlink to one) would take what they send (git credential-cache's
-/// `store` sends a password, a tmux client the keystrokes).
-const CREATE: u32 = RULE_DENY_READ | RULE_DENY_WRITE | RULE_DENY_UNIX;
+/// `store` sends a password, a tmux client the keystrokes). Inside what `unix_allow` or
+/// `unix_root_allow` lists, or at a name they list, a server's socket moved in from elsewhere
+/// would become reachable, and one made there would take the host's clients (a planted
+/// `/run/nscd/socket` answers every process's user lookups).
+const CREATE: u32 =
+    RULE_DENY_READ | RULE_DENY_WRITE | RULE_DENY_UNIX | RULE_ALLOW_UNIX | RULE_ALLOW_UNIX_ROOT;
 /// Removing an entry, or putting another in its place (rename over it): also forbidden when it
 /// is a directory or symlink on the way to a protected path (`RULE_ON_THE_WAY`), whose rules
 /// would stay with the old entry while the owner later uses the new one.

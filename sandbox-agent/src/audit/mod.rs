@@ -27,7 +27,7 @@ use sandbox_common::{
     HOOK_TASK_SETSCHEDULER, HOOK_URING_OVERRIDE_CREDS, NARROWED_CAPS, RULE_ID_FAIL_CLOSED,
     RULE_ID_FILELESS, RULE_ID_NET_DEFAULT, RULE_ID_NET_RAW, RULE_ID_NOT_ALLOWED,
     RULE_ID_NOT_WRITABLE, RULE_ID_OTHER_NAMES, RULE_ID_RESERVED_PORT, RULE_ID_SELF_PROTECTION,
-    RULE_ID_UNIX_ABSTRACT, RULE_ID_UNIX_ABSTRACT_INSIDE, RULE_ID_UNIX_ROOT,
+    RULE_ID_UNIX_ABSTRACT, RULE_ID_UNIX_ABSTRACT_INSIDE, RULE_ID_UNIX_DEFAULT, RULE_ID_UNIX_ROOT,
 };
 use serde::{Deserialize, Serialize};
 
@@ -206,6 +206,9 @@ pub fn decode<'a>(event: &'a AuditEvent, time: &'a str, ctx: &'a Context) -> Aud
         RULE_ID_UNIX_ROOT => Some(
             "network.unix_root_allow (a server outside the sandbox, which would see root, and not listed)"
                 .into(),
+        ),
+        RULE_ID_UNIX_DEFAULT => Some(
+            "network.unix_default: deny (a server outside the sandbox, not in unix_allow)".into(),
         ),
         RULE_ID_RESERVED_PORT => Some(
             "network: no connection from a reserved port (others trust it as the host's root)"

@@ -20,9 +20,10 @@ use std::{
 use sandbox_common::{
     NetRules, RuleValue, CHAIN_DEV, MAX_CHAIN, POLICY_DENY_FILELESS_EXEC, POLICY_EXEC_ALLOWLIST,
     POLICY_NET_BINARIES, POLICY_NET_BINARY_NAMES, POLICY_NET_DEFAULT_DENY, POLICY_NET_RULES,
-    POLICY_UNIX_ABSTRACT, POLICY_UNIX_RULES, POLICY_WRITE_ALLOWLIST, RULE_ALLOW_EXEC,
-    RULE_ALLOW_UNIX_ROOT, RULE_ALLOW_WRITE, RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_UNIX,
-    RULE_DENY_WRITE, RULE_NAMED_CHILDREN, RULE_ON_THE_WAY, RULE_PREFIX, RULE_TREE,
+    POLICY_UNIX_ABSTRACT, POLICY_UNIX_DEFAULT_DENY, POLICY_UNIX_RULES, POLICY_WRITE_ALLOWLIST,
+    RULE_ALLOW_EXEC, RULE_ALLOW_UNIX, RULE_ALLOW_UNIX_ROOT, RULE_ALLOW_WRITE, RULE_DENY_EXEC,
+    RULE_DENY_READ, RULE_DENY_UNIX, RULE_DENY_WRITE, RULE_NAMED_CHILDREN, RULE_ON_THE_WAY,
+    RULE_PREFIX, RULE_TREE,
 };
 use serde::Serialize;
 
@@ -33,7 +34,7 @@ use super::the_way::{follow_the_way, Landing};
 use super::{
     anchors::Anchors,
     net_spec::Cidr,
-    schema::{Mode, NetDefault, PathKey, Policy, UnixAbstract},
+    schema::{Mode, NetDefault, PathKey, Policy, UnixAbstract, UnixDefault},
 };
 use crate::identity::{file_stat, FileId, FileStat};
 
@@ -208,7 +209,8 @@ impl CompiledPolicy {
 /// The rule bits that deny something.
 pub(super) const DENY: u32 = RULE_DENY_READ | RULE_DENY_EXEC | RULE_DENY_UNIX | RULE_DENY_WRITE;
 /// The rule bits that list what an allowlist allows.
-pub(super) const ALLOW: u32 = RULE_ALLOW_EXEC | RULE_ALLOW_WRITE | RULE_ALLOW_UNIX_ROOT;
+pub(super) const ALLOW: u32 =
+    RULE_ALLOW_EXEC | RULE_ALLOW_WRITE | RULE_ALLOW_UNIX_ROOT | RULE_ALLOW_UNIX;
 
 fn takes_rule_id(existing: u32, flags: u32, structural: u32) -> bool {
     let meaningful = |f: u32| f & !structural != 0;
@@ -319,6 +321,7 @@ fn add_listed(
         PathKey::UnixDeny => RULE_DENY_UNIX,
         PathKey::AllowWrite => RULE_ALLOW_WRITE,
         PathKey::UnixRootAllow => RULE_ALLOW_UNIX_ROOT,
+        PathKey::UnixAllow => RULE_ALLOW_UNIX,
     };
     let key = key.name();
     let id = out.rules.len() as u32;
@@ -369,6 +372,9 @@ fn policy_flags(policy: &Policy) -> u32 {
     }
     if policy.network.unix_abstract == UnixAbstract::Deny {
         flags |= POLICY_UNIX_ABSTRACT;
+    }
+    if policy.network.unix_default == UnixDefault::Deny {
+        flags |= POLICY_UNIX_DEFAULT_DENY;
     }
     if policy.allow_exec.is_some() {
         flags |= POLICY_EXEC_ALLOWLIST;

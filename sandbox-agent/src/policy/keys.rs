@@ -60,9 +60,18 @@ const UNIX: &[&str] = &[
     "path_symlink",
     "path_link",
 ];
-/// Unix socket servers outside the sandbox, which see a confined root as root: a connect and a
-/// datagram.
-const UNIX_ROOT: &[&str] = &["unix_stream_connect", "unix_may_send"];
+/// Unix socket servers outside the sandbox (which see a confined root as root, or act on the
+/// user's requests): a connect and a datagram; no name is made or moved where the listed ones
+/// are (`CREATE`).
+const UNIX_OUTSIDE: &[&str] = &[
+    "unix_stream_connect",
+    "unix_may_send",
+    "path_rename",
+    "path_mkdir",
+    "path_mknod",
+    "path_symlink",
+    "path_link",
+];
 /// Abstract sockets: a connect, a send that names one, and a send on a connection to one.
 const UNIX_ABSTRACT: &[&str] = &["unix_stream_connect", "unix_may_send", "socket_sendmsg"];
 const WRITE: &[&str] = &[
@@ -172,7 +181,15 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "network.unix_root_allow",
-        hooks: UNIX_ROOT,
+        hooks: UNIX_OUTSIDE,
+    },
+    Key {
+        name: "network.unix_default",
+        hooks: UNIX_OUTSIDE,
+    },
+    Key {
+        name: "network.unix_allow",
+        hooks: UNIX_OUTSIDE,
     },
     Key {
         name: "capabilities.allow",
@@ -322,6 +339,7 @@ mod tests {
             PathKey::UnixDeny,
             PathKey::AllowWrite,
             PathKey::UnixRootAllow,
+            PathKey::UnixAllow,
         ] {
             assert!(super::key(key.name()).is_some(), "{}", key.name());
         }

@@ -35,7 +35,8 @@ pub fn lint(file: &str, text: &str, policy: &Policy) -> Vec<PolicyError> {
             PathKey::AllowExec
             | PathKey::AllowWrite
             | PathKey::UnixDeny
-            | PathKey::UnixRootAllow => continue,
+            | PathKey::UnixRootAllow
+            | PathKey::UnixAllow => continue,
         };
         for (i, entry) in list.iter().enumerate() {
             let path = lexical(entry);

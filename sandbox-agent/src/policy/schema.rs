@@ -113,6 +113,26 @@ pub struct Network {
     /// (`SO_PEERCRED`) and is refused to it, under every policy.
     #[serde(default)]
     pub unix_root_allow: Vec<String>,
+    /// Unix socket servers outside the sandbox (another session's ssh-agent, an editor's
+    /// remote-control socket) for every confined task: reachable (`allow`, the default), or
+    /// only those `unix_allow` or `unix_root_allow` lists (`deny`).
+    #[serde(default)]
+    pub unix_default: UnixDefault,
+    /// Unix socket files (or directories of them) whose servers outside the sandbox every
+    /// confined task may reach under `unix_default: deny`.
+    #[serde(default)]
+    pub unix_allow: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnixDefault {
+    /// Every Unix socket server outside the sandbox that `unix_deny` does not name may be
+    /// reached (by a task that does not hold root).
+    #[default]
+    Allow,
+    /// Only servers the sandbox made, and those `unix_allow` or `unix_root_allow` lists.
+    Deny,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,6 +168,7 @@ pub enum PathKey {
     UnixDeny,
     AllowWrite,
     UnixRootAllow,
+    UnixAllow,
 }
 
 impl PathKey {
@@ -161,13 +182,14 @@ impl PathKey {
             PathKey::UnixDeny => "network.unix_deny",
             PathKey::AllowWrite => "allow_write",
             PathKey::UnixRootAllow => "network.unix_root_allow",
+            PathKey::UnixAllow => "network.unix_allow",
         }
     }
 }
 
 impl Policy {
     /// Every path list with its key, in rule-numbering order.
-    pub fn path_lists(&self) -> [(PathKey, &[String]); 7] {
+    pub fn path_lists(&self) -> [(PathKey, &[String]); 8] {
         [
             (PathKey::DenyRead, &self.deny_read),
             (PathKey::DenyExec, &self.deny_exec),
@@ -184,6 +206,7 @@ impl Policy {
                 self.allow_write.as_deref().unwrap_or_default(),
             ),
             (PathKey::UnixRootAllow, &self.network.unix_root_allow),
+            (PathKey::UnixAllow, &self.network.unix_allow),
         ]
     }
 
@@ -402,6 +425,16 @@ fn validate(file: &str, text: &str, policy: &Policy) -> Result<(), PolicyError> 
             }
         }
     }
+    if let (UnixDefault::Allow, Some(first)) = (
+        policy.network.unix_default,
+        policy.network.unix_allow.first(),
+    ) {
+        let line = item_line(text, "network.unix_allow", first);
+        let message = "lists servers to reach, but every server outside is reached under \
+                       network.unix_default: allow (write `unix_default: deny` to reach only these)"
+            .to_string();
+        return Err(err(line, "network.unix_allow", message));
+    }
     for (i, b) in policy.network.binaries.iter().enumerate() {
         let field = format!("network.binaries[{i}].path");
         let line = item_line(text, "path", &b.path);
@@ -530,6 +563,19 @@ mod tests {
         assert_eq!(p.deny_exec, vec!["/usr/bin/curl"]);
         let e = parse("p.yaml", "name: a\ndeny_exec:\n  - curl\n").unwrap_err();
         assert_eq!((e.line, e.field.as_str()), (3, "deny_exec[0]"), "{e}");
+    }
+
+    #[test]
+    fn a_unix_allow_list_needs_unix_default_deny() {
+        let text = "name: a\nnetwork:\n  unix_allow:\n    - /run/nscd\n";
+        let e = parse("p.yaml", text).unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (4, "network.unix_allow"), "{e}");
+        assert!(e.message.contains("unix_default: deny"), "{e}");
+        let text = "name: a\nnetwork:\n  unix_default: deny\n  unix_allow:\n    - /run/nscd\n";
+        let p = parse("p.yaml", text).unwrap();
+        assert_eq!(p.network.unix_default, UnixDefault::Deny);
+        let e = parse("p.yaml", "name: a\nnetwork:\n  unix_default: none\n").unwrap_err();
+        assert_eq!(e.field, "network.unix_default", "{e}");
     }
 
     #[test]

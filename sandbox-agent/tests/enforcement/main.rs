@@ -40,6 +40,7 @@ mod policy_suggest;
 mod root_services;
 mod run_command;
 mod scope;
+mod servers_outside;
 mod shared_ports;
 mod terminals;
 mod the_way;

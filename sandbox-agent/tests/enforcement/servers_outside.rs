@@ -1,0 +1,197 @@
+//! Under `network.unix_default: deny` a confined task, root or not, reaches no Unix socket
+//! server outside its sandbox but those `network.unix_allow` (or, for root,
+//! `network.unix_root_allow`) lists: the developer's own servers act on what they are asked
+//! (another session's ssh-agent signs as them, an editor's remote-control socket opens and
+//! runs files). Whatever name reaches the server (a symlink, a hardlink, a bind mount), and
+//! on every filesystem. Servers the sandbox made stay reachable; nothing is moved or made
+//! where the listed ones are; outside, the user reaches every server.
+
+use std::{
+    os::unix::{
+        fs::PermissionsExt,
+        net::{SocketAddr, UnixDatagram, UnixListener},
+    },
+    path::{Path, PathBuf},
+};
+
+use std::os::linux::net::SocketAddrExt;
+
+use crate::{
+    filesystems::{dir_on, mounted, step},
+    harness::*,
+    mounted_below::mount,
+};
+
+/// `python3 -c CLIENT DIR SHARED`: a connect or a datagram to each server of `DIR` by each of
+/// its names, then to servers of its own (made in `SHARED`), then tries to move the session's
+/// server where the listed ones are.
+const CLIENT: &str = r#"
+import os, socket, sys
+d, shared = sys.argv[1], sys.argv[2]
+def connect(address):
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.connect(address)
+    finally:
+        s.close()
+def send(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        s.sendto(b"x", path)
+    finally:
+        s.close()
+step("session", lambda: connect(d + "/session/agent.sock"))
+step("symlink", lambda: connect(d + "/alias.sock"))
+step("hardlink", lambda: connect(d + "/session/hard.sock"))
+step("bind_mount", lambda: connect(d + "/bound/agent.sock"))
+step("datagram", lambda: send(d + "/session/datagram.sock"))
+step("abstract", lambda: connect("\0" + d + "/abstract"))
+step("listed", lambda: connect(d + "/listed/logging.sock"))
+step("listed_datagram", lambda: send(d + "/listed/dev-log"))
+own = "%s/own-%d.sock" % (shared, os.getpid())
+server = socket.socket(socket.AF_UNIX)
+server.bind(own)
+server.listen(1)
+step("own", lambda: connect(own))
+own_datagram = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+own_datagram.bind(own + ".dgram")
+step("own_datagram", lambda: send(own + ".dgram"))
+os.symlink(own, own + ".link")
+step("own_symlink", lambda: connect(own + ".link"))
+if len(sys.argv) > 3:
+    mine = "%s/listed/mine-%d" % (d, os.getpid())
+    step("moved_in", lambda: os.rename(d + "/session/agent.sock", mine))
+    step("linked_in", lambda: os.link(d + "/session/agent.sock", mine))
+    step("made_in", lambda: socket.socket(socket.AF_UNIX).bind(mine))
+"#;
+
+/// The developer's other session's servers (an ssh-agent's: the user's, mode 0600 in a 0700
+/// directory) with a symlink, a hardlink and a bind mount of their directory; an abstract one;
+/// and two servers of the host in `listed`. All made outside every sandbox.
+struct Servers {
+    _streams: Vec<UnixListener>,
+    _datagrams: Vec<UnixDatagram>,
+    bound: PathBuf,
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(&self.bound)
+            .status();
+    }
+}
+
+fn servers(dir: &Path) -> Servers {
+    let mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let session = dir.join("session");
+    let listed = dir.join("listed");
+    for d in [&session, &listed, &dir.join("bound")] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    mode(&listed, 0o777);
+    let agent = UnixListener::bind(session.join("agent.sock")).unwrap();
+    let datagram = UnixDatagram::bind(session.join("datagram.sock")).unwrap();
+    std::fs::hard_link(session.join("agent.sock"), session.join("hard.sock")).unwrap();
+    give_to(USER_UID, &session);
+    mode(&session, 0o700);
+    for name in ["agent.sock", "datagram.sock"] {
+        mode(&session.join(name), 0o600);
+    }
+    std::os::unix::fs::symlink(session.join("agent.sock"), dir.join("alias.sock")).unwrap();
+    mount(&["--bind"], &session, &dir.join("bound"));
+    let name = format!("{}/abstract", dir.display());
+    let by_name = UnixListener::bind_addr(&SocketAddr::from_abstract_name(name).unwrap()).unwrap();
+    let logging = UnixListener::bind(listed.join("logging.sock")).unwrap();
+    let dev_log = UnixDatagram::bind(listed.join("dev-log")).unwrap();
+    for name in ["logging.sock", "dev-log"] {
+        mode(&listed.join(name), 0o777);
+    }
+    Servers {
+        _streams: vec![agent, by_name, logging],
+        _datagrams: vec![datagram, dev_log],
+        bound: dir.join("bound"),
+    }
+}
+
+const OUTSIDE: [&str; 6] = [
+    "session",
+    "symlink",
+    "hardlink",
+    "bind_mount",
+    "datagram",
+    "abstract",
+];
+const OWN: [&str; 3] = ["own", "own_datagram", "own_symlink"];
+const MOVES: [&str; 3] = ["moved_in", "linked_in", "made_in"];
+
+/// The whole scenario with the servers in `dir` (on the filesystem `label` names).
+fn no_server_outside_but_those_listed(label: &str, dir: &Path) {
+    let _servers = servers(dir);
+    // The sandbox works for the ordinary user, who owns ~ and the other session's servers.
+    let home = dir.join("home");
+    std::fs::create_dir(&home).unwrap();
+    give_to(USER_UID, &home);
+    let shared = shared_dir(dir);
+    let listed = dir.join("listed");
+    let body = format!(
+        "network:\n  unix_default: deny\n  unix_allow:\n    - {listed:?}\n  \
+         unix_root_allow:\n    - {:?}\n",
+        listed.join("logging.sock")
+    );
+    let cg = Cgroup::new(&format!("servers-outside-{label}"));
+    attach(&cg, &policy_file(dir, "servers-outside", &body), &home);
+    let (d, shared) = (dir.to_str().unwrap(), shared.to_str().unwrap());
+
+    // Outside, the user reaches every server by every name.
+    let outside = steps_as(None, true, CLIENT, &[d, shared]);
+    for s in OUTSIDE
+        .iter()
+        .chain(&["listed", "listed_datagram"])
+        .chain(&OWN)
+    {
+        assert_eq!(
+            step(&outside, s),
+            0,
+            "{label}: user outside: {s}: {outside}"
+        );
+    }
+
+    // Inside, the user reaches the listed servers and its own, by whatever name, and no other;
+    // nothing of the session's is moved or linked where the listed servers are, nor made there.
+    let user = steps_as(Some(&cg), true, CLIENT, &[d, shared, "moves"]);
+    for s in OUTSIDE.iter().chain(&MOVES) {
+        assert_eq!(step(&user, s), EPERM, "{label}: user: {s}: {user}");
+    }
+    for s in ["listed", "listed_datagram"].iter().chain(&OWN) {
+        assert_eq!(step(&user, s), 0, "{label}: user: {s}: {user}");
+    }
+
+    // A confined root, which the servers would also see as root, reaches only what
+    // unix_root_allow lists of them.
+    let root = steps_as(Some(&cg), false, CLIENT, &[d, shared, "moves"]);
+    for s in OUTSIDE.iter().chain(&["listed_datagram"]).chain(&MOVES) {
+        assert_eq!(step(&root, s), EPERM, "{label}: root: {s}: {root}");
+    }
+    for s in ["listed"].iter().chain(&OWN) {
+        assert_eq!(step(&root, s), 0, "{label}: root: {s}: {root}");
+    }
+
+    let about_default = |r: &serde_json::Value| {
+        r["action"] == "deny"
+            && r["rule"]
+                .as_str()
+                .is_some_and(|s| s.contains("unix_default"))
+    };
+    record_of(&cg, "unix_stream_connect", about_default);
+    record_of(&cg, "unix_may_send", about_default);
+}
+
+#[test]
+fn under_unix_default_deny_no_server_outside_is_reached_but_those_listed() {
+    no_server_outside_but_those_listed("tmpfs", &fixture_dir("servers-outside"));
+    no_server_outside_but_those_listed("ext4", &dir_on(mounted("ext4"), "servers-outside"));
+    no_server_outside_but_those_listed("btrfs", &dir_on(mounted("btrfs"), "servers-outside"));
+}

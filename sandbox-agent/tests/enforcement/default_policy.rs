@@ -228,7 +228,8 @@ const ORDINARY_WORK: &str =
 /// A server socket of the user's in `/tmp` (`dir`/`name`), which the user may connect to outside
 /// the sandbox: tmux's (`/tmp/tmux-UID/default`: `tmux send-keys` through it types into the
 /// developer's shells) and Emacs's (`/tmp/emacsUID/server`: `emacsclient -e` evaluates Lisp in
-/// the developer's Emacs).
+/// the developer's Emacs), another session's ssh-agent (`/tmp/ssh-XXXX/agent.PID`: it signs as
+/// the developer), an IDE's remote-control socket.
 fn users_server(uid: u32, dir: &str, name: &str) -> (std::os::unix::net::UnixListener, PathBuf) {
     use std::os::unix::fs::PermissionsExt;
     let dir = PathBuf::from(format!("/tmp/{dir}{uid}"));
@@ -254,6 +255,9 @@ fn day_under_the_default_policy(uid: u32, who: &str) {
     let day = Day::new(&format!("default-{who}"), uid);
     let (_tmux, tmux) = users_server(uid, "tmux-", "default");
     let (_emacs, emacs) = users_server(uid, "emacs", "server");
+    let (_agent, agent) = users_server(uid, "ssh-XXXXk3Jq", "agent.4242");
+    let (_ide, ide) = users_server(uid, "vscode-ipc-", "ipc.sock");
+    let journal = journald();
     let connect = |socket: &std::path::Path, what: &str| {
         format!(
             "python3 -c 'import socket; socket.socket(socket.AF_UNIX).connect(\"{}\")' \
@@ -262,16 +266,41 @@ fn day_under_the_default_policy(uid: u32, who: &str) {
         )
     };
     let script = format!(
-        "export HOME={home}; {}{ORDINARY_WORK}; {}{}true",
+        "export HOME={home}; {}{ORDINARY_WORK}; {}{}{}{}{}true",
         persistence_script(&day),
         connect(&tmux, "tmux"),
         connect(&emacs, "emacs"),
+        connect(&agent, "another session's ssh-agent"),
+        connect(&ide, "the IDE"),
+        connect(journal, "the journal").replace("WROTE to", "logged to"),
         home = day.home.display(),
     );
     let out = day.run(uid, false, &[], &script);
     assert_eq!(out.status.code(), Some(0), "{who}: {}", stderr(&out));
+    assert!(
+        stdout(&out).contains("logged to the journal"),
+        "{who}: logging failed: {}",
+        stdout(&out)
+    );
     assert_nothing_left_behind(&day, &out, who);
     assert_day_works(&day, &out, who);
+}
+
+/// journald's socket (`/run/systemd/journal/socket`), which the default policy lists: made
+/// once, before any sandbox, for every test that logs.
+fn journald() -> &'static Path {
+    use std::os::unix::fs::PermissionsExt;
+    static JOURNAL: std::sync::OnceLock<(std::os::unix::net::UnixListener, PathBuf)> =
+        std::sync::OnceLock::new();
+    let (_, path) = JOURNAL.get_or_init(|| {
+        let path = PathBuf::from("/run/systemd/journal/socket");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o777)).unwrap();
+        (listener, path)
+    });
+    path
 }
 
 #[test]

@@ -613,7 +613,95 @@ const ROOT_ACCOUNT_SECRETS: &[&str] = &[
     "/root/.ssh/id_ed25519",
     "/root/.aws/credentials",
     "/root/.kube/config",
+    "/root/.my.cnf",
+    "/root/.pgpass",
+    "/root/.vault-token",
+    "/root/.bash_history",
+    "/root/.config/sops/age/keys.txt",
 ];
+
+/// The credentials a developer account accumulates: a stand-in for each line of the default
+/// policy's `deny_read` in `~` and the workspace (a file inside, for a directory).
+const CREDENTIALS: &[&str] = &[
+    "~/.ssh/id_ed25519",
+    "~/.aws/credentials",
+    "~/.config/gcloud/credentials.db",
+    "~/.azure/msal_token_cache.json",
+    "~/.kube/config",
+    "~/.docker/config.json",
+    "~/.npmrc",
+    "~/.pypirc",
+    "~/.cargo/credentials.toml",
+    "~/.cargo/credentials",
+    "~/.git-credentials",
+    "~/.config/gh/hosts.yml",
+    "~/.netrc",
+    "~/.gnupg/private-keys-v1.d/key.key",
+    "~/.password-store/bank.gpg",
+    "~/.my.cnf",
+    "~/.mylogin.cnf",
+    "~/.pgpass",
+    "~/.vault-token",
+    "~/.terraform.d/credentials.tfrc.json",
+    "~/.s3cfg",
+    "~/.boto",
+    "~/.oci/oci_api_key.pem",
+    "~/.config/doctl/config.yaml",
+    "~/.config/rclone/rclone.conf",
+    "~/.config/sops/age/keys.txt",
+    "~/.config/hub",
+    "~/.config/glab-cli/config.yml",
+    "~/.gem/credentials",
+    "~/.local/share/keyrings/login.keyring",
+    "~/.mozilla/firefox/profile.default/logins.json",
+    "~/.config/google-chrome/Default/Cookies",
+    "~/.config/chromium/Default/Cookies",
+    "~/.bash_history",
+    "~/.zsh_history",
+    "~/.psql_history",
+    "~/.mysql_history",
+    "$WORKSPACE/.env",
+    "$WORKSPACE/.env.local",
+];
+
+#[test]
+fn no_credential_the_developer_account_holds_is_read_inside() {
+    for (uid, who) in [(USER_UID, "user"), (0, "root")] {
+        let day = Day::new(&format!("credentials-{who}"), uid);
+        for credential in CREDENTIALS {
+            write(&day.path(credential), "SECRET\n");
+        }
+        for dir in [&day.home, &day.workspace] {
+            give_to(uid, dir);
+        }
+        let script: String = CREDENTIALS
+            .iter()
+            .map(|c| {
+                let p = day.path(c).display().to_string();
+                format!("cat {p} >/dev/null 2>&1 && echo READ {p}; ")
+            })
+            .collect();
+        let outside = Command::new("sh")
+            .args(["-c", &script])
+            .uid(uid)
+            .output()
+            .unwrap();
+        let inside = day.run(uid, false, &[], &script);
+        for credential in CREDENTIALS {
+            let read = format!("READ {}\n", day.path(credential).display());
+            assert!(
+                stdout(&outside).contains(&read),
+                "{who} reads {credential} outside: {}",
+                stderr(&outside)
+            );
+            assert!(
+                !stdout(&inside).contains(&read),
+                "{who} read {credential} inside: {}",
+                stderr(&inside)
+            );
+        }
+    }
+}
 
 #[test]
 fn a_confined_root_reads_none_of_the_hosts_own_secrets() {

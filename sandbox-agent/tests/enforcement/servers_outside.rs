@@ -14,6 +14,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use std::os::fd::{AsRawFd, OwnedFd};
+
 use std::os::linux::net::SocketAddrExt;
 
 use crate::{
@@ -28,8 +30,8 @@ use crate::{
 const CLIENT: &str = r#"
 import os, socket, sys
 d, shared = sys.argv[1], sys.argv[2]
-def connect(address):
-    s = socket.socket(socket.AF_UNIX)
+def connect(address, kind=socket.SOCK_STREAM):
+    s = socket.socket(socket.AF_UNIX, kind)
     try:
         s.connect(address)
     finally:
@@ -45,6 +47,7 @@ step("symlink", lambda: connect(d + "/alias.sock"))
 step("hardlink", lambda: connect(d + "/session/hard.sock"))
 step("bind_mount", lambda: connect(d + "/bound/agent.sock"))
 step("datagram", lambda: send(d + "/session/datagram.sock"))
+step("seqpacket", lambda: connect(d + "/session/seqpacket.sock", socket.SOCK_SEQPACKET))
 step("abstract", lambda: connect("\0" + d + "/abstract"))
 step("listed", lambda: connect(d + "/listed/logging.sock"))
 step("listed_datagram", lambda: send(d + "/listed/dev-log"))
@@ -71,7 +74,35 @@ if len(sys.argv) > 3:
 struct Servers {
     _streams: Vec<UnixListener>,
     _datagrams: Vec<UnixDatagram>,
+    _seqpacket: OwnedFd,
     bound: PathBuf,
+}
+
+/// A listening `SOCK_SEQPACKET` socket at `path` (std makes none): connected to through the
+/// same hook as a stream.
+fn seqpacket_listener(path: &Path) -> OwnedFd {
+    use std::os::{fd::FromRawFd, unix::ffi::OsStrExt};
+    // SAFETY: socket(2) with constant arguments; the descriptor is owned at once.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: fd was just returned by socket(2) and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid (empty) address.
+    let mut address: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    address.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let name = path.as_os_str().as_bytes();
+    assert!(name.len() < address.sun_path.len(), "{}", path.display());
+    for (to, from) in address.sun_path.iter_mut().zip(name) {
+        *to = *from as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    let at = &address as *const libc::sockaddr_un as *const libc::sockaddr;
+    // SAFETY: `at` points at a live sockaddr_un of `len` bytes.
+    let bound = unsafe { libc::bind(fd.as_raw_fd(), at, len) };
+    assert_eq!(bound, 0, "bind: {}", std::io::Error::last_os_error());
+    // SAFETY: listen(2) on the descriptor owned above.
+    assert_eq!(unsafe { libc::listen(fd.as_raw_fd(), 8) }, 0);
+    fd
 }
 
 impl Drop for Servers {
@@ -94,10 +125,11 @@ fn servers(dir: &Path) -> Servers {
     mode(&listed, 0o777);
     let agent = UnixListener::bind(session.join("agent.sock")).unwrap();
     let datagram = UnixDatagram::bind(session.join("datagram.sock")).unwrap();
+    let seqpacket = seqpacket_listener(&session.join("seqpacket.sock"));
     std::fs::hard_link(session.join("agent.sock"), session.join("hard.sock")).unwrap();
     give_to(USER_UID, &session);
     mode(&session, 0o700);
-    for name in ["agent.sock", "datagram.sock"] {
+    for name in ["agent.sock", "datagram.sock", "seqpacket.sock"] {
         mode(&session.join(name), 0o600);
     }
     std::os::unix::fs::symlink(session.join("agent.sock"), dir.join("alias.sock")).unwrap();
@@ -112,16 +144,18 @@ fn servers(dir: &Path) -> Servers {
     Servers {
         _streams: vec![agent, by_name, logging],
         _datagrams: vec![datagram, dev_log],
+        _seqpacket: seqpacket,
         bound: dir.join("bound"),
     }
 }
 
-const OUTSIDE: [&str; 6] = [
+const OUTSIDE: [&str; 7] = [
     "session",
     "symlink",
     "hardlink",
     "bind_mount",
     "datagram",
+    "seqpacket",
     "abstract",
 ];
 const OWN: [&str; 3] = ["own", "own_datagram", "own_symlink"];

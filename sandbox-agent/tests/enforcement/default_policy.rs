@@ -76,6 +76,18 @@ const PERSISTENCE: &[(&str, Before)] = &[
     ("~/.volta/bin/node", Before::Nothing),
     ("~/.local/share/pnpm/tsc", Before::Directory),
     ("~/go/bin/gopls", Before::File),
+    (
+        "~/.rustup/toolchains/stable-x86_64-unknown-linux-gnu/bin/cargo",
+        Before::File,
+    ),
+    ("~/.pyenv/versions/3.12.7/bin/python3.12", Before::File),
+    (
+        "~/.nvm/versions/node/v22.11.0/lib/node_modules/npm/bin/npm-cli.js",
+        Before::File,
+    ),
+    ("~/.sdkman/candidates/java/current/bin/java", Before::Directory),
+    ("~/.local/share/uv/python/cpython-3.12/bin/python3", Before::Nothing),
+    ("~/.local/share/mise/installs/node/22/bin/node", Before::Directory),
     ("~/.cargo/env", Before::File),
     ("~/.emacs.el", Before::Nothing),
     ("~/.config/emacs/init.el", Before::Nothing),

@@ -296,7 +296,7 @@ fn day_under_the_default_policy(uid: u32, who: &str) {
         persistence_script(&day),
         connect(&tmux, "tmux"),
         connect(&emacs, "emacs"),
-        connect(&agent, "another session's ssh-agent"),
+        connect(&agent, "another session ssh-agent"),
         connect(&ide, "the IDE"),
         connect(journal, "the journal").replace("WROTE to", "logged to"),
         home = day.home.display(),

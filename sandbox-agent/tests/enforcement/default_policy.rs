@@ -68,7 +68,10 @@ const PERSISTENCE: &[(&str, Before)] = &[
     ("~/.fzf.zsh", Before::Nothing),
     ("~/.fzf.bash", Before::File),
     ("~/.zprezto/init.zsh", Before::File),
-    ("~/.local/share/zinit/plugins/agent/agent.plugin.zsh", Before::Nothing),
+    (
+        "~/.local/share/zinit/plugins/agent/agent.plugin.zsh",
+        Before::Nothing,
+    ),
     ("~/.oh-my-bash/custom/agent.sh", Before::Directory),
     ("~/.bash_it/custom/agent.bash", Before::Directory),
     ("~/.asdf/shims/node", Before::File),
@@ -85,9 +88,18 @@ const PERSISTENCE: &[(&str, Before)] = &[
         "~/.nvm/versions/node/v22.11.0/lib/node_modules/npm/bin/npm-cli.js",
         Before::File,
     ),
-    ("~/.sdkman/candidates/java/current/bin/java", Before::Directory),
-    ("~/.local/share/uv/python/cpython-3.12/bin/python3", Before::Nothing),
-    ("~/.local/share/mise/installs/node/22/bin/node", Before::Directory),
+    (
+        "~/.sdkman/candidates/java/current/bin/java",
+        Before::Directory,
+    ),
+    (
+        "~/.local/share/uv/python/cpython-3.12/bin/python3",
+        Before::Nothing,
+    ),
+    (
+        "~/.local/share/mise/installs/node/22/bin/node",
+        Before::Directory,
+    ),
     ("~/.cargo/env", Before::File),
     ("~/.emacs.el", Before::Nothing),
     ("~/.config/emacs/init.el", Before::Nothing),

@@ -135,6 +135,94 @@ fn a_process_already_in_the_cgroup_at_the_attach_is_the_sandboxs_own() {
     let _ = idle.wait();
 }
 
+/// `python3 -c REACH PID ADDRESS`: each way the kernel offers to read process PID's memory or
+/// take its descriptors (ADDRESS is readable in it): `PTRACE_SEIZE`, `/proc/PID/mem`,
+/// `process_vm_readv`, `pidfd_getfd`. All are one permission check, `ptrace_access_check`.
+const REACH: &str = r#"
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+pid, address = int(sys.argv[1]), int(sys.argv[2], 16)
+def checked(ret):
+    if ret < 0:
+        raise OSError(ctypes.get_errno(), "syscall")
+    return ret
+def seize():
+    checked(libc.ptrace(0x4206, pid, None, None))
+def mem():
+    with open("/proc/%d/mem" % pid, "rb") as f:
+        f.seek(address)
+        f.read(8)
+class IoVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+def vm_read():
+    buffer = ctypes.create_string_buffer(8)
+    local = IoVec(ctypes.cast(buffer, ctypes.c_void_p), 8)
+    remote = IoVec(address, 8)
+    # process_vm_readv (x86-64)
+    checked(libc.syscall(310, pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0))
+def getfd():
+    # pidfd_open and pidfd_getfd (x86-64): the target's standard input
+    pidfd = checked(libc.syscall(434, pid, 0))
+    os.close(checked(libc.syscall(438, pidfd, 0, 0)))
+step("seize", seize)
+step("mem", mem)
+step("vm_read", vm_read)
+step("getfd", getfd)
+"#;
+const REACHES: [&str; 4] = ["seize", "mem", "vm_read", "getfd"];
+
+/// Yama's `ptrace_scope` set to `scope` while it lives, then back; nothing where Yama is not
+/// among the kernel's active LSMs (as in the test VM).
+struct PtraceScope(Option<String>);
+
+impl PtraceScope {
+    const PATH: &str = "/proc/sys/kernel/yama/ptrace_scope";
+    fn set(scope: &str) -> PtraceScope {
+        let was = std::fs::read_to_string(Self::PATH).ok();
+        if was.is_some() {
+            std::fs::write(Self::PATH, scope).unwrap();
+        }
+        PtraceScope(was)
+    }
+}
+
+impl Drop for PtraceScope {
+    fn drop(&mut self) {
+        if let Some(was) = &self.0 {
+            let _ = std::fs::write(Self::PATH, was.trim());
+        }
+    }
+}
+
+#[test]
+fn a_confined_task_reads_no_memory_and_takes_no_descriptor_of_a_process_outside() {
+    let dir = fixture_dir("other-processes-memory");
+    let cg = confined("other-processes-memory", &dir, &[]);
+    // Yama off, as many hosts have it: then only the sandbox stands between a task and the
+    // memory of every process of its user (an agent's keys, a shell's secrets).
+    let _scope = PtraceScope::set("0");
+    let mut roots = as_whom_outside(false, &["sleep", "300"]).spawn().unwrap();
+    let mut users = as_whom_outside(true, &["sleep", "300"]).spawn().unwrap();
+    for (user, process, who) in [(false, &roots, "root"), (true, &users, "user")] {
+        let pid = process.id().to_string();
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+        let address = maps.split('-').next().unwrap().to_string();
+        let args = [pid.as_str(), address.as_str()];
+        let outside = steps_as(None, user, REACH, &args);
+        assert_steps(&outside, &REACHES, 0, &format!("{who} outside"));
+        let inside = steps_as(Some(&cg), user, REACH, &args);
+        let who = format!("{who} inside");
+        assert_steps(&inside, &["seize", "vm_read", "getfd"], EPERM, &who);
+        // /proc/PID/mem says EACCES for any refused ptrace check (mm_access).
+        assert_steps(&inside, &["mem"], libc::EACCES, &who);
+    }
+    record_of(&cg, "ptrace_access_check", |r| r["action"] == "deny");
+    for p in [&mut roots, &mut users] {
+        let _ = p.kill();
+        let _ = p.wait();
+    }
+}
+
 /// `python3 -c OWNERS PID`: names PID, then the prober itself, as the process a pipe's or a
 /// socket's SIGIO and SIGURG go to: `F_SETOWN` (and a process group, the prober's own),
 /// `F_SETOWN_EX` by process and by thread, `FIOSETOWN` and `SIOCSPGRP`.

@@ -7,6 +7,8 @@
 //! - the files executed or mapped executable, as `allow_exec` (by the path the kernel
 //!   reported; a directory only where every file in it was seen, see `suggest_trees`);
 //! - the destinations contacted, as `network.allow` with `default: deny`;
+//! - the Unix socket servers outside the sandbox reached, as `network.unix_allow` with
+//!   `unix_default: deny` (and, reached by root, as `network.unix_root_allow`);
 //! - every `deny_read`, `deny_write` and `deny_exec` rule the workload ran into, kept.
 //!
 //! Each entry carries a comment saying how many times it was seen.
@@ -19,6 +21,12 @@ use crate::audit::AuditRecord;
 const NOT_ALLOWED: &str = "allow_exec (not under any listed path)";
 /// The rule text of a destination no network rule allowed.
 const NET_DEFAULT: &str = "network.default: deny (no rule allows it)";
+/// The rule texts of a Unix socket server outside the sandbox that no list named, with the
+/// list that would name it: for every task, and for a task holding root.
+const UNIX_SERVERS: [(&str, &str); 2] = [
+    ("network.unix_default: deny", "unix_allow"),
+    ("network.unix_root_allow", "unix_root_allow"),
+];
 /// The path rules a suggestion keeps when the workload ran into them.
 const KEPT_RULES: [&str; 3] = ["deny_read", "deny_write", "deny_exec"];
 
@@ -29,6 +37,9 @@ pub struct Learned {
     pub exec: BTreeMap<String, u64>,
     /// Destinations (`addr:port`, `[v6]:port`), with how many connects and sends.
     pub destinations: BTreeMap<String, u64>,
+    /// (list, socket file) of each Unix socket server outside the sandbox reached, with how
+    /// many connects and datagrams; the list is `unix_allow` or `unix_root_allow`.
+    pub unix_servers: BTreeMap<(&'static str, String), u64>,
     /// (key, entry as the policy wrote it) of each path rule that denied, with how many times.
     pub kept: BTreeMap<(String, String), u64>,
     /// Records used.
@@ -76,6 +87,20 @@ impl Learned {
                 None => self
                     .skipped
                     .push(format!("{} by {} with no address", r.hook, r.comm)),
+            }
+        } else if let Some(&(_, list)) = UNIX_SERVERS.iter().find(|(r, _)| rule.starts_with(r)) {
+            match r.target.path.as_deref() {
+                Some(p) if p.starts_with('/') => {
+                    *self.unix_servers.entry((list, p.to_string())).or_default() += 1;
+                }
+                _ => {
+                    let what = match &r.target.socket_name {
+                        Some(name) => format!("the abstract socket {name} (no file to list)"),
+                        None => "a socket with no path".to_string(),
+                    };
+                    self.skipped
+                        .push(format!("{} by {} of {what}", r.hook, r.comm));
+                }
             }
         } else if let Some((key, entry)) = rule.split_once(' ') {
             if KEPT_RULES.contains(&key) {
@@ -135,6 +160,22 @@ impl Learned {
         let mut allow = String::new();
         list(&mut allow, &self.destinations, "connected or sent to");
         out.push_str(&allow.replace("\n  - ", "\n    - "));
+        out.push_str("  unix_default: deny\n");
+        for (_, list_name) in UNIX_SERVERS {
+            let servers: BTreeMap<String, u64> = self
+                .unix_servers
+                .iter()
+                .filter(|((l, _), _)| *l == list_name)
+                .map(|((_, p), n)| (p.clone(), *n))
+                .collect();
+            if servers.is_empty() && list_name != "unix_allow" {
+                continue;
+            }
+            let mut entries = String::new();
+            list(&mut entries, &servers, "connected or sent to");
+            out.push_str(&format!("  {list_name}:"));
+            out.push_str(&entries.replace("\n  - ", "\n    - "));
+        }
         for key in KEPT_RULES {
             let entries: BTreeMap<String, u64> = self
                 .kept
@@ -224,6 +265,24 @@ mod tests {
             record("mmap_file", NOT_ALLOWED, file("/memfd:x (deleted)")),
             record("socket_connect", NET_DEFAULT, dest("127.0.0.1:8080")),
             record("socket_sendmsg", NET_DEFAULT, dest("[::1]:53")),
+            record(
+                "unix_stream_connect",
+                "network.unix_default: deny (a server outside the sandbox, not in unix_allow)",
+                file("/run/postgresql/.s.PGSQL.5432"),
+            ),
+            record(
+                "unix_may_send",
+                "network.unix_root_allow (a server outside the sandbox, which would see root, and not listed)",
+                file("/run/systemd/journal/dev-log"),
+            ),
+            record(
+                "unix_stream_connect",
+                "network.unix_default: deny (a server outside the sandbox, not in unix_allow)",
+                Target {
+                    socket_name: Some("@/tmp/.X11-unix/X0".into()),
+                    ..Target::default()
+                },
+            ),
             record("file_open", "deny_read ~/.ssh", file("/root/.ssh/id")),
             record(
                 "capable",
@@ -242,13 +301,28 @@ mod tests {
         assert_eq!(l.exec.get("/usr/bin/git"), Some(&2));
         assert_eq!(l.exec.get("/usr/lib/libc.so.6"), Some(&1));
         assert_eq!(l.exec.len(), 2, "a deleted file is no entry");
-        assert_eq!(l.skipped.len(), 1);
         assert_eq!(l.destinations.len(), 2);
         assert_eq!(
             l.kept.get(&("deny_read".to_string(), "~/.ssh".to_string())),
             Some(&1)
         );
-        assert_eq!(l.records, 8);
+        assert_eq!(
+            l.unix_servers.keys().collect::<Vec<_>>(),
+            [
+                &("unix_allow", "/run/postgresql/.s.PGSQL.5432".to_string()),
+                &(
+                    "unix_root_allow",
+                    "/run/systemd/journal/dev-log".to_string()
+                )
+            ]
+        );
+        assert_eq!(
+            l.skipped.len(),
+            2,
+            "a memfd and an abstract socket: {:?}",
+            l.skipped
+        );
+        assert_eq!(l.records, 11);
     }
 
     #[test]
@@ -258,6 +332,9 @@ mod tests {
         assert_eq!(p.name, "learn-suggested");
         assert!(yaml.contains("  - \"/usr/bin/git\"  # executed or mapped 2 times\n"));
         assert!(yaml.contains("    - \"127.0.0.1:8080\"  # connected or sent to once\n"));
+        assert_eq!(p.network.unix_allow, ["/run/postgresql/.s.PGSQL.5432"]);
+        assert_eq!(p.network.unix_root_allow, ["/run/systemd/journal/dev-log"]);
+        assert!(yaml.contains("# not listed: unix_stream_connect by sh of the abstract socket"));
         assert!(yaml.contains("deny_read:\n  - \"~/.ssh\"  # denied once\n"));
         assert!(yaml.contains("# not listed: mmap_file by sh of /memfd:x (deleted)\n"));
     }

@@ -1,5 +1,5 @@
-//! Learning a policy: a small workload (git, python, curl to a local server, a look at a
-//! secret) runs under a learning policy in audit mode; `policy suggest --from-audit` turns its
+//! Learning a policy: a small workload (git, python, curl to a local server, a datagram to a
+//! local Unix socket server, a look at a secret) runs under a learning policy in audit mode; `policy suggest --from-audit` turns its
 //! records into a policy that passes `policy check`, lists what the workload executed and
 //! contacted, keeps the secret denied, and under which the same workload, enforced, runs with
 //! no denial but the secret's.
@@ -62,6 +62,7 @@ const WORKLOAD: &str = r#"git init -q "$1/repo" && git -C "$1/repo" status --sho
 python3 -c 'print("python", 6 * 7)'
 "$1/tools/fmt" && "$1/tools/lint" && echo tools-ok
 curl -s "http://127.0.0.1:$2/" && echo " curl-ok"
+python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b"x", sys.argv[1])' "$1/service.sock" && echo unix-ok
 cat "$1/.ssh/id_ed25519"; echo cat=$?"#;
 
 fn workload(home: &Path, port: u16) -> Vec<String> {
@@ -108,10 +109,13 @@ fn a_policy_learned_in_audit_mode_runs_the_same_workload_with_no_denial_but_the_
         std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
     }
+    // A local service on a Unix socket, outside every sandbox.
+    let _service = std::os::unix::net::UnixDatagram::bind(home.join("service.sock")).unwrap();
     let learning = policy_file(
         &home,
         &name,
-        "mode: audit\nallow_exec: []\nnetwork:\n  default: deny\ndeny_read:\n  - ~/.ssh\n",
+        "mode: audit\nallow_exec: []\nnetwork:\n  default: deny\n  unix_default: deny\n\
+         deny_read:\n  - ~/.ssh\n",
     );
     let argv = workload(&home, server.port);
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
@@ -125,6 +129,7 @@ fn a_policy_learned_in_audit_mode_runs_the_same_workload_with_no_denial_but_the_
         "python 42",
         "tools-ok",
         "ok curl-ok",
+        "unix-ok",
         "PRIVATE KEY",
         "cat=0",
     ] {
@@ -148,6 +153,11 @@ fn a_policy_learned_in_audit_mode_runs_the_same_workload_with_no_denial_but_the_
             home.join("tools").display().to_string()
         ),
         &format!("\"127.0.0.1:{}\"  # connected or sent to once", server.port),
+        // Sent to by root: listed where a confined root may reach it.
+        &format!(
+            "  unix_root_allow:\n    - {:?}  # connected or sent to once",
+            home.join("service.sock").display().to_string()
+        ),
         "deny_read:\n  - \"~/.ssh\"  # denied once",
     ] {
         assert!(suggested_yaml.contains(entry), "{entry}: {suggested_yaml}");
@@ -170,7 +180,7 @@ fn a_policy_learned_in_audit_mode_runs_the_same_workload_with_no_denial_but_the_
     let enforce = Cgroup::new("suggest-enforce");
     attach(&enforce, &suggested, &home);
     let text = stdout(&enforce.run(&argv));
-    for done in ["git-ok", "python 42", "tools-ok", "ok curl-ok"] {
+    for done in ["git-ok", "python 42", "tools-ok", "ok curl-ok", "unix-ok"] {
         assert!(text.contains(done), "{done}: {text}");
     }
     assert!(

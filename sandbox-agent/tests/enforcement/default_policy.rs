@@ -658,6 +658,39 @@ const ROOT_ACCOUNT_SECRETS: &[&str] = &[
     "/root/.config/sops/age/keys.txt",
 ];
 
+/// Init's control FIFO (`/run/initctl`, root's alone), with a reader outside as systemd-initctl
+/// is: a root agent writes no request into it (`telinit 0` there powers the host off).
+#[test]
+fn a_confined_root_sends_init_no_request() {
+    use std::os::unix::fs::PermissionsExt;
+    let fifo = Path::new("/run/initctl");
+    let _ = std::fs::remove_file(fifo);
+    let made = Command::new("mkfifo").arg(fifo).output().unwrap();
+    assert!(made.status.success(), "{}", stderr(&made));
+    std::fs::set_permissions(fifo, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // Read and write: a FIFO opened so never blocks, and it is the reader writers need.
+    let _init = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(fifo)
+        .unwrap();
+    let day = Day::new("initctl", 0);
+    let script = "python3 -c 'import os; os.open(\"/run/initctl\", os.O_WRONLY | os.O_NONBLOCK)' \
+                  2>/dev/null && echo WROTE to init";
+    let outside = Command::new("sh").args(["-c", script]).output().unwrap();
+    assert!(
+        stdout(&outside).contains("WROTE to init"),
+        "{}",
+        stderr(&outside)
+    );
+    let inside = day.run(0, false, &[], script);
+    assert!(
+        !stdout(&inside).contains("WROTE to init"),
+        "a confined root opened init's FIFO: {}",
+        stderr(&inside)
+    );
+}
+
 /// The credentials a developer account accumulates: a stand-in for each line of the default
 /// policy's `deny_read` in `~` and the workspace (a file inside, for a directory).
 const CREDENTIALS: &[&str] = &[

@@ -3,8 +3,9 @@
 //! `network.unix_root_allow`) lists: the developer's own servers act on what they are asked
 //! (another session's ssh-agent signs as them, an editor's remote-control socket opens and
 //! runs files). Whatever name reaches the server (a symlink, a hardlink, a bind mount), and
-//! on every filesystem. Servers the sandbox made stay reachable; nothing is moved or made
-//! where the listed ones are; outside, the user reaches every server.
+//! on every filesystem; another sandbox's servers are outside too. Servers the sandbox made
+//! stay reachable, those its cgroup made before the attach too; nothing is moved or made where
+//! the listed ones are; outside, the user reaches every server.
 
 use std::{
     os::unix::{
@@ -49,6 +50,8 @@ step("bind_mount", lambda: connect(d + "/bound/agent.sock"))
 step("datagram", lambda: send(d + "/session/datagram.sock"))
 step("seqpacket", lambda: connect(d + "/session/seqpacket.sock", socket.SOCK_SEQPACKET))
 step("abstract", lambda: connect("\0" + d + "/abstract"))
+step("other_sandbox", lambda: connect(d + "/other-sandbox.sock"))
+step("before_attach", lambda: connect(d + "/before-attach.sock"))
 step("listed", lambda: connect(d + "/listed/logging.sock"))
 step("listed_datagram", lambda: send(d + "/listed/dev-log"))
 own = "%s/own-%d.sock" % (shared, os.getpid())
@@ -149,7 +152,7 @@ fn servers(dir: &Path) -> Servers {
     }
 }
 
-const OUTSIDE: [&str; 7] = [
+const OUTSIDE: [&str; 8] = [
     "session",
     "symlink",
     "hardlink",
@@ -157,8 +160,32 @@ const OUTSIDE: [&str; 7] = [
     "datagram",
     "seqpacket",
     "abstract",
+    "other_sandbox",
 ];
-const OWN: [&str; 3] = ["own", "own_datagram", "own_symlink"];
+const OWN: [&str; 4] = ["own", "own_datagram", "own_symlink", "before_attach"];
+
+/// `python3 -c SERVER PATH`: a stream server any user may reach at PATH, until killed.
+const SERVER: &str = "import os, socket, sys, time
+os.umask(0)
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(8)
+time.sleep(600)";
+
+/// A server of `cg`'s (started in it) at `path`, once it listens.
+fn server_in(cg: &Cgroup, path: &Path) -> std::process::Child {
+    let child = cg.spawn(&["python3", "-c", SERVER, path.to_str().unwrap()]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never listened",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child
+}
 const MOVES: [&str; 3] = ["moved_in", "linked_in", "made_in"];
 
 /// The whole scenario with the servers in `dir` (on the filesystem `label` names).
@@ -176,6 +203,12 @@ fn no_server_outside_but_those_listed(label: &str, dir: &Path) {
         listed.join("logging.sock")
     );
     let cg = Cgroup::new(&format!("servers-outside-{label}"));
+    // A server the cgroup made before the attach (an agent confined by `attach` while it
+    // runs), and one of another sandbox's.
+    let before_attach = server_in(&cg, &dir.join("before-attach.sock"));
+    let other = Cgroup::new(&format!("servers-outside-other-{label}"));
+    attach(&other, &policy_file(dir, "other-sandbox", ""), &home);
+    let other_sandbox = server_in(&other, &dir.join("other-sandbox.sock"));
     attach(&cg, &policy_file(dir, "servers-outside", &body), &home);
     let (d, shared) = (dir.to_str().unwrap(), shared.to_str().unwrap());
 
@@ -221,6 +254,10 @@ fn no_server_outside_but_those_listed(label: &str, dir: &Path) {
     };
     record_of(&cg, "unix_stream_connect", about_default);
     record_of(&cg, "unix_may_send", about_default);
+    for mut server in [before_attach, other_sandbox] {
+        let _ = server.kill();
+        let _ = server.wait();
+    }
 }
 
 #[test]

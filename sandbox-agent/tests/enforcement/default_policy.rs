@@ -267,7 +267,8 @@ const ORDINARY_WORK: &str =
 /// the sandbox: tmux's (`/tmp/tmux-UID/default`: `tmux send-keys` through it types into the
 /// developer's shells) and Emacs's (`/tmp/emacsUID/server`: `emacsclient -e` evaluates Lisp in
 /// the developer's Emacs), another session's ssh-agent (`/tmp/ssh-XXXX/agent.PID`: it signs as
-/// the developer), an IDE's remote-control socket.
+/// the developer), an ssh ControlMaster's (an authenticated session to a host the developer is
+/// connected to), an IDE's remote-control socket.
 fn users_server(uid: u32, dir: &str, name: &str) -> (std::os::unix::net::UnixListener, PathBuf) {
     use std::os::unix::fs::PermissionsExt;
     let dir = PathBuf::from(format!("/tmp/{dir}{uid}"));
@@ -295,6 +296,7 @@ fn day_under_the_default_policy(uid: u32, who: &str) {
     let (_emacs, emacs) = users_server(uid, "emacs", "server");
     let (_agent, agent) = users_server(uid, "ssh-XXXXk3Jq", "agent.4242");
     let (_ide, ide) = users_server(uid, "vscode-ipc-", "ipc.sock");
+    let (_mux, mux) = users_server(uid, "ssh-mux-", "dev@prod.example.com:22");
     let journal = journald();
     let connect = |socket: &std::path::Path, what: &str| {
         format!(
@@ -304,12 +306,13 @@ fn day_under_the_default_policy(uid: u32, who: &str) {
         )
     };
     let script = format!(
-        "export HOME={home}; {}{ORDINARY_WORK}; {}{}{}{}{}true",
+        "export HOME={home}; {}{ORDINARY_WORK}; {}{}{}{}{}{}true",
         persistence_script(&day),
         connect(&tmux, "tmux"),
         connect(&emacs, "emacs"),
         connect(&agent, "another session ssh-agent"),
         connect(&ide, "the IDE"),
+        connect(&mux, "an ssh ControlMaster"),
         connect(journal, "the journal").replace("WROTE to", "logged to"),
         home = day.home.display(),
     );

@@ -123,9 +123,9 @@ fn a_confined_task_opens_no_terminal_but_its_own() {
     let run = format!("own_ctty=0 session={EPERM} fresh={EPERM}");
     assert_eq!(from_run, run);
 
-    // Other names for the session's terminal: devpts bind-mounted elsewhere, and a node with
-    // its device number (which the kernel itself refuses outside: a pseudo-terminal opens
-    // only at its devpts name).
+    // Other names for the session's terminal: devpts bind-mounted elsewhere, a symlink planted
+    // to it, and a node with its device number (which the kernel itself refuses outside: a
+    // pseudo-terminal opens only at its devpts name).
     let pts = home.join("pts");
     std::fs::create_dir(&pts).unwrap();
     let pts_path = pts.to_str().unwrap();
@@ -143,9 +143,12 @@ fn a_confined_task_opens_no_terminal_but_its_own() {
         number,
     ]);
 
+    let link = home.join("link");
+    std::os::unix::fs::symlink(session, &link).unwrap();
+
     for user in [false, true] {
         let who = if user { "user" } else { "root" };
-        for alias in [&bound, &node] {
+        for alias in [&bound, &node, &link] {
             let args = [session, fresh, alias.to_str().unwrap()];
             let text = steps_as(Some(&cg), user, INSIDE, &args);
             for refused in ["session", "fresh", "alias"] {

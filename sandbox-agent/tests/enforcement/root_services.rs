@@ -14,25 +14,12 @@ use std::{
 
 use std::os::linux::net::SocketAddrExt;
 
-use crate::{filesystems::step, harness::*};
+use crate::{filesystems::step, harness::*, servers_outside::UNIX_CLIENT};
 
 /// `python3 -c CLIENT DIR`: a connect or a datagram to each server of `DIR`, then to a server
 /// of its own; `dropped` gives every root uid up for the user's first.
 const CLIENT: &str = r#"
-import os, socket, sys
 d = sys.argv[1]
-def connect(address):
-    s = socket.socket(socket.AF_UNIX)
-    try:
-        s.connect(address)
-    finally:
-        s.close()
-def send(path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    try:
-        s.sendto(b"x", path)
-    finally:
-        s.close()
 step("service", lambda: connect(d + "/service.sock"))
 step("alias", lambda: connect(d + "/alias.sock"))
 step("datagram", lambda: send(d + "/datagram.sock"))
@@ -106,13 +93,14 @@ fn a_confined_root_reaches_no_server_outside_but_those_listed() {
     let args = [dir.to_str().unwrap()];
 
     // Outside, root reaches every server.
-    let outside = steps_as(None, false, CLIENT, &args);
+    let client = format!("{UNIX_CLIENT}{CLIENT}");
+    let outside = steps_as(None, false, &client, &args);
     for s in OUTSIDE_SERVERS.iter().chain(&REACHABLE) {
         assert_eq!(step(&outside, s), 0, "root outside: {s}: {outside}");
     }
 
     // Inside, root reaches the listed ones and its own, by whatever name: not the others.
-    let root = steps_as(Some(&cg), false, CLIENT, &args);
+    let root = steps_as(Some(&cg), false, &client, &args);
     for s in OUTSIDE_SERVERS {
         assert_eq!(step(&root, s), EPERM, "root: {s}: {root}");
     }
@@ -129,7 +117,7 @@ fn a_confined_root_reaches_no_server_outside_but_those_listed() {
     record_of(&cg, "unix_may_send", about_root);
 
     // A confined user is seen as the user: every server is its to reach.
-    let user = steps_as(Some(&cg), true, CLIENT, &args);
+    let user = steps_as(Some(&cg), true, &client, &args);
     for s in OUTSIDE_SERVERS.iter().chain(&REACHABLE) {
         assert_eq!(step(&user, s), 0, "user: {s}: {user}");
     }

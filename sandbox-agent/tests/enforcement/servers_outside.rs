@@ -25,12 +25,10 @@ use crate::{
     mounted_below::mount,
 };
 
-/// `python3 -c CLIENT DIR SHARED`: a connect or a datagram to each server of `DIR` by each of
-/// its names, then to servers of its own (made in `SHARED`), then tries to move the session's
-/// server where the listed ones are.
-const CLIENT: &str = r#"
+/// Python for a Unix socket client: `connect(address, kind)` (a stream by default) and
+/// `send(path)` (one datagram), each with a socket of its own.
+pub const UNIX_CLIENT: &str = r#"
 import os, socket, sys
-d, shared = sys.argv[1], sys.argv[2]
 def connect(address, kind=socket.SOCK_STREAM):
     s = socket.socket(socket.AF_UNIX, kind)
     try:
@@ -43,6 +41,13 @@ def send(path):
         s.sendto(b"x", path)
     finally:
         s.close()
+"#;
+
+/// `python3 -c CLIENT DIR SHARED` (after `UNIX_CLIENT`): a connect or a datagram to each
+/// server of `DIR` by each of its names, then to servers of its own (made in `SHARED`), then
+/// tries to move the session's server where the listed ones are.
+const CLIENT: &str = r#"
+d, shared = sys.argv[1], sys.argv[2]
 step("session", lambda: connect(d + "/session/agent.sock"))
 step("symlink", lambda: connect(d + "/alias.sock"))
 step("hardlink", lambda: connect(d + "/session/hard.sock"))
@@ -213,7 +218,8 @@ fn no_server_outside_but_those_listed(label: &str, dir: &Path) {
     let (d, shared) = (dir.to_str().unwrap(), shared.to_str().unwrap());
 
     // Outside, the user reaches every server by every name.
-    let outside = steps_as(None, true, CLIENT, &[d, shared]);
+    let client = format!("{UNIX_CLIENT}{CLIENT}");
+    let outside = steps_as(None, true, &client, &[d, shared]);
     for s in OUTSIDE
         .iter()
         .chain(&["listed", "listed_datagram"])
@@ -228,7 +234,7 @@ fn no_server_outside_but_those_listed(label: &str, dir: &Path) {
 
     // Inside, the user reaches the listed servers and its own, by whatever name, and no other;
     // nothing of the session's is moved or linked where the listed servers are, nor made there.
-    let user = steps_as(Some(&cg), true, CLIENT, &[d, shared, "moves"]);
+    let user = steps_as(Some(&cg), true, &client, &[d, shared, "moves"]);
     for s in OUTSIDE.iter().chain(&MOVES) {
         assert_eq!(step(&user, s), EPERM, "{label}: user: {s}: {user}");
     }
@@ -238,7 +244,7 @@ fn no_server_outside_but_those_listed(label: &str, dir: &Path) {
 
     // A confined root, which the servers would also see as root, reaches only what
     // unix_root_allow lists of them.
-    let root = steps_as(Some(&cg), false, CLIENT, &[d, shared, "moves"]);
+    let root = steps_as(Some(&cg), false, &client, &[d, shared, "moves"]);
     for s in OUTSIDE.iter().chain(&["listed_datagram"]).chain(&MOVES) {
         assert_eq!(step(&root, s), EPERM, "{label}: root: {s}: {root}");
     }

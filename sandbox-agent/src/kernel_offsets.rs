@@ -157,6 +157,7 @@ pub fn from_btf_file(path: &Path) -> Result<KernelOffsets, OffsetError> {
             Err(OffsetError::NoField { .. }) => off("tty_struct", &["session"])?,
             other => other?,
         },
+        inode_gid: off("inode", &["i_gid"])?,
         command_majors: [0; 5],
         btrfs_valid: 0,
         valid: 1,

@@ -245,6 +245,10 @@ pub const RULE_ID_RESERVED_PORT: u32 = u32::MAX - 11;
 /// Sentinel rule id: `network.unix_default: deny` and a Unix socket whose server is outside
 /// the sandbox, which neither `network.unix_allow` nor `network.unix_root_allow` lists.
 pub const RULE_ID_UNIX_DEFAULT: u32 = u32::MAX - 12;
+/// Sentinel rule id (every policy): a confined root working for another user opening one of
+/// root's entries of a shared directory (or something below one) that its sandbox did not make:
+/// a root service's private `/tmp`, a root daemon's shared memory.
+pub const RULE_ID_ROOT_SHARED: u32 = u32::MAX - 13;
 
 /// Deepest cgroup nesting the policy lookup examines.
 pub const MAX_CGROUP_DEPTH: i32 = 32;
@@ -292,6 +296,16 @@ pub const MAP_PTY_MAKERS: &str = "PTY_MAKERS";
 /// Pseudo-terminals remembered (an LRU map); past that the least recently used is its own
 /// sandbox's no more (refused like any other until it has a session of the sandbox).
 pub const MAX_PTY_MAKERS: u32 = 8192;
+/// The inodes made directly in a directory every user shares (sticky and world-writable: `/tmp`,
+/// `/var/tmp`, `/dev/shm`) while a sandbox was attached, by `struct inode` address, with the
+/// attachment (cgroup id) whose task made each: a confined root working for another user opens
+/// root's entries of such a directory only when its own sandbox made them. Written or removed
+/// for every inode made while anything is attached (`inode_init_owner`), so a freed inode's
+/// entry never speaks for the next one at its address.
+pub const MAP_SHARED_MADE: &str = "SHARED_MADE";
+/// Inodes remembered (an LRU map); past that the least recently used is its own sandbox's no
+/// more (refused like root's others).
+pub const MAX_SHARED_MADE: u32 = 65536;
 /// The sandbox user's supplementary groups (`UserGroups`), by attachment (cgroup id).
 pub const MAP_USER_GROUPS: &str = "USER_GROUPS";
 pub const MAP_EVENTS: &str = "EVENTS";

@@ -155,6 +155,8 @@ pub struct KernelOffsets {
     pub task_signal: u16,
     pub signal_tty: u16,
     pub tty_session: u16,
+    /// `struct inode` -> `i_gid` (its group, a kgid_t: one u32).
+    pub inode_gid: u16,
     /// Majors of the character devices of `COMMAND_DEVICES`, in that order; 0 for a driver
     /// not registered when the daemon started.
     pub command_majors: [u16; 5],

@@ -4,7 +4,7 @@
 use sandbox_common::{
     CgroupPolicy, KernelOffsets, MQUEUE_MAGIC, POLICY_DENY_FILELESS_EXEC, POLICY_EXEC_ALLOWLIST,
     POLICY_WRITE_ALLOWLIST, PROC_SUPER_MAGIC, RULE_ALLOW_EXEC, RULE_ALLOW_WRITE, RULE_DENY_EXEC,
-    RULE_DENY_READ, RULE_DENY_WRITE, RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS,
+    RULE_DENY_READ, RULE_DENY_WRITE, RULE_ID_FAIL_CLOSED, RULE_ID_FILELESS, RULE_ID_ROOT_SHARED,
     RULE_ID_SELF_PROTECTION, WALK_ONE_NAME,
 };
 
@@ -13,13 +13,15 @@ use crate::{
     kernel::{offsets, read_at, read_ptr, rule_dev},
     mode::{file_type, inode_mode, S_IFREG},
     policy::confining_attachment,
+    root_files::{beyond_roots_shared_entry, root_for_another},
     target::{FileId, Target},
     verdict::{enforce, Decision},
     verdict_cache::Remembered,
     walk::check_dentry,
 };
 
-/// FMODE_WRITE from <linux/fs.h>.
+/// FMODE_READ and FMODE_WRITE from <linux/fs.h>.
+const FMODE_READ: u32 = 0x1;
 const FMODE_WRITE: u32 = 0x2;
 
 /// What the task is about to do with the file.
@@ -78,6 +80,16 @@ fn decide(
                     rule_id: RULE_ID_SELF_PROTECTION,
                 };
                 return (host, denied_file());
+            }
+            // The others' permission bits it needs: read 4, write 2.
+            let want = if mode & FMODE_READ != 0 { 4 } else { 0 } | if writing { 2 } else { 0 };
+            if root_for_another(policy)
+                && beyond_roots_shared_entry(dentry, want, policy, attachment)
+            {
+                let roots = Decision::Deny {
+                    rule_id: RULE_ID_ROOT_SHARED,
+                };
+                return (roots, denied_file());
             }
             if writing {
                 let allow = if policy.flags & POLICY_WRITE_ALLOWLIST != 0

@@ -79,6 +79,7 @@ static OFFSETS: KernelOffsets = KernelOffsets {
     task_signal: 0,
     signal_tty: 0,
     tty_session: 0,
+    inode_gid: 0,
     command_majors: [0; 5],
     btrfs_inode_vfs: 0,
     btrfs_inode_root: 0,

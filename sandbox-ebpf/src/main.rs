@@ -23,6 +23,7 @@ mod other_processes;
 mod other_users;
 mod policy;
 mod privilege;
+mod root_files;
 mod shared_ports;
 mod sticky_dirs;
 mod target;

@@ -10,8 +10,8 @@ use sandbox_common::{
     AuditEvent, AuditRate, CgroupPolicy, CgroupVerdict, InodeKey, LinkedOut, LocalAddr, NameKey,
     NetKey, NetRules, RuleValue, UserGroups, AUDIT_EVENT_SIZE, MAX_CGROUPS, MAX_CGROUP_VERDICTS,
     MAX_CONFINED_TASKS, MAX_INODE_RULES, MAX_KEY_OWNERS, MAX_LINKED_OUT, MAX_LOCAL_ADDRS,
-    MAX_NAME_RULES, MAX_NET_BINARIES, MAX_NET_RULES, MAX_PTY_MAKERS, MAX_VERDICT_CACHE,
-    RULE_MAP_FLAGS,
+    MAX_NAME_RULES, MAX_NET_BINARIES, MAX_NET_RULES, MAX_PTY_MAKERS, MAX_SHARED_MADE,
+    MAX_VERDICT_CACHE, RULE_MAP_FLAGS,
 };
 
 use crate::verdict_cache::Stamps;
@@ -61,6 +61,10 @@ pub static KEY_OWNERS: LruHashMap<u64, u64> = LruHashMap::pinned(MAX_KEY_OWNERS,
 /// Pinned like the keys' marks: a restarted daemon's programs still know the sandbox's terminals.
 #[map(name = "PTY_MAKERS")]
 pub static PTY_MAKERS: LruHashMap<u64, u64> = LruHashMap::pinned(MAX_PTY_MAKERS, 0);
+
+/// See `sandbox_common::MAP_SHARED_MADE`: marked, and unmarked, in `root_files::inode_made`.
+#[map(name = "SHARED_MADE")]
+pub static SHARED_MADE: LruHashMap<u64, u64> = LruHashMap::pinned(MAX_SHARED_MADE, 0);
 
 /// Network rules by (policy, scope, family, address prefix).
 #[map(name = "NET_RULES")]

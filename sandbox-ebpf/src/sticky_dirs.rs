@@ -44,7 +44,7 @@ fn refused(policy: &CgroupPolicy, hook: u32) -> Option<i32> {
 
 /// Whether `mode` is a directory every user shares: sticky and world-writable.
 #[inline(always)]
-fn shared(mode: u32) -> bool {
+pub fn shared(mode: u32) -> bool {
     file_type(mode) == S_IFDIR && mode & (S_ISVTX | S_IWOTH) == S_ISVTX | S_IWOTH
 }
 

@@ -17,7 +17,8 @@ use sandbox_common::{
     GLOBAL_RENAME_LOCK, MAP_ANY_ATTACHED, MAP_AUDIT_RATE, MAP_AUDIT_SUPPRESSED,
     MAP_CGROUP_GENERATION, MAP_CGROUP_POLICY, MAP_CGROUP_VERDICTS, MAP_CONFINED_TASKS,
     MAP_INODE_RULES, MAP_KEY_OWNERS, MAP_NAME_RULES, MAP_NET_BINARIES, MAP_NET_BINARY_NAMES,
-    MAP_NET_RULES, MAP_PTY_MAKERS, MAP_USER_GROUPS, MAX_INODE_RULES, MAX_NAME_RULES,
+    MAP_NET_RULES, MAP_PTY_MAKERS, MAP_SHARED_MADE, MAP_USER_GROUPS, MAX_INODE_RULES,
+    MAX_NAME_RULES,
 };
 
 use super::{
@@ -143,7 +144,7 @@ fn host_network_namespace() -> u64 {
 }
 
 /// (map, key size, value size) this build's programs use.
-const POLICY_MAP_LAYOUT: [(&str, usize, usize); 15] = [
+const POLICY_MAP_LAYOUT: [(&str, usize, usize); 16] = [
     (MAP_ANY_ATTACHED, size_of::<u32>(), size_of::<u32>()),
     (MAP_CGROUP_GENERATION, size_of::<u32>(), size_of::<u64>()),
     (
@@ -175,6 +176,7 @@ const POLICY_MAP_LAYOUT: [(&str, usize, usize); 15] = [
     (MAP_CONFINED_TASKS, size_of::<u64>(), size_of::<u64>()),
     (MAP_KEY_OWNERS, size_of::<u64>(), size_of::<u64>()),
     (MAP_PTY_MAKERS, size_of::<u64>(), size_of::<u64>()),
+    (MAP_SHARED_MADE, size_of::<u64>(), size_of::<u64>()),
     (MAP_USER_GROUPS, size_of::<u64>(), size_of::<UserGroups>()),
 ];
 

@@ -74,7 +74,8 @@ pub enum Tracing {
 /// `capable` knows whose file a file's override is for, and `__scm_send`, so it knows SETUID
 /// and SETGID asked there are for ids a message claims (sandbox-ebpf's `other_users`), and
 /// `devpts_pty_new`, so `file_open` knows which pseudo-terminals a sandbox made
-/// (`terminals`). Their
+/// (`terminals`), and `inode_init_owner`, so it knows which entries of a shared directory
+/// (`root_files`). Their
 /// links are pinned as `<program>`, beside the hooks'.
 pub const TRACING_PROGRAMS: &[(&str, Tracing, &str)] = &[
     (
@@ -90,6 +91,7 @@ pub const TRACING_PROGRAMS: &[(&str, Tracing, &str)] = &[
     ("__scm_send", Tracing::Entry, "credentials_claimed"),
     ("__scm_send", Tracing::Exit, "credentials_sent"),
     ("devpts_pty_new", Tracing::Entry, "pty_made"),
+    ("inode_init_owner", Tracing::Entry, "inode_made"),
 ];
 
 /// Hooks only newer kernels have, loaded and attached where the running kernel's BTF has them

@@ -37,6 +37,7 @@ mod other_processes;
 mod other_users;
 mod persistence;
 mod policy_suggest;
+mod root_files;
 mod root_services;
 mod run_command;
 mod scope;

@@ -13,7 +13,7 @@ use crate::{
     kernel::{offsets, read_at, read_ptr, rule_dev},
     mode::{file_type, inode_mode, S_IFREG},
     policy::confining_attachment,
-    root_files::{beyond_roots_shared_entry, root_for_another},
+    root_files::{beyond_roots_shared_entry, root_for_another, READ, SEARCH, WRITE},
     target::{FileId, Target},
     verdict::{enforce, Decision},
     verdict_cache::Remembered,
@@ -81,10 +81,10 @@ fn decide(
                 };
                 return (host, denied_file());
             }
-            // The others' permission bits it needs: read 4, write 2.
-            let want = if mode & FMODE_READ != 0 { 4 } else { 0 } | if writing { 2 } else { 0 };
+            let want =
+                if mode & FMODE_READ != 0 { READ } else { 0 } | if writing { WRITE } else { 0 };
             if root_for_another(policy)
-                && beyond_roots_shared_entry(dentry, want, policy, attachment)
+                && beyond_roots_shared_entry(dentry, want, SEARCH, policy.user_gid, attachment)
             {
                 let roots = Decision::Deny {
                     rule_id: RULE_ID_ROOT_SHARED,

@@ -76,36 +76,48 @@ struct Climb {
     attachment: u64,
     /// The sandbox user's group: an entry of that group is judged by its group's bits.
     user_gid: u32,
-    /// The permission bits (`rwx` as 4, 2, 1) the step needs: the open's for the file, search
-    /// for every directory above it.
+    /// The permission bits (`rwx` as 4, 2, 1; `OWNER` for what only the owner may do) the step
+    /// needs, then the next step's, then search for every directory above.
     want: u32,
+    next_want: u32,
     outcome: u32,
 }
 
-/// The permission bit a directory on the way needs (execute: search).
-const SEARCH: u32 = 1;
+/// The permission bits of a directory on the way (execute: search) and of one whose entries
+/// change (write and search).
+pub const SEARCH: u32 = 1;
+pub const WRITE_SEARCH: u32 = 3;
+/// Read and write, as the permission bits name them.
+pub const READ: u32 = 4;
+pub const WRITE: u32 = 2;
+/// What only an entry's owner may do (remove or rename it from a sticky directory, change its
+/// mode): no permission bit grants it.
+pub const OWNER: u32 = 8;
 
 const CLIMBING: u32 = 0;
 const CLEAR: u32 = 1;
 const REFUSED: u32 = 2;
 
-/// Whether opening `dentry` with the permission bits `want` (read 4, write 2) reaches, at it
-/// or on the way through a directory above it on its filesystem, root's entry of a shared
-/// directory that the sandbox `attachment` did not make and that the sandbox's user (`policy`)
-/// could not open or pass through itself. Unreadable kernel data, or a path deeper than the
-/// walk goes, counts as one (fail closed).
-#[inline(always)]
+/// Whether using `dentry` as `want` asks (read 4, write 2, `OWNER`), with `parent_want` on the
+/// directory holding it, and passing through the directories above it on its filesystem,
+/// reaches root's entry of a shared directory that the sandbox `attachment` did not make and
+/// that the sandbox's user (group `user_gid`) could not use so itself. Unreadable kernel
+/// data, or a path deeper than the walk goes, counts as one (fail closed). Not inlined: the
+/// climb's state gets a frame of its own, beside the write hooks' walks.
+#[inline(never)]
 pub fn beyond_roots_shared_entry(
     dentry: *const u8,
     want: u32,
-    policy: &CgroupPolicy,
+    parent_want: u32,
+    user_gid: u32,
     attachment: u64,
 ) -> bool {
     let mut climb = Climb {
         dentry,
         attachment,
-        user_gid: policy.user_gid,
+        user_gid,
         want,
+        next_want: parent_want,
         outcome: CLIMBING,
     };
     // SAFETY: the callback is a BPF subprogram taking (index, ctx), and ctx points at `climb`,
@@ -169,8 +181,8 @@ fn climb_step(climb: &mut Climb) -> Result<Option<bool>, i32> {
             }
         }
     }
-    // Above the file, each directory is passed through.
-    climb.want = SEARCH;
+    climb.want = climb.next_want;
+    climb.next_want = SEARCH;
     climb.dentry = parent;
     Ok(None)
 }

@@ -10,18 +10,20 @@ use sandbox_common::{
     HOOK_PATH_MKNOD, HOOK_PATH_RENAME, HOOK_PATH_RMDIR, HOOK_PATH_SYMLINK, HOOK_PATH_TRUNCATE,
     HOOK_PATH_UNLINK, LINKED_OUT_DIRS, MQUEUE_MAGIC, POLICY_ID_ANY, POLICY_WRITE_ALLOWLIST,
     PROC_SUPER_MAGIC, RULE_ALLOW_UNIX, RULE_ALLOW_UNIX_ROOT, RULE_ALLOW_WRITE, RULE_DENY_EXEC,
-    RULE_DENY_READ, RULE_DENY_UNIX, RULE_DENY_WRITE, RULE_ID_FAIL_CLOSED, RULE_ID_SELF_PROTECTION,
-    RULE_ON_THE_WAY, WALK_ONE_NAME,
+    RULE_DENY_READ, RULE_DENY_UNIX, RULE_DENY_WRITE, RULE_ID_FAIL_CLOSED, RULE_ID_ROOT_SHARED,
+    RULE_ID_SELF_PROTECTION, RULE_ON_THE_WAY, WALK_ONE_NAME,
 };
 
 use crate::{
+    file_check::inode_identity,
     hook::earlier_denial,
     kernel::{offsets, read_at, read_ptr},
     kernel_fs::on_kernel_fs,
     maps::LINKED_OUT,
     mode::{mode_of, S_IFLNK},
     other_users::{fowner_narrowed, owned_by_another, regular_file, setid_program},
-    policy::current_policy,
+    policy::{confining_attachment, current_policy},
+    root_files::{beyond_roots_shared_entry, root_for_another, OWNER, SEARCH, WRITE_SEARCH},
     sticky_dirs::{
         creates_trusted_plant, entry_of, plants_trusted_entry, removes_another_users_entry, Entry,
     },
@@ -76,6 +78,11 @@ pub fn verdict_under(
     first: Change,
     second: Option<Change>,
 ) -> i32 {
+    if root_for_another(policy) {
+        if let Some(refused) = roots_shared_entry_changed(policy, hook, first, second) {
+            return refused;
+        }
+    }
     let allowlist = policy.flags & POLICY_WRITE_ALLOWLIST != 0;
     let mut target = FileId::default();
     let mut denied = denying_rule(
@@ -101,6 +108,49 @@ pub fn verdict_under(
         },
     };
     enforce(policy, hook, decision, &Target::file(target))
+}
+
+/// Refuses a confined root working for another user a change of root's entry of a shared
+/// directory, or of something below one, that its sandbox did not make (see `root_files`):
+/// that user could not remove, rename or change such an entry, nor add or remove a name in
+/// a directory of root's it may not write.
+#[inline(always)]
+fn roots_shared_entry_changed(
+    policy: &CgroupPolicy,
+    hook: u32,
+    first: Change,
+    second: Option<Change>,
+) -> Option<i32> {
+    let attachment = confining_attachment().map_or(0, |(attachment, _)| attachment);
+    let changed = |change: Change| {
+        let parent_want = if change.of_the_file {
+            SEARCH
+        } else {
+            WRITE_SEARCH
+        };
+        beyond_roots_shared_entry(
+            change.dentry,
+            OWNER,
+            parent_want,
+            policy.user_gid,
+            attachment,
+        )
+    };
+    let dentry = if changed(first) {
+        first.dentry
+    } else {
+        match second {
+            Some(second) if changed(second) => second.dentry,
+            _ => return None,
+        }
+    };
+    let target = read_ptr(dentry, offsets().dentry_inode)
+        .and_then(|inode| inode_identity(offsets(), inode))
+        .map_or(Target::None, |id| Target::file(FileId { dentry, ..id }));
+    let decision = Decision::Deny {
+        rule_id: RULE_ID_ROOT_SHARED,
+    };
+    Some(enforce(policy, hook, decision, &target))
 }
 
 /// The rule bits that list `change` under an `allow_write` policy (0 without one).

@@ -7,8 +7,9 @@ use std::os::unix::fs::PermissionsExt;
 
 use crate::{filesystems::step, harness::*};
 
-/// `python3 -c PROBE DIR`: opens of root's entries of the shared directory `DIR`, then files
-/// and a directory of its own made there, reopened after a rename.
+/// `python3 -c PROBE DIR [changes]`: opens of root's entries of the shared directory `DIR`,
+/// then files and a directory of its own made there, reopened after a rename and removed;
+/// with `changes`, then removes, renames, truncates and plants among root's entries.
 const PROBE: &str = r#"
 import os, sys
 d = sys.argv[1]
@@ -34,6 +35,7 @@ def own_file():
     os.rename(own, own + ".renamed")
     read(own + ".renamed")
     write(own + ".renamed")
+    os.unlink(own + ".renamed")
 def own_dir():
     os.mkdir(own + ".d", 0o700)
     os.close(os.open(own + ".d/f", os.O_CREAT | os.O_WRONLY, 0o600))
@@ -41,6 +43,12 @@ def own_dir():
     os.listdir(own + ".d")
 step("own_file", own_file)
 step("own_dir", own_dir)
+if len(sys.argv) > 2:
+    step("remove", lambda: os.unlink(d + "/root-lock"))
+    step("rename", lambda: os.rename(d + "/public", d + "/public.moved"))
+    step("chmod", lambda: os.chmod(d + "/group-file", 0o666))
+    step("truncate", lambda: os.truncate(d + "/group-file", 0))
+    step("plant", lambda: os.close(os.open(private + "/tmp/planted", os.O_CREAT | os.O_WRONLY)))
 "#;
 
 const REFUSED: [&str; 6] = [
@@ -52,6 +60,7 @@ const REFUSED: [&str; 6] = [
     "group_write",
 ];
 const KEPT: [&str; 4] = ["public_read", "group_read", "own_file", "own_dir"];
+const CHANGES: [&str; 5] = ["remove", "rename", "chmod", "truncate", "plant"];
 
 /// Root's entries of the shared directory `shared`, made outside every sandbox: a service's
 /// private `/tmp` (0700, its `tmp` 1777, a file there and one a directory deeper), a private
@@ -99,19 +108,21 @@ fn a_confined_root_gets_no_more_of_roots_files_in_a_shared_directory_than_its_us
         assert_eq!(step(&outside, s), 0, "root outside: {s}: {outside}");
     }
 
-    let inside = steps_as(Some(&cg), false, PROBE, &args);
-    for s in REFUSED {
+    let inside = steps_as(Some(&cg), false, PROBE, &[args[0], "changes"]);
+    for s in REFUSED.iter().chain(&CHANGES) {
         assert_eq!(step(&inside, s), EPERM, "root inside: {s}: {inside}");
     }
     for s in KEPT {
         assert_eq!(step(&inside, s), 0, "root inside: {s}: {inside}");
     }
-    record_of(&cg, "file_open", |r| {
+    let about_roots = |r: &serde_json::Value| {
         r["action"] == "deny"
             && r["rule"]
                 .as_str()
                 .is_some_and(|s| s.contains("root's entry of a shared directory"))
-    });
+    };
+    record_of(&cg, "file_open", about_roots);
+    record_of(&cg, "path_unlink", about_roots);
 
     // The user's own files there are its own; root's it could not open anyway.
     let user = steps_as(Some(&cg), true, PROBE, &args);
@@ -128,8 +139,8 @@ fn a_confined_root_gets_no_more_of_roots_files_in_a_shared_directory_than_its_us
         &policy_file(&dir, "root-files-for-root", "deny_read: []\n"),
         &root_home,
     );
-    let theirs = steps_as(Some(&for_root), false, PROBE, &args);
-    for s in REFUSED.iter().chain(&KEPT) {
+    let theirs = steps_as(Some(&for_root), false, PROBE, &[args[0], "changes"]);
+    for s in REFUSED.iter().chain(&KEPT).chain(&CHANGES) {
         assert_eq!(step(&theirs, s), 0, "root for root: {s}: {theirs}");
     }
 }

@@ -116,8 +116,8 @@ pub fn beyond_roots_shared_entry(
         dentry,
         attachment,
         user_gid,
-        want,
-        next_want: parent_want,
+        want: unknown_to_verifier(want),
+        next_want: unknown_to_verifier(parent_want),
         outcome: CLIMBING,
     };
     // SAFETY: the callback is a BPF subprogram taking (index, ctx), and ctx points at `climb`,
@@ -131,6 +131,15 @@ pub fn beyond_roots_shared_entry(
         )
     };
     climb.outcome != CLEAR
+}
+
+/// `bits`, copied through a helper so the verifier knows them only as a number. Before 6.8 it
+/// checks a `bpf_loop` callback once, with the state of the first call: with the first step's
+/// bits known there, it would drop the checks of the later steps' bits as dead code. A failed
+/// copy asks for every bit (refused unless the sandbox made the entry).
+#[inline(always)]
+fn unknown_to_verifier(bits: u32) -> u32 {
+    read_at::<u32>(&bits as *const u32 as *const u8, 0).unwrap_or(u32::MAX)
 }
 
 /// One step of the climb; returns 1 to stop the loop once the outcome is known.

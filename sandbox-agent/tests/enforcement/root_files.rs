@@ -46,7 +46,7 @@ step("own_dir", own_dir)
 if len(sys.argv) > 2:
     step("remove", lambda: os.unlink(d + "/root-lock"))
     step("rename", lambda: os.rename(d + "/public", d + "/public.moved"))
-    step("chmod", lambda: os.chmod(d + "/group-file", 0o666))
+    step("chmod", lambda: os.chmod(d + "/group-file", 0o600))
     step("truncate", lambda: os.truncate(d + "/group-file", 0))
     step("plant", lambda: os.close(os.open(private + "/tmp/planted", os.O_CREAT | os.O_WRONLY)))
 "#;

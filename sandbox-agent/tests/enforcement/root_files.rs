@@ -3,9 +3,13 @@
 //! them: a root service's private `/tmp` and what is below it, a root daemon's private files.
 //! Outside, root opens all of them; a sandbox whose user is root keeps root's files.
 
-use std::os::unix::fs::PermissionsExt;
+use std::{os::unix::fs::PermissionsExt, path::Path};
 
-use crate::{filesystems::step, harness::*};
+use crate::{
+    filesystems::{dir_on, mounted, step},
+    harness::*,
+    mounted_below::mount,
+};
 
 /// `python3 -c PROBE DIR [changes]`: opens of root's entries of the shared directory `DIR`,
 /// then files and a directory of its own made there, reopened after a rename and removed;
@@ -65,8 +69,8 @@ const CHANGES: [&str; 5] = ["remove", "rename", "chmod", "truncate", "plant"];
 /// Root's entries of the shared directory `shared`, made outside every sandbox: a service's
 /// private `/tmp` (0700, its `tmp` 1777, a file there and one a directory deeper), a private
 /// file, one every user may read, and one the sandbox user's group may read.
-fn roots_entries(shared: &std::path::Path) {
-    let mode = |path: &std::path::Path, mode: u32| {
+fn roots_entries(shared: &Path) {
+    let mode = |path: &Path, mode: u32| {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
     };
     let private = shared.join("systemd-private-abc-nginx.service-XYZ");
@@ -84,14 +88,56 @@ fn roots_entries(shared: &std::path::Path) {
     std::os::unix::fs::chown(shared.join("group-file"), None, Some(USER_GID)).unwrap();
 }
 
+/// The whole scenario on the shared directory `shared`, holding `roots_entries` (on the
+/// filesystem `label` names), for `cg` (working for the developer) and `for_root` (working for
+/// root).
+fn no_more_than_its_user(cg: &Cgroup, for_root: &Cgroup, shared: &Path, label: &str) {
+    let args = [shared.to_str().unwrap()];
+    let outside = steps_as(None, false, PROBE, &args);
+    for s in REFUSED.iter().chain(&KEPT) {
+        assert_eq!(
+            step(&outside, s),
+            0,
+            "{label}: root outside: {s}: {outside}"
+        );
+    }
+
+    let inside = steps_as(Some(cg), false, PROBE, &[args[0], "changes"]);
+    for s in REFUSED.iter().chain(&CHANGES) {
+        assert_eq!(
+            step(&inside, s),
+            EPERM,
+            "{label}: root inside: {s}: {inside}"
+        );
+    }
+    for s in KEPT {
+        assert_eq!(step(&inside, s), 0, "{label}: root inside: {s}: {inside}");
+    }
+
+    // The user's own files there are its own; root's it could not open anyway.
+    let user = steps_as(Some(cg), true, PROBE, &args);
+    for s in ["public_read", "group_read", "own_file", "own_dir"] {
+        assert_eq!(step(&user, s), 0, "{label}: user inside: {s}: {user}");
+    }
+
+    // A sandbox whose user is root: root's files are its user's.
+    let theirs = steps_as(Some(for_root), false, PROBE, &[args[0], "changes"]);
+    for s in REFUSED.iter().chain(&KEPT).chain(&CHANGES) {
+        assert_eq!(step(&theirs, s), 0, "{label}: root for root: {s}: {theirs}");
+    }
+}
+
+/// A directory every user shares at `path`.
+fn shared_at(path: &Path) -> &Path {
+    std::fs::create_dir_all(path).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    path
+}
+
 #[test]
 fn a_confined_root_gets_no_more_of_roots_files_in_a_shared_directory_than_its_user() {
     let dir = fixture_dir("root-files");
-    let shared = dir.join("shared");
-    std::fs::create_dir(&shared).unwrap();
-    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
-    roots_entries(&shared);
-    // The sandbox works for the developer (uid 1000, the owner of its `~`).
+    // One sandbox works for the developer (uid 1000, the owner of its `~`), one for root.
     let home = dir.join("home");
     std::fs::create_dir(&home).unwrap();
     give_to(USER_UID, &home);
@@ -101,19 +147,19 @@ fn a_confined_root_gets_no_more_of_roots_files_in_a_shared_directory_than_its_us
         &policy_file(&dir, "root-files", "deny_read: []\n"),
         &home,
     );
-    let args = [shared.to_str().unwrap()];
+    let root_home = dir.join("root-home");
+    std::fs::create_dir(&root_home).unwrap();
+    let for_root = Cgroup::new("root-files-for-root");
+    let policy = policy_file(&dir, "root-files-for-root", "deny_read: []\n");
+    attach(&for_root, &policy, &root_home);
 
-    let outside = steps_as(None, false, PROBE, &args);
-    for s in REFUSED.iter().chain(&KEPT) {
-        assert_eq!(step(&outside, s), 0, "root outside: {s}: {outside}");
-    }
-
-    let inside = steps_as(Some(&cg), false, PROBE, &[args[0], "changes"]);
-    for s in REFUSED.iter().chain(&CHANGES) {
-        assert_eq!(step(&inside, s), EPERM, "root inside: {s}: {inside}");
-    }
-    for s in KEPT {
-        assert_eq!(step(&inside, s), 0, "root inside: {s}: {inside}");
+    for (label, base) in [
+        ("tmpfs", dir.clone()),
+        ("ext4", dir_on(mounted("ext4"), "root-files")),
+    ] {
+        let shared = base.join("shared");
+        roots_entries(shared_at(&shared));
+        no_more_than_its_user(&cg, &for_root, &shared, label);
     }
     let about_roots = |r: &serde_json::Value| {
         r["action"] == "deny"
@@ -124,23 +170,25 @@ fn a_confined_root_gets_no_more_of_roots_files_in_a_shared_directory_than_its_us
     record_of(&cg, "file_open", about_roots);
     record_of(&cg, "path_unlink", about_roots);
 
-    // The user's own files there are its own; root's it could not open anyway.
-    let user = steps_as(Some(&cg), true, PROBE, &args);
-    for s in ["public_read", "group_read", "own_file", "own_dir"] {
-        assert_eq!(step(&user, s), 0, "user inside: {s}: {user}");
+    // Through an overlay (a container's `/tmp`): root's entries in the image's lower layer on
+    // ext4, the sandbox's made in the upper one on tmpfs.
+    let lower = dir_on(mounted("ext4"), "root-files-lower");
+    roots_entries(shared_at(&lower.join("tmp")));
+    let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
+    for d in [&upper, &work, &merged] {
+        std::fs::create_dir(d).unwrap();
     }
-
-    // A sandbox whose user is root: root's files are its user's.
-    let root_home = dir.join("root-home");
-    std::fs::create_dir(&root_home).unwrap();
-    let for_root = Cgroup::new("root-files-for-root");
-    attach(
-        &for_root,
-        &policy_file(&dir, "root-files-for-root", "deny_read: []\n"),
-        &root_home,
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
     );
-    let theirs = steps_as(Some(&for_root), false, PROBE, &[args[0], "changes"]);
-    for s in REFUSED.iter().chain(&KEPT).chain(&CHANGES) {
-        assert_eq!(step(&theirs, s), 0, "root for root: {s}: {theirs}");
-    }
+    mount(
+        &["-t", "overlay", "-o", &options],
+        Path::new("overlay"),
+        &merged,
+    );
+    no_more_than_its_user(&cg, &for_root, &merged.join("tmp"), "overlay");
+    let _ = std::process::Command::new("umount").arg(&merged).status();
 }

@@ -120,6 +120,11 @@ const CONFINED_ROOT: &[&str] = &[
     "file_ioctl",
     "file_ioctl_compat",
     "file_open",
+    // Root's entries of shared directories (`root_files`): opened, received, changed.
+    "file_receive",
+    "path_mkdir",
+    "path_truncate",
+    "file_truncate",
 ];
 
 pub const KEYS: &[Key] = &[

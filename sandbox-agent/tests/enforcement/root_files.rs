@@ -189,6 +189,13 @@ fn a_confined_root_gets_no_more_of_roots_files_in_a_shared_directory_than_its_us
         Path::new("overlay"),
         &merged,
     );
+    // The service has written to its private `/tmp`, which copied it up: a confined task
+    // cannot copy up a directory (README, known limits), and the plant is to be refused for
+    // another reason.
+    write(
+        &merged.join("tmp/systemd-private-abc-nginx.service-XYZ/tmp/pid"),
+        "1",
+    );
     no_more_than_its_user(&cg, &for_root, &merged.join("tmp"), "overlay");
     let _ = std::process::Command::new("umount").arg(&merged).status();
 }

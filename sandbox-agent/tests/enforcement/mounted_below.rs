@@ -12,6 +12,27 @@ use crate::{
     harness::*,
 };
 
+/// An overlay of `lower` mounted at `dir/merged`, its upper layer and work directory in `dir`
+/// (on `dir`'s filesystem): the merged directory.
+pub fn overlay_of(lower: &Path, dir: &Path) -> std::path::PathBuf {
+    let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
+    for d in [&upper, &work, &merged] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.display(),
+        upper.display(),
+        work.display()
+    );
+    mount(
+        &["-t", "overlay", "-o", &options],
+        Path::new("overlay"),
+        &merged,
+    );
+    merged
+}
+
 pub fn mount(args: &[&str], source: &Path, point: &Path) {
     let out = Command::new("mount")
         .args(args)

@@ -502,22 +502,7 @@ fn owning_tmp_gives_a_confined_root_nothing_over_other_users() {
     let lower = crate::filesystems::dir_on(crate::filesystems::mounted("ext4"), "sticky-lower");
     std::fs::create_dir_all(lower.join("tmp")).unwrap();
     std::fs::set_permissions(lower.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
-    let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
-    for d in [&upper, &work, &merged] {
-        std::fs::create_dir(d).unwrap();
-    }
-    let options = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.display(),
-        upper.display(),
-        work.display()
-    );
-    let mount = Command::new("mount")
-        .args(["-t", "overlay", "overlay", "-o", &options])
-        .arg(&merged)
-        .output()
-        .unwrap();
-    assert!(mount.status.success(), "{}", stderr(&mount));
+    let merged = crate::mounted_below::overlay_of(&lower, &dir);
     let elsewhere = merged.join("elsewhere");
     std::fs::create_dir(&elsewhere).unwrap();
     std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o777)).unwrap();

@@ -8,7 +8,7 @@ use std::{os::unix::fs::PermissionsExt, path::Path};
 use crate::{
     filesystems::{dir_on, mounted, step},
     harness::*,
-    mounted_below::mount,
+    mounted_below::overlay_of,
 };
 
 /// `python3 -c PROBE DIR [changes]`: opens of root's entries of the shared directory `DIR`,
@@ -174,21 +174,7 @@ fn a_confined_root_gets_no_more_of_roots_files_in_a_shared_directory_than_its_us
     // ext4, the sandbox's made in the upper one on tmpfs.
     let lower = dir_on(mounted("ext4"), "root-files-lower");
     roots_entries(shared_at(&lower.join("tmp")));
-    let (upper, work, merged) = (dir.join("upper"), dir.join("work"), dir.join("merged"));
-    for d in [&upper, &work, &merged] {
-        std::fs::create_dir(d).unwrap();
-    }
-    let options = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.display(),
-        upper.display(),
-        work.display()
-    );
-    mount(
-        &["-t", "overlay", "-o", &options],
-        Path::new("overlay"),
-        &merged,
-    );
+    let merged = overlay_of(&lower, &dir);
     // The service has written to its private `/tmp`, which copied it up: a confined task
     // cannot copy up a directory (README, known limits), and the plant is to be refused for
     // another reason.

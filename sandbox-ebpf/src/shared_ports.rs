@@ -53,11 +53,11 @@ pub fn socket_setsockopt(ctx: LsmContext) -> i32 {
     let Some(policy) = current_policy() else {
         return 0;
     };
-    let off = offsets();
     let sock: *const u8 = ctx.arg(0);
-    let sk = read_ptr(sock, off.socket_sk);
-    let family = sk.and_then(|sk| read_at::<u16>(sk, off.sock_family));
-    let (Ok(sk), Ok(family), Ok(ty)) = (sk, family, read_at::<i16>(sock, off.socket_type)) else {
+    let (Ok((sk, family)), Ok(ty)) = (
+        sock_and_family(sock),
+        read_at::<i16>(sock, offsets().socket_type),
+    ) else {
         // Unreadable: refused (fail closed).
         return deny(&policy, HOOK_SOCKET_SETSOCKOPT, Target::None);
     };
@@ -69,6 +69,14 @@ pub fn socket_setsockopt(ctx: LsmContext) -> i32 {
     }
     let socket = socket_value(family.into(), ty as u32, 0);
     deny(&policy, HOOK_SOCKET_SETSOCKOPT, Target::Socket(socket))
+}
+
+/// The `struct sock` of `sock` (a `struct socket`) and its address family.
+#[inline(always)]
+fn sock_and_family(sock: *const u8) -> Result<(*const u8, u16), i32> {
+    let off = offsets();
+    let sk = read_ptr(sock, off.socket_sk)?;
+    Ok((sk, read_at::<u16>(sk, off.sock_family)?))
 }
 
 /// Filled by the daemon before load: the inode number of the host's network namespace. Zero
@@ -105,12 +113,9 @@ pub fn socket_bind(ctx: LsmContext) -> i32 {
     let Some(policy) = current_policy() else {
         return 0;
     };
-    let off = offsets();
     let sock: *const u8 = ctx.arg(0);
     // The family is the socket's: an inet socket takes an `AF_UNSPEC` address as `AF_INET`.
-    let sk = read_ptr(sock, off.socket_sk);
-    let family = sk.and_then(|sk| read_at::<u16>(sk, off.sock_family));
-    let (Ok(sk), Ok(family), Ok(_)) = (sk, family, port) else {
+    let (Ok((sk, family)), Ok(_)) = (sock_and_family(sock), port) else {
         return deny(&policy, HOOK_SOCKET_BIND, Target::None);
     };
     if family != AF_INET && family != AF_INET6 {
@@ -119,7 +124,7 @@ pub fn socket_bind(ctx: LsmContext) -> i32 {
     if !in_host_network(sk) {
         return 0;
     }
-    let ty = read_at::<i16>(sock, off.socket_type).unwrap_or(0);
+    let ty = read_at::<i16>(sock, offsets().socket_type).unwrap_or(0);
     let socket = socket_value(family.into(), ty as u32, 0);
     deny(&policy, HOOK_SOCKET_BIND, Target::Socket(socket))
 }

@@ -34,8 +34,8 @@ use std::{
 };
 
 use sandbox_common::{
-    KERNEL_FS_MAGICS, MQUEUE_MAGIC, PROC_SUPER_MAGIC, RULE_ALLOW_WRITE, RULE_DENY_READ,
-    RULE_DENY_WRITE,
+    RuleValue, KERNEL_FS_MAGICS, MQUEUE_MAGIC, POLICY_OTHER_REPOSITORIES, PROC_SUPER_MAGIC,
+    RULE_ALLOW_WRITE, RULE_DENY_READ, RULE_DENY_WRITE, RULE_OWN_REPOSITORY,
 };
 
 use crate::policy::CompiledPolicy;
@@ -98,36 +98,65 @@ pub fn denial(
     chain: &[(PathBuf, Option<(u32, u64)>)],
     access: Access,
 ) -> Option<Denial> {
-    chain.iter().find_map(|(path, id)| {
-        let value = compiled.inode_rules.get(&(*id)?)?;
-        let hit = value.flags & access.denied_by();
-        if hit == 0 {
-            return None;
+    // As the kernel's walk: each level's rule first, then, for a write under
+    // `other_repositories: deny`, its name, until the workspace's git directory is passed.
+    let repositories = access != Access::Read && compiled.flags & POLICY_OTHER_REPOSITORIES != 0;
+    let mut own = false;
+    for (path, id) in chain {
+        let value = id.and_then(|id| compiled.inode_rules.get(&id));
+        if let Some(value) = value {
+            if let Some(denied) = denied_by_rule(compiled, path, value, access) {
+                return Some(denied);
+            }
+            own |= value.flags & RULE_OWN_REPOSITORY != 0;
         }
-        let kind = if hit & RULE_DENY_READ != 0 {
-            "deny_read"
-        } else {
-            "deny_write"
-        };
-        // The entry names the first rule that denied it; another kind's rule may share the
-        // inode (deny_write and deny_read on one file), so find the one that applies.
-        let rule = compiled
-            .rule(value.rule_id)
-            .filter(|r| r.kind == kind)
-            .or_else(|| {
-                compiled
-                    .rules
-                    .iter()
-                    .find(|r| r.kind == kind && Path::new(&r.resolved) == path)
-            })
-            .map_or_else(
-                || format!("{kind} (a rule on {})", path.display()),
-                |r| format!("{} {}", r.kind, r.path),
-            );
-        Some(Denial {
-            rule,
-            at: path.clone(),
+        let dot_git = path
+            .file_name()
+            .is_some_and(|name| name.eq_ignore_ascii_case(".git"));
+        if repositories && !own && dot_git {
+            return Some(Denial {
+                rule: "other_repositories: deny".to_string(),
+                at: path.clone(),
+            });
+        }
+    }
+    None
+}
+
+/// The rule of `value` (on `path`) that denies `access`, if any.
+fn denied_by_rule(
+    compiled: &CompiledPolicy,
+    path: &Path,
+    value: &RuleValue,
+    access: Access,
+) -> Option<Denial> {
+    let hit = value.flags & access.denied_by();
+    if hit == 0 {
+        return None;
+    }
+    let kind = if hit & RULE_DENY_READ != 0 {
+        "deny_read"
+    } else {
+        "deny_write"
+    };
+    // The entry names the first rule that denied it; another kind's rule may share the
+    // inode (deny_write and deny_read on one file), so find the one that applies.
+    let rule = compiled
+        .rule(value.rule_id)
+        .filter(|r| r.kind == kind)
+        .or_else(|| {
+            compiled
+                .rules
+                .iter()
+                .find(|r| r.kind == kind && Path::new(&r.resolved) == path)
         })
+        .map_or_else(
+            || format!("{kind} (a rule on {})", path.display()),
+            |r| format!("{} {}", r.kind, r.path),
+        );
+    Some(Denial {
+        rule,
+        at: path.to_path_buf(),
     })
 }
 
@@ -490,6 +519,26 @@ mod tests {
         let d = decide(&c, &f.open("config", true), Access::Write).expect("denied");
         assert_eq!(d.rule, format!("deny_write {}", f.path("config").display()));
         assert!(decide(&c, &f.open("config", true), Access::ReadWrite).is_some());
+    }
+
+    #[test]
+    fn under_other_repositories_deny_a_repository_open_for_writing_is_reported() {
+        let f = Fixture::new();
+        std::fs::create_dir_all(f.path("other/.git")).unwrap();
+        std::fs::write(f.path("other/.git/config"), "[core]").unwrap();
+        std::fs::write(f.path("other/README"), "r").unwrap();
+        let c = compiled("other_repositories: deny\n");
+        let d = decide(&c, &f.open("other/.git/config", true), Access::Write).expect("denied");
+        assert_eq!(d.rule, "other_repositories: deny");
+        assert_eq!(d.at, f.path("other/.git"));
+        assert_eq!(
+            decide(&c, &f.open("other/.git/config", false), Access::Read),
+            None
+        );
+        assert_eq!(
+            decide(&c, &f.open("other/README", true), Access::Write),
+            None
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::{
     verdict::{enforce, Decision},
     verdict_cache::Remembered,
     walk::check_dentry,
+    write::other_repositories,
 };
 
 /// FMODE_READ and FMODE_WRITE from <linux/fs.h>.
@@ -99,7 +100,8 @@ fn decide(
                 } else {
                     0
                 };
-                (RULE_DENY_READ | RULE_DENY_WRITE, allow)
+                let repositories = other_repositories(policy);
+                (RULE_DENY_READ | RULE_DENY_WRITE | repositories, allow)
             } else {
                 (RULE_DENY_READ, 0)
             }

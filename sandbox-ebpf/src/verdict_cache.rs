@@ -21,7 +21,7 @@
 //! remembered: denials are rare, and each must walk to name its rule.
 
 use aya_ebpf::{helpers::generated::bpf_ktime_get_ns, macros::lsm, programs::LsmContext};
-use sandbox_common::{RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_WRITE};
+use sandbox_common::{RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_WRITE, RULE_OTHER_REPOSITORIES};
 
 use crate::{
     kernel::{offsets, read_at},
@@ -65,7 +65,9 @@ impl Remembered {
         inode: *const u8,
         dentry: *const u8,
     ) -> Option<Self> {
-        let slot = match want {
+        // The bits a walk is asked beside the rule bits (`RULE_OTHER_REPOSITORIES`) are part
+        // of the stamp, not of the slot.
+        let slot = match want & !RULE_OTHER_REPOSITORIES {
             RULE_DENY_READ => 0,
             w if w == RULE_DENY_READ | RULE_DENY_WRITE => 1,
             RULE_DENY_EXEC => 2,

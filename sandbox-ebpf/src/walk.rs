@@ -9,8 +9,8 @@ use aya_ebpf::{
 use sandbox_common::{
     InodeKey, KernelOffsets, NameKey, CHAIN_DEV, MAX_CHAIN, MAX_NAME_LEN, MAX_WALK_DEPTH,
     NAME_KEY_LEN, POLICY_ID_ANY, RULE_ALLOW_WRITE, RULE_ID_FAIL_CLOSED, RULE_ID_NOT_ALLOWED,
-    RULE_ID_NOT_WRITABLE, RULE_ID_OTHER_NAMES, RULE_NAMED_CHILDREN, RULE_ON_THE_WAY, RULE_PREFIX,
-    WALK_ONE_NAME,
+    RULE_ID_NOT_WRITABLE, RULE_ID_OTHER_NAMES, RULE_ID_OTHER_REPOSITORY, RULE_NAMED_CHILDREN,
+    RULE_ON_THE_WAY, RULE_OTHER_REPOSITORIES, RULE_OWN_REPOSITORY, RULE_PREFIX, WALK_ONE_NAME,
 };
 
 use crate::{
@@ -43,6 +43,8 @@ struct Walk {
     /// The `allow` bits of the rules passed. Or-ed in, never branched on inside the loop: a
     /// branch there would double the states the verifier walks for every hook.
     listed: u32,
+    /// `RULE_OWN_REPOSITORY` once the walk has passed the workspace's git directory.
+    own: u32,
     outcome: u32,
     rule_id: u32,
     /// Non-zero on btrfs: each inode's key takes its subvolume's device.
@@ -110,12 +112,14 @@ pub fn check_dentry_at(
         want,
         allow,
         listed: 0,
+        own: 0,
         outcome: WALKING,
         rule_id: 0,
         subvolumes,
     };
     hide_from_verifier(&mut walk.below);
     hide_from_verifier(&mut walk.listed);
+    hide_from_verifier(&mut walk.own);
     // SAFETY: the callback is a BPF subprogram taking (index, ctx), and ctx points at `walk`,
     // which lives on this stack frame for the whole call.
     unsafe {
@@ -291,6 +295,14 @@ fn check_level(walk: &mut Walk, level: u32) -> Result<Option<Decision>, i32> {
         // inode yet; a directory above it always has one.
         return Err(-1);
     }
+    if walk.want & RULE_OTHER_REPOSITORIES != 0
+        && walk.own & RULE_OWN_REPOSITORY == 0
+        && named_dot_git(dentry)?
+    {
+        return Ok(Some(Decision::Deny {
+            rule_id: RULE_ID_OTHER_REPOSITORY,
+        }));
+    }
     let parent = read_ptr(dentry, off.dentry_parent)?;
     if parent == dentry {
         // Its own parent: the filesystem root, and the walk is complete, unless the dentry is
@@ -332,6 +344,7 @@ fn check_inode(
         }));
     }
     walk.listed |= rule.flags & walk.allow;
+    walk.own |= rule.flags & RULE_OWN_REPOSITORY;
     if rule.flags & RULE_NAMED_CHILDREN != 0 {
         if let Some(rule_id) = check_names(walk, ino, level)? {
             return Ok(Some(Decision::Deny { rule_id }));
@@ -377,6 +390,21 @@ fn check_names(walk: &mut Walk, parent_ino: u64, level: u32) -> Result<Option<u3
         walk.name_key.parent_ino = rule.next_node as u64;
     }
     Ok(None)
+}
+
+/// Whether `dentry` is named `.git`, in any case: on a case-insensitive directory (ext4's and
+/// f2fs's casefold, vfat) git's lookup of `.git` finds `.GIT` too.
+#[inline(always)]
+fn named_dot_git(dentry: *const u8) -> Result<bool, i32> {
+    let off = offsets();
+    let len: u32 = read_at(dentry, off.dentry_name_len)?;
+    if len != 4 {
+        return Ok(false);
+    }
+    let name = read_ptr(dentry, off.dentry_name_ptr)?;
+    let word: u32 = read_at(name, 0)?;
+    // Setting each byte's 0x20 bit lowers the letters and leaves `.` as it is.
+    Ok(word | 0x2020_2020 == u32::from_le_bytes(*b".git"))
 }
 
 /// Puts the name of `dentry` into `key`: its first `NAME_KEY_PREFIX` bytes, zero padded, copied

@@ -8,10 +8,11 @@ use aya_ebpf::{macros::lsm, programs::LsmContext};
 use sandbox_common::{
     CgroupPolicy, InodeKey, LinkedOut, EPERM, HOOK_FILE_TRUNCATE, HOOK_PATH_LINK, HOOK_PATH_MKDIR,
     HOOK_PATH_MKNOD, HOOK_PATH_RENAME, HOOK_PATH_RMDIR, HOOK_PATH_SYMLINK, HOOK_PATH_TRUNCATE,
-    HOOK_PATH_UNLINK, LINKED_OUT_DIRS, MQUEUE_MAGIC, POLICY_ID_ANY, POLICY_WRITE_ALLOWLIST,
-    PROC_SUPER_MAGIC, RULE_ALLOW_UNIX, RULE_ALLOW_UNIX_ROOT, RULE_ALLOW_WRITE, RULE_DENY_EXEC,
-    RULE_DENY_READ, RULE_DENY_UNIX, RULE_DENY_WRITE, RULE_ID_FAIL_CLOSED, RULE_ID_ROOT_SHARED,
-    RULE_ID_SELF_PROTECTION, RULE_ON_THE_WAY, WALK_ONE_NAME,
+    HOOK_PATH_UNLINK, LINKED_OUT_DIRS, MQUEUE_MAGIC, POLICY_ID_ANY, POLICY_OTHER_REPOSITORIES,
+    POLICY_WRITE_ALLOWLIST, PROC_SUPER_MAGIC, RULE_ALLOW_UNIX, RULE_ALLOW_UNIX_ROOT,
+    RULE_ALLOW_WRITE, RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_UNIX, RULE_DENY_WRITE,
+    RULE_ID_FAIL_CLOSED, RULE_ID_ROOT_SHARED, RULE_ID_SELF_PROTECTION, RULE_ON_THE_WAY,
+    RULE_OTHER_REPOSITORIES, WALK_ONE_NAME,
 };
 
 use crate::{
@@ -84,11 +85,12 @@ pub fn verdict_under(
         }
     }
     let allowlist = policy.flags & POLICY_WRITE_ALLOWLIST != 0;
+    let repositories = other_repositories(policy);
     let mut target = FileId::default();
     let mut denied = denying_rule(
         policy.policy_id,
         first.dentry,
-        first.want,
+        first.want | repositories,
         listed_by(allowlist, first),
         &mut target,
     );
@@ -96,7 +98,7 @@ pub fn verdict_under(
         denied = denying_rule(
             policy.policy_id,
             second.dentry,
-            second.want,
+            second.want | repositories,
             listed_by(allowlist, second),
             &mut target,
         );
@@ -151,6 +153,17 @@ fn roots_shared_entry_changed(
         rule_id: RULE_ID_ROOT_SHARED,
     };
     Some(enforce(policy, hook, decision, &target))
+}
+
+/// `RULE_OTHER_REPOSITORIES` when `policy` keeps its tasks out of other repositories: every
+/// change a walk decides asks it too.
+#[inline(always)]
+pub fn other_repositories(policy: &CgroupPolicy) -> u32 {
+    if policy.flags & POLICY_OTHER_REPOSITORIES != 0 {
+        RULE_OTHER_REPOSITORIES
+    } else {
+        0
+    }
 }
 
 /// The rule bits that list `change` under an `allow_write` policy (0 without one).

@@ -26,9 +26,9 @@ use sandbox_common::{
     HOOK_TASK_KILL, HOOK_TASK_SETIOPRIO, HOOK_TASK_SETNICE, HOOK_TASK_SETRLIMIT,
     HOOK_TASK_SETSCHEDULER, HOOK_URING_OVERRIDE_CREDS, NARROWED_CAPS, RULE_ID_FAIL_CLOSED,
     RULE_ID_FILELESS, RULE_ID_NET_DEFAULT, RULE_ID_NET_RAW, RULE_ID_NOT_ALLOWED,
-    RULE_ID_NOT_WRITABLE, RULE_ID_OTHER_NAMES, RULE_ID_RESERVED_PORT, RULE_ID_ROOT_SHARED,
-    RULE_ID_SELF_PROTECTION, RULE_ID_UNIX_ABSTRACT, RULE_ID_UNIX_ABSTRACT_INSIDE,
-    RULE_ID_UNIX_DEFAULT, RULE_ID_UNIX_ROOT,
+    RULE_ID_NOT_WRITABLE, RULE_ID_OTHER_NAMES, RULE_ID_OTHER_REPOSITORY, RULE_ID_RESERVED_PORT,
+    RULE_ID_ROOT_SHARED, RULE_ID_SELF_PROTECTION, RULE_ID_UNIX_ABSTRACT,
+    RULE_ID_UNIX_ABSTRACT_INSIDE, RULE_ID_UNIX_DEFAULT, RULE_ID_UNIX_ROOT,
 };
 use serde::{Deserialize, Serialize};
 
@@ -211,6 +211,9 @@ pub fn decode<'a>(event: &'a AuditEvent, time: &'a str, ctx: &'a Context) -> Aud
         RULE_ID_ROOT_SHARED => Some(
             "other users: root's entry of a shared directory, made outside the sandbox (a root working for another user)"
                 .into(),
+        ),
+        RULE_ID_OTHER_REPOSITORY => Some(
+            "other_repositories: deny (a .git other than the workspace repository's)".into(),
         ),
         RULE_ID_UNIX_DEFAULT => Some(
             "network.unix_default: deny (a server outside the sandbox, not in unix_allow)".into(),

@@ -20,10 +20,10 @@ use std::{
 use sandbox_common::{
     NetRules, RuleValue, CHAIN_DEV, MAX_CHAIN, POLICY_DENY_FILELESS_EXEC, POLICY_EXEC_ALLOWLIST,
     POLICY_NET_BINARIES, POLICY_NET_BINARY_NAMES, POLICY_NET_DEFAULT_DENY, POLICY_NET_RULES,
-    POLICY_UNIX_ABSTRACT, POLICY_UNIX_DEFAULT_DENY, POLICY_UNIX_RULES, POLICY_WRITE_ALLOWLIST,
-    RULE_ALLOW_EXEC, RULE_ALLOW_UNIX, RULE_ALLOW_UNIX_ROOT, RULE_ALLOW_WRITE, RULE_DENY_EXEC,
-    RULE_DENY_READ, RULE_DENY_UNIX, RULE_DENY_WRITE, RULE_NAMED_CHILDREN, RULE_ON_THE_WAY,
-    RULE_PREFIX, RULE_TREE,
+    POLICY_OTHER_REPOSITORIES, POLICY_UNIX_ABSTRACT, POLICY_UNIX_DEFAULT_DENY, POLICY_UNIX_RULES,
+    POLICY_WRITE_ALLOWLIST, RULE_ALLOW_EXEC, RULE_ALLOW_UNIX, RULE_ALLOW_UNIX_ROOT,
+    RULE_ALLOW_WRITE, RULE_DENY_EXEC, RULE_DENY_READ, RULE_DENY_UNIX, RULE_DENY_WRITE,
+    RULE_NAMED_CHILDREN, RULE_ON_THE_WAY, RULE_OWN_REPOSITORY, RULE_PREFIX, RULE_TREE,
 };
 use serde::Serialize;
 
@@ -32,9 +32,9 @@ use super::mounted_below::rule_what_is_mounted_below;
 use super::resolve::Resolver;
 use super::the_way::{follow_the_way, Landing};
 use super::{
-    anchors::Anchors,
+    anchors::{Anchors, GIT_COMMON_DIR, GIT_DIR},
     net_spec::Cidr,
-    schema::{Mode, NetDefault, PathKey, Policy, UnixAbstract, UnixDefault},
+    schema::{Mode, NetDefault, OtherRepositories, PathKey, Policy, UnixAbstract, UnixDefault},
 };
 use crate::identity::{file_stat, FileId, FileStat};
 
@@ -281,6 +281,9 @@ pub fn compile_with_extra(
             add_listed(&mut out, &mut resolver, anchors, key, entry)?;
         }
     }
+    if policy.other_repositories == OtherRepositories::Deny {
+        mark_own_repository(&mut out, &mut resolver, anchors)?;
+    }
     super::net_compile::compile_network(policy, anchors, &mut out)?;
     for (key, entry) in extra {
         let listed = lists.iter().any(|(k, l)| k == key && l.contains(entry));
@@ -362,6 +365,41 @@ fn add_listed(
     Ok(())
 }
 
+/// Under `other_repositories: deny`, the workspace repository's git directories, where they
+/// exist, are the sandbox's own (`RULE_OWN_REPOSITORY`): every other `.git` is another's.
+fn mark_own_repository(
+    out: &mut CompiledPolicy,
+    resolver: &mut Resolver,
+    anchors: &Anchors,
+) -> Result<(), CompileError> {
+    if anchors.workspace.is_none() {
+        out.warnings.push(
+            "other_repositories: deny, and no workspace: no repository is the sandbox's own"
+                .to_string(),
+        );
+        return Ok(());
+    }
+    for anchor in [GIT_DIR, GIT_COMMON_DIR] {
+        let path_error = |message| CompileError::Path {
+            key: "other_repositories",
+            path: anchor.to_string(),
+            message,
+        };
+        let dir = anchors
+            .expand_in(anchor, &mut resolver.git)
+            .map_err(path_error)?;
+        // None yet: the workspace is in no repository, and `git init` makes a `.git`, which
+        // is refused like any other.
+        if !dir.is_dir() {
+            continue;
+        }
+        let id = out.identify(&dir).map_err(path_error)?;
+        let rule = out.inode_rules.entry((id.dev, id.ino)).or_default();
+        rule.flags |= RULE_OWN_REPOSITORY;
+    }
+    Ok(())
+}
+
 fn policy_flags(policy: &Policy) -> u32 {
     let mut flags = 0;
     if policy.network.default == NetDefault::Deny {
@@ -384,6 +422,9 @@ fn policy_flags(policy: &Policy) -> u32 {
     }
     if policy.deny_fileless_exec {
         flags |= POLICY_DENY_FILELESS_EXEC;
+    }
+    if policy.other_repositories == OtherRepositories::Deny {
+        flags |= POLICY_OTHER_REPOSITORIES;
     }
     flags
 }
@@ -539,6 +580,47 @@ mod tests {
         // Already listed by the policy: not a second rule.
         let same = [(PathKey::DenyRead, "~/.ssh".to_string())];
         assert_eq!(compile_with_extra(&p, &anchors, &same).unwrap().rules, own);
+    }
+
+    /// Under `other_repositories: deny`, a worktree's own git directory and the main
+    /// repository's are the sandbox's; nothing else is, and without a workspace nothing is.
+    #[test]
+    fn only_the_workspace_repository_is_the_sandboxs_own() {
+        let t = tempfile::tempdir().unwrap();
+        let base = t.path().canonicalize().unwrap();
+        let git_dir = base.join("main/.git/worktrees/wt");
+        std::fs::create_dir_all(&git_dir).unwrap();
+        std::fs::write(git_dir.join("commondir"), "../..\n").unwrap();
+        std::fs::create_dir_all(base.join("other/.git")).unwrap();
+        let wt = base.join("wt");
+        std::fs::create_dir_all(&wt).unwrap();
+        std::fs::write(wt.join(".git"), format!("gitdir: {}\n", git_dir.display())).unwrap();
+        let p = parse("t.yaml", "name: t\nother_repositories: deny\n").unwrap();
+        let anchors = Anchors {
+            home: base.clone(),
+            workspace: Some(wt.clone()),
+        };
+        let c = compile_with(&p, &anchors).unwrap();
+        assert_ne!(c.flags & POLICY_OTHER_REPOSITORIES, 0);
+        let own: Vec<PathBuf> = ["main/.git", "main/.git/worktrees/wt", "other/.git", "wt"]
+            .iter()
+            .map(|dir| base.join(dir))
+            .filter(|dir| {
+                let id = file_id(dir).unwrap();
+                c.inode_rules
+                    .get(&(id.dev, id.ino))
+                    .is_some_and(|rule| rule.flags & RULE_OWN_REPOSITORY != 0)
+            })
+            .collect();
+        assert_eq!(own, [base.join("main/.git"), git_dir.clone()]);
+
+        let c = compile_with(&p, &Anchors::home(&base)).unwrap();
+        assert!(c.inode_rules.is_empty());
+        assert!(c.warnings[0].contains("no repository is the sandbox's own"));
+        let unset = parse("t.yaml", "name: t\n").unwrap();
+        assert_eq!(unset.other_repositories, OtherRepositories::Allow);
+        let e = parse("t.yaml", "name: t\nother_repositories: none\n").unwrap_err();
+        assert_eq!(e.field, "other_repositories", "{e}");
     }
 
     /// A worktree: `.git` is a file naming the git directory inside the main repository.

@@ -157,6 +157,10 @@ pub const KEYS: &[Key] = &[
         hooks: WRITE,
     },
     Key {
+        name: "other_repositories",
+        hooks: WRITE,
+    },
+    Key {
         name: "allow_write",
         hooks: WRITE,
     },

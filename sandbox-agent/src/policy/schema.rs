@@ -46,6 +46,11 @@ pub struct Policy {
     /// Deny executing files that have no link: memfd, O_TMPFILE, deleted binaries.
     #[serde(default)]
     pub deny_fileless_exec: bool,
+    /// Git repositories other than the workspace's: changed like any other directory (`allow`,
+    /// the default), or not at all (`deny`: nothing below a `.git` but the workspace
+    /// repository's git directories changes, and no `.git` is made, moved or removed).
+    #[serde(default)]
+    pub other_repositories: OtherRepositories,
     /// Egress rules: IP destinations, per-binary rules, Unix sockets.
     #[serde(default)]
     pub network: Network,
@@ -122,6 +127,16 @@ pub struct Network {
     /// confined task may reach under `unix_default: deny`.
     #[serde(default)]
     pub unix_allow: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OtherRepositories {
+    /// Decided by the path rules, as any other directory.
+    #[default]
+    Allow,
+    /// Only the workspace's repository is written.
+    Deny,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

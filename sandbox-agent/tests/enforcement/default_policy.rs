@@ -140,6 +140,12 @@ const PERSISTENCE: &[(&str, Before)] = &[
         Before::Directory,
     ),
     ("/run/agent-host/home/dev/.bashrc", Before::File),
+    // The developer's other repositories: hooks and config run in their next git there.
+    ("~/src/other/.git/hooks/pre-commit", Before::Directory),
+    ("~/src/other/.git/config", Before::File),
+    // ... and a repository made above every directory of ~, which a prompt's `git status`
+    // uses wherever no other is.
+    ("~/.git/config", Before::Nothing),
 ];
 
 /// Where the stand-ins for the host's own files are.

@@ -34,6 +34,7 @@ mod mounted_below;
 mod network;
 mod no_bpf_lsm;
 mod other_processes;
+mod other_repositories;
 mod other_users;
 mod persistence;
 mod policy_suggest;

@@ -1,0 +1,210 @@
+//! Under `other_repositories: deny` a confined task changes no git repository but its
+//! workspace's: nothing below another repository's `.git` (its hooks and config run in the
+//! developer's next git there), and no `.git` made (`~/.git` would turn every directory of `~`
+//! into a repository whose config a shell prompt's `git status` runs), moved or removed, by any
+//! name of it, on every filesystem, for a confined root and an ordinary user. Its own
+//! repository commits as before; outside, the same changes all work.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use crate::{
+    filesystems::{dir_on, mounted, step},
+    harness::*,
+};
+
+/// `python3 -c PROBE BASE`: changes to the repository `BASE/other` (made by `repos`), and
+/// `.git`s made, moved and removed in `BASE/plain`; every step prints `name=errno`.
+const PROBE: &str = r##"
+import os, sys
+base = sys.argv[1]
+git = base + "/other/.git"
+plain = base + "/plain"
+stage = base + "/stage-%d" % os.getpid()
+def append(p):
+    fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o755)
+    os.write(fd, b"\n[core]\n\tfsmonitor = /tmp/payload\n")
+    os.close(fd)
+def rename_in():
+    with open(stage, "w") as f:
+        f.write("#!/bin/sh\n")
+    os.rename(stage, git + "/hooks/post-checkout")
+def through_symlink():
+    os.symlink(git + "/hooks", plain + "/alias")
+    append(plain + "/alias/pre-push")
+def through_descriptor():
+    fd = os.open(git + "/hooks", os.O_PATH)
+    os.close(os.open("pre-rebase", os.O_CREAT | os.O_WRONLY, 0o755, dir_fd=fd))
+def through_proc():
+    fd = os.open(git, os.O_PATH)
+    append("/proc/self/fd/%d/config" % fd)
+def git_file():
+    with open(plain + "/sub/.git", "w") as f:
+        f.write("gitdir: /tmp/elsewhere\n")
+step("read_config", lambda: open(git + "/config").read())
+step("work_tree", lambda: append(base + "/other/README"))
+step("new_hook", lambda: append(git + "/hooks/pre-commit"))
+step("hook", lambda: append(git + "/hooks/post-merge"))
+step("config", lambda: append(git + "/config"))
+step("truncate", lambda: os.truncate(git + "/config", 0))
+step("chmod", lambda: os.chmod(git + "/hooks/post-merge", 0o777))
+step("unlink", lambda: os.unlink(git + "/hooks/post-merge"))
+step("rename_in", rename_in)
+step("link_out", lambda: os.link(git + "/config", plain + "/config-link"))
+step("symlink", through_symlink)
+step("descriptor", through_descriptor)
+step("proc", through_proc)
+step("move_git", lambda: os.rename(git, base + "/other/.git-old"))
+step("remove_git", lambda: os.rmdir(plain + "/empty/.git"))
+step("make_git", lambda: os.mkdir(plain + "/.git"))
+step("git_file", git_file)
+step("git_symlink", lambda: os.symlink("/tmp/elsewhere", plain + "/sub2/.git"))
+step("upper_case", lambda: os.mkdir(plain + "/.GIT"))
+step("move_in", lambda: os.rename(plain + "/repo-to-be", plain + "/sub3/.git"))
+"##;
+
+/// Steps that change another repository, or a `.git`: refused inside, done outside.
+const CHANGES: [&str; 18] = [
+    "new_hook",
+    "hook",
+    "config",
+    "truncate",
+    "chmod",
+    "unlink",
+    "rename_in",
+    "link_out",
+    "symlink",
+    "descriptor",
+    "proc",
+    "move_git",
+    "remove_git",
+    "make_git",
+    "git_file",
+    "git_symlink",
+    "upper_case",
+    "move_in",
+];
+/// Reading a repository, and its work tree, stay as they were.
+const KEPT: [&str; 2] = ["read_config", "work_tree"];
+
+/// The developer's repository `base/other` (a hook, a work tree file) and a directory `plain`
+/// that is no repository (an empty `.git` below it to remove, a directory to move in as one),
+/// all owned by the user so that only the policy refuses.
+fn repos(base: &Path) -> PathBuf {
+    let other = base.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    developers_git(&other, "init -q");
+    write(&other.join("README"), "the developer's\n");
+    write(&other.join(".git/hooks/post-merge"), "#!/bin/sh\n");
+    for dir in [
+        "plain/sub",
+        "plain/sub2",
+        "plain/sub3",
+        "plain/empty/.git",
+        "plain/repo-to-be",
+    ] {
+        std::fs::create_dir_all(base.join(dir)).unwrap();
+    }
+    give_to(USER_UID, base);
+    base.to_path_buf()
+}
+
+/// `git ARGS` in `dir`, unconfined.
+fn developers_git(dir: &Path, args: &str) {
+    let out = Command::new("sh")
+        .args(["-c", &format!("cd {} && git {args}", dir.display())])
+        .env("HOME", dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args}: {}", stderr(&out));
+}
+
+/// `git -C WS commit`, inside `cg`, as the user or root: the workspace's own repository.
+fn commits_in_own_repository(cg: &Cgroup, user: bool, ws: &Path, who: &str) {
+    let script = format!(
+        "export HOME={ws}; cd {ws} && echo {who} >> file && git -c safe.directory='*' -c user.name=a \
+         -c user.email=a@a commit -q -a -m {who} && echo committed; \
+         git -c safe.directory='*' init -q nested 2>&1 || echo nested=refused",
+        ws = ws.display()
+    );
+    let out = cg.run_as(user, &["sh", "-c", &script]);
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(text.contains("committed"), "{who}: own commit: {text}");
+    assert!(
+        text.contains("nested=refused"),
+        "{who}: git init below: {text}"
+    );
+}
+
+#[test]
+fn no_repository_but_the_workspaces_own_changes_inside() {
+    let dir = fixture_dir("other-repos");
+    let home = dir.join("home");
+    let ws = home.join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    write(&ws.join("file"), "start\n");
+    developers_git(
+        &ws,
+        "init -q && git add file && git -c user.name=d -c user.email=d@d commit -q -m start",
+    );
+    give_to(USER_UID, &home);
+    let cg = Cgroup::new("other-repos");
+    let policy = policy_file(&dir, "other-repos", "other_repositories: deny\n");
+    let out = agent()
+        .arg("attach")
+        .arg("--cgroup")
+        .arg(&cg.path)
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--home")
+        .arg(&home)
+        .arg("--workspace")
+        .arg(&ws)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "attach: {}", stderr(&out));
+
+    let outside = steps_as(
+        None,
+        true,
+        PROBE,
+        &[repos(&dir.join("outside")).to_str().unwrap()],
+    );
+    for s in CHANGES.iter().chain(&KEPT) {
+        assert_eq!(step(&outside, s), 0, "outside: {s}: {outside}");
+    }
+
+    for (label, base) in [
+        ("tmpfs", dir.clone()),
+        ("ext4", dir_on(mounted("ext4"), "other-repos")),
+        ("xfs", dir_on(mounted("xfs"), "other-repos")),
+        ("btrfs", dir_on(mounted("btrfs"), "other-repos")),
+    ] {
+        for (who, user) in [("user", true), ("root", false)] {
+            let fixture = repos(&base.join(who));
+            let inside = steps_as(Some(&cg), user, PROBE, &[fixture.to_str().unwrap()]);
+            for s in CHANGES {
+                assert_eq!(step(&inside, s), EPERM, "{label}: {who}: {s}: {inside}");
+            }
+            for s in KEPT {
+                assert_eq!(step(&inside, s), 0, "{label}: {who}: {s}: {inside}");
+            }
+            let config = std::fs::read_to_string(fixture.join("other/.git/config")).unwrap();
+            assert!(!config.contains("fsmonitor"), "{label}: {who}: {config}");
+        }
+    }
+    commits_in_own_repository(&cg, true, &ws, "user");
+    commits_in_own_repository(&cg, false, &ws, "root");
+
+    let about_repositories = |r: &serde_json::Value| {
+        r["action"] == "deny"
+            && r["rule"]
+                .as_str()
+                .is_some_and(|s| s.contains("other_repositories: deny"))
+    };
+    record_of(&cg, "file_open", about_repositories);
+    record_of(&cg, "path_mkdir", about_repositories);
+    record_of(&cg, "path_rename", about_repositories);
+}

@@ -24,6 +24,9 @@ const FAIL_CLOSED: Decision = Decision::Deny {
     rule_id: RULE_ID_FAIL_CLOSED,
 };
 
+// The walk clears the one with the other by a shift (`check_inode`).
+const _: () = assert!(RULE_OWN_REPOSITORY >> 1 == RULE_OTHER_REPOSITORIES);
+
 /// The state of one walk, shared with the `bpf_loop` callback that advances it one level. The
 /// map keys live here, in the hook's frame, so the callback's own frame stays small: the
 /// verifier caps the two frames together at 512 bytes.
@@ -35,7 +38,9 @@ struct Walk {
     below: [*const u8; MAX_CHAIN],
     inode_key: InodeKey,
     name_key: NameKey,
-    /// Rule bits that deny: the first rule with one of them decides.
+    /// Rule bits that deny: the first rule with one of them decides. With
+    /// `RULE_OTHER_REPOSITORIES`, until a `RULE_OWN_REPOSITORY` directory is passed, so does a
+    /// `.git` on the way.
     want: u32,
     /// Rule bits that list the file (`allow_exec`, `allow_write`); 0 when the policy has no
     /// allowlist. May carry `WALK_ONE_NAME`.
@@ -43,8 +48,6 @@ struct Walk {
     /// The `allow` bits of the rules passed. Or-ed in, never branched on inside the loop: a
     /// branch there would double the states the verifier walks for every hook.
     listed: u32,
-    /// `RULE_OWN_REPOSITORY` once the walk has passed the workspace's git directory.
-    own: u32,
     outcome: u32,
     rule_id: u32,
     /// Non-zero on btrfs: each inode's key takes its subvolume's device.
@@ -112,14 +115,12 @@ pub fn check_dentry_at(
         want,
         allow,
         listed: 0,
-        own: 0,
         outcome: WALKING,
         rule_id: 0,
         subvolumes,
     };
     hide_from_verifier(&mut walk.below);
     hide_from_verifier(&mut walk.listed);
-    hide_from_verifier(&mut walk.own);
     // SAFETY: the callback is a BPF subprogram taking (index, ctx), and ctx points at `walk`,
     // which lives on this stack frame for the whole call.
     unsafe {
@@ -295,10 +296,7 @@ fn check_level(walk: &mut Walk, level: u32) -> Result<Option<Decision>, i32> {
         // inode yet; a directory above it always has one.
         return Err(-1);
     }
-    if walk.want & RULE_OTHER_REPOSITORIES != 0
-        && walk.own & RULE_OWN_REPOSITORY == 0
-        && named_dot_git(dentry)?
-    {
+    if walk.want & RULE_OTHER_REPOSITORIES != 0 && named_dot_git(dentry)? {
         return Ok(Some(Decision::Deny {
             rule_id: RULE_ID_OTHER_REPOSITORY,
         }));
@@ -344,7 +342,10 @@ fn check_inode(
         }));
     }
     walk.listed |= rule.flags & walk.allow;
-    walk.own |= rule.flags & RULE_OWN_REPOSITORY;
+    // Past the workspace's git directory, a `.git` above is its own repository's (a
+    // submodule's git directory is in its superproject's `.git/modules`). Cleared without a
+    // branch: one in the loop would double the states the verifier walks.
+    walk.want &= !((rule.flags & RULE_OWN_REPOSITORY) >> 1);
     if rule.flags & RULE_NAMED_CHILDREN != 0 {
         if let Some(rule_id) = check_names(walk, ino, level)? {
             return Ok(Some(Decision::Deny { rule_id }));

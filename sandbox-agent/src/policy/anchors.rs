@@ -8,6 +8,12 @@ use super::git::GitRepo;
 /// Written at the start of a rule path, it means the confined command's workspace.
 pub const WORKSPACE: &str = "$WORKSPACE";
 
+/// Written at the start of a rule path, it means every directory above the workspace (its
+/// parent, up to `/`): tools look for their configuration in the directory they run in and in
+/// each one above it (rustup's `rust-toolchain.toml`, cargo's `.cargo/config.toml`, yarn's
+/// `.yarnrc.yml`), so one left there by the agent applies to the developer's other projects.
+pub const ABOVE_WORKSPACE: &str = "$ABOVE_WORKSPACE";
+
 /// Written at the start of a rule path, it means the git directory of the repository git uses in
 /// the workspace (`policy::git`).
 pub const GIT_DIR: &str = "$GIT_DIR";
@@ -15,6 +21,10 @@ pub const GIT_DIR: &str = "$GIT_DIR";
 /// Written at the start of a rule path, it means where that repository's hooks and config are
 /// (the main repository's git directory, for a worktree).
 pub const GIT_COMMON_DIR: &str = "$GIT_COMMON_DIR";
+
+/// Written at the start of a rule path, it means the directory that repository's hooks are
+/// taken from: where `core.hooksPath` says (husky's `.husky/_`), else `$GIT_COMMON_DIR/hooks`.
+pub const GIT_HOOKS: &str = "$GIT_HOOKS";
 
 /// Written anywhere in a rule path, it means the confined user's uid (the owner of `~`), for
 /// per-user paths outside the home such as `/tmp/tmux-$UID`.
@@ -54,12 +64,22 @@ impl Anchors {
             return self.expand_in(&entry.replace(UID, &self.uid()?.to_string()), memo);
         }
         if let Some((repo, rest)) = self.git_anchor(entry, memo)? {
+            let hooks;
             let dir = if entry.starts_with(GIT_COMMON_DIR) {
                 &repo.common_dir
+            } else if entry.starts_with(GIT_HOOKS) {
+                hooks = repo.hooks(&self.home);
+                &hooks
             } else {
                 &repo.git_dir
             };
             return Ok(dir.join(rest.trim_start_matches('/')));
+        }
+        if let Some(rest) = entry.strip_prefix(ABOVE_WORKSPACE) {
+            // The nearest: the others are `above_workspace`'s.
+            let parent = self.real_workspace(ABOVE_WORKSPACE)?;
+            let parent = parent.parent().unwrap_or(Path::new("/"));
+            return Ok(parent.join(rest.trim_start_matches('/')));
         }
         let Some(rest) = entry.strip_prefix(WORKSPACE) else {
             return Ok(expand_home(entry, &self.home));
@@ -70,7 +90,7 @@ impl Anchors {
     }
 
     /// The entries that lead git to the directory `entry` names, when it starts with
-    /// `$GIT_DIR` or `$GIT_COMMON_DIR` (`GitRepo::way`); none otherwise.
+    /// `$GIT_DIR`, `$GIT_COMMON_DIR` or `$GIT_HOOKS` (`GitRepo::way`); none otherwise.
     pub fn git_way(&self, entry: &str, memo: &mut GitMemo) -> Result<Vec<PathBuf>, String> {
         Ok(self
             .git_anchor(entry, memo)?
@@ -84,7 +104,7 @@ impl Anchors {
         entry: &'e str,
         memo: &'m mut GitMemo,
     ) -> Result<Option<(&'m GitRepo, &'e str)>, String> {
-        let Some(rest) = [GIT_COMMON_DIR, GIT_DIR]
+        let Some(rest) = [GIT_COMMON_DIR, GIT_DIR, GIT_HOOKS]
             .iter()
             .find_map(|anchor| entry.strip_prefix(anchor))
         else {
@@ -95,6 +115,27 @@ impl Anchors {
             memo.0 = Some(super::git::find(self.workspace(anchor)?)?);
         }
         Ok(memo.0.as_ref().map(|repo| (repo, rest)))
+    }
+
+    /// Every path `entry` names when it starts with `$ABOVE_WORKSPACE`, beyond the one
+    /// `expand` gives (the nearest): the same relative path in each directory further up.
+    pub fn above_workspace(&self, entry: &str) -> Result<Vec<PathBuf>, String> {
+        let Some(rest) = entry.strip_prefix(ABOVE_WORKSPACE) else {
+            return Ok(Vec::new());
+        };
+        let workspace = self.real_workspace(ABOVE_WORKSPACE)?;
+        let rest = rest.trim_start_matches('/');
+        Ok(workspace
+            .ancestors()
+            .skip(2)
+            .map(|dir| dir.join(rest))
+            .collect())
+    }
+
+    /// The workspace with its symlinks resolved, as the tools that look above it see it.
+    fn real_workspace(&self, anchor: &str) -> Result<PathBuf, String> {
+        let workspace = self.workspace(anchor)?;
+        Ok(super::watch::canonicalize(workspace).unwrap_or_else(|_| workspace.to_path_buf()))
     }
 
     fn workspace(&self, anchor: &str) -> Result<&Path, String> {
@@ -159,6 +200,32 @@ mod tests {
             .expand("$WORKSPACE/.env")
             .unwrap_err()
             .contains("no workspace"));
+    }
+
+    #[test]
+    fn above_the_workspace_is_every_directory_up_to_the_root() {
+        let a = Anchors {
+            home: PathBuf::from("/home/u"),
+            workspace: Some(PathBuf::from("/nonexistent-root/src/app")),
+        };
+        let entry = "$ABOVE_WORKSPACE/.cargo/config.toml";
+        assert_eq!(
+            a.expand(entry),
+            Ok(PathBuf::from("/nonexistent-root/src/.cargo/config.toml"))
+        );
+        assert_eq!(
+            a.above_workspace(entry).unwrap(),
+            [
+                "/nonexistent-root/.cargo/config.toml",
+                "/.cargo/config.toml"
+            ]
+            .map(PathBuf::from)
+        );
+        assert!(a.above_workspace("$WORKSPACE/x").unwrap().is_empty());
+        let e = Anchors::home(Path::new("/h"))
+            .above_workspace(entry)
+            .unwrap_err();
+        assert!(e.contains("uses $ABOVE_WORKSPACE but no workspace"), "{e}");
     }
 
     #[test]

@@ -349,6 +349,12 @@ fn add_listed(
         resolved: resolved.display().to_string(),
         exists,
     });
+    // `$ABOVE_WORKSPACE/NAME`: NAME in every directory further up as well, under this rule.
+    for path in anchors.above_workspace(entry).map_err(path_error)? {
+        let lexical = normalize(&path).map_err(path_error)?;
+        let landing = follow_the_way(out, resolver, &lexical, mark).map_err(path_error)?;
+        add_path_rule(out, resolver, landing, flags, id).map_err(path_error)?;
+    }
     if mark.is_some() && !resolver.git_way_denied {
         // A rule in the repository: the `.git` file that leads git there, or a `.git` made
         // nearer the workspace, would send the developer's git to hooks and config of the

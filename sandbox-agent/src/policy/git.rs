@@ -19,6 +19,9 @@ pub struct GitRepo {
     pub git_dir: PathBuf,
     /// `$GIT_COMMON_DIR`: hooks, config, objects and refs shared by every worktree.
     pub common_dir: PathBuf,
+    /// The top of the work tree: where the `.git` git found is (the workspace when there is
+    /// none), and where git runs hooks.
+    pub work_tree: PathBuf,
     /// The entries that lead git to it and must stay as they are: the `.git` file read, if
     /// any, each `.git` name git would find first if it were made (in the workspace and
     /// every directory above it that has none), and the `commondir` and `config.worktree` of
@@ -32,17 +35,22 @@ pub fn find(workspace: &Path) -> Result<GitRepo, String> {
     let workspace = real_or_lexical(workspace);
     let mut way = Vec::new();
     let mut found = None;
+    let mut work_tree = workspace.clone();
     for dir in workspace.ancestors() {
         let dot_git = dir.join(".git");
         match entry_kind(&dot_git)? {
             // Git passes a dangling symlink by, as it passes a missing name; either, made to
             // lead somewhere, is what it would find first.
             Kind::Missing | Kind::Dangling => way.push(dot_git),
-            Kind::Directory if found.is_none() => found = Some(dot_git),
+            Kind::Directory if found.is_none() => {
+                found = Some(dot_git);
+                work_tree = dir.to_path_buf();
+            }
             Kind::File if found.is_none() => {
                 let git_dir = read_link_file(&dot_git, "gitdir: ", dir)?;
                 way.push(dot_git);
                 found = Some(git_dir);
+                work_tree = dir.to_path_buf();
             }
             // Above the repository: git only goes there if the one it found stopped being a
             // repository, and a `.git` made there is what it would find then. One that is
@@ -63,8 +71,30 @@ pub fn find(workspace: &Path) -> Result<GitRepo, String> {
     Ok(GitRepo {
         git_dir,
         common_dir,
+        work_tree,
         way,
     })
+}
+
+impl GitRepo {
+    /// `$GIT_HOOKS`: the directory git takes hooks from, `core.hooksPath` of the system's, the
+    /// user's (`home`) or the repository's config (relative to the work tree's top, where git
+    /// runs hooks), else `$GIT_COMMON_DIR/hooks`.
+    pub fn hooks(&self, home: &Path) -> PathBuf {
+        let files = [
+            PathBuf::from("/etc/gitconfig"),
+            home.join(".config/git/config"),
+            home.join(".gitconfig"),
+            self.common_dir.join("config"),
+            self.git_dir.join("config.worktree"),
+        ];
+        match super::git_config::hooks_path(&files, home) {
+            Some((value, _)) if !value.is_empty() => {
+                super::git_config::expand(&value, home, &self.work_tree)
+            }
+            _ => self.common_dir.join("hooks"),
+        }
+    }
 }
 
 /// The files that tell each of the repository's worktrees where its hooks and config are,
@@ -211,6 +241,28 @@ mod tests {
         let found = find(&sub).unwrap();
         assert_eq!(found.git_dir, repo.join(".git"));
         assert_eq!(found.way[..2], missing_dot_gits(&sub, &repo)[..]);
+    }
+
+    #[test]
+    fn the_hooks_are_where_core_hooks_path_says_relative_to_the_work_trees_top() {
+        let t = tempfile::tempdir().unwrap();
+        let base = t.path().canonicalize().unwrap();
+        let (repo, home) = (base.join("repo"), base.join("home"));
+        std::fs::create_dir_all(repo.join("src")).unwrap();
+        std::fs::create_dir_all(&home).unwrap();
+        git(&repo, &["init", "-q"]);
+        let from_src = || find(&repo.join("src")).unwrap();
+        assert_eq!(from_src().work_tree, repo);
+        assert_eq!(from_src().hooks(&home), repo.join(".git/hooks"));
+        // The developer's global setting, then the repository's own (husky's).
+        std::fs::write(
+            home.join(".gitconfig"),
+            "[core]\n\thooksPath = ~/.githooks\n",
+        )
+        .unwrap();
+        assert_eq!(from_src().hooks(&home), home.join(".githooks"));
+        git(&repo, &["config", "core.hooksPath", ".husky/_"]);
+        assert_eq!(from_src().hooks(&home), repo.join(".husky/_"));
     }
 
     #[test]

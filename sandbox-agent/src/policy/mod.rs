@@ -14,6 +14,7 @@ mod compile;
 mod env_rules;
 mod exec_check;
 mod git;
+mod git_config;
 mod hardlink_scan;
 mod in_namespaces;
 mod keys;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::anchors::{GIT_COMMON_DIR, GIT_DIR, WORKSPACE};
+use super::anchors::{ABOVE_WORKSPACE, GIT_COMMON_DIR, GIT_DIR, GIT_HOOKS, WORKSPACE};
 
 use serde::{Deserialize, Serialize};
 
@@ -474,7 +474,16 @@ fn check_path(entry: &str) -> Result<(), String> {
     if entry.contains('\0') {
         return Err("path contains a NUL byte".into());
     }
-    for anchor in [WORKSPACE, GIT_COMMON_DIR, GIT_DIR] {
+    if let Some(rest) = entry.strip_prefix(ABOVE_WORKSPACE) {
+        // What it names is in each directory above, never one of those directories itself.
+        if rest.len() > 1 && rest.starts_with('/') {
+            return Ok(());
+        }
+        return Err(format!(
+            "{entry:?}: write {ABOVE_WORKSPACE}/NAME (NAME in every directory above the workspace)"
+        ));
+    }
+    for anchor in [WORKSPACE, GIT_COMMON_DIR, GIT_DIR, GIT_HOOKS] {
         if let Some(rest) = entry.strip_prefix(anchor) {
             if rest.is_empty() || rest.starts_with('/') {
                 return Ok(());
@@ -603,6 +612,17 @@ mod tests {
     fn workspace_paths_are_checked() {
         assert!(parse("p.yaml", "name: a\ndeny_read: [$WORKSPACE/.env]\n").is_ok());
         assert!(parse("p.yaml", "name: a\ndeny_read: [$WORKSPACEX]\n").is_err());
+        let above = |path: &str| parse("p.yaml", &format!("name: a\ndeny_write: [{path}]\n"));
+        assert!(above("$ABOVE_WORKSPACE/rust-toolchain.toml").is_ok());
+        assert!(above("$GIT_HOOKS").is_ok());
+        for bad in [
+            "$ABOVE_WORKSPACE",
+            "$ABOVE_WORKSPACE/",
+            "$ABOVE_WORKSPACEX/y",
+        ] {
+            let e = above(bad).unwrap_err();
+            assert!(e.message.contains("$ABOVE_WORKSPACE/NAME"), "{bad}: {e}");
+        }
     }
 
     #[test]

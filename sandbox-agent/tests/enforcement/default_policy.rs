@@ -146,6 +146,25 @@ const PERSISTENCE: &[(&str, Before)] = &[
     // ... and a repository made above every directory of ~, which a prompt's `git status`
     // uses wherever no other is.
     ("~/.git/config", Before::Nothing),
+    // Hook managers: what the work tree says runs at the developer's next commit.
+    ("$WORKSPACE/.husky/pre-commit", Before::Directory),
+    ("$WORKSPACE/.pre-commit-config.yaml", Before::File),
+    ("$WORKSPACE/lefthook.yml", Before::Nothing),
+    (
+        "$WORKSPACE/.devcontainer/devcontainer.json",
+        Before::Directory,
+    ),
+    // Configuration tools look for above the project they run in: the developer's other
+    // projects beside the workspace take it.
+    ("$WORKSPACE/../rust-toolchain.toml", Before::Nothing),
+    ("$WORKSPACE/../.cargo/config.toml", Before::Directory),
+    ("$WORKSPACE/../../.yarnrc.yml", Before::Nothing),
+    ("$WORKSPACE/../go.work", Before::Nothing),
+    ("~/.tool-versions", Before::Nothing),
+    (
+        "~/.local/share/JetBrains/IntelliJIdea2025.2/agent/plugin.jar",
+        Before::Nothing,
+    ),
 ];
 
 /// Where the stand-ins for the host's own files are.

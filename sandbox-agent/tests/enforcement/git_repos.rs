@@ -64,6 +64,9 @@ impl Repos {
             "-c protocol.file.allow=always submodule add -q ../lib lib && git commit -q -m lib",
         );
         repos.git(uid, &main, "worktree add -q ../wt");
+        // Hooks from a tracked directory of the work tree, as many projects keep them: git
+        // takes them from the top of the worktree it runs in.
+        repos.git(uid, &main, "config core.hooksPath .githooks");
         repos
     }
 
@@ -157,6 +160,7 @@ fn a_worktree_keeps_its_way_to_the_main_repository(uid: u32, who: &str) {
         format!("mv {dot_git_s} {dot_git_s}.old"),
         format!("rm {dot_git_s}"),
         format!("mv {} {}.old", git_dir.display(), git_dir.display()),
+        planted_hook(&repos.worktree),
     ]);
     let script = format!(
         "mkdir -p {evil}/hooks; {}",
@@ -175,6 +179,16 @@ fn a_worktree_keeps_its_way_to_the_main_repository(uid: u32, who: &str) {
     );
     assert!(!git_dir.join("config.worktree").exists(), "{who}");
     assert!(!common.join("hooks/pre-commit").exists(), "{who}");
+    assert!(!repos.worktree.join(".githooks").exists(), "{who}");
+}
+
+/// A hook in the directory `core.hooksPath` names, at the top of the work tree `top`.
+fn planted_hook(top: &Path) -> String {
+    let hooks = top.join(".githooks");
+    format!(
+        "mkdir -p {0} && echo evil > {0}/pre-commit",
+        hooks.display()
+    )
 }
 
 fn a_directory_inside_a_repository_keeps_the_repositorys_hooks_and_config(uid: u32, who: &str) {
@@ -196,6 +210,7 @@ fn a_directory_inside_a_repository_keeps_the_repositorys_hooks_and_config(uid: u
         format!("mkdir {}", nested.display()),
         format!("echo 'gitdir: {}' > {}", evil.display(), nested.display()),
         format!("ln -s {} {}", evil.display(), nested.display()),
+        planted_hook(&repos.main),
     ]);
     let script = format!(
         "mkdir -p {evil}/hooks; {}",
@@ -215,6 +230,7 @@ fn a_directory_inside_a_repository_keeps_the_repositorys_hooks_and_config(uid: u
         std::fs::symlink_metadata(&nested).is_err(),
         "{who}: {nested:?} was made"
     );
+    assert!(!repos.main.join(".githooks").exists(), "{who}");
 }
 
 #[test]

@@ -285,6 +285,10 @@ pub fn compile_with_extra(
         mark_own_repository(&mut out, &mut resolver, anchors)?;
     }
     super::net_compile::compile_network(policy, anchors, &mut out)?;
+    if policy.other_repositories == OtherRepositories::Deny {
+        // Numbered after the policy's own rules: it comes from the host, not the policy text.
+        deny_shared_hooks(&mut out, &mut resolver, anchors)?;
+    }
     for (key, entry) in extra {
         let listed = lists.iter().any(|(k, l)| k == key && l.contains(entry));
         if !listed {
@@ -403,6 +407,48 @@ fn mark_own_repository(
         let rule = out.inode_rules.entry((id.dev, id.ino)).or_default();
         rule.flags |= RULE_OWN_REPOSITORY;
     }
+    Ok(())
+}
+
+/// Under `other_repositories: deny`, the hooks directory the system's or the developer's git
+/// config names for every repository (`core.hooksPath`), when it is one place (absolute, or in
+/// `~`): the developer's other repositories take their hooks from it, whatever the workspace's
+/// own repository says. A relative one is in each repository's work tree.
+fn deny_shared_hooks(
+    out: &mut CompiledPolicy,
+    resolver: &mut Resolver,
+    anchors: &Anchors,
+) -> Result<(), CompileError> {
+    let home = &anchors.home;
+    let files = [
+        PathBuf::from("/etc/gitconfig"),
+        home.join(".config/git/config"),
+        home.join(".gitconfig"),
+    ];
+    let Some((value, _)) = super::git_config::hooks_path(&files, home) else {
+        return Ok(());
+    };
+    if !(value.starts_with('/') || value == "~" || value.starts_with("~/")) {
+        return Ok(());
+    }
+    let id = out.rules.len() as u32;
+    let path_error = |message| CompileError::Path {
+        key: "other_repositories",
+        path: value.clone(),
+        message,
+    };
+    let path = super::git_config::expand(&value, home, Path::new("/"));
+    let lexical = normalize(&path).map_err(path_error)?;
+    let landing = follow_the_way(out, resolver, &lexical, Some(id)).map_err(path_error)?;
+    let (resolved, exists) =
+        add_path_rule(out, resolver, landing, RULE_DENY_WRITE, id).map_err(path_error)?;
+    out.rules.push(RuleInfo {
+        id,
+        kind: "other_repositories",
+        path: value.clone(),
+        resolved: resolved.display().to_string(),
+        exists,
+    });
     Ok(())
 }
 
@@ -619,6 +665,19 @@ mod tests {
             })
             .collect();
         assert_eq!(own, [base.join("main/.git"), git_dir.clone()]);
+
+        // The developer's global hooks, which their other repositories run.
+        std::fs::write(base.join(".gitconfig"), "[core]\nhooksPath = ~/.githooks\n").unwrap();
+        let c = compile_with(&p, &anchors).unwrap();
+        let rule = c.rules.last().unwrap();
+        assert_eq!(
+            (rule.kind, rule.path.as_str()),
+            ("other_repositories", "~/.githooks")
+        );
+        assert!(c.name_rules.contains_key(&name_key(&base, ".githooks")));
+        std::fs::write(base.join(".gitconfig"), "[core]\nhooksPath = .githooks\n").unwrap();
+        assert!(compile_with(&p, &anchors).unwrap().rules.is_empty());
+        std::fs::remove_file(base.join(".gitconfig")).unwrap();
 
         let c = compile_with(&p, &Anchors::home(&base)).unwrap();
         assert!(c.inode_rules.is_empty());

@@ -149,6 +149,13 @@ fn no_repository_but_the_workspaces_own_changes_inside() {
         &ws,
         "init -q && git add file && git -c user.name=d -c user.email=d@d commit -q -m start",
     );
+    // The developer's global hooks, which their other repositories run; the workspace's own
+    // repository takes its hooks elsewhere (husky's way), so only this rule keeps them.
+    write(
+        &home.join(".gitconfig"),
+        "[core]\n\thooksPath = ~/.githooks\n",
+    );
+    developers_git(&ws, "config core.hooksPath .husky/_");
     give_to(USER_UID, &home);
     let cg = Cgroup::new("other-repos");
     let policy = policy_file(&dir, "other-repos", "other_repositories: deny\n");
@@ -195,6 +202,18 @@ fn no_repository_but_the_workspaces_own_changes_inside() {
             assert!(!config.contains("fsmonitor"), "{label}: {who}: {config}");
         }
     }
+    let global_hooks = home.join(".githooks");
+    for user in [true, false] {
+        let plant = format!(
+            "mkdir -p {0}; echo evil > {0}/pre-commit",
+            global_hooks.display()
+        );
+        cg.run_as(user, &["sh", "-c", &plant]);
+        assert!(
+            !global_hooks.exists(),
+            "user={user}: the global hooks were planted"
+        );
+    }
     commits_in_own_repository(&cg, true, &ws, "user");
     commits_in_own_repository(&cg, false, &ws, "root");
 
@@ -207,4 +226,9 @@ fn no_repository_but_the_workspaces_own_changes_inside() {
     record_of(&cg, "file_open", about_repositories);
     record_of(&cg, "path_mkdir", about_repositories);
     record_of(&cg, "path_rename", about_repositories);
+    record_of(&cg, "path_mkdir", |r| {
+        r["rule"]
+            .as_str()
+            .is_some_and(|s| s.contains("other_repositories ~/.githooks"))
+    });
 }

@@ -165,6 +165,25 @@ const PERSISTENCE: &[(&str, Before)] = &[
         "~/.local/share/JetBrains/IntelliJIdea2025.2/agent/plugin.jar",
         Before::Nothing,
     ),
+    // Tools' user configuration that runs a program, or fetches what later runs.
+    ("~/.config/go/env", Before::Nothing),
+    ("~/.config/uv/uv.toml", Before::Directory),
+    ("~/.lessfilter", Before::Nothing),
+    ("~/.docker/cli-plugins/docker-compose", Before::Directory),
+    ("~/.config/containers/containers.conf", Before::Nothing),
+    (
+        "~/.local/share/containers/storage/overlay/l1/diff/usr/bin/sh",
+        Before::File,
+    ),
+    (
+        "~/.local/share/nvim/site/pack/agent/start/p/plugin/p.lua",
+        Before::Nothing,
+    ),
+    (
+        "~/.local/share/fish/vendor_conf.d/agent.fish",
+        Before::Nothing,
+    ),
+    ("~/.config/kitty/kitty.conf", Before::File),
 ];
 
 /// Where the stand-ins for the host's own files are.

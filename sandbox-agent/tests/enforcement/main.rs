@@ -47,3 +47,4 @@ mod shared_ports;
 mod terminals;
 mod the_way;
 mod verdict_cache;
+mod verifier_headroom;

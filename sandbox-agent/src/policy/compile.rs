@@ -208,9 +208,13 @@ impl CompiledPolicy {
 /// `structural` (a chain or named-children marker) carries no rule of its own.
 /// The rule bits that deny something.
 pub(super) const DENY: u32 = RULE_DENY_READ | RULE_DENY_EXEC | RULE_DENY_UNIX | RULE_DENY_WRITE;
-/// The rule bits that list what an allowlist allows.
-pub(super) const ALLOW: u32 =
-    RULE_ALLOW_EXEC | RULE_ALLOW_WRITE | RULE_ALLOW_UNIX_ROOT | RULE_ALLOW_UNIX;
+/// The rule bits that list what an allowlist allows (and where repositories are the
+/// sandbox's own: a path of either that does not exist yet allows nothing).
+pub(super) const ALLOW: u32 = RULE_ALLOW_EXEC
+    | RULE_ALLOW_WRITE
+    | RULE_ALLOW_UNIX_ROOT
+    | RULE_ALLOW_UNIX
+    | RULE_OWN_REPOSITORY;
 
 fn takes_rule_id(existing: u32, flags: u32, structural: u32) -> bool {
     let meaningful = |f: u32| f & !structural != 0;
@@ -329,6 +333,7 @@ fn add_listed(
         PathKey::AllowWrite => RULE_ALLOW_WRITE,
         PathKey::UnixRootAllow => RULE_ALLOW_UNIX_ROOT,
         PathKey::UnixAllow => RULE_ALLOW_UNIX,
+        PathKey::OwnRepositories => RULE_OWN_REPOSITORY,
     };
     let key = key.name();
     let id = out.rules.len() as u32;
@@ -686,6 +691,23 @@ mod tests {
         assert_eq!(unset.other_repositories, OtherRepositories::Allow);
         let e = parse("t.yaml", "name: t\nother_repositories: none\n").unwrap_err();
         assert_eq!(e.field, "other_repositories", "{e}");
+
+        // Directories the policy gives the sandbox's repositories; one needs the rule on.
+        let cache = base.join("cache");
+        std::fs::create_dir(&cache).unwrap();
+        let text = format!(
+            "name: t\nother_repositories: deny\nown_repositories: [{:?}]\n",
+            cache.display().to_string()
+        );
+        let c = compile_with(&parse("t.yaml", &text).unwrap(), &anchors).unwrap();
+        let id = file_id(&cache).unwrap();
+        assert_ne!(
+            c.inode_rules[&(id.dev, id.ino)].flags & RULE_OWN_REPOSITORY,
+            0
+        );
+        let e = parse("t.yaml", &text.replace("deny", "allow")).unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (3, "own_repositories"), "{e}");
+        assert!(e.message.contains("other_repositories: deny"), "{e}");
     }
 
     /// A worktree: `.git` is a file naming the git directory inside the main repository.

@@ -161,6 +161,10 @@ pub const KEYS: &[Key] = &[
         hooks: WRITE,
     },
     Key {
+        name: "own_repositories",
+        hooks: WRITE,
+    },
+    Key {
         name: "allow_write",
         hooks: WRITE,
     },
@@ -349,6 +353,7 @@ mod tests {
             PathKey::AllowWrite,
             PathKey::UnixRootAllow,
             PathKey::UnixAllow,
+            PathKey::OwnRepositories,
         ] {
             assert!(super::key(key.name()).is_some(), "{}", key.name());
         }

@@ -36,7 +36,8 @@ pub fn lint(file: &str, text: &str, policy: &Policy) -> Vec<PolicyError> {
             | PathKey::AllowWrite
             | PathKey::UnixDeny
             | PathKey::UnixRootAllow
-            | PathKey::UnixAllow => continue,
+            | PathKey::UnixAllow
+            | PathKey::OwnRepositories => continue,
         };
         for (i, entry) in list.iter().enumerate() {
             let path = lexical(entry);

@@ -51,6 +51,10 @@ pub struct Policy {
     /// repository's git directories changes, and no `.git` is made, moved or removed).
     #[serde(default)]
     pub other_repositories: OtherRepositories,
+    /// Under `other_repositories: deny`, directories below which repositories are the
+    /// sandbox's to make and change as well (a package manager's git checkouts).
+    #[serde(default)]
+    pub own_repositories: Vec<String>,
     /// Egress rules: IP destinations, per-binary rules, Unix sockets.
     #[serde(default)]
     pub network: Network,
@@ -184,6 +188,7 @@ pub enum PathKey {
     AllowWrite,
     UnixRootAllow,
     UnixAllow,
+    OwnRepositories,
 }
 
 impl PathKey {
@@ -198,13 +203,14 @@ impl PathKey {
             PathKey::AllowWrite => "allow_write",
             PathKey::UnixRootAllow => "network.unix_root_allow",
             PathKey::UnixAllow => "network.unix_allow",
+            PathKey::OwnRepositories => "own_repositories",
         }
     }
 }
 
 impl Policy {
     /// Every path list with its key, in rule-numbering order.
-    pub fn path_lists(&self) -> [(PathKey, &[String]); 8] {
+    pub fn path_lists(&self) -> [(PathKey, &[String]); 9] {
         [
             (PathKey::DenyRead, &self.deny_read),
             (PathKey::DenyExec, &self.deny_exec),
@@ -222,6 +228,7 @@ impl Policy {
             ),
             (PathKey::UnixRootAllow, &self.network.unix_root_allow),
             (PathKey::UnixAllow, &self.network.unix_allow),
+            (PathKey::OwnRepositories, &self.own_repositories),
         ]
     }
 
@@ -449,6 +456,14 @@ fn validate(file: &str, text: &str, policy: &Policy) -> Result<(), PolicyError> 
                        network.unix_default: allow (write `unix_default: deny` to reach only these)"
             .to_string();
         return Err(err(line, "network.unix_allow", message));
+    }
+    if let (OtherRepositories::Allow, Some(first)) =
+        (policy.other_repositories, policy.own_repositories.first())
+    {
+        let line = item_line(text, "own_repositories", first);
+        let message = "lists where repositories are the sandbox's own, but every repository is                        written under other_repositories: allow (write `other_repositories: deny`)"
+            .to_string();
+        return Err(err(line, "own_repositories", message));
     }
     for (i, b) in policy.network.binaries.iter().enumerate() {
         let field = format!("network.binaries[{i}].path");

@@ -156,9 +156,16 @@ fn no_repository_but_the_workspaces_own_changes_inside() {
         "[core]\n\thooksPath = ~/.githooks\n",
     );
     developers_git(&ws, "config core.hooksPath .husky/_");
+    // Where a package manager keeps its git checkouts, given to the sandbox's repositories.
+    let cache = home.join(".cargo/git");
+    std::fs::create_dir_all(&cache).unwrap();
     give_to(USER_UID, &home);
     let cg = Cgroup::new("other-repos");
-    let policy = policy_file(&dir, "other-repos", "other_repositories: deny\n");
+    let body = format!(
+        "other_repositories: deny\nown_repositories: [{:?}]\n",
+        cache.display().to_string()
+    );
+    let policy = policy_file(&dir, "other-repos", &body);
     let out = agent()
         .arg("attach")
         .arg("--cgroup")
@@ -214,6 +221,17 @@ fn no_repository_but_the_workspaces_own_changes_inside() {
             "user={user}: the global hooks were planted"
         );
     }
+    let checkout = format!(
+        "cd {} && git init -q checkout && echo made",
+        cache.display()
+    );
+    let made = cg.run_as(true, &["sh", "-c", &checkout]);
+    assert!(
+        stdout(&made).contains("made"),
+        "own_repositories: {}",
+        stderr(&made)
+    );
+    assert!(cache.join("checkout/.git/config").exists());
     commits_in_own_repository(&cg, true, &ws, "user");
     commits_in_own_repository(&cg, false, &ws, "root");
 

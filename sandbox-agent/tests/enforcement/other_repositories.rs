@@ -222,7 +222,8 @@ fn no_repository_but_the_workspaces_own_changes_inside() {
         );
     }
     let checkout = format!(
-        "cd {} && git init -q checkout && echo made",
+        "export HOME={}; cd {} && git init -q checkout && echo made",
+        home.display(),
         cache.display()
     );
     let made = cg.run_as(true, &["sh", "-c", &checkout]);

@@ -192,8 +192,11 @@ const HOST: &str = "/run/agent-host";
 const ORIGINAL: &str = "written by the developer";
 
 /// A home and a workspace owned by `uid`, with the policy, and the targets' precondition made.
+/// The workspace is `src/app` in a directory of the developer's projects, also theirs, so that
+/// what the agent could leave above it is refused by the policy, not by the file mode.
 struct Day {
     home: PathBuf,
+    projects: PathBuf,
     workspace: PathBuf,
     policy: PathBuf,
 }
@@ -201,11 +204,14 @@ struct Day {
 impl Day {
     fn new(name: &str, uid: u32) -> Day {
         let home = fixture_dir(&format!("{name}-home"));
-        let workspace = fixture_dir(&format!("{name}-ws"));
+        let projects = fixture_dir(&format!("{name}-projects"));
+        let workspace = projects.join("src/app");
+        std::fs::create_dir_all(&workspace).unwrap();
         let policy = home.join("default.yaml");
         std::fs::write(&policy, DEFAULT_POLICY).unwrap();
         let day = Day {
             home,
+            projects,
             workspace,
             policy,
         };
@@ -217,7 +223,7 @@ impl Day {
                 Before::File => write(&path, ORIGINAL),
             }
         }
-        for dir in [&day.home, &day.workspace] {
+        for dir in [&day.home, &day.projects] {
             give_to(uid, dir);
         }
         // Writable to the user too, as a group-writable /usr/local is: a refusal is the
@@ -789,7 +795,7 @@ fn no_credential_the_developer_account_holds_is_read_inside() {
         for credential in CREDENTIALS {
             write(&day.path(credential), "SECRET\n");
         }
-        for dir in [&day.home, &day.workspace] {
+        for dir in [&day.home, &day.projects] {
             give_to(uid, dir);
         }
         let script: String = CREDENTIALS

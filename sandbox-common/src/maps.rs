@@ -177,6 +177,10 @@ pub const RULE_OTHER_REPOSITORIES: u32 = 1 << 9;
 /// `other_repositories: deny`: what is below them is the sandbox's own repository, where the
 /// policy's other rules decide.
 pub const RULE_OWN_REPOSITORY: u32 = 1 << 10;
+/// Never on a rule: set in a walk's `want` when it passed a `.git` under
+/// `RULE_OTHER_REPOSITORIES`. A `RULE_OWN_REPOSITORY` directory further up (an
+/// `own_repositories` directory) clears it; a walk that ends with it set denies.
+pub const RULE_GIT_PENDING: u32 = 1 << 11;
 /// Never on a rule: asked of a walk together with `RULE_ALLOW_WRITE` when the change is to the
 /// file itself (its content, mode, owner, attributes). A file with other names is then allowed
 /// only when the listed directory is a whole filesystem: its other names could be anywhere on

@@ -8,9 +8,10 @@ use aya_ebpf::{
 };
 use sandbox_common::{
     InodeKey, KernelOffsets, NameKey, CHAIN_DEV, MAX_CHAIN, MAX_NAME_LEN, MAX_WALK_DEPTH,
-    NAME_KEY_LEN, POLICY_ID_ANY, RULE_ALLOW_WRITE, RULE_ID_FAIL_CLOSED, RULE_ID_NOT_ALLOWED,
-    RULE_ID_NOT_WRITABLE, RULE_ID_OTHER_NAMES, RULE_ID_OTHER_REPOSITORY, RULE_NAMED_CHILDREN,
-    RULE_ON_THE_WAY, RULE_OTHER_REPOSITORIES, RULE_OWN_REPOSITORY, RULE_PREFIX, WALK_ONE_NAME,
+    NAME_KEY_LEN, POLICY_ID_ANY, RULE_ALLOW_WRITE, RULE_GIT_PENDING, RULE_ID_FAIL_CLOSED,
+    RULE_ID_NOT_ALLOWED, RULE_ID_NOT_WRITABLE, RULE_ID_OTHER_NAMES, RULE_ID_OTHER_REPOSITORY,
+    RULE_NAMED_CHILDREN, RULE_ON_THE_WAY, RULE_OTHER_REPOSITORIES, RULE_OWN_REPOSITORY,
+    RULE_PREFIX, WALK_ONE_NAME,
 };
 
 use crate::{
@@ -24,8 +25,9 @@ const FAIL_CLOSED: Decision = Decision::Deny {
     rule_id: RULE_ID_FAIL_CLOSED,
 };
 
-// The walk clears the one with the other by a shift (`check_inode`).
+// The walk clears the others with the one by shifts (`check_inode`).
 const _: () = assert!(RULE_OWN_REPOSITORY >> 1 == RULE_OTHER_REPOSITORIES);
+const _: () = assert!(RULE_OWN_REPOSITORY << 1 == RULE_GIT_PENDING);
 
 /// The state of one walk, shared with the `bpf_loop` callback that advances it one level. The
 /// map keys live here, in the hook's frame, so the callback's own frame stays small: the
@@ -39,8 +41,8 @@ struct Walk {
     inode_key: InodeKey,
     name_key: NameKey,
     /// Rule bits that deny: the first rule with one of them decides. With
-    /// `RULE_OTHER_REPOSITORIES`, until a `RULE_OWN_REPOSITORY` directory is passed, so does a
-    /// `.git` on the way.
+    /// `RULE_OTHER_REPOSITORIES`, a `.git` on the way sets `RULE_GIT_PENDING`, and a walk
+    /// that ends with it set denies; a `RULE_OWN_REPOSITORY` directory clears both.
     want: u32,
     /// Rule bits that list the file (`allow_exec`, `allow_write`); 0 when the policy has no
     /// allowlist. May carry `WALK_ONE_NAME`.
@@ -121,6 +123,11 @@ pub fn check_dentry_at(
     };
     hide_from_verifier(&mut walk.below);
     hide_from_verifier(&mut walk.listed);
+    // `RULE_GIT_PENDING` starts unknown to the verifier (zero, in fact): a walk that sets it
+    // is then a state the verifier has seen, not one more to walk.
+    let mut pending = 0u32;
+    hide_from_verifier(&mut pending);
+    walk.want |= pending & RULE_GIT_PENDING;
     // SAFETY: the callback is a BPF subprogram taking (index, ctx), and ctx points at `walk`,
     // which lives on this stack frame for the whole call.
     unsafe {
@@ -132,6 +139,9 @@ pub fn check_dentry_at(
         )
     };
     let decision = match walk.outcome {
+        ALLOWED if walk.want & RULE_GIT_PENDING != 0 => Decision::Deny {
+            rule_id: RULE_ID_OTHER_REPOSITORY,
+        },
         ALLOWED if walk.allow != 0 && walk.listed == 0 => Decision::Deny {
             rule_id: if walk.allow & RULE_ALLOW_WRITE != 0 {
                 RULE_ID_NOT_WRITABLE
@@ -297,9 +307,8 @@ fn check_level(walk: &mut Walk, level: u32) -> Result<Option<Decision>, i32> {
         return Err(-1);
     }
     if walk.want & RULE_OTHER_REPOSITORIES != 0 && named_dot_git(dentry)? {
-        return Ok(Some(Decision::Deny {
-            rule_id: RULE_ID_OTHER_REPOSITORY,
-        }));
+        // Decided at the end: an `own_repositories` directory may be further up.
+        walk.want |= RULE_GIT_PENDING;
     }
     let parent = read_ptr(dentry, off.dentry_parent)?;
     if parent == dentry {
@@ -345,7 +354,8 @@ fn check_inode(
     // Past the workspace's git directory, a `.git` above is its own repository's (a
     // submodule's git directory is in its superproject's `.git/modules`). Cleared without a
     // branch: one in the loop would double the states the verifier walks.
-    walk.want &= !((rule.flags & RULE_OWN_REPOSITORY) >> 1);
+    let own = rule.flags & RULE_OWN_REPOSITORY;
+    walk.want &= !((own >> 1) | (own << 1));
     if rule.flags & RULE_NAMED_CHILDREN != 0 {
         if let Some(rule_id) = check_names(walk, ino, level)? {
             return Ok(Some(Decision::Deny { rule_id }));

@@ -99,28 +99,33 @@ pub fn denial(
     access: Access,
 ) -> Option<Denial> {
     // As the kernel's walk: each level's rule first, then, for a write under
-    // `other_repositories: deny`, its name, until the workspace's git directory is passed.
-    let repositories = access != Access::Read && compiled.flags & POLICY_OTHER_REPOSITORIES != 0;
-    let mut own = false;
+    // `other_repositories: deny`, its name: a `.git` denies unless the sandbox's own
+    // repository's directory (at or below it, or an `own_repositories` one above) is passed.
+    let mut repositories =
+        access != Access::Read && compiled.flags & POLICY_OTHER_REPOSITORIES != 0;
+    let mut pending = None;
     for (path, id) in chain {
         let value = id.and_then(|id| compiled.inode_rules.get(&id));
         if let Some(value) = value {
             if let Some(denied) = denied_by_rule(compiled, path, value, access) {
                 return Some(denied);
             }
-            own |= value.flags & RULE_OWN_REPOSITORY != 0;
+            if value.flags & RULE_OWN_REPOSITORY != 0 {
+                repositories = false;
+                pending = None;
+            }
         }
         let dot_git = path
             .file_name()
             .is_some_and(|name| name.eq_ignore_ascii_case(".git"));
-        if repositories && !own && dot_git {
-            return Some(Denial {
-                rule: "other_repositories: deny".to_string(),
-                at: path.clone(),
-            });
+        if repositories && dot_git && pending.is_none() {
+            pending = Some(path.clone());
         }
     }
-    None
+    pending.map(|at| Denial {
+        rule: "other_repositories: deny".to_string(),
+        at,
+    })
 }
 
 /// The rule of `value` (on `path`) that denies `access`, if any.
@@ -537,6 +542,16 @@ mod tests {
         );
         assert_eq!(
             decide(&c, &f.open("other/README", true), Access::Write),
+            None
+        );
+        // Below a directory the policy gives the sandbox's repositories, it is its own.
+        let text = format!(
+            "other_repositories: deny\nown_repositories: [{:?}]\n",
+            f.path("other").display().to_string()
+        );
+        let c = compiled(&text);
+        assert_eq!(
+            decide(&c, &f.open("other/.git/config", true), Access::Write),
             None
         );
     }

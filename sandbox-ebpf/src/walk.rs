@@ -351,9 +351,11 @@ fn check_inode(
         }));
     }
     walk.listed |= rule.flags & walk.allow;
-    // Past the workspace's git directory, a `.git` above is its own repository's (a
-    // submodule's git directory is in its superproject's `.git/modules`). Cleared without a
-    // branch: one in the loop would double the states the verifier walks.
+    // At the sandbox's own repository's directory (the workspace's git directory, or an
+    // `own_repositories` one), a `.git` passed below is its own, and one above is the
+    // repository it is in (a submodule's git directory is in its superproject's
+    // `.git/modules`). Cleared without a branch: one in the loop would double the states the
+    // verifier walks.
     let own = rule.flags & RULE_OWN_REPOSITORY;
     walk.want &= !((own >> 1) | (own << 1));
     if rule.flags & RULE_NAMED_CHILDREN != 0 {

@@ -156,6 +156,8 @@ fn a_confined_root_gets_no_more_of_roots_files_in_a_shared_directory_than_its_us
     for (label, base) in [
         ("tmpfs", dir.clone()),
         ("ext4", dir_on(mounted("ext4"), "root-files")),
+        ("xfs", dir_on(mounted("xfs"), "root-files")),
+        ("btrfs", dir_on(mounted("btrfs"), "root-files")),
     ] {
         let shared = base.join("shared");
         roots_entries(shared_at(&shared));

@@ -271,4 +271,5 @@ fn under_unix_default_deny_no_server_outside_is_reached_but_those_listed() {
     no_server_outside_but_those_listed("tmpfs", &fixture_dir("servers-outside"));
     no_server_outside_but_those_listed("ext4", &dir_on(mounted("ext4"), "servers-outside"));
     no_server_outside_but_those_listed("btrfs", &dir_on(mounted("btrfs"), "servers-outside"));
+    no_server_outside_but_those_listed("xfs", &dir_on(mounted("xfs"), "servers-outside"));
 }

@@ -154,6 +154,7 @@ const PERSISTENCE: &[(&str, Before)] = &[
         "$WORKSPACE/.devcontainer/devcontainer.json",
         Before::Directory,
     ),
+    ("$WORKSPACE/.idea/workspace.xml", Before::Directory),
     // Configuration tools look for above the project they run in: the developer's other
     // projects beside the workspace take it.
     ("$WORKSPACE/../rust-toolchain.toml", Before::Nothing),

@@ -425,11 +425,7 @@ fn deny_shared_hooks(
     anchors: &Anchors,
 ) -> Result<(), CompileError> {
     let home = &anchors.home;
-    let files = [
-        PathBuf::from("/etc/gitconfig"),
-        home.join(".config/git/config"),
-        home.join(".gitconfig"),
-    ];
+    let files = super::git_config::shared_files(home);
     let Some((value, _)) = super::git_config::hooks_path(&files, home) else {
         return Ok(());
     };

@@ -81,10 +81,11 @@ impl GitRepo {
     /// user's (`home`) or the repository's config (relative to the work tree's top, where git
     /// runs hooks), else `$GIT_COMMON_DIR/hooks`.
     pub fn hooks(&self, home: &Path) -> PathBuf {
+        let [system, xdg, global] = super::git_config::shared_files(home);
         let files = [
-            PathBuf::from("/etc/gitconfig"),
-            home.join(".config/git/config"),
-            home.join(".gitconfig"),
+            system,
+            xdg,
+            global,
             self.common_dir.join("config"),
             self.git_dir.join("config.worktree"),
         ];

@@ -12,6 +12,16 @@ use std::path::{Path, PathBuf};
 /// Deepest chain of includes followed (git stops at 10 as well).
 const MAX_INCLUDE_DEPTH: usize = 10;
 
+/// The config files every repository of the user whose home is `home` reads, in git's order:
+/// the system's, then the user's (XDG location, then `~/.gitconfig`).
+pub fn shared_files(home: &Path) -> [PathBuf; 3] {
+    [
+        PathBuf::from("/etc/gitconfig"),
+        home.join(".config/git/config"),
+        home.join(".gitconfig"),
+    ]
+}
+
 /// The last `core.hooksPath` the config files `files` (in git's order: system, global,
 /// repository) set, with the file that set it.
 pub fn hooks_path(files: &[PathBuf], home: &Path) -> Option<(String, PathBuf)> {

@@ -34,8 +34,9 @@ use std::{
 };
 
 use sandbox_common::{
-    RuleValue, KERNEL_FS_MAGICS, MQUEUE_MAGIC, POLICY_OTHER_REPOSITORIES, PROC_SUPER_MAGIC,
-    RULE_ALLOW_WRITE, RULE_DENY_READ, RULE_DENY_WRITE, RULE_OWN_REPOSITORY,
+    names_repository_dir, RuleValue, BARE_REPOSITORY_HEAD, KERNEL_FS_MAGICS, MQUEUE_MAGIC,
+    POLICY_OTHER_REPOSITORIES, PROC_SUPER_MAGIC, RULE_ALLOW_WRITE, RULE_DENY_READ, RULE_DENY_WRITE,
+    RULE_OWN_REPOSITORY,
 };
 
 use crate::policy::CompiledPolicy;
@@ -99,12 +100,13 @@ pub fn denial(
     access: Access,
 ) -> Option<Denial> {
     // As the kernel's walk: each level's rule first, then, for a write under
-    // `other_repositories: deny`, its name: a `.git` denies unless the sandbox's own
-    // repository's directory (at or below it, or an `own_repositories` one above) is passed.
+    // `other_repositories: deny`, its name: a `.git` (or another tool's repository, or the
+    // file's being a bare repository's `HEAD`) denies unless the sandbox's own repository's
+    // directory (at or below it, or an `own_repositories` one above) is passed.
     let mut repositories =
         access != Access::Read && compiled.flags & POLICY_OTHER_REPOSITORIES != 0;
     let mut pending = None;
-    for (path, id) in chain {
+    for (level, (path, id)) in chain.iter().enumerate() {
         let value = id.and_then(|id| compiled.inode_rules.get(&id));
         if let Some(value) = value {
             if let Some(denied) = denied_by_rule(compiled, path, value, access) {
@@ -115,10 +117,11 @@ pub fn denial(
                 pending = None;
             }
         }
-        let dot_git = path
-            .file_name()
-            .is_some_and(|name| name.eq_ignore_ascii_case(".git"));
-        if repositories && dot_git && pending.is_none() {
+        let repository = path.file_name().is_some_and(|name| {
+            let name = name.as_encoded_bytes();
+            names_repository_dir(name) || (level == 0 && name == BARE_REPOSITORY_HEAD)
+        });
+        if repositories && repository && pending.is_none() {
             pending = Some(path.clone());
         }
     }
@@ -544,6 +547,22 @@ mod tests {
             decide(&c, &f.open("other/README", true), Access::Write),
             None
         );
+        // Mercurial's, and a bare repository's HEAD (the file itself, not a directory so named).
+        std::fs::create_dir_all(f.path("hg/.hg")).unwrap();
+        std::fs::write(f.path("hg/.hg/hgrc"), "[hooks]").unwrap();
+        let d = decide(&c, &f.open("hg/.hg/hgrc", true), Access::Write).expect("denied");
+        assert_eq!(d.at, f.path("hg/.hg"));
+        std::fs::create_dir_all(f.path("bare/HEAD")).unwrap();
+        std::fs::write(f.path("bare/HEAD/x"), "x").unwrap();
+        std::fs::write(f.path("bare/head"), "h").unwrap();
+        std::fs::write(f.path("other/HEAD"), "ref: refs/heads/main").unwrap();
+        let d = decide(&c, &f.open("other/HEAD", true), Access::Write).expect("denied");
+        assert_eq!(d.at, f.path("other/HEAD"));
+        assert_eq!(
+            decide(&c, &f.open("bare/HEAD/x", true), Access::Write),
+            None
+        );
+        assert_eq!(decide(&c, &f.open("bare/head", true), Access::Write), None);
         // Below a directory the policy gives the sandbox's repositories, it is its own.
         let text = format!(
             "other_repositories: deny\nown_repositories: [{:?}]\n",

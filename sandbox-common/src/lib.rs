@@ -9,6 +9,7 @@ pub mod maps;
 pub mod net;
 pub mod offsets;
 pub mod privilege;
+pub mod repositories;
 
 /// Longest name a path component can have (NAME_MAX).
 pub const MAX_NAME_LEN: usize = 255;
@@ -18,6 +19,7 @@ pub use maps::*;
 pub use net::*;
 pub use offsets::*;
 pub use privilege::*;
+pub use repositories::*;
 
 /// The one errno every denial returns.
 pub const EPERM: i32 = 1;

@@ -69,8 +69,9 @@ pub const POLICY_UNIX_ABSTRACT: u32 = 1 << 8;
 /// `network.unix_default: deny`: a confined task reaches a Unix socket server outside its
 /// sandbox only at a socket file `network.unix_allow` (or `unix_root_allow`) lists.
 pub const POLICY_UNIX_DEFAULT_DENY: u32 = 1 << 9;
-/// `other_repositories: deny`: no change below a directory named `.git` but the workspace's
-/// own repository's (`RULE_OWN_REPOSITORY`), and no entry named `.git` made, moved or removed.
+/// `other_repositories: deny`: no change below a repository's directory (`REPOSITORY_DIRS`:
+/// `.git` and other tools') but the workspace's own repository's (`RULE_OWN_REPOSITORY`), no
+/// entry so named made, moved or removed, and no bare repository's `HEAD` made.
 pub const POLICY_OTHER_REPOSITORIES: u32 = 1 << 10;
 
 pub const MODE_ENFORCE: u32 = 0;
@@ -168,16 +169,16 @@ pub const RULE_ALLOW_UNIX_ROOT: u32 = 1 << 7;
 /// Unix socket, or any socket below this directory, though its server is outside the sandbox.
 pub const RULE_ALLOW_UNIX: u32 = 1 << 8;
 /// Never on a rule: asked of a walk that decides a change under `other_repositories: deny`.
-/// An entry named `.git` on the way up (the changed entry itself included) denies it, unless
-/// the walk passed a `RULE_OWN_REPOSITORY` directory first: git runs the hooks and config of
-/// every `.git` it finds, in the developer's next git command there (a shell prompt's
-/// `git status` included).
+/// An entry named `.git` (or another of `REPOSITORY_DIRS`) on the way up, the changed entry
+/// itself included, or a changed entry named `HEAD`, denies it, unless the walk passed a
+/// `RULE_OWN_REPOSITORY` directory first: git runs the hooks and config of every repository it
+/// finds, in the developer's next git command there (a shell prompt's `git status` included).
 pub const RULE_OTHER_REPOSITORIES: u32 = 1 << 9;
 /// On the workspace repository's git directories (`$GIT_DIR`, `$GIT_COMMON_DIR`) under
 /// `other_repositories: deny`: what is below them is the sandbox's own repository, where the
 /// policy's other rules decide.
 pub const RULE_OWN_REPOSITORY: u32 = 1 << 10;
-/// Never on a rule: set in a walk's `want` when it passed a `.git` under
+/// Never on a rule: set in a walk's `want` when it passed a repository's name under
 /// `RULE_OTHER_REPOSITORIES`. A `RULE_OWN_REPOSITORY` directory further up (an
 /// `own_repositories` directory) clears it; a walk that ends with it set denies.
 pub const RULE_GIT_PENDING: u32 = 1 << 11;
@@ -267,7 +268,7 @@ pub const RULE_ID_UNIX_DEFAULT: u32 = u32::MAX - 12;
 /// a root service's private `/tmp`, a root daemon's shared memory.
 pub const RULE_ID_ROOT_SHARED: u32 = u32::MAX - 13;
 /// Sentinel rule id: `other_repositories: deny` and a change to another repository's `.git`
-/// (or a `.git` made, moved or removed).
+/// (or another tool's), a `.git` made, moved or removed, or a bare repository's `HEAD` made.
 pub const RULE_ID_OTHER_REPOSITORY: u32 = u32::MAX - 14;
 
 /// Deepest cgroup nesting the policy lookup examines.

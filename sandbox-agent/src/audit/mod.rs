@@ -213,7 +213,8 @@ pub fn decode<'a>(event: &'a AuditEvent, time: &'a str, ctx: &'a Context) -> Aud
                 .into(),
         ),
         RULE_ID_OTHER_REPOSITORY => Some(
-            "other_repositories: deny (a .git other than the workspace repository's)".into(),
+            "other_repositories: deny (a repository other than the workspace's: .git, .hg, .jj, .sl, a bare HEAD)"
+                .into(),
         ),
         RULE_ID_UNIX_DEFAULT => Some(
             "network.unix_default: deny (a server outside the sandbox, not in unix_allow)".into(),

@@ -1,7 +1,13 @@
 //! What `~`, `$WORKSPACE`, `$GIT_DIR`, `$GIT_COMMON_DIR` and `$UID` in a rule path mean for one
 //! attachment.
 
-use std::path::{Path, PathBuf};
+use std::{
+    ffi::OsStr,
+    os::unix::ffi::OsStrExt,
+    path::{Path, PathBuf},
+};
+
+use sandbox_common::REPOSITORY_DIRS;
 
 use super::git::GitRepo;
 
@@ -130,6 +136,20 @@ impl Anchors {
             .skip(2)
             .map(|dir| dir.join(rest))
             .collect())
+    }
+
+    /// The repository directory of a version control tool other than git (`.hg`, `.jj`, `.sl`)
+    /// in the workspace or the nearest directory above it that has one: what that tool takes
+    /// for the workspace's repository. None without a workspace.
+    pub fn other_tools_repository(&self) -> Option<PathBuf> {
+        let workspace = self.real_workspace(WORKSPACE).ok()?;
+        workspace.ancestors().find_map(|dir| {
+            REPOSITORY_DIRS
+                .iter()
+                .filter(|name| **name != b".git")
+                .map(|name| dir.join(OsStr::from_bytes(name)))
+                .find(|repository| repository.is_dir())
+        })
     }
 
     /// The workspace with its symlinks resolved, as the tools that look above it see it.

@@ -394,6 +394,14 @@ fn mark_own_repository(
         );
         return Ok(());
     }
+    if let Some(repository) = anchors.other_tools_repository() {
+        out.warnings.push(format!(
+            "other_repositories: deny, and the workspace is in {}: only a git repository is the \
+             sandbox's own, so no command changes that one (list its directory under \
+             own_repositories to let them)",
+            repository.display()
+        ));
+    }
     for anchor in [GIT_DIR, GIT_COMMON_DIR] {
         let path_error = |message| CompileError::Path {
             key: "other_repositories",
@@ -683,6 +691,15 @@ mod tests {
         let c = compile_with(&p, &Anchors::home(&base)).unwrap();
         assert!(c.inode_rules.is_empty());
         assert!(c.warnings[0].contains("no repository is the sandbox's own"));
+        // A workspace kept in Mercurial is told so: the agent's hg commits will be refused.
+        std::fs::create_dir_all(base.join("wt/.hg")).unwrap();
+        let c = compile_with(&p, &anchors).unwrap();
+        let told = format!("the workspace is in {}", base.join("wt/.hg").display());
+        assert!(
+            c.warnings.iter().any(|w| w.contains(&told)),
+            "{:?}",
+            c.warnings
+        );
         let unset = parse("t.yaml", "name: t\n").unwrap();
         assert_eq!(unset.other_repositories, OtherRepositories::Allow);
         let e = parse("t.yaml", "name: t\nother_repositories: none\n").unwrap_err();

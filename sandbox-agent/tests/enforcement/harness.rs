@@ -332,6 +332,22 @@ pub fn try_attach(cgroup: &Path, policy: &Path, home: Option<&Path>) -> Output {
     cmd.output().unwrap()
 }
 
+/// `sandbox-agent attach` with a workspace (for `$WORKSPACE` and the git anchors), whatever its
+/// outcome.
+pub fn try_attach_workspace(cgroup: &Path, policy: &Path, home: &Path, workspace: &Path) -> Output {
+    let mut cmd = agent();
+    cmd.arg("attach")
+        .arg("--cgroup")
+        .arg(cgroup)
+        .arg("--policy")
+        .arg(policy)
+        .arg("--home")
+        .arg(home)
+        .arg("--workspace")
+        .arg(workspace);
+    cmd.output().unwrap()
+}
+
 /// `sandbox-agent attach`, asserting success.
 pub fn attach(cgroup: &Cgroup, policy: &Path, home: &Path) -> Output {
     let out = try_attach(&cgroup.path, policy, Some(home));

@@ -1,9 +1,11 @@
-//! Under `other_repositories: deny` a confined task changes no git repository but its
-//! workspace's: nothing below another repository's `.git` (its hooks and config run in the
-//! developer's next git there), and no `.git` made (`~/.git` would turn every directory of `~`
-//! into a repository whose config a shell prompt's `git status` runs), moved or removed, by any
-//! name of it, on every filesystem, for a confined root and an ordinary user. Its own
-//! repository commits as before; outside, the same changes all work.
+//! Under `other_repositories: deny` a confined task changes no repository but its workspace's:
+//! nothing below another repository's `.git` (its hooks and config run in the developer's next
+//! git there) or Mercurial's, Jujutsu's or Sapling's directory, no such directory made (`~/.git`
+//! would turn every directory of `~` into a repository whose config a shell prompt's
+//! `git status` runs), moved or removed, and no bare repository's `HEAD` made (git run in a
+//! directory holding one takes it for a repository, with no `.git`), by any name of it, on every
+//! filesystem, for a confined root and an ordinary user. Its own repository commits and
+//! switches branches as before; outside, the same changes all work.
 
 use std::{
     path::{Path, PathBuf},
@@ -63,10 +65,23 @@ step("git_file", git_file)
 step("git_symlink", lambda: os.symlink("/tmp/elsewhere", plain + "/sub2/.git"))
 step("upper_case", lambda: os.mkdir(plain + "/.GIT"))
 step("move_in", lambda: os.rename(plain + "/repo-to-be", plain + "/sub3/.git"))
+def bare_head(name):
+    with open(plain + "/bare/" + name, "w") as f:
+        f.write("ref: refs/heads/main\n")
+step("bare_head", lambda: bare_head("HEAD"))
+step("head_symlink", lambda: os.symlink("refs/heads/main", plain + "/bare2/HEAD"))
+step("head_rename", lambda: os.rename(plain + "/head-to-be", plain + "/bare3/HEAD"))
+step("head_link", lambda: os.link(plain + "/head-to-link", plain + "/bare4/HEAD"))
+step("hg_config", lambda: append(base + "/hg/.hg/hgrc"))
+step("make_hg", lambda: os.mkdir(plain + "/.hg"))
+step("make_jj", lambda: os.mkdir(plain + "/.jj"))
+step("make_sl", lambda: os.mkdir(plain + "/.SL"))
+step("program_named_head", lambda: bare_head("head"))
+step("below_a_head", lambda: append(plain + "/HEAD-dir/HEAD/notes"))
 "##;
 
-/// Steps that change another repository, or a `.git`: refused inside, done outside.
-const CHANGES: [&str; 18] = [
+/// Steps that change another repository, or make one: refused inside, done outside.
+const CHANGES: [&str; 26] = [
     "new_hook",
     "hook",
     "config",
@@ -85,25 +100,49 @@ const CHANGES: [&str; 18] = [
     "git_symlink",
     "upper_case",
     "move_in",
+    "bare_head",
+    "head_symlink",
+    "head_rename",
+    "head_link",
+    "hg_config",
+    "make_hg",
+    "make_jj",
+    "make_sl",
 ];
-/// Reading a repository, and its work tree, stay as they were.
-const KEPT: [&str; 2] = ["read_config", "work_tree"];
+/// Reading a repository, and its work tree, stay as they were; so do a file named `head` (git
+/// opens `HEAD` exactly) and files below a directory named `HEAD`.
+const KEPT: [&str; 4] = [
+    "read_config",
+    "work_tree",
+    "program_named_head",
+    "below_a_head",
+];
 
-/// The developer's repository `base/other` (a hook, a work tree file) and a directory `plain`
-/// that is no repository (an empty `.git` below it to remove, a directory to move in as one),
-/// all owned by the user so that only the policy refuses.
+/// The developer's repository `base/other` (a hook, a work tree file), a Mercurial one
+/// `base/hg`, and a directory `plain` that is no repository (an empty `.git` below it to remove,
+/// a directory to move in as one, the `objects` and `refs` of bare repositories but their
+/// `HEAD`), all owned by the user so that only the policy refuses.
 fn repos(base: &Path) -> PathBuf {
     let other = base.join("other");
     std::fs::create_dir_all(&other).unwrap();
     developers_git(&other, "init -q");
     write(&other.join("README"), "the developer's\n");
     write(&other.join(".git/hooks/post-merge"), "#!/bin/sh\n");
+    write(&base.join("hg/.hg/hgrc"), "[ui]\n");
+    for head in ["plain/head-to-be", "plain/head-to-link"] {
+        write(&base.join(head), "ref: refs/heads/main\n");
+    }
+    for bare in ["bare", "bare2", "bare3", "bare4"] {
+        std::fs::create_dir_all(base.join("plain").join(bare).join("objects")).unwrap();
+        std::fs::create_dir_all(base.join("plain").join(bare).join("refs/heads")).unwrap();
+    }
     for dir in [
         "plain/sub",
         "plain/sub2",
         "plain/sub3",
         "plain/empty/.git",
         "plain/repo-to-be",
+        "plain/HEAD-dir/HEAD",
     ] {
         std::fs::create_dir_all(base.join(dir)).unwrap();
     }
@@ -121,20 +160,28 @@ fn developers_git(dir: &Path, args: &str) {
     assert!(out.status.success(), "git {args}: {}", stderr(&out));
 }
 
-/// `git -C WS commit`, inside `cg`, as the user or root: the workspace's own repository.
+/// Inside `cg`, as the user or root: a commit and a new branch in the workspace's own repository
+/// (git rewrites its `HEAD`), and neither a repository nor a bare one made below it.
 fn commits_in_own_repository(cg: &Cgroup, user: bool, ws: &Path, who: &str) {
     let script = format!(
         "export HOME={ws}; cd {ws} && echo {who} >> file && git -c safe.directory='*' -c user.name=a \
          -c user.email=a@a commit -q -a -m {who} && echo committed; \
-         git -c safe.directory='*' init -q nested 2>&1 || echo nested=refused",
+         git -c safe.directory='*' checkout -q -b branch-{who} && echo switched; \
+         git -c safe.directory='*' init -q nested 2>&1 || echo nested=refused; \
+         git -c safe.directory='*' init -q --bare bare-{who} 2>&1 || echo bare=refused",
         ws = ws.display()
     );
     let out = cg.run_as(user, &["sh", "-c", &script]);
     let text = format!("{}{}", stdout(&out), stderr(&out));
     assert!(text.contains("committed"), "{who}: own commit: {text}");
+    assert!(text.contains("switched"), "{who}: own branch: {text}");
     assert!(
         text.contains("nested=refused"),
         "{who}: git init below: {text}"
+    );
+    assert!(
+        text.contains("bare=refused"),
+        "{who}: git init --bare below: {text}"
     );
 }
 
@@ -166,18 +213,7 @@ fn no_repository_but_the_workspaces_own_changes_inside() {
         cache.display().to_string()
     );
     let policy = policy_file(&dir, "other-repos", &body);
-    let out = agent()
-        .arg("attach")
-        .arg("--cgroup")
-        .arg(&cg.path)
-        .arg("--policy")
-        .arg(&policy)
-        .arg("--home")
-        .arg(&home)
-        .arg("--workspace")
-        .arg(&ws)
-        .output()
-        .unwrap();
+    let out = try_attach_workspace(&cg.path, &policy, &home, &ws);
     assert!(out.status.success(), "attach: {}", stderr(&out));
 
     let outside = steps_as(
@@ -209,6 +245,12 @@ fn no_repository_but_the_workspaces_own_changes_inside() {
             assert!(!config.contains("fsmonitor"), "{label}: {who}: {config}");
         }
     }
+    // A descriptor of another repository's config, opened outside and handed in: read-only
+    // arrives, writable does not.
+    let passed = repos(&dir.join("passed")).join("other/.git/config");
+    let sock = dir.join("fd.sock");
+    assert_eq!(pass_fd(&cg, &sock, &passed, FdMode::Read), "OK:1");
+    assert_eq!(pass_fd(&cg, &sock, &passed, FdMode::Write), "OK:0");
     let global_hooks = home.join(".githooks");
     for user in [true, false] {
         let plant = format!(
@@ -222,7 +264,7 @@ fn no_repository_but_the_workspaces_own_changes_inside() {
         );
     }
     let checkout = format!(
-        "export HOME={}; cd {} && git init -q checkout && echo made",
+        "export HOME={}; cd {} && git init -q checkout && git init -q --bare db && echo made",
         home.display(),
         cache.display()
     );
@@ -233,6 +275,7 @@ fn no_repository_but_the_workspaces_own_changes_inside() {
         stderr(&made)
     );
     assert!(cache.join("checkout/.git/config").exists());
+    assert!(cache.join("db/HEAD").exists());
     commits_in_own_repository(&cg, true, &ws, "user");
     commits_in_own_repository(&cg, false, &ws, "root");
 
@@ -245,6 +288,8 @@ fn no_repository_but_the_workspaces_own_changes_inside() {
     record_of(&cg, "file_open", about_repositories);
     record_of(&cg, "path_mkdir", about_repositories);
     record_of(&cg, "path_rename", about_repositories);
+    record_of(&cg, "path_mknod", about_repositories);
+    record_of(&cg, "file_receive", about_repositories);
     record_of(&cg, "path_mkdir", |r| {
         r["rule"]
             .as_str()

@@ -1,0 +1,98 @@
+//! The names by which version control tools find a repository, for `other_repositories: deny`.
+//! One list for the kernel's walk (which compares 4-byte words) and the daemon's check of
+//! descriptors open before `attach` (which compares names).
+
+/// Directories that make the directory holding them a repository, whose hooks and config the
+/// tool runs in the developer's next command there: git's, Mercurial's (`.hg/hgrc` hooks run at
+/// any command, `pre-status` included), Jujutsu's and Sapling's. Compared without regard to
+/// case: on a case-insensitive directory the tool's lookup finds `.GIT` for `.git`.
+pub const REPOSITORY_DIRS: [&[u8]; 4] = [b".git", b".hg", b".jj", b".sl"];
+
+/// The file that makes a directory a bare git repository (beside `objects/` and `refs/`): git
+/// run in a directory that holds one takes it for a repository, with no `.git` to refuse.
+/// Compared exactly, as git opens it (a program built as `head` is not refused).
+pub const BARE_REPOSITORY_HEAD: &[u8] = b"HEAD";
+
+/// Setting each byte's 0x20 bit lowers ASCII letters and leaves `.` as it is.
+pub const FOLD_CASE: u32 = 0x2020_2020;
+
+/// The first four bytes of `name` as the kernel's walk reads them from a dentry name (NUL
+/// terminated, so a shorter name ends in zeros), little-endian.
+pub const fn name_word(name: &[u8]) -> u32 {
+    let mut bytes = [0u8; 4];
+    let mut i = 0;
+    while i < name.len() && i < 4 {
+        bytes[i] = name[i];
+        i += 1;
+    }
+    u32::from_le_bytes(bytes)
+}
+
+/// `REPOSITORY_DIRS` as the walk compares them: case folded, one word each. Every name is at
+/// most four bytes long, so its word with the length says all of it.
+pub const REPOSITORY_DIR_WORDS: [(u32, u32); 4] = {
+    let mut words = [(0, 0); 4];
+    let mut i = 0;
+    while i < REPOSITORY_DIRS.len() {
+        let name = REPOSITORY_DIRS[i];
+        assert!(name.len() <= 4);
+        words[i] = (name.len() as u32, name_word(name) | FOLD_CASE);
+        i += 1;
+    }
+    words
+};
+
+/// `BARE_REPOSITORY_HEAD` as the walk compares it.
+pub const BARE_REPOSITORY_HEAD_WORD: u32 = name_word(BARE_REPOSITORY_HEAD);
+const _: () = assert!(BARE_REPOSITORY_HEAD.len() == 4);
+
+/// Whether a directory of this name makes the one holding it a repository.
+pub fn names_repository_dir(name: &[u8]) -> bool {
+    REPOSITORY_DIRS
+        .iter()
+        .any(|dir| name.eq_ignore_ascii_case(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The walk's folded words find what the daemon's comparison finds, and nothing it does not
+    /// among names of those lengths that differ by case or by one byte.
+    #[test]
+    fn the_walks_words_and_the_daemons_names_agree() {
+        let word_match = |name: &[u8]| {
+            let word = name_word(name) | FOLD_CASE;
+            REPOSITORY_DIR_WORDS
+                .iter()
+                .any(|&(len, w)| len == name.len() as u32 && w == word)
+        };
+        for name in [
+            &b".git"[..],
+            b".GIT",
+            b".Git",
+            b".hg",
+            b".HG",
+            b".jj",
+            b".sl",
+            b".Sl",
+        ] {
+            assert!(names_repository_dir(name), "{name:?}");
+            assert!(word_match(name), "{name:?}");
+        }
+        for name in [
+            &b"git"[..],
+            b".gi",
+            b".gitx",
+            b".h",
+            b"xhg",
+            b".hgx",
+            b".jk",
+            b"HEAD",
+        ] {
+            assert!(!names_repository_dir(name), "{name:?}");
+            assert!(!word_match(name), "{name:?}");
+        }
+        assert_eq!(BARE_REPOSITORY_HEAD_WORD.to_le_bytes(), *b"HEAD");
+    }
+}

@@ -140,12 +140,30 @@ const PERSISTENCE: &[(&str, Before)] = &[
         Before::Directory,
     ),
     ("/run/agent-host/home/dev/.bashrc", Before::File),
+    // Coding agents' MCP servers, hooks, plugins and unasked commands: they start at the
+    // developer's next session of that agent.
+    ("$WORKSPACE/.mcp.json", Before::Nothing),
+    ("~/.claude/plugins/agent/hooks/hooks.json", Before::Nothing),
+    ("~/.codex/rules/default.rules", Before::Nothing),
+    ("$WORKSPACE/.gemini/settings.json", Before::Nothing),
+    ("~/.cursor/mcp.json", Before::Nothing),
+    ("~/.aider.conf.yml", Before::Nothing),
+    ("~/.config/opencode/plugin/agent.js", Before::Nothing),
+    (
+        "$WORKSPACE/.continue/mcpServers/agent.yaml",
+        Before::Nothing,
+    ),
     // The developer's other repositories: hooks and config run in their next git there.
     ("~/src/other/.git/hooks/pre-commit", Before::Directory),
     ("~/src/other/.git/config", Before::File),
     // ... and a repository made above every directory of ~, which a prompt's `git status`
     // uses wherever no other is.
     ("~/.git/config", Before::Nothing),
+    // ... a bare repository's HEAD in ~/src: beside an objects/ and a refs/, git in any
+    // directory of ~/src that is in no repository takes ~/src for one.
+    ("~/src/HEAD", Before::Directory),
+    // ... and Mercurial's hooks, which run at any hg command there.
+    ("~/src/other-hg/.hg/hgrc", Before::File),
     // Hook managers: what the work tree says runs at the developer's next commit.
     ("$WORKSPACE/.husky/pre-commit", Before::Directory),
     ("$WORKSPACE/.pre-commit-config.yaml", Before::File),
@@ -491,17 +509,7 @@ fn the_runners_secrets_never_reach_the_command_and_run_is_quiet_about_it() {
 fn attach_says_the_environment_is_not_changed() {
     let day = Day::new("default-attach", 0);
     let cg = Cgroup::new("default-attach");
-    let out = agent()
-        .args(["attach", "--cgroup"])
-        .arg(&cg.path)
-        .arg("--policy")
-        .arg(&day.policy)
-        .arg("--home")
-        .arg(&day.home)
-        .arg("--workspace")
-        .arg(&day.workspace)
-        .output()
-        .unwrap();
+    let out = try_attach_workspace(&cg.path, &day.policy, &day.home, &day.workspace);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("env rules apply only to `run`"),

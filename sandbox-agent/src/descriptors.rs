@@ -34,9 +34,9 @@ use std::{
 };
 
 use sandbox_common::{
-    names_repository_dir, RuleValue, BARE_REPOSITORY_HEAD, KERNEL_FS_MAGICS, MQUEUE_MAGIC,
-    POLICY_OTHER_REPOSITORIES, PROC_SUPER_MAGIC, RULE_ALLOW_WRITE, RULE_DENY_READ, RULE_DENY_WRITE,
-    RULE_OWN_REPOSITORY,
+    names_bare_repository, names_repository_dir, RuleValue, BARE_REPOSITORY_HEAD, KERNEL_FS_MAGICS,
+    MQUEUE_MAGIC, POLICY_OTHER_REPOSITORIES, PROC_SUPER_MAGIC, RULE_ALLOW_WRITE, RULE_DENY_READ,
+    RULE_DENY_WRITE, RULE_OWN_REPOSITORY,
 };
 
 use crate::policy::CompiledPolicy;
@@ -119,7 +119,9 @@ pub fn denial(
         }
         let repository = path.file_name().is_some_and(|name| {
             let name = name.as_encoded_bytes();
-            names_repository_dir(name) || (level == 0 && name == BARE_REPOSITORY_HEAD)
+            names_repository_dir(name)
+                || names_bare_repository(name)
+                || (level == 0 && name == BARE_REPOSITORY_HEAD)
         });
         if repositories && repository && pending.is_none() {
             pending = Some(path.clone());
@@ -558,6 +560,15 @@ mod tests {
         std::fs::write(f.path("other/HEAD"), "ref: refs/heads/main").unwrap();
         let d = decide(&c, &f.open("other/HEAD", true), Access::Write).expect("denied");
         assert_eq!(d.at, f.path("other/HEAD"));
+        std::fs::create_dir_all(f.path("mirror.git/hooks")).unwrap();
+        std::fs::write(f.path("mirror.git/hooks/post-receive"), "#!/bin/sh").unwrap();
+        let d = decide(
+            &c,
+            &f.open("mirror.git/hooks/post-receive", true),
+            Access::Write,
+        )
+        .expect("denied");
+        assert_eq!(d.at, f.path("mirror.git"));
         assert_eq!(
             decide(&c, &f.open("bare/HEAD/x", true), Access::Write),
             None

@@ -13,6 +13,12 @@ pub const REPOSITORY_DIRS: [&[u8]; 4] = [b".git", b".hg", b".jj", b".sl"];
 /// Compared exactly, as git opens it (a program built as `head` is not refused).
 pub const BARE_REPOSITORY_HEAD: &[u8] = b"HEAD";
 
+/// The end of a bare repository's name by git's convention (`project.git`, what
+/// `git clone --bare` and `--mirror` make, where the developer's pushes run its hooks): a
+/// directory whose longer name ends so is taken for a repository. Compared without regard to
+/// case.
+pub const BARE_REPOSITORY_SUFFIX: &[u8] = b".git";
+
 /// Setting each byte's 0x20 bit lowers ASCII letters and leaves `.` as it is.
 pub const FOLD_CASE: u32 = 0x2020_2020;
 
@@ -42,6 +48,10 @@ pub const REPOSITORY_DIR_WORDS: [(u32, u32); 4] = {
     words
 };
 
+/// `BARE_REPOSITORY_SUFFIX` as the walk compares a longer name's last four bytes.
+pub const BARE_REPOSITORY_SUFFIX_WORD: u32 = name_word(BARE_REPOSITORY_SUFFIX) | FOLD_CASE;
+const _: () = assert!(BARE_REPOSITORY_SUFFIX.len() == 4);
+
 /// `BARE_REPOSITORY_HEAD` as the walk compares it.
 pub const BARE_REPOSITORY_HEAD_WORD: u32 = name_word(BARE_REPOSITORY_HEAD);
 const _: () = assert!(BARE_REPOSITORY_HEAD.len() == 4);
@@ -51,6 +61,12 @@ pub fn names_repository_dir(name: &[u8]) -> bool {
     REPOSITORY_DIRS
         .iter()
         .any(|dir| name.eq_ignore_ascii_case(dir))
+}
+
+/// Whether a directory of this name is a bare repository by git's convention.
+pub fn names_bare_repository(name: &[u8]) -> bool {
+    let suffix = BARE_REPOSITORY_SUFFIX.len();
+    name.len() > suffix && name[name.len() - suffix..].eq_ignore_ascii_case(BARE_REPOSITORY_SUFFIX)
 }
 
 #[cfg(test)]
@@ -94,5 +110,18 @@ mod tests {
             assert!(!word_match(name), "{name:?}");
         }
         assert_eq!(BARE_REPOSITORY_HEAD_WORD.to_le_bytes(), *b"HEAD");
+        // A longer name: its last four bytes, folded.
+        let tail_match = |name: &[u8]| {
+            name.len() > 4
+                && name_word(&name[name.len() - 4..]) | FOLD_CASE == BARE_REPOSITORY_SUFFIX_WORD
+        };
+        for name in [&b"x.git"[..], b"project.GIT", b"a-b.Git"] {
+            assert!(names_bare_repository(name), "{name:?}");
+            assert!(tail_match(name), "{name:?}");
+        }
+        for name in [&b".git"[..], b"git", b"x.gitx", b"xgit", b"x.gi"] {
+            assert!(!names_bare_repository(name), "{name:?}");
+            assert!(!tail_match(name), "{name:?}");
+        }
     }
 }

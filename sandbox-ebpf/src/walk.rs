@@ -7,11 +7,12 @@ use aya_ebpf::{
     helpers::generated::{bpf_loop, bpf_probe_read_kernel, bpf_probe_read_kernel_str},
 };
 use sandbox_common::{
-    InodeKey, KernelOffsets, NameKey, BARE_REPOSITORY_HEAD_WORD, CHAIN_DEV, FOLD_CASE, MAX_CHAIN,
-    MAX_NAME_LEN, MAX_WALK_DEPTH, NAME_KEY_LEN, POLICY_ID_ANY, REPOSITORY_DIR_WORDS,
-    RULE_ALLOW_WRITE, RULE_GIT_PENDING, RULE_ID_FAIL_CLOSED, RULE_ID_NOT_ALLOWED,
-    RULE_ID_NOT_WRITABLE, RULE_ID_OTHER_NAMES, RULE_ID_OTHER_REPOSITORY, RULE_NAMED_CHILDREN,
-    RULE_ON_THE_WAY, RULE_OTHER_REPOSITORIES, RULE_OWN_REPOSITORY, RULE_PREFIX, WALK_ONE_NAME,
+    InodeKey, KernelOffsets, NameKey, BARE_REPOSITORY_HEAD_WORD, BARE_REPOSITORY_SUFFIX_WORD,
+    CHAIN_DEV, FOLD_CASE, MAX_CHAIN, MAX_NAME_LEN, MAX_WALK_DEPTH, NAME_KEY_LEN, POLICY_ID_ANY,
+    REPOSITORY_DIR_WORDS, RULE_ALLOW_WRITE, RULE_GIT_PENDING, RULE_ID_FAIL_CLOSED,
+    RULE_ID_NOT_ALLOWED, RULE_ID_NOT_WRITABLE, RULE_ID_OTHER_NAMES, RULE_ID_OTHER_REPOSITORY,
+    RULE_NAMED_CHILDREN, RULE_ON_THE_WAY, RULE_OTHER_REPOSITORIES, RULE_OWN_REPOSITORY,
+    RULE_PREFIX, WALK_ONE_NAME,
 };
 
 use crate::{
@@ -407,29 +408,31 @@ fn check_names(walk: &mut Walk, parent_ino: u64, level: u32) -> Result<Option<u3
     Ok(None)
 }
 
-/// 1 when `dentry` makes a repository of the directory holding it, else 0: a `.git` (or another
-/// tool's, `REPOSITORY_DIRS`) in any case, since on a case-insensitive directory (ext4's and
-/// f2fs's casefold, vfat) git's lookup of `.git` finds `.GIT` too; or, for the entry changed
-/// (level 0), a bare repository's `HEAD`.
+/// 1 when `dentry` is a repository or makes one of the directory holding it, else 0: a `.git`
+/// (or another tool's, `REPOSITORY_DIRS`) in any case, since on a case-insensitive directory
+/// (ext4's and f2fs's casefold, vfat) git's lookup of `.git` finds `.GIT` too; a longer name
+/// ending in `.git` (a bare repository by git's convention); or, for the entry changed (level
+/// 0), a bare repository's `HEAD`.
 ///
-/// Computed without a branch: each compare in the loop's callback would split the states the
-/// 6.12 verifier walks, and one more split per level took `path_link` past its limit.
+/// Computed with no branch but the one on the length: each compare in the loop's callback would
+/// split the states the 6.12 verifier walks, and ten of them took `path_link` past its limit.
 #[inline(always)]
 fn names_a_repository(dentry: *const u8, level: u32) -> Result<u32, i32> {
     let off = offsets();
     let len: u32 = read_at(dentry, off.dentry_name_len)?;
-    if len > 4 {
-        return Ok(0);
-    }
     let name = read_ptr(dentry, off.dentry_name_ptr)?;
+    if len > 4 {
+        let tail: u32 = read_at(name.wrapping_add(len as usize - 4), 0)?;
+        return Ok(opaque(differs((tail | FOLD_CASE) ^ BARE_REPOSITORY_SUFFIX_WORD) >> 31) ^ 1);
+    }
     // Four bytes are there to read: a name this short is in the dentry's inline array.
     let word: u32 = read_at(name, 0)?;
     let folded = word | FOLD_CASE;
     // Each difference is zero exactly when its name matches; its top bit, after `d | -d`, is
     // set exactly when it does not.
-    let mut mismatch = differs(len ^ 4 | word ^ BARE_REPOSITORY_HEAD_WORD | level);
+    let mut mismatch = differs((len ^ 4) | (word ^ BARE_REPOSITORY_HEAD_WORD) | level);
     for (dir_len, dir_word) in REPOSITORY_DIR_WORDS {
-        mismatch &= differs(len ^ dir_len | folded ^ dir_word);
+        mismatch &= differs((len ^ dir_len) | (folded ^ dir_word));
     }
     Ok(opaque(mismatch >> 31) ^ 1)
 }

@@ -7,7 +7,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use sandbox_common::REPOSITORY_DIRS;
+use sandbox_common::{names_bare_repository, REPOSITORY_DIRS};
 
 use super::git::GitRepo;
 
@@ -150,6 +150,19 @@ impl Anchors {
                 .map(|name| dir.join(OsStr::from_bytes(name)))
                 .find(|repository| repository.is_dir())
         })
+    }
+
+    /// The workspace or the nearest directory above it that is named like a bare repository
+    /// (`project.git`). None without a workspace.
+    pub fn bare_named_above(&self) -> Option<PathBuf> {
+        let workspace = self.real_workspace(WORKSPACE).ok()?;
+        workspace
+            .ancestors()
+            .find(|dir| {
+                dir.file_name()
+                    .is_some_and(|name| names_bare_repository(name.as_bytes()))
+            })
+            .map(Path::to_path_buf)
     }
 
     /// The workspace with its symlinks resolved, as the tools that look above it see it.

@@ -402,6 +402,7 @@ fn mark_own_repository(
             repository.display()
         ));
     }
+    let mut own = Vec::new();
     for anchor in [GIT_DIR, GIT_COMMON_DIR] {
         let path_error = |message| CompileError::Path {
             key: "other_repositories",
@@ -419,6 +420,18 @@ fn mark_own_repository(
         let id = out.identify(&dir).map_err(path_error)?;
         let rule = out.inode_rules.entry((id.dev, id.ino)).or_default();
         rule.flags |= RULE_OWN_REPOSITORY;
+        own.push(super::watch::canonicalize(&dir).unwrap_or(dir));
+    }
+    // A workspace below a directory named like a bare repository, which is not its own git
+    // directory (a bare repository whose worktrees are inside it): every change there is
+    // refused, and the cause is far from where the denials are seen.
+    if let Some(bare) = anchors.bare_named_above().filter(|dir| !own.contains(dir)) {
+        out.warnings.push(format!(
+            "other_repositories: deny, and the workspace is in {}, named like a bare repository \
+             (*.git): nothing in it can be changed (rename the directory, or list it under \
+             own_repositories)",
+            bare.display()
+        ));
     }
     Ok(())
 }
@@ -695,6 +708,24 @@ mod tests {
         std::fs::create_dir_all(base.join("wt/.hg")).unwrap();
         let c = compile_with(&p, &anchors).unwrap();
         let told = format!("the workspace is in {}", base.join("wt/.hg").display());
+        assert!(
+            c.warnings.iter().any(|w| w.contains(&told)),
+            "{:?}",
+            c.warnings
+        );
+        // ... and one in a directory named like a bare repository, which is not its own.
+        assert!(!c.warnings.iter().any(|w| w.contains("named like a bare")));
+        let named = base.join("project.git/ws");
+        std::fs::create_dir_all(&named).unwrap();
+        let in_named = Anchors {
+            home: base.clone(),
+            workspace: Some(named),
+        };
+        let c = compile_with(&p, &in_named).unwrap();
+        let told = format!(
+            "the workspace is in {}, named like",
+            base.join("project.git").display()
+        );
         assert!(
             c.warnings.iter().any(|w| w.contains(&told)),
             "{:?}",

@@ -162,6 +162,12 @@ const PERSISTENCE: &[(&str, Before)] = &[
     // ... a bare repository's HEAD in ~/src: beside an objects/ and a refs/, git in any
     // directory of ~/src that is in no repository takes ~/src for one.
     ("~/src/HEAD", Before::Directory),
+    // ... the bare clones cargo and Go fetch into, whose hooks and config their next fetch runs.
+    (
+        "~/.cargo/git/db/dep-0123/hooks/reference-transaction",
+        Before::Nothing,
+    ),
+    ("~/go/pkg/mod/cache/vcs/0123abcd/config", Before::Nothing),
     // ... and Mercurial's hooks, which run at any hg command there.
     ("~/src/other-hg/.hg/hgrc", Before::File),
     // Hook managers: what the work tree says runs at the developer's next commit.

@@ -2,8 +2,9 @@
 //! nothing below another repository's `.git` (its hooks and config run in the developer's next
 //! git there) or Mercurial's, Jujutsu's or Sapling's directory, no such directory made (`~/.git`
 //! would turn every directory of `~` into a repository whose config a shell prompt's
-//! `git status` runs), moved or removed, and no bare repository's `HEAD` made (git run in a
-//! directory holding one takes it for a repository, with no `.git`), by any name of it, on every
+//! `git status` runs), moved or removed, no bare repository's `HEAD` made (git run in a
+//! directory holding one takes it for a repository, with no `.git`), and nothing below a
+//! directory named like a bare repository (`mirror.git`) changed, by any name of it, on every
 //! filesystem, for a confined root and an ordinary user. Its own repository commits and
 //! switches branches as before; outside, the same changes all work.
 
@@ -76,12 +77,15 @@ step("hg_config", lambda: append(base + "/hg/.hg/hgrc"))
 step("make_hg", lambda: os.mkdir(plain + "/.hg"))
 step("make_jj", lambda: os.mkdir(plain + "/.jj"))
 step("make_sl", lambda: os.mkdir(plain + "/.SL"))
+step("bare_by_name", lambda: append(base + "/mirror.git/hooks/post-receive"))
+step("make_bare_by_name", lambda: os.mkdir(plain + "/new.Git"))
 step("program_named_head", lambda: bare_head("head"))
+step("not_quite_bare", lambda: os.mkdir(plain + "/notes.gitx"))
 step("below_a_head", lambda: append(plain + "/HEAD-dir/HEAD/notes"))
 "##;
 
 /// Steps that change another repository, or make one: refused inside, done outside.
-const CHANGES: [&str; 26] = [
+const CHANGES: [&str; 28] = [
     "new_hook",
     "hook",
     "config",
@@ -108,18 +112,22 @@ const CHANGES: [&str; 26] = [
     "make_hg",
     "make_jj",
     "make_sl",
+    "bare_by_name",
+    "make_bare_by_name",
 ];
 /// Reading a repository, and its work tree, stay as they were; so do a file named `head` (git
-/// opens `HEAD` exactly) and files below a directory named `HEAD`.
-const KEPT: [&str; 4] = [
+/// opens `HEAD` exactly), files below a directory named `HEAD`, and a name that only starts
+/// like a bare repository's.
+const KEPT: [&str; 5] = [
     "read_config",
     "work_tree",
     "program_named_head",
     "below_a_head",
+    "not_quite_bare",
 ];
 
 /// The developer's repository `base/other` (a hook, a work tree file), a Mercurial one
-/// `base/hg`, and a directory `plain` that is no repository (an empty `.git` below it to remove,
+/// `base/hg`, a bare one `base/mirror.git`, and a directory `plain` that is no repository (an empty `.git` below it to remove,
 /// a directory to move in as one, the `objects` and `refs` of bare repositories but their
 /// `HEAD`), all owned by the user so that only the policy refuses.
 fn repos(base: &Path) -> PathBuf {
@@ -129,6 +137,7 @@ fn repos(base: &Path) -> PathBuf {
     write(&other.join("README"), "the developer's\n");
     write(&other.join(".git/hooks/post-merge"), "#!/bin/sh\n");
     write(&base.join("hg/.hg/hgrc"), "[ui]\n");
+    write(&base.join("mirror.git/hooks/post-receive"), "#!/bin/sh\n");
     for head in ["plain/head-to-be", "plain/head-to-link"] {
         write(&base.join(head), "ref: refs/heads/main\n");
     }

@@ -74,7 +74,7 @@ mod tests {
     use super::*;
 
     /// The walk's folded words find what the daemon's comparison finds, and nothing it does not
-    /// among names of those lengths that differ by case or by one byte.
+    /// among names that differ by case or by one byte.
     #[test]
     fn the_walks_words_and_the_daemons_names_agree() {
         let word_match = |name: &[u8]| {
@@ -83,45 +83,37 @@ mod tests {
                 .iter()
                 .any(|&(len, w)| len == name.len() as u32 && w == word)
         };
-        for name in [
-            &b".git"[..],
-            b".GIT",
-            b".Git",
-            b".hg",
-            b".HG",
-            b".jj",
-            b".sl",
-            b".Sl",
-        ] {
-            assert!(names_repository_dir(name), "{name:?}");
-            assert!(word_match(name), "{name:?}");
-        }
-        for name in [
-            &b"git"[..],
-            b".gi",
-            b".gitx",
-            b".h",
-            b"xhg",
-            b".hgx",
-            b".jk",
-            b"HEAD",
-        ] {
-            assert!(!names_repository_dir(name), "{name:?}");
-            assert!(!word_match(name), "{name:?}");
-        }
-        assert_eq!(BARE_REPOSITORY_HEAD_WORD.to_le_bytes(), *b"HEAD");
         // A longer name: its last four bytes, folded.
         let tail_match = |name: &[u8]| {
             name.len() > 4
                 && name_word(&name[name.len() - 4..]) | FOLD_CASE == BARE_REPOSITORY_SUFFIX_WORD
         };
-        for name in [&b"x.git"[..], b"project.GIT", b"a-b.Git"] {
-            assert!(names_bare_repository(name), "{name:?}");
-            assert!(tail_match(name), "{name:?}");
+        let names: [(&[u8], bool, bool); 17] = [
+            // (name, a repository's directory, a bare repository by its name)
+            (b".git", true, false),
+            (b".GIT", true, false),
+            (b".Git", true, false),
+            (b".hg", true, false),
+            (b".HG", true, false),
+            (b".jj", true, false),
+            (b".Sl", true, false),
+            (b"git", false, false),
+            (b".gi", false, false),
+            (b".gitx", false, false),
+            (b"xhg", false, false),
+            (b".jk", false, false),
+            (b"HEAD", false, false),
+            (b"x.git", false, true),
+            (b"project.GIT", false, true),
+            (b"x.gitx", false, false),
+            (b"xgit", false, false),
+        ];
+        for (name, dir, bare) in names {
+            assert_eq!(names_repository_dir(name), dir, "{name:?}");
+            assert_eq!(word_match(name), dir, "{name:?}");
+            assert_eq!(names_bare_repository(name), bare, "{name:?}");
+            assert_eq!(tail_match(name), bare, "{name:?}");
         }
-        for name in [&b".git"[..], b"git", b"x.gitx", b"xgit", b"x.gi"] {
-            assert!(!names_bare_repository(name), "{name:?}");
-            assert!(!tail_match(name), "{name:?}");
-        }
+        assert_eq!(BARE_REPOSITORY_HEAD_WORD.to_le_bytes(), *b"HEAD");
     }
 }

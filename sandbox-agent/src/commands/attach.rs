@@ -46,6 +46,18 @@ pub fn attach(
             cgroup.display()
         );
     }
+    if !source.parsed.own_caches.is_empty() {
+        eprintln!(
+            "sandbox-agent: note: own_caches gives the tools caches of their own only under \
+             `run`: processes in {} are refused the developer's caches ({}) and keep their \
+             environment (set {} there to caches of their own)",
+            cgroup.display(),
+            crate::policy::own_caches::developers(&source.parsed.own_caches)
+                .collect::<Vec<_>>()
+                .join(", "),
+            crate::policy::own_caches::variables(&source.parsed.own_caches).join(", ")
+        );
+    }
     let reply = client::call(
         socket,
         Op::Attach {

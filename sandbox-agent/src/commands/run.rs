@@ -12,7 +12,7 @@
 //! registry tokens): the kernel cannot take them back once the command has them.
 
 use std::{
-    ffi::OsStr,
+    ffi::{OsStr, OsString},
     os::{fd::RawFd, unix::process::ExitStatusExt},
     path::{Path, PathBuf},
 };
@@ -51,7 +51,8 @@ pub fn run(
     refuse_unexecutable(&source.parsed, anchors, program, &path)?;
     let signals = crate::signals::hold().context("cannot set up signal forwarding")?;
     let argv: Vec<&OsStr> = cmd.iter().map(OsStr::new).collect();
-    let (env, removed) = source.parsed.env.filter(std::env::vars_os());
+    let (mut env, removed) = source.parsed.env.filter(std::env::vars_os());
+    own_caches(&source.parsed, anchors, &mut env, options.verbose)?;
     let deny_sockets = crate::policy::sockets_named(&removed);
     if options.verbose && !removed.is_empty() {
         let names: Vec<&str> = removed.iter().map(|(n, _)| n.as_str()).collect();
@@ -101,6 +102,35 @@ pub fn run(
     Ok(status
         .code()
         .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// Points the tools the policy's `own_caches` lists at caches of the sandbox's own (made
+/// here, as the runner), in place of the developer's, which the policy denies changing.
+fn own_caches(
+    parsed: &Policy,
+    anchors: &Anchors,
+    env: &mut Vec<(OsString, OsString)>,
+    verbose: bool,
+) -> anyhow::Result<()> {
+    for (var, dir) in crate::policy::own_caches::environment(&parsed.own_caches, &anchors.home) {
+        std::fs::create_dir_all(&dir).with_context(|| {
+            format!(
+                "own_caches: cannot make {} for {}; nothing was started",
+                dir.display(),
+                var.to_string_lossy()
+            )
+        })?;
+        if verbose {
+            eprintln!(
+                "sandbox-agent: {}={} (own_caches)",
+                var.to_string_lossy(),
+                dir.display()
+            );
+        }
+        env.retain(|(name, _)| name != &var);
+        env.push((var, dir.into_os_string()));
+    }
+    Ok(())
 }
 
 /// Every `--keep-fd` must name a descriptor this process was given: a typo would otherwise

@@ -285,6 +285,9 @@ pub fn compile_with_extra(
             add_listed(&mut out, &mut resolver, anchors, key, entry)?;
         }
     }
+    for entry in super::own_caches::developers(&policy.own_caches) {
+        add_listed(&mut out, &mut resolver, anchors, PathKey::OwnCaches, entry)?;
+    }
     if policy.other_repositories == OtherRepositories::Deny {
         mark_own_repository(&mut out, &mut resolver, anchors)?;
     }
@@ -334,6 +337,7 @@ fn add_listed(
         PathKey::UnixRootAllow => RULE_ALLOW_UNIX_ROOT,
         PathKey::UnixAllow => RULE_ALLOW_UNIX,
         PathKey::OwnRepositories => RULE_OWN_REPOSITORY,
+        PathKey::OwnCaches => RULE_DENY_WRITE,
     };
     let key = key.name();
     let id = out.rules.len() as u32;
@@ -654,6 +658,38 @@ mod tests {
         // Already listed by the policy: not a second rule.
         let same = [(PathKey::DenyRead, "~/.ssh".to_string())];
         assert_eq!(compile_with_extra(&p, &anchors, &same).unwrap().rules, own);
+    }
+
+    /// `own_caches`: the developer's caches of each tool listed are `deny_write` rules of their
+    /// own key, numbered after the policy's path lists, whether they exist yet or not.
+    #[test]
+    fn own_caches_deny_the_developers_caches() {
+        let t = tempfile::tempdir().unwrap();
+        let base = t.path().canonicalize().unwrap();
+        std::fs::create_dir_all(base.join(".cargo/registry")).unwrap();
+        let p = parse(
+            "t.yaml",
+            "name: t\ndeny_read: [~/.ssh]\nown_caches: [cargo]\n",
+        )
+        .unwrap();
+        let c = compile_with(&p, &Anchors::home(&base)).unwrap();
+        let kinds: Vec<(&str, &str, bool)> = c
+            .rules
+            .iter()
+            .map(|r| (r.kind, r.path.as_str(), r.exists))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("deny_read", "~/.ssh", false),
+                ("own_caches", "~/.cargo/registry", true),
+                ("own_caches", "~/.cargo/git", false),
+            ]
+        );
+        let registry = file_id(&base.join(".cargo/registry")).unwrap();
+        let rule = c.inode_rules[&(registry.dev, registry.ino)];
+        assert_ne!(rule.flags & RULE_DENY_WRITE, 0);
+        assert_eq!(rule.rule_id, 1);
     }
 
     /// Under `other_repositories: deny`, a worktree's own git directory and the main

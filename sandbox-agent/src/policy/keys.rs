@@ -165,6 +165,10 @@ pub const KEYS: &[Key] = &[
         hooks: WRITE,
     },
     Key {
+        name: "own_caches",
+        hooks: WRITE,
+    },
+    Key {
         name: "allow_write",
         hooks: WRITE,
     },
@@ -354,6 +358,7 @@ mod tests {
             PathKey::UnixRootAllow,
             PathKey::UnixAllow,
             PathKey::OwnRepositories,
+            PathKey::OwnCaches,
         ] {
             assert!(super::key(key.name()).is_some(), "{}", key.name());
         }

@@ -37,7 +37,8 @@ pub fn lint(file: &str, text: &str, policy: &Policy) -> Vec<PolicyError> {
             | PathKey::UnixDeny
             | PathKey::UnixRootAllow
             | PathKey::UnixAllow
-            | PathKey::OwnRepositories => continue,
+            | PathKey::OwnRepositories
+            | PathKey::OwnCaches => continue,
         };
         for (i, entry) in list.iter().enumerate() {
             let path = lexical(entry);

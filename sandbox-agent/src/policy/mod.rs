@@ -22,6 +22,7 @@ mod lint;
 mod mounted_below;
 mod net_compile;
 pub mod net_spec;
+pub mod own_caches;
 mod resolve;
 mod schema;
 mod suggest;

@@ -55,6 +55,10 @@ pub struct Policy {
     /// sandbox's to make and change as well (a package manager's git checkouts).
     #[serde(default)]
     pub own_repositories: Vec<String>,
+    /// Tools (`own_caches::CACHES`) whose caches in `~` the developer's later builds take
+    /// unverified: the confined command changes none of them, and `run` gives it its own.
+    #[serde(default)]
+    pub own_caches: Vec<String>,
     /// Egress rules: IP destinations, per-binary rules, Unix sockets.
     #[serde(default)]
     pub network: Network,
@@ -189,6 +193,9 @@ pub enum PathKey {
     UnixRootAllow,
     UnixAllow,
     OwnRepositories,
+    /// Not a list of paths: the developer's caches of the tools `own_caches` names, each a
+    /// `deny_write` rule under this key.
+    OwnCaches,
 }
 
 impl PathKey {
@@ -204,6 +211,7 @@ impl PathKey {
             PathKey::UnixRootAllow => "network.unix_root_allow",
             PathKey::UnixAllow => "network.unix_allow",
             PathKey::OwnRepositories => "own_repositories",
+            PathKey::OwnCaches => "own_caches",
         }
     }
 }
@@ -461,9 +469,29 @@ fn validate(file: &str, text: &str, policy: &Policy) -> Result<(), PolicyError> 
         (policy.other_repositories, policy.own_repositories.first())
     {
         let line = item_line(text, "own_repositories", first);
-        let message = "lists where repositories are the sandbox's own, but every repository is                        written under other_repositories: allow (write `other_repositories: deny`)"
+        let message = "lists where repositories are the sandbox's own, but every repository is \
+                       written under other_repositories: allow (write `other_repositories: deny`)"
             .to_string();
         return Err(err(line, "own_repositories", message));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, tool) in policy.own_caches.iter().enumerate() {
+        let fail = |m| {
+            err(
+                item_line(text, "own_caches", tool),
+                &format!("own_caches[{i}]"),
+                m,
+            )
+        };
+        if super::own_caches::cache(tool).is_none() {
+            let known = super::own_caches::known();
+            return Err(fail(format!(
+                "{tool:?} is no tool whose caches this knows ({known})"
+            )));
+        }
+        if !seen.insert(tool) {
+            return Err(fail(format!("{tool:?} is listed twice")));
+        }
     }
     for (i, b) in policy.network.binaries.iter().enumerate() {
         let field = format!("network.binaries[{i}].path");
@@ -615,6 +643,17 @@ mod tests {
         assert_eq!(p.network.unix_default, UnixDefault::Deny);
         let e = parse("p.yaml", "name: a\nnetwork:\n  unix_default: none\n").unwrap_err();
         assert_eq!(e.field, "network.unix_default", "{e}");
+    }
+
+    #[test]
+    fn own_caches_names_known_tools_once() {
+        let p = parse("p.yaml", "name: a\nown_caches: [cargo, go]\n").unwrap();
+        assert_eq!(p.own_caches, ["cargo", "go"]);
+        let e = parse("p.yaml", "name: a\nown_caches:\n  - cargo\n  - maven\n").unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (4, "own_caches[1]"), "{e}");
+        assert!(e.message.contains("cargo, go, pip"), "{e}");
+        let e = parse("p.yaml", "name: a\nown_caches: [pip, pip]\n").unwrap_err();
+        assert!(e.message.contains("listed twice"), "{e}");
     }
 
     #[test]

@@ -170,6 +170,29 @@ const PERSISTENCE: &[(&str, Before)] = &[
     ("~/go/pkg/mod/cache/vcs/0123abcd/config", Before::Nothing),
     // ... and Mercurial's hooks, which run at any hg command there.
     ("~/src/other-hg/.hg/hgrc", Before::File),
+    // Caches the developer's next build takes as they are (own_caches): an extracted crate's
+    // build.rs, a built wheel, an object of Go's build cache, a package npx runs, a hook
+    // environment of pre-commit, a compiler cache's object.
+    (
+        "~/.cargo/registry/src/index.crates.io-0123/serde-1.0.0/build.rs",
+        Before::Directory,
+    ),
+    (
+        "~/.cache/pip/wheels/ab/agent-1.0-py3-none-any.whl",
+        Before::Nothing,
+    ),
+    ("~/.cache/uv/wheels-v5/agent.whl", Before::Nothing),
+    (
+        "~/go/pkg/mod/golang.org/x/agent@v1.0.0/agent.go",
+        Before::Nothing,
+    ),
+    ("~/.cache/go-build/00/0123-d", Before::Nothing),
+    (
+        "~/.npm/_npx/0123/node_modules/agent/index.js",
+        Before::Nothing,
+    ),
+    ("~/.cache/pre-commit/repo0123/hook.py", Before::Nothing),
+    ("~/.cache/ccache/0/agent.o", Before::Nothing),
     // Hook managers: what the work tree says runs at the developer's next commit.
     ("$WORKSPACE/.husky/pre-commit", Before::Directory),
     ("$WORKSPACE/.pre-commit-config.yaml", Before::File),
@@ -326,7 +349,9 @@ fn assert_nothing_left_behind(day: &Day, out: &Output, who: &str) {
 
 fn assert_day_works(day: &Day, out: &Output, who: &str) {
     assert!(
-        stdout(out).contains("work=ok") && stdout(out).contains("cache=ok"),
+        ["work=ok", "cache=ok", "own_caches=ok"]
+            .iter()
+            .all(|done| stdout(out).contains(done)),
         "{who}: the ordinary work failed: {}\n{}",
         stdout(out),
         stderr(out)
@@ -334,9 +359,16 @@ fn assert_day_works(day: &Day, out: &Output, who: &str) {
     assert!(day.workspace.join("src/main.py").exists(), "{who}");
 }
 
+/// A file of the workspace, a cache of a tool the policy does not name, and the caches `run`
+/// gave the tools it names (`own_caches`), in place of the developer's.
 const ORDINARY_WORK: &str =
     "mkdir -p src && echo 'print(1)' > src/main.py && cat src/main.py >/dev/null \
-     && echo work=ok; mkdir -p ~/.cache/tool && echo x > ~/.cache/tool/x && echo cache=ok";
+     && echo work=ok; mkdir -p ~/.cache/tool && echo x > ~/.cache/tool/x && echo cache=ok; \
+     own=$HOME/.cache/sandbox-agent/own-caches; [ \"$CARGO_HOME\" = $own/cargo ] \
+     && [ \"$GOCACHE\" = $own/go/build ] && [ \"$PIP_CACHE_DIR\" = $own/pip ] \
+     && mkdir -p $CARGO_HOME/registry/src/x $GOCACHE/00 \
+     && echo x > $CARGO_HOME/registry/src/x/build.rs && echo x > $GOCACHE/00/x-d \
+     && echo own_caches=ok";
 
 /// A server socket of the user's in `/tmp` (`dir`/`name`), which the user may connect to outside
 /// the sandbox: tmux's (`/tmp/tmux-UID/default`: `tmux send-keys` through it types into the
@@ -507,6 +539,12 @@ fn the_runners_secrets_never_reach_the_command_and_run_is_quiet_about_it() {
     let nvim = day.path("~/.config/nvim");
     assert!(
         told.contains(&format!("{} does not exist yet", nvim.display())),
+        "{told}"
+    );
+    // ... and where `run` moved the tools' caches (own_caches).
+    let cargo = day.path("~/.cache/sandbox-agent/own-caches/cargo");
+    assert!(
+        told.contains(&format!("CARGO_HOME={} (own_caches)", cargo.display())),
         "{told}"
     );
 }

@@ -1,0 +1,145 @@
+//! `own_caches`: the package and build caches the developer's later builds take unverified
+//! (cargo runs an extracted crate's `build.rs`, Go compiles its module cache and reuses its
+//! build cache's objects, pip and uv install the wheels they built, npx runs the packages in
+//! `~/.npm/_npx`, pre-commit its hook environments, ccache and sccache return their objects).
+//! A confined command that writes one of them leaves code for the developer's next build. For
+//! each tool listed, the compile denies changing the developer's caches, and `run` points the
+//! tool at caches of the sandbox's own (its environment variable), which only confined
+//! commands use.
+
+use std::{
+    ffi::OsString,
+    path::{Path, PathBuf},
+};
+
+/// One tool's caches.
+pub struct OwnCache {
+    /// As listed in `own_caches`.
+    pub tool: &'static str,
+    /// The variables that move the tool's caches, each with its directory below the sandbox's
+    /// own caches (`own_dir`).
+    pub env: &'static [(&'static str, &'static str)],
+    /// The developer's caches, where the tool keeps them by default.
+    pub developers: &'static [&'static str],
+}
+
+/// Every tool `own_caches` knows.
+pub const CACHES: &[OwnCache] = &[
+    OwnCache {
+        tool: "cargo",
+        // CARGO_HOME moves the registry and git caches (and `cargo install`'s bin). Its
+        // config.toml is not there: cargo still reads the developer's `~/.cargo/config.toml`
+        // for a project below `~` (it reads every `.cargo/config.toml` above the project).
+        env: &[("CARGO_HOME", "cargo")],
+        developers: &["~/.cargo/registry", "~/.cargo/git"],
+    },
+    OwnCache {
+        tool: "go",
+        env: &[("GOMODCACHE", "go/mod"), ("GOCACHE", "go/build")],
+        developers: &["~/go/pkg/mod", "~/.cache/go-build"],
+    },
+    OwnCache {
+        tool: "pip",
+        env: &[("PIP_CACHE_DIR", "pip")],
+        developers: &["~/.cache/pip"],
+    },
+    OwnCache {
+        tool: "uv",
+        env: &[("UV_CACHE_DIR", "uv")],
+        developers: &["~/.cache/uv"],
+    },
+    OwnCache {
+        tool: "npm",
+        env: &[("npm_config_cache", "npm")],
+        developers: &["~/.npm"],
+    },
+    OwnCache {
+        tool: "pre-commit",
+        env: &[("PRE_COMMIT_HOME", "pre-commit")],
+        developers: &["~/.cache/pre-commit"],
+    },
+    OwnCache {
+        tool: "ccache",
+        env: &[("CCACHE_DIR", "ccache")],
+        developers: &["~/.cache/ccache", "~/.ccache"],
+    },
+    OwnCache {
+        tool: "sccache",
+        env: &[("SCCACHE_DIR", "sccache")],
+        developers: &["~/.cache/sccache"],
+    },
+];
+
+/// The tool named `name`, if `own_caches` knows it.
+pub fn cache(name: &str) -> Option<&'static OwnCache> {
+    CACHES.iter().find(|c| c.tool == name)
+}
+
+/// The names `own_caches` accepts, for error messages.
+pub fn known() -> String {
+    CACHES.iter().map(|c| c.tool).collect::<Vec<_>>().join(", ")
+}
+
+/// Where the sandbox's own caches are, below the home its paths are resolved against: in `~`,
+/// which confined commands may write, and in no directory the developer's tools read.
+pub fn own_dir(home: &Path) -> PathBuf {
+    home.join(".cache/sandbox-agent/own-caches")
+}
+
+/// The developer's caches of the tools `listed` names (validated names), as rule paths.
+pub fn developers(listed: &[String]) -> impl Iterator<Item = &'static str> + '_ {
+    listed
+        .iter()
+        .filter_map(|name| cache(name))
+        .flat_map(|c| c.developers.iter().copied())
+}
+
+/// The names of the variables that move the caches of the tools `listed` names.
+pub fn variables(listed: &[String]) -> Vec<&'static str> {
+    listed
+        .iter()
+        .filter_map(|name| cache(name))
+        .flat_map(|c| c.env.iter().map(|(var, _)| *var))
+        .collect()
+}
+
+/// The variables `run` sets for the tools `listed` names: each to its directory below
+/// `own_dir(home)`.
+pub fn environment(listed: &[String], home: &Path) -> Vec<(OsString, PathBuf)> {
+    let own = own_dir(home);
+    listed
+        .iter()
+        .filter_map(|name| cache(name))
+        .flat_map(|c| c.env.iter())
+        .map(|(var, dir)| (OsString::from(var), own.join(dir)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_tool_moves_its_caches_out_of_the_developers() {
+        let listed: Vec<String> = CACHES.iter().map(|c| c.tool.to_string()).collect();
+        let home = Path::new("/home/dev");
+        let env = environment(&listed, home);
+        for (var, dir) in &env {
+            assert!(dir.starts_with(own_dir(home)), "{var:?}");
+            for theirs in developers(&listed) {
+                let theirs = home.join(theirs.trim_start_matches("~/"));
+                assert!(!dir.starts_with(&theirs), "{var:?} is in {theirs:?}");
+            }
+        }
+        let vars: Vec<_> = env.iter().map(|(v, _)| v.to_str().unwrap()).collect();
+        assert!(
+            vars.contains(&"CARGO_HOME") && vars.contains(&"GOCACHE"),
+            "{vars:?}"
+        );
+        assert_eq!(
+            developers(&["go".to_string()]).collect::<Vec<_>>(),
+            ["~/go/pkg/mod", "~/.cache/go-build"]
+        );
+        assert!(cache("maven").is_none());
+    }
+}

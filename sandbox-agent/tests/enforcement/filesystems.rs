@@ -57,6 +57,29 @@ pub fn mounted(kind: &'static str) -> &'static Path {
     })
 }
 
+/// An overlay named `name`: its lower layer on ext4, its upper on tmpfs, no xino (layers on
+/// different filesystems, where stat reports a per-layer device for files and the kernel sees
+/// the overlay's own). Returns (lower, merged); `lower_first` fills the lower layer before the
+/// mount. Unmount `merged` when done.
+pub fn overlay_on_ext4(name: &str, lower_first: impl FnOnce(&Path)) -> (PathBuf, PathBuf) {
+    let lower = dir_on(mounted("ext4"), &format!("{name}-lower"));
+    lower_first(&lower);
+    let work = fixture_dir(name);
+    let (upper, wd, merged) = (work.join("upper"), work.join("work"), work.join("merged"));
+    for d in [&upper, &wd, &merged] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    sh(&format!(
+        "mount -t overlay overlay -o xino=off,lowerdir={},upperdir={},workdir={} {}",
+        lower.display(),
+        upper.display(),
+        wd.display(),
+        merged.display()
+    ));
+    std::fs::set_permissions(&merged, std::fs::Permissions::from_mode(0o777)).unwrap();
+    (lower, merged)
+}
+
 /// A fresh directory below `base` that a confined user can use too.
 pub fn dir_on(base: &Path, name: &str) -> PathBuf {
     let dir = base.join(format!("{name}-{}", std::process::id()));
@@ -389,27 +412,15 @@ fn btrfs_snapshots_neither_copy_out_a_denied_file_nor_delete_a_protected_one() {
 
 #[test]
 fn overlay_files_are_denied_by_their_merged_path_and_by_their_lower_path() {
-    // Lower layer on ext4, upper on tmpfs, and no xino: layers on different filesystems, where
-    // stat reports a per-layer device for files and the kernel sees the overlay's own.
-    let lower = dir_on(mounted("ext4"), "ovl-lower");
+    let (lower, merged) = overlay_on_ext4("ovl", |lower| {
+        file(&lower.join("by-merged"), "m");
+        file(&lower.join("by-lower"), "l");
+        file(&lower.join("open"), "o");
+        // Another name of the same lower file: through the overlay it is the same inode number
+        // on the overlay's device, which only the inode rule (not the name rule) can match.
+        std::fs::hard_link(lower.join("by-merged"), lower.join("alias")).unwrap();
+    });
     let work = fixture_dir("ovl");
-    let (upper, wd, merged) = (work.join("upper"), work.join("work"), work.join("merged"));
-    for d in [&upper, &wd, &merged] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    file(&lower.join("by-merged"), "m");
-    file(&lower.join("by-lower"), "l");
-    file(&lower.join("open"), "o");
-    // Another name of the same lower file: through the overlay it is the same inode number on
-    // the overlay's device, which only the inode rule (not the name rule) can match.
-    std::fs::hard_link(lower.join("by-merged"), lower.join("alias")).unwrap();
-    sh(&format!(
-        "mount -t overlay overlay -o xino=off,lowerdir={},upperdir={},workdir={} {}",
-        lower.display(),
-        upper.display(),
-        wd.display(),
-        merged.display()
-    ));
     let policy = policy_file(
         &work,
         "overlay",

@@ -5,7 +5,7 @@
 //! `git status` runs), moved or removed, no bare repository's `HEAD` made (git run in a
 //! directory holding one takes it for a repository, with no `.git`), and nothing below a
 //! directory named like a bare repository (`mirror.git`) changed, by any name of it, on every
-//! filesystem, for a confined root and an ordinary user. Its own repository commits and
+//! filesystem (an overlay's too), for a confined root and an ordinary user. Its own repository commits and
 //! switches branches as before; outside, the same changes all work.
 
 use std::{
@@ -14,7 +14,7 @@ use std::{
 };
 
 use crate::{
-    filesystems::{dir_on, mounted, step},
+    filesystems::{dir_on, mounted, overlay_on_ext4, step},
     harness::*,
 };
 
@@ -225,6 +225,7 @@ fn no_repository_but_the_workspaces_own_changes_inside() {
     let out = try_attach_workspace(&cg.path, &policy, &home, &ws);
     assert!(out.status.success(), "attach: {}", stderr(&out));
 
+    let (_, overlay) = overlay_on_ext4("other-repos-ovl", |_| ());
     let outside = steps_as(
         None,
         true,
@@ -240,6 +241,7 @@ fn no_repository_but_the_workspaces_own_changes_inside() {
         ("ext4", dir_on(mounted("ext4"), "other-repos")),
         ("xfs", dir_on(mounted("xfs"), "other-repos")),
         ("btrfs", dir_on(mounted("btrfs"), "other-repos")),
+        ("overlay", dir_on(&overlay, "other-repos")),
     ] {
         for (who, user) in [("user", true), ("root", false)] {
             let fixture = repos(&base.join(who));
@@ -299,6 +301,7 @@ fn no_repository_but_the_workspaces_own_changes_inside() {
     record_of(&cg, "path_rename", about_repositories);
     record_of(&cg, "path_mknod", about_repositories);
     record_of(&cg, "file_receive", about_repositories);
+    let _ = Command::new("umount").arg(&overlay).status();
     record_of(&cg, "path_mkdir", |r| {
         r["rule"]
             .as_str()

@@ -17,6 +17,15 @@ pub struct Request {
     pub op: Op,
 }
 
+/// What a run denies on top of its policy, from the runner's environment (only ever more
+/// denial): the Unix sockets its removed variables named (an ssh-agent's), and the developer's
+/// caches that their variables moved from their default places (`own_caches`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunDenials {
+    pub sockets: Vec<PathBuf>,
+    pub caches: Vec<PathBuf>,
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
@@ -58,6 +67,10 @@ pub enum Op {
         /// (an ssh-agent's): denied to this run on top of the policy (only ever more denial).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         deny_sockets: Vec<PathBuf>,
+        /// The developer's caches that their variables moved from where `own_caches` looks
+        /// (`XDG_CACHE_HOME`, `GOPATH`...): denied to this run the same way.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        deny_caches: Vec<PathBuf>,
         /// The caller waits on this connection for the end: the daemon ends the run when its
         /// command exits and answers a second time. False from a client older than that (no
         /// field), which ends the run itself with `run_end`: the daemon leaves it that to do,
@@ -229,6 +242,7 @@ mod tests {
                 workspace: None,
                 pid: 4242,
                 deny_sockets: vec![],
+                deny_caches: vec![],
                 ends_on_exit: false,
             }
         );
@@ -239,6 +253,7 @@ mod tests {
             workspace: Some("/src".into()),
             pid: 7,
             deny_sockets: vec!["/tmp/ssh-x/agent.1".into()],
+            deny_caches: vec!["/data/cache/pip".into()],
             ends_on_exit: true,
         });
         let line = serde_json::to_string(&with_ws).unwrap();

@@ -22,7 +22,7 @@ use anyhow::{bail, Context as _};
 use crate::{
     client,
     policy::{check_program, compile_with, Anchors, Mode, Policy},
-    protocol::{AttachInfo, Op, Reply},
+    protocol::{AttachInfo, Op, Reply, RunDenials},
     waiting_child::WaitingChild,
 };
 
@@ -51,7 +51,10 @@ pub fn run(
     refuse_unexecutable(&source.parsed, anchors, program, &path)?;
     let signals = crate::signals::hold().context("cannot set up signal forwarding")?;
     let argv: Vec<&OsStr> = cmd.iter().map(OsStr::new).collect();
-    let (mut env, removed) = source.parsed.env.filter(std::env::vars_os());
+    let runners: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let deny_caches =
+        crate::policy::own_caches::moved(&source.parsed.own_caches, &runners, &anchors.home);
+    let (mut env, removed) = source.parsed.env.filter(runners);
     own_caches(&source.parsed, anchors, &mut env, options.verbose)?;
     let deny_sockets = crate::policy::sockets_named(&removed);
     if options.verbose && !removed.is_empty() {
@@ -70,7 +73,19 @@ pub fn run(
     let mut child = WaitingChild::spawn(&path, &argv, &env, keep_fds)
         .with_context(|| format!("cannot start {program}"))?;
     // On an error here `child` is dropped: killed, having executed nothing.
-    let (info, connection) = confine(socket, &source, anchors, child.pid(), deny_sockets)?;
+    if options.verbose {
+        for c in &deny_caches {
+            eprintln!(
+                "sandbox-agent: {} (moved by the runner's variables) is denied too (own_caches)",
+                c.display()
+            );
+        }
+    }
+    let denials = RunDenials {
+        sockets: deny_sockets,
+        caches: deny_caches,
+    };
+    let (info, connection) = confine(socket, &source, anchors, child.pid(), denials)?;
     for w in &info.warnings {
         eprintln!("sandbox-agent: warning: {w}");
     }
@@ -152,7 +167,7 @@ fn confine(
     source: &super::attach::PolicySource,
     anchors: &Anchors,
     pid: u32,
-    deny_sockets: Vec<PathBuf>,
+    denials: RunDenials,
 ) -> anyhow::Result<(AttachInfo, client::Held)> {
     let (reply, connection) = client::call_held(
         socket,
@@ -162,7 +177,8 @@ fn confine(
             home: anchors.home.clone(),
             workspace: anchors.workspace.clone(),
             pid,
-            deny_sockets,
+            deny_sockets: denials.sockets,
+            deny_caches: denials.caches,
             ends_on_exit: true,
         },
     )

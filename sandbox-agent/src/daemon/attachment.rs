@@ -10,7 +10,11 @@ use crate::{
     protocol::AttachInfo,
 };
 
-use super::{persist::SavedAttachment, prepare::extra_rules, Protected};
+use super::{
+    persist::SavedAttachment,
+    prepare::{extra_rules, run_denials_of},
+    Protected,
+};
 
 pub(super) struct Attachment {
     pub(super) info: AttachInfo,
@@ -46,7 +50,7 @@ pub(super) fn adopted(
             home: r.home.clone(),
             workspace: r.workspace.clone(),
         };
-        let extra = extra_rules(&r.deny_sockets, protected);
+        let extra = extra_rules(&run_denials_of(r), protected);
         policy::compile_with_extra(&parsed, &anchors, &extra).ok()
     });
     let (policy, rules) = match &compiled {

@@ -32,6 +32,10 @@ pub struct SavedAttachment {
     /// every recompile (host names moving, a restarted daemon describing it) keeps them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deny_sockets: Vec<PathBuf>,
+    /// The developer's caches `run` found moved by their variables (`own_caches`), denied on
+    /// top of the policy the same way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deny_caches: Vec<PathBuf>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -140,6 +144,11 @@ mod tests {
             run_by: None,
             deny_sockets: if id.is_multiple_of(2) {
                 vec![PathBuf::from("/tmp/ssh-x/agent.1")]
+            } else {
+                vec![]
+            },
+            deny_caches: if id.is_multiple_of(2) {
+                vec![PathBuf::from("/data/cache/pip")]
             } else {
                 vec![]
             },

@@ -10,11 +10,21 @@ use crate::{
     policy::{self, CompiledPolicy},
 };
 
+pub use crate::protocol::RunDenials;
+
 use super::{
     compile_cache::{CompileCache, Inputs},
     persist::SavedAttachment,
     Protected,
 };
+
+/// The run denials of the attachment `then`, as it was attached.
+pub fn run_denials_of(then: &SavedAttachment) -> RunDenials {
+    RunDenials {
+        sockets: then.deny_sockets.clone(),
+        caches: then.deny_caches.clone(),
+    }
+}
 
 /// A policy parsed and compiled for one cgroup, not yet in the maps.
 pub struct Prepared {
@@ -50,7 +60,7 @@ pub fn prepare(
     policy_file: &str,
     policy_yaml: &str,
     anchors: policy::Anchors,
-    deny_sockets: Vec<PathBuf>,
+    run_denials: RunDenials,
 ) -> Result<Prepared, String> {
     let cgroup_id = cgroup::cgroup_id(&cgroup).map_err(|e| e.to_string())?;
     let cgroup =
@@ -63,7 +73,7 @@ pub fn prepare(
             return Err(format!("{what} {} is not an absolute path", dir.display()));
         }
     }
-    let extra = extra_rules(&deny_sockets, protected);
+    let extra = extra_rules(&run_denials, protected);
     let compile = || {
         let parsed = policy::parse(policy_file, policy_yaml).map_err(|e| e.to_string())?;
         policy::compile_with_extra(&parsed, &anchors, &extra)
@@ -96,7 +106,8 @@ pub fn prepare(
             home: anchors.home,
             workspace: anchors.workspace,
             run_by: None,
-            deny_sockets,
+            deny_sockets: run_denials.sockets,
+            deny_caches: run_denials.caches,
         },
         compile_reused,
     })
@@ -146,7 +157,7 @@ pub fn again(then: &SavedAttachment, protected: &Protected) -> Result<Prepared, 
         &then.policy_file,
         &then.policy_yaml,
         anchors,
-        then.deny_sockets.clone(),
+        run_denials_of(then),
     )?;
     prepared.saved.run_by = then.run_by.clone();
     prepared.cover_mounts_of(cgroup::processes_below(&then.cgroup, &mut Vec::new()));
@@ -186,17 +197,18 @@ fn refuse_unmatchable(compiled: &CompiledPolicy) -> Result<(), String> {
 }
 
 /// The rules added after a policy's own, in this order so a rule's id never depends on what
-/// this daemon protects: the sockets a run denied (`deny_sockets`), then the daemon's own
+/// this daemon protects: the sockets and caches a run denied (`RunDenials`), then the daemon's own
 /// paths: deny_read and deny_write for its files (no reading its config, no deleting or
 /// replacing its audit log), unix_deny for its control socket (no request reaches it from
 /// inside, not even over a connection made outside and handed in).
 pub(super) fn extra_rules(
-    deny_sockets: &[PathBuf],
+    run: &RunDenials,
     protected: &Protected,
 ) -> Vec<(policy::PathKey, String)> {
     use policy::PathKey;
     let entry = |p: &std::path::PathBuf| p.display().to_string();
-    let run_sockets = deny_sockets.iter().map(|s| (PathKey::UnixDeny, entry(s)));
+    let run_sockets = run.sockets.iter().map(|s| (PathKey::UnixDeny, entry(s)));
+    let run_caches = run.caches.iter().map(|c| (PathKey::OwnCaches, entry(c)));
     let files = protected.files.iter().flat_map(|f| {
         [
             (PathKey::DenyRead, entry(f)),
@@ -207,7 +219,11 @@ pub(super) fn extra_rules(
         .sockets
         .iter()
         .map(|s| (PathKey::UnixDeny, entry(s)));
-    run_sockets.chain(files).chain(sockets).collect()
+    run_sockets
+        .chain(run_caches)
+        .chain(files)
+        .chain(sockets)
+        .collect()
 }
 
 #[cfg(test)]
@@ -216,7 +232,10 @@ mod tests {
 
     #[test]
     fn a_runs_sockets_come_before_the_daemons_paths_so_their_ids_stay_put() {
-        let run = [PathBuf::from("/tmp/ssh-x/agent.1")];
+        let run = RunDenials {
+            sockets: vec![PathBuf::from("/tmp/ssh-x/agent.1")],
+            caches: vec![PathBuf::from("/home/dev/xdg/pip")],
+        };
         let small = Protected {
             files: vec![],
             sockets: vec!["/run/sandbox-agent.sock".into()],
@@ -231,7 +250,11 @@ mod tests {
                 extra[0],
                 (policy::PathKey::UnixDeny, "/tmp/ssh-x/agent.1".to_string())
             );
-            assert_eq!(extra.len(), 1 + 2 * protected.files.len() + 1);
+            assert_eq!(
+                extra[1],
+                (policy::PathKey::OwnCaches, "/home/dev/xdg/pip".to_string())
+            );
+            assert_eq!(extra.len(), 2 + 2 * protected.files.len() + 1);
         }
     }
 }

@@ -16,12 +16,19 @@ use crate::{
     protocol::{AttachInfo, Op, Reply, RunOwner},
 };
 
-use super::{peer::Peer, prepare::prepare, runs, state::DaemonState};
+use super::{
+    peer::Peer,
+    prepare::{prepare, RunDenials},
+    runs,
+    state::DaemonState,
+};
 
 type Locked<'a> = MutexGuard<'a, DaemonState>;
 
 /// Most sockets a run request may add to its own denials.
 const MAX_RUN_SOCKETS: usize = 16;
+/// The most caches a run may deny on top of its policy (`own_caches`' tools, moved).
+const MAX_RUN_CACHES: usize = 32;
 
 fn lock(state: &Mutex<DaemonState>) -> Result<Locked<'_>, String> {
     state
@@ -75,6 +82,7 @@ fn handle_op(
             workspace,
             pid,
             deny_sockets,
+            deny_caches,
             ends_on_exit,
         } => {
             let anchors = policy::Anchors { home, workspace };
@@ -85,7 +93,10 @@ fn handle_op(
                 &policy_yaml,
                 anchors,
                 pid,
-                deny_sockets,
+                RunDenials {
+                    sockets: deny_sockets,
+                    caches: deny_caches,
+                },
             )?;
             // Without `ends_on_exit` the caller's `run_end` (or the sweep) ends it.
             return Ok((Reply::Attached(info), ends_on_exit.then_some(run)));
@@ -116,7 +127,7 @@ fn attach(
         policy_file,
         policy_yaml,
         anchors,
-        vec![],
+        RunDenials::default(),
     )?;
     let processes = cgroup::processes_below(&prepared.saved.cgroup, &mut Vec::new());
     prepared.cover_mounts_of(processes);
@@ -149,13 +160,18 @@ fn run(
     policy_yaml: &str,
     anchors: policy::Anchors,
     pid: u32,
-    deny_sockets: Vec<PathBuf>,
+    run_denials: RunDenials,
 ) -> Result<(AttachInfo, RunUnderWay), String> {
     // Only ever adds denials for the caller's own run; bounded, absolute.
-    if deny_sockets.len() > MAX_RUN_SOCKETS || deny_sockets.iter().any(|p| !p.is_absolute()) {
-        return Err(format!(
-            "deny_sockets: at most {MAX_RUN_SOCKETS} absolute paths; nothing was started"
-        ));
+    for (what, paths, most) in [
+        ("deny_sockets", &run_denials.sockets, MAX_RUN_SOCKETS),
+        ("deny_caches", &run_denials.caches, MAX_RUN_CACHES),
+    ] {
+        if paths.len() > most || paths.iter().any(|p| !p.is_absolute()) {
+            return Err(format!(
+                "{what}: at most {most} absolute paths; nothing was started"
+            ));
+        }
     }
     let caller = peer
         .pid
@@ -187,7 +203,7 @@ fn run(
         policy_file,
         policy_yaml,
         anchors,
-        deny_sockets,
+        run_denials,
     )?;
     prepared.saved.run_by = Some(owner);
     // Its namespace is the caller's until it starts.

@@ -21,6 +21,9 @@ pub struct OwnCache {
     pub env: &'static [(&'static str, &'static str)],
     /// The developer's caches, where the tool keeps them by default.
     pub developers: &'static [&'static str],
+    /// The variables that move the developer's caches from there, each with the cache's path
+    /// below its value (empty: the value is the cache).
+    pub moved_by: &'static [(&'static str, &'static str)],
 }
 
 /// Every tool `own_caches` knows.
@@ -32,41 +35,54 @@ pub const CACHES: &[OwnCache] = &[
         // for a project below `~` (it reads every `.cargo/config.toml` above the project).
         env: &[("CARGO_HOME", "cargo")],
         developers: &["~/.cargo/registry", "~/.cargo/git"],
+        moved_by: &[("CARGO_HOME", "registry"), ("CARGO_HOME", "git")],
     },
     OwnCache {
         tool: "go",
         env: &[("GOMODCACHE", "go/mod"), ("GOCACHE", "go/build")],
         developers: &["~/go/pkg/mod", "~/.cache/go-build"],
+        moved_by: &[
+            ("GOMODCACHE", ""),
+            ("GOPATH", "pkg/mod"),
+            ("GOCACHE", ""),
+            ("XDG_CACHE_HOME", "go-build"),
+        ],
     },
     OwnCache {
         tool: "pip",
         env: &[("PIP_CACHE_DIR", "pip")],
         developers: &["~/.cache/pip"],
+        moved_by: &[("PIP_CACHE_DIR", ""), ("XDG_CACHE_HOME", "pip")],
     },
     OwnCache {
         tool: "uv",
         env: &[("UV_CACHE_DIR", "uv")],
         developers: &["~/.cache/uv"],
+        moved_by: &[("UV_CACHE_DIR", ""), ("XDG_CACHE_HOME", "uv")],
     },
     OwnCache {
         tool: "npm",
         env: &[("npm_config_cache", "npm")],
         developers: &["~/.npm"],
+        moved_by: &[("npm_config_cache", ""), ("NPM_CONFIG_CACHE", "")],
     },
     OwnCache {
         tool: "pre-commit",
         env: &[("PRE_COMMIT_HOME", "pre-commit")],
         developers: &["~/.cache/pre-commit"],
+        moved_by: &[("PRE_COMMIT_HOME", ""), ("XDG_CACHE_HOME", "pre-commit")],
     },
     OwnCache {
         tool: "ccache",
         env: &[("CCACHE_DIR", "ccache")],
         developers: &["~/.cache/ccache", "~/.ccache"],
+        moved_by: &[("CCACHE_DIR", ""), ("XDG_CACHE_HOME", "ccache")],
     },
     OwnCache {
         tool: "sccache",
         env: &[("SCCACHE_DIR", "sccache")],
         developers: &["~/.cache/sccache"],
+        moved_by: &[("SCCACHE_DIR", ""), ("XDG_CACHE_HOME", "sccache")],
     },
 ];
 
@@ -101,6 +117,41 @@ pub fn variables(listed: &[String]) -> Vec<&'static str> {
         .filter_map(|name| cache(name))
         .flat_map(|c| c.env.iter().map(|(var, _)| *var))
         .collect()
+}
+
+/// The developer's caches of the tools `listed` names that the runner's variables (`vars`)
+/// moved from their default places: `run` asks the daemon to deny them too. Only absolute
+/// values count (a tool takes a relative one from its working directory); GOPATH's first
+/// entry holds the module cache.
+pub fn moved(listed: &[String], vars: &[(OsString, OsString)], home: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for c in listed.iter().filter_map(|name| cache(name)) {
+        for (var, below) in c.moved_by {
+            let Some((_, value)) = vars.iter().find(|(name, _)| name == var) else {
+                continue;
+            };
+            let Some(first) = value.to_str().and_then(|v| v.split(':').next()) else {
+                continue;
+            };
+            let dir = Path::new(first);
+            if !dir.is_absolute() {
+                continue;
+            }
+            let cache = if below.is_empty() {
+                dir.to_path_buf()
+            } else {
+                dir.join(below)
+            };
+            let default = c
+                .developers
+                .iter()
+                .any(|d| home.join(d.trim_start_matches("~/")) == cache);
+            if !default && !out.contains(&cache) {
+                out.push(cache);
+            }
+        }
+    }
+    out
 }
 
 /// The variables `run` sets for the tools `listed` names: each to its directory below
@@ -141,5 +192,38 @@ mod tests {
             ["~/go/pkg/mod", "~/.cache/go-build"]
         );
         assert!(cache("maven").is_none());
+    }
+
+    #[test]
+    fn caches_the_developers_variables_moved_are_found() {
+        let vars = |pairs: &[(&str, &str)]| -> Vec<(OsString, OsString)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+                .collect()
+        };
+        let home = Path::new("/home/dev");
+        let listed: Vec<String> = ["go", "pip", "cargo"].map(String::from).to_vec();
+        let found = moved(
+            &listed,
+            &vars(&[
+                ("GOPATH", "/srv/gopath:/other"),
+                ("XDG_CACHE_HOME", "/data/cache"),
+                ("PIP_CACHE_DIR", "relative/pip"),
+                ("CARGO_HOME", "/home/dev/.cargo"),
+                ("UV_CACHE_DIR", "/uv"),
+            ]),
+            home,
+        );
+        // GOPATH's first entry; XDG_CACHE_HOME for Go's build cache and pip; not a relative
+        // value, not the default places, not a tool the policy does not list.
+        assert_eq!(
+            found,
+            [
+                PathBuf::from("/srv/gopath/pkg/mod"),
+                PathBuf::from("/data/cache/go-build"),
+                PathBuf::from("/data/cache/pip"),
+            ]
+        );
     }
 }

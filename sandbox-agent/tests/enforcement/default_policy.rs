@@ -193,6 +193,16 @@ const PERSISTENCE: &[(&str, Before)] = &[
     ),
     ("~/.cache/pre-commit/repo0123/hook.py", Before::Nothing),
     ("~/.cache/ccache/0/agent.o", Before::Nothing),
+    // ... and where the developer's variables moved them (XDG_CACHE_HOME and GOPATH, which
+    // the day gives `run`).
+    (
+        "~/xdg/pip/wheels/ab/agent-1.0-py3-none-any.whl",
+        Before::Nothing,
+    ),
+    (
+        "~/gopath/pkg/mod/golang.org/x/agent@v1.0.0/agent.go",
+        Before::Nothing,
+    ),
     // Hook managers: what the work tree says runs at the developer's next commit.
     ("$WORKSPACE/.husky/pre-commit", Before::Directory),
     ("$WORKSPACE/.pre-commit-config.yaml", Before::File),
@@ -423,7 +433,13 @@ fn day_under_the_default_policy(uid: u32, who: &str) {
         connect(journal, "the journal").replace("WROTE to", "logged to"),
         home = day.home.display(),
     );
-    let out = day.run(uid, false, &[], &script);
+    let xdg = day.path("~/xdg").display().to_string();
+    let gopath = day.path("~/gopath").display().to_string();
+    let moved_caches = [
+        ("XDG_CACHE_HOME", xdg.as_str()),
+        ("GOPATH", gopath.as_str()),
+    ];
+    let out = day.run(uid, false, &moved_caches, &script);
     assert_eq!(out.status.code(), Some(0), "{who}: {}", stderr(&out));
     assert!(
         stdout(&out).contains("logged to the journal"),

@@ -9,7 +9,8 @@
 //! - the destinations contacted, as `network.allow` with `default: deny`;
 //! - the Unix socket servers outside the sandbox reached, as `network.unix_allow` with
 //!   `unix_default: deny` (and, reached by root, as `network.unix_root_allow`);
-//! - every `deny_read`, `deny_write` and `deny_exec` rule the workload ran into, kept.
+//! - every `deny_read`, `deny_write` and `deny_exec` rule the workload ran into, kept, and so
+//!   are `other_repositories: deny` and the `own_caches` tools whose caches it wrote to.
 //!
 //! Each entry carries a comment saying how many times it was seen.
 
@@ -42,6 +43,11 @@ pub struct Learned {
     pub unix_servers: BTreeMap<(&'static str, String), u64>,
     /// (key, entry as the policy wrote it) of each path rule that denied, with how many times.
     pub kept: BTreeMap<(String, String), u64>,
+    /// Changes to a repository other than the workspace's that `other_repositories: deny`
+    /// refused.
+    pub other_repositories: u64,
+    /// The `own_caches` tools whose caches the workload was refused, with how many times.
+    pub own_caches: BTreeMap<&'static str, u64>,
     /// Records used.
     pub records: u64,
     /// Events the kernel's rate limit counted instead of recording: the suggestion may miss
@@ -101,6 +107,22 @@ impl Learned {
                     self.skipped
                         .push(format!("{} by {} of {what}", r.hook, r.comm));
                 }
+            }
+        } else if rule.starts_with("other_repositories") {
+            // `other_repositories: deny (...)`, or the global hooks rule it adds.
+            self.other_repositories += 1;
+        } else if let Some(entry) = rule.strip_prefix("own_caches ") {
+            // A default place names its tool; a place the runner's variables moved does not,
+            // and the same tool's default place is what the suggestion lists.
+            match super::own_caches::CACHES
+                .iter()
+                .find(|c| c.developers.contains(&entry))
+            {
+                Some(c) => *self.own_caches.entry(c.tool).or_default() += 1,
+                None => self.skipped.push(format!(
+                    "{} by {} of {entry}, a cache moved by the runner's variables",
+                    r.hook, r.comm
+                )),
             }
         } else if let Some((key, entry)) = rule.split_once(' ') {
             if KEPT_RULES.contains(&key) {
@@ -175,6 +197,21 @@ impl Learned {
             list(&mut entries, &servers, "connected or sent to");
             out.push_str(&format!("  {list_name}:"));
             out.push_str(&entries.replace("\n  - ", "\n    - "));
+        }
+        if self.other_repositories > 0 {
+            out.push_str(&format!(
+                "other_repositories: deny  # refused {} another repository's change\n",
+                times(self.other_repositories)
+            ));
+        }
+        if !self.own_caches.is_empty() {
+            let tools: Vec<&str> = self.own_caches.keys().copied().collect();
+            let seen: u64 = self.own_caches.values().sum();
+            out.push_str(&format!(
+                "own_caches: [{}]  # the developer's caches refused {}\n",
+                tools.join(", "),
+                times(seen)
+            ));
         }
         for key in KEPT_RULES {
             let entries: BTreeMap<String, u64> = self
@@ -337,6 +374,34 @@ mod tests {
         assert!(yaml.contains("# not listed: unix_stream_connect by sh of the abstract socket"));
         assert!(yaml.contains("deny_read:\n  - \"~/.ssh\"  # denied once\n"));
         assert!(yaml.contains("# not listed: mmap_file by sh of /memfd:x (deleted)\n"));
+    }
+
+    /// A learning policy's `other_repositories: deny` and `own_caches` stay in the suggestion
+    /// when the workload ran into them.
+    #[test]
+    fn repositories_and_caches_the_workload_was_refused_are_kept() {
+        let mut l = learned();
+        for (hook, rule, path) in [
+            (
+                "path_mkdir",
+                "other_repositories: deny (a repository other than the workspace's: .git, .hg, .jj, .sl, a bare HEAD)",
+                "/home/dev/src/x/.git",
+            ),
+            ("file_open", "own_caches ~/.cargo/registry", "/home/dev/.cargo/registry/x"),
+            ("path_mkdir", "own_caches ~/.cache/go-build", "/home/dev/.cache/go-build/00"),
+            ("path_mknod", "own_caches /data/cache/pip", "/data/cache/pip/x"),
+        ] {
+            l.add(&record(hook, rule, file(path)));
+        }
+        assert_eq!(l.other_repositories, 1);
+        let yaml = l.to_yaml("s", "policy \"learn\"");
+        let p = crate::policy::parse("s.yaml", &yaml).unwrap();
+        assert_eq!(p.other_repositories, crate::policy::schema::OtherRepositories::Deny);
+        assert_eq!(p.own_caches, ["cargo", "go"]);
+        assert!(
+            yaml.contains("a cache moved by the runner's variables"),
+            "{yaml}"
+        );
     }
 
     #[test]

@@ -69,6 +69,11 @@ secret "plant ~/.local/lib/python3.11/site-packages/agent.pth (runs in every lat
         > "$HOME/.local/lib/python3.11/site-packages/agent.pth"'
 secret "mkdir ~/.git (a repository around every directory of ~: its core.fsmonitor would run in every prompt's git status)" \
     mkdir "$HOME/.git"
+secret "echo ... > ~/.cargo/registry/src/.../build.rs (a crate's build script, run by the developer's next cargo build)" \
+    sh -c 'mkdir -p "$HOME/.cargo/registry/src/index.crates.io-0/serde-1.0.0" &&
+        echo "fn main() {}" > "$HOME/.cargo/registry/src/index.crates.io-0/serde-1.0.0/build.rs"'
+echo "\$ echo \$CARGO_HOME (own_caches: run gave cargo caches of the sandbox's own)"
+echo "$CARGO_HOME"
 secret "printenv GITHUB_TOKEN (exported to run, which takes it out of the command's environment)" printenv GITHUB_TOKEN
 # A confined root is not root: these would hand the host to whoever is inside.
 secret "echo '|/tmp/payload' > /proc/sys/kernel/core_pattern (the kernel would run it as host root)" \

@@ -396,7 +396,10 @@ mod tests {
         assert_eq!(l.other_repositories, 1);
         let yaml = l.to_yaml("s", "policy \"learn\"");
         let p = crate::policy::parse("s.yaml", &yaml).unwrap();
-        assert_eq!(p.other_repositories, crate::policy::schema::OtherRepositories::Deny);
+        assert_eq!(
+            p.other_repositories,
+            crate::policy::schema::OtherRepositories::Deny
+        );
         assert_eq!(p.own_caches, ["cargo", "go"]);
         assert!(
             yaml.contains("a cache moved by the runner's variables"),

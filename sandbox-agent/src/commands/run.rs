@@ -128,7 +128,7 @@ fn own_caches(
     verbose: bool,
 ) -> anyhow::Result<()> {
     for (var, dir) in crate::policy::own_caches::environment(&parsed.own_caches, &anchors.home) {
-        std::fs::create_dir_all(&dir).with_context(|| {
+        crate::policy::own_caches::make_own(&anchors.home, &dir).with_context(|| {
             format!(
                 "own_caches: cannot make {} for {}; nothing was started",
                 dir.display(),

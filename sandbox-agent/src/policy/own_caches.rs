@@ -8,8 +8,13 @@
 //! commands use.
 
 use std::{
-    ffi::OsString,
-    path::{Path, PathBuf},
+    ffi::{CString, OsString},
+    io,
+    os::{
+        fd::{FromRawFd, OwnedFd, RawFd},
+        unix::ffi::OsStrExt,
+    },
+    path::{Component, Path, PathBuf},
 };
 
 /// One tool's caches.
@@ -102,6 +107,66 @@ pub fn own_dir(home: &Path) -> PathBuf {
     home.join(".cache/sandbox-agent/own-caches")
 }
 
+/// Makes `dir`, one of `environment`'s, as the runner (`run`, unconfined). `~/.cache` is taken
+/// as it is (the developer may have made it a symlink); below it no symlink is followed: a
+/// confined command of an earlier run could have replaced a directory of its own caches with
+/// one, to have the runner make directories where it points.
+pub fn make_own(home: &Path, dir: &Path) -> io::Result<()> {
+    let base = home.join(".cache");
+    let below = dir.strip_prefix(&base).map_err(|_| {
+        io::Error::other(format!("{} is not below {}", dir.display(), base.display()))
+    })?;
+    std::fs::create_dir_all(&base)?;
+    let mut at = open_at(libc::AT_FDCWD, &base, libc::O_DIRECTORY)?;
+    for component in below.components() {
+        let Component::Normal(name) = component else {
+            return Err(io::Error::other(format!(
+                "{} is not a plain path",
+                dir.display()
+            )));
+        };
+        let name = CString::new(name.as_bytes())?;
+        // SAFETY: mkdirat with a live directory descriptor and a NUL-terminated name.
+        if unsafe { libc::mkdirat(raw(&at), name.as_ptr(), 0o755) } != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EEXIST) {
+                return Err(e);
+            }
+        }
+        at = open_at(
+            raw(&at),
+            Path::new(std::ffi::OsStr::from_bytes(name.as_bytes())),
+            libc::O_NOFOLLOW | libc::O_DIRECTORY,
+        )
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "{} is not a directory of the sandbox's own caches (a symlink?): {e}",
+                    dir.display()
+                ),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn raw(fd: &OwnedFd) -> RawFd {
+    std::os::fd::AsRawFd::as_raw_fd(fd)
+}
+
+/// `openat(at, path, O_PATH | O_CLOEXEC | flags)`.
+fn open_at(at: RawFd, path: &Path, flags: i32) -> io::Result<OwnedFd> {
+    let path = CString::new(path.as_os_str().as_bytes())?;
+    // SAFETY: openat with a NUL-terminated path; the result is checked before it is owned.
+    let fd = unsafe { libc::openat(at, path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC | flags) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor openat just returned, owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// The developer's caches of the tools `listed` names (validated names), as rule paths.
 pub fn developers(listed: &[String]) -> impl Iterator<Item = &'static str> + '_ {
     listed
@@ -192,6 +257,28 @@ mod tests {
             ["~/go/pkg/mod", "~/.cache/go-build"]
         );
         assert!(cache("maven").is_none());
+    }
+
+    #[test]
+    fn the_runner_makes_its_own_caches_and_follows_no_symlink_below_the_cache() {
+        let t = tempfile::tempdir().unwrap();
+        let home = t.path();
+        let listed = vec!["go".to_string()];
+        for (_, dir) in environment(&listed, home) {
+            make_own(home, &dir).unwrap();
+            assert!(dir.is_dir());
+            make_own(home, &dir).unwrap();
+        }
+        // An earlier confined command replaced its own caches by a symlink elsewhere.
+        let elsewhere = home.join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::remove_dir_all(own_dir(home)).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, own_dir(home)).unwrap();
+        for (_, dir) in environment(&listed, home) {
+            let e = make_own(home, &dir).unwrap_err();
+            assert!(e.to_string().contains("a symlink?"), "{e}");
+        }
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
     }
 
     #[test]

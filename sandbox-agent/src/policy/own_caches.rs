@@ -67,7 +67,9 @@ pub const CACHES: &[OwnCache] = &[
     },
     OwnCache {
         tool: "npm",
-        env: &[("npm_config_cache", "npm")],
+        // npm takes its settings from the environment without regard to case: both spellings,
+        // so a runner's NPM_CONFIG_CACHE cannot win over the sandbox's.
+        env: &[("npm_config_cache", "npm"), ("NPM_CONFIG_CACHE", "npm")],
         developers: &["~/.npm"],
         moved_by: &[("npm_config_cache", ""), ("NPM_CONFIG_CACHE", "")],
     },

@@ -288,6 +288,7 @@ pub fn compile_with_extra(
     for entry in super::own_caches::developers(&policy.own_caches) {
         add_listed(&mut out, &mut resolver, anchors, PathKey::OwnCaches, entry)?;
     }
+    warn_own_caches_not_writable(&mut out, &mut resolver, anchors, policy);
     if policy.other_repositories == OtherRepositories::Deny {
         mark_own_repository(&mut out, &mut resolver, anchors)?;
     }
@@ -382,6 +383,32 @@ fn add_listed(
         }
     }
     Ok(())
+}
+
+/// `own_caches` under an `allow_write` that does not list where `run` puts the sandbox's caches:
+/// the confined tools could write no cache at all.
+fn warn_own_caches_not_writable(
+    out: &mut CompiledPolicy,
+    resolver: &mut Resolver,
+    anchors: &Anchors,
+    policy: &Policy,
+) {
+    let (false, Some(allowed)) = (policy.own_caches.is_empty(), &policy.allow_write) else {
+        return;
+    };
+    let own = super::own_caches::own_dir(&anchors.home);
+    let listed = allowed.iter().any(|entry| {
+        anchors
+            .expand_in(entry, &mut resolver.git)
+            .is_ok_and(|dir| own.starts_with(dir))
+    });
+    if !listed {
+        out.warnings.push(format!(
+            "own_caches: allow_write does not list {}, where run gives the tools caches of \
+             their own: they can write no cache (list it, or ~)",
+            own.display()
+        ));
+    }
 }
 
 /// Under `other_repositories: deny`, the workspace repository's git directories, where they
@@ -690,6 +717,20 @@ mod tests {
         let rule = c.inode_rules[&(registry.dev, registry.ino)];
         assert_ne!(rule.flags & RULE_DENY_WRITE, 0);
         assert_eq!(rule.rule_id, 1);
+        // Under an allow_write that leaves the sandbox's own caches out, the compile says so.
+        let warned = |text: &str| {
+            let p = parse("t.yaml", text).unwrap();
+            let c = compile_with(&p, &Anchors::home(&base)).unwrap();
+            c.warnings
+                .iter()
+                .any(|w| w.contains("they can write no cache"))
+        };
+        assert!(warned(
+            "name: t\nown_caches: [go]\nallow_write: [/opt/elsewhere]\n"
+        ));
+        assert!(!warned("name: t\nown_caches: [go]\nallow_write: [~]\n"));
+        assert!(!warned("name: t\nown_caches: [go]\n"));
+        assert!(!warned("name: t\nallow_write: [/tmp]\n"));
     }
 
     /// Under `other_repositories: deny`, a worktree's own git directory and the main

@@ -8,7 +8,7 @@
 //! commands use.
 
 use std::{
-    ffi::{CString, OsString},
+    ffi::{CStr, CString, OsString},
     io,
     os::{
         fd::{FromRawFd, OwnedFd, RawFd},
@@ -16,6 +16,8 @@ use std::{
     },
     path::{Component, Path, PathBuf},
 };
+
+use super::anchors::Anchors;
 
 /// One tool's caches.
 pub struct OwnCache {
@@ -98,6 +100,11 @@ pub fn cache(name: &str) -> Option<&'static OwnCache> {
     CACHES.iter().find(|c| c.tool == name)
 }
 
+/// The tools `listed` names (validated names), in its order.
+fn listed_caches(listed: &[String]) -> impl Iterator<Item = &'static OwnCache> + '_ {
+    listed.iter().filter_map(|name| cache(name))
+}
+
 /// The names `own_caches` accepts, for error messages.
 pub fn known() -> String {
     CACHES.iter().map(|c| c.tool).collect::<Vec<_>>().join(", ")
@@ -119,7 +126,11 @@ pub fn make_own(home: &Path, dir: &Path) -> io::Result<()> {
         io::Error::other(format!("{} is not below {}", dir.display(), base.display()))
     })?;
     std::fs::create_dir_all(&base)?;
-    let mut at = open_at(libc::AT_FDCWD, &base, libc::O_DIRECTORY)?;
+    let mut at = open_at(
+        libc::AT_FDCWD,
+        &CString::new(base.as_os_str().as_bytes())?,
+        libc::O_DIRECTORY,
+    )?;
     for component in below.components() {
         let Component::Normal(name) = component else {
             return Err(io::Error::other(format!(
@@ -135,12 +146,7 @@ pub fn make_own(home: &Path, dir: &Path) -> io::Result<()> {
                 return Err(e);
             }
         }
-        at = open_at(
-            raw(&at),
-            Path::new(std::ffi::OsStr::from_bytes(name.as_bytes())),
-            libc::O_NOFOLLOW | libc::O_DIRECTORY,
-        )
-        .map_err(|e| {
+        at = open_at(raw(&at), &name, libc::O_NOFOLLOW | libc::O_DIRECTORY).map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!(
@@ -158,8 +164,7 @@ fn raw(fd: &OwnedFd) -> RawFd {
 }
 
 /// `openat(at, path, O_PATH | O_CLOEXEC | flags)`.
-fn open_at(at: RawFd, path: &Path, flags: i32) -> io::Result<OwnedFd> {
-    let path = CString::new(path.as_os_str().as_bytes())?;
+fn open_at(at: RawFd, path: &CStr, flags: i32) -> io::Result<OwnedFd> {
     // SAFETY: openat with a NUL-terminated path; the result is checked before it is owned.
     let fd = unsafe { libc::openat(at, path.as_ptr(), libc::O_PATH | libc::O_CLOEXEC | flags) };
     if fd < 0 {
@@ -171,17 +176,12 @@ fn open_at(at: RawFd, path: &Path, flags: i32) -> io::Result<OwnedFd> {
 
 /// The developer's caches of the tools `listed` names (validated names), as rule paths.
 pub fn developers(listed: &[String]) -> impl Iterator<Item = &'static str> + '_ {
-    listed
-        .iter()
-        .filter_map(|name| cache(name))
-        .flat_map(|c| c.developers.iter().copied())
+    listed_caches(listed).flat_map(|c| c.developers.iter().copied())
 }
 
 /// The names of the variables that move the caches of the tools `listed` names.
 pub fn variables(listed: &[String]) -> Vec<&'static str> {
-    listed
-        .iter()
-        .filter_map(|name| cache(name))
+    listed_caches(listed)
         .flat_map(|c| c.env.iter().map(|(var, _)| *var))
         .collect()
 }
@@ -192,7 +192,8 @@ pub fn variables(listed: &[String]) -> Vec<&'static str> {
 /// entry holds the module cache.
 pub fn moved(listed: &[String], vars: &[(OsString, OsString)], home: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
-    for c in listed.iter().filter_map(|name| cache(name)) {
+    let developers = Anchors::home(home);
+    for c in listed_caches(listed) {
         for (var, below) in c.moved_by {
             let Some((_, value)) = vars.iter().find(|(name, _)| name == var) else {
                 continue;
@@ -212,7 +213,7 @@ pub fn moved(listed: &[String], vars: &[(OsString, OsString)], home: &Path) -> V
             let default = c
                 .developers
                 .iter()
-                .any(|d| home.join(d.trim_start_matches("~/")) == cache);
+                .any(|d| developers.expand(d).is_ok_and(|d| d == cache));
             if !default && !out.contains(&cache) {
                 out.push(cache);
             }
@@ -225,9 +226,7 @@ pub fn moved(listed: &[String], vars: &[(OsString, OsString)], home: &Path) -> V
 /// `own_dir(home)`.
 pub fn environment(listed: &[String], home: &Path) -> Vec<(OsString, PathBuf)> {
     let own = own_dir(home);
-    listed
-        .iter()
-        .filter_map(|name| cache(name))
+    listed_caches(listed)
         .flat_map(|c| c.env.iter())
         .map(|(var, dir)| (OsString::from(var), own.join(dir)))
         .collect()
